@@ -1,0 +1,107 @@
+package dev.nucleon.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+
+/**
+ * Causal grouped-query self-attention with rotary embeddings.
+ *
+ * <p>The q, k and v projections are one fused matrix whose rows are grouped by key/value head: for each kv head
+ * {@code j}, the {@code G = heads / kvHeads} query heads that read it, then its key head, then its value head. One
+ * matrix product gives a {@code [B, T, K, G + 2, D]} tensor from which queries, keys and values are views, and the
+ * rotary embedding is applied to queries and keys in one go. {@link WeightLayout} converts to and from the separate
+ * {@code q_proj / k_proj / v_proj} tensors of Hugging Face checkpoints.
+ */
+public final class Attention extends AbstractBlock {
+
+  private final int kvHeads;
+  private final int group;
+  private final int headDim;
+  private final float scale;
+  private final Parameter qkv;
+  private final Parameter qkvBias;
+  private final Parameter out;
+  private Rope rope;
+
+  Attention(LlamaConfig c) {
+    kvHeads = c.numKvHeads();
+    group = c.groupSize();
+    headDim = c.headDim();
+    scale = (float) (1.0 / Math.sqrt(headDim));
+    long rows = (long) (c.numHeads() + 2 * c.numKvHeads()) * headDim;
+    qkv = addParameter(Parameter.builder().setName("qkv_proj").setType(Parameter.Type.WEIGHT)
+        .optShape(new Shape(rows, c.hiddenSize())).build());
+    qkvBias = c.attentionBias()
+        ? addParameter(Parameter.builder().setName("qkv_bias").setType(Parameter.Type.BIAS)
+            .optShape(new Shape(rows)).build())
+        : null;
+    out = addParameter(Parameter.builder().setName("o_proj").setType(Parameter.Type.WEIGHT)
+        .optShape(new Shape(c.hiddenSize(), (long) c.numHeads() * headDim)).build());
+  }
+
+  void setRope(Rope rope) {
+    this.rope = rope;
+  }
+
+  Parameter qkv() {
+    return qkv;
+  }
+
+  Parameter qkvBias() {
+    return qkvBias;
+  }
+
+  Parameter out() {
+    return out;
+  }
+
+  /**
+   * Attends {@code x [B, T, d]}.
+   *
+   * @param angles cos/sin for the T new positions of each sequence
+   * @param mask additive mask broadcastable to {@code [B, K, G, T, S]} (0 = attend, large negative = not)
+   * @param cache the batch's KV cache, or null to attend only within {@code x} (training and scoring)
+   * @param layer this layer's index in the cache
+   * @param step the manager that owns per-step views
+   */
+  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, int layer, NDManager step) {
+    Shape s = x.getShape();
+    long b = s.get(0);
+    long t = s.get(1);
+    NDArray proj = Linear.linear(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray())
+        .singletonOrThrow().reshape(b, t, kvHeads, group + 2, headDim);
+    NDArray qk = rope.apply(Ops.slice(proj, 3, 0, group + 1, step), angles);
+    NDArray q = Ops.slice(qk, 3, 0, group, step).transpose(0, 2, 3, 1, 4).mul(scale); // [B,K,G,T,D]
+    NDArray k = Ops.slice(qk, 3, group, group + 1, step).transpose(0, 2, 3, 4, 1); // [B,K,1,D,T]
+    NDArray v = Ops.slice(proj, 3, group + 1, group + 2, step).transpose(0, 2, 3, 1, 4); // [B,K,1,T,D]
+    NDArray keys = k;
+    NDArray values = v;
+    if (cache != null) {
+      NDArray[] kv = cache.append(layer, k, v, step);
+      keys = kv[0];
+      values = kv[1];
+    }
+    NDArray probs = q.matMul(keys).add(mask).softmax(-1); // [B,K,G,T,S]
+    NDArray heads = probs.matMul(values).transpose(0, 3, 1, 2, 4).reshape(b, t, (long) kvHeads * group * headDim);
+    return Linear.linear(heads, out.getArray()).singletonOrThrow();
+  }
+
+  /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, 1, T, T]}. */
+  @Override
+  protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
+    NDArray x = inputs.get(0);
+    return new NDList(apply(x, rope.angles(inputs.get(1)), inputs.get(2), null, 0, x.getManager()));
+  }
+
+  @Override
+  public Shape[] getOutputShapes(Shape[] inputShapes) {
+    return inputShapes;
+  }
+}

@@ -1,0 +1,74 @@
+package dev.nucleon.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * Keys and values of every layer for a batch of sequences, preallocated to a fixed capacity and written in place.
+ *
+ * <p>Keys are stored transposed, {@code [B, K, 1, D, capacity]}, and values as {@code [B, K, 1, capacity, D]}, so
+ * attention reads them as views without a transpose per step; the singleton axis broadcasts over the query heads
+ * that share a key/value head (grouped-query attention without copying).
+ */
+public final class KvCache implements AutoCloseable {
+
+  private final NDManager manager;
+  private final NDArray[] keys;
+  private final NDArray[] values;
+  private final int capacity;
+  private int length;
+
+  /**
+   * @param parent the manager the cache lives under (a sub-manager is made and closed with the cache)
+   * @param config the model shape
+   * @param batch sequences in the batch
+   * @param capacity positions each sequence can hold (prompt plus new tokens)
+   */
+  public KvCache(NDManager parent, LlamaConfig config, int batch, int capacity) {
+    this.manager = parent.newSubManager();
+    this.capacity = capacity;
+    int layers = config.numLayers();
+    keys = new NDArray[layers];
+    values = new NDArray[layers];
+    for (int l = 0; l < layers; l++) {
+      keys[l] = manager.zeros(new Shape(batch, config.numKvHeads(), 1, config.headDim(), capacity));
+      values[l] = manager.zeros(new Shape(batch, config.numKvHeads(), 1, capacity, config.headDim()));
+    }
+  }
+
+  /** Positions filled so far. */
+  public int length() {
+    return length;
+  }
+
+  public int capacity() {
+    return capacity;
+  }
+
+  /**
+   * Writes the new keys {@code [B, K, 1, D, T]} and values {@code [B, K, 1, T, D]} of one layer at the current end,
+   * and returns views of everything written so far (owned by {@code stepManager}).
+   */
+  NDArray[] append(int layer, NDArray k, NDArray v, NDManager stepManager) {
+    long t = v.getShape().get(3);
+    if (length + t > capacity) {
+      throw new IllegalStateException("KV cache full: " + length + " + " + t + " > capacity " + capacity);
+    }
+    Ops.writeLastAxis(keys[layer], k, length);
+    Ops.writeRowAxis(values[layer], v, length);
+    long end = length + t;
+    return new NDArray[] {
+        Ops.slice(keys[layer], 4, 0, end, stepManager), Ops.slice(values[layer], 3, 0, end, stepManager)};
+  }
+
+  /** Marks {@code t} more positions as filled (after every layer has appended them). */
+  void advance(int t) {
+    length += t;
+  }
+
+  @Override
+  public void close() {
+    manager.close();
+  }
+}

@@ -1,0 +1,327 @@
+package dev.nucleon.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The shape of a Llama-family decoder: token embedding, {@code numLayers} pre-norm blocks of grouped-query attention
+ * with rotary position embeddings and a SwiGLU MLP, a final RMSNorm and a tied or separate output head.
+ *
+ * <p>Llama, Qwen2 (biases on q/k/v), Mistral (full attention), SmolLM and TinyLlama share this shape. Models that
+ * add mixture-of-experts, latent attention, attention sinks, QK-norm or post-norms are refused by
+ * {@link #fromHuggingFace(Path)} with a message naming the architecture.
+ *
+ * @param architecture the Hugging Face architecture name written back on save (e.g. {@code LlamaForCausalLM})
+ * @param vocabSize rows of the embedding and the output head
+ * @param hiddenSize model width d
+ * @param intermediateSize SwiGLU inner width
+ * @param numLayers decoder blocks
+ * @param numHeads query heads
+ * @param numKvHeads key/value heads; divides {@code numHeads}
+ * @param headDim width of one head (usually hiddenSize / numHeads); even, for rotary embeddings
+ * @param ropeTheta rotary base
+ * @param ropeScaling Llama 3 style frequency scaling, or {@code null}
+ * @param rmsNormEps epsilon inside the RMSNorm square root
+ * @param maxPositionEmbeddings longest sequence the rotary tables cover
+ * @param tieWordEmbeddings whether the output head is the embedding matrix
+ * @param attentionBias whether q, k and v projections carry biases (Qwen2)
+ * @param bosTokenId beginning-of-sequence id, or -1
+ * @param eosTokenIds end-of-sequence ids (generation stops on any of them)
+ */
+public record LlamaConfig(
+    String architecture,
+    int vocabSize,
+    int hiddenSize,
+    int intermediateSize,
+    int numLayers,
+    int numHeads,
+    int numKvHeads,
+    int headDim,
+    double ropeTheta,
+    RopeScaling ropeScaling,
+    double rmsNormEps,
+    int maxPositionEmbeddings,
+    boolean tieWordEmbeddings,
+    boolean attentionBias,
+    int bosTokenId,
+    int[] eosTokenIds) {
+
+  /** Architectures whose weights and forward pass this decoder reproduces. */
+  public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM");
+
+  private static final Map<String, String> REFUSED = Map.of(
+      "DeepseekV3ForCausalLM", "mixture-of-experts with multi-head latent attention",
+      "DeepseekV2ForCausalLM", "mixture-of-experts with multi-head latent attention",
+      "GptOssForCausalLM", "mixture-of-experts with attention sinks and sliding-window layers",
+      "MixtralForCausalLM", "mixture-of-experts",
+      "Qwen2MoeForCausalLM", "mixture-of-experts",
+      "Qwen3ForCausalLM", "QK-norm inside attention",
+      "Qwen3MoeForCausalLM", "mixture-of-experts with QK-norm",
+      "OlmoForCausalLM", "non-parametric layer norm",
+      "Olmo2ForCausalLM", "post-norm blocks with QK-norm");
+
+  /**
+   * Llama 3 rotary frequency scaling ({@code rope_scaling.rope_type = "llama3"}).
+   *
+   * @param factor how much longer the context is than the original
+   * @param lowFreqFactor wavelengths above original/low are divided by factor
+   * @param highFreqFactor wavelengths below original/high are kept
+   * @param originalMaxPositionEmbeddings the pre-training context length
+   */
+  public record RopeScaling(double factor, double lowFreqFactor, double highFreqFactor,
+      int originalMaxPositionEmbeddings) {}
+
+  public LlamaConfig {
+    eosTokenIds = eosTokenIds == null ? new int[0] : eosTokenIds.clone();
+    require(vocabSize > 0, "vocab_size must be positive, got " + vocabSize);
+    require(hiddenSize > 0, "hidden_size must be positive, got " + hiddenSize);
+    require(intermediateSize > 0, "intermediate_size must be positive, got " + intermediateSize);
+    require(numLayers > 0, "num_hidden_layers must be positive, got " + numLayers);
+    require(numHeads > 0, "num_attention_heads must be positive, got " + numHeads);
+    require(numKvHeads > 0 && numKvHeads <= numHeads && numHeads % numKvHeads == 0,
+        "num_key_value_heads (" + numKvHeads + ") must divide num_attention_heads (" + numHeads + ")");
+    require(headDim > 0 && headDim % 2 == 0, "head_dim must be positive and even, got " + headDim);
+    require(ropeTheta > 0, "rope_theta must be positive, got " + ropeTheta);
+    require(rmsNormEps > 0, "rms_norm_eps must be positive, got " + rmsNormEps);
+    require(maxPositionEmbeddings > 0, "max_position_embeddings must be positive, got " + maxPositionEmbeddings);
+  }
+
+  private static void require(boolean ok, String message) {
+    if (!ok) {
+      throw new IllegalArgumentException(message);
+    }
+  }
+
+  /** A plain Llama config (no biases, no scaling) for models Nucleon builds itself. */
+  public static LlamaConfig llama(int vocabSize, int hiddenSize, int intermediateSize, int numLayers, int numHeads,
+      int numKvHeads, int maxPositions, boolean tied) {
+    return new LlamaConfig("LlamaForCausalLM", vocabSize, hiddenSize, intermediateSize, numLayers, numHeads,
+        numKvHeads, hiddenSize / numHeads, 10000.0, null, 1e-5, maxPositions, tied, false, -1, new int[0]);
+  }
+
+  /** Query heads per key/value head. */
+  public int groupSize() {
+    return numHeads / numKvHeads;
+  }
+
+  /** Copy with other special token ids (tokenizers often know them better than a llama2.c header). */
+  public LlamaConfig withSpecialTokens(int bos, int[] eos) {
+    return new LlamaConfig(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads,
+        headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bos, eos);
+  }
+
+  /** Number of parameters (for logs and benchmarks). */
+  public long parameterCount() {
+    long d = hiddenSize;
+    long qkv = d * (long) (numHeads + 2 * numKvHeads) * headDim + (attentionBias ? (long) (numHeads + 2 * numKvHeads) * headDim : 0);
+    long attn = qkv + (long) numHeads * headDim * d;
+    long mlp = 3L * d * intermediateSize;
+    long perLayer = attn + mlp + 2 * d;
+    long emb = (long) vocabSize * d;
+    return emb + (tieWordEmbeddings ? 0 : emb) + numLayers * perLayer + d;
+  }
+
+  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  /**
+   * Reads a Hugging Face {@code config.json} (transformers 4 and 5 layouts).
+   *
+   * @throws ModelFormatException naming the file and key when the file is missing, malformed, describes an
+   *     architecture this decoder does not implement, or has an invalid value
+   */
+  public static LlamaConfig fromHuggingFace(Path file) {
+    JsonNode root;
+    try {
+      root = JSON.readTree(Files.readAllBytes(file));
+    } catch (NoSuchFileException e) {
+      throw new ModelFormatException(file + ": config.json not found");
+    } catch (IOException e) {
+      throw new ModelFormatException(file + ": not readable JSON: " + e.getMessage(), e);
+    }
+    if (root == null || !root.isObject()) {
+      throw new ModelFormatException(file + ": expected a JSON object");
+    }
+    String arch = architecture(file, root);
+    if (REFUSED.containsKey(arch)) {
+      throw new ModelFormatException(file + ": architecture " + arch + " (" + REFUSED.get(arch)
+          + ") is not supported; supported architectures: " + SUPPORTED);
+    }
+    if (!SUPPORTED.contains(arch)) {
+      throw new ModelFormatException(file + ": unknown architecture " + arch + "; supported architectures: " + SUPPORTED);
+    }
+    String act = root.path("hidden_act").asText("silu");
+    if (!act.equals("silu")) {
+      throw new ModelFormatException(file + ": hidden_act '" + act + "' is not supported (only silu)");
+    }
+    if (root.path("mlp_bias").asBoolean(false)) {
+      throw new ModelFormatException(file + ": mlp_bias = true is not supported");
+    }
+    if (arch.equals("MistralForCausalLM") && root.hasNonNull("sliding_window")
+        && root.get("sliding_window").asInt() < root.path("max_position_embeddings").asInt(Integer.MAX_VALUE)) {
+      throw new ModelFormatException(file + ": sliding_window attention (" + root.get("sliding_window").asInt()
+          + ") is not supported");
+    }
+    if (arch.equals("Qwen2ForCausalLM") && root.path("use_sliding_window").asBoolean(false)) {
+      throw new ModelFormatException(file + ": use_sliding_window = true is not supported");
+    }
+    try {
+      int hidden = requiredInt(file, root, "hidden_size");
+      int heads = requiredInt(file, root, "num_attention_heads");
+      int kvHeads = root.hasNonNull("num_key_value_heads") ? requiredInt(file, root, "num_key_value_heads") : heads;
+      int headDim = root.hasNonNull("head_dim") ? requiredInt(file, root, "head_dim") : hidden / heads;
+      JsonNode ropeParams = root.path("rope_parameters");
+      double theta = root.hasNonNull("rope_theta") ? root.get("rope_theta").asDouble()
+          : ropeParams.path("rope_theta").asDouble(10000.0);
+      RopeScaling scaling = ropeScaling(file, root.hasNonNull("rope_scaling") ? root.get("rope_scaling") : ropeParams);
+      boolean bias = arch.equals("Qwen2ForCausalLM") || root.path("attention_bias").asBoolean(false);
+      return new LlamaConfig(arch,
+          requiredInt(file, root, "vocab_size"),
+          hidden,
+          requiredInt(file, root, "intermediate_size"),
+          requiredInt(file, root, "num_hidden_layers"),
+          heads,
+          kvHeads,
+          headDim,
+          theta,
+          scaling,
+          root.path("rms_norm_eps").asDouble(1e-6),
+          root.path("max_position_embeddings").asInt(2048),
+          root.path("tie_word_embeddings").asBoolean(false),
+          bias,
+          root.hasNonNull("bos_token_id") ? root.get("bos_token_id").asInt() : -1,
+          ids(root.get("eos_token_id")));
+    } catch (IllegalArgumentException e) {
+      throw new ModelFormatException(file + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static String architecture(Path file, JsonNode root) {
+    JsonNode archs = root.get("architectures");
+    if (archs != null && archs.isArray() && archs.size() > 0) {
+      return archs.get(0).asText();
+    }
+    String type = root.path("model_type").asText("");
+    return switch (type) {
+      case "llama" -> "LlamaForCausalLM";
+      case "qwen2" -> "Qwen2ForCausalLM";
+      case "mistral" -> "MistralForCausalLM";
+      case "" -> throw new ModelFormatException(file + ": neither 'architectures' nor 'model_type' is set");
+      default -> type;
+    };
+  }
+
+  private static RopeScaling ropeScaling(Path file, JsonNode node) {
+    if (node == null || node.isNull() || node.isMissingNode()) {
+      return null;
+    }
+    String type = node.hasNonNull("rope_type") ? node.get("rope_type").asText() : node.path("type").asText("default");
+    return switch (type) {
+      case "default" -> null;
+      case "llama3" -> new RopeScaling(node.path("factor").asDouble(8.0), node.path("low_freq_factor").asDouble(1.0),
+          node.path("high_freq_factor").asDouble(4.0), node.path("original_max_position_embeddings").asInt(8192));
+      default -> throw new ModelFormatException(file + ": rope scaling type '" + type
+          + "' is not supported (supported: default, llama3)");
+    };
+  }
+
+  private static int requiredInt(Path file, JsonNode root, String key) {
+    JsonNode n = root.get(key);
+    if (n == null || n.isNull()) {
+      throw new ModelFormatException(file + ": missing key '" + key + "'");
+    }
+    if (!n.canConvertToInt() || !n.isIntegralNumber()) {
+      throw new ModelFormatException(file + ": key '" + key + "' must be an integer, got " + n);
+    }
+    return n.asInt();
+  }
+
+  private static int[] ids(JsonNode n) {
+    if (n == null || n.isNull()) {
+      return new int[0];
+    }
+    if (n.isArray()) {
+      int[] out = new int[n.size()];
+      for (int i = 0; i < out.length; i++) {
+        out[i] = n.get(i).asInt();
+      }
+      return out;
+    }
+    return new int[] {n.asInt()};
+  }
+
+  /** Writes this config as a Hugging Face {@code config.json} that transformers can load. */
+  public void writeHuggingFace(Path file) throws IOException {
+    ObjectNode o = JSON.createObjectNode();
+    o.putArray("architectures").add(architecture);
+    o.put("model_type", switch (architecture) {
+      case "Qwen2ForCausalLM" -> "qwen2";
+      case "MistralForCausalLM" -> "mistral";
+      default -> "llama";
+    });
+    o.put("vocab_size", vocabSize);
+    o.put("hidden_size", hiddenSize);
+    o.put("intermediate_size", intermediateSize);
+    o.put("num_hidden_layers", numLayers);
+    o.put("num_attention_heads", numHeads);
+    o.put("num_key_value_heads", numKvHeads);
+    o.put("head_dim", headDim);
+    o.put("hidden_act", "silu");
+    o.put("rope_theta", ropeTheta);
+    if (ropeScaling != null) {
+      ObjectNode s = o.putObject("rope_scaling");
+      s.put("rope_type", "llama3");
+      s.put("factor", ropeScaling.factor());
+      s.put("low_freq_factor", ropeScaling.lowFreqFactor());
+      s.put("high_freq_factor", ropeScaling.highFreqFactor());
+      s.put("original_max_position_embeddings", ropeScaling.originalMaxPositionEmbeddings());
+    }
+    o.put("rms_norm_eps", rmsNormEps);
+    o.put("max_position_embeddings", maxPositionEmbeddings);
+    o.put("tie_word_embeddings", tieWordEmbeddings);
+    o.put("attention_bias", attentionBias);
+    if (bosTokenId >= 0) {
+      o.put("bos_token_id", bosTokenId);
+    }
+    if (eosTokenIds.length == 1) {
+      o.put("eos_token_id", eosTokenIds[0]);
+    } else if (eosTokenIds.length > 1) {
+      ArrayNode a = o.putArray("eos_token_id");
+      Arrays.stream(eosTokenIds).forEach(a::add);
+    }
+    o.put("torch_dtype", "float32");
+    Files.writeString(file, JSON.writeValueAsString(o));
+  }
+
+  @Override
+  public boolean equals(Object other) {
+    return other instanceof LlamaConfig c && architecture.equals(c.architecture) && vocabSize == c.vocabSize
+        && hiddenSize == c.hiddenSize && intermediateSize == c.intermediateSize && numLayers == c.numLayers
+        && numHeads == c.numHeads && numKvHeads == c.numKvHeads && headDim == c.headDim
+        && ropeTheta == c.ropeTheta && java.util.Objects.equals(ropeScaling, c.ropeScaling)
+        && rmsNormEps == c.rmsNormEps && maxPositionEmbeddings == c.maxPositionEmbeddings
+        && tieWordEmbeddings == c.tieWordEmbeddings && attentionBias == c.attentionBias
+        && bosTokenId == c.bosTokenId && Arrays.equals(eosTokenIds, c.eosTokenIds);
+  }
+
+  @Override
+  public int hashCode() {
+    return java.util.Objects.hash(architecture, vocabSize, hiddenSize, numLayers, numHeads, numKvHeads, headDim);
+  }
+
+  @Override
+  public String toString() {
+    return architecture + "{vocab=" + vocabSize + ", d=" + hiddenSize + ", ffn=" + intermediateSize + ", layers="
+        + numLayers + ", heads=" + numHeads + "/" + numKvHeads + ", headDim=" + headDim + ", theta=" + ropeTheta
+        + ", tied=" + tieWordEmbeddings + ", qkvBias=" + attentionBias + "}";
+  }
+}

@@ -1,0 +1,336 @@
+package dev.nucleon.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Embedding;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import dev.nucleon.model.io.HostTensor;
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A Llama-family decoder-only language model as a DJL block: token embedding, {@link DecoderLayer}s, a final
+ * {@link RmsNorm} and a tied or separate output head.
+ *
+ * <p>Two ways in: {@link #forward(NDArray, NDArray, NDArray, KvCache, boolean)} for generation (positions, masks and
+ * a KV cache supplied by {@link dev.nucleon.model.generate.Generator}) and {@link #tokenLogProbs} for training, which
+ * scores whole right-padded sequences in one batched pass that autograd can differentiate.
+ *
+ * <p>Parameters live in a sub-manager of the one given at creation and are freed by {@link #close()}. They are
+ * frozen (no gradient) unless {@link #setTrainable(boolean)} turns gradients on.
+ */
+public final class LlamaModel extends AbstractBlock implements AutoCloseable {
+
+  /** Additive mask value for positions a query must not see (finite, so fully masked pad rows stay finite). */
+  static final float MASKED = -1e9f;
+
+  private final LlamaConfig config;
+  private final Parameter embed;
+  private final List<DecoderLayer> layers = new ArrayList<>();
+  private final RmsNorm norm;
+  private final Parameter head;
+  private final Map<String, Parameter> named = new LinkedHashMap<>();
+  private NDManager manager;
+  private Rope rope;
+
+  private LlamaModel(LlamaConfig config) {
+    this.config = config;
+    embed = addParameter(Parameter.builder().setName("embed_tokens").setType(Parameter.Type.WEIGHT)
+        .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
+    named.put("model.embed_tokens.weight", embed);
+    for (int i = 0; i < config.numLayers(); i++) {
+      DecoderLayer layer = addChildBlock("layers." + i, new DecoderLayer(config));
+      layers.add(layer);
+      String p = WeightLayout.layer(i);
+      named.put(p + "input_layernorm.weight", layer.inputNorm().weight());
+      named.put(p + "self_attn.qkv_proj.weight", layer.attention().qkv());
+      if (config.attentionBias()) {
+        named.put(p + "self_attn.qkv_proj.bias", layer.attention().qkvBias());
+      }
+      named.put(p + "self_attn.o_proj.weight", layer.attention().out());
+      named.put(p + "post_attention_layernorm.weight", layer.postAttentionNorm().weight());
+      named.put(p + "mlp.gate_up_proj.weight", layer.mlp().gateUp());
+      named.put(p + "mlp.down_proj.weight", layer.mlp().down());
+    }
+    norm = addChildBlock("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps()));
+    named.put("model.norm.weight", norm.weight());
+    if (config.tieWordEmbeddings()) {
+      head = null;
+    } else {
+      head = addParameter(Parameter.builder().setName("lm_head").setType(Parameter.Type.WEIGHT)
+          .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
+      named.put("lm_head.weight", head);
+    }
+  }
+
+  /**
+   * Builds a model from its parameters (internal names, as {@link WeightLayout#fromHuggingFace} produces them) on
+   * the device of {@code parent}.
+   */
+  public static LlamaModel create(LlamaConfig config, NDManager parent, Map<String, HostTensor> weights) {
+    LlamaModel m = new LlamaModel(config);
+    for (var e : m.named.entrySet()) {
+      HostTensor t = weights.get(e.getKey());
+      if (t == null) {
+        throw new IllegalArgumentException("missing parameter '" + e.getKey() + "'");
+      }
+      Shape want = e.getValue().getShape();
+      if (!new Shape(t.shape()).equals(want)) {
+        throw new IllegalArgumentException("parameter '" + e.getKey() + "' has shape " + new Shape(t.shape())
+            + ", expected " + want);
+      }
+      e.getValue().setInitializer((mgr, shape, type) -> mgr.create(t.data(), shape));
+    }
+    m.materialize(parent);
+    return m;
+  }
+
+  /**
+   * A randomly initialized model: normal(0, 0.02) matrices with residual output projections scaled by
+   * {@code 1/sqrt(2 * layers)}, unit norms, zero biases. The same seed gives the same weights on any machine.
+   */
+  public static LlamaModel random(LlamaConfig config, NDManager parent, long seed) {
+    return create(config, parent, randomWeights(config, seed));
+  }
+
+  /** The parameters {@link #random} uses, as host tensors. */
+  public static Map<String, HostTensor> randomWeights(LlamaConfig config, long seed) {
+    SplittableRandom root = new SplittableRandom(seed);
+    Map<String, HostTensor> w = new LinkedHashMap<>();
+    LlamaModel shapes = new LlamaModel(config);
+    double residual = 0.02 / Math.sqrt(2.0 * config.numLayers());
+    for (var e : shapes.named.entrySet()) {
+      String name = e.getKey();
+      long[] shape = e.getValue().getShape().getShape();
+      float[] data = new float[(int) HostTensor.numel(shape)];
+      SplittableRandom rng = root.split();
+      if (name.endsWith("norm.weight")) {
+        java.util.Arrays.fill(data, 1f);
+      } else if (!name.endsWith(".bias")) {
+        double std = name.endsWith("o_proj.weight") || name.endsWith("down_proj.weight") ? residual : 0.02;
+        for (int i = 0; i < data.length; i++) {
+          data[i] = (float) (gaussian(rng) * std);
+        }
+      }
+      w.put(name, new HostTensor(name, shape, data));
+    }
+    return w;
+  }
+
+  private static double gaussian(SplittableRandom rng) {
+    // Box-Muller: deterministic given the generator, unlike Random.nextGaussian's cached second value.
+    double u1 = 1.0 - rng.nextDouble();
+    double u2 = rng.nextDouble();
+    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  }
+
+  private void materialize(NDManager parent) {
+    manager = parent.newSubManager();
+    manager.setName("llama-parameters");
+    initialize(manager, DataType.FLOAT32, new Shape(1, 1));
+    rope = new Rope(manager, config);
+    for (DecoderLayer l : layers) {
+      l.attention().setRope(rope);
+    }
+    setTrainable(false);
+  }
+
+  public LlamaConfig config() {
+    return config;
+  }
+
+  /** The manager that owns the parameters (its device is the model's device). */
+  public NDManager manager() {
+    return manager;
+  }
+
+  /** Parameters by internal name, in model order. */
+  public Map<String, Parameter> namedParameters() {
+    return Collections.unmodifiableMap(named);
+  }
+
+  /** Turns gradients on (learner) or off (generation, reference models) for every parameter. */
+  public void setTrainable(boolean trainable) {
+    for (Parameter p : named.values()) {
+      p.freeze(!trainable);
+    }
+  }
+
+  /** Copies the parameters to host memory (internal names). */
+  public Map<String, HostTensor> toHostTensors() {
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    for (var e : named.entrySet()) {
+      NDArray a = e.getValue().getArray();
+      out.put(e.getKey(), new HostTensor(e.getKey(), a.getShape().getShape(), a.toFloatArray()));
+    }
+    return out;
+  }
+
+  /** The parameters in Hugging Face naming (separate q/k/v and gate/up). */
+  public Map<String, HostTensor> toHuggingFace() {
+    return WeightLayout.toHuggingFace(config, toHostTensors());
+  }
+
+  /**
+   * Overwrites parameters in place with new values (for example a newer policy version). Call it with gradients
+   * off on the calling thread; every tensor must match its parameter's shape.
+   */
+  public void loadParameters(Map<String, HostTensor> weights) {
+    for (HostTensor t : weights.values()) {
+      Parameter p = named.get(t.name());
+      if (p == null) {
+        throw new IllegalArgumentException("unknown parameter '" + t.name() + "'");
+      }
+      if (!new Shape(t.shape()).equals(p.getShape())) {
+        throw new IllegalArgumentException("parameter '" + t.name() + "' has shape " + new Shape(t.shape())
+            + ", expected " + p.getShape());
+      }
+    }
+    for (HostTensor t : weights.values()) {
+      named.get(t.name()).getArray().set(FloatBuffer.wrap(t.data()));
+    }
+  }
+
+  /** Longest sequence (prompt plus completion) the rotary tables cover. */
+  public int maxPositions() {
+    return rope.maxPositions();
+  }
+
+  /**
+   * Runs the decoder over {@code T} new tokens of each sequence.
+   *
+   * @param tokens int64 {@code [B, T]}; every result lives in its manager
+   * @param positions int64 {@code [B, T]}: the rotary position of each token
+   * @param mask additive, broadcastable to {@code [B, K, G, T, S]} where S counts cached plus new positions
+   * @param cache the batch's cache (appended to and advanced by T), or null
+   * @param lastOnly return logits of the last position only ({@code [B, 1, V]}) instead of all ({@code [B, T, V]})
+   */
+  public NDArray forward(NDArray tokens, NDArray positions, NDArray mask, KvCache cache, boolean lastOnly) {
+    NDManager step = tokens.getManager();
+    NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
+    Rope.Angles angles = rope.angles(positions);
+    for (int i = 0; i < layers.size(); i++) {
+      x = layers.get(i).apply(x, angles, mask, cache, i, step);
+    }
+    if (cache != null) {
+      cache.advance((int) tokens.getShape().get(1));
+    }
+    if (lastOnly) {
+      long t = x.getShape().get(1);
+      x = Ops.slice(x, 1, t - 1, t, step);
+    }
+    return Linear.linear(norm.apply(x), head == null ? embed.getArray() : head.getArray()).singletonOrThrow();
+  }
+
+  /** Logits {@code [B, T, V]} of right-padded sequences (positions 0..T-1, causal attention). */
+  public NDArray logits(NDArray tokens) {
+    NDManager m = tokens.getManager();
+    long b = tokens.getShape().get(0);
+    int t = (int) tokens.getShape().get(1);
+    if (t > rope.maxPositions()) {
+      throw new IllegalArgumentException("sequence of " + t + " tokens exceeds max_position_embeddings "
+          + rope.maxPositions());
+    }
+    NDArray positions = m.arange(0L, (long) t, 1L, DataType.INT64).reshape(1, t).repeat(0, b);
+    return forward(tokens, positions, causalMask(m, t), null, false);
+  }
+
+  /** An additive causal mask {@code [1, 1, 1, T, T]}. */
+  static NDArray causalMask(NDManager m, int t) {
+    float[] mask = new float[t * t];
+    for (int i = 0; i < t; i++) {
+      for (int j = i + 1; j < t; j++) {
+        mask[i * t + j] = MASKED;
+      }
+    }
+    return m.create(mask, new Shape(1, 1, 1, t, t));
+  }
+
+  /**
+   * Per-token log-probs of given sequences under this model, in one batched forward pass that autograd can
+   * differentiate (when gradients are on for this thread and the model is trainable).
+   *
+   * <p>Entry {@code [b, t]} is {@code log softmax(logits[b, t] / temperature)[tokens[b][t + 1]]}: the log-prob of
+   * token {@code t + 1} given the tokens before it. Rows are right-padded with token 0; entries past a row's end
+   * are meaningless and must be masked by the caller (the learner's completion mask does that).
+   *
+   * @param m the manager that owns the inputs and results
+   * @param sequences token ids, prompt plus completion, each at least 2 long
+   * @param temperature the sampling temperature the behaviour log-probs used (1 for none)
+   * @return {@code [B, Tmax - 1]} float32
+   */
+  public NDArray tokenLogProbs(NDManager m, int[][] sequences, float temperature) {
+    NDArray tokens = paddedTokens(m, sequences);
+    return selectLogProbs(logits(tokens), tokens, temperature);
+  }
+
+  /** Log-probs of {@code tokens[:, 1:]} under {@code logits[:, :-1]} at a temperature; {@code [B, T-1]}. */
+  public static NDArray selectLogProbs(NDArray logits, NDArray tokens, float temperature) {
+    if (!(temperature > 0)) {
+      throw new IllegalArgumentException("temperature must be positive for scoring, got " + temperature);
+    }
+    NDManager m = tokens.getManager();
+    long t = tokens.getShape().get(1);
+    NDArray scaled = temperature == 1f ? logits : logits.div(temperature);
+    NDArray logp = Ops.slice(scaled, 1, 0, t - 1, m).logSoftmax(-1);
+    NDArray targets = Ops.slice(tokens, 1, 1, t, m).expandDims(-1);
+    return logp.gather(targets, 2).squeeze(-1);
+  }
+
+  /** Right-pads token rows with 0 into an int64 {@code [B, Tmax]} array. */
+  public static NDArray paddedTokens(NDManager m, int[][] sequences) {
+    int t = 0;
+    for (int[] s : sequences) {
+      t = Math.max(t, s.length);
+    }
+    if (t < 2) {
+      throw new IllegalArgumentException("sequences to score need at least 2 tokens");
+    }
+    long[] flat = new long[sequences.length * t];
+    for (int b = 0; b < sequences.length; b++) {
+      for (int i = 0; i < sequences[b].length; i++) {
+        flat[b * t + i] = sequences[b][i];
+      }
+    }
+    return m.create(flat, new Shape(sequences.length, t));
+  }
+
+  @Override
+  protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
+    return new NDList(logits(inputs.singletonOrThrow()));
+  }
+
+  @Override
+  protected void initializeChildBlocks(NDManager m, DataType dataType, Shape... inputShapes) {
+    Shape hidden = new Shape(inputShapes[0].get(0), inputShapes[0].get(1), config.hiddenSize());
+    for (var child : getChildren().values()) {
+      child.initialize(m, dataType, hidden);
+    }
+  }
+
+  @Override
+  public Shape[] getOutputShapes(Shape[] inputShapes) {
+    return new Shape[] {new Shape(inputShapes[0].get(0), inputShapes[0].get(1), config.vocabSize())};
+  }
+
+  @Override
+  public void close() {
+    if (manager != null) {
+      manager.close();
+      manager = null;
+    }
+  }
+}

@@ -1,0 +1,67 @@
+package dev.nucleon.model;
+
+import ai.djl.ndarray.NDManager;
+import dev.nucleon.model.io.HfCheckpoint;
+import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.model.io.Llama2cCheckpoint;
+import dev.nucleon.model.tokenizer.HfTokenizer;
+import dev.nucleon.model.tokenizer.Llama2cTokenizer;
+import dev.nucleon.model.tokenizer.TextTokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Finds and reads a model given by path: a Hugging Face folder ({@code config.json} + safetensors) or a llama2.c
+ * {@code .bin}; and its tokenizer: {@code tokenizer.json} in the folder, or a llama2.c {@code tokenizer.bin}.
+ */
+public final class ModelFiles {
+
+  private ModelFiles() {}
+
+  /** A model's config and weights in Hugging Face naming. */
+  public record Checkpoint(LlamaConfig config, Map<String, HostTensor> huggingFace, Path source) {
+
+    /** Builds the model on the device of {@code manager}. */
+    public LlamaModel instantiate(NDManager manager) {
+      return LlamaModel.create(config, manager,
+          WeightLayout.fromHuggingFace(config, huggingFace, source.toString()));
+    }
+  }
+
+  /** Reads a model folder or llama2.c file. */
+  public static Checkpoint read(Path path) {
+    if (Files.isDirectory(path)) {
+      HfCheckpoint.Contents c = HfCheckpoint.read(path);
+      return new Checkpoint(c.config(), c.tensors(), path);
+    }
+    if (!Files.exists(path)) {
+      throw new ModelFormatException(path + ": model not found (expected a Hugging Face folder or a llama2.c .bin)");
+    }
+    Llama2cCheckpoint.Imported imported = Llama2cCheckpoint.read(path);
+    return new Checkpoint(imported.config(), imported.weights(), path);
+  }
+
+  /**
+   * The tokenizer for a model: the explicit path when given (a {@code tokenizer.json}, a folder with one, or a
+   * llama2.c tokenizer {@code .bin}), else {@code tokenizer.json} in the model folder, else a
+   * {@code tokenizer.bin} beside a llama2.c model.
+   */
+  public static TextTokenizer tokenizer(Path modelPath, Path tokenizerPath, LlamaConfig config) {
+    Path p = tokenizerPath;
+    if (p == null) {
+      if (Files.isDirectory(modelPath)) {
+        p = modelPath.resolve("tokenizer.json");
+      } else {
+        Path sibling = modelPath.resolveSibling("tokenizer.bin");
+        p = Files.exists(sibling) ? sibling : null;
+      }
+    }
+    if (p == null || !Files.exists(p)) {
+      throw new ModelFormatException(modelPath + ": no tokenizer found; pass one with --tokenizer "
+          + "(a tokenizer.json or a llama2.c tokenizer .bin)");
+    }
+    boolean hf = Files.isDirectory(p) || p.getFileName().toString().endsWith(".json");
+    return hf ? HfTokenizer.load(p) : Llama2cTokenizer.load(p, config.vocabSize());
+  }
+}

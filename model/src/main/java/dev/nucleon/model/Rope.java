@@ -1,0 +1,104 @@
+package dev.nucleon.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.core.Embedding;
+
+/**
+ * Rotary position embeddings in the Hugging Face "rotate half" layout: dimension {@code j} of a head pairs with
+ * {@code j + D/2}, both turning by angle {@code pos * theta^(-2j/D)} (Llama 3 frequency scaling applied when
+ * configured).
+ *
+ * <p>{@code rope(x) = x * cos + rotateHalf(x) * sin} where {@code rotateHalf(x) = [-x2, x1]}. The rotation is
+ * applied as {@code x * cos + (x @ R) * sin} with a fixed signed permutation matrix R, which is exact (each output
+ * is one input times +-1) and costs one matrix product instead of a split, a negation and a concatenation.
+ */
+final class Rope {
+
+  private final int headDim;
+  private final int maxPositions;
+  private final NDArray cos;
+  private final NDArray sin;
+  private final NDArray rotate;
+
+  Rope(NDManager manager, LlamaConfig config) {
+    headDim = config.headDim();
+    maxPositions = config.maxPositionEmbeddings();
+    double[] invFreq = inverseFrequencies(config);
+    int half = headDim / 2;
+    float[] c = new float[maxPositions * headDim];
+    float[] s = new float[maxPositions * headDim];
+    for (int p = 0; p < maxPositions; p++) {
+      for (int j = 0; j < half; j++) {
+        double angle = p * invFreq[j];
+        float cv = (float) Math.cos(angle);
+        float sv = (float) Math.sin(angle);
+        c[p * headDim + j] = cv;
+        c[p * headDim + j + half] = cv;
+        s[p * headDim + j] = sv;
+        s[p * headDim + j + half] = sv;
+      }
+    }
+    cos = manager.create(c, new Shape(maxPositions, headDim));
+    sin = manager.create(s, new Shape(maxPositions, headDim));
+    float[] r = new float[headDim * headDim];
+    for (int j = 0; j < half; j++) {
+      r[(j + half) * headDim + j] = -1f; // out[j] = -x[j + D/2]
+      r[j * headDim + j + half] = 1f; // out[j + D/2] = x[j]
+    }
+    rotate = manager.create(r, new Shape(headDim, headDim));
+    cos.setName("rope.cos");
+    sin.setName("rope.sin");
+  }
+
+  static double[] inverseFrequencies(LlamaConfig config) {
+    int half = config.headDim() / 2;
+    double[] inv = new double[half];
+    for (int j = 0; j < half; j++) {
+      inv[j] = 1.0 / Math.pow(config.ropeTheta(), (2.0 * j) / config.headDim());
+    }
+    LlamaConfig.RopeScaling sc = config.ropeScaling();
+    if (sc != null) {
+      double lowWavelen = sc.originalMaxPositionEmbeddings() / sc.lowFreqFactor();
+      double highWavelen = sc.originalMaxPositionEmbeddings() / sc.highFreqFactor();
+      for (int j = 0; j < half; j++) {
+        double wavelen = 2 * Math.PI / inv[j];
+        if (wavelen > lowWavelen) {
+          inv[j] = inv[j] / sc.factor();
+        } else if (wavelen >= highWavelen) {
+          double smooth = (sc.originalMaxPositionEmbeddings() / wavelen - sc.lowFreqFactor())
+              / (sc.highFreqFactor() - sc.lowFreqFactor());
+          inv[j] = (1 - smooth) * inv[j] / sc.factor() + smooth * inv[j];
+        }
+      }
+    }
+    return inv;
+  }
+
+  int maxPositions() {
+    return maxPositions;
+  }
+
+  /**
+   * The angles for a batch of positions.
+   *
+   * @param positions int64 {@code [B, T]}; the results live in its manager
+   * @return cos and sin shaped {@code [B, T, 1, 1, D]}, ready to broadcast over {@code [B, T, K, heads, D]}
+   */
+  Angles angles(NDArray positions) {
+    Shape s = positions.getShape();
+    Shape target = new Shape(s.get(0), s.get(1), 1, 1, headDim);
+    NDArray c = Embedding.embedding(positions, cos, SparseFormat.DENSE).singletonOrThrow().reshape(target);
+    NDArray sn = Embedding.embedding(positions, sin, SparseFormat.DENSE).singletonOrThrow().reshape(target);
+    return new Angles(c, sn);
+  }
+
+  /** Rotates {@code x [B, T, K, n, D]}; the result lives in x's manager. */
+  NDArray apply(NDArray x, Angles a) {
+    return x.mul(a.cos()).add(x.matMul(rotate).mul(a.sin()));
+  }
+
+  record Angles(NDArray cos, NDArray sin) {}
+}

@@ -1,0 +1,208 @@
+package dev.nucleon.model;
+
+import dev.nucleon.model.io.HostTensor;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Converts between Hugging Face tensor names and shapes and the model's own parameters.
+ *
+ * <p>Hugging Face Llama-family checkpoints store {@code q_proj}, {@code k_proj}, {@code v_proj} and {@code gate_proj},
+ * {@code up_proj} separately; the model keeps them fused (see {@link Attention} and {@link SwiGluMlp}). Everything
+ * else keeps its Hugging Face name. Loading checks that every expected tensor is there with the shape the config
+ * implies, and names the tensor and the file when one is not.
+ */
+public final class WeightLayout {
+
+  private WeightLayout() {}
+
+  static String layer(int i) {
+    return "model.layers." + i + ".";
+  }
+
+  /** Internal parameter names, in model order. */
+  public static Set<String> internalNames(LlamaConfig c) {
+    Set<String> names = new LinkedHashSet<>();
+    names.add("model.embed_tokens.weight");
+    for (int i = 0; i < c.numLayers(); i++) {
+      String p = layer(i);
+      names.add(p + "input_layernorm.weight");
+      names.add(p + "self_attn.qkv_proj.weight");
+      if (c.attentionBias()) {
+        names.add(p + "self_attn.qkv_proj.bias");
+      }
+      names.add(p + "self_attn.o_proj.weight");
+      names.add(p + "post_attention_layernorm.weight");
+      names.add(p + "mlp.gate_up_proj.weight");
+      names.add(p + "mlp.down_proj.weight");
+    }
+    names.add("model.norm.weight");
+    if (!c.tieWordEmbeddings()) {
+      names.add("lm_head.weight");
+    }
+    return names;
+  }
+
+  /** The Hugging Face tensors a checkpoint of this config holds, with their shapes. */
+  public static Map<String, long[]> huggingFaceShapes(LlamaConfig c) {
+    Map<String, long[]> m = new LinkedHashMap<>();
+    long d = c.hiddenSize();
+    long qDim = (long) c.numHeads() * c.headDim();
+    long kvDim = (long) c.numKvHeads() * c.headDim();
+    m.put("model.embed_tokens.weight", new long[] {c.vocabSize(), d});
+    for (int i = 0; i < c.numLayers(); i++) {
+      String p = layer(i);
+      m.put(p + "input_layernorm.weight", new long[] {d});
+      m.put(p + "self_attn.q_proj.weight", new long[] {qDim, d});
+      m.put(p + "self_attn.k_proj.weight", new long[] {kvDim, d});
+      m.put(p + "self_attn.v_proj.weight", new long[] {kvDim, d});
+      if (c.attentionBias()) {
+        m.put(p + "self_attn.q_proj.bias", new long[] {qDim});
+        m.put(p + "self_attn.k_proj.bias", new long[] {kvDim});
+        m.put(p + "self_attn.v_proj.bias", new long[] {kvDim});
+      }
+      m.put(p + "self_attn.o_proj.weight", new long[] {d, qDim});
+      m.put(p + "post_attention_layernorm.weight", new long[] {d});
+      m.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), d});
+      m.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), d});
+      m.put(p + "mlp.down_proj.weight", new long[] {d, c.intermediateSize()});
+    }
+    m.put("model.norm.weight", new long[] {d});
+    if (!c.tieWordEmbeddings()) {
+      m.put("lm_head.weight", new long[] {c.vocabSize(), d});
+    }
+    return m;
+  }
+
+  /**
+   * Checks Hugging Face tensors against the config and fuses them into the model's parameters.
+   *
+   * @param source what the tensors were read from, for error messages
+   * @throws ModelFormatException when a tensor is missing, unexpected, or has the wrong shape
+   */
+  public static Map<String, HostTensor> fromHuggingFace(LlamaConfig c, Map<String, HostTensor> hf, String source) {
+    Map<String, long[]> expected = huggingFaceShapes(c);
+    for (var e : expected.entrySet()) {
+      HostTensor t = hf.get(e.getKey());
+      if (t == null) {
+        throw new ModelFormatException(source + ": missing tensor '" + e.getKey() + "' (expected shape "
+            + Arrays.toString(e.getValue()) + " from config.json)");
+      }
+      if (!Arrays.equals(t.shape(), e.getValue())) {
+        throw new ModelFormatException(source + ": tensor '" + e.getKey() + "' has shape "
+            + Arrays.toString(t.shape()) + " but config.json implies " + Arrays.toString(e.getValue()));
+      }
+    }
+    for (String name : hf.keySet()) {
+      boolean ignorable = name.endsWith("rotary_emb.inv_freq") || (c.tieWordEmbeddings() && name.equals("lm_head.weight"));
+      if (!expected.containsKey(name) && !ignorable) {
+        throw new ModelFormatException(source + ": unexpected tensor '" + name + "' for " + c.architecture()
+            + " with " + c.numLayers() + " layers");
+      }
+    }
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    for (String name : internalNames(c)) {
+      HostTensor t;
+      if (name.endsWith("qkv_proj.weight") || name.endsWith("qkv_proj.bias")) {
+        String p = name.substring(0, name.indexOf("qkv_proj."));
+        String suffix = name.endsWith("weight") ? "weight" : "bias";
+        t = fuseQkv(c, name, hf.get(p + "q_proj." + suffix), hf.get(p + "k_proj." + suffix),
+            hf.get(p + "v_proj." + suffix));
+      } else if (name.endsWith("gate_up_proj.weight")) {
+        String p = name.substring(0, name.indexOf("gate_up_proj."));
+        t = concatRows(name, hf.get(p + "gate_proj.weight"), hf.get(p + "up_proj.weight"));
+      } else {
+        t = hf.get(name);
+      }
+      out.put(name, t.renamed(name));
+    }
+    return out;
+  }
+
+  /** Splits the model's parameters back into Hugging Face tensors, in Hugging Face order. */
+  public static Map<String, HostTensor> toHuggingFace(LlamaConfig c, Map<String, HostTensor> internal) {
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    for (String name : huggingFaceShapes(c).keySet()) {
+      String p = name.contains("self_attn.") ? name.substring(0, name.indexOf("self_attn.") + 10)
+          : name.contains("mlp.") ? name.substring(0, name.indexOf("mlp.") + 4) : "";
+      if (name.matches(".*\\.[qkv]_proj\\.(weight|bias)")) {
+        String suffix = name.endsWith("weight") ? "weight" : "bias";
+        HostTensor fused = require(internal, p + "qkv_proj." + suffix);
+        out.put(name, splitQkv(c, fused, name.charAt(name.lastIndexOf('_') - 1), name));
+      } else if (name.endsWith("gate_proj.weight") || name.endsWith("up_proj.weight")) {
+        HostTensor fused = require(internal, p + "gate_up_proj.weight");
+        out.put(name, rows(fused, name.endsWith("gate_proj.weight") ? 0 : c.intermediateSize(),
+            c.intermediateSize(), name));
+      } else {
+        out.put(name, require(internal, name));
+      }
+    }
+    return out;
+  }
+
+  private static HostTensor require(Map<String, HostTensor> m, String name) {
+    HostTensor t = m.get(name);
+    if (t == null) {
+      throw new IllegalArgumentException("missing parameter '" + name + "'");
+    }
+    return t;
+  }
+
+  private static long rowWidth(HostTensor t) {
+    return t.shape().length == 1 ? 1 : t.shape()[1];
+  }
+
+  /** Rows grouped by kv head: the G query heads of head j, then k head j, then v head j. */
+  static HostTensor fuseQkv(LlamaConfig c, String name, HostTensor q, HostTensor k, HostTensor v) {
+    int hd = c.headDim();
+    int g = c.groupSize();
+    int w = (int) rowWidth(q);
+    int headBlock = hd * w;
+    float[] out = new float[q.data().length + k.data().length + v.data().length];
+    int o = 0;
+    for (int j = 0; j < c.numKvHeads(); j++) {
+      System.arraycopy(q.data(), j * g * headBlock, out, o, g * headBlock);
+      o += g * headBlock;
+      System.arraycopy(k.data(), j * headBlock, out, o, headBlock);
+      o += headBlock;
+      System.arraycopy(v.data(), j * headBlock, out, o, headBlock);
+      o += headBlock;
+    }
+    long rows = (long) (c.numHeads() + 2 * c.numKvHeads()) * hd;
+    long[] shape = q.shape().length == 1 ? new long[] {rows} : new long[] {rows, w};
+    return new HostTensor(name, shape, out);
+  }
+
+  /** Inverse of {@link #fuseQkv}: which is 'q', 'k' or 'v'. */
+  static HostTensor splitQkv(LlamaConfig c, HostTensor fused, char which, String name) {
+    int hd = c.headDim();
+    int g = c.groupSize();
+    int w = (int) rowWidth(fused);
+    int headBlock = hd * w;
+    int perKv = (g + 2) * headBlock;
+    int heads = which == 'q' ? g : 1;
+    int offset = which == 'q' ? 0 : which == 'k' ? g * headBlock : (g + 1) * headBlock;
+    float[] out = new float[c.numKvHeads() * heads * headBlock];
+    for (int j = 0; j < c.numKvHeads(); j++) {
+      System.arraycopy(fused.data(), j * perKv + offset, out, j * heads * headBlock, heads * headBlock);
+    }
+    long rows = (long) c.numKvHeads() * heads * hd;
+    long[] shape = fused.shape().length == 1 ? new long[] {rows} : new long[] {rows, w};
+    return new HostTensor(name, shape, out);
+  }
+
+  static HostTensor concatRows(String name, HostTensor a, HostTensor b) {
+    float[] out = Arrays.copyOf(a.data(), a.data().length + b.data().length);
+    System.arraycopy(b.data(), 0, out, a.data().length, b.data().length);
+    return new HostTensor(name, new long[] {a.shape()[0] + b.shape()[0], a.shape()[1]}, out);
+  }
+
+  static HostTensor rows(HostTensor t, int start, int count, String name) {
+    int w = (int) t.shape()[1];
+    float[] out = Arrays.copyOfRange(t.data(), start * w, (start + count) * w);
+    return new HostTensor(name, new long[] {count, w}, out);
+  }
+}
