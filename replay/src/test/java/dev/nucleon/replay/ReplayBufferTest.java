@@ -251,6 +251,22 @@ class ReplayBufferTest {
   }
 
   @Test
+  void queuedGroupThatLosesStaleSamplesIsFilteredAgain() {
+    ReplayBuffer b = new ReplayBuffer(Fixtures.withFilters(settings(3, "grpo", 5), 1, true, false));
+    b.add(scored(traj(1, 0, 2, 0), 0.0));
+    b.add(scored(traj(1, 1, 2, 1), 1.0));
+    assertEquals(AddResult.GroupStatus.READY, b.add(scored(traj(1, 2, 2, 0), 0.0)).group());
+    // at version 2 samples 0 and 2 are stale; the one left has zero variance
+    assertEquals(List.of(new DroppedGroup(1, DropReason.ZERO_VARIANCE)), b.setPolicyVersion(2));
+    assertEquals(0, b.readyGroups());
+    ReplayCounters c = b.counters();
+    assertEquals(2, c.droppedSamples(DropReason.STALE));
+    assertEquals(1, c.droppedSamples(DropReason.ZERO_VARIANCE));
+    assertEquals(1, c.droppedGroups(DropReason.ZERO_VARIANCE));
+    assertEquals(1, c.groupsQueued());
+  }
+
+  @Test
   void policyVersionNeverGoesBack() {
     ReplayBuffer b = new ReplayBuffer(settings(2, "grpo", 1));
     b.setPolicyVersion(3);
