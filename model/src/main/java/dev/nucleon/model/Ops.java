@@ -10,12 +10,12 @@ import ai.djl.pytorch.jni.JniUtils;
  * (a slice through {@code NDIndex} copies shapes, squeezes and broadcasts). Here each is one libtorch call: decode
  * time on small models goes to per-op overhead, not arithmetic, so the op count is the budget.
  */
-final class Ops {
+public final class Ops {
 
   private Ops() {}
 
   /** A view of {@code x} restricted to {@code [start, end)} along {@code axis}, owned by {@code owner}. */
-  static NDArray slice(NDArray x, int axis, long start, long end, NDManager owner) {
+  public static NDArray slice(NDArray x, int axis, long start, long end, NDManager owner) {
     NDArray view = JniUtils.slice((PtNDArray) x, axis, start, end, 1);
     if (owner != null) {
       view.attach(owner);

@@ -1,0 +1,20 @@
+package dev.nucleon.model.generate;
+
+import java.util.Objects;
+
+/**
+ * One prompt to complete.
+ *
+ * @param prompt token ids (BOS included when the model expects it); not empty
+ * @param params sampling settings
+ * @param seed seeds this request's own random stream, so its samples do not depend on what else is in the batch
+ */
+public record GenerationRequest(int[] prompt, SamplingParams params, long seed) {
+  public GenerationRequest {
+    Objects.requireNonNull(prompt, "prompt");
+    Objects.requireNonNull(params, "params");
+    if (prompt.length == 0) {
+      throw new IllegalArgumentException("prompt must hold at least one token");
+    }
+  }
+}

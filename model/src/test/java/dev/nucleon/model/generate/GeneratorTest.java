@@ -1,0 +1,181 @@
+package dev.nucleon.model.generate;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import dev.nucleon.core.rollout.FinishReason;
+import dev.nucleon.model.Engines;
+import dev.nucleon.model.LlamaModel;
+import dev.nucleon.model.TinyModels;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class GeneratorTest {
+
+  static NDManager manager;
+  static LlamaModel model;
+  static Generator generator;
+
+  @BeforeAll
+  static void setUp() {
+    Engines.start();
+    manager = NDManager.newBaseManager();
+    model = LlamaModel.random(TinyModels.qwenLike(), manager, 11);
+    generator = new Generator(model, 0);
+  }
+
+  @AfterAll
+  static void tearDown() {
+    generator.close();
+    model.close();
+    manager.close();
+  }
+
+  static List<GenerationRequest> requests(SamplingParams p, long seed, int[]... prompts) {
+    List<GenerationRequest> out = new ArrayList<>();
+    for (int i = 0; i < prompts.length; i++) {
+      out.add(new GenerationRequest(prompts[i], p, seed + i));
+    }
+    return out;
+  }
+
+  static final int[][] PROMPTS = {{1, 5, 9}, {1, 7, 3, 8, 20, 33, 4}, {1}, {1, 44, 12, 6, 50}};
+
+  @Test
+  void sameSeedSameSamplesAndOtherSeedOtherSamples() {
+    SamplingParams p = SamplingParams.sample(1.0f, 16);
+    var a = generator.generate(requests(p, 100, PROMPTS));
+    var b = generator.generate(requests(p, 100, PROMPTS));
+    var c = generator.generate(requests(p, 200, PROMPTS));
+    for (int i = 0; i < PROMPTS.length; i++) {
+      assertArrayEquals(a.get(i).tokens(), b.get(i).tokens());
+      assertArrayEquals(a.get(i).samplingLogProbs(), b.get(i).samplingLogProbs());
+    }
+    boolean anyDifferent = false;
+    for (int i = 0; i < PROMPTS.length; i++) {
+      anyDifferent |= !Arrays.equals(a.get(i).tokens(), c.get(i).tokens());
+    }
+    assertTrue(anyDifferent, "a different seed should change some sample");
+  }
+
+  @Test
+  void promptsOfDifferentLengthsInOneBatchGiveWhatEachGivesAlone() {
+    SamplingParams p = new SamplingParams(0.9f, 20, 0.95f, 12, new int[0]);
+    var batched = generator.generate(requests(p, 5, PROMPTS));
+    for (int i = 0; i < PROMPTS.length; i++) {
+      var alone = generator.generate(List.of(new GenerationRequest(PROMPTS[i], p, 5 + i))).get(0);
+      assertArrayEquals(alone.tokens(), batched.get(i).tokens(), "prompt " + i);
+      for (int t = 0; t < alone.tokens().length; t++) {
+        assertEquals(alone.samplingLogProbs()[t], batched.get(i).samplingLogProbs()[t], 1e-5);
+        assertEquals(alone.modelLogProbs()[t], batched.get(i).modelLogProbs()[t], 1e-5);
+      }
+    }
+  }
+
+  @Test
+  void samplingLogProbsMatchTheScoringPath() {
+    float temperature = 0.7f;
+    SamplingParams p = SamplingParams.sample(temperature, 10);
+    var results = generator.generate(requests(p, 42, PROMPTS));
+    int[][] seqs = new int[PROMPTS.length][];
+    for (int i = 0; i < PROMPTS.length; i++) {
+      int[] c = results.get(i).tokens();
+      seqs[i] = new int[PROMPTS[i].length + c.length];
+      System.arraycopy(PROMPTS[i], 0, seqs[i], 0, PROMPTS[i].length);
+      System.arraycopy(c, 0, seqs[i], PROMPTS[i].length, c.length);
+    }
+    try (NDManager m = NDManager.newBaseManager()) {
+      int width = Arrays.stream(seqs).mapToInt(s -> s.length).max().orElseThrow() - 1;
+      float[] tempered = model.tokenLogProbs(m, seqs, temperature).toFloatArray();
+      float[] raw = model.tokenLogProbs(m, seqs, 1f).toFloatArray();
+      double maxErr = 0;
+      for (int i = 0; i < seqs.length; i++) {
+        GenerationResult r = results.get(i);
+        for (int t = 0; t < r.tokens().length; t++) {
+          int col = PROMPTS[i].length - 1 + t;
+          maxErr = Math.max(maxErr, Math.abs(tempered[i * width + col] - r.samplingLogProbs()[t]));
+          maxErr = Math.max(maxErr, Math.abs(raw[i * width + col] - r.modelLogProbs()[t]));
+        }
+      }
+      System.out.printf("sampling vs scoring log-probs: max abs error %.2e%n", maxErr);
+      assertTrue(maxErr < 1e-4, "max abs error " + maxErr);
+    }
+  }
+
+  @Test
+  void greedyIsArgmaxAndTopKOneIsGreedy() {
+    var greedy = generator.generate(requests(SamplingParams.greedy(8), 1, PROMPTS));
+    var topOne = generator.generate(requests(new SamplingParams(1.3f, 1, 1f, 8, new int[0]), 9, PROMPTS));
+    for (int i = 0; i < PROMPTS.length; i++) {
+      assertArrayEquals(greedy.get(i).tokens(), topOne.get(i).tokens());
+      for (float lp : topOne.get(i).samplingLogProbs()) {
+        assertEquals(0f, lp, 1e-6, "a one-token distribution has log-prob 0");
+      }
+      for (float lp : greedy.get(i).modelLogProbs()) {
+        assertTrue(lp < 0);
+      }
+    }
+  }
+
+  @Test
+  void stopTokensAndLimitsEndCompletions() {
+    var free = generator.generate(requests(SamplingParams.greedy(6), 0, PROMPTS));
+    for (int i = 0; i < PROMPTS.length; i++) {
+      assertEquals(6, free.get(i).tokens().length);
+      assertEquals(FinishReason.LENGTH, free.get(i).finishReason());
+    }
+    int stop = free.get(1).tokens()[2];
+    var stopped = generator.generate(List.of(new GenerationRequest(PROMPTS[1], SamplingParams.greedy(6, stop), 0)));
+    GenerationResult r = stopped.get(0);
+    assertEquals(FinishReason.STOP, r.finishReason());
+    int firstStop = -1;
+    for (int t = 0; t < 6 && firstStop < 0; t++) {
+      if (free.get(1).tokens()[t] == stop) {
+        firstStop = t;
+      }
+    }
+    assertEquals(firstStop + 1, r.tokens().length, "the stop token ends and belongs to the completion");
+    assertEquals(stop, r.tokens()[r.tokens().length - 1]);
+  }
+
+  @Test
+  void weightUpdatesApplyAndTagTokensWithTheirVersion() {
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel other = LlamaModel.random(TinyModels.qwenLike(), m, 99);
+        LlamaModel copy = LlamaModel.random(TinyModels.qwenLike(), m, 11);
+        Generator g = new Generator(copy, 3)) {
+      var before = g.generate(requests(SamplingParams.greedy(5), 0, PROMPTS));
+      assertTrue(Arrays.stream(before.get(0).versions()).allMatch(v -> v == 3));
+      g.updateWeights(4, other.toHostTensors());
+      var after = g.generate(requests(SamplingParams.greedy(5), 0, PROMPTS));
+      assertEquals(4, g.version());
+      assertTrue(Arrays.stream(after.get(0).versions()).allMatch(v -> v == 4));
+      var reference = new Generator(other, 0).generate(requests(SamplingParams.greedy(5), 0, PROMPTS));
+      for (int i = 0; i < PROMPTS.length; i++) {
+        assertArrayEquals(reference.get(i).tokens(), after.get(i).tokens());
+      }
+      assertFalse(Arrays.equals(before.get(1).tokens(), after.get(1).tokens()) && Arrays.equals(
+          before.get(3).tokens(), after.get(3).tokens()), "new weights should change some greedy completion");
+    }
+  }
+
+  @Test
+  void badRequestsAreRefusedWithAReason() {
+    var tooLong = new GenerationRequest(new int[] {1, 2}, SamplingParams.greedy(500), 0);
+    var e = assertThrows(IllegalArgumentException.class, () -> generator.generate(List.of(tooLong)));
+    assertTrue(e.getMessage().contains("max_position_embeddings"), e.getMessage());
+    var badToken = new GenerationRequest(new int[] {1, 999}, SamplingParams.greedy(2), 0);
+    e = assertThrows(IllegalArgumentException.class, () -> generator.generate(List.of(badToken)));
+    assertTrue(e.getMessage().contains("999"), e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> new SamplingParams(-1f, 0, 1f, 4, null));
+    assertThrows(IllegalArgumentException.class, () -> new SamplingParams(1f, 0, 0f, 4, null));
+  }
+}
