@@ -75,16 +75,68 @@ public final class HfTokenizer implements TextTokenizer {
     int bos = bosText != null && added.containsKey(bosText) ? added.get(bosText) : -1;
     int[] eos = eosText != null && added.containsKey(eosText) ? new int[] {added.get(eosText)} : new int[0];
     try {
-      HuggingFaceTokenizer tok = HuggingFaceTokenizer.builder()
-          .optTokenizerPath(file)
-          .optAddSpecialTokens(true)
-          .optTruncation(false)
-          .optPadding(false)
-          .build();
+      String json = normalizedMerges(file, root) ? JSON.writeValueAsString(root) : Files.readString(file);
+      HuggingFaceTokenizer tok = HuggingFaceTokenizer.newInstance(
+          new java.io.ByteArrayInputStream(json.getBytes(java.nio.charset.StandardCharsets.UTF_8)),
+          Map.of("addSpecialTokens", "true", "truncation", "false", "padding", "false"));
       return new HfTokenizer(tok, maxId + 1, bos, eos);
     } catch (IOException | RuntimeException e) {
       throw new ModelFormatException(file + ": the tokenizers library refused it: " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * BPE merges in the legacy {@code "left right"} string form are ambiguous when a token contains a space (the
+   * Llama 2 vocabulary has runs of raw spaces): the tokenizers library splits on every space and refuses the file.
+   * Such merges are rewritten in the {@code ["left", "right"]} form, choosing the one split whose two sides are both
+   * in the vocabulary.
+   *
+   * @return whether any merge was rewritten
+   */
+  static boolean normalizedMerges(Path file, JsonNode root) {
+    JsonNode model = root.path("model");
+    JsonNode merges = model.path("merges");
+    JsonNode vocab = model.path("vocab");
+    if (!merges.isArray() || !vocab.isObject()) {
+      return false;
+    }
+    boolean ambiguous = false;
+    for (JsonNode m : merges) {
+      if (m.isTextual() && m.asText().split(" ", -1).length != 2) {
+        ambiguous = true;
+        break;
+      }
+    }
+    if (!ambiguous) {
+      return false;
+    }
+    com.fasterxml.jackson.databind.node.ArrayNode fixed = JSON.createArrayNode();
+    int line = 0;
+    for (JsonNode m : merges) {
+      line++;
+      if (!m.isTextual()) {
+        fixed.add(m);
+        continue;
+      }
+      String s = m.asText();
+      String left = null;
+      String right = null;
+      for (int i = 0; i < s.length(); i++) {
+        if (s.charAt(i) == ' ' && vocab.has(s.substring(0, i)) && vocab.has(s.substring(i + 1))) {
+          if (left != null) {
+            throw new ModelFormatException(file + ": merge " + line + " '" + s + "' can be split in two ways");
+          }
+          left = s.substring(0, i);
+          right = s.substring(i + 1);
+        }
+      }
+      if (left == null) {
+        throw new ModelFormatException(file + ": merge " + line + " '" + s + "' does not join two vocabulary tokens");
+      }
+      fixed.addArray().add(left).add(right);
+    }
+    ((com.fasterxml.jackson.databind.node.ObjectNode) model).set("merges", fixed);
+    return true;
   }
 
   private static String tokenText(JsonNode n) {

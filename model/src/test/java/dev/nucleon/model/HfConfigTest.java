@@ -1,0 +1,111 @@
+package dev.nucleon.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Published config.json files read into the right model shape; unsupported architectures refused by name. */
+class HfConfigTest {
+
+  static Path config(String name) {
+    return TestResources.path("hf-real/configs/" + name + ".config.json");
+  }
+
+  @Test
+  void qwen25() {
+    LlamaConfig c = LlamaConfig.fromHuggingFace(config("qwen2.5-0.5b-instruct"));
+    assertEquals("Qwen2ForCausalLM", c.architecture());
+    assertEquals(151936, c.vocabSize());
+    assertEquals(896, c.hiddenSize());
+    assertEquals(4864, c.intermediateSize());
+    assertEquals(24, c.numLayers());
+    assertEquals(14, c.numHeads());
+    assertEquals(2, c.numKvHeads());
+    assertEquals(64, c.headDim());
+    assertEquals(1_000_000.0, c.ropeTheta());
+    assertEquals(1e-6, c.rmsNormEps());
+    assertTrue(c.tieWordEmbeddings());
+    assertTrue(c.attentionBias(), "Qwen2 has q/k/v biases");
+    assertEquals(151643, c.bosTokenId());
+    assertArrayEquals(new int[] {151645}, c.eosTokenIds());
+    assertNull(c.ropeScaling());
+    // 0.5B: the published parameter count is 494M
+    assertEquals(494_032_768L, c.parameterCount());
+  }
+
+  @Test
+  void tinyLlama() {
+    LlamaConfig c = LlamaConfig.fromHuggingFace(config("tinyllama-1.1b-chat-v1.0"));
+    assertEquals("LlamaForCausalLM", c.architecture());
+    assertEquals(32000, c.vocabSize());
+    assertEquals(2048, c.hiddenSize());
+    assertEquals(5632, c.intermediateSize());
+    assertEquals(22, c.numLayers());
+    assertEquals(32, c.numHeads());
+    assertEquals(4, c.numKvHeads());
+    assertEquals(64, c.headDim());
+    assertEquals(10000.0, c.ropeTheta());
+    assertEquals(1e-5, c.rmsNormEps());
+    assertEquals(2048, c.maxPositionEmbeddings());
+    assertFalse(c.tieWordEmbeddings());
+    assertFalse(c.attentionBias());
+    assertEquals(1, c.bosTokenId());
+    assertArrayEquals(new int[] {2}, c.eosTokenIds());
+    assertEquals(1_100_048_384L, c.parameterCount());
+  }
+
+  @Test
+  void smolLm2InTheTransformers5Layout() {
+    LlamaConfig c = LlamaConfig.fromHuggingFace(config("smollm2-135m.resaved-transformers5"));
+    assertEquals(49152, c.vocabSize());
+    assertEquals(576, c.hiddenSize());
+    assertEquals(1536, c.intermediateSize());
+    assertEquals(30, c.numLayers());
+    assertEquals(9, c.numHeads());
+    assertEquals(3, c.numKvHeads());
+    assertEquals(64, c.headDim());
+    assertEquals(100000.0, c.ropeTheta(), "rope_theta comes from rope_parameters in transformers 5");
+    assertTrue(c.tieWordEmbeddings());
+    assertEquals(8192, c.maxPositionEmbeddings());
+    assertEquals(134_515_008L, c.parameterCount());
+  }
+
+  @Test
+  void deepSeekAndGptOssAreRefusedByArchitecture() {
+    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(config("deepseek-r1")));
+    assertTrue(e.getMessage().contains("DeepseekV3ForCausalLM"), e.getMessage());
+    assertTrue(e.getMessage().contains("deepseek-r1.config.json"), e.getMessage());
+    e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(config("gpt-oss-20b")));
+    assertTrue(e.getMessage().contains("GptOssForCausalLM"), e.getMessage());
+    assertTrue(e.getMessage().contains("not supported"), e.getMessage());
+  }
+
+  @Test
+  void unknownArchitectureMissingKeyAndMissingFileNameWhatIsWrong(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    Files.writeString(f, "{\"architectures\": [\"MambaForCausalLM\"], \"hidden_size\": 8}");
+    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
+    assertTrue(e.getMessage().contains("unknown architecture MambaForCausalLM"), e.getMessage());
+    Files.writeString(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"num_attention_heads\": 2,"
+        + " \"num_hidden_layers\": 1, \"intermediate_size\": 16}");
+    e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
+    assertTrue(e.getMessage().contains("'vocab_size'") && e.getMessage().contains(f.toString()), e.getMessage());
+    e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(dir.resolve("nope.json")));
+    assertTrue(e.getMessage().contains("nope.json"), e.getMessage());
+  }
+
+  @Test
+  void writtenConfigReadsBackEqual(@TempDir Path dir) throws Exception {
+    LlamaConfig c = LlamaConfig.fromHuggingFace(config("qwen2.5-0.5b-instruct"));
+    c.writeHuggingFace(dir.resolve("config.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("config.json")));
+  }
+}
