@@ -1,0 +1,225 @@
+package dev.nucleon.reward.math;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Finds the final answer in a completion.
+ *
+ * <ol>
+ *   <li>The last {@code \boxed{...}} or {@code \fbox{...}} (balanced braces; {@code \boxed 5} too). Boxes right
+ *       before it, separated only by a short connector (at most 40 characters, no sentence end, no blank line:
+ *       {@code ,}, {@code and}, {@code \quad}, a word), are part of the answer ({@code \boxed{1}, \boxed{2}} is the list {@code 1, 2}).
+ *   <li>Otherwise the configured fallbacks: {@code last-latex} (the last {@code $...$}, {@code $$...$$},
+ *       {@code \(...\)} or {@code \[...\]}, preferring the math right after a last "final answer is"; inline math must not span lines; math spans joined by "and" or "," are
+ *       one list), {@code last-number} (the last number in the text, with thousands separators or a decimal comma,
+ *       or a fraction {@code a/b}); when both are configured the one that ends later in the text wins.
+ *       {@code whole} takes the whole text.
+ * </ol>
+ */
+public final class AnswerExtractor {
+
+  /** Where an answer may come from when there is no box. */
+  public enum Fallback {
+    LAST_LATEX,
+    LAST_NUMBER,
+    WHOLE
+  }
+
+  /** An extracted answer and whether it came from plain text (a number needing separator rules). */
+  public record Answer(String text, boolean plainNumber) {}
+
+  private static final Pattern BOX = Pattern.compile("\\\\(?:boxed|fbox)");
+  private static final Pattern NUMBER = Pattern.compile(
+      "(?<![\\w.])(-?(?:\\d{1,3}(?:,\\d{3})+(?:\\.\\d+)?|\\d{1,3}(?: \\d{3})+(?![\\d.,])|\\d+(?:[.,]\\d+)?(?:/\\d+)?"
+          + "|\\.\\d+))(?![\\w])");
+  private static final Pattern MATH_CONNECTOR = Pattern.compile("(?i)\\s*(?:,|and|or|,\\s*and)?\\s*");
+
+  private AnswerExtractor() {}
+
+  /** The answer of a completion: the box when there is one, else the fallbacks; empty when none applies. */
+  public static Optional<Answer> extract(String text, List<Fallback> fallbacks) {
+    Optional<String> boxed = boxed(text);
+    if (boxed.isPresent()) {
+      return Optional.of(new Answer(boxed.get(), false));
+    }
+    if (fallbacks.contains(Fallback.WHOLE)) {
+      return text.isBlank() ? Optional.empty() : Optional.of(new Answer(text, false));
+    }
+    Span latex = fallbacks.contains(Fallback.LAST_LATEX) ? finalAnswerLatex(text) : null;
+    if (latex == null && fallbacks.contains(Fallback.LAST_LATEX)) {
+      latex = lastLatex(text);
+    }
+    Span number = fallbacks.contains(Fallback.LAST_NUMBER) ? lastNumber(text) : null;
+    if (latex != null && (number == null || latex.end >= number.end)) {
+      return Optional.of(new Answer(latex.text, false));
+    }
+    if (number != null) {
+      return Optional.of(new Answer(number.text, true));
+    }
+    return Optional.empty();
+  }
+
+  /** The reference answer: its box, else its last math span, else the whole text. */
+  public static String reference(String gold) {
+    Optional<String> boxed = boxed(gold);
+    if (boxed.isPresent()) {
+      return boxed.get();
+    }
+    Span latex = lastLatex(gold);
+    return latex != null ? latex.text : gold;
+  }
+
+  record Span(int start, int end, String text) {}
+
+  /** The last box's content, joined with boxes just before it; empty when there is none. */
+  public static Optional<String> boxed(String text) {
+    List<Span> boxes = new ArrayList<>();
+    Matcher m = BOX.matcher(text);
+    while (m.find()) {
+      int i = m.end();
+      while (i < text.length() && text.charAt(i) == ' ' && i + 1 < text.length() && text.charAt(i + 1) == '{') {
+        i++;
+      }
+      if (i < text.length() && text.charAt(i) == '{') {
+        int close = MathNormalizer.matchingBrace(text, i);
+        if (close < 0) { // unbalanced: take the rest, as a lenient grader would
+          boxes.add(new Span(m.start(), text.length(), text.substring(i + 1)));
+          break;
+        }
+        boxes.add(new Span(m.start(), close + 1, text.substring(i + 1, close)));
+      } else if (i < text.length() && text.charAt(i) == ' ') { // "\boxed 5" up to the end of the math
+        int end = i + 1;
+        while (end < text.length() && text.charAt(end) != '$' && text.charAt(end) != '\n') {
+          end++;
+        }
+        boxes.add(new Span(m.start(), end, text.substring(i + 1, end).trim()));
+      }
+    }
+    if (boxes.isEmpty()) {
+      return Optional.empty();
+    }
+    int k = boxes.size() - 1;
+    List<String> parts = new ArrayList<>();
+    parts.add(0, boxes.get(k).text);
+    while (k > 0) {
+      String gap = text.substring(boxes.get(k - 1).end, boxes.get(k).start);
+      if (gap.length() > 40 || gap.contains("\n\n") || gap.matches("(?s).*[.!?]\\s.*")) {
+        break;
+      }
+      k--;
+      parts.add(0, boxes.get(k).text);
+    }
+    return Optional.of(String.join(", ", parts));
+  }
+
+  /** The last math span (joined with spans right before it when only "and" or "," separates them). */
+  static Span lastLatex(String text) {
+    List<Span> spans = new ArrayList<>();
+    int i = 0;
+    int n = text.length();
+    while (i < n) {
+      char c = text.charAt(i);
+      if (c == '\\' && i + 1 < n && (text.charAt(i + 1) == '(' || text.charAt(i + 1) == '[')) {
+        String close = text.charAt(i + 1) == '(' ? "\\)" : "\\]";
+        int end = text.indexOf(close, i + 2);
+        if (end < 0) {
+          break;
+        }
+        String inner = text.substring(i + 2, end);
+        if (close.equals("\\]") || !inner.contains("\n")) {
+          spans.add(new Span(i, end + 2, inner));
+        }
+        i = end + 2;
+      } else if (c == '\\') {
+        i += 2;
+      } else if (c == '$') {
+        boolean display = i + 1 < n && text.charAt(i + 1) == '$';
+        int from = i + (display ? 2 : 1);
+        int end = display ? text.indexOf("$$", from) : unescapedDollar(text, from);
+        if (end < 0) {
+          break;
+        }
+        String inner = text.substring(from, end);
+        if ((display || !inner.contains("\n")) && !inner.isBlank()) {
+          spans.add(new Span(i, end + (display ? 2 : 1), inner));
+        }
+        i = end + (display ? 2 : 1);
+      } else {
+        i++;
+      }
+    }
+    if (spans.isEmpty()) {
+      return null;
+    }
+    int k = spans.size() - 1;
+    List<String> parts = new ArrayList<>();
+    parts.add(spans.get(k).text);
+    while (k > 0 && MATH_CONNECTOR.matcher(text.substring(spans.get(k - 1).end, spans.get(k).start)).matches()
+        && !text.substring(spans.get(k - 1).end, spans.get(k).start).isEmpty()) {
+      k--;
+      parts.add(0, spans.get(k).text);
+    }
+    return new Span(spans.get(k).start, spans.get(spans.size() - 1).end, String.join(", ", parts));
+  }
+
+  private static final Pattern FINAL_ANSWER = Pattern.compile(
+      "(?i)final answer(?: is)?\\s*:?\\s*(?:the final answer is\\s*)?(?=\\$|\\\\\\()");
+
+  /** The math right after the last "final answer is" (Minerva / Math-Verify style), or null. */
+  static Span finalAnswerLatex(String text) {
+    Matcher m = FINAL_ANSWER.matcher(text);
+    int at = -1;
+    while (m.find()) {
+      at = m.end();
+    }
+    if (at < 0) {
+      return null;
+    }
+    Span first = lastLatex(text.substring(at, Math.min(text.length(), at + 1 + firstSpanEnd(text, at))));
+    return first == null ? null : new Span(at + first.start, at + first.end, first.text);
+  }
+
+  private static int firstSpanEnd(String text, int at) {
+    boolean display = text.startsWith("$$", at);
+    int end = text.startsWith("\\(", at) ? text.indexOf("\\)", at + 2) + 1
+        : display ? text.indexOf("$$", at + 2) + 1 : text.startsWith("$", at) ? unescapedDollar(text, at + 1) : -1;
+    return end < 0 ? 0 : end - at + 1;
+  }
+
+  private static int unescapedDollar(String text, int from) {
+    for (int i = from; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (c == '\\') {
+        i++;
+      } else if (c == '$') {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  static Span lastNumber(String text) {
+    Matcher m = NUMBER.matcher(text);
+    Span last = null;
+    while (m.find()) {
+      last = new Span(m.start(1), m.end(1), m.group(1));
+    }
+    return last;
+  }
+
+  /** A plain-text number in canonical form: thousands separators dropped, a decimal comma made a point. */
+  public static String plainNumber(String raw) {
+    String s = raw.strip();
+    if (s.matches("-?\\d{1,3}(?:,\\d{3})+(?:\\.\\d+)?") || s.matches("-?\\d{1,3}(?: \\d{3})+")) {
+      return s.replace(",", "").replace(" ", "");
+    }
+    if (s.matches("-?\\d+,\\d+")) {
+      return s.replace(',', '.');
+    }
+    return s;
+  }
+}

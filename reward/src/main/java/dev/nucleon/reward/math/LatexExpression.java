@@ -1,0 +1,433 @@
+package dev.nucleon.reward.math;
+
+import com.ezylang.evalex.Expression;
+import com.ezylang.evalex.config.ExpressionConfiguration;
+import com.ezylang.evalex.data.EvaluationValue;
+import com.ezylang.evalex.parser.ASTNode;
+import com.ezylang.evalex.parser.Token;
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.math.MathContext;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.apache.commons.numbers.fraction.BigFraction;
+
+/**
+ * A LaTeX math expression as something to evaluate: translated to an infix expression for the EvalEx parser, then
+ * evaluated exactly with rational arithmetic (Commons Numbers {@link BigFraction}) when it holds only numbers and
+ * + - * / and integer powers, or numerically by EvalEx (34 significant digits) with values for its variables.
+ *
+ * <p>Translation: {@code \frac{a}{b}}, {@code \sqrt{a}}, {@code \sqrt[n]{a}}, {@code ^}, {@code \cdot}/{@code \times}
+ * /{@code \div}, implicit multiplication ({@code 2x}, {@code xy}, {@code )(}), single letters and Greek letters as
+ * variables (subscripts part of the name), {@code \pi}, trigonometric functions (radians), {@code \ln}, {@code \log},
+ * {@code \exp}. Anything else ({@code \infty}, {@code !}, {@code |x|}, sums) is not translated and the caller falls
+ * back to comparing text.
+ */
+public final class LatexExpression {
+
+  private static final ExpressionConfiguration CONFIG = ExpressionConfiguration.builder()
+      .mathContext(MathContext.DECIMAL128)
+      .implicitMultiplicationAllowed(false)
+      .arraysAllowed(false)
+      .structuresAllowed(false)
+      .powerOfPrecedence(com.ezylang.evalex.operators.OperatorIfc.OPERATOR_PRECEDENCE_POWER_HIGHER)
+      .build();
+
+  private static final Map<String, String> FUNCTIONS = Map.ofEntries(
+      Map.entry("sin", "SINR"), Map.entry("cos", "COSR"), Map.entry("tan", "TANR"), Map.entry("sec", "SECR"),
+      Map.entry("csc", "CSCR"), Map.entry("cot", "COTR"), Map.entry("arcsin", "ASINR"),
+      Map.entry("arccos", "ACOSR"), Map.entry("arctan", "ATANR"), Map.entry("ln", "LOG"), Map.entry("log", "LOG"),
+      Map.entry("sinh", "SINH"), Map.entry("cosh", "COSH"), Map.entry("tanh", "TANH"));
+  private static final Set<String> GREEK = Set.of("alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta",
+      "eta", "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
+      "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi",
+      "Omega");
+  private static final Set<String> WRAPPERS = Set.of("mathbf", "vec", "overline", "bar", "hat", "mathit",
+      "boldsymbol", "overrightarrow", "mathrm", "text");
+
+  private static final java.util.regex.Pattern OPERATOR_COMMANDS_TIMES =
+      java.util.regex.Pattern.compile("\\\\(?:cdot|times|ast)(?![a-zA-Z])");
+  private static final java.util.regex.Pattern OPERATOR_COMMANDS_DIV =
+      java.util.regex.Pattern.compile("\\\\div(?![a-zA-Z])");
+
+  private final String infix;
+  private final Map<String, String> variables; // LaTeX name -> EvalEx name
+  private final Expression expression;
+  private final ASTNode ast;
+  private final boolean hasDecimal;
+
+  private LatexExpression(String infix, Map<String, String> variables, Expression expression, ASTNode ast,
+      boolean hasDecimal) {
+    this.infix = infix;
+    this.variables = variables;
+    this.expression = expression;
+    this.ast = ast;
+    this.hasDecimal = hasDecimal;
+  }
+
+  /** The expression, or empty when the LaTeX is outside what is translated or does not parse. */
+  public static Optional<LatexExpression> parse(String latex) {
+    if (latex.isBlank() || latex.length() > 2000) {
+      return Optional.empty();
+    }
+    String text = OPERATOR_COMMANDS_TIMES.matcher(latex).replaceAll("*");
+    text = OPERATOR_COMMANDS_DIV.matcher(text).replaceAll("/");
+    Translator t = new Translator(text);
+    String infix;
+    try {
+      infix = t.translate();
+    } catch (IllegalArgumentException e) {
+      return Optional.empty();
+    }
+    if (infix.isBlank()) {
+      return Optional.empty();
+    }
+    try {
+      Expression e = new Expression(infix, CONFIG);
+      ASTNode ast = e.getAbstractSyntaxTree();
+      return Optional.of(new LatexExpression(infix, t.variables, e, ast, t.hasDecimal));
+    } catch (Exception e) { // EvalEx throws checked ParseException and runtime errors for odd input
+      return Optional.empty();
+    }
+  }
+
+  /** The EvalEx infix form (for messages and tests). */
+  public String infix() {
+    return infix;
+  }
+
+  /** The LaTeX variable names, in order of appearance. */
+  public List<String> variables() {
+    return List.copyOf(variables.keySet());
+  }
+
+  /** Whether a decimal literal (like {@code 0.33}) appears: such answers compare with a tolerance. */
+  public boolean hasDecimal() {
+    return hasDecimal;
+  }
+
+  /** The exact rational value when there are only numbers, + - * / and integer powers. */
+  public Optional<BigFraction> exact() {
+    try {
+      return Optional.ofNullable(rational(ast));
+    } catch (ArithmeticException e) {
+      return Optional.empty();
+    }
+  }
+
+  private static BigFraction rational(ASTNode node) {
+    Token token = node.getToken();
+    List<ASTNode> p = node.getParameters();
+    switch (token.getType()) {
+      case NUMBER_LITERAL -> {
+        BigDecimal d = new BigDecimal(token.getValue());
+        return d.scale() <= 0 ? BigFraction.of(d.toBigIntegerExact())
+            : BigFraction.of(d.unscaledValue(), BigInteger.TEN.pow(d.scale()));
+      }
+      case PREFIX_OPERATOR -> {
+        BigFraction v = rational(p.get(0));
+        if (v == null) {
+          return null;
+        }
+        return token.getValue().equals("-") ? v.negate() : v;
+      }
+      case INFIX_OPERATOR -> {
+        BigFraction a = rational(p.get(0));
+        BigFraction b = a == null ? null : rational(p.get(1));
+        if (b == null) {
+          return null;
+        }
+        switch (token.getValue()) {
+          case "+" -> {
+            return a.add(b);
+          }
+          case "-" -> {
+            return a.subtract(b);
+          }
+          case "*" -> {
+            return a.multiply(b);
+          }
+          case "/" -> {
+            return b.signum() == 0 ? null : a.divide(b);
+          }
+          case "^" -> {
+            if (!b.getDenominator().equals(BigInteger.ONE) || b.getNumerator().abs().compareTo(
+                BigInteger.valueOf(256)) > 0) {
+              return null;
+            }
+            int e = b.getNumerator().intValue();
+            if (e < 0 && a.signum() == 0) {
+              return null;
+            }
+            return e >= 0 ? a.pow(e) : a.pow(-e).reciprocal();
+          }
+          default -> {
+            return null;
+          }
+        }
+      }
+      default -> {
+        return null;
+      }
+    }
+  }
+
+  /**
+   * The value with {@code values} for the variables (by LaTeX name; a missing one is 0), or NaN when it cannot be
+   * evaluated there (a root of a negative number, a division by zero).
+   */
+  public synchronized double evaluate(Map<String, Double> values) {
+    try {
+      for (Map.Entry<String, String> v : variables.entrySet()) {
+        expression.with(v.getValue(), BigDecimal.valueOf(values.getOrDefault(v.getKey(), 0.0)));
+      }
+      EvaluationValue result = expression.evaluate();
+      if (!result.isNumberValue()) {
+        return Double.NaN;
+      }
+      return result.getNumberValue().doubleValue();
+    } catch (Exception e) {
+      return Double.NaN;
+    }
+  }
+
+  /** LaTeX to EvalEx infix, inserting explicit multiplication. */
+  private static final class Translator {
+    private final String s;
+    private int pos;
+    final Map<String, String> variables = new LinkedHashMap<>();
+    boolean hasDecimal;
+
+    Translator(String s) {
+      this.s = s;
+    }
+
+    String translate() {
+      String out = sequence(-1);
+      if (pos < s.length()) {
+        throw new IllegalArgumentException("unexpected " + s.charAt(pos));
+      }
+      return out;
+    }
+
+    /** Translates until the closing character {@code until} (not consumed) or the end. */
+    private String sequence(int until) {
+      StringBuilder out = new StringBuilder();
+      boolean operand = false; // whether the output ends with an operand (for implicit multiplication)
+      while (pos < s.length()) {
+        char c = s.charAt(pos);
+        if (c == until) {
+          return out.toString();
+        }
+        if (Character.isWhitespace(c)) {
+          pos++;
+          continue;
+        }
+        if (c == '+' || c == '-' || c == '*' || c == '/') {
+          out.append(c);
+          pos++;
+          operand = false;
+          continue;
+        }
+        if (c == '^') {
+          if (!operand) {
+            throw new IllegalArgumentException("^ without base");
+          }
+          pos++;
+          out.append("^(").append(argument()).append(')');
+          continue;
+        }
+        if (c == '_') {
+          throw new IllegalArgumentException("subscript on a non-variable");
+        }
+        String atom = atom();
+        if (operand) {
+          out.append('*');
+        }
+        out.append(atom);
+        operand = true;
+      }
+      if (until >= 0) {
+        throw new IllegalArgumentException("missing " + (char) until);
+      }
+      return out.toString();
+    }
+
+    /** One operand. */
+    private String atom() {
+      char c = s.charAt(pos);
+      if (Character.isDigit(c) || c == '.') {
+        int start = pos;
+        while (pos < s.length() && (Character.isDigit(s.charAt(pos)) || s.charAt(pos) == '.')) {
+          pos++;
+        }
+        String num = s.substring(start, pos);
+        if (num.indexOf('.') != num.lastIndexOf('.') || num.equals(".")) {
+          throw new IllegalArgumentException("bad number " + num);
+        }
+        if (num.contains(".")) {
+          hasDecimal = true;
+        }
+        return num.startsWith(".") ? "0" + num : num.endsWith(".") ? num.substring(0, num.length() - 1) : num;
+      }
+      if (c == '(' || c == '[' || c == '{') {
+        char close = c == '(' ? ')' : c == '[' ? ']' : '}';
+        pos++;
+        String inner = sequence(close);
+        pos++;
+        if (inner.isBlank()) {
+          throw new IllegalArgumentException("empty group");
+        }
+        return "(" + inner + ")";
+      }
+      if (Character.isLetter(c) && c < 128) {
+        pos++;
+        return variable(String.valueOf(c));
+      }
+      if (c == '\\') {
+        int start = ++pos;
+        while (pos < s.length() && Character.isLetter(s.charAt(pos))) {
+          pos++;
+        }
+        String cmd = s.substring(start, pos);
+        if (cmd.isEmpty()) {
+          throw new IllegalArgumentException("bad command");
+        }
+        switch (cmd) {
+          case "frac" -> {
+            String a = group();
+            String b = group();
+            return "((" + a + ")/(" + b + "))";
+          }
+          case "sqrt" -> {
+            skipSpaces();
+            if (pos < s.length() && s.charAt(pos) == '[') {
+              pos++;
+              String n = sequence(']');
+              pos++;
+              return "((" + argument() + ")^(1/(" + n + ")))";
+            }
+            return "SQRT(" + argument() + ")";
+          }
+          case "pi" -> {
+            return "PI";
+          }
+          case "exp" -> {
+            return "(E^(" + argument() + "))";
+          }
+          default -> {
+            if (FUNCTIONS.containsKey(cmd)) {
+              return function(FUNCTIONS.get(cmd));
+            }
+            if (GREEK.contains(cmd)) {
+              return variable("\\" + cmd);
+            }
+            if (WRAPPERS.contains(cmd)) {
+              String inner = rawGroup();
+              if (!inner.matches("[A-Za-z]+")) {
+                throw new IllegalArgumentException("unsupported wrapped content");
+              }
+              return variable("\\" + cmd + "{" + inner + "}");
+            }
+            throw new IllegalArgumentException("unsupported \\" + cmd);
+          }
+        }
+      }
+      throw new IllegalArgumentException("unsupported character " + c);
+    }
+
+    private String function(String name) {
+      skipSpaces();
+      String power = null;
+      if (pos < s.length() && s.charAt(pos) == '^') {
+        pos++;
+        power = argument();
+      }
+      String arg = argument();
+      String call = name + "(" + arg + ")";
+      return power == null ? call : "((" + call + ")^(" + power + "))";
+    }
+
+    /** A variable with an optional subscript. */
+    private String variable(String base) {
+      String name = base;
+      skipSpaces();
+      if (pos < s.length() && s.charAt(pos) == '_') {
+        pos++;
+        skipSpaces();
+        name = base + "_" + rawArgument();
+      }
+      return variables.computeIfAbsent(name, k -> "V" + variables.size());
+    }
+
+    /** {@code {...}} translated. */
+    private String group() {
+      skipSpaces();
+      if (pos >= s.length() || s.charAt(pos) != '{') {
+        throw new IllegalArgumentException("expected {");
+      }
+      pos++;
+      String inner = sequence('}');
+      pos++;
+      if (inner.isBlank()) {
+        throw new IllegalArgumentException("empty group");
+      }
+      return inner;
+    }
+
+    /** The argument of ^, \sqrt or a function: a group, or one token. */
+    private String argument() {
+      skipSpaces();
+      if (pos >= s.length()) {
+        throw new IllegalArgumentException("missing argument");
+      }
+      char c = s.charAt(pos);
+      if (c == '{') {
+        return group();
+      }
+      if (Character.isDigit(c)) {
+        pos++;
+        return String.valueOf(c);
+      }
+      if (c == '-' ) {
+        pos++;
+        return "-" + argument();
+      }
+      return atom();
+    }
+
+    /** {@code {...}} or one character, untranslated (subscripts, wrapped names). */
+    private String rawArgument() {
+      if (pos < s.length() && s.charAt(pos) == '{') {
+        return rawGroup();
+      }
+      if (pos >= s.length()) {
+        throw new IllegalArgumentException("missing subscript");
+      }
+      return String.valueOf(s.charAt(pos++));
+    }
+
+    private String rawGroup() {
+      skipSpaces();
+      if (pos >= s.length() || s.charAt(pos) != '{') {
+        throw new IllegalArgumentException("expected {");
+      }
+      int close = MathNormalizer.matchingBrace(s, pos);
+      if (close < 0) {
+        throw new IllegalArgumentException("unbalanced");
+      }
+      String inner = s.substring(pos + 1, close).replace(" ", "");
+      pos = close + 1;
+      return inner;
+    }
+
+    private void skipSpaces() {
+      while (pos < s.length() && Character.isWhitespace(s.charAt(pos))) {
+        pos++;
+      }
+    }
+  }
+}

@@ -1,0 +1,604 @@
+package dev.nucleon.reward.math;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+import java.util.Set;
+import java.util.regex.Pattern;
+import org.apache.commons.numbers.fraction.BigFraction;
+
+/**
+ * Whether two answers (already extracted, as LaTeX) mean the same thing.
+ *
+ * <ol>
+ *   <li>Equal after {@link MathNormalizer#canonical} (spaces ignored), or after Hendrycks' {@code strip_string}:
+ *       equal.
+ *   <li>Structure: {@code ;}-separated groups, comma / "and" lists, tuples and intervals (bracket kinds must match),
+ *       sets {@code \{...\}}, matrices, unions {@code \cup}, equations and relation chains. Lists and sets compare
+ *       element-wise: sets (and bare lists when {@code list-order = any}) in any order, tuples and intervals in
+ *       order. {@code a \pm b} is the set {a+b, a-b}.
+ *   <li>Equations: the response's final value is its last right-hand side (the one before an {@code \approx});
+ *       a reference equation whose left side is a bare name ({@code x}, {@code a_{37}}, {@code (p,q)},
+ *       {@code \frac{NO}{BO}}) is compared by its right side; two equations with other left sides are equal when
+ *       {@code lhs - rhs} of one is a constant multiple of the other's. Relation chains compare after turning
+ *       {@code >} into {@code <}; {@code a < x < b} equals the interval {@code (a, b)}.
+ *   <li>Expressions: exact rational arithmetic when both sides are rational; otherwise numeric evaluation at three
+ *       fixed points for the variables, with relative tolerance 1e-9, or {@code 10^-precision} when a side has a
+ *       decimal literal.
+ * </ol>
+ */
+public final class MathEquivalence {
+
+  private final boolean ordered;
+  private final double decimalTolerance;
+
+  /**
+   * @param ordered whether bare comma lists must be in the same order (Hendrycks) or may be in any order
+   * @param precision decimal places to which an answer written with decimals must agree
+   */
+  public MathEquivalence(boolean ordered, int precision) {
+    this.ordered = ordered;
+    this.decimalTolerance = Math.pow(10, -precision);
+  }
+
+  /** Whether {@code response} (the model's answer) is equivalent to {@code reference}. */
+  public boolean equivalent(String response, String reference) {
+    String a = MathNormalizer.canonical(response);
+    String b = MathNormalizer.canonical(reference);
+    if (a.isEmpty() || b.isEmpty()) {
+      return false;
+    }
+    if (compact(a).equals(compact(b))) {
+      return true;
+    }
+    return equal(parse(a), parse(b), true);
+  }
+
+  private static String compact(String s) {
+    return s.replace(" ", "").replace("{", "").replace("}", "");
+  }
+
+  // ------------------------------------------------------------------ structure
+
+  sealed interface Value {}
+
+  record Atom(String text) implements Value {}
+
+  /** open/close: '(' ')' '[' ']' for tuples and intervals, '{' '}' for sets, 0 for a bare list. */
+  record Seq(char open, char close, List<Value> items) implements Value {}
+
+  record Matrix(List<List<Value>> rows) implements Value {}
+
+  record Union(List<Value> parts) implements Value {}
+
+  /** A chain {@code s0 op0 s1 op1 s2 ...} with ops among {@code < <= != =} after orientation. */
+  record Relation(List<Value> sides, List<String> ops) implements Value {}
+
+  /** {@code lhs = v1 = v2 ...}; {@code value} is the final value (before an {@code \approx}). */
+  record Equation(String lhs, Value value, String lhsText, String rhsText) implements Value {}
+
+  private static final Pattern MATRIX = Pattern.compile(
+      "^\\\\begin\\{([pbvBV]?matrix|array)\\}(?:\\{[^}]*\\})?(.*)\\\\end\\{\\1\\}$", Pattern.DOTALL);
+  private static final Pattern LIST_WORD = Pattern.compile("(?i)(?<![A-Za-z\\\\])(?:and|or)(?![A-Za-z])");
+  private static final Pattern SIMPLE_LHS_CHARS = Pattern.compile("[A-Za-z\\\\{}()\\[\\],:/ ]+");
+
+  Value parse(String input) {
+    String s = input.strip();
+    if (s.startsWith("\\in ")) {
+      s = s.substring(4).strip();
+    }
+    // "x \in S": the set is the answer
+    int in = topLevelIndex(s, "\\in ");
+    if (in > 0 && SIMPLE_LHS_CHARS.matcher(s.substring(0, in)).matches()) {
+      s = s.substring(in + 4).strip();
+    }
+    List<String> groups = splitTop(s, ";");
+    if (groups.size() > 1 && !wrapped(s)) {
+      return new Seq((char) 0, (char) 0, groups.stream().map(this::parse).toList());
+    }
+    String listed = LIST_WORD.matcher(s).replaceAll(",");
+    List<String> items = splitTop(listed, ",").stream().map(String::strip).filter(x -> !x.isEmpty()).toList();
+    if (items.size() > 1 && !wrapped(s)) {
+      return new Seq((char) 0, (char) 0, items.stream().map(this::parse).toList());
+    }
+    List<String> union = splitTop(s, "\\cup");
+    if (union.size() > 1) {
+      return new Union(union.stream().map(this::parse).toList());
+    }
+    Value relation = relation(s);
+    if (relation != null) {
+      return relation;
+    }
+    List<String> eq = splitEquation(s);
+    if (eq.size() > 1) {
+      return equation(eq);
+    }
+    if (s.startsWith("\\{") && s.endsWith("\\}") && matchingClose(s, 0) == s.length() - 2) {
+      return new Seq('{', '}', items(s.substring(2, s.length() - 2)));
+    }
+    if (wrapped(s)) {
+      char open = s.charAt(0);
+      char close = s.charAt(s.length() - 1);
+      String inner = s.substring(1, s.length() - 1).strip();
+      if (open == '{' && close == '}') {
+        List<Value> set = items(inner);
+        return set.size() == 1 ? set.get(0) : new Seq('{', '}', set);
+      }
+      Value matrix = matrix(inner);
+      if (matrix != null && open == '(') {
+        return matrix;
+      }
+      List<Value> elements = items(inner);
+      if (elements.size() == 1 && open == '(' && close == ')') {
+        return elements.get(0) instanceof Atom at ? new Atom("(" + at.text() + ")") : elements.get(0);
+      }
+      return new Seq(open, close, elements);
+    }
+    Value matrix = matrix(s);
+    if (matrix != null) {
+      return matrix;
+    }
+    int pm = s.indexOf("\\pm");
+    if (pm >= 0 && s.indexOf("\\pm", pm + 1) < 0) {
+      String before = s.substring(0, pm).strip();
+      String after = s.substring(pm + 3).strip();
+      String plus = before.isEmpty() ? after : before + "+(" + after + ")";
+      String minus = before.isEmpty() ? "-(" + after + ")" : before + "-(" + after + ")";
+      return new Seq('{', '}', List.of(new Atom(plus), new Atom(minus)));
+    }
+    return new Atom(s);
+  }
+
+  private List<Value> items(String inner) {
+    List<String> parts = splitTop(inner, ",");
+    if (parts.size() == 1) {
+      parts = splitTop(inner, ";");
+    }
+    return parts.stream().map(String::strip).filter(x -> !x.isEmpty()).map(this::parse).toList();
+  }
+
+  private Value matrix(String s) {
+    var m = MATRIX.matcher(s.strip());
+    if (!m.matches()) {
+      return null;
+    }
+    List<List<Value>> rows = new ArrayList<>();
+    for (String row : m.group(2).split("\\\\\\\\")) {
+      if (row.isBlank()) {
+        continue;
+      }
+      List<Value> cells = new ArrayList<>();
+      for (String cell : row.split("&")) {
+        cells.add(parse(cell.strip()));
+      }
+      rows.add(cells);
+    }
+    return rows.isEmpty() ? null : new Matrix(rows);
+  }
+
+  private Value relation(String s) {
+    List<Value> sides = new ArrayList<>();
+    List<String> ops = new ArrayList<>();
+    int depth = 0;
+    int last = 0;
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '\\') {
+        i++;
+        continue;
+      }
+      if (c == '(' || c == '[' || c == '{') {
+        depth++;
+      } else if (c == ')' || c == ']' || c == '}') {
+        depth--;
+      } else if (depth == 0 && (c == '<' || c == '>' || c == '!' && i + 1 < s.length() && s.charAt(i + 1) == '=')) {
+        String op = i + 1 < s.length() && s.charAt(i + 1) == '=' ? c + "=" : String.valueOf(c);
+        sides.add(new Atom(s.substring(last, i).strip()));
+        ops.add(op);
+        i += op.length() - 1;
+        last = i + 1;
+      }
+    }
+    if (ops.isEmpty()) {
+      return null;
+    }
+    sides.add(new Atom(s.substring(last).strip()));
+    if (sides.stream().anyMatch(v -> ((Atom) v).text().isEmpty())) {
+      return null;
+    }
+    boolean greater = ops.stream().allMatch(o -> o.startsWith(">"));
+    if (greater) { // a > b > c  ==  c < b < a
+      List<Value> rs = new ArrayList<>(sides);
+      java.util.Collections.reverse(rs);
+      List<String> ro = new ArrayList<>();
+      for (int i = ops.size() - 1; i >= 0; i--) {
+        ro.add(ops.get(i).replace('>', '<'));
+      }
+      return new Relation(rs, ro);
+    }
+    return new Relation(sides, ops);
+  }
+
+  /** Splits on top-level '=' and '\approx', keeping the markers: [lhs, "=rhs1", "~rhs2", ...]. */
+  private static List<String> splitEquation(String s) {
+    List<String> out = new ArrayList<>();
+    int depth = 0;
+    int last = 0;
+    char marker = 0;
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '\\') {
+        if (depth == 0 && s.startsWith("\\approx", i)) {
+          out.add((marker == 0 ? "" : String.valueOf(marker)) + s.substring(last, i).strip());
+          marker = '~';
+          last = i + 7;
+          i += 6;
+          continue;
+        }
+        i++;
+        continue;
+      }
+      if (c == '(' || c == '[' || c == '{') {
+        depth++;
+      } else if (c == ')' || c == ']' || c == '}') {
+        depth--;
+      } else if (c == '=' && depth == 0) {
+        out.add((marker == 0 ? "" : String.valueOf(marker)) + s.substring(last, i).strip());
+        marker = '=';
+        last = i + 1;
+      }
+    }
+    if (out.isEmpty()) {
+      return List.of(s);
+    }
+    out.add((marker == 0 ? "" : String.valueOf(marker)) + s.substring(last).strip());
+    return out;
+  }
+
+  private Value equation(List<String> parts) {
+    String lhs = parts.get(0);
+    // the final value: the last right side, unless it came after \approx and an exact one precedes it
+    int k = parts.size() - 1;
+    while (k > 1 && parts.get(k).startsWith("~")) {
+      k--;
+    }
+    String value = parts.get(k).substring(1).strip();
+    if (k == 0 || value.isEmpty()) {
+      value = parts.get(parts.size() - 1).substring(1).strip();
+    }
+    if (lhs.isEmpty() || value.isEmpty()) {
+      return new Atom(String.join("", parts));
+    }
+    String firstRhs = parts.get(1).substring(1).strip();
+    return new Equation(lhs, parse(value), lhs, firstRhs);
+  }
+
+  /** A left side that only names the answer: letters, subscripts, tuples of names, ratios of names. */
+  static boolean simpleLhs(String lhs) {
+    String t = lhs.replaceAll("_\\{[^}]*\\}|_[A-Za-z0-9]", "");
+    t = t.replace("\\frac", "/").replace("\\mathbf", "").replace("\\vec", "").replace("\\overline", "");
+    return !t.isBlank() && SIMPLE_LHS_CHARS.matcher(t).matches() && !t.matches(".*\\\\[a-zA-Z]*(?:sin|cos|tan|log|ln|sqrt).*");
+  }
+
+  private static boolean wrapped(String s) {
+    if (s.length() < 2) {
+      return false;
+    }
+    char open = s.charAt(0);
+    if (open != '(' && open != '[' && open != '{') {
+      return false;
+    }
+    char close = s.charAt(s.length() - 1);
+    if (close != ')' && close != ']' && close != '}') {
+      return false;
+    }
+    return matchingClose(s, 0) == s.length() - 1;
+  }
+
+  /** Index of the bracket closing the one at {@code open} (any kind closes any kind, for intervals). */
+  private static int matchingClose(String s, int open) {
+    int depth = 0;
+    for (int i = open; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '\\' && i + 1 < s.length() && (s.charAt(i + 1) == '{' || s.charAt(i + 1) == '}')) {
+        depth += s.charAt(i + 1) == '{' ? 1 : -1;
+        i++;
+        if (depth == 0) {
+          return i - 1;
+        }
+        continue;
+      }
+      if (c == '\\') {
+        i++;
+        continue;
+      }
+      if (c == '(' || c == '[' || c == '{') {
+        depth++;
+      } else if (c == ')' || c == ']' || c == '}') {
+        depth--;
+        if (depth == 0) {
+          return i;
+        }
+      }
+    }
+    return -1;
+  }
+
+  private static int topLevelIndex(String s, String token) {
+    int depth = 0;
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (depth == 0 && s.startsWith(token, i)) {
+        return i;
+      }
+      if (c == '\\') {
+        i++;
+        continue;
+      }
+      if (c == '(' || c == '[' || c == '{') {
+        depth++;
+      } else if (c == ')' || c == ']' || c == '}') {
+        depth--;
+      }
+    }
+    return -1;
+  }
+
+  /** Splits on {@code sep} outside brackets and environments. */
+  static List<String> splitTop(String s, String sep) {
+    List<String> out = new ArrayList<>();
+    int depth = 0;
+    int env = 0;
+    int last = 0;
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (s.startsWith("\\begin{", i)) {
+        env++;
+      } else if (s.startsWith("\\end{", i)) {
+        env--;
+      }
+      if (depth == 0 && env == 0 && s.startsWith(sep, i)) {
+        out.add(s.substring(last, i));
+        last = i + sep.length();
+        i = last - 1;
+        continue;
+      }
+      if (c == '\\') {
+        if (i + 1 < s.length() && (s.charAt(i + 1) == '{' || s.charAt(i + 1) == '}')) {
+          depth += s.charAt(i + 1) == '{' ? 1 : -1;
+        }
+        i++;
+        continue;
+      }
+      if (c == '(' || c == '[' || c == '{') {
+        depth++;
+      } else if (c == ')' || c == ']' || c == '}') {
+        depth--;
+      }
+    }
+    out.add(s.substring(last));
+    return out;
+  }
+
+  // ------------------------------------------------------------------ comparison
+
+  /** {@code a}: the response's value; {@code b}: the reference's. */
+  boolean equal(Value a, Value b, boolean top) {
+    if (a instanceof Equation ea && b instanceof Equation eb) {
+      if (compact(ea.lhs()).equals(compact(eb.lhs())) || simpleLhs(ea.lhs()) && simpleLhs(eb.lhs())) {
+        return equal(ea.value(), eb.value(), false);
+      }
+      return equationsProportional(ea, eb);
+    }
+    if (a instanceof Equation ea) {
+      return equal(ea.value(), b, false);
+    }
+    if (b instanceof Equation eb) {
+      return simpleLhs(eb.lhs()) && equal(a, eb.value(), false);
+    }
+    if (a instanceof Seq sa && sa.items().size() == 1) {
+      return equal(sa.items().get(0), b, false);
+    }
+    if (b instanceof Seq sb && sb.items().size() == 1) {
+      return equal(a, sb.items().get(0), false);
+    }
+    if (a instanceof Seq sa && b instanceof Seq sb) {
+      return seqEqual(sa, sb);
+    }
+    if (a instanceof Relation ra && b instanceof Seq sb) {
+      return intervalOf(ra).map(i -> seqEqual(i, sb)).orElse(false);
+    }
+    if (a instanceof Seq sa && b instanceof Relation rb) {
+      return intervalOf(rb).map(i -> seqEqual(sa, i)).orElse(false);
+    }
+    if (a instanceof Relation ra && b instanceof Relation rb) {
+      if (!ra.ops().equals(rb.ops()) || ra.sides().size() != rb.sides().size()) {
+        return false;
+      }
+      for (int i = 0; i < ra.sides().size(); i++) {
+        if (!equal(ra.sides().get(i), rb.sides().get(i), false)) {
+          return false;
+        }
+      }
+      return true;
+    }
+    if (a instanceof Union ua && b instanceof Union ub) {
+      return sameSet(ua.parts(), ub.parts());
+    }
+    if (a instanceof Matrix ma && b instanceof Matrix mb) {
+      if (ma.rows().size() != mb.rows().size()) {
+        return false;
+      }
+      for (int r = 0; r < ma.rows().size(); r++) {
+        List<Value> x = ma.rows().get(r);
+        List<Value> y = mb.rows().get(r);
+        if (x.size() != y.size()) {
+          return false;
+        }
+        for (int c = 0; c < x.size(); c++) {
+          if (!equal(x.get(c), y.get(c), false)) {
+            return false;
+          }
+        }
+      }
+      return true;
+    }
+    if (a instanceof Atom x && b instanceof Atom y) {
+      return atomsEqual(x.text(), y.text());
+    }
+    return false;
+  }
+
+  private boolean seqEqual(Seq a, Seq b) {
+    boolean aSet = a.open() == '{' || a.open() == 0;
+    boolean bSet = b.open() == '{' || b.open() == 0;
+    if (a.open() == '{' || b.open() == '{' || a.open() == 0 && b.open() == 0 && !ordered) {
+      return sameSet(a.items(), b.items());
+    }
+    if (!aSet && !bSet && (a.open() != b.open() || a.close() != b.close())) {
+      return false;
+    }
+    // a bare list against a tuple, or two ordered sequences: element-wise in order
+    if ((aSet && a.open() == 0 && b.open() != '(' && b.open() != 0)
+        || (bSet && b.open() == 0 && a.open() != '(' && a.open() != 0)) {
+      return false;
+    }
+    if (a.items().size() != b.items().size()) {
+      return false;
+    }
+    for (int i = 0; i < a.items().size(); i++) {
+      if (!equal(a.items().get(i), b.items().get(i), false)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private boolean sameSet(List<Value> a, List<Value> b) {
+    for (Value x : a) {
+      if (b.stream().noneMatch(y -> equal(x, y, false))) {
+        return false;
+      }
+    }
+    for (Value y : b) {
+      if (a.stream().noneMatch(x -> equal(x, y, false))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** {@code lo < x < hi} as the interval (lo, hi), brackets from the relations. */
+  private static Optional<Seq> intervalOf(Relation r) {
+    if (r.sides().size() != 3 || r.ops().stream().anyMatch(o -> !o.equals("<") && !o.equals("<="))) {
+      return Optional.empty();
+    }
+    char open = r.ops().get(0).equals("<") ? '(' : '[';
+    char close = r.ops().get(1).equals("<") ? ')' : ']';
+    return Optional.of(new Seq(open, close, List.of(r.sides().get(0), r.sides().get(2))));
+  }
+
+  private static final Pattern PAREN_LETTER = Pattern.compile("^\\(([A-Za-z])\\)$");
+
+  boolean atomsEqual(String x, String y) {
+    String cx = compact(x);
+    String cy = compact(y);
+    if (cx.equals(cy) || MathNormalizer.hendrycks(x).equals(MathNormalizer.hendrycks(y))) {
+      return true;
+    }
+    String lx = PAREN_LETTER.matcher(cx).replaceAll("$1");
+    String ly = PAREN_LETTER.matcher(cy).replaceAll("$1");
+    if (lx.equals(ly)) {
+      return true;
+    }
+    Optional<LatexExpression> ex = LatexExpression.parse(x);
+    Optional<LatexExpression> ey = ex.isEmpty() ? Optional.empty() : LatexExpression.parse(y);
+    if (ex.isEmpty() || ey.isEmpty()) {
+      return false;
+    }
+    LatexExpression a = ex.get();
+    LatexExpression b = ey.get();
+    boolean decimal = a.hasDecimal() || b.hasDecimal();
+    Optional<BigFraction> qa = a.exact();
+    Optional<BigFraction> qb = qa.isEmpty() ? Optional.empty() : b.exact();
+    if (qa.isPresent() && qb.isPresent()) {
+      if (qa.get().compareTo(qb.get()) == 0) {
+        return true;
+      }
+      if (!decimal) {
+        return false;
+      }
+      return close(qa.get().doubleValue(), qb.get().doubleValue(), decimalTolerance);
+    }
+    return numericallyEqual(a, b, decimal ? decimalTolerance : 1e-9);
+  }
+
+  private static boolean close(double a, double b, double tolerance) {
+    return Math.abs(a - b) <= tolerance * Math.max(1.0, Math.max(Math.abs(a), Math.abs(b)));
+  }
+
+  private static final int POINTS = 3;
+
+  private static List<Map<String, Double>> points(Set<String> variables, long seed) {
+    Random random = new Random(seed);
+    List<Map<String, Double>> out = new ArrayList<>();
+    for (int k = 0; k < POINTS; k++) {
+      Map<String, Double> values = new HashMap<>();
+      for (String v : variables) {
+        values.put(v, 1.1 + 1.8 * random.nextDouble());
+      }
+      out.add(values);
+    }
+    return out;
+  }
+
+  private static boolean numericallyEqual(LatexExpression a, LatexExpression b, double tolerance) {
+    Set<String> vars = new LinkedHashSet<>(a.variables());
+    vars.addAll(b.variables());
+    int compared = 0;
+    for (Map<String, Double> p : points(vars, 20260101L)) {
+      double x = a.evaluate(p);
+      double y = b.evaluate(p);
+      boolean nx = !Double.isFinite(x);
+      boolean ny = !Double.isFinite(y);
+      if (nx && ny) {
+        continue;
+      }
+      if (nx || ny || !close(x, y, tolerance)) {
+        return false;
+      }
+      compared++;
+    }
+    return compared > 0;
+  }
+
+  /** Two equations are the same when lhs - rhs of one is a non-zero constant multiple of the other's. */
+  private boolean equationsProportional(Equation a, Equation b) {
+    Optional<LatexExpression> fa = LatexExpression.parse("(" + a.lhsText() + ")-(" + a.rhsText() + ")");
+    Optional<LatexExpression> fb = LatexExpression.parse("(" + b.lhsText() + ")-(" + b.rhsText() + ")");
+    if (fa.isEmpty() || fb.isEmpty()) {
+      return false;
+    }
+    Set<String> vars = new LinkedHashSet<>(fa.get().variables());
+    vars.addAll(fb.get().variables());
+    Double ratio = null;
+    for (Map<String, Double> p : points(vars, 7L)) {
+      double x = fa.get().evaluate(p);
+      double y = fb.get().evaluate(p);
+      if (!Double.isFinite(x) || !Double.isFinite(y) || Math.abs(y) < 1e-12) {
+        return false;
+      }
+      double r = x / y;
+      if (ratio == null) {
+        ratio = r;
+      } else if (!close(r, ratio, 1e-9)) {
+        return false;
+      }
+    }
+    return ratio != null && Math.abs(ratio) > 1e-12;
+  }
+}

@@ -1,0 +1,118 @@
+package dev.nucleon.reward.math;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import dev.nucleon.core.reward.RewardFunction;
+import dev.nucleon.core.reward.RewardRequest;
+import dev.nucleon.core.reward.RewardResult;
+import dev.nucleon.reward.TestData;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class MathRewardTest {
+
+  private final RewardFunction reward = new MathReward.Factory().create(ConfigFactory.empty());
+
+  private double score(String completion, String gold) {
+    return reward.scoreOne(RewardRequest.of(completion, gold)).reward();
+  }
+
+  @Test
+  void takesTheLastBoxWithBalancedBraces() {
+    assertEquals(1.0, score("first \\boxed{1}. Then, finally, we get \\boxed{\\frac{1}{2}}.", "1/2"));
+    assertEquals(1.0, score("so \\fbox{\\sqrt{\\frac{3}{4}}}", "\\frac{\\sqrt{3}}{2}"));
+    assertEquals(0.0, score("first \\boxed{1/2}. Then, finally, we get \\boxed{1}.", "1/2"));
+    RewardResult none = reward.scoreOne(RewardRequest.of("I do not know", "1/2"));
+    assertEquals(0.0, none.reward());
+    assertEquals(Map.of("correct", 0.0, "extracted", 0.0), none.components());
+  }
+
+  @Test
+  void normalizesNotation() {
+    assertEquals(1.0, score("\\boxed{\\dfrac{3}{4}}", "\\frac34"));
+    assertEquals(1.0, score("\\boxed{\\left(3, \\frac{\\pi}{2}\\right)}", "(3,\\tfrac{\\pi}{2})"));
+    assertEquals(1.0, score("\\boxed{90^\\circ}", "90"));
+    assertEquals(1.0, score("\\boxed{50\\%}", "50"));
+    assertEquals(1.0, score("\\boxed{x = 5}", "5"));
+    assertEquals(1.0, score("\\boxed{12 \\text{ cm}}", "12"));
+    assertEquals(1.0, score("\\boxed{\\$1,\\!000}", "1000"));
+    assertEquals(1.0, score("\\boxed{0.5}", "\\frac{1}{2}"));
+    assertEquals(1.0, score("\\boxed{2\\sqrt{2}}", "\\sqrt{8}"));
+    assertEquals(1.0, score("\\boxed{(x+1)^2}", "x^2+2x+1"));
+  }
+
+  @Test
+  void rejectsWrongAnswers() {
+    assertEquals(0.0, score("\\boxed{2}", "3"));
+    assertEquals(0.0, score("\\boxed{x+1}", "x+2"));
+    assertEquals(0.0, score("\\boxed{0.33}", "\\frac{1}{3}")); // 6 decimal places by default
+    assertEquals(0.0, score("\\boxed{(1,2)}", "(2,1)"));
+    assertEquals(0.0, score("\\boxed{[1,2)}", "(1,2)"));
+    assertEquals(0.0, score("\\boxed{1,2}", "1,2,3"));
+    assertEquals(0.0, score("\\boxed{x < 3}", "x > 3"));
+    assertEquals(0.0, score("\\boxed{\\sqrt{2}}", "1.414"));
+  }
+
+  @Test
+  void setsInAnyOrderTuplesInOrder() {
+    assertEquals(1.0, score("\\boxed{3, -1}", "-1, 3"));
+    assertEquals(1.0, score("\\boxed{\\{3, -1\\}}", "\\{-1,3\\}"));
+    assertEquals(1.0, score("\\boxed{x = 3 \\text{ or } x = -1}", "-1, 3"));
+    assertEquals(1.0, score("\\boxed{1 \\pm \\sqrt{2}}", "1+\\sqrt{2}, 1-\\sqrt{2}"));
+    RewardFunction ordered = new MathReward.Factory().create(ConfigFactory.parseString("list-order = ordered"));
+    assertEquals(0.0, ordered.scoreOne(RewardRequest.of("\\boxed{3, -1}", "-1, 3")).reward());
+  }
+
+  @Test
+  void fallbacksWhenThereIsNoBox() {
+    assertEquals(1.0, score("The answer is $\\frac{2}{3}$.", "2/3"));
+    assertEquals(1.0, score("We get $x = 4$, so the total is 12 apples.", "12"));
+    RewardFunction boxedOnly = new MathReward.Factory().create(ConfigFactory.parseString("fallback = []"));
+    assertEquals(0.0, boxedOnly.scoreOne(RewardRequest.of("The answer is $\\frac{2}{3}$.", "2/3")).reward());
+    assertEquals(1.0, boxedOnly.scoreOne(RewardRequest.of("The answer is $\\boxed{\\frac{2}{3}}$.", "2/3"))
+        .reward());
+  }
+
+  @Test
+  void everyMath500AnswerMatchesItselfAndRarelyAnother() throws Exception {
+    JsonNode rows = new ObjectMapper().readTree(TestData.text("math500/math500_test.json"));
+    assertEquals(500, rows.size());
+    List<String> selfMisses = new ArrayList<>();
+    List<String> crossMatches = new ArrayList<>();
+    for (int i = 0; i < rows.size(); i++) {
+      String answer = rows.get(i).get("answer").asText();
+      String other = rows.get((i + 1) % rows.size()).get("answer").asText();
+      if (score("Thus the answer is $\\boxed{" + answer + "}$.", answer) != 1.0) {
+        selfMisses.add(answer);
+      }
+      if (score("Thus the answer is $\\boxed{" + other + "}$.", answer) == 1.0
+          && !MathNormalizer.hendrycks(answer).equals(MathNormalizer.hendrycks(other))) {
+        crossMatches.add(other + " accepted for " + answer);
+      }
+    }
+    assertTrue(selfMisses.isEmpty(), "answers not matching themselves: " + selfMisses);
+    assertTrue(crossMatches.isEmpty(), "neighbouring answers accepted: " + crossMatches);
+  }
+
+  @Test
+  void badConfigAndMissingGroundTruthAreClearErrors() {
+    ConfigException e = assertThrows(ConfigException.class, () -> new MathReward.Factory().create(
+        ConfigFactory.parseString("fallback = [last-line]")));
+    assertTrue(e.getMessage().contains("fallback") && e.getMessage().contains("last-line"), e.getMessage());
+    e = assertThrows(ConfigException.class, () -> new MathReward.Factory().create(
+        ConfigFactory.parseString("list-order = sorted")));
+    assertTrue(e.getMessage().contains("list-order"), e.getMessage());
+    IllegalArgumentException g = assertThrows(IllegalArgumentException.class, () -> score("\\boxed{1}", " "));
+    assertTrue(g.getMessage().contains("ground truth"), g.getMessage());
+    assertFalse(new MathReward(List.of(), false, 6).equivalent("", "1"));
+  }
+}
