@@ -13,14 +13,15 @@ import ai.djl.util.PairList;
 /**
  * Causal grouped-query self-attention with rotary embeddings.
  *
- * <p>The q, k and v projections are one fused matrix whose rows are grouped by key/value head: for each kv head
- * {@code j}, the {@code G = heads / kvHeads} query heads that read it, then its key head, then its value head. One
- * matrix product gives a {@code [B, T, K, G + 2, D]} tensor from which queries, keys and values are views, and the
- * rotary embedding is applied to queries and keys in one go. {@link WeightLayout} converts to and from the separate
- * {@code q_proj / k_proj / v_proj} tensors of Hugging Face checkpoints.
+ * <p>The q, k and v projections are one fused matrix (q rows, then k, then v, as Hugging Face orders them), so one
+ * matrix product gives a {@code [B, T, H + 2K, D]} tensor from which queries, keys and values are views, and the
+ * rotary embedding turns queries and keys in one go. The G query heads that share a key/value head are folded
+ * into the row axis ({@code [B, K, G*T, D]}), so scores are one batched product against {@code [B, K, D, S]} keys
+ * without expanding the keys per query head.
  */
 public final class Attention extends AbstractBlock {
 
+  private final int heads;
   private final int kvHeads;
   private final int group;
   private final int headDim;
@@ -31,6 +32,7 @@ public final class Attention extends AbstractBlock {
   private Rope rope;
 
   Attention(LlamaConfig c) {
+    heads = c.numHeads();
     kvHeads = c.numKvHeads();
     group = c.groupSize();
     headDim = c.headDim();
@@ -66,7 +68,8 @@ public final class Attention extends AbstractBlock {
    * Attends {@code x [B, T, d]}.
    *
    * @param angles cos/sin for the T new positions of each sequence
-   * @param mask additive mask broadcastable to {@code [B, K, G, T, S]} (0 = attend, large negative = not)
+   * @param mask additive mask broadcastable to {@code [B, K, G*T, S]}, rows ordered (query head, position)
+   *     (0 = attend, large negative = not); {@link LlamaModel#forward} prepares it
    * @param cache the batch's KV cache, or null to attend only within {@code x} (training and scoring)
    * @param layer this layer's index in the cache
    * @param step the manager that owns per-step views
@@ -76,11 +79,12 @@ public final class Attention extends AbstractBlock {
     long b = s.get(0);
     long t = s.get(1);
     NDArray proj = Linear.linear(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray())
-        .singletonOrThrow().reshape(b, t, kvHeads, group + 2, headDim);
-    NDArray qk = rope.apply(Ops.slice(proj, 3, 0, group + 1, step), angles);
-    NDArray q = Ops.slice(qk, 3, 0, group, step).transpose(0, 2, 3, 1, 4).mul(scale); // [B,K,G,T,D]
-    NDArray k = Ops.slice(qk, 3, group, group + 1, step).transpose(0, 2, 3, 4, 1); // [B,K,1,D,T]
-    NDArray v = Ops.slice(proj, 3, group + 1, group + 2, step).transpose(0, 2, 3, 1, 4); // [B,K,1,T,D]
+        .singletonOrThrow().reshape(b, t, heads + 2L * kvHeads, headDim);
+    NDArray qk = rope.apply(Ops.slice(proj, 2, 0, heads + kvHeads, step), angles);
+    NDArray q = Ops.slice(qk, 2, 0, heads, step).reshape(b, t, kvHeads, group, headDim)
+        .transpose(0, 2, 3, 1, 4).reshape(b, kvHeads, group * t, headDim).mul(scale); // [B,K,G*T,D]
+    NDArray k = Ops.slice(qk, 2, heads, heads + kvHeads, step).transpose(0, 2, 3, 1); // [B,K,D,T]
+    NDArray v = Ops.slice(proj, 2, heads + kvHeads, heads + 2L * kvHeads, step).transpose(0, 2, 1, 3); // [B,K,T,D]
     NDArray keys = k;
     NDArray values = v;
     if (cache != null) {
@@ -88,16 +92,18 @@ public final class Attention extends AbstractBlock {
       keys = kv[0];
       values = kv[1];
     }
-    NDArray probs = q.matMul(keys).add(mask).softmax(-1); // [B,K,G,T,S]
-    NDArray heads = probs.matMul(values).transpose(0, 3, 1, 2, 4).reshape(b, t, (long) kvHeads * group * headDim);
-    return Linear.linear(heads, out.getArray()).singletonOrThrow();
+    NDArray probs = q.matMul(keys).add(mask).softmax(-1); // [B,K,G*T,S]
+    NDArray context = probs.matMul(values).reshape(b, kvHeads, group, t, headDim).transpose(0, 3, 1, 2, 4)
+        .reshape(b, t, (long) heads * headDim);
+    return Linear.linear(context, out.getArray()).singletonOrThrow();
   }
 
-  /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, 1, T, T]}. */
+  /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, T, T]}. */
   @Override
   protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
     NDArray x = inputs.get(0);
-    return new NDList(apply(x, rope.angles(inputs.get(1)), inputs.get(2), null, 0, x.getManager()));
+    NDArray mask = LlamaModel.groupRows(inputs.get(2), group);
+    return new NDList(apply(x, rope.angles(inputs.get(1)), mask, null, 0, x.getManager()));
   }
 
   @Override

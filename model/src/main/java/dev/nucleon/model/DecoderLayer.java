@@ -45,7 +45,7 @@ public final class DecoderLayer extends AbstractBlock {
     return h.add(mlp.apply(postAttentionNorm.apply(h)));
   }
 
-  /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, 1, T, T]}. */
+  /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, T, T]}. */
   @Override
   protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
     NDArray x = inputs.get(0);

@@ -7,9 +7,8 @@ import ai.djl.ndarray.types.Shape;
 /**
  * Keys and values of every layer for a batch of sequences, preallocated to a fixed capacity and written in place.
  *
- * <p>Keys are stored transposed, {@code [B, K, 1, D, capacity]}, and values as {@code [B, K, 1, capacity, D]}, so
- * attention reads them as views without a transpose per step; the singleton axis broadcasts over the query heads
- * that share a key/value head (grouped-query attention without copying).
+ * <p>Keys are stored transposed, {@code [B, K, D, capacity]}, and values as {@code [B, K, capacity, D]}, so
+ * attention reads the filled part of both as views, without a transpose or a copy per step.
  */
 public final class KvCache implements AutoCloseable {
 
@@ -32,8 +31,8 @@ public final class KvCache implements AutoCloseable {
     keys = new NDArray[layers];
     values = new NDArray[layers];
     for (int l = 0; l < layers; l++) {
-      keys[l] = manager.zeros(new Shape(batch, config.numKvHeads(), 1, config.headDim(), capacity));
-      values[l] = manager.zeros(new Shape(batch, config.numKvHeads(), 1, capacity, config.headDim()));
+      keys[l] = manager.zeros(new Shape(batch, config.numKvHeads(), config.headDim(), capacity));
+      values[l] = manager.zeros(new Shape(batch, config.numKvHeads(), capacity, config.headDim()));
     }
   }
 
@@ -47,11 +46,11 @@ public final class KvCache implements AutoCloseable {
   }
 
   /**
-   * Writes the new keys {@code [B, K, 1, D, T]} and values {@code [B, K, 1, T, D]} of one layer at the current end,
+   * Writes the new keys {@code [B, K, D, T]} and values {@code [B, K, T, D]} of one layer at the current end,
    * and returns views of everything written so far (owned by {@code stepManager}).
    */
   NDArray[] append(int layer, NDArray k, NDArray v, NDManager stepManager) {
-    long t = v.getShape().get(3);
+    long t = v.getShape().get(2);
     if (length + t > capacity) {
       throw new IllegalStateException("KV cache full: " + length + " + " + t + " > capacity " + capacity);
     }
@@ -59,7 +58,7 @@ public final class KvCache implements AutoCloseable {
     Ops.writeRowAxis(values[layer], v, length);
     long end = length + t;
     return new NDArray[] {
-        Ops.slice(keys[layer], 4, 0, end, stepManager), Ops.slice(values[layer], 3, 0, end, stepManager)};
+        Ops.slice(keys[layer], 3, 0, end, stepManager), Ops.slice(values[layer], 2, 0, end, stepManager)};
   }
 
   /** Marks {@code t} more positions as filled (after every layer has appended them). */

@@ -214,7 +214,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    *
    * @param tokens int64 {@code [B, T]}; every result lives in its manager
    * @param positions int64 {@code [B, T]}: the rotary position of each token
-   * @param mask additive, broadcastable to {@code [B, K, G, T, S]} where S counts cached plus new positions
+   * @param mask additive {@code [B or 1, 1, T, S]} where S counts cached plus new positions (0 = attend)
    * @param cache the batch's cache (appended to and advanced by T), or null
    * @param lastOnly return logits of the last position only ({@code [B, 1, V]}) instead of all ({@code [B, T, V]})
    */
@@ -222,6 +222,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     NDManager step = tokens.getManager();
     NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
     Rope.Angles angles = rope.angles(positions);
+    mask = groupRows(mask, config.groupSize());
     for (int i = 0; i < layers.size(); i++) {
       x = layers.get(i).apply(x, angles, mask, cache, i, step);
     }
@@ -233,6 +234,14 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       x = Ops.slice(x, 1, t - 1, t, step);
     }
     return Linear.linear(norm.apply(x), head == null ? embed.getArray() : head.getArray()).singletonOrThrow();
+  }
+
+  /**
+   * Repeats a {@code [B, 1, T, S]} mask for the G query heads that attention folds into its row axis
+   * ({@code [B, 1, G*T, S]}, rows ordered by head, then position). A one-row mask broadcasts as it is.
+   */
+  static NDArray groupRows(NDArray mask, int group) {
+    return group == 1 || mask.getShape().get(2) == 1 ? mask : mask.tile(new long[] {1, 1, group, 1});
   }
 
   /** Logits {@code [B, T, V]} of right-padded sequences (positions 0..T-1, causal attention). */
@@ -248,7 +257,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     return forward(tokens, positions, causalMask(m, t), null, false);
   }
 
-  /** An additive causal mask {@code [1, 1, 1, T, T]}. */
+  /** An additive causal mask {@code [1, 1, T, T]}. */
   static NDArray causalMask(NDManager m, int t) {
     float[] mask = new float[t * t];
     for (int i = 0; i < t; i++) {
@@ -256,7 +265,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         mask[i * t + j] = MASKED;
       }
     }
-    return m.create(mask, new Shape(1, 1, 1, t, t));
+    return m.create(mask, new Shape(1, 1, t, t));
   }
 
   /**

@@ -85,17 +85,17 @@ final class Rope {
    * The angles for a batch of positions.
    *
    * @param positions int64 {@code [B, T]}; the results live in its manager
-   * @return cos and sin shaped {@code [B, T, 1, 1, D]}, ready to broadcast over {@code [B, T, K, heads, D]}
+   * @return cos and sin shaped {@code [B, T, 1, D]}, ready to broadcast over {@code [B, T, heads, D]}
    */
   Angles angles(NDArray positions) {
     Shape s = positions.getShape();
-    Shape target = new Shape(s.get(0), s.get(1), 1, 1, headDim);
+    Shape target = new Shape(s.get(0), s.get(1), 1, headDim);
     NDArray c = Embedding.embedding(positions, cos, SparseFormat.DENSE).singletonOrThrow().reshape(target);
     NDArray sn = Embedding.embedding(positions, sin, SparseFormat.DENSE).singletonOrThrow().reshape(target);
     return new Angles(c, sn);
   }
 
-  /** Rotates {@code x [B, T, K, n, D]}; the result lives in x's manager. */
+  /** Rotates {@code x [B, T, heads, D]}; the result lives in x's manager. */
   NDArray apply(NDArray x, Angles a) {
     return x.mul(a.cos()).add(x.matMul(rotate).mul(a.sin()));
   }

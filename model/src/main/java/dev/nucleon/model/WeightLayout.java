@@ -151,58 +151,32 @@ public final class WeightLayout {
     return t;
   }
 
-  private static long rowWidth(HostTensor t) {
-    return t.shape().length == 1 ? 1 : t.shape()[1];
-  }
-
-  /** Rows grouped by kv head: the G query heads of head j, then k head j, then v head j. */
+  /** The fused projection: q rows, then k rows, then v rows. */
   static HostTensor fuseQkv(LlamaConfig c, String name, HostTensor q, HostTensor k, HostTensor v) {
-    int hd = c.headDim();
-    int g = c.groupSize();
-    int w = (int) rowWidth(q);
-    int headBlock = hd * w;
-    float[] out = new float[q.data().length + k.data().length + v.data().length];
-    int o = 0;
-    for (int j = 0; j < c.numKvHeads(); j++) {
-      System.arraycopy(q.data(), j * g * headBlock, out, o, g * headBlock);
-      o += g * headBlock;
-      System.arraycopy(k.data(), j * headBlock, out, o, headBlock);
-      o += headBlock;
-      System.arraycopy(v.data(), j * headBlock, out, o, headBlock);
-      o += headBlock;
-    }
-    long rows = (long) (c.numHeads() + 2 * c.numKvHeads()) * hd;
-    long[] shape = q.shape().length == 1 ? new long[] {rows} : new long[] {rows, w};
-    return new HostTensor(name, shape, out);
+    HostTensor qk = concatRows(name, q, k);
+    return concatRows(name, qk, v);
   }
 
   /** Inverse of {@link #fuseQkv}: which is 'q', 'k' or 'v'. */
   static HostTensor splitQkv(LlamaConfig c, HostTensor fused, char which, String name) {
-    int hd = c.headDim();
-    int g = c.groupSize();
-    int w = (int) rowWidth(fused);
-    int headBlock = hd * w;
-    int perKv = (g + 2) * headBlock;
-    int heads = which == 'q' ? g : 1;
-    int offset = which == 'q' ? 0 : which == 'k' ? g * headBlock : (g + 1) * headBlock;
-    float[] out = new float[c.numKvHeads() * heads * headBlock];
-    for (int j = 0; j < c.numKvHeads(); j++) {
-      System.arraycopy(fused.data(), j * perKv + offset, out, j * heads * headBlock, heads * headBlock);
-    }
-    long rows = (long) c.numKvHeads() * heads * hd;
-    long[] shape = fused.shape().length == 1 ? new long[] {rows} : new long[] {rows, w};
-    return new HostTensor(name, shape, out);
+    int q = c.numHeads() * c.headDim();
+    int kv = c.numKvHeads() * c.headDim();
+    int start = which == 'q' ? 0 : which == 'k' ? q : q + kv;
+    return rows(fused, start, which == 'q' ? q : kv, name);
   }
 
+  /** Stacks rows of two matrices (or concatenates two vectors). */
   static HostTensor concatRows(String name, HostTensor a, HostTensor b) {
     float[] out = Arrays.copyOf(a.data(), a.data().length + b.data().length);
     System.arraycopy(b.data(), 0, out, a.data().length, b.data().length);
-    return new HostTensor(name, new long[] {a.shape()[0] + b.shape()[0], a.shape()[1]}, out);
+    long rows = a.shape()[0] + b.shape()[0];
+    return new HostTensor(name, a.shape().length == 1 ? new long[] {rows} : new long[] {rows, a.shape()[1]}, out);
   }
 
+  /** Rows {@code [start, start + count)} of a matrix (or entries of a vector). */
   static HostTensor rows(HostTensor t, int start, int count, String name) {
-    int w = (int) t.shape()[1];
+    int w = t.shape().length == 1 ? 1 : (int) t.shape()[1];
     float[] out = Arrays.copyOfRange(t.data(), start * w, (start + count) * w);
-    return new HostTensor(name, new long[] {count, w}, out);
+    return new HostTensor(name, t.shape().length == 1 ? new long[] {count} : new long[] {count, w}, out);
   }
 }

@@ -54,7 +54,7 @@ class KvCacheTest {
             tok[i] = seq[i * total + t];
             p[i] = t;
           }
-          NDArray zeros = m.zeros(new Shape(1, 1, 1, 1, t + 1));
+          NDArray zeros = m.zeros(new Shape(1, 1, 1, t + 1));
           float[] step = model.forward(m.create(tok, new Shape(b, 1)), m.create(p, new Shape(b, 1)), zeros, cache,
               true).toFloatArray();
           for (int i = 0; i < b; i++) {

@@ -166,7 +166,7 @@ public final class Generator implements AutoCloseable {
             positions[i * promptLen + c] = Math.max(0, c - pad[i]);
           }
         }
-        NDArray mask = causal(step, promptLen).add(Ops.slice(padMask, 4, 0, promptLen, step));
+        NDArray mask = causal(step, promptLen).add(Ops.slice(padMask, 3, 0, promptLen, step));
         NDArray logits = model.forward(step.create(tokens, new Shape(b, promptLen)),
             step.create(positions, new Shape(b, promptLen)), mask, cache, true);
         state.sample(logits, vocab, version);
@@ -181,7 +181,7 @@ public final class Generator implements AutoCloseable {
             positions[i] = promptLen + s - 1 - pad[i];
           }
           int len = cache.length() + 1;
-          NDArray mask = Ops.slice(padMask, 4, 0, len, step);
+          NDArray mask = Ops.slice(padMask, 3, 0, len, step);
           NDArray logits = model.forward(step.create(tokens, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
               mask, cache, true);
           state.sample(logits, vocab, version);
@@ -191,13 +191,13 @@ public final class Generator implements AutoCloseable {
     return state.results();
   }
 
-  /** {@code [B, 1, 1, 1, capacity]}: masked where the column is left padding of that row. */
+  /** {@code [B, 1, 1, capacity]}: masked where the column is left padding of that row. */
   private static NDArray padMask(NDManager m, int[] pad, int capacity) {
     float[] mask = new float[pad.length * capacity];
     for (int i = 0; i < pad.length; i++) {
       Arrays.fill(mask, i * capacity, i * capacity + pad[i], -1e9f);
     }
-    return m.create(mask, new Shape(pad.length, 1, 1, 1, capacity));
+    return m.create(mask, new Shape(pad.length, 1, 1, capacity));
   }
 
   private static NDArray causal(NDManager m, int t) {
@@ -205,7 +205,7 @@ public final class Generator implements AutoCloseable {
     for (int i = 0; i < t; i++) {
       Arrays.fill(mask, i * t + i + 1, (i + 1) * t, -1e9f);
     }
-    return m.create(mask, new Shape(1, 1, 1, t, t));
+    return m.create(mask, new Shape(1, 1, t, t));
   }
 
   /** Per-request sampling state of one batch. */

@@ -1,0 +1,213 @@
+package dev.nucleon.actors.cli;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.nucleon.model.LlamaConfig;
+import dev.nucleon.model.LlamaModel;
+import dev.nucleon.model.generate.GenerationRequest;
+import dev.nucleon.model.generate.Generator;
+import dev.nucleon.model.generate.SamplingParams;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code nucleon bench}: throughput figures, one JSON line per run. */
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks; each prints one JSON line.",
+    subcommands = {BenchCommand.Generate.class, BenchCommand.Score.class})
+final class BenchCommand {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** Resident set size of this process in MiB, from /proc (-1 where there is no /proc). */
+  static double rssMb() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+        if (line.startsWith("VmRSS:")) {
+          return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+        }
+      }
+    } catch (IOException | NumberFormatException e) {
+      return -1;
+    }
+    return -1;
+  }
+
+  static int[][] randomPrompts(int batch, int len, int vocab, long seed) {
+    SplittableRandom rng = new SplittableRandom(seed);
+    int[][] p = new int[batch][len];
+    for (int[] row : p) {
+      for (int i = 0; i < len; i++) {
+        row[i] = rng.nextInt(vocab);
+      }
+    }
+    return p;
+  }
+
+  static double round(double v, int digits) {
+    double f = Math.pow(10, digits);
+    return Math.round(v * f) / f;
+  }
+
+  @Command(name = "generate", mixinStandardHelpOptions = true,
+      description = "Batched KV-cache sampling throughput (T=1, no stop tokens, so every row makes N tokens).")
+  static final class Generate implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--batch", defaultValue = "8", description = "sequences per batch (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--new-tokens", defaultValue = "128", description = "tokens per sequence (default: ${DEFAULT-VALUE})")
+    int newTokens;
+
+    @Option(names = "--prompt-len", defaultValue = "16", description = "prompt tokens (default: ${DEFAULT-VALUE})")
+    int promptLen;
+
+    @Option(names = "--calls", defaultValue = "3", description = "timed generate calls (default: ${DEFAULT-VALUE})")
+    int calls;
+
+    @Option(names = "--warmup", defaultValue = "1", description = "untimed calls first (default: ${DEFAULT-VALUE})")
+    int warmup;
+
+    @Override
+    public Integer call() throws Exception {
+      Device device = modelOptions.startEngine();
+      try (NDManager manager = NDManager.newBaseManager(device);
+          LlamaModel model = modelOptions.load(manager);
+          Generator generator = new Generator(model, 0)) {
+        LlamaConfig c = model.config();
+        int[][] prompts = randomPrompts(batch, promptLen, c.vocabSize(), 1);
+        SamplingParams params = SamplingParams.sample(1f, newTokens);
+        for (int w = 0; w < warmup; w++) {
+          generator.generate(requests(prompts, params, w));
+        }
+        double rssStart = rssMb();
+        long tokens = 0;
+        long start = System.nanoTime();
+        for (int i = 0; i < calls; i++) {
+          for (var r : generator.generate(requests(prompts, params, 1000L + i))) {
+            tokens += r.tokens().length;
+          }
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        ObjectNode o = JSON.createObjectNode();
+        o.put("bench", "generate");
+        o.put("model", modelOptions.describe(c));
+        o.put("device", device.toString());
+        o.put("threads", Engine.getEngine("PyTorch").getGpuCount() > 0 ? -1 : threadCount());
+        o.put("batch", batch);
+        o.put("prompt_len", promptLen);
+        o.put("new_tokens", newTokens);
+        o.put("calls", calls);
+        o.put("tokens_per_s", round(tokens / seconds, 1));
+        o.put("ms_per_step", round(seconds * 1000 / ((double) calls * newTokens), 3));
+        o.put("seconds", round(seconds, 3));
+        o.put("rss_mb_start", round(rssStart, 1));
+        o.put("rss_mb_end", round(rssMb(), 1));
+        spec.commandLine().getOut().println(JSON.writeValueAsString(o));
+      }
+      return 0;
+    }
+
+    private static List<GenerationRequest> requests(int[][] prompts, SamplingParams p, long seed) {
+      List<GenerationRequest> out = new ArrayList<>();
+      for (int i = 0; i < prompts.length; i++) {
+        out.add(new GenerationRequest(prompts[i], p, seed * 1_000_003L + i));
+      }
+      return out;
+    }
+  }
+
+  static int threadCount() {
+    String t = System.getProperty("ai.djl.pytorch.num_threads");
+    return t == null ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(t);
+  }
+
+  @Command(name = "score", mixinStandardHelpOptions = true,
+      description = "Per-token log-prob scoring throughput: one batched forward pass (and with --backward, "
+          + "the backward pass of the summed log-probs, as a learner step does).")
+  static final class Score implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--batch", defaultValue = "16", description = "sequences (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--seq-len", defaultValue = "256", description = "tokens per sequence (default: ${DEFAULT-VALUE})")
+    int seqLen;
+
+    @Option(names = "--iterations", defaultValue = "5", description = "timed passes (default: ${DEFAULT-VALUE})")
+    int iterations;
+
+    @Option(names = "--backward", description = "also run backward (forward + backward per iteration)")
+    boolean backward;
+
+    @Override
+    public Integer call() throws Exception {
+      Device device = modelOptions.startEngine();
+      try (NDManager manager = NDManager.newBaseManager(device);
+          LlamaModel model = modelOptions.load(manager)) {
+        LlamaConfig c = model.config();
+        int[][] seqs = randomPrompts(batch, seqLen, c.vocabSize(), 2);
+        if (backward) {
+          model.setTrainable(true);
+        }
+        pass(model, manager, seqs); // warm-up
+        double rssStart = rssMb();
+        long start = System.nanoTime();
+        for (int i = 0; i < iterations; i++) {
+          pass(model, manager, seqs);
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        ObjectNode o = JSON.createObjectNode();
+        o.put("bench", backward ? "score+backward" : "score");
+        o.put("model", modelOptions.describe(c));
+        o.put("device", device.toString());
+        o.put("threads", threadCount());
+        o.put("batch", batch);
+        o.put("seq_len", seqLen);
+        o.put("iterations", iterations);
+        o.put("tokens_per_s", round((double) batch * seqLen * iterations / seconds, 1));
+        o.put("ms_per_pass", round(seconds * 1000 / iterations, 2));
+        o.put("rss_mb_start", round(rssStart, 1));
+        o.put("rss_mb_end", round(rssMb(), 1));
+        spec.commandLine().getOut().println(JSON.writeValueAsString(o));
+      }
+      return 0;
+    }
+
+    private void pass(LlamaModel model, NDManager manager, int[][] seqs) {
+      try (NDManager step = manager.newSubManager()) {
+        if (backward) {
+          try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+            NDArray logp = model.tokenLogProbs(step, seqs, 1f);
+            gc.backward(logp.sum().neg());
+          }
+        } else {
+          ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+          model.tokenLogProbs(step, seqs, 1f).toFloatArray();
+        }
+      }
+    }
+  }
+}
