@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = NucleonCli.Version.class,
     description = "Asynchronous RL post-training of language models on Apache Pekko.",
-    subcommands = {GenerateCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {GenerateCommand.class, BenchCommand.class, ScoreCommand.class, CommandLine.HelpCommand.class})
 public final class NucleonCli {
 
   public static void main(String[] args) {
@@ -18,6 +18,11 @@ public final class NucleonCli {
 
   /** Runs the command line and returns the exit code (0 ok, 1 failure, 2 usage error). */
   public static int run(String... args) {
+    return commandLine().execute(args);
+  }
+
+  /** The configured command line (tests call it with their own output writers). */
+  public static CommandLine commandLine() {
     CommandLine cli = new CommandLine(new NucleonCli());
     cli.setExecutionExceptionHandler((ex, line, parsed) -> {
       // a user error (bad file, bad value) gets its message, not a stack trace
@@ -27,7 +32,7 @@ public final class NucleonCli {
       }
       return 1;
     });
-    return cli.execute(args);
+    return cli;
   }
 
   static final class Version implements CommandLine.IVersionProvider {
