@@ -288,15 +288,28 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /** Log-probs of {@code tokens[:, 1:]} under {@code logits[:, :-1]} at a temperature; {@code [B, T-1]}. */
   public static NDArray selectLogProbs(NDArray logits, NDArray tokens, float temperature) {
+    return gatherTargets(shiftedLogSoftmax(logits, tokens.getManager(), temperature), tokens);
+  }
+
+  /**
+   * {@code log softmax(logits[:, :-1] / temperature)}: the next-token distributions {@code [B, T-1, V]} that
+   * predict {@code tokens[:, 1:]} (results in {@code m}).
+   */
+  public static NDArray shiftedLogSoftmax(NDArray logits, NDManager m, float temperature) {
     if (!(temperature > 0)) {
       throw new IllegalArgumentException("temperature must be positive for scoring, got " + temperature);
     }
+    long t = logits.getShape().get(1);
+    NDArray scaled = temperature == 1f ? logits : logits.div(temperature);
+    return Ops.slice(scaled, 1, 0, t - 1, m).logSoftmax(-1);
+  }
+
+  /** Picks {@code logProbs[b, t, tokens[b, t + 1]]} from shifted log-probs {@code [B, T-1, V]}. */
+  public static NDArray gatherTargets(NDArray logProbs, NDArray tokens) {
     NDManager m = tokens.getManager();
     long t = tokens.getShape().get(1);
-    NDArray scaled = temperature == 1f ? logits : logits.div(temperature);
-    NDArray logp = Ops.slice(scaled, 1, 0, t - 1, m).logSoftmax(-1);
     NDArray targets = Ops.slice(tokens, 1, 1, t, m).expandDims(-1);
-    return logp.gather(targets, 2).squeeze(-1);
+    return logProbs.gather(targets, 2).squeeze(-1);
   }
 
   /** Right-pads token rows with 0 into an int64 {@code [B, Tmax]} array. */
