@@ -1,0 +1,117 @@
+package dev.nucleon.learner;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+
+/**
+ * The policy-gradient loss over one micro-batch, as a function of NDArrays so every variant can be tested on
+ * hand-made inputs.
+ *
+ * <p>Per completion token, with advantage A of its sequence:
+ * <ol>
+ *   <li>Without TIS: {@code r = exp(logp - logp_behaviour)}. With TIS: {@code r = exp(logp - logp_prox)} where the
+ *       proximal log-prob is {@code logp} itself, detached (the policy at the start of this step), and the token is
+ *       weighted by {@code w = min(exp(logp_prox - logp_behaviour), tisCap)}, also detached.</li>
+ *   <li>{@code obj = w * min(r * A, clip(r, 1 - clipLow, 1 + clipHigh) * A)}; the token loss is {@code -obj}.
+ *       Tokens whose ratio left the clip range on the side that would increase the objective get no gradient.</li>
+ *   <li>With a KL coefficient: {@code + klCoef * kl}, where {@code kl} is k1 {@code logp - logp_ref} or k3
+ *       {@code exp(logp_ref - logp) - (logp_ref - logp) - 1}.</li>
+ *   <li>Masked to completion tokens and aggregated with a normalizer computed over the whole training batch (not
+ *       the micro-batch), so accumulating micro-batches gives the gradient of one large batch: token-mean divides
+ *       the sum by the batch's completion tokens; sequence-mean first divides each sequence's sum by its length,
+ *       then by the number of sequences; constant-normalizer divides the sum by sequences times a constant.</li>
+ * </ol>
+ */
+public final class PolicyLoss {
+
+  private PolicyLoss() {}
+
+  /**
+   * One micro-batch of inputs; every array is {@code [B, T]} except the advantages and lengths ({@code [B, 1]}).
+   *
+   * @param logp log-probs under the current policy (with gradient)
+   * @param behaviourLogp log-probs under the policy that sampled the tokens
+   * @param advantages one per sequence
+   * @param mask 1 on completion tokens, 0 elsewhere
+   * @param lengths completion length of each sequence (at least 1), for sequence-mean
+   * @param referenceLogp log-probs under the frozen reference model, or null when there is no KL term
+   */
+  public record Inputs(NDArray logp, NDArray behaviourLogp, NDArray advantages, NDArray mask, NDArray lengths,
+      NDArray referenceLogp) {}
+
+  /**
+   * The loss and sums for statistics (sums, so micro-batches add up).
+   *
+   * @param loss scalar, differentiable
+   * @param tokens completion tokens in this micro-batch
+   * @param clippedTokens tokens whose ratio was clipped on the active side
+   * @param ratioSum sum of {@code exp(logp - logp_behaviour)} over tokens (mean is the off-policy signal)
+   * @param ratioMax largest such ratio
+   * @param klSum sum of the KL estimate over tokens (0 without a reference)
+   * @param tisCappedTokens tokens whose TIS weight hit the cap
+   */
+  public record Output(NDArray loss, double tokens, double clippedTokens, double ratioSum, double ratioMax,
+      double klSum, double tisCappedTokens) {}
+
+  /** The batch-wide normalizer of an aggregation. */
+  public static double normalizer(LossSettings s, long completionTokens, int sequences) {
+    return switch (s.aggregation()) {
+      case TOKEN_MEAN -> Math.max(1, completionTokens);
+      case SEQUENCE_MEAN -> Math.max(1, sequences);
+      case CONSTANT_NORMALIZER -> sequences * s.normalizerConstant();
+    };
+  }
+
+  public static Output compute(LossSettings s, Inputs in, double normalizer) {
+    NDArray logp = in.logp();
+    NDArray adv = in.advantages();
+    NDArray mask = in.mask();
+    NDArray behaviourRatio = logp.stopGradient().sub(in.behaviourLogp()).exp();
+    NDArray ratio;
+    NDArray weight = null;
+    double tisCapped = 0;
+    if (s.tisCap() > 0) {
+      NDArray prox = logp.stopGradient();
+      ratio = logp.sub(prox).exp();
+      weight = behaviourRatio.minimum(s.tisCap());
+      tisCapped = behaviourRatio.gte(s.tisCap()).toType(DataType.FLOAT32, false).mul(mask).sum().getFloat();
+    } else {
+      ratio = logp.sub(in.behaviourLogp()).exp();
+    }
+    float low = (float) (1 - s.clipLow());
+    float high = (float) (1 + s.clipHigh());
+    NDArray objective = ratio.mul(adv).minimum(ratio.clip(low, high).mul(adv));
+    if (weight != null) {
+      objective = objective.mul(weight);
+    }
+    NDArray tokenLoss = objective.neg();
+    double klSum = 0;
+    if (s.klCoef() > 0) {
+      if (in.referenceLogp() == null) {
+        throw new IllegalArgumentException("kl-coef > 0 needs reference log-probs");
+      }
+      NDArray kl = switch (s.klEstimator()) {
+        case K1 -> logp.sub(in.referenceLogp());
+        case K3 -> {
+          NDArray d = in.referenceLogp().sub(logp);
+          yield d.exp().sub(d).sub(1f);
+        }
+      };
+      klSum = kl.stopGradient().mul(mask).sum().getFloat();
+      tokenLoss = tokenLoss.add(kl.mul((float) s.klCoef()));
+    }
+    NDArray masked = tokenLoss.mul(mask);
+    if (s.aggregation() == LossSettings.Aggregation.SEQUENCE_MEAN) {
+      masked = masked.div(in.lengths());
+    }
+    NDArray loss = masked.sum().div((float) normalizer);
+
+    NDArray r = ratio.stopGradient();
+    NDArray clippedHigh = r.gt(high).logicalAnd(adv.gt(0f));
+    NDArray clippedLow = r.lt(low).logicalAnd(adv.lt(0f));
+    double clipped = clippedHigh.logicalOr(clippedLow).toType(DataType.FLOAT32, false).mul(mask).sum().getFloat();
+    NDArray br = behaviourRatio.mul(mask);
+    return new Output(loss, mask.sum().getFloat(), clipped, br.sum().getFloat(), br.max().getFloat(), klSum,
+        tisCapped);
+  }
+}
