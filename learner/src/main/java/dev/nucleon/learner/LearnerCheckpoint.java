@@ -1,0 +1,95 @@
+package dev.nucleon.learner;
+
+import ai.djl.pytorch.jni.JniUtils;
+import dev.nucleon.learner.checkpoint.Checkpoint;
+import dev.nucleon.learner.checkpoint.CheckpointStore;
+import dev.nucleon.learner.checkpoint.TrainerState;
+import dev.nucleon.model.ModelFiles;
+import dev.nucleon.model.WeightLayout;
+import dev.nucleon.model.io.HfCheckpoint;
+import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.model.io.Safetensors;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Saves and restores everything a resumed run needs, as one checkpoint of a {@link CheckpointStore}:
+ * <ul>
+ *   <li>{@code model/}: the policy in the Hugging Face layout ({@code config.json} + safetensors), so other tools
+ *       can load any checkpoint as it is;</li>
+ *   <li>{@code optimizer.safetensors}: AdamW's first and second moments;</li>
+ *   <li>{@code trainer-state.json}: optimizer step (which fixes the learning-rate schedule position), policy
+ *       version, samples seen, named RNG states and an opaque blob from the caller (the coordinator's dataset
+ *       cursor and prompt accounting).</li>
+ * </ul>
+ * The store writes it atomically with checksums and keeps the last N; a corrupt checkpoint is refused and the
+ * previous one used.
+ */
+public final class LearnerCheckpoint {
+
+  public static final String MODEL = "model";
+  public static final String OPTIMIZER = "optimizer.safetensors";
+  public static final String STATE = "trainer-state.json";
+
+  private LearnerCheckpoint() {}
+
+  /**
+   * Writes a checkpoint at the learner's current optimizer step.
+   *
+   * @param samplesSeen trajectories trained on so far
+   * @param rng named RNG states of the caller (copied into the trainer state)
+   * @param blob the caller's opaque state (may be empty)
+   * @return the checkpoint folder
+   */
+  public static Path save(CheckpointStore store, Learner learner, long samplesSeen, Map<String, String> rng,
+      byte[] blob) throws IOException {
+    long step = learner.optimizer().step();
+    Map<String, HostTensor> model = learner.policy().toHuggingFace();
+    Map<String, HostTensor> optimizer = learner.optimizer().state();
+    Map<String, String> states = new HashMap<>(rng);
+    states.put("policy-version", Integer.toString(learner.version()));
+    TrainerState state = new TrainerState(step, samplesSeen, states, blob);
+    return store.save(step, dir -> {
+      HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model);
+      Safetensors.write(dir.resolve(OPTIMIZER), optimizer.values(), Map.of("optimizer", "adamw",
+          "step", Long.toString(step)));
+      state.write(dir.resolve(STATE));
+    });
+  }
+
+  /** Reads a checkpoint's policy weights (Hugging Face layout), for building the model of a resumed run. */
+  public static ModelFiles.Checkpoint model(Checkpoint checkpoint) {
+    return ModelFiles.read(checkpoint.dir().resolve(MODEL));
+  }
+
+  /**
+   * Loads a checkpoint into a learner whose policy has the checkpoint's shape: parameters, optimizer moments and
+   * step, and policy version. Returns the trainer state, whose RNG states and blob belong to the caller.
+   */
+  public static TrainerState restore(Checkpoint checkpoint, Learner learner) throws IOException {
+    TrainerState state = TrainerState.read(checkpoint.resolve(STATE));
+    ModelFiles.Checkpoint model = model(checkpoint);
+    if (!model.config().equals(learner.policy().config())) {
+      throw new IllegalArgumentException(checkpoint.dir() + ": the checkpoint's model " + model.config()
+          + " differs from the run's " + learner.policy().config());
+    }
+    Map<String, HostTensor> internal = WeightLayout.fromHuggingFace(model.config(), model.huggingFace(),
+        checkpoint.dir().resolve(MODEL).toString());
+    boolean gradMode = JniUtils.isGradMode();
+    JniUtils.setGradMode(false);
+    try {
+      learner.policy().loadParameters(internal);
+    } finally {
+      JniUtils.setGradMode(gradMode);
+    }
+    learner.optimizer().restore(Safetensors.read(checkpoint.resolve(OPTIMIZER)), state.step());
+    String version = state.rng().get("policy-version");
+    if (version == null) {
+      throw new IllegalArgumentException(checkpoint.resolve(STATE) + ": missing 'policy-version'");
+    }
+    learner.setVersion(Integer.parseInt(version));
+    return state;
+  }
+}
