@@ -39,8 +39,8 @@ public final class AdamW implements AutoCloseable {
     this.params = params;
     this.manager = parent.newSubManager();
     for (var e : params.entrySet()) {
-      m.put(e.getKey(), manager.zeros(e.getValue().getShape()));
-      v.put(e.getKey(), manager.zeros(e.getValue().getShape()));
+      m.put(e.getKey(), manager.zeros(e.getValue().getArray().getShape()));
+      v.put(e.getKey(), manager.zeros(e.getValue().getArray().getShape()));
     }
   }
 

@@ -1,0 +1,73 @@
+package dev.nucleon.learner;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import java.util.Locale;
+import java.util.function.DoublePredicate;
+
+/**
+ * The learner's settings, read once from config and validated at start: a wrong value stops the run with the key,
+ * the file and line it came from, and what was expected.
+ *
+ * @param loss the policy-gradient loss ({@code nucleon.algorithm.loss})
+ * @param optimizer AdamW and its schedule ({@code nucleon.learner})
+ * @param temperature the rollouts' sampling temperature ({@code nucleon.algorithm.temperature})
+ */
+public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, float temperature) {
+
+  public static LearnerSettings from(Config config) {
+    String l = "nucleon.algorithm.loss.";
+    String o = "nucleon.learner.optimizer.";
+    String s = "nucleon.learner.schedule.";
+    LossSettings.Aggregation aggregation = choice(config, l + "aggregation", LossSettings.Aggregation::parse,
+        "token-mean, sequence-mean or constant-normalizer");
+    LossSettings loss = new LossSettings(
+        number(config, l + "clip-low", v -> v >= 0 && v < 1, "a number in [0, 1)"),
+        number(config, l + "clip-high", v -> v >= 0, "a number >= 0"),
+        number(config, l + "tis-cap", v -> v >= 0, "a number >= 0 (0 = off)"),
+        aggregation,
+        number(config, l + "normalizer-constant", v -> v > 0, "a number > 0"),
+        number(config, l + "kl-coef", v -> v >= 0, "a number >= 0 (0 = off)"),
+        choice(config, l + "kl-estimator", LossSettings.KlEstimator::parse, "k1 or k3"));
+    LrSchedule.Type type = choice(config, s + "type", LrSchedule.Type::parse, "constant, linear or cosine");
+    int warmup = (int) number(config, s + "warmup-steps", v -> v >= 0 && v == Math.rint(v), "an integer >= 0");
+    int total = (int) number(config, s + "total-steps", v -> v >= 0 && v == Math.rint(v), "an integer >= 0");
+    if (type != LrSchedule.Type.CONSTANT && total <= warmup) {
+      throw new ConfigException.BadValue(config.origin(), s + "total-steps",
+          "must be greater than warmup-steps (" + warmup + ") for a " + type.name().toLowerCase(Locale.ROOT)
+              + " schedule");
+    }
+    LrSchedule schedule = new LrSchedule(type, warmup, total,
+        number(config, s + "min-lr-ratio", v -> v >= 0 && v <= 1, "a number in [0, 1]"));
+    OptimizerSettings optimizer = new OptimizerSettings(
+        number(config, o + "lr", v -> v > 0, "a number > 0"),
+        number(config, o + "beta1", v -> v >= 0 && v < 1, "a number in [0, 1)"),
+        number(config, o + "beta2", v -> v >= 0 && v < 1, "a number in [0, 1)"),
+        number(config, o + "eps", v -> v > 0, "a number > 0"),
+        number(config, o + "weight-decay", v -> v >= 0, "a number >= 0"),
+        number(config, o + "clip-norm", v -> v >= 0, "a number >= 0 (0 = off)"),
+        schedule);
+    float temperature = (float) number(config, "nucleon.algorithm.temperature", v -> v > 0,
+        "a number > 0 (the learner scores at the sampling temperature)");
+    return new LearnerSettings(loss, optimizer, temperature);
+  }
+
+  private static double number(Config config, String key, DoublePredicate ok, String expected) {
+    double v = config.getDouble(key); // ConfigException.WrongType names key, file and line for non-numbers
+    if (!Double.isFinite(v) || !ok.test(v)) {
+      throw new ConfigException.BadValue(config.getValue(key).origin(), key, "expected " + expected + ", got " + v);
+    }
+    return v;
+  }
+
+  private static <T> T choice(Config config, String key, java.util.function.Function<String, T> parse,
+      String expected) {
+    String raw = config.getString(key);
+    try {
+      return parse.apply(raw);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException.BadValue(config.getValue(key).origin(), key, "expected " + expected + ", got '"
+          + raw + "'");
+    }
+  }
+}

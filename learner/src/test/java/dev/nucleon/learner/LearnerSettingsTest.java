@@ -1,0 +1,58 @@
+package dev.nucleon.learner;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import org.junit.jupiter.api.Test;
+
+class LearnerSettingsTest {
+
+  static Config with(String hocon) {
+    return ConfigFactory.parseString(hocon, com.typesafe.config.ConfigParseOptions.defaults()
+        .setOriginDescription("run.conf")).withFallback(ConfigFactory.defaultReference()).resolve();
+  }
+
+  @Test
+  void defaultsAreTheDocumentedOnes() {
+    LearnerSettings s = LearnerSettings.from(with(""));
+    assertEquals(0.2, s.loss().clipLow());
+    assertEquals(LossSettings.Aggregation.TOKEN_MEAN, s.loss().aggregation());
+    assertEquals(3e-4, s.optimizer().lr());
+    assertEquals(1.0, s.optimizer().clipNorm());
+    assertEquals(LrSchedule.Type.CONSTANT, s.optimizer().schedule().type());
+    assertEquals(1f, s.temperature());
+  }
+
+  @Test
+  void valuesAreRead() {
+    LearnerSettings s = LearnerSettings.from(with("nucleon.algorithm { temperature = 0.7, loss { clip-high = 0.28,"
+        + " aggregation = constant-normalizer, normalizer-constant = 512, kl-coef = 0.01, kl-estimator = k1 } }\n"
+        + "nucleon.learner.schedule { type = cosine, warmup-steps = 10, total-steps = 100 }"));
+    assertEquals(0.28, s.loss().clipHigh());
+    assertEquals(LossSettings.Aggregation.CONSTANT_NORMALIZER, s.loss().aggregation());
+    assertEquals(512, s.loss().normalizerConstant());
+    assertEquals(LossSettings.KlEstimator.K1, s.loss().klEstimator());
+    assertEquals(0.7f, s.temperature());
+    assertEquals(LrSchedule.Type.COSINE, s.optimizer().schedule().type());
+  }
+
+  @Test
+  void badValuesNameTheKeyAndTheFile() {
+    var e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with(
+        "nucleon.algorithm.loss.clip-low = 1.5")));
+    assertTrue(e.getMessage().contains("nucleon.algorithm.loss.clip-low") && e.getMessage().contains("run.conf"),
+        e.getMessage());
+    e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with(
+        "nucleon.algorithm.loss.aggregation = average")));
+    assertTrue(e.getMessage().contains("aggregation") && e.getMessage().contains("token-mean"), e.getMessage());
+    e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with("nucleon.learner.optimizer.lr = fast")));
+    assertTrue(e.getMessage().contains("nucleon.learner.optimizer.lr"), e.getMessage());
+    e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with(
+        "nucleon.learner.schedule { type = linear, warmup-steps = 10, total-steps = 5 }")));
+    assertTrue(e.getMessage().contains("total-steps"), e.getMessage());
+  }
+}
