@@ -27,7 +27,7 @@ import picocli.CommandLine.Spec;
 
 /** {@code nucleon bench}: throughput figures, one JSON line per run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks; each prints one JSON line.",
-    subcommands = {BenchCommand.Generate.class, BenchCommand.Score.class})
+    subcommands = {BenchCommand.Generate.class, BenchCommand.Score.class, BenchCommand.Learn.class})
 final class BenchCommand {
 
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -208,6 +208,87 @@ final class BenchCommand {
           model.tokenLogProbs(step, seqs, 1f).toFloatArray();
         }
       }
+    }
+  }
+
+  @Command(name = "learn", mixinStandardHelpOptions = true,
+      description = "Learner throughput: GRPO steps (forward + backward + AdamW) on random trajectories.")
+  static final class Learn implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--batch", defaultValue = "16", description = "sequences per step (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--seq-len", defaultValue = "256", description = "prompt + completion tokens (default: ${DEFAULT-VALUE})")
+    int seqLen;
+
+    @Option(names = "--prompt-len", defaultValue = "64", description = "prompt tokens (default: ${DEFAULT-VALUE})")
+    int promptLen;
+
+    @Option(names = "--micro-batch-tokens", defaultValue = "4096",
+        description = "tokens per forward/backward pass (default: ${DEFAULT-VALUE})")
+    int microBatchTokens;
+
+    @Option(names = "--steps", defaultValue = "3", description = "timed steps (default: ${DEFAULT-VALUE})")
+    int steps;
+
+    @Override
+    public Integer call() throws Exception {
+      if (promptLen < 1 || promptLen >= seqLen) {
+        throw new IllegalArgumentException("--prompt-len must be in [1, --seq-len), got " + promptLen);
+      }
+      Device device = modelOptions.startEngine();
+      try (NDManager manager = NDManager.newBaseManager(device);
+          LlamaModel model = modelOptions.load(manager);
+          dev.nucleon.learner.Learner learner = new dev.nucleon.learner.Learner(model, null,
+              dev.nucleon.learner.LossSettings.defaults(), dev.nucleon.learner.OptimizerSettings.adamw(1e-5), 1f, 0)) {
+        LlamaConfig c = model.config();
+        learner.train(randomBatch(c, 0)); // warm-up
+        double rssStart = rssMb();
+        long start = System.nanoTime();
+        for (int i = 0; i < steps; i++) {
+          learner.train(randomBatch(c, i + 1));
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        ObjectNode o = JSON.createObjectNode();
+        o.put("bench", "learn");
+        o.put("model", modelOptions.describe(c));
+        o.put("device", device.toString());
+        o.put("threads", threadCount());
+        o.put("batch", batch);
+        o.put("seq_len", seqLen);
+        o.put("micro_batch_tokens", microBatchTokens);
+        o.put("steps", steps);
+        o.put("tokens_per_s", round((double) batch * seqLen * steps / seconds, 1));
+        o.put("ms_per_step", round(seconds * 1000 / steps, 1));
+        o.put("rss_mb_start", round(rssStart, 1));
+        o.put("rss_mb_end", round(rssMb(), 1));
+        spec.commandLine().getOut().println(JSON.writeValueAsString(o));
+      }
+      return 0;
+    }
+
+    private dev.nucleon.replay.TrainingBatch randomBatch(LlamaConfig c, long seed) {
+      var replay = new dev.nucleon.replay.ReplayBuffer(new dev.nucleon.replay.ReplaySettings(batch, "grpo", 1e-4, 1, 0,
+          false, false, 0, microBatchTokens, dev.nucleon.replay.MicroBatchCost.PADDED,
+          dev.nucleon.replay.FailedRewardPolicy.DROP_SAMPLE));
+      SplittableRandom rng = new SplittableRandom(seed);
+      int[] prompt = randomPrompts(1, promptLen, c.vocabSize(), seed)[0];
+      int n = seqLen - promptLen;
+      for (int i = 0; i < batch; i++) {
+        int[] completion = randomPrompts(1, n, c.vocabSize(), seed * 7919 + i)[0];
+        float[] logp = new float[n];
+        java.util.Arrays.fill(logp, (float) -Math.log(c.vocabSize()));
+        var t = new dev.nucleon.core.rollout.Trajectory(0, i, prompt, completion, logp, new int[n],
+            dev.nucleon.core.rollout.FinishReason.LENGTH, "");
+        replay.add(new dev.nucleon.core.rollout.ScoredTrajectory(t,
+            dev.nucleon.core.reward.RewardResult.ok(rng.nextDouble())));
+      }
+      return replay.pollBatch().orElseThrow();
     }
   }
 }

@@ -35,6 +35,16 @@ class BenchCommandTest {
   }
 
   @Test
+  void benchLearnPrintsTokensPerSecond() throws Exception {
+    CliRun run = CliRun.of("bench", "learn", "--model", TINY, "--batch", "4", "--seq-len", "12", "--prompt-len", "4",
+        "--micro-batch-tokens", "24", "--steps", "1");
+    assertEquals(0, run.exitCode(), run.err());
+    JsonNode o = new ObjectMapper().readTree(run.out().strip());
+    assertEquals("learn", o.get("bench").asText());
+    assertTrue(o.get("tokens_per_s").asDouble() > 0);
+  }
+
+  @Test
   void aBadRandomSpecNamesTheKey() {
     CliRun run = CliRun.of("bench", "score", "--model", "random:dim=32,depth=3");
     assertEquals(1, run.exitCode());
