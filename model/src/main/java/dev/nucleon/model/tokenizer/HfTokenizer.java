@@ -72,8 +72,9 @@ public final class HfTokenizer implements TextTokenizer {
         throw new ModelFormatException(config + ": not valid JSON: " + e.getMessage(), e);
       }
     }
-    int bos = bosText != null && added.containsKey(bosText) ? added.get(bosText) : -1;
-    int[] eos = eosText != null && added.containsKey(eosText) ? new int[] {added.get(eosText)} : new int[0];
+    int bos = idOf(bosText, added, vocab);
+    int eosId = idOf(eosText, added, vocab);
+    int[] eos = eosId >= 0 ? new int[] {eosId} : new int[0];
     try {
       String json = normalizedMerges(file, root) ? JSON.writeValueAsString(root) : Files.readString(file);
       HuggingFaceTokenizer tok = HuggingFaceTokenizer.newInstance(
@@ -137,6 +138,16 @@ public final class HfTokenizer implements TextTokenizer {
     }
     ((com.fasterxml.jackson.databind.node.ObjectNode) model).set("merges", fixed);
     return true;
+  }
+
+  private static int idOf(String text, Map<String, Integer> added, JsonNode vocab) {
+    if (text == null) {
+      return -1;
+    }
+    if (added.containsKey(text)) {
+      return added.get(text);
+    }
+    return vocab.isObject() && vocab.has(text) ? vocab.get(text).asInt() : -1;
   }
 
   private static String tokenText(JsonNode n) {
