@@ -103,6 +103,28 @@ public final class Generator implements AutoCloseable {
     return call(() -> run(requests));
   }
 
+  /**
+   * Completes every request on the generator's thread without blocking the caller (actors use this and pipe the
+   * result back to themselves).
+   */
+  public java.util.concurrent.CompletableFuture<List<GenerationResult>> generateAsync(
+      List<GenerationRequest> requests) {
+    java.util.concurrent.CompletableFuture<List<GenerationResult>> result =
+        new java.util.concurrent.CompletableFuture<>();
+    if (requests.isEmpty()) {
+      result.complete(List.of());
+      return result;
+    }
+    thread.execute(() -> {
+      try {
+        result.complete(run(requests));
+      } catch (RuntimeException | Error e) {
+        result.completeExceptionally(e);
+      }
+    });
+    return result;
+  }
+
   private <T> T call(java.util.concurrent.Callable<T> task) {
     Future<T> f = thread.submit(task);
     try {

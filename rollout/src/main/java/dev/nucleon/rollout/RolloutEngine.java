@@ -1,0 +1,125 @@
+package dev.nucleon.rollout;
+
+import dev.nucleon.core.rollout.FinishReason;
+import dev.nucleon.core.rollout.PromptGroup;
+import dev.nucleon.core.rollout.Trajectory;
+import dev.nucleon.model.generate.GenerationRequest;
+import dev.nucleon.model.generate.GenerationResult;
+import dev.nucleon.model.generate.Generator;
+import dev.nucleon.model.generate.SamplingParams;
+import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.model.tokenizer.TextTokenizer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Turns prompt groups into trajectories: tokenizes each prompt, samples G completions per prompt in one batch
+ * with the generator, and decodes them. Weights arrive with {@link #updateWeights} and are applied between decode
+ * steps of a running batch; every token records the version that produced it.
+ */
+public final class RolloutEngine implements AutoCloseable {
+
+  private final Generator generator;
+  private final TextTokenizer tokenizer;
+  private final SamplingParams sampling;
+  private final boolean addBos;
+
+  /**
+   * @param sampling temperature, top-k, top-p, max new tokens; its stop tokens are used as given (add the
+   *     tokenizer's EOS ids when building it)
+   */
+  public RolloutEngine(Generator generator, TextTokenizer tokenizer, SamplingParams sampling) {
+    this.generator = generator;
+    this.tokenizer = tokenizer;
+    this.sampling = sampling;
+    this.addBos = tokenizer.bosId() >= 0;
+  }
+
+  public SamplingParams sampling() {
+    return sampling;
+  }
+
+  public TextTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  /** The policy version of the weights in use. */
+  public int version() {
+    return generator.version();
+  }
+
+  /** Queues new weights (internal parameter names); see {@link Generator#updateWeights}. */
+  public void updateWeights(int version, Map<String, HostTensor> weights) {
+    generator.updateWeights(version, weights);
+  }
+
+  /** The prompt's token ids as the model sees them. */
+  public int[] encodePrompt(String prompt) {
+    return tokenizer.encode(prompt, addBos);
+  }
+
+  /** Samples every group; the result lists each group's trajectories in group order. */
+  public CompletableFuture<List<List<Trajectory>>> generate(List<PromptGroup> groups) {
+    List<GenerationRequest> requests = new ArrayList<>();
+    List<int[]> prompts = new ArrayList<>();
+    for (PromptGroup g : groups) {
+      int[] ids = encodePrompt(g.prompt());
+      prompts.add(ids);
+      for (int i = 0; i < g.groupSize(); i++) {
+        requests.add(new GenerationRequest(ids, sampling, sampleSeed(g.seed(), i)));
+      }
+    }
+    return generator.generateAsync(requests).thenApply(results -> {
+      List<List<Trajectory>> out = new ArrayList<>();
+      int k = 0;
+      for (int gi = 0; gi < groups.size(); gi++) {
+        PromptGroup g = groups.get(gi);
+        List<Trajectory> group = new ArrayList<>();
+        for (int i = 0; i < g.groupSize(); i++) {
+          GenerationResult r = results.get(k++);
+          group.add(new Trajectory(g.promptId(), i, prompts.get(gi), r.tokens(), r.samplingLogProbs(), r.versions(),
+              r.finishReason(), completionText(r)));
+        }
+        out.add(group);
+      }
+      return out;
+    });
+  }
+
+  /** Greedy completions of prompts (evaluation), decoded. */
+  public CompletableFuture<List<String>> greedy(List<String> prompts) {
+    SamplingParams greedy = new SamplingParams(0f, 0, 1f, sampling.maxNewTokens(), sampling.stopTokens());
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (String p : prompts) {
+      requests.add(new GenerationRequest(encodePrompt(p), greedy, 0));
+    }
+    return generator.generateAsync(requests).thenApply(results -> {
+      List<String> out = new ArrayList<>();
+      for (GenerationResult r : results) {
+        out.add(completionText(r));
+      }
+      return out;
+    });
+  }
+
+  private String completionText(GenerationResult r) {
+    int[] ids = r.finishReason() == FinishReason.STOP ? Arrays.copyOf(r.tokens(), r.tokens().length - 1) : r.tokens();
+    return tokenizer.decode(ids, true);
+  }
+
+  /** A per-sample seed: the group's seed mixed with the sample index (SplitMix64's finalizer). */
+  static long sampleSeed(long groupSeed, int index) {
+    long z = groupSeed + 0x9E3779B97F4A7C15L * (index + 1);
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    return z ^ (z >>> 31);
+  }
+
+  @Override
+  public void close() {
+    generator.close();
+  }
+}
