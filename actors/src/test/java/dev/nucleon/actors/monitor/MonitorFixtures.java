@@ -5,12 +5,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** A small cluster status of two nodes, as the coordinator would fill it. */
-final class MonitorFixtures {
+/** A small cluster status of two nodes, as the coordinator would fill it (also used by the CLI tests). */
+public final class MonitorFixtures {
 
   private MonitorFixtures() {}
 
-  static ClusterStatus twoNodeStatus() {
+  public static ClusterStatus twoNodeStatus() {
     NucleonMetrics a = new NucleonMetrics("pekko://nucleon@127.0.0.1:25520", List.of("coordinator", "learner"));
     a.learnerStep(0.5, 2048);
     a.policyVersion(3);
