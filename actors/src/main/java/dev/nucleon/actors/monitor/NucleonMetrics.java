@@ -41,7 +41,7 @@ import java.util.regex.Pattern;
  * message handlers. {@link #snapshot()} returns this node's figures as a plain record for the cluster view, and
  * {@link #scrapeText()} the Prometheus text exposition that {@link MetricsServer} serves on {@code /metrics}.
  *
- * <p>Families and labels ({@code node} on all of them):
+ * <p>Families and labels ({@code node} on all of them; a family without labels of its own appears on first use):
  * <pre>
  * nucleon_rollout_tokens_total{role="rollout",actor}        counter
  * nucleon_rollout_trajectories_total{role="rollout",actor}  counter
@@ -60,6 +60,7 @@ import java.util.regex.Pattern;
  * nucleon_actor_busy_ratio{role,actor}                      gauge (busy over wall time, sliding window)
  * nucleon_mailbox_depth{role,actor}                         gauge
  * nucleon_train_NAME{role="learner"}                        gauge per training signal (reward_mean, kl, ...)
+ * nucleon_node_info{roles}                                  gauge, always 1 (one series per node)
  * </pre>
  */
 public final class NucleonMetrics {
@@ -93,15 +94,15 @@ public final class NucleonMetrics {
   private final Histogram rolloutBatchSeconds;
   private final Counter rewardScored;
   private final Histogram rewardSeconds;
-  private final Gauge replayGroups;
+  private final Lazy<Gauge> replayGroups;
   private final Counter replayDropped;
-  private final Histogram staleness;
-  private final Counter learnerSteps;
-  private final Histogram learnerStepSeconds;
-  private final Counter learnerTokens;
-  private final Gauge policyVersion;
-  private final Histogram weightsPublishSeconds;
-  private final Counter weightsBytes;
+  private final Lazy<Histogram> staleness;
+  private final Lazy<Counter> learnerSteps;
+  private final Lazy<Histogram> learnerStepSeconds;
+  private final Lazy<Counter> learnerTokens;
+  private final Lazy<Gauge> policyVersion;
+  private final Lazy<Histogram> weightsPublishSeconds;
+  private final Lazy<Counter> weightsBytes;
   private final Gauge mailboxDepth;
 
   private final Map<String, RolloutState> rollouts = new ConcurrentHashMap<>();
@@ -159,28 +160,32 @@ public final class NucleonMetrics {
     rewardSeconds = Histogram.builder().name("nucleon_reward_seconds")
         .help("Seconds per reward scoring call").constLabels(reward).labelNames("reward").classicOnly()
         .classicUpperBounds(SECONDS_BUCKETS).register(registry);
-    replayGroups = Gauge.builder().name("nucleon_replay_groups")
-        .help("Complete groups ready in the replay buffer").constLabels(learner).register(registry);
+    replayGroups = new Lazy<>(() -> Gauge.builder().name("nucleon_replay_groups")
+        .help("Complete groups ready in the replay buffer").constLabels(learner).register(registry));
     replayDropped = Counter.builder().name("nucleon_replay_dropped_total")
         .help("Groups or trajectories dropped by the replay buffer, by reason").constLabels(learner)
         .labelNames("reason").register(registry);
-    staleness = Histogram.builder().name("nucleon_trajectory_staleness")
+    staleness = new Lazy<>(() -> Histogram.builder().name("nucleon_trajectory_staleness")
         .help("Policy versions between a trained trajectory's oldest token and the learner's version")
-        .constLabels(learner).classicOnly().classicUpperBounds(STALENESS_BUCKETS).register(registry);
-    learnerSteps = Counter.builder().name("nucleon_learner_steps_total").help("Learner optimizer steps")
-        .constLabels(learner).register(registry);
-    learnerStepSeconds = Histogram.builder().name("nucleon_learner_step_seconds")
+        .constLabels(learner).classicOnly().classicUpperBounds(STALENESS_BUCKETS).register(registry));
+    learnerSteps = new Lazy<>(() -> Counter.builder().name("nucleon_learner_steps_total")
+        .help("Learner optimizer steps")
+        .constLabels(learner).register(registry));
+    learnerStepSeconds = new Lazy<>(() -> Histogram.builder().name("nucleon_learner_step_seconds")
         .help("Seconds per learner step (forward, backward, optimizer)").constLabels(learner).classicOnly()
-        .classicUpperBounds(SECONDS_BUCKETS).register(registry);
-    learnerTokens = Counter.builder().name("nucleon_learner_tokens_total").help("Tokens trained on by the learner")
-        .constLabels(learner).register(registry);
-    policyVersion = Gauge.builder().name("nucleon_policy_version").help("Newest published policy version")
-        .constLabels(learner).register(registry);
-    weightsPublishSeconds = Histogram.builder().name("nucleon_weights_publish_seconds")
+        .classicUpperBounds(SECONDS_BUCKETS).register(registry));
+    learnerTokens = new Lazy<>(() -> Counter.builder().name("nucleon_learner_tokens_total")
+        .help("Tokens trained on by the learner")
+        .constLabels(learner).register(registry));
+    policyVersion = new Lazy<>(() -> Gauge.builder().name("nucleon_policy_version")
+        .help("Newest published policy version")
+        .constLabels(learner).register(registry));
+    weightsPublishSeconds = new Lazy<>(() -> Histogram.builder().name("nucleon_weights_publish_seconds")
         .help("Seconds to publish one policy version to the rollout workers").constLabels(learner).classicOnly()
-        .classicUpperBounds(SECONDS_BUCKETS).register(registry);
-    weightsBytes = Counter.builder().name("nucleon_weights_bytes_total").help("Bytes of policy weights published")
-        .constLabels(learner).register(registry);
+        .classicUpperBounds(SECONDS_BUCKETS).register(registry));
+    weightsBytes = new Lazy<>(() -> Counter.builder().name("nucleon_weights_bytes_total")
+        .help("Bytes of policy weights published")
+        .constLabels(learner).register(registry));
     GaugeWithCallback.builder().name("nucleon_actor_busy_ratio")
         .help("Busy time over wall time of an actor, over a sliding window").constLabels(nodeLabels)
         .labelNames("role", "actor")
@@ -189,6 +194,9 @@ public final class NucleonMetrics {
     mailboxDepth = Gauge.builder().name("nucleon_mailbox_depth")
         .help("Messages or work items queued at an actor").constLabels(nodeLabels).labelNames("role", "actor")
         .register(registry);
+    Gauge.builder().name("nucleon_node_info").help("A node of the cluster and its roles (always 1)")
+        .constLabels(nodeLabels).labelNames("roles").register(registry).labelValues(String.join(",", this.roles))
+        .set(1);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -250,7 +258,7 @@ public final class NucleonMetrics {
   /** Sets the number of complete groups ready in the replay buffer. */
   public void replayGroups(int ready) {
     replayReady.set(ready);
-    replayGroups.set(ready);
+    replayGroups.get().set(ready);
   }
 
   /** Adds {@code n} groups or trajectories dropped for {@code reason} (stale, zero_variance, failed, ...). */
@@ -261,7 +269,7 @@ public final class NucleonMetrics {
 
   /** Records the staleness of one trained trajectory: policy versions between its oldest token and the learner. */
   public void trajectoryStaleness(int versionsBehind) {
-    staleness.observe(versionsBehind);
+    staleness.get().observe(versionsBehind);
     stalenessCounts.computeIfAbsent(versionsBehind, v -> new LongAdder()).increment();
     stalenessSum.add(versionsBehind);
     stalenessN.increment();
@@ -273,9 +281,9 @@ public final class NucleonMetrics {
 
   /** Records one learner step that took {@code seconds} and trained on {@code tokens} tokens. */
   public void learnerStep(double seconds, long tokens) {
-    learnerSteps.inc();
-    learnerStepSeconds.observe(seconds);
-    learnerTokens.inc(tokens);
+    learnerSteps.get().inc();
+    learnerStepSeconds.get().observe(seconds);
+    learnerTokens.get().inc(tokens);
     steps.increment();
     learnedTokens.add(tokens);
     learnedTokensWindow.add(tokens);
@@ -286,13 +294,13 @@ public final class NucleonMetrics {
   /** Sets the newest published policy version. */
   public void policyVersion(int v) {
     version.set(v);
-    policyVersion.set(v);
+    policyVersion.get().set(v);
   }
 
   /** Records one weights publication that took {@code seconds} and moved {@code bytes} bytes. */
   public void weightsPublished(double seconds, long bytes) {
-    weightsPublishSeconds.observe(seconds);
-    weightsBytes.inc(bytes);
+    weightsPublishSeconds.get().observe(seconds);
+    weightsBytes.get().inc(bytes);
     publishes.increment();
     publishedBytes.add(bytes);
     lastPublishSecondsBits.set(Double.doubleToLongBits(seconds));
@@ -514,6 +522,33 @@ public final class NucleonMetrics {
     Mailbox(String role, GaugeDataPoint point) {
       this.role = role;
       this.point = point;
+    }
+  }
+
+  /**
+   * A metric registered on first use, so a node exports only the families of what it runs (a rollout-only node has
+   * no {@code nucleon_policy_version} or learner series stuck at 0).
+   */
+  private static final class Lazy<M> {
+    private final java.util.function.Supplier<M> register;
+    private volatile M metric;
+
+    Lazy(java.util.function.Supplier<M> register) {
+      this.register = register;
+    }
+
+    M get() {
+      M m = metric;
+      if (m == null) {
+        synchronized (this) {
+          m = metric;
+          if (m == null) {
+            m = register.get();
+            metric = m;
+          }
+        }
+      }
+      return m;
     }
   }
 }

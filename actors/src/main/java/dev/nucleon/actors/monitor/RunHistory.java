@@ -99,7 +99,8 @@ public final class RunHistory {
 
   /**
    * The numeric fields of a row, flattened: top-level numbers as they are, numbers inside nested objects as
-   * {@code parent.child} (e.g. per-actor maps {@code tokens_per_s.rollout-0}). Booleans, strings and arrays are left out.
+   * {@code parent.child} (e.g. per-actor maps {@code tokens_per_s.rollout-0}). Booleans, strings and arrays are
+   * left out.
    */
   public static Map<String, Double> numbers(JsonNode row) {
     Map<String, Double> out = new LinkedHashMap<>();

@@ -176,6 +176,19 @@ class NucleonMetricsTest {
   }
 
   @Test
+  void aNodeExportsOnlyTheFamiliesOfWhatItRuns() {
+    NucleonMetrics rolloutOnly = new NucleonMetrics("node-r", List.of("rollout"));
+    rolloutOnly.rolloutTokens("rollout-0", 3);
+    String text = rolloutOnly.scrapeText();
+    assertLine(text, "nucleon_node_info{node=\"node-r\",roles=\"rollout\"} 1.0");
+    assertTrue(text.contains("nucleon_rollout_tokens_total"), text);
+    for (String absent : List.of("nucleon_policy_version", "nucleon_learner_steps_total", "nucleon_replay_groups",
+        "nucleon_trajectory_staleness", "nucleon_weights_bytes_total", "nucleon_reward_scored_total")) {
+      assertTrue(!text.contains(absent + "{"), absent + " in\n" + text);
+    }
+  }
+
+  @Test
   void metricNamesAreSanitized() {
     assertEquals("grad_norm", NucleonMetrics.metricName("Grad-Norm"));
     assertEquals("_1x", NucleonMetrics.metricName("1x"));
