@@ -1,0 +1,123 @@
+package dev.nucleon.actors.serialization;
+
+import dev.nucleon.core.reward.RewardRequest;
+import dev.nucleon.core.reward.RewardResult;
+import dev.nucleon.core.rollout.FinishReason;
+import dev.nucleon.core.rollout.PromptGroup;
+import dev.nucleon.core.rollout.ScoredTrajectory;
+import dev.nucleon.core.rollout.Trajectory;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.LinkedList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.UUID;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * A sample instance of every class in {@link KryoRegistrations}, keyed by the registered class.
+ *
+ * <p>WHEN YOU APPEND A CLASS TO KryoRegistrations, ADD A SAMPLE HERE (in the last section).
+ * {@code KryoRegistrationsTest.everyRegisteredClassHasASample} fails until you do, and
+ * {@code KryoRegistrationsTest.everySampleRoundTrips} then sends the sample through the real Pekko serialization
+ * and compares what comes back field by field (arrays by content). Give the sample non-default values in every
+ * field (non-empty arrays and collections, a non-null ref), so that a field that does not survive shows.
+ */
+final class KryoSamples {
+  private KryoSamples() {}
+
+  /**
+   * @param ref an actor ref of a running system (the sample of the ActorRef family, and of ref fields)
+   */
+  static Map<Class<?>, Object> samples(ActorRef<?> ref) {
+    Map<Class<?>, Object> s = new LinkedHashMap<>();
+
+    // --- JDK arrays
+    s.put(byte[].class, new byte[] {1, -2, 3, Byte.MIN_VALUE, Byte.MAX_VALUE});
+    s.put(int[].class, new int[] {0, -1, 7, Integer.MAX_VALUE});
+    s.put(long[].class, new long[] {1L, -1L, Long.MIN_VALUE});
+    s.put(float[].class, new float[] {0.5f, -1.25f, Float.NaN, Float.NEGATIVE_INFINITY});
+    s.put(double[].class, new double[] {Math.PI, -0.0, Double.NaN});
+    s.put(boolean[].class, new boolean[] {true, false, true});
+    s.put(String[].class, new String[] {"a", "", "ünïcødé", null});
+
+    // --- JDK mutable collections
+    s.put(ArrayList.class, new ArrayList<>(List.of(1, "two", 3.0, List.of(4L))));
+    s.put(HashMap.class, new HashMap<>(Map.of("a", 1, "b", new int[] {2})));
+    LinkedHashMap<String, Object> linked = new LinkedHashMap<>();
+    linked.put("z", 1);
+    linked.put("a", "second");
+    s.put(LinkedHashMap.class, linked);
+    s.put(HashSet.class, new HashSet<>(Set.of("x", "y")));
+    s.put(LinkedHashSet.class, new LinkedHashSet<>(List.of(3, 1, 2)));
+
+    // --- JDK immutable collections
+    s.put(List.of().getClass(), List.of(1, 2, 3));
+    s.put(List.of(1).getClass(), List.of("one", "two"));
+    s.put(Set.of().getClass(), Set.of(1, 2, 3));
+    s.put(Set.of(1).getClass(), Set.of("only"));
+    s.put(Map.of().getClass(), Map.of("a", 1, "b", 2));
+    s.put(Map.of(1, 1).getClass(), Map.of("k", List.of(1.5)));
+
+    // --- JDK unmodifiable views, empty and singleton collections, Arrays.asList
+    s.put(Collections.unmodifiableList(new ArrayList<>()).getClass(),
+        Collections.unmodifiableList(new ArrayList<>(List.of(1, 2))));
+    s.put(Collections.unmodifiableList(new LinkedList<>()).getClass(),
+        Collections.unmodifiableList(new LinkedList<>(List.of("a", "b"))));
+    s.put(Collections.unmodifiableSet(new HashSet<>()).getClass(),
+        Collections.unmodifiableSet(new LinkedHashSet<>(List.of(5, 4))));
+    LinkedHashMap<String, Double> components = new LinkedHashMap<>();
+    components.put("correct", 1.0);
+    components.put("format", 0.5);
+    s.put(Collections.unmodifiableMap(new HashMap<>()).getClass(), Collections.unmodifiableMap(components));
+    s.put(Collections.unmodifiableCollection(new ArrayList<>()).getClass(),
+        Collections.unmodifiableCollection(new ArrayList<>(List.of(7, 8))));
+    s.put(Collections.emptyList().getClass(), Collections.emptyList());
+    s.put(Collections.emptySet().getClass(), Collections.emptySet());
+    s.put(Collections.emptyMap().getClass(), Collections.emptyMap());
+    s.put(Collections.singletonList(1).getClass(), Collections.singletonList("one"));
+    s.put(Collections.singleton(1).getClass(), Collections.singleton(42L));
+    s.put(Collections.singletonMap(1, 1).getClass(), Collections.singletonMap("k", "v"));
+    s.put(Arrays.asList(1, 2).getClass(), Arrays.asList(1, 2, 3));
+
+    // --- JDK values
+    s.put(Optional.class, Optional.of("present"));
+    s.put(Instant.class, Instant.ofEpochSecond(1_700_000_000L, 123_456_789));
+    s.put(Duration.class, Duration.ofMillis(1234));
+    s.put(UUID.class, new UUID(0x1234_5678_9abc_def0L, 0x0fed_cba9_8765_4321L));
+
+    // --- Pekko
+    s.put(ActorRef.class, ref);
+
+    // --- core records
+    Trajectory trajectory = trajectory();
+    s.put(FinishReason.class, FinishReason.LENGTH);
+    s.put(Trajectory.class, trajectory);
+    s.put(PromptGroup.class, new PromptGroup(12L, 2, "What is 2+3?", "5", Map.of("source", "test", "level", "1"), 8,
+        99L));
+    s.put(RewardResult.Outcome.class, RewardResult.Outcome.FAILED);
+    s.put(RewardResult.class, RewardResult.ok(1.0, components));
+    s.put(RewardRequest.class, new RewardRequest("What is 2+3?", " 5", new int[] {5, 2}, "5",
+        Map.of("numbers", "2,3")));
+    s.put(ScoredTrajectory.class, new ScoredTrajectory(trajectory, RewardResult.failed("timed out after 5s")));
+
+    // --- actors' messages: add a sample for every class appended to KryoRegistrations
+
+    return s;
+  }
+
+  /** A trajectory with a weight update in the middle (two versions) and a stop token. */
+  static Trajectory trajectory() {
+    return new Trajectory(12L, 3, new int[] {1, 40, 41, 42}, new int[] {7, 8, 9, 2},
+        new float[] {-0.1f, -2.5f, -0.01f, -1e-6f}, new int[] {4, 4, 5, 5}, FinishReason.STOP, " 5");
+  }
+}
