@@ -65,13 +65,21 @@
     return (h ? h + 'h' : '') + (h || m ? m + 'm' : '') + sec + 's';
   }
   function setText(id, v) { document.getElementById(id).textContent = v; }
-  // numeric fields of a row, nested objects flattened as parent.child (per-actor maps)
+  // numeric fields of a row, nested objects flattened as parent.child (per-actor maps); a nested node snapshot
+  // (an object with an actors array) gives actor_tokens_per_s.<actor> and actor_busy_ratio.<actor> only
   function numbers(row, prefix, out, depth) {
     out = out || {};
+    depth = depth || 0;
     for (const [k, v] of Object.entries(row)) {
       const key = prefix ? prefix + '.' + k : k;
       if (typeof v === 'number' && Number.isFinite(v)) out[key] = v;
-      else if (v && typeof v === 'object' && !Array.isArray(v) && (depth || 0) < 2) numbers(v, key, out, (depth || 0) + 1);
+      else if (v && typeof v === 'object' && Array.isArray(v.actors)) {
+        for (const a of v.actors) {
+          if (!a || typeof a.actor !== 'string') continue;
+          if (a.tokens > 0 && typeof a.tokensPerSecond === 'number') out['actor_tokens_per_s.' + a.actor] = a.tokensPerSecond;
+          if (typeof a.busyRatio === 'number' && a.busyRatio >= 0) out['actor_busy_ratio.' + a.actor] = a.busyRatio;
+        }
+      } else if (v && typeof v === 'object' && !Array.isArray(v) && depth < 2) numbers(v, key, out, depth + 1);
     }
     return out;
   }

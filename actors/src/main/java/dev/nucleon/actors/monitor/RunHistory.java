@@ -100,7 +100,9 @@ public final class RunHistory {
   /**
    * The numeric fields of a row, flattened: top-level numbers as they are, numbers inside nested objects as
    * {@code parent.child} (e.g. per-actor maps {@code tokens_per_s.rollout-0}). Booleans, strings and arrays are
-   * left out.
+   * left out. A nested {@link NodeSnapshot} (an object with an {@code actors} array, as the run reporter writes under
+   * {@code node}) gives per-actor figures only: {@code actor_tokens_per_s.<actor>} for actors that generated
+   * tokens and {@code actor_busy_ratio.<actor>} for actors with a busy tracker.
    */
   public static Map<String, Double> numbers(JsonNode row) {
     Map<String, Double> out = new LinkedHashMap<>();
@@ -111,6 +113,19 @@ public final class RunHistory {
   private static void flatten(String prefix, JsonNode node, Map<String, Double> out, int depth) {
     if (node.isNumber()) {
       out.put(prefix, node.asDouble());
+    } else if (node.isObject() && node.path("actors").isArray() && depth > 0) {
+      for (JsonNode a : node.path("actors")) {
+        String actor = a.path("actor").asText(null);
+        if (actor == null) {
+          continue;
+        }
+        if (a.path("tokens").asLong() > 0 && a.path("tokensPerSecond").isNumber()) {
+          out.put("actor_tokens_per_s." + actor, a.path("tokensPerSecond").asDouble());
+        }
+        if (a.path("busyRatio").isNumber() && a.path("busyRatio").asDouble() >= 0) {
+          out.put("actor_busy_ratio." + actor, a.path("busyRatio").asDouble());
+        }
+      }
     } else if (node.isObject() && depth < 3) {
       Iterator<Map.Entry<String, JsonNode>> it = node.fields();
       while (it.hasNext()) {

@@ -41,6 +41,7 @@ public final class RunPlots {
       new Plot("kl.png", "KL per step", "KL", matches("(^|.*_)kl(_.*)?$")),
       new Plot("throughput.png", "Throughput per step", "tokens / s", matches(".*tokens_per_s.*")),
       new Plot("trajectories.png", "Trajectories per step", "trajectories / s", matches(".*trajectories_per_s.*")),
+      new Plot("busy.png", "Busy ratio per actor", "busy time / wall time", matches("actor_busy_ratio\\..*")),
       new Plot("step_time.png", "Learner step time", "seconds", matches(".*step_(seconds|time).*")),
       new Plot("staleness.png", "Staleness (policy versions behind)", "versions", matches("^staleness.*")));
 

@@ -96,8 +96,8 @@ public final class RunProgress implements AutoCloseable {
   }
 
   /**
-   * After step {@code step}, with the step's figures (any of reward_mean, accuracy, eval_accuracy, tokens_per_s,
-   * staleness_max are shown when present; others are ignored).
+   * After step {@code step}, with the step's figures (any of reward_mean, accuracy, eval_accuracy, tokens_per_s (or
+   * rollout_tokens_per_s, else learner_tokens_per_s), staleness_max are shown when present; others are ignored).
    */
   public synchronized void update(long step, Map<String, ? extends Number> figures) {
     if (closed) {
@@ -143,7 +143,9 @@ public final class RunProgress implements AutoCloseable {
     append(sb, f, "reward_mean", "reward %.3f");
     append(sb, f, "accuracy", "acc %.3f");
     append(sb, f, "eval_accuracy", "eval %.3f");
-    append(sb, f, "tokens_per_s", "%,.0f tok/s");
+    String tokens = f.containsKey("tokens_per_s") ? "tokens_per_s"
+        : f.containsKey("rollout_tokens_per_s") ? "rollout_tokens_per_s" : "learner_tokens_per_s";
+    append(sb, f, tokens, "%,.0f tok/s");
     append(sb, f, "staleness_max", "stale %.0f");
     return sb.toString();
   }

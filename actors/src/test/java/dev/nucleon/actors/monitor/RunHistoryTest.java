@@ -41,4 +41,19 @@ class RunHistoryTest {
         "{\"step\":4,\"name\":\"x\",\"ok\":true,\"tokens_per_s\":{\"rollout-0\":100,\"rollout-1\":50.5},\"a\":[1]}"));
     assertEquals(Map.of("step", 4.0, "tokens_per_s.rollout-0", 100.0, "tokens_per_s.rollout-1", 50.5), n);
   }
+
+  @Test
+  void aNestedNodeSnapshotGivesPerActorThroughputAndBusyRatio() throws Exception {
+    NucleonMetrics m = new NucleonMetrics("n", java.util.List.of("rollout", "learner"));
+    m.rolloutTokens("rollout-0", 100);
+    m.busy("learner", "learner", 1000);
+    com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+    com.fasterxml.jackson.databind.node.ObjectNode row = json.createObjectNode();
+    row.put("step", 1);
+    row.put("reward_mean", 0.5);
+    row.set("node", json.valueToTree(m.snapshot())); // as the run reporter writes it
+    Map<String, Double> n = RunHistory.numbers(row);
+    assertEquals(java.util.Set.of("step", "reward_mean", "actor_tokens_per_s.rollout-0", "actor_busy_ratio.learner"),
+        n.keySet());
+  }
 }

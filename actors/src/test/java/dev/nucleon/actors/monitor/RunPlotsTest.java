@@ -28,7 +28,8 @@ class RunPlotsTest {
       sb.append(String.format(Locale.ROOT,
           "{\"step\":%d,\"reward_mean\":%.4f,\"accuracy\":%.4f,\"loss\":%.5f,\"kl\":%.5f,\"clip_fraction\":0.1,"
               + "\"tokens_per_s\":{\"rollout-0\":%d,\"rollout-1\":%d},\"learner_step_seconds\":0.5,"
-              + "\"staleness_max\":%d,\"note\":\"x\"}%n",
+              + "\"staleness_max\":%d,\"note\":\"x\",\"node\":{\"node\":\"n\",\"uptimeSeconds\":3,\"actors\":["
+              + "{\"actor\":\"learner\",\"tokens\":0,\"tokensPerSecond\":0,\"busyRatio\":0.6}]}}%n",
           s, 0.1 + 0.01 * s, 0.05 * Math.sqrt(s), -0.01 / s, 0.001 * s, 1000 + s, 900 + s, s % 3));
     }
     Files.writeString(runDir.resolve("metrics.jsonl"), sb.toString(), StandardCharsets.UTF_8);
@@ -39,8 +40,8 @@ class RunPlotsTest {
     writeRows(runDir, 40);
     List<Path> files = RunPlots.write(runDir);
     List<String> names = files.stream().map(p -> p.getFileName().toString()).toList();
-    assertEquals(List.of("reward.png", "accuracy.png", "loss.png", "kl.png", "throughput.png", "step_time.png",
-        "staleness.png"), names);
+    assertEquals(List.of("reward.png", "accuracy.png", "loss.png", "kl.png", "throughput.png", "busy.png",
+        "step_time.png", "staleness.png"), names);
     for (Path f : files) {
       assertEquals(runDir.resolve("plots"), f.getParent());
       assertTrue(Files.size(f) > 5_000, f + " is " + Files.size(f) + " bytes");
