@@ -102,7 +102,7 @@ public final class KryoRegistrations {
     e.add(Entry.of(byte[].class));
     e.add(Entry.of(int[].class));
     e.add(Entry.of(long[].class));
-    e.add(Entry.of(float[].class));
+    e.add(Entry.of(float[].class, FloatArraySerializer::new)); // Kryo's format, bulk copies on ByteBuffers
     e.add(Entry.of(double[].class));
     e.add(Entry.of(boolean[].class));
     e.add(Entry.of(String[].class));

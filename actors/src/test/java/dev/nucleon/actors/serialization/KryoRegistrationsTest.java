@@ -288,6 +288,40 @@ class KryoRegistrationsTest {
   }
 
   @Test
+  void bigFloatArraysCrossBetweenTheByteArrayAndByteBufferPaths() throws NotSerializableException {
+    int n = 5000;
+    int[] tokens = new int[n];
+    float[] logProbs = new float[n];
+    int[] versions = new int[n];
+    java.util.Random random = new java.util.Random(3);
+    for (int i = 0; i < n; i++) {
+      tokens[i] = random.nextInt(50_000);
+      logProbs[i] = (float) -random.nextDouble() * 10;
+      versions[i] = i / 1000;
+    }
+    logProbs[7] = Float.NaN;
+    logProbs[8] = Float.NEGATIVE_INFINITY;
+    logProbs[9] = -0.0f;
+    Trajectory t = new Trajectory(1L, 0, new int[] {1, 2}, tokens, logProbs, versions,
+        dev.nucleon.core.rollout.FinishReason.LENGTH, "long");
+    // written into a buffer, read from a byte[]
+    ByteBuffer buf = ByteBuffer.allocateDirect(64 * n);
+    kryo.toBinary(t, buf);
+    byte[] bytes = new byte[buf.position()];
+    buf.flip();
+    buf.get(bytes);
+    DeepEquals.assertDeepEquals(t, kryo.fromBinary(bytes, kryo.registrationFingerprint()));
+    // written into a byte[], read from a buffer
+    byte[] fromArrayPath = kryo.toBinary(t);
+    assertTrue(java.util.Arrays.equals(bytes, fromArrayPath));
+    DeepEquals.assertDeepEquals(t, kryo.fromBinary(ByteBuffer.wrap(fromArrayPath), kryo.registrationFingerprint()));
+    // a float[] that does not fit is an overflow, not a write past the limit
+    ByteBuffer small = ByteBuffer.allocate(1000);
+    assertThrows(BufferOverflowException.class, () -> kryo.toBinary(logProbs, small));
+    assertTrue(small.position() <= small.limit());
+  }
+
+  @Test
   void concurrentUseFromManyThreads() throws Exception {
     ExecutorService pool = Executors.newFixedThreadPool(4);
     try {
@@ -329,11 +363,16 @@ class KryoRegistrationsTest {
    * Pekko from the position after the header.
    */
   static Object roundTripBuffer(Object value, boolean direct) {
-    int size = kryo.toBinary(value).length;
+    byte[] bytes = kryo.toBinary(value);
+    int size = bytes.length;
     ByteBuffer buf = direct ? ByteBuffer.allocateDirect(size + 64) : ByteBuffer.allocate(size + 64);
     buf.position(17);
     kryo.toBinary(value, buf);
     assertEquals(17 + size, buf.position(), "bytes written into the buffer");
+    byte[] written = new byte[size];
+    buf.duplicate().position(17).get(written);
+    // the same bytes either way, so one node may write with one path and another read with the other
+    assertTrue(java.util.Arrays.equals(bytes, written), "the ByteBuffer path writes the byte[] path's bytes");
     buf.flip();
     buf.position(17);
     Serializer found = serialization.serializerByIdentity().apply(KryoSerializer.IDENTIFIER);
