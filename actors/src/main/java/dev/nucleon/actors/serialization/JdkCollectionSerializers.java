@@ -90,6 +90,18 @@ final class JdkCollectionSerializers {
         : List.of(elements));
   }
 
+  /** {@code List.of(...).subList(...)}: comes back as a sub-list of an immutable list. */
+  static Serializer<List<Object>> immutableSubList() {
+    return new CollectionAsElements<>(elements -> hasNull(elements)
+        ? Collections.unmodifiableList(Arrays.asList(elements))
+        : List.of(elements).subList(0, elements.length));
+  }
+
+  /** {@code ArrayList.subList(...)}: comes back as a (modifiable) sub-list of a fresh ArrayList. */
+  static Serializer<List<Object>> arrayListSubList() {
+    return new CollectionAsElements<>(elements -> new ArrayList<>(Arrays.asList(elements)).subList(0, elements.length));
+  }
+
   /** {@code Set.of} / {@code Set.copyOf}. */
   static Serializer<Set<Object>> immutableSet() {
     return new CollectionAsElements<>(Set::of);

@@ -30,6 +30,8 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.UUID;
 import java.util.function.Function;
 import java.util.function.Supplier;
@@ -113,6 +115,10 @@ public final class KryoRegistrations {
     e.add(Entry.of(LinkedHashMap.class));
     e.add(Entry.of(HashSet.class));
     e.add(Entry.of(LinkedHashSet.class));
+    e.add(Entry.of(LinkedList.class));
+    e.add(Entry.of(TreeMap.class)); // natural order only: a comparator would have to be registered too
+    e.add(Entry.of(TreeSet.class));
+    e.add(Entry.of(new ArrayList<>().subList(0, 0).getClass(), JdkCollectionSerializers::arrayListSubList));
 
     // --- JDK immutable collections: written as plain elements, read back as List.of / Set.of / Map.copyOf
     e.add(Entry.of(List.of().getClass(), JdkCollectionSerializers::immutableList)); // ImmutableCollections$ListN
@@ -121,6 +127,7 @@ public final class KryoRegistrations {
     e.add(Entry.of(Set.of(1).getClass(), JdkCollectionSerializers::immutableSet)); // ImmutableCollections$Set12
     e.add(Entry.of(Map.of().getClass(), JdkCollectionSerializers::immutableMap)); // ImmutableCollections$MapN
     e.add(Entry.of(Map.of(1, 1).getClass(), JdkCollectionSerializers::immutableMap)); // ImmutableCollections$Map1
+    e.add(Entry.of(List.of().subList(0, 0).getClass(), JdkCollectionSerializers::immutableSubList)); // $SubList
 
     // --- JDK unmodifiable views (Collections.unmodifiableX), empty and singleton collections, Arrays.asList
     e.add(Entry.of(Collections.unmodifiableList(new ArrayList<>()).getClass(),

@@ -20,6 +20,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.UUID;
 import org.apache.pekko.actor.typed.ActorRef;
 
@@ -59,6 +61,10 @@ final class KryoSamples {
     s.put(LinkedHashMap.class, linked);
     s.put(HashSet.class, new HashSet<>(Set.of("x", "y")));
     s.put(LinkedHashSet.class, new LinkedHashSet<>(List.of(3, 1, 2)));
+    s.put(LinkedList.class, new LinkedList<>(List.of("first", "second")));
+    s.put(TreeMap.class, new TreeMap<>(Map.of("b", 2.0, "a", 1.0)));
+    s.put(TreeSet.class, new TreeSet<>(Set.of(5L, 3L, 9L)));
+    s.put(new ArrayList<>().subList(0, 0).getClass(), new ArrayList<>(List.of(1, 2, 3, 4)).subList(1, 3));
 
     // --- JDK immutable collections
     s.put(List.of().getClass(), List.of(1, 2, 3));
@@ -67,6 +73,7 @@ final class KryoSamples {
     s.put(Set.of(1).getClass(), Set.of("only"));
     s.put(Map.of().getClass(), Map.of("a", 1, "b", 2));
     s.put(Map.of(1, 1).getClass(), Map.of("k", List.of(1.5)));
+    s.put(List.of().subList(0, 0).getClass(), List.of(10L, 20L, 30L).subList(0, 2));
 
     // --- JDK unmodifiable views, empty and singleton collections, Arrays.asList
     s.put(Collections.unmodifiableList(new ArrayList<>()).getClass(),
