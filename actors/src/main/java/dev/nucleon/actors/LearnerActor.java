@@ -1,0 +1,284 @@
+package dev.nucleon.actors;
+
+import dev.nucleon.actors.coordinator.Coordinator;
+import dev.nucleon.actors.monitor.BusyTracker;
+import dev.nucleon.actors.monitor.NucleonMetrics;
+import dev.nucleon.actors.serialization.NucleonMessage;
+import dev.nucleon.learner.Learner;
+import dev.nucleon.learner.LearnerCheckpoint;
+import dev.nucleon.learner.StepStats;
+import dev.nucleon.learner.checkpoint.CheckpointStore;
+import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.replay.BatchStats;
+import dev.nucleon.replay.TrainingBatch;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+/**
+ * Drives the learner: pulls a training batch from the replay buffer, runs one optimizer step on its own thread
+ * (autograd state is per thread), publishes the new policy version to every rollout worker, reports to the
+ * coordinator, and checkpoints model, optimizer and the coordinator's state together.
+ *
+ * <p>Weights go to workers in the same JVM as the tensors themselves (no copy); workers on other nodes get an
+ * announcement and pull numbered chunks of at most {@code weight-chunk-bytes}.
+ */
+public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
+
+  public sealed interface Command {}
+
+  /** One training batch from the replay buffer. */
+  public record Train(TrainingBatch batch) implements Command {}
+
+  /** A remote worker pulls chunk {@code index} of {@code version}. */
+  public record FetchChunk(int version, int index, ActorRef<RolloutWorker.Command> replyTo)
+      implements Command, NucleonMessage {}
+
+  private record Trained(TrainingBatch batch, StepStats stats, Map<String, HostTensor> weights, Throwable error)
+      implements Command {}
+
+  private record WorkersListing(Receptionist.Listing listing) implements Command {}
+
+  private record SnapshotReady(Coordinator.Snapshot snapshot, int version, boolean last, Throwable error)
+      implements Command {}
+
+  private record Saved(int version, Path dir, boolean last, Throwable error) implements Command {}
+
+  private final RunSettings settings;
+  private final Learner learner;
+  private final ActorRef<ReplayActor.Command> replay;
+  private final ActorRef<Coordinator.Command> coordinator;
+  private final CheckpointStore checkpoints;
+  private final NucleonMetrics metrics;
+  private final BusyTracker busy;
+  private final ExecutorService thread;
+  private final Set<ActorRef<RolloutWorker.Command>> workers = new HashSet<>();
+  private Map<String, HostTensor> published;
+  private int publishedVersion;
+  private WeightTransfer.Packed packed;
+  private long samplesSeen;
+
+  public static Behavior<Command> create(RunSettings settings, Learner learner, ActorRef<ReplayActor.Command> replay,
+      ActorRef<Coordinator.Command> coordinator, CheckpointStore checkpoints, NucleonMetrics metrics,
+      ExecutorService learnerThread, long samplesSeen) {
+    return Behaviors.setup(ctx -> new LearnerActor(ctx, settings, learner, replay, coordinator, checkpoints, metrics,
+        learnerThread, samplesSeen));
+  }
+
+  private LearnerActor(ActorContext<Command> ctx, RunSettings settings, Learner learner,
+      ActorRef<ReplayActor.Command> replay, ActorRef<Coordinator.Command> coordinator, CheckpointStore checkpoints,
+      NucleonMetrics metrics, ExecutorService learnerThread, long samplesSeen) {
+    super(ctx);
+    this.settings = settings;
+    this.learner = learner;
+    this.replay = replay;
+    this.coordinator = coordinator;
+    this.checkpoints = checkpoints;
+    this.metrics = metrics;
+    this.busy = metrics.busyTracker(NucleonMetrics.ROLE_LEARNER, "learner");
+    this.thread = learnerThread;
+    this.samplesSeen = samplesSeen;
+    this.publishedVersion = learner.version();
+    metrics.policyVersion(learner.version());
+    ctx.getSystem().receptionist().tell(Receptionist.subscribe(RolloutWorker.KEY,
+        ctx.messageAdapter(Receptionist.Listing.class, WorkersListing::new)));
+    if (learner.version() > 0) {
+      // resumed: workers start from the base model and must get these weights first
+      this.published = onLearnerThread(() -> learner.policy().toHostTensors()).join();
+    }
+    replay.tell(new ReplayActor.VersionChanged(learner.version()));
+    replay.tell(new ReplayActor.LearnerReady(ctx.getSelf()));
+  }
+
+  private <T> CompletableFuture<T> onLearnerThread(java.util.function.Supplier<T> work) {
+    return CompletableFuture.supplyAsync(work, thread);
+  }
+
+  @Override
+  public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(Train.class, this::onTrain)
+        .onMessage(Trained.class, this::onTrained)
+        .onMessage(FetchChunk.class, this::onFetchChunk)
+        .onMessage(WorkersListing.class, this::onWorkersListing)
+        .onMessage(SnapshotReady.class, this::onSnapshotReady)
+        .onMessage(Saved.class, this::onSaved)
+        .onSignal(PostStop.class, s -> {
+          thread.shutdown();
+          return this;
+        })
+        .build();
+  }
+
+  private Behavior<Command> onTrain(Train t) {
+    busy.begin();
+    int nextVersion = learner.version() + 1;
+    boolean publish = nextVersion % settings.learner().publishEverySteps() == 0
+        || nextVersion >= settings.run().totalSteps();
+    getContext().pipeToSelf(onLearnerThread(() -> {
+      StepStats stats = learner.train(t.batch());
+      Map<String, HostTensor> weights = publish && !stats.skipped() ? learner.policy().toHostTensors() : null;
+      return new Trained(t.batch(), stats, weights, null);
+    }), (result, error) -> error != null ? new Trained(t.batch(), null, null, error) : result);
+    return this;
+  }
+
+  private Behavior<Command> onTrained(Trained t) {
+    busy.end();
+    if (t.error() != null) {
+      // a failing step must not pass silently: stop the actor, the run reports it
+      throw new IllegalStateException("learner step failed", t.error());
+    }
+    StepStats s = t.stats();
+    samplesSeen += t.batch().samples().size();
+    metrics.learnerStep(s.seconds(), s.tokens());
+    metrics.policyVersion(s.version());
+    Map<String, Double> stats = statistics(s, t.batch().stats());
+    metrics.trainingSignals(stats);
+    if (t.weights() != null) {
+      publish(s.version(), t.weights());
+    }
+    replay.tell(new ReplayActor.VersionChanged(s.version()));
+    coordinator.tell(new Coordinator.PolicyUpdated(s.version(), t.batch().promptIds(), stats));
+    boolean last = s.version() >= settings.run().totalSteps();
+    int every = settings.run().checkpointEverySteps();
+    if (last || (every > 0 && s.version() % every == 0)) {
+      getContext().ask(Coordinator.Snapshot.class, coordinator, Duration.ofMinutes(1),
+          Coordinator.SnapshotRequest::new, (snap, error) -> new SnapshotReady(snap, s.version(), last, error));
+    } else {
+      replay.tell(new ReplayActor.LearnerReady(getContext().getSelf()));
+    }
+    return this;
+  }
+
+  static Map<String, Double> statistics(StepStats s, BatchStats b) {
+    Map<String, Double> m = new LinkedHashMap<>();
+    m.put("loss", s.loss());
+    m.put("reward_mean", b.rewardMean());
+    m.put("reward_std", b.rewardStd());
+    if (b.accuracy() != null) {
+      m.put("accuracy", b.accuracy());
+    }
+    m.put("kl", s.kl());
+    m.put("clip_fraction", s.clipFraction());
+    m.put("entropy", s.entropy());
+    m.put("grad_norm", s.gradNorm());
+    m.put("ratio_mean", s.ratioMean());
+    m.put("ratio_max", s.ratioMax());
+    m.put("lr", s.lr());
+    m.put("staleness_max", (double) b.maxStaleness());
+    m.put("groups", (double) b.groups());
+    m.put("samples", (double) b.samples());
+    m.put("completion_tokens", (double) b.completionTokens());
+    m.put("truncated_fraction", b.truncatedFraction());
+    m.put("failed_rewards", (double) b.failedRewards());
+    m.put("learner_step_seconds", s.seconds());
+    m.put("learner_tokens_per_s", s.seconds() > 0 ? b.tokens() / s.seconds() : 0);
+    return m;
+  }
+
+  private void publish(int version, Map<String, HostTensor> weights) {
+    long start = System.nanoTime();
+    published = weights;
+    publishedVersion = version;
+    packed = null;
+    long bytes = 0;
+    for (ActorRef<RolloutWorker.Command> w : workers) {
+      bytes += send(w);
+    }
+    metrics.weightsPublished((System.nanoTime() - start) / 1e9, bytes);
+  }
+
+  /** Sends the published version to one worker; returns the bytes that will cross the network for it. */
+  private long send(ActorRef<RolloutWorker.Command> worker) {
+    if (published == null) {
+      return 0;
+    }
+    if (worker.path().address().hasLocalScope()) {
+      worker.tell(new RolloutWorker.LocalWeights(publishedVersion, published));
+      return 0;
+    }
+    if (packed == null) {
+      packed = WeightTransfer.pack(publishedVersion, published, settings.learner().weightChunkBytes());
+    }
+    worker.tell(new RolloutWorker.WeightsAvailable(packed.manifest(), getContext().getSelf()));
+    return packed.manifest().totalBytes();
+  }
+
+  private Behavior<Command> onFetchChunk(FetchChunk f) {
+    if (packed == null || f.version() != packed.manifest().version()) {
+      // an older version was replaced meanwhile: announce the newest instead
+      send(f.replyTo());
+      return this;
+    }
+    f.replyTo().tell(new RolloutWorker.WeightChunk(f.version(), f.index(), packed.chunk(f.index())));
+    return this;
+  }
+
+  private Behavior<Command> onWorkersListing(WorkersListing l) {
+    Set<ActorRef<RolloutWorker.Command>> now = l.listing().getServiceInstances(RolloutWorker.KEY);
+    for (ActorRef<RolloutWorker.Command> w : now) {
+      if (!workers.contains(w)) {
+        send(w);
+      }
+    }
+    workers.clear();
+    workers.addAll(now);
+    return this;
+  }
+
+  private Behavior<Command> onSnapshotReady(SnapshotReady r) {
+    if (r.error() != null) {
+      getContext().getLog().error("no coordinator state for the checkpoint of version {}; not saved", r.version(),
+          r.error());
+      afterCheckpoint(r.version(), null, r.last());
+      return this;
+    }
+    long seen = samplesSeen;
+    getContext().pipeToSelf(onLearnerThread(() -> {
+      try {
+        return LearnerCheckpoint.save(checkpoints, learner, seen, Map.of(), r.snapshot().state());
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }), (dir, error) -> new Saved(r.version(), dir, r.last(), error));
+    return this;
+  }
+
+  private Behavior<Command> onSaved(Saved s) {
+    if (s.error() != null) {
+      getContext().getLog().error("checkpoint of version {} failed", s.version(), s.error());
+    } else {
+      getContext().getLog().info("checkpoint of version {} saved in {}", s.version(), s.dir());
+    }
+    afterCheckpoint(s.version(), s.error() == null ? s.dir() : null, s.last());
+    return this;
+  }
+
+  private void afterCheckpoint(int version, Path dir, boolean last) {
+    coordinator.tell(new Coordinator.CheckpointSaved(version, dir == null ? "" : dir.toString(), last));
+    if (!last) {
+      replay.tell(new ReplayActor.LearnerReady(getContext().getSelf()));
+    }
+  }
+
+  /** For tests and the run report. */
+  List<ActorRef<RolloutWorker.Command>> knownWorkers() {
+    return List.copyOf(workers);
+  }
+}

@@ -1,0 +1,290 @@
+package dev.nucleon.actors;
+
+import ai.djl.ndarray.NDManager;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.nucleon.actors.coordinator.Coordinator;
+import dev.nucleon.actors.coordinator.DatasetPromptSource;
+import dev.nucleon.actors.monitor.NucleonMetrics;
+import dev.nucleon.core.reward.RewardFunction;
+import dev.nucleon.learner.Learner;
+import dev.nucleon.learner.LearnerCheckpoint;
+import dev.nucleon.learner.checkpoint.Checkpoint;
+import dev.nucleon.learner.checkpoint.CheckpointStore;
+import dev.nucleon.learner.checkpoint.TrainerState;
+import dev.nucleon.model.Engines;
+import dev.nucleon.model.LlamaModel;
+import dev.nucleon.model.ModelFiles;
+import dev.nucleon.model.generate.Generator;
+import dev.nucleon.model.generate.SamplingParams;
+import dev.nucleon.model.tokenizer.TextTokenizer;
+import dev.nucleon.replay.ReplayBuffer;
+import dev.nucleon.reward.Rewards;
+import dev.nucleon.reward.RewardSettings;
+import dev.nucleon.rollout.RolloutEngine;
+import dev.nucleon.rollout.data.Dataset;
+import dev.nucleon.rollout.data.DatasetSettings;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.ClusterSingleton;
+import org.apache.pekko.cluster.typed.ClusterSingletonSettings;
+import org.apache.pekko.cluster.typed.Join;
+import org.apache.pekko.cluster.typed.SingletonActor;
+
+/**
+ * One JVM's part of a run: loads what the node's roles need (dataset, models, tokenizer, reward plug-ins), starts
+ * the Pekko actor system as a cluster member, and spawns the role actors. The embedded default gives one node every
+ * role; {@code nucleon.cluster.roles} and {@code seed-nodes} spread the same run over machines.
+ */
+public final class NucleonNode implements AutoCloseable {
+
+  /** Paths of actors that receive weight chunks: they use Artery's large-message channel. */
+  static final List<String> LARGE_MESSAGE_DESTINATIONS;
+
+  static {
+    List<String> paths = new ArrayList<>(List.of("/user/learner"));
+    IntStream.range(0, 16).forEach(i -> paths.add("/user/rollout-" + i));
+    LARGE_MESSAGE_DESTINATIONS = List.copyOf(paths);
+  }
+
+  private final RunSettings settings;
+  private final Path runDir;
+  private final ActorSystem<Void> system;
+  private final CompletableFuture<RunReporter.Summary> finished = new CompletableFuture<>();
+  private final List<AutoCloseable> resources = new ArrayList<>();
+  private final NucleonMetrics metrics;
+
+  private NucleonNode(RunSettings settings, Path runDir, boolean resume, RunReporter.ProgressListener progress) {
+    this.settings = settings;
+    this.runDir = runDir;
+    Engines.start();
+    if (settings.rollout().threads() > 0) {
+      System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(settings.rollout().threads()));
+    }
+    this.metrics = new NucleonMetrics(settings.cluster().host() + ":" + settings.cluster().port(),
+        settings.cluster().roles());
+    Behavior<Void> guardian = Behaviors.setup(ctx -> {
+      Behavior<Coordinator.Command> coordinatorBehavior =
+          Behaviors.setup(c -> coordinatorBehavior(ctx.getSystem(), resume, progress));
+      ActorRef<Coordinator.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(
+          SingletonActor.of(coordinatorBehavior, "coordinator")
+              .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
+      if (settings.hasRole("learner")) {
+        startLearner(ctx, coordinator, resume);
+      }
+      if (settings.hasRole("reward")) {
+        startScorers(ctx);
+      }
+      if (settings.hasRole("rollout")) {
+        startWorkers(ctx, coordinator);
+      }
+      return Behaviors.empty();
+    });
+    this.system = ActorSystem.create(guardian, "nucleon", pekkoConfig(settings));
+    Cluster cluster = Cluster.get(system);
+    if (settings.cluster().seedNodes().isEmpty()) {
+      cluster.manager().tell(Join.create(cluster.selfMember().address()));
+    }
+  }
+
+  /** Starts a node; returns once the actor system runs (the run goes on in the background). */
+  public static NucleonNode start(RunSettings settings, Path runDir, boolean resume,
+      RunReporter.ProgressListener progress) {
+    return new NucleonNode(settings, runDir, resume, progress);
+  }
+
+  public ActorSystem<Void> system() {
+    return system;
+  }
+
+  public NucleonMetrics metrics() {
+    return metrics;
+  }
+
+  /** Completes with the run's summary on the node that hosts the coordinator. */
+  public CompletableFuture<RunReporter.Summary> finished() {
+    return finished;
+  }
+
+  /** The Pekko part of the node's config: cluster provider, Artery address, roles, seeds, large messages. */
+  static Config pekkoConfig(RunSettings s) {
+    int frame = s.learner().weightChunkBytes() + (1 << 20);
+    String seeds = s.cluster().seedNodes().stream().map(x -> "\"" + x + "\"").reduce((a, b) -> a + "," + b)
+        .orElse("");
+    String roles = s.cluster().roles().stream().map(x -> "\"" + x + "\"").reduce((a, b) -> a + "," + b).orElse("");
+    String large = LARGE_MESSAGE_DESTINATIONS.stream().map(x -> "\"" + x + "\"").reduce((a, b) -> a + "," + b)
+        .orElseThrow();
+    String hocon = "pekko {\n"
+        + "  loggers = [\"org.apache.pekko.event.slf4j.Slf4jLogger\"]\n"
+        + "  logging-filter = \"org.apache.pekko.event.slf4j.Slf4jLoggingFilter\"\n"
+        + "  loglevel = INFO\n"
+        + "  actor.provider = cluster\n"
+        + "  remote.artery {\n"
+        + "    canonical.hostname = \"" + s.cluster().host() + "\"\n"
+        + "    canonical.port = " + s.cluster().port() + "\n"
+        + "    large-message-destinations = [" + large + "]\n"
+        + "    advanced.maximum-large-frame-size = " + frame + "\n"
+        + "  }\n"
+        + "  cluster {\n"
+        + "    seed-nodes = [" + seeds + "]\n"
+        + "    roles = [" + roles + "]\n"
+        + "    downing-provider-class = \"org.apache.pekko.cluster.sbr.SplitBrainResolverProvider\"\n"
+        + "    jmx.multi-mbeans-in-same-jvm = on\n"
+        + "  }\n"
+        + "  coordinated-shutdown.exit-jvm = off\n"
+        + "}\n";
+    // these win over the run config, which already carries every reference.conf (pekko's own defaults included)
+    return ConfigFactory.parseString(hocon).withFallback(s.config());
+  }
+
+  private Behavior<Coordinator.Command> coordinatorBehavior(ActorSystem<?> sys, boolean resume,
+      RunReporter.ProgressListener progress) {
+    Dataset dataset = Dataset.load(DatasetSettings.from(settings.config()));
+    ActorRef<RunReporter.Command> reporter = sys.systemActorOf(
+        RunReporter.create(settings, runDir, finished, metrics, progress), "run-reporter",
+        org.apache.pekko.actor.typed.Props.empty());
+    byte[] snapshot = null;
+    int version = 0;
+    if (resume) {
+      Optional<Checkpoint> ckpt = store().latestValid();
+      if (ckpt.isPresent()) {
+        try {
+          TrainerState state = TrainerState.read(ckpt.get().resolve(LearnerCheckpoint.STATE));
+          snapshot = state.blob().length == 0 ? null : state.blob();
+          version = Integer.parseInt(state.rng().get("policy-version"));
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      }
+    }
+    return Coordinator.create(settings, new DatasetPromptSource(dataset), reporter, snapshot, version);
+  }
+
+  private CheckpointStore store() {
+    return new CheckpointStore(runDir.resolve("checkpoints"), settings.run().keepLast());
+  }
+
+  private void startLearner(org.apache.pekko.actor.typed.javadsl.ActorContext<Void> ctx,
+      ActorRef<Coordinator.Command> coordinator, boolean resume) {
+    CheckpointStore store = store();
+    Optional<Checkpoint> ckpt = resume ? store.latestValid() : Optional.empty();
+    if (resume && ckpt.isEmpty()) {
+      ctx.getLog().warn("--resume: no valid checkpoint in {}; starting from the base model", store.root());
+    }
+    NDManager manager = NDManager.newBaseManager(Engines.device(settings.learner().device()));
+    resources.add(manager);
+    ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "nucleon-learner");
+      t.setDaemon(true);
+      return t;
+    });
+    long samplesSeen = 0;
+    Learner learner;
+    try {
+      ModelFiles.Checkpoint base = ModelFiles.read(settings.model().path());
+      LlamaModel policy = CompletableFuture.supplyAsync(() -> (ckpt.isPresent()
+          ? LearnerCheckpoint.model(ckpt.get()) : base).instantiate(manager), thread).join();
+      LlamaModel reference = settings.training().loss().klCoef() > 0
+          ? CompletableFuture.supplyAsync(() -> base.instantiate(manager), thread).join() : null;
+      learner = new Learner(policy, reference, settings.training().loss(), settings.training().optimizer(),
+          settings.training().temperature(), 0);
+      if (ckpt.isPresent()) {
+        Learner l = learner;
+        TrainerState state = CompletableFuture.supplyAsync(() -> {
+          try {
+            return LearnerCheckpoint.restore(ckpt.get(), l);
+          } catch (IOException e) {
+            throw new UncheckedIOException(e);
+          }
+        }, thread).join();
+        samplesSeen = state.samplesSeen();
+        ctx.getLog().info("resumed from {} at policy version {}", ckpt.get().dir(), learner.version());
+      }
+    } catch (RuntimeException e) {
+      thread.shutdown();
+      throw e;
+    }
+    resources.add(learner);
+    ReplayBuffer buffer = new ReplayBuffer(settings.replay());
+    ActorRef<ReplayActor.Command> replay = ctx.spawn(ReplayActor.create(buffer, coordinator, metrics), "replay");
+    ctx.spawn(LearnerActor.create(settings, learner, replay, coordinator, store, metrics, thread, samplesSeen),
+        "learner");
+  }
+
+  private void startScorers(org.apache.pekko.actor.typed.javadsl.ActorContext<Void> ctx) {
+    RewardSettings rewardSettings = RewardSettings.from(settings.config());
+    int n = settings.scorer().scorers();
+    ExecutorService pool = Executors.newFixedThreadPool(n * settings.scorer().maxInFlight(), r -> {
+      Thread t = new Thread(r, "nucleon-reward");
+      t.setDaemon(true);
+      return t;
+    });
+    resources.add(pool::shutdownNow);
+    for (int i = 0; i < n; i++) {
+      RewardFunction reward = Rewards.fromConfig(settings.config());
+      resources.add(reward);
+      ctx.spawn(Behaviors.supervise(RewardScorer.create("scorer-" + i, reward, rewardSettings.name(), pool,
+          settings.scorer().maxInFlight(), metrics)).onFailure(SupervisorStrategy.restart()), "scorer-" + i);
+    }
+  }
+
+  private void startWorkers(org.apache.pekko.actor.typed.javadsl.ActorContext<Void> ctx,
+      ActorRef<Coordinator.Command> coordinator) {
+    ModelFiles.Checkpoint base = ModelFiles.read(settings.model().path());
+    TextTokenizer tokenizer = ModelFiles.tokenizer(settings.model().path(), settings.model().tokenizer(),
+        base.config());
+    resources.add(tokenizer);
+    int[] stop = IntStream.concat(Arrays.stream(tokenizer.eosIds()), Arrays.stream(base.config().eosTokenIds()))
+        .distinct().toArray();
+    SamplingParams sampling = new SamplingParams(settings.training().temperature(), settings.rollout().topK(),
+        settings.rollout().topP(), settings.rollout().maxNewTokens(), stop);
+    List<String> devices = settings.rollout().devices();
+    for (int i = 0; i < devices.size(); i++) {
+      NDManager manager = NDManager.newBaseManager(Engines.device(devices.get(i)));
+      resources.add(manager);
+      LlamaModel model = base.instantiate(manager);
+      RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling);
+      String name = "rollout-" + i;
+      ctx.spawn(RolloutWorker.create(name, engine, coordinator, settings.rollout().groupsPerBatch(), metrics), name);
+    }
+  }
+
+  /** Leaves the cluster, stops the actor system and frees native memory. */
+  @Override
+  public void close() {
+    system.terminate();
+    try {
+      system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    } catch (Exception e) {
+      // closing anyway
+    }
+    for (int i = resources.size() - 1; i >= 0; i--) {
+      try {
+        resources.get(i).close();
+      } catch (Exception e) {
+        // best effort at shutdown
+      }
+    }
+  }
+
+  public Duration uptime() {
+    return Duration.ofMillis(system.uptime() * 1000);
+  }
+}

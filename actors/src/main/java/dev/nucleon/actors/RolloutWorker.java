@@ -1,0 +1,208 @@
+package dev.nucleon.actors;
+
+import dev.nucleon.actors.coordinator.Coordinator;
+import dev.nucleon.actors.monitor.BusyTracker;
+import dev.nucleon.actors.monitor.NucleonMetrics;
+import dev.nucleon.actors.serialization.NucleonMessage;
+import dev.nucleon.core.rollout.PromptGroup;
+import dev.nucleon.core.rollout.Trajectory;
+import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.rollout.RolloutEngine;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.Routers;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+/**
+ * Owns one generation engine on one device. Pulls prompt groups from the coordinator (so a slow worker never
+ * hoards work), samples them, and streams each group's trajectories to a reward scorer, which forwards the scored
+ * group to the replay buffer. New weights are applied between decode steps of a running batch; tokens carry the
+ * version that produced them.
+ */
+public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command> {
+
+  public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "nucleon-rollout-worker");
+
+  public sealed interface Command {}
+
+  /** New weights from a learner in the same JVM: the tensors themselves, no copy over the network. */
+  public record LocalWeights(int version, Map<String, HostTensor> weights) implements Command {}
+
+  /** A learner on another node published a version; its chunks are pulled from {@code server}. */
+  public record WeightsAvailable(WeightTransfer.Manifest manifest, ActorRef<LearnerActor.Command> server)
+      implements Command, NucleonMessage {}
+
+  /** One chunk of a version's weights. */
+  public record WeightChunk(int version, int index, byte[] data) implements Command, NucleonMessage {}
+
+  private record Reply(Coordinator.WorkReply reply) implements Command {}
+
+  private record Generated(List<PromptGroup> groups, ActorRef<ReplayActor.Command> replay,
+      List<List<Trajectory>> trajectories, Throwable error, long startNanos) implements Command {}
+
+  private record EvalGenerated(Coordinator.Evaluate eval, int version, List<String> completions, Throwable error)
+      implements Command {}
+
+  private enum AskForWork implements Command {
+    INSTANCE
+  }
+
+  private static final Duration RETRY = Duration.ofMillis(20);
+
+  private final String name;
+  private final RolloutEngine engine;
+  private final ActorRef<Coordinator.Command> coordinator;
+  private final ActorRef<RewardScorer.Command> scorers;
+  private final int groupsPerBatch;
+  private final NucleonMetrics metrics;
+  private final BusyTracker busy;
+  private final TimerScheduler<Command> timers;
+  private final ActorRef<Coordinator.WorkReply> replyAdapter;
+  private WeightTransfer.Assembler incoming;
+  private ActorRef<LearnerActor.Command> weightServer;
+  private int pendingVersion;
+
+  public static Behavior<Command> create(String name, RolloutEngine engine, ActorRef<Coordinator.Command> coordinator,
+      int groupsPerBatch, NucleonMetrics metrics) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+        new RolloutWorker(ctx, timers, name, engine, coordinator, groupsPerBatch, metrics)));
+  }
+
+  private RolloutWorker(ActorContext<Command> ctx, TimerScheduler<Command> timers, String name, RolloutEngine engine,
+      ActorRef<Coordinator.Command> coordinator, int groupsPerBatch, NucleonMetrics metrics) {
+    super(ctx);
+    this.name = name;
+    this.engine = engine;
+    this.coordinator = coordinator;
+    this.groupsPerBatch = groupsPerBatch;
+    this.metrics = metrics;
+    this.busy = metrics.busyTracker(NucleonMetrics.ROLE_ROLLOUT, name);
+    this.timers = timers;
+    this.pendingVersion = engine.version();
+    this.scorers = ctx.spawn(Routers.group(RewardScorer.KEY).withRoundRobinRouting(), "scorers");
+    this.replyAdapter = ctx.messageAdapter(Coordinator.WorkReply.class, Reply::new);
+    ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
+    ctx.getSelf().tell(AskForWork.INSTANCE);
+  }
+
+  @Override
+  public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessageEquals(AskForWork.INSTANCE, this::onAskForWork)
+        .onMessage(Reply.class, this::onReply)
+        .onMessage(Generated.class, this::onGenerated)
+        .onMessage(EvalGenerated.class, this::onEvalGenerated)
+        .onMessage(LocalWeights.class, this::onLocalWeights)
+        .onMessage(WeightsAvailable.class, this::onWeightsAvailable)
+        .onMessage(WeightChunk.class, this::onWeightChunk)
+        .onSignal(PostStop.class, s -> {
+          engine.close();
+          return this;
+        })
+        .build();
+  }
+
+  private Behavior<Command> onAskForWork() {
+    coordinator.tell(new Coordinator.RequestWork(getContext().getSelf().path().toString(), engine.version(),
+        groupsPerBatch, replyAdapter));
+    return this;
+  }
+
+  private Behavior<Command> onReply(Reply r) {
+    Coordinator.WorkReply reply = r.reply();
+    if (reply instanceof Coordinator.Work w) {
+      long start = System.nanoTime();
+      busy.begin();
+      getContext().pipeToSelf(engine.generate(w.groups()),
+          (result, error) -> new Generated(w.groups(), w.replay(), result, error, start));
+    } else if (reply instanceof Coordinator.Evaluate e) {
+      busy.begin();
+      int version = engine.version();
+      getContext().pipeToSelf(engine.greedy(e.prompts().stream().map(PromptGroup::prompt).toList()),
+          (result, error) -> new EvalGenerated(e, version, result, error));
+    } else if (reply instanceof Coordinator.NoWork n && !n.finished()) {
+      timers.startSingleTimer(AskForWork.INSTANCE, RETRY);
+    }
+    return this;
+  }
+
+  private Behavior<Command> onGenerated(Generated g) {
+    busy.end();
+    if (g.error() != null) {
+      getContext().getLog().error("generation failed; its groups will be re-issued after the group timeout",
+          g.error());
+    } else {
+      long tokens = 0;
+      int count = 0;
+      for (int i = 0; i < g.groups().size(); i++) {
+        List<Trajectory> group = g.trajectories().get(i);
+        for (Trajectory t : group) {
+          tokens += t.completionTokens().length;
+          count++;
+        }
+        scorers.tell(new RewardScorer.ScoreGroup(g.groups().get(i), group, g.replay()));
+      }
+      metrics.rolloutTokens(name, tokens);
+      metrics.rolloutTrajectories(name, count);
+      metrics.rolloutBatchSeconds(name, (System.nanoTime() - g.startNanos()) / 1e9);
+    }
+    getContext().getSelf().tell(AskForWork.INSTANCE);
+    return this;
+  }
+
+  private Behavior<Command> onEvalGenerated(EvalGenerated e) {
+    busy.end();
+    if (e.error() != null) {
+      getContext().getLog().error("evaluation generation failed", e.error());
+    } else {
+      scorers.tell(new RewardScorer.ScoreEval(e.eval().evalId(), e.version(), e.eval().prompts(), e.completions(),
+          e.eval().replyTo()));
+    }
+    getContext().getSelf().tell(AskForWork.INSTANCE);
+    return this;
+  }
+
+  private Behavior<Command> onLocalWeights(LocalWeights w) {
+    if (w.version() > pendingVersion) {
+      pendingVersion = w.version();
+      engine.updateWeights(w.version(), w.weights());
+    }
+    return this;
+  }
+
+  private Behavior<Command> onWeightsAvailable(WeightsAvailable w) {
+    if (w.manifest().version() <= pendingVersion
+        || (incoming != null && incoming.manifest().version() >= w.manifest().version())) {
+      return this; // stale or already coming: a worker that missed versions takes the newest one
+    }
+    incoming = new WeightTransfer.Assembler(w.manifest());
+    weightServer = w.server();
+    weightServer.tell(new LearnerActor.FetchChunk(w.manifest().version(), 0, getContext().getSelf()));
+    return this;
+  }
+
+  private Behavior<Command> onWeightChunk(WeightChunk c) {
+    if (incoming == null || c.version() != incoming.manifest().version()) {
+      return this;
+    }
+    incoming.accept(c.index(), c.data());
+    if (!incoming.complete()) {
+      weightServer.tell(new LearnerActor.FetchChunk(c.version(), incoming.nextIndex(), getContext().getSelf()));
+      return this;
+    }
+    pendingVersion = c.version();
+    engine.updateWeights(c.version(), incoming.result());
+    incoming = null;
+    return this;
+  }
+}

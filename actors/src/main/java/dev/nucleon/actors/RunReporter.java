@@ -1,0 +1,199 @@
+package dev.nucleon.actors;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.nucleon.actors.monitor.NucleonMetrics;
+import dev.nucleon.actors.serialization.NucleonMessage;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+
+/**
+ * Writes the run's record on the coordinator's node: one JSON line per learner step and per evaluation in
+ * {@code metrics.jsonl}, progress on the console, and at the end {@code summary.json} plus a one-line summary.
+ */
+public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
+
+  public sealed interface Command {}
+
+  /** The learner made {@code version}; the step's statistics. */
+  public record StepDone(int version, Map<String, Double> stats) implements Command, NucleonMessage {}
+
+  /** An evaluation of {@code version} on {@code n} held-out prompts. */
+  public record EvalDone(int version, double accuracy, double rewardMean, int n, int failed)
+      implements Command, NucleonMessage {}
+
+  /** The run is over. */
+  public record Finished(int version, long promptsConsumed, String checkpoint) implements Command, NucleonMessage {}
+
+  /** What a finished run reports. */
+  public record Summary(int steps, long promptsConsumed, List<double[]> evals, double seconds, Path runDir,
+      String checkpoint) {
+
+    /** Accuracy of the first evaluation (before training), or NaN. */
+    public double accuracyBefore() {
+      return evals.isEmpty() ? Double.NaN : evals.get(0)[1];
+    }
+
+    /** Accuracy of the last evaluation, or NaN. */
+    public double accuracyAfter() {
+      return evals.isEmpty() ? Double.NaN : evals.get(evals.size() - 1)[1];
+    }
+  }
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final RunSettings settings;
+  private final Path runDir;
+  private final BufferedWriter jsonl;
+  private final CompletableFuture<Summary> done;
+  private final NucleonMetrics metrics;
+  private final long start = System.nanoTime();
+  private final List<double[]> evals = new ArrayList<>();
+  private final ProgressListener progress;
+
+  /** Receives what the reporter learns, for a console progress display. */
+  public interface ProgressListener {
+    void step(int version, int totalSteps, Map<String, Double> stats);
+
+    void eval(int version, double accuracy, int n);
+
+    void close();
+  }
+
+  public static Behavior<Command> create(RunSettings settings, Path runDir, CompletableFuture<Summary> done,
+      NucleonMetrics metrics, ProgressListener progress) {
+    return Behaviors.setup(ctx -> new RunReporter(ctx, settings, runDir, done, metrics, progress));
+  }
+
+  private RunReporter(ActorContext<Command> ctx, RunSettings settings, Path runDir, CompletableFuture<Summary> done,
+      NucleonMetrics metrics, ProgressListener progress) {
+    super(ctx);
+    this.settings = settings;
+    this.runDir = runDir;
+    this.done = done;
+    this.metrics = metrics;
+    this.progress = progress;
+    try {
+      Files.createDirectories(runDir);
+      this.jsonl = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardCharsets.UTF_8,
+          StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write the run's metrics in " + runDir, e);
+    }
+  }
+
+  @Override
+  public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(StepDone.class, this::onStep)
+        .onMessage(EvalDone.class, this::onEval)
+        .onMessage(Finished.class, this::onFinished)
+        .onSignal(PostStop.class, s -> {
+          close();
+          return this;
+        })
+        .build();
+  }
+
+  private Behavior<Command> onStep(StepDone s) {
+    ObjectNode row = JSON.createObjectNode();
+    row.put("type", "step");
+    row.put("step", s.version());
+    row.put("time", Instant.now().toString());
+    row.put("elapsed_s", elapsed());
+    s.stats().forEach((k, v) -> {
+      if (Double.isFinite(v)) {
+        row.put(k, v);
+      }
+    });
+    var snapshot = metrics.snapshot();
+    row.set("node", JSON.valueToTree(snapshot));
+    write(row);
+    if (progress != null) {
+      progress.step(s.version(), settings.run().totalSteps(), s.stats());
+    }
+    return this;
+  }
+
+  private Behavior<Command> onEval(EvalDone e) {
+    evals.add(new double[] {e.version(), e.accuracy(), e.rewardMean(), e.n()});
+    ObjectNode row = JSON.createObjectNode();
+    row.put("type", "eval");
+    row.put("step", e.version());
+    row.put("time", Instant.now().toString());
+    row.put("elapsed_s", elapsed());
+    row.put("eval_accuracy", e.accuracy());
+    row.put("eval_reward_mean", e.rewardMean());
+    row.put("eval_prompts", e.n());
+    row.put("eval_failed_rewards", e.failed());
+    write(row);
+    if (progress != null) {
+      progress.eval(e.version(), e.accuracy(), e.n());
+    }
+    return this;
+  }
+
+  private Behavior<Command> onFinished(Finished f) {
+    Summary summary = new Summary(f.version(), f.promptsConsumed(), List.copyOf(evals), elapsed(), runDir,
+        f.checkpoint());
+    ObjectNode o = JSON.createObjectNode();
+    o.put("steps", summary.steps());
+    o.put("prompts_consumed", summary.promptsConsumed());
+    o.put("seconds", summary.seconds());
+    o.put("run_dir", runDir.toString());
+    o.put("checkpoint", f.checkpoint());
+    if (!evals.isEmpty()) {
+      o.put("accuracy_before", summary.accuracyBefore());
+      o.put("accuracy_after", summary.accuracyAfter());
+    }
+    try {
+      Files.writeString(runDir.resolve("summary.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o));
+    } catch (IOException e) {
+      getContext().getLog().error("cannot write summary.json", e);
+    }
+    close();
+    done.complete(summary);
+    return this;
+  }
+
+  private double elapsed() {
+    return (System.nanoTime() - start) / 1e9;
+  }
+
+  private void write(ObjectNode row) {
+    try {
+      jsonl.write(JSON.writeValueAsString(row));
+      jsonl.newLine();
+      jsonl.flush();
+    } catch (IOException e) {
+      getContext().getLog().error("cannot append to metrics.jsonl", e);
+    }
+  }
+
+  private void close() {
+    if (progress != null) {
+      progress.close();
+    }
+    try {
+      jsonl.close();
+    } catch (IOException e) {
+      getContext().getLog().warn("closing metrics.jsonl", e);
+    }
+  }
+}

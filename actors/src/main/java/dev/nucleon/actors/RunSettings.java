@@ -1,0 +1,120 @@
+package dev.nucleon.actors;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import dev.nucleon.learner.LearnerSettings;
+import dev.nucleon.replay.ReplaySettings;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * Everything a node needs to run its part of a post-training run, read once from the run's config and validated
+ * at start: a missing or wrong key stops the node with the key, the file and what was expected.
+ */
+public record RunSettings(Run run, Model model, Rollout rollout, Learner learner, Scorer scorer, Cluster cluster,
+    ReplaySettings replay, LearnerSettings training, Config config) {
+
+  /** {@code nucleon.run}. */
+  public record Run(String name, Path dir, int totalSteps, long seed, int logEverySteps, int evalEverySteps,
+      int evalSize, int checkpointEverySteps, int keepLast) {}
+
+  /** {@code nucleon.model}. */
+  public record Model(Path path, Path tokenizer) {}
+
+  /** {@code nucleon.rollout}. */
+  public record Rollout(List<String> devices, int groupsPerBatch, int topK, float topP, int maxNewTokens, int threads,
+      Duration groupTimeout) {}
+
+  /** {@code nucleon.learner}. */
+  public record Learner(String device, int publishEverySteps, int weightChunkBytes) {}
+
+  /** {@code nucleon.reward-scorer}. */
+  public record Scorer(int scorers, int maxInFlight) {}
+
+  /** {@code nucleon.cluster}. */
+  public record Cluster(Set<String> roles, String host, int port, List<String> seedNodes) {}
+
+  public static final Set<String> ROLES = Set.of("coordinator", "learner", "rollout", "reward");
+
+  public static RunSettings from(Config c) {
+    Run run = new Run(
+        nonEmpty(c, "nucleon.run.name"),
+        Path.of(c.getString("nucleon.run.dir")),
+        atLeast(c, "nucleon.run.total-steps", 1),
+        c.getLong("nucleon.run.seed"),
+        atLeast(c, "nucleon.run.log-every-steps", 1),
+        atLeast(c, "nucleon.run.eval.every-steps", 0),
+        atLeast(c, "nucleon.run.eval.size", 0),
+        atLeast(c, "nucleon.run.checkpoint.every-steps", 0),
+        atLeast(c, "nucleon.run.checkpoint.keep-last", 1));
+    String tok = c.getString("nucleon.model.tokenizer");
+    Model model = new Model(Path.of(nonEmpty(c, "nucleon.model.path")), tok.isBlank() ? null : Path.of(tok));
+    List<String> devices = c.getStringList("nucleon.rollout.devices");
+    if (devices.isEmpty()) {
+      throw bad(c, "nucleon.rollout.devices", "must name at least one device (cpu, gpu or gpu:N)");
+    }
+    for (String d : devices) {
+      checkDevice(c, "nucleon.rollout.devices", d);
+    }
+    double topP = c.getDouble("nucleon.rollout.top-p");
+    if (!(topP > 0 && topP <= 1)) {
+      throw bad(c, "nucleon.rollout.top-p", "must be in (0, 1], got " + topP);
+    }
+    Rollout rollout = new Rollout(devices, atLeast(c, "nucleon.rollout.groups-per-batch", 1),
+        atLeast(c, "nucleon.rollout.top-k", 0), (float) topP, atLeast(c, "nucleon.rollout.max-new-tokens", 1),
+        atLeast(c, "nucleon.rollout.threads", 0), c.getDuration("nucleon.rollout.group-timeout"));
+    String learnerDevice = c.getString("nucleon.learner.device");
+    checkDevice(c, "nucleon.learner.device", learnerDevice);
+    long chunk = c.getBytes("nucleon.learner.weight-chunk-bytes");
+    if (chunk < 1024 || chunk > 64L << 20) {
+      throw bad(c, "nucleon.learner.weight-chunk-bytes", "must be between 1KiB and 64MiB, got " + chunk);
+    }
+    Learner learner = new Learner(learnerDevice, atLeast(c, "nucleon.learner.publish-every-steps", 1), (int) chunk);
+    Scorer scorer = new Scorer(atLeast(c, "nucleon.reward-scorer.scorers", 1),
+        atLeast(c, "nucleon.reward-scorer.max-in-flight", 1));
+    List<String> roles = c.getStringList("nucleon.cluster.roles");
+    for (String r : roles) {
+      if (!ROLES.contains(r)) {
+        throw bad(c, "nucleon.cluster.roles", "unknown role '" + r + "'; roles are " + ROLES);
+      }
+    }
+    Cluster cluster = new Cluster(Set.copyOf(roles), c.getString("nucleon.cluster.host"),
+        atLeast(c, "nucleon.cluster.port", 0), c.getStringList("nucleon.cluster.seed-nodes"));
+    return new RunSettings(run, model, rollout, learner, scorer, cluster, ReplaySettings.from(c),
+        LearnerSettings.from(c), c);
+  }
+
+  public boolean hasRole(String role) {
+    return cluster.roles().contains(role);
+  }
+
+  private static void checkDevice(Config c, String key, String d) {
+    String n = d.trim().toLowerCase(Locale.ROOT);
+    if (!(n.equals("cpu") || n.equals("gpu") || n.matches("gpu:\\d+"))) {
+      throw bad(c, key, "device '" + d + "': expected cpu, gpu or gpu:N");
+    }
+  }
+
+  private static int atLeast(Config c, String key, int min) {
+    int v = c.getInt(key);
+    if (v < min) {
+      throw bad(c, key, "must be >= " + min + ", got " + v);
+    }
+    return v;
+  }
+
+  private static String nonEmpty(Config c, String key) {
+    String v = c.getString(key);
+    if (v.isBlank()) {
+      throw bad(c, key, "must be set");
+    }
+    return v;
+  }
+
+  static ConfigException bad(Config c, String key, String message) {
+    return new ConfigException.BadValue(c.hasPath(key) ? c.getValue(key).origin() : c.origin(), key, message);
+  }
+}

@@ -1,0 +1,71 @@
+package dev.nucleon.actors.cli;
+
+import com.typesafe.config.Config;
+import dev.nucleon.actors.NucleonNode;
+import dev.nucleon.actors.RunReporter;
+import dev.nucleon.actors.RunSettings;
+import dev.nucleon.actors.run.ConsoleProgress;
+import dev.nucleon.actors.run.RunConfig;
+import dev.nucleon.actors.run.RunDirectory;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code nucleon train CONF}: a whole post-training run from one config file (one JVM by default). */
+@Command(name = "train", mixinStandardHelpOptions = true,
+    description = "Runs RL post-training from a HOCON run file; prints progress and the run directory.")
+final class TrainCommand implements Callable<Integer> {
+
+  @Spec
+  CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "CONF", description = "the run file (see conf/)")
+  Path conf;
+
+  @Option(names = "-D", paramLabel = "KEY=VALUE", description = "override a config key (HOCON value)")
+  Map<String, String> overrides = new LinkedHashMap<>();
+
+  @Option(names = "--resume", description = "continue the newest run of this name from its newest valid checkpoint")
+  boolean resume;
+
+  @Option(names = "--run-dir", paramLabel = "DIR", description = "use this run directory (default: a new one)")
+  Path runDir;
+
+  @Override
+  public Integer call() throws Exception {
+    Config config = RunConfig.load(conf, overrides);
+    RunSettings settings = RunSettings.from(config);
+    Path dir = runDir;
+    if (dir == null && resume) {
+      dir = RunDirectory.newest(settings.run().dir(), settings.run().name()).orElse(null);
+      if (dir == null) {
+        throw new IllegalArgumentException("--resume: no run named '" + settings.run().name() + "' in "
+            + settings.run().dir());
+      }
+    }
+    if (dir == null) {
+      dir = RunDirectory.fresh(settings.run().dir(), settings.run().name());
+    }
+    java.nio.file.Files.createDirectories(dir);
+    RunDirectory.writeConfig(dir, config);
+    RunDirectory.logToFile(dir);
+    var out = spec.commandLine().getOut();
+    out.println("run directory: " + dir.toAbsolutePath());
+    out.flush();
+    try (NucleonNode node = NucleonNode.start(settings, dir, resume,
+        new ConsoleProgress(System.out, settings.run().logEverySteps()))) {
+      RunReporter.Summary s = node.finished().get();
+      out.printf("done: %d steps in %.1f s; held-out accuracy %.1f%% -> %.1f%%; checkpoint %s; run directory %s%n",
+          s.steps(), s.seconds(), 100 * s.accuracyBefore(), 100 * s.accuracyAfter(),
+          s.checkpoint().isEmpty() ? "(none)" : s.checkpoint(), dir.toAbsolutePath());
+      out.flush();
+    }
+    return 0;
+  }
+}

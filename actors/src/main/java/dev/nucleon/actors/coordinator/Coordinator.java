@@ -1,0 +1,382 @@
+package dev.nucleon.actors.coordinator;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.nucleon.actors.ReplayActor;
+import dev.nucleon.actors.RolloutWorker;
+import dev.nucleon.actors.RunReporter;
+import dev.nucleon.actors.RunSettings;
+import dev.nucleon.actors.serialization.NucleonMessage;
+import dev.nucleon.core.reward.RewardResult;
+import dev.nucleon.core.rollout.PromptGroup;
+import dev.nucleon.rollout.data.DatasetRow;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+/**
+ * The run's coordinator (a cluster singleton): owns the dataset cursor, knows where every prompt is (by id),
+ * admits new prompt groups under the staleness bound, schedules evaluation and ends the run.
+ *
+ * <p>Rollout workers pull work ({@link RequestWork}); a worker whose weights are older than
+ * {@code version - max-staleness} gets none until it has newer ones. The replay buffer asks before a scored group
+ * enters ({@link GroupReady}); only the current attempt of an in-flight prompt is admitted, so when a worker is lost
+ * and its prompts are re-issued, a late result is refused and nothing is trained twice.
+ */
+public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
+
+  public sealed interface Command {}
+
+  /** A worker asks for up to {@code maxGroups} prompt groups; it holds weights of {@code version}. */
+  public record RequestWork(String worker, int version, int maxGroups, ActorRef<WorkReply> replyTo)
+      implements Command, NucleonMessage {}
+
+  /** The answer to {@link RequestWork}. */
+  public sealed interface WorkReply extends NucleonMessage {}
+
+  /** Prompt groups to sample; scored groups go to {@code replay}. */
+  public record Work(List<PromptGroup> groups, ActorRef<ReplayActor.Command> replay) implements WorkReply {}
+
+  /** Nothing to do now (ask again later), or the run is over. */
+  public record NoWork(boolean finished) implements WorkReply {}
+
+  /** Evaluate greedily on held-out prompts (groups of size 1) and have the scores sent to the coordinator. */
+  public record Evaluate(long evalId, List<PromptGroup> prompts, ActorRef<Command> replyTo) implements WorkReply {}
+
+  /** The replay buffer asks whether a scored group may enter. */
+  public record GroupReady(long promptId, int attempt, ActorRef<Admission> replyTo) implements Command, NucleonMessage {}
+
+  /** Yes or no to {@link GroupReady}. */
+  public record Admission(long promptId, int attempt, boolean admitted) implements NucleonMessage {}
+
+  /** The replay buffer filtered groups out: for good ({@code dropped}) or as too stale (generated again). */
+  public record GroupsFiltered(List<Long> dropped, List<Long> stale) implements Command, NucleonMessage {}
+
+  /** The learner made {@code version} from the groups of {@code consumed}; {@code stats} for the run report. */
+  public record PolicyUpdated(int version, List<Long> consumed, Map<String, Double> stats)
+      implements Command, NucleonMessage {}
+
+  /** Scores of an evaluation, in prompt order, for the policy version that generated them. */
+  public record EvalScored(long evalId, int version, List<RewardResult> results) implements Command, NucleonMessage {}
+
+  /** The learner saved a checkpoint ({@code dir} empty when saving failed); {@code last} after the final step. */
+  public record CheckpointSaved(int version, String dir, boolean last) implements Command, NucleonMessage {}
+
+  /** The learner asks for the coordinator's state to store in a checkpoint. */
+  public record SnapshotRequest(ActorRef<Snapshot> replyTo) implements Command, NucleonMessage {}
+
+  /** The coordinator's resumable state (dataset cursor, accounting), opaque to the learner. */
+  public record Snapshot(byte[] state) implements NucleonMessage {}
+
+  private record Listing(Receptionist.Listing listing) implements Command {}
+
+  private record WorkerStopped(String worker) implements Command {}
+
+  private enum Tick implements Command {
+    INSTANCE
+  }
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final RunSettings settings;
+  private final PromptSource source;
+  private final ActorRef<RunReporter.Command> reporter;
+  private final PromptLedger ledger;
+  private final Map<Long, DatasetRow> inPlay = new HashMap<>();
+  private final Set<String> workers = new HashSet<>();
+  private ActorRef<ReplayActor.Command> replay;
+  private int version;
+  private boolean trainingDone;
+  private boolean finished;
+  private boolean evalPending;
+  private boolean finalCheckpointPending;
+  private String lastCheckpoint = "";
+  private int evalTarget = -1;
+  private long evalId;
+  private String evalWorker;
+  private long nextEvalId = 1;
+
+  /**
+   * @param snapshot the state of a checkpoint to resume from, or null for a fresh run
+   * @param startVersion the policy version of the resumed weights (0 for a fresh run)
+   */
+  public static Behavior<Command> create(RunSettings settings, PromptSource source,
+      ActorRef<RunReporter.Command> reporter, byte[] snapshot, int startVersion) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+      timers.startTimerWithFixedDelay(Tick.INSTANCE, Duration.ofSeconds(5));
+      return new Coordinator(ctx, settings, source, reporter, snapshot, startVersion);
+    }));
+  }
+
+  private Coordinator(ActorContext<Command> ctx, RunSettings settings, PromptSource source,
+      ActorRef<RunReporter.Command> reporter, byte[] snapshot, int startVersion) {
+    super(ctx);
+    this.settings = settings;
+    this.source = source;
+    this.reporter = reporter;
+    this.ledger = new PromptLedger(settings.replay().batchGroups(), settings.replay().maxStaleness());
+    this.version = startVersion;
+    if (snapshot != null) {
+      restore(snapshot);
+    }
+    if (settings.run().evalSize() > 0 && !source.evalRows().isEmpty()) {
+      evalTarget = version;
+    }
+    // one adapter per message class: both subscriptions share it and are told apart by their key
+    ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listing::new);
+    ctx.getSystem().receptionist().tell(Receptionist.subscribe(RolloutWorker.KEY, listings));
+    ctx.getSystem().receptionist().tell(Receptionist.subscribe(ReplayActor.KEY, listings));
+    ctx.getLog().info("coordinator started at policy version {} ({} prompts to redo)", version, inPlay.size());
+  }
+
+  @Override
+  public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(RequestWork.class, this::onRequestWork)
+        .onMessage(GroupReady.class, this::onGroupReady)
+        .onMessage(GroupsFiltered.class, this::onGroupsFiltered)
+        .onMessage(PolicyUpdated.class, this::onPolicyUpdated)
+        .onMessage(EvalScored.class, this::onEvalScored)
+        .onMessage(SnapshotRequest.class, this::onSnapshotRequest)
+        .onMessage(CheckpointSaved.class, this::onCheckpointSaved)
+        .onMessage(Listing.class, this::onListing)
+        .onMessage(WorkerStopped.class, this::onWorkerStopped)
+        .onMessageEquals(Tick.INSTANCE, this::onTick)
+        .build();
+  }
+
+  private Behavior<Command> onRequestWork(RequestWork r) {
+    if (finished) {
+      r.replyTo().tell(new NoWork(true));
+      return this;
+    }
+    if (evalTarget >= 0 && evalWorker == null && r.version() >= evalTarget) {
+      evalId = nextEvalId++;
+      evalWorker = r.worker();
+      List<PromptGroup> prompts = new ArrayList<>();
+      List<DatasetRow> rows = source.evalRows();
+      for (int i = 0; i < Math.min(settings.run().evalSize(), rows.size()); i++) {
+        DatasetRow row = rows.get(i);
+        prompts.add(new PromptGroup(row.id(), 0, row.prompt(), row.groundTruth(), row.metadata(), 1, 0));
+      }
+      getContext().getLog().info("evaluating policy version {} on {} held-out prompts", r.version(), prompts.size());
+      r.replyTo().tell(new Evaluate(evalId, prompts, getContext().getSelf()));
+      return this;
+    }
+    if (trainingDone || replay == null || r.version() < version - settings.replay().maxStaleness()) {
+      r.replyTo().tell(new NoWork(false));
+      return this;
+    }
+    List<PromptGroup> groups = new ArrayList<>();
+    long now = System.nanoTime();
+    while (groups.size() < r.maxGroups() && ledger.mayStart(version)) {
+      Optional<Long> again = ledger.nextRequeued();
+      DatasetRow row;
+      if (again.isPresent()) {
+        row = inPlay.get(again.get());
+      } else {
+        Optional<DatasetRow> next = source.next();
+        if (next.isEmpty()) {
+          break;
+        }
+        row = next.get();
+        inPlay.put(row.id(), row);
+      }
+      int attempt = ledger.issue(row.id(), r.worker(), now);
+      groups.add(new PromptGroup(row.id(), attempt, row.prompt(), row.groundTruth(), row.metadata(),
+          settings.replay().groupSize(), groupSeed(row.id(), attempt, source.epoch())));
+    }
+    if (groups.isEmpty() && ledger.running() == 0 && ledger.count(PromptLedger.State.SCORED) == 0
+        && ledger.nextRequeued().isEmpty() && !source.hasNext()) {
+      getContext().getLog().info("dataset exhausted after policy version {}", version);
+      endTraining();
+    }
+    r.replyTo().tell(groups.isEmpty() ? new NoWork(false) : new Work(groups, replay));
+    return this;
+  }
+
+  private long groupSeed(long promptId, int attempt, int epoch) {
+    long z = settings.run().seed() * 0x9E3779B97F4A7C15L + promptId * 0xBF58476D1CE4E5B9L + attempt * 31L + epoch;
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    return z ^ (z >>> 31);
+  }
+
+  private Behavior<Command> onGroupReady(GroupReady r) {
+    boolean admitted = ledger.admit(r.promptId(), r.attempt());
+    if (!admitted) {
+      getContext().getLog().debug("refused group {} attempt {}", r.promptId(), r.attempt());
+    }
+    r.replyTo().tell(new Admission(r.promptId(), r.attempt(), admitted));
+    return this;
+  }
+
+  private Behavior<Command> onGroupsFiltered(GroupsFiltered f) {
+    ledger.dropped(f.dropped());
+    f.dropped().forEach(inPlay::remove);
+    ledger.stale(f.stale());
+    return this;
+  }
+
+  private Behavior<Command> onPolicyUpdated(PolicyUpdated u) {
+    ledger.consumed(u.consumed());
+    u.consumed().forEach(inPlay::remove);
+    version = u.version();
+    Map<String, Double> stats = new HashMap<>(u.stats());
+    stats.put("prompts_consumed", (double) ledger.consumed());
+    stats.put("prompts_in_flight", (double) ledger.running());
+    stats.put("epoch", (double) source.epoch());
+    reporter.tell(new RunReporter.StepDone(version, stats));
+    int every = settings.run().evalEverySteps();
+    if (version >= settings.run().totalSteps()) {
+      endTraining();
+    } else if (every > 0 && version % every == 0 && evalTarget < 0) {
+      evalTarget = version;
+    }
+    return this;
+  }
+
+  private void endTraining() {
+    if (!trainingDone) {
+      trainingDone = true;
+      finalCheckpointPending = version >= settings.run().totalSteps();
+      if (settings.run().evalSize() > 0 && !source.evalRows().isEmpty()) {
+        evalTarget = version;
+        evalPending = true;
+      }
+      maybeFinish();
+    }
+  }
+
+  private Behavior<Command> onCheckpointSaved(CheckpointSaved c) {
+    if (!c.dir().isEmpty()) {
+      lastCheckpoint = c.dir();
+    }
+    if (c.last()) {
+      finalCheckpointPending = false;
+      maybeFinish();
+    }
+    return this;
+  }
+
+  private void maybeFinish() {
+    if (trainingDone && !evalPending && !finalCheckpointPending) {
+      finish();
+    }
+  }
+
+  private Behavior<Command> onEvalScored(EvalScored e) {
+    if (e.evalId() != evalId) {
+      return this;
+    }
+    double correct = 0;
+    double rewardSum = 0;
+    int ok = 0;
+    for (RewardResult r : e.results()) {
+      if (r.isOk()) {
+        ok++;
+        rewardSum += r.reward();
+        correct += r.components().getOrDefault("correct", r.reward() > 0 ? 1.0 : 0.0);
+      }
+    }
+    int n = e.results().size();
+    double accuracy = n == 0 ? 0 : correct / n;
+    reporter.tell(new RunReporter.EvalDone(e.version(), accuracy, ok == 0 ? 0 : rewardSum / ok, n, n - ok));
+    evalWorker = null;
+    evalTarget = -1;
+    if (trainingDone) {
+      evalPending = false;
+      maybeFinish();
+    }
+    return this;
+  }
+
+  private void finish() {
+    if (!finished) {
+      finished = true;
+      reporter.tell(new RunReporter.Finished(version, ledger.consumed(), lastCheckpoint));
+    }
+  }
+
+  private Behavior<Command> onSnapshotRequest(SnapshotRequest r) {
+    r.replyTo().tell(new Snapshot(snapshot()));
+    return this;
+  }
+
+  private Behavior<Command> onListing(Listing l) {
+    if (l.listing().isForKey(ReplayActor.KEY)) {
+      Set<ActorRef<ReplayActor.Command>> refs = l.listing().getServiceInstances(ReplayActor.KEY);
+      replay = refs.isEmpty() ? null : refs.iterator().next();
+      return this;
+    }
+    for (ActorRef<RolloutWorker.Command> w : l.listing().getServiceInstances(RolloutWorker.KEY)) {
+      String id = w.path().toString();
+      if (workers.add(id)) {
+        getContext().watchWith(w, new WorkerStopped(id));
+      }
+    }
+    return this;
+  }
+
+  private Behavior<Command> onWorkerStopped(WorkerStopped w) {
+    workers.remove(w.worker());
+    List<Long> lost = ledger.workerLost(w.worker());
+    if (w.worker().equals(evalWorker)) {
+      evalWorker = null;
+    }
+    getContext().getLog().warn("rollout worker {} stopped; {} prompt group(s) go back to pending", w.worker(),
+        lost.size());
+    return this;
+  }
+
+  private Behavior<Command> onTick() {
+    long deadline = System.nanoTime() - settings.rollout().groupTimeout().toNanos();
+    List<Long> expired = ledger.expire(deadline);
+    if (!expired.isEmpty()) {
+      getContext().getLog().warn("{} prompt group(s) timed out and go back to pending", expired.size());
+    }
+    return this;
+  }
+
+  /** Accounting and cursor as JSON bytes. */
+  private byte[] snapshot() {
+    Map<String, Object> s = new HashMap<>();
+    s.put("version", version);
+    s.put("consumed", ledger.consumed());
+    s.put("unfinished", ledger.unfinished());
+    s.put("cursor", Base64.getEncoder().encodeToString(source.snapshot()));
+    try {
+      return JSON.writeValueAsBytes(s);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private void restore(byte[] bytes) {
+    try {
+      var node = JSON.readTree(bytes);
+      List<Long> unfinished = new ArrayList<>();
+      node.get("unfinished").forEach(n -> unfinished.add(n.asLong()));
+      source.restore(Base64.getDecoder().decode(node.get("cursor").asText()));
+      ledger.resume(node.get("consumed").asLong(), unfinished);
+      for (long id : unfinished) {
+        inPlay.put(id, source.byId(id));
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("unreadable coordinator state in the checkpoint", e);
+    }
+  }
+}
