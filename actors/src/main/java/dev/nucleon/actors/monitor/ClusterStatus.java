@@ -47,6 +47,23 @@ public record ClusterStatus(
    */
   public record Member(String address, String status, List<String> roles, boolean reachable) {}
 
+  /**
+   * A status whose step and policy version come from the learner figures of {@code nodes} (the node with the newest
+   * policy version; step = that version, as the learner publishes version v after step v), for a coordinator that
+   * does not track them itself.
+   */
+  public static ClusterStatus of(String state, String runName, String runDir, long totalSteps, double elapsedSeconds,
+      List<Member> members, Map<String, Long> prompts, List<NodeSnapshot> nodes) {
+    int version = -1;
+    for (NodeSnapshot n : nodes) {
+      if (n.learner() != null) {
+        version = Math.max(version, n.learner().policyVersion());
+      }
+    }
+    return new ClusterStatus(System.currentTimeMillis(), state, runName, runDir, Math.max(version, 0), totalSteps,
+        version, elapsedSeconds, members, prompts, nodes);
+  }
+
   /** The members of a Pekko cluster state ({@code Cluster.get(system).state()}), with reachability. */
   public static List<Member> members(CurrentClusterState state) {
     Set<org.apache.pekko.cluster.Member> unreachable = state.getUnreachable();

@@ -62,4 +62,13 @@ class StatusViewTest {
     assertTrue(j.at("/run/eta_seconds").isNull());
     assertEquals(0, j.get("actors").size());
   }
+
+  @Test
+  void stepAndVersionFromTheLearnerSnapshot() {
+    NucleonMetrics m = new NucleonMetrics("n", List.of("learner"));
+    m.policyVersion(12);
+    ClusterStatus s = ClusterStatus.of("running", "r", null, 100, 5.0, List.of(), null, List.of(m.snapshot()));
+    assertEquals(12, s.step());
+    assertEquals(12, s.policyVersion());
+  }
 }
