@@ -112,7 +112,22 @@
   }
 
   // --- history charts (metrics.jsonl rows, whatever keys they have) -----------------------------------------------
+  // tokens/s per rollout worker: per step from the history rows when they carry per-actor figures (they survive a
+  // reload and the end of the run), else live samples of /api/status over time
+  function drawTokens() {
+    const perActor = keysMatching(/^actor_tokens_per_s\./);
+    const x = charts.tokens.options.scales.x.title;
+    if (perActor.length) {
+      x.text = 'step';
+      setSeries(charts.tokens, seriesFromRows(perActor).map(s => ({ label: s.label.replace('actor_tokens_per_s.', ''),
+        data: s.data })));
+    } else {
+      x.text = 'seconds';
+      setSeries(charts.tokens, [...state.live.entries()].sort().map(([label, data]) => ({ label, data })));
+    }
+  }
   function drawHistory() {
+    drawTokens();
     setSeries(charts.reward, seriesFromRows(keysMatching(/(^|_)(reward_mean|accuracy|reward)$|accuracy/, /\./)));
     setSeries(charts.stepTime, seriesFromRows(keysMatching(/(learner_)?step_(time|seconds)|^step_s$/, /\./)));
     setSeries(charts.staleness, seriesFromRows(keysMatching(/^staleness/, /\./)));
@@ -161,7 +176,7 @@
         if (pts.length > MAX_LIVE_POINTS) pts.shift();
       }
     }
-    setSeries(charts.tokens, [...state.live.entries()].sort().map(([label, data]) => ({ label, data })));
+    drawTokens();
 
     const busy = actors.filter(a => typeof a.busy_ratio === 'number');
     charts.busy.data.labels = busy.map(a => a.actor);

@@ -1,5 +1,6 @@
 package dev.nucleon.actors.monitor;
 
+import dev.nucleon.actors.RunReporter;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Map;
@@ -15,10 +16,11 @@ import org.slf4j.LoggerFactory;
 /**
  * The run's progress on the console: a progress bar (me.tongfei progressbar: steps, reward, tokens/s, ETA) when the
  * console is a terminal, plain log lines otherwise (no console, {@code CI=true}, output to a file), at most one per
- * {@code nucleon.monitor.progress.log-interval} plus the first and the last step. The learner or coordinator calls
- * {@link #update(long, Map)} after every step and {@link #close()} at the end.
+ * {@code nucleon.monitor.progress.log-interval} plus the first and the last step. It is a
+ * {@link RunReporter.ProgressListener} (give it to the run reporter), or call {@link #update(long, Map)} after every
+ * step and {@link #close()} at the end.
  */
-public final class RunProgress implements AutoCloseable {
+public final class RunProgress implements RunReporter.ProgressListener, AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger("dev.nucleon.run");
 
@@ -33,6 +35,7 @@ public final class RunProgress implements AutoCloseable {
   private long lastLineNanos = Long.MIN_VALUE;
   private long lastStep;
   private String lastFigures = "";
+  private String lastEval = "";
   private boolean closed;
 
   private RunProgress(String name, long totalSteps, long startStep, ProgressBar bar, Consumer<String> lines,
@@ -90,6 +93,30 @@ public final class RunProgress implements AutoCloseable {
     return new RunProgress(name, totalSteps, startStep, null, sink, interval, clock);
   }
 
+  @Override
+  public void step(int version, int totalSteps, Map<String, Double> stats) {
+    update(version, stats);
+  }
+
+  /** An evaluation: shown with the bar's figures, and as a line of its own in log mode. */
+  @Override
+  public synchronized void eval(int version, double accuracy, int n) {
+    if (closed) {
+      return;
+    }
+    lastEval = String.format(Locale.ROOT, "eval %.1f%% @%d", 100 * accuracy, version);
+    if (bar != null) {
+      bar.setExtraMessage(message());
+    } else if (lines != null) {
+      lines.accept(String.format(Locale.ROOT, "%s eval at step %d: accuracy %.1f%% on %d held-out prompts (greedy)",
+          name, version, 100 * accuracy, n));
+    }
+  }
+
+  private String message() {
+    return lastEval.isEmpty() ? lastFigures : lastFigures.isEmpty() ? lastEval : lastFigures + " | " + lastEval;
+  }
+
   /** After step {@code step}: the bar moves / a line is logged, with reward and tokens/s. */
   public void update(long step, double rewardMean, double tokensPerSecond) {
     update(step, Map.of("reward_mean", rewardMean, "tokens_per_s", tokensPerSecond));
@@ -107,7 +134,7 @@ public final class RunProgress implements AutoCloseable {
     lastFigures = figures(figures);
     if (bar != null) {
       bar.stepTo(Math.min(step, Math.max(totalSteps, step)));
-      bar.setExtraMessage(lastFigures);
+      bar.setExtraMessage(message());
     } else if (lines != null) {
       long now = clock.getAsLong();
       boolean first = lastLineNanos == Long.MIN_VALUE;
@@ -126,8 +153,8 @@ public final class RunProgress implements AutoCloseable {
       sb.append('/').append(totalSteps)
           .append(String.format(Locale.ROOT, " (%d%%)", Math.round(100.0 * step / totalSteps)));
     }
-    if (!lastFigures.isEmpty()) {
-      sb.append(" | ").append(lastFigures);
+    if (!message().isEmpty()) {
+      sb.append(" | ").append(message());
     }
     double elapsed = (now - startNanos) / 1e9;
     sb.append(" | elapsed ").append(duration(elapsed));

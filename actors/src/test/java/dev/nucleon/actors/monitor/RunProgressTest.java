@@ -58,6 +58,20 @@ class RunProgressTest {
   }
 
   @Test
+  void asTheRunReportersListenerWithEvaluations() {
+    AtomicLong now = new AtomicLong();
+    List<String> lines = new ArrayList<>();
+    dev.nucleon.actors.RunReporter.ProgressListener p =
+        RunProgress.withLines("q", 10, 0, Duration.ofSeconds(10), lines::add, now::get);
+    p.eval(0, 0.25, 500);
+    now.addAndGet(TimeUnit.SECONDS.toNanos(1));
+    p.step(1, 10, Map.of("reward_mean", 0.125, "learner_tokens_per_s", 900.0));
+    p.close();
+    assertEquals("q eval at step 0: accuracy 25.0% on 500 held-out prompts (greedy)", lines.get(0));
+    assertEquals("q step 1/10 (10%) | reward 0.125 | 900 tok/s | eval 25.0% @0 | elapsed 1s | ETA 9s", lines.get(1));
+  }
+
+  @Test
   void autoIsLogLinesWithoutATerminal() {
     // surefire runs without a console
     assertEquals(false, RunProgress.interactive());
