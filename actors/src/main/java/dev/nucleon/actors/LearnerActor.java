@@ -132,7 +132,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
         || nextVersion >= settings.run().totalSteps();
     getContext().pipeToSelf(onLearnerThread(() -> {
       StepStats stats = learner.train(t.batch());
-      Map<String, HostTensor> weights = publish && !stats.skipped() ? learner.policy().toHostTensors() : null;
+      Map<String, HostTensor> weights = publish ? learner.policy().toHostTensors() : null;
       return new Trained(t.batch(), stats, weights, null);
     }), (result, error) -> error != null ? new Trained(t.batch(), null, null, error) : result);
     return this;
@@ -145,6 +145,10 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
       throw new IllegalStateException("learner step failed", t.error());
     }
     StepStats s = t.stats();
+    if (s.skipped()) {
+      getContext().getLog().warn("step {}: gradient norm {} is not finite; the update was skipped", s.version(),
+          s.gradNorm());
+    }
     samplesSeen += t.batch().samples().size();
     metrics.learnerStep(s.seconds(), s.tokens());
     metrics.policyVersion(s.version());
@@ -181,6 +185,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     m.put("ratio_mean", s.ratioMean());
     m.put("ratio_max", s.ratioMax());
     m.put("lr", s.lr());
+    m.put("skipped_update", s.skipped() ? 1.0 : 0.0);
     m.put("staleness_max", (double) b.maxStaleness());
     m.put("groups", (double) b.groups());
     m.put("samples", (double) b.samples());

@@ -7,7 +7,9 @@ import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.nucleon.model.io.HostTensor;
 import java.nio.FloatBuffer;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -23,6 +25,8 @@ import java.util.Map;
  * weight decay as an L2 term inside the gradient, which is not AdamW, hence this class.
  */
 public final class AdamW implements AutoCloseable {
+
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(AdamW.class);
 
   private final OptimizerSettings settings;
   private final Map<String, Parameter> params;
@@ -59,15 +63,21 @@ public final class AdamW implements AutoCloseable {
     try (NDManager tmp = manager.newSubManager()) {
       Map<String, NDArray> grads = new LinkedHashMap<>();
       double sumSq = 0;
+      List<String> nonFinite = new ArrayList<>();
       for (var e : params.entrySet()) {
         NDArray g = e.getValue().getArray().getGradient();
         g.attach(tmp);
         grads.put(e.getKey(), g);
-        sumSq += g.square().sum().getFloat();
+        double sq = g.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).square().sum().getDouble();
+        if (!Double.isFinite(sq)) {
+          nonFinite.add(e.getKey());
+        }
+        sumSq += sq;
       }
       double norm = Math.sqrt(sumSq);
       double lr = settings.lr() * settings.schedule().multiplier(step);
       if (!Double.isFinite(norm)) {
+        LOG.warn("non-finite gradient in {}; update skipped", nonFinite);
         zero(grads);
         return new Update(norm, lr, true);
       }

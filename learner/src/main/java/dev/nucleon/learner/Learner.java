@@ -71,7 +71,10 @@ public final class Learner implements AutoCloseable {
     this.version = version;
   }
 
-  /** One policy-gradient step on a training batch. */
+  /**
+   * One policy-gradient step on a training batch. The version goes up by one per step, also when the update was
+   * skipped because the gradient was not finite (then the weights of the new version equal the old ones).
+   */
   public StepStats train(TrainingBatch batch) {
     long start = System.nanoTime();
     long tokens = 0;
@@ -112,9 +115,9 @@ public final class Learner implements AutoCloseable {
       }
     }
     AdamW.Update u = optimizer.apply();
-    if (!u.skipped()) {
-      version++;
-    }
+    // a skipped update (non-finite gradient) still ends the step: the batch is consumed and the version counts
+    // optimizer steps, so the coordinator's admission bookkeeping (groups per version) stays exact
+    version++;
     double n = Math.max(1, tokenCount);
     return new StepStats(optimizer.step(), version, lossSum, sequences, tokens, clipped / n, ratioSum / n, ratioMax,
         klSum / n, entropySum / n, tisCapped / n, u.gradNorm(), u.lr(), u.skipped(),
@@ -151,7 +154,8 @@ public final class Learner implements AutoCloseable {
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.supervised(m, prompts.subList(from, to), targets.subList(from, to));
           NDArray logp = LlamaModel.selectLogProbs(policy.logits(mb.tokens()), mb.tokens(), 1f);
-          NDArray ce = logp.mul(mb.mask()).sum().neg().div((float) Math.max(1, tokens));
+          // padding positions may hold -inf log-probs (never-trained ids); clamp so -inf * 0 never becomes NaN
+          NDArray ce = logp.clip(-1e4f, 0f).mul(mb.mask()).sum().neg().div((float) Math.max(1, tokens));
           gc.backward(ce);
           lossSum += ce.getFloat();
         }

@@ -15,7 +15,8 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * Saves and restores everything a resumed run needs, as one checkpoint of a {@link CheckpointStore}:
+ * Saves and restores everything a resumed run needs, as one checkpoint of a {@link CheckpointStore} named by the
+ * policy version:
  * <ul>
  *   <li>{@code model/}: the policy in the Hugging Face layout ({@code config.json} + safetensors), so other tools
  *       can load any checkpoint as it is;</li>
@@ -46,12 +47,13 @@ public final class LearnerCheckpoint {
   public static Path save(CheckpointStore store, Learner learner, long samplesSeen, Map<String, String> rng,
       byte[] blob) throws IOException {
     long step = learner.optimizer().step();
+    int version = learner.version();
     Map<String, HostTensor> model = learner.policy().toHuggingFace();
     Map<String, HostTensor> optimizer = learner.optimizer().state();
     Map<String, String> states = new HashMap<>(rng);
     states.put("policy-version", Integer.toString(learner.version()));
     TrainerState state = new TrainerState(step, samplesSeen, states, blob);
-    return store.save(step, dir -> {
+    return store.save(version, dir -> {
       HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model);
       Safetensors.write(dir.resolve(OPTIMIZER), optimizer.values(), Map.of("optimizer", "adamw",
           "step", Long.toString(step)));

@@ -53,6 +53,11 @@ public final class PolicyLoss {
   public record Output(NDArray loss, double tokens, double clippedTokens, double ratioSum, double ratioMax,
       double klSum, double tisCappedTokens) {}
 
+  /** {@code clamp((a - b) * mask, -20, 20)}. */
+  private static NDArray logRatio(NDArray a, NDArray b, NDArray mask) {
+    return a.sub(b).mul(mask).clip(-MAX_LOG_RATIO, MAX_LOG_RATIO);
+  }
+
   /** The batch-wide normalizer of an aggregation. */
   public static double normalizer(LossSettings s, long completionTokens, int sequences) {
     return switch (s.aggregation()) {
@@ -62,21 +67,26 @@ public final class PolicyLoss {
     };
   }
 
+  /** Log-ratios are clamped to this magnitude before exp, so no ratio overflows (its gradient is then 0). */
+  static final float MAX_LOG_RATIO = 20f;
+
   public static Output compute(LossSettings s, Inputs in, double normalizer) {
     NDArray logp = in.logp();
     NDArray adv = in.advantages();
     NDArray mask = in.mask();
-    NDArray behaviourRatio = logp.stopGradient().sub(in.behaviourLogp()).exp();
+    // masked positions (prompt, padding) get log-ratio 0: whatever the model gives there can never reach the
+    // gradient as inf * 0 = NaN
+    NDArray behaviourRatio = logRatio(logp.stopGradient(), in.behaviourLogp(), mask).exp();
     NDArray ratio;
     NDArray weight = null;
     double tisCapped = 0;
     if (s.tisCap() > 0) {
       NDArray prox = logp.stopGradient();
-      ratio = logp.sub(prox).exp();
+      ratio = logRatio(logp, prox, mask).exp();
       weight = behaviourRatio.minimum(s.tisCap());
       tisCapped = behaviourRatio.gte(s.tisCap()).toType(DataType.FLOAT32, false).mul(mask).sum().getFloat();
     } else {
-      ratio = logp.sub(in.behaviourLogp()).exp();
+      ratio = logRatio(logp, in.behaviourLogp(), mask).exp();
     }
     float low = (float) (1 - s.clipLow());
     float high = (float) (1 + s.clipHigh());
@@ -91,9 +101,9 @@ public final class PolicyLoss {
         throw new IllegalArgumentException("kl-coef > 0 needs reference log-probs");
       }
       NDArray kl = switch (s.klEstimator()) {
-        case K1 -> logp.sub(in.referenceLogp());
+        case K1 -> logp.sub(in.referenceLogp()).mul(mask);
         case K3 -> {
-          NDArray d = in.referenceLogp().sub(logp);
+          NDArray d = logRatio(in.referenceLogp(), logp, mask);
           yield d.exp().sub(d).sub(1f);
         }
       };
@@ -110,7 +120,7 @@ public final class PolicyLoss {
     NDArray clippedHigh = r.gt(high).logicalAnd(adv.gt(0f));
     NDArray clippedLow = r.lt(low).logicalAnd(adv.lt(0f));
     double clipped = clippedHigh.logicalOr(clippedLow).toType(DataType.FLOAT32, false).mul(mask).sum().getFloat();
-    NDArray br = behaviourRatio.mul(mask);
+    NDArray br = behaviourRatio.mul(mask);  // masked positions have ratio 1: zero them for the sums
     return new Output(loss, mask.sum().getFloat(), clipped, br.sum().getFloat(), br.max().getFloat(), klSum,
         tisCapped);
   }

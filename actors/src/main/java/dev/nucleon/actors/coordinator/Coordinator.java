@@ -343,6 +343,11 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   }
 
   private Behavior<Command> onTick() {
+    getContext().getLog().debug("version {}: pending {}, in flight {}, scored {}, consumed {}, dropped {}; may start {};"
+            + " workers {}; replay {}; eval target {} on {}", version, ledger.count(PromptLedger.State.PENDING),
+        ledger.running(), ledger.count(PromptLedger.State.SCORED), ledger.consumed(),
+        ledger.count(PromptLedger.State.DROPPED), ledger.mayStart(version), workers.size(), replay != null,
+        evalTarget, evalWorker);
     long deadline = System.nanoTime() - settings.rollout().groupTimeout().toNanos();
     List<Long> expired = ledger.expire(deadline);
     if (!expired.isEmpty()) {

@@ -165,6 +165,28 @@ public final class KryoRegistrations {
     e.add(Entry.of(ScoredTrajectory.class));
 
     // --- actors' messages: append here, never reorder (and add a sample to KryoSamples)
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.RequestWork.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.Work.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.NoWork.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.Evaluate.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.GroupReady.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.Admission.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.GroupsFiltered.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.PolicyUpdated.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.EvalScored.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.CheckpointSaved.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.SnapshotRequest.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.Snapshot.class));
+    e.add(Entry.of(dev.nucleon.actors.WeightTransfer.Manifest.class));
+    e.add(Entry.of(dev.nucleon.actors.RolloutWorker.WeightsAvailable.class));
+    e.add(Entry.of(dev.nucleon.actors.RolloutWorker.WeightChunk.class));
+    e.add(Entry.of(dev.nucleon.actors.RewardScorer.ScoreGroup.class));
+    e.add(Entry.of(dev.nucleon.actors.RewardScorer.ScoreEval.class));
+    e.add(Entry.of(dev.nucleon.actors.ReplayActor.Scored.class));
+    e.add(Entry.of(dev.nucleon.actors.LearnerActor.FetchChunk.class));
+    e.add(Entry.of(dev.nucleon.actors.RunReporter.StepDone.class));
+    e.add(Entry.of(dev.nucleon.actors.RunReporter.EvalDone.class));
+    e.add(Entry.of(dev.nucleon.actors.RunReporter.Finished.class));
 
     return List.copyOf(e);
   }

@@ -1,5 +1,12 @@
 package dev.nucleon.actors.serialization;
 
+import dev.nucleon.actors.LearnerActor;
+import dev.nucleon.actors.ReplayActor;
+import dev.nucleon.actors.RewardScorer;
+import dev.nucleon.actors.RolloutWorker;
+import dev.nucleon.actors.RunReporter;
+import dev.nucleon.actors.WeightTransfer;
+import dev.nucleon.actors.coordinator.Coordinator;
 import dev.nucleon.core.reward.RewardRequest;
 import dev.nucleon.core.reward.RewardResult;
 import dev.nucleon.core.rollout.FinishReason;
@@ -118,6 +125,37 @@ final class KryoSamples {
     s.put(ScoredTrajectory.class, new ScoredTrajectory(trajectory, RewardResult.failed("timed out after 5s")));
 
     // --- actors' messages: add a sample for every class appended to KryoRegistrations
+    @SuppressWarnings({"rawtypes", "unchecked"})
+    ActorRef any = ref;
+    PromptGroup group = new PromptGroup(3L << 40 | 17L, 1, "07+48=", "55", Map.of("a", "7", "b", "48"), 2, 42L);
+    s.put(Coordinator.RequestWork.class, new Coordinator.RequestWork("pekko://nucleon@127.0.0.1:1/user/rollout-0", 4,
+        8, any));
+    s.put(Coordinator.Work.class, new Coordinator.Work(List.of(group), any));
+    s.put(Coordinator.NoWork.class, new Coordinator.NoWork(true));
+    s.put(Coordinator.Evaluate.class, new Coordinator.Evaluate(9L, List.of(group), any));
+    s.put(Coordinator.GroupReady.class, new Coordinator.GroupReady(17L, 2, any));
+    s.put(Coordinator.Admission.class, new Coordinator.Admission(17L, 2, true));
+    s.put(Coordinator.GroupsFiltered.class, new Coordinator.GroupsFiltered(List.of(1L, 2L), List.of(3L)));
+    s.put(Coordinator.PolicyUpdated.class, new Coordinator.PolicyUpdated(5, List.of(7L, 8L),
+        Map.of("loss", 0.25, "reward_mean", 0.5)));
+    s.put(Coordinator.EvalScored.class, new Coordinator.EvalScored(9L, 5, List.of(RewardResult.ok(1.0),
+        RewardResult.failed("timeout"))));
+    s.put(Coordinator.CheckpointSaved.class, new Coordinator.CheckpointSaved(5, "/runs/x/checkpoints/step-5", true));
+    s.put(Coordinator.SnapshotRequest.class, new Coordinator.SnapshotRequest(any));
+    s.put(Coordinator.Snapshot.class, new Coordinator.Snapshot(new byte[] {1, 2, 3}));
+    WeightTransfer.Manifest manifest = new WeightTransfer.Manifest(5, List.of("a", "b"),
+        List.of(new long[] {2, 3}, new long[] {4}), 40, 16, 123456789L);
+    s.put(WeightTransfer.Manifest.class, manifest);
+    s.put(RolloutWorker.WeightsAvailable.class, new RolloutWorker.WeightsAvailable(manifest, any));
+    s.put(RolloutWorker.WeightChunk.class, new RolloutWorker.WeightChunk(5, 1, new byte[] {9, 8, 7}));
+    s.put(RewardScorer.ScoreGroup.class, new RewardScorer.ScoreGroup(group, List.of(trajectory), any));
+    s.put(RewardScorer.ScoreEval.class, new RewardScorer.ScoreEval(9L, 5, List.of(group), List.of("55"), any));
+    s.put(ReplayActor.Scored.class, new ReplayActor.Scored(group, List.of(new ScoredTrajectory(trajectory,
+        RewardResult.ok(1.0)))));
+    s.put(LearnerActor.FetchChunk.class, new LearnerActor.FetchChunk(5, 2, any));
+    s.put(RunReporter.StepDone.class, new RunReporter.StepDone(5, Map.of("loss", 0.1)));
+    s.put(RunReporter.EvalDone.class, new RunReporter.EvalDone(5, 0.5, 0.5, 500, 0));
+    s.put(RunReporter.Finished.class, new RunReporter.Finished(250, 8000L, "/runs/x/checkpoints/step-250"));
 
     return s;
   }
