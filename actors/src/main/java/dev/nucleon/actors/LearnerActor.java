@@ -72,18 +72,20 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   private int publishedVersion;
   private WeightTransfer.Packed packed;
   private long samplesSeen;
+  private final List<Path> modelFiles;
 
   public static Behavior<Command> create(RunSettings settings, Learner learner, ActorRef<ReplayActor.Command> replay,
       ActorRef<Coordinator.Command> coordinator, CheckpointStore checkpoints, NucleonMetrics metrics,
-      ExecutorService learnerThread, long samplesSeen) {
+      ExecutorService learnerThread, long samplesSeen, List<Path> modelFiles) {
     return Behaviors.setup(ctx -> new LearnerActor(ctx, settings, learner, replay, coordinator, checkpoints, metrics,
-        learnerThread, samplesSeen));
+        learnerThread, samplesSeen, modelFiles));
   }
 
   private LearnerActor(ActorContext<Command> ctx, RunSettings settings, Learner learner,
       ActorRef<ReplayActor.Command> replay, ActorRef<Coordinator.Command> coordinator, CheckpointStore checkpoints,
-      NucleonMetrics metrics, ExecutorService learnerThread, long samplesSeen) {
+      NucleonMetrics metrics, ExecutorService learnerThread, long samplesSeen, List<Path> modelFiles) {
     super(ctx);
+    this.modelFiles = modelFiles;
     this.settings = settings;
     this.learner = learner;
     this.replay = replay;
@@ -257,7 +259,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     long seen = samplesSeen;
     getContext().pipeToSelf(onLearnerThread(() -> {
       try {
-        return LearnerCheckpoint.save(checkpoints, learner, seen, Map.of(), r.snapshot().state());
+        return LearnerCheckpoint.save(checkpoints, learner, seen, Map.of(), r.snapshot().state(), modelFiles);
       } catch (java.io.IOException e) {
         throw new java.io.UncheckedIOException(e);
       }

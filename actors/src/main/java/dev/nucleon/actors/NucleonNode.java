@@ -5,6 +5,9 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.nucleon.actors.coordinator.Coordinator;
 import dev.nucleon.actors.coordinator.DatasetPromptSource;
+import dev.nucleon.actors.monitor.ClusterStatus;
+import dev.nucleon.actors.monitor.MonitorSettings;
+import dev.nucleon.actors.monitor.Monitoring;
 import dev.nucleon.actors.monitor.NucleonMetrics;
 import dev.nucleon.core.reward.RewardFunction;
 import dev.nucleon.learner.Learner;
@@ -70,6 +73,8 @@ public final class NucleonNode implements AutoCloseable {
   private final CompletableFuture<RunReporter.Summary> finished = new CompletableFuture<>();
   private final List<AutoCloseable> resources = new ArrayList<>();
   private final NucleonMetrics metrics;
+  private final Monitoring monitoring;
+  private volatile ActorRef<Coordinator.Command> coordinatorProxy;
 
   private NucleonNode(RunSettings settings, Path runDir, boolean resume, RunReporter.ProgressListener progress) {
     this.settings = settings;
@@ -78,7 +83,9 @@ public final class NucleonNode implements AutoCloseable {
     if (settings.rollout().threads() > 0) {
       System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(settings.rollout().threads()));
     }
-    this.metrics = new NucleonMetrics(settings.cluster().host() + ":" + settings.cluster().port(),
+    RunSettings bound = settings.cluster().port() == 0 ? withPort(settings, freePort(settings.cluster().host()))
+        : settings;
+    this.metrics = new NucleonMetrics("pekko://nucleon@" + bound.cluster().host() + ":" + bound.cluster().port(),
         settings.cluster().roles());
     Behavior<Void> guardian = Behaviors.setup(ctx -> {
       Behavior<Coordinator.Command> coordinatorBehavior =
@@ -95,9 +102,21 @@ public final class NucleonNode implements AutoCloseable {
       if (settings.hasRole("rollout")) {
         startWorkers(ctx, coordinator);
       }
-      return Behaviors.empty();
+      ctx.spawn(NodeReporter.create(metrics, coordinator, Duration.ofSeconds(2)), "node-reporter");
+      coordinatorProxy = coordinator;
+      // a role actor that fails ends the run with its error instead of leaving it waiting
+      return Behaviors.receive(Void.class)
+          .onSignal(org.apache.pekko.actor.typed.ChildFailed.class, failed -> {
+            ctx.getLog().error("{} failed; the run stops", failed.getRef().path().name(), failed.getCause());
+            finished.completeExceptionally(new IllegalStateException(failed.getRef().path().name() + " failed: "
+                + failed.getCause(), failed.getCause()));
+            return Behaviors.same();
+          })
+          .build();
     });
-    this.system = ActorSystem.create(guardian, "nucleon", pekkoConfig(settings));
+    this.system = ActorSystem.create(guardian, "nucleon", pekkoConfig(bound));
+    this.monitoring = Monitoring.start(system, MonitorSettings.from(settings.config()), metrics,
+        settings.hasRole("coordinator"), this::status, () -> runDir);
     Cluster cluster = Cluster.get(system);
     if (settings.cluster().seedNodes().isEmpty()) {
       cluster.manager().tell(Join.create(cluster.selfMember().address()));
@@ -116,6 +135,31 @@ public final class NucleonNode implements AutoCloseable {
 
   public NucleonMetrics metrics() {
     return metrics;
+  }
+
+  /** The node's monitoring endpoints (dashboard URL, metrics URL). */
+  public Monitoring monitoring() {
+    return monitoring;
+  }
+
+  /** Asks the coordinator for the cluster-wide status. */
+  public java.util.concurrent.CompletionStage<ClusterStatus> status() {
+    return org.apache.pekko.actor.typed.javadsl.AskPattern.ask(coordinatorProxy, Coordinator.StatusRequest::new,
+        Duration.ofSeconds(3), system.scheduler());
+  }
+
+  private static int freePort(String host) {
+    try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getByName(host))) {
+      return s.getLocalPort();
+    } catch (IOException e) {
+      throw new UncheckedIOException("no free port on " + host, e);
+    }
+  }
+
+  private static RunSettings withPort(RunSettings s, int port) {
+    RunSettings.Cluster c = s.cluster();
+    return new RunSettings(s.run(), s.model(), s.rollout(), s.learner(), s.scorer(),
+        new RunSettings.Cluster(c.roles(), c.host(), port, c.seedNodes()), s.replay(), s.training(), s.config());
   }
 
   /** Completes with the run's summary on the node that hosts the coordinator. */
@@ -224,8 +268,26 @@ public final class NucleonNode implements AutoCloseable {
     resources.add(learner);
     ReplayBuffer buffer = new ReplayBuffer(settings.replay());
     ActorRef<ReplayActor.Command> replay = ctx.spawn(ReplayActor.create(buffer, coordinator, metrics), "replay");
-    ctx.spawn(LearnerActor.create(settings, learner, replay, coordinator, store, metrics, thread, samplesSeen),
-        "learner");
+    ctx.watch(replay);
+    ctx.watch(ctx.spawn(LearnerActor.create(settings, learner, replay, coordinator, store, metrics, thread,
+        samplesSeen, modelFiles()), "learner"));
+  }
+
+  /** Tokenizer and template files of the base model, copied into every checkpoint's model folder. */
+  private List<Path> modelFiles() {
+    List<Path> files = new ArrayList<>();
+    Path dir = java.nio.file.Files.isDirectory(settings.model().path()) ? settings.model().path() : null;
+    for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "chat_template.jinja", "generation_config.json")) {
+      if (dir != null && java.nio.file.Files.isRegularFile(dir.resolve(name))) {
+        files.add(dir.resolve(name));
+      }
+    }
+    Path tok = settings.model().tokenizer();
+    if (tok != null && java.nio.file.Files.isRegularFile(tok) && !files.contains(tok)) {
+      files.add(tok);
+    }
+    return files;
   }
 
   private void startScorers(org.apache.pekko.actor.typed.javadsl.ActorContext<Void> ctx) {
@@ -262,13 +324,15 @@ public final class NucleonNode implements AutoCloseable {
       LlamaModel model = base.instantiate(manager);
       RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling);
       String name = "rollout-" + i;
-      ctx.spawn(RolloutWorker.create(name, engine, coordinator, settings.rollout().groupsPerBatch(), metrics), name);
+      ctx.watch(ctx.spawn(RolloutWorker.create(name, engine, coordinator, settings.rollout().groupsPerBatch(),
+          metrics), name));
     }
   }
 
   /** Leaves the cluster, stops the actor system and frees native memory. */
   @Override
   public void close() {
+    monitoring.close();
     system.terminate();
     try {
       system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);

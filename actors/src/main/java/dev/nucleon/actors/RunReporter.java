@@ -31,8 +31,9 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
 
   public sealed interface Command {}
 
-  /** The learner made {@code version}; the step's statistics. */
-  public record StepDone(int version, Map<String, Double> stats) implements Command, NucleonMessage {}
+  /** The learner made {@code version} from the groups of {@code prompts}; the step's statistics. */
+  public record StepDone(int version, List<Long> prompts, Map<String, Double> stats)
+      implements Command, NucleonMessage {}
 
   /** An evaluation of {@code version} on {@code n} held-out prompts. */
   public record EvalDone(int version, double accuracy, double rewardMean, int n, int failed)
@@ -40,6 +41,9 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
 
   /** The run is over. */
   public record Finished(int version, long promptsConsumed, String checkpoint) implements Command, NucleonMessage {}
+
+  /** A part of the run failed; the run ends with this reason. */
+  public record Failed(String reason) implements Command, NucleonMessage {}
 
   /** What a finished run reports. */
   public record Summary(int steps, long promptsConsumed, List<double[]> evals, double seconds, Path runDir,
@@ -104,6 +108,7 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
         .onMessage(StepDone.class, this::onStep)
         .onMessage(EvalDone.class, this::onEval)
         .onMessage(Finished.class, this::onFinished)
+        .onMessage(Failed.class, this::onFailed)
         .onSignal(PostStop.class, s -> {
           close();
           return this;
@@ -122,6 +127,8 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
         row.put(k, v);
       }
     });
+    var ids = row.putArray("prompts");
+    s.prompts().forEach(ids::add);
     var snapshot = metrics.snapshot();
     row.set("node", JSON.valueToTree(snapshot));
     write(row);
@@ -169,6 +176,13 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
     }
     close();
     done.complete(summary);
+    return this;
+  }
+
+  private Behavior<Command> onFailed(Failed f) {
+    getContext().getLog().error("run failed: {}", f.reason());
+    close();
+    done.completeExceptionally(new IllegalStateException(f.reason()));
     return this;
   }
 

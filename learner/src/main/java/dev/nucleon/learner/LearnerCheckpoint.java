@@ -42,10 +42,12 @@ public final class LearnerCheckpoint {
    * @param samplesSeen trajectories trained on so far
    * @param rng named RNG states of the caller (copied into the trainer state)
    * @param blob the caller's opaque state (may be empty)
+   * @param modelFiles files copied into the model folder as they are (tokenizer.json, tokenizer_config.json, ...),
+   *     so the checkpoint's model folder is complete for other tools
    * @return the checkpoint folder
    */
   public static Path save(CheckpointStore store, Learner learner, long samplesSeen, Map<String, String> rng,
-      byte[] blob) throws IOException {
+      byte[] blob, java.util.List<Path> modelFiles) throws IOException {
     long step = learner.optimizer().step();
     int version = learner.version();
     Map<String, HostTensor> model = learner.policy().toHuggingFace();
@@ -55,6 +57,9 @@ public final class LearnerCheckpoint {
     TrainerState state = new TrainerState(step, samplesSeen, states, blob);
     return store.save(version, dir -> {
       HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model);
+      for (Path f : modelFiles) {
+        java.nio.file.Files.copy(f, dir.resolve(MODEL).resolve(f.getFileName().toString()));
+      }
       Safetensors.write(dir.resolve(OPTIMIZER), optimizer.values(), Map.of("optimizer", "adamw",
           "step", Long.toString(step)));
       state.write(dir.resolve(STATE));

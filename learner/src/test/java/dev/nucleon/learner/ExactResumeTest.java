@@ -89,7 +89,7 @@ class ExactResumeTest {
         LlamaModel model = LlamaModel.random(SHAPE, m, 3);
         Learner learner = new Learner(model, null, LOSS, OPTIMIZER, 1f, 0)) {
       train(learner, 0, N);
-      LearnerCheckpoint.save(store, learner, 8L * N, Map.of("data", "42"), cursor);
+      LearnerCheckpoint.save(store, learner, 8L * N, Map.of("data", "42"), cursor, java.util.List.of());
     }
 
     Map<String, HostTensor> resumed;
@@ -134,9 +134,9 @@ class ExactResumeTest {
         LlamaModel model = LlamaModel.random(SHAPE, m, 3);
         Learner learner = new Learner(model, null, LOSS, OPTIMIZER, 1f, 0)) {
       train(learner, 0, 1);
-      LearnerCheckpoint.save(store, learner, 8, Map.of(), new byte[0]);
+      LearnerCheckpoint.save(store, learner, 8, Map.of(), new byte[0], java.util.List.of());
       train(learner, 1, 2);
-      Path latest = LearnerCheckpoint.save(store, learner, 16, Map.of(), new byte[0]);
+      Path latest = LearnerCheckpoint.save(store, learner, 16, Map.of(), new byte[0], java.util.List.of());
       Path weights = latest.resolve("model/model.safetensors");
       byte[] bytes = Files.readAllBytes(weights);
       bytes[bytes.length - 3] ^= 0x40;

@@ -4,7 +4,9 @@ import com.typesafe.config.Config;
 import dev.nucleon.actors.NucleonNode;
 import dev.nucleon.actors.RunReporter;
 import dev.nucleon.actors.RunSettings;
-import dev.nucleon.actors.run.ConsoleProgress;
+import dev.nucleon.actors.monitor.MonitorSettings;
+import dev.nucleon.actors.monitor.RunPlots;
+import dev.nucleon.actors.monitor.RunProgress;
 import dev.nucleon.actors.run.RunConfig;
 import dev.nucleon.actors.run.RunDirectory;
 import java.nio.file.Path;
@@ -58,9 +60,21 @@ final class TrainCommand implements Callable<Integer> {
     var out = spec.commandLine().getOut();
     out.println("run directory: " + dir.toAbsolutePath());
     out.flush();
+    MonitorSettings monitor = MonitorSettings.from(config);
     try (NucleonNode node = NucleonNode.start(settings, dir, resume,
-        new ConsoleProgress(System.out, settings.run().logEverySteps()))) {
-      RunReporter.Summary s = node.finished().get();
+        RunProgress.create(settings.run().name(), settings.run().totalSteps(), 0, monitor))) {
+      node.monitoring().dashboardUrl().ifPresent(u -> out.println("dashboard: " + u));
+      node.monitoring().metricsUrl().ifPresent(u -> out.println("metrics: " + u));
+      out.flush();
+      RunReporter.Summary s;
+      try {
+        s = node.finished().get();
+      } catch (java.util.concurrent.ExecutionException e) {
+        throw new IllegalStateException("the run failed: " + e.getCause().getMessage(), e.getCause());
+      }
+      if (monitor.plots()) {
+        RunPlots.write(dir);
+      }
       out.printf("done: %d steps in %.1f s; held-out accuracy %.1f%% -> %.1f%%; checkpoint %s; run directory %s%n",
           s.steps(), s.seconds(), 100 * s.accuracyBefore(), 100 * s.accuracyAfter(),
           s.checkpoint().isEmpty() ? "(none)" : s.checkpoint(), dir.toAbsolutePath());

@@ -5,6 +5,8 @@ import dev.nucleon.actors.ReplayActor;
 import dev.nucleon.actors.RolloutWorker;
 import dev.nucleon.actors.RunReporter;
 import dev.nucleon.actors.RunSettings;
+import dev.nucleon.actors.monitor.ClusterStatus;
+import dev.nucleon.actors.monitor.NodeSnapshot;
 import dev.nucleon.actors.serialization.NucleonMessage;
 import dev.nucleon.core.reward.RewardResult;
 import dev.nucleon.core.rollout.PromptGroup;
@@ -82,6 +84,12 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   /** The coordinator's resumable state (dataset cursor, accounting), opaque to the learner. */
   public record Snapshot(byte[] state) implements NucleonMessage {}
 
+  /** A node's latest figures, pushed every few seconds for the cluster-wide status. */
+  public record NodeReport(NodeSnapshot snapshot) implements Command, NucleonMessage {}
+
+  /** The cluster-wide status (dashboard, {@code nucleon status}). */
+  public record StatusRequest(ActorRef<ClusterStatus> replyTo) implements Command {}
+
   private record Listing(Receptionist.Listing listing) implements Command {}
 
   private record WorkerStopped(String worker) implements Command {}
@@ -91,6 +99,27 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   }
 
   private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** Tells the reporter why the coordinator failed (the run then ends with that error instead of hanging). */
+  static final class FailureReport extends org.apache.pekko.actor.typed.BehaviorInterceptor<Command, Command> {
+    private final ActorRef<RunReporter.Command> reporter;
+
+    FailureReport(ActorRef<RunReporter.Command> reporter) {
+      super(Command.class);
+      this.reporter = reporter;
+    }
+
+    @Override
+    public Behavior<Command> aroundReceive(org.apache.pekko.actor.typed.TypedActorContext<Command> ctx, Command msg,
+        ReceiveTarget<Command> target) {
+      try {
+        return target.apply(ctx, msg);
+      } catch (RuntimeException e) {
+        reporter.tell(new RunReporter.Failed("coordinator: " + e));
+        throw e;
+      }
+    }
+  }
 
   private final RunSettings settings;
   private final PromptSource source;
@@ -105,6 +134,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private boolean evalPending;
   private boolean finalCheckpointPending;
   private String lastCheckpoint = "";
+  private final Map<String, NodeSnapshot> nodes = new java.util.TreeMap<>();
+  private final long startNanos = System.nanoTime();
   private int evalTarget = -1;
   private long evalId;
   private String evalWorker;
@@ -116,10 +147,11 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
    */
   public static Behavior<Command> create(RunSettings settings, PromptSource source,
       ActorRef<RunReporter.Command> reporter, byte[] snapshot, int startVersion) {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+    Behavior<Command> coordinator = Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
       timers.startTimerWithFixedDelay(Tick.INSTANCE, Duration.ofSeconds(5));
       return new Coordinator(ctx, settings, source, reporter, snapshot, startVersion);
     }));
+    return Behaviors.intercept(() -> new FailureReport(reporter), coordinator);
   }
 
   private Coordinator(ActorContext<Command> ctx, RunSettings settings, PromptSource source,
@@ -153,6 +185,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         .onMessage(EvalScored.class, this::onEvalScored)
         .onMessage(SnapshotRequest.class, this::onSnapshotRequest)
         .onMessage(CheckpointSaved.class, this::onCheckpointSaved)
+        .onMessage(NodeReport.class, this::onNodeReport)
+        .onMessage(StatusRequest.class, this::onStatusRequest)
         .onMessage(Listing.class, this::onListing)
         .onMessage(WorkerStopped.class, this::onWorkerStopped)
         .onMessageEquals(Tick.INSTANCE, this::onTick)
@@ -239,7 +273,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     stats.put("prompts_consumed", (double) ledger.consumed());
     stats.put("prompts_in_flight", (double) ledger.running());
     stats.put("epoch", (double) source.epoch());
-    reporter.tell(new RunReporter.StepDone(version, stats));
+    reporter.tell(new RunReporter.StepDone(version, u.consumed(), stats));
     int every = settings.run().evalEverySteps();
     if (version >= settings.run().totalSteps()) {
       endTraining();
@@ -309,6 +343,27 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       finished = true;
       reporter.tell(new RunReporter.Finished(version, ledger.consumed(), lastCheckpoint));
     }
+  }
+
+  private Behavior<Command> onNodeReport(NodeReport r) {
+    nodes.put(r.snapshot().node(), r.snapshot());
+    return this;
+  }
+
+  private Behavior<Command> onStatusRequest(StatusRequest r) {
+    Map<String, Long> prompts = new java.util.LinkedHashMap<>();
+    for (PromptLedger.State st : PromptLedger.State.values()) {
+      prompts.put(st.name().toLowerCase(java.util.Locale.ROOT), (long) ledger.count(st));
+    }
+    prompts.put("consumed_total", ledger.consumed());
+    prompts.put("epoch", (long) source.epoch());
+    String state = finished ? "finished" : trainingDone ? "evaluating" : "training";
+    r.replyTo().tell(new ClusterStatus(System.currentTimeMillis(), state, settings.run().name(), "",
+        version, settings.run().totalSteps(), version, (System.nanoTime() - startNanos) / 1e9,
+        ClusterStatus.members(org.apache.pekko.cluster.Cluster.get(
+            org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(getContext().getSystem())).state()),
+        prompts, List.copyOf(nodes.values())));
+    return this;
   }
 
   private Behavior<Command> onSnapshotRequest(SnapshotRequest r) {

@@ -187,6 +187,12 @@ public final class KryoRegistrations {
     e.add(Entry.of(dev.nucleon.actors.RunReporter.StepDone.class));
     e.add(Entry.of(dev.nucleon.actors.RunReporter.EvalDone.class));
     e.add(Entry.of(dev.nucleon.actors.RunReporter.Finished.class));
+    e.add(Entry.of(dev.nucleon.actors.RunReporter.Failed.class));
+    e.add(Entry.of(dev.nucleon.actors.monitor.NodeSnapshot.class));
+    e.add(Entry.of(dev.nucleon.actors.monitor.NodeSnapshot.Actor.class));
+    e.add(Entry.of(dev.nucleon.actors.monitor.NodeSnapshot.Reward.class));
+    e.add(Entry.of(dev.nucleon.actors.monitor.NodeSnapshot.Learner.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.NodeReport.class));
 
     return List.copyOf(e);
   }

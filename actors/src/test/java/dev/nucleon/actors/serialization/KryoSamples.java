@@ -153,9 +153,24 @@ final class KryoSamples {
     s.put(ReplayActor.Scored.class, new ReplayActor.Scored(group, List.of(new ScoredTrajectory(trajectory,
         RewardResult.ok(1.0)))));
     s.put(LearnerActor.FetchChunk.class, new LearnerActor.FetchChunk(5, 2, any));
-    s.put(RunReporter.StepDone.class, new RunReporter.StepDone(5, Map.of("loss", 0.1)));
+    s.put(RunReporter.StepDone.class, new RunReporter.StepDone(5, List.of(3L, 4L), Map.of("loss", 0.1)));
     s.put(RunReporter.EvalDone.class, new RunReporter.EvalDone(5, 0.5, 0.5, 500, 0));
     s.put(RunReporter.Finished.class, new RunReporter.Finished(250, 8000L, "/runs/x/checkpoints/step-250"));
+    s.put(RunReporter.Failed.class, new RunReporter.Failed("learner failed: out of memory"));
+    var metrics = new dev.nucleon.actors.monitor.NucleonMetrics("pekko://nucleon@127.0.0.1:2552",
+        List.of("rollout", "reward", "learner"));
+    metrics.rolloutTokens("rollout-0", 1000);
+    metrics.rewardScored("match", "ok", 10);
+    metrics.rewardSeconds("match", 0.01);
+    metrics.learnerStep(0.5, 4096);
+    metrics.policyVersion(3);
+    metrics.busyTracker("rollout", "rollout-0").record(1_000_000);
+    dev.nucleon.actors.monitor.NodeSnapshot snapshot = metrics.snapshot();
+    s.put(dev.nucleon.actors.monitor.NodeSnapshot.class, snapshot);
+    s.put(dev.nucleon.actors.monitor.NodeSnapshot.Actor.class, snapshot.actors().get(0));
+    s.put(dev.nucleon.actors.monitor.NodeSnapshot.Reward.class, snapshot.rewards().get(0));
+    s.put(dev.nucleon.actors.monitor.NodeSnapshot.Learner.class, snapshot.learner());
+    s.put(Coordinator.NodeReport.class, new Coordinator.NodeReport(snapshot));
 
     return s;
   }
