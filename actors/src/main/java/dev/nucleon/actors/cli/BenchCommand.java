@@ -27,7 +27,8 @@ import picocli.CommandLine.Spec;
 
 /** {@code nucleon bench}: throughput figures, one JSON line per run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks; each prints one JSON line.",
-    subcommands = {BenchCommand.Generate.class, BenchCommand.Score.class, BenchCommand.Learn.class})
+    subcommands = {BenchCommand.Generate.class, BenchCommand.Score.class, BenchCommand.Learn.class,
+        RunBenchCommand.class})
 final class BenchCommand {
 
   private static final ObjectMapper JSON = new ObjectMapper();

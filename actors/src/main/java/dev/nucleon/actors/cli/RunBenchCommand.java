@@ -1,0 +1,95 @@
+package dev.nucleon.actors.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.nucleon.actors.NucleonNode;
+import dev.nucleon.actors.RunReporter;
+import dev.nucleon.actors.RunSettings;
+import dev.nucleon.actors.monitor.NodeSnapshot;
+import dev.nucleon.actors.run.RunConfig;
+import dev.nucleon.actors.run.RunDirectory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code nucleon bench run CONF}: the same run twice in one process, synchronous ({@code max-staleness = 0}) and as
+ * configured, without evaluation: end-to-end trajectories/s and tokens/s, and how idle the learner and the rollout
+ * workers were (1 - busy time / wall time). One JSON line per setting.
+ */
+@Command(name = "run", mixinStandardHelpOptions = true,
+    description = "End-to-end throughput of a run, synchronous versus as configured (one JSON line each).")
+final class RunBenchCommand implements Callable<Integer> {
+
+  @Spec
+  CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "CONF")
+  Path conf;
+
+  @Option(names = "--steps", defaultValue = "60", description = "learner steps per setting (default: ${DEFAULT-VALUE})")
+  int steps;
+
+  @Option(names = "-D", paramLabel = "KEY=VALUE", description = "override a config key (HOCON value)")
+  Map<String, String> overrides = new LinkedHashMap<>();
+
+  @Override
+  public Integer call() throws Exception {
+    Map<String, String> base = new LinkedHashMap<>(overrides);
+    base.put("nucleon.run.total-steps", String.valueOf(steps));
+    base.put("nucleon.run.eval.size", "0");
+    base.put("nucleon.monitor.dashboard.enabled", "false");
+    base.put("nucleon.monitor.progress.mode", "off");
+    base.put("nucleon.monitor.plots.enabled", "false");
+    int configured = RunSettings.from(RunConfig.load(conf, base)).replay().maxStaleness();
+    ObjectMapper json = new ObjectMapper();
+    for (int staleness : List.of(0, configured)) {
+      Map<String, String> o = new LinkedHashMap<>(base);
+      o.put("nucleon.algorithm.max-staleness", String.valueOf(staleness));
+      RunSettings s = RunSettings.from(RunConfig.load(conf, o));
+      Path dir = RunDirectory.fresh(Files.createTempDirectory("nucleon-bench"), "bench");
+      ObjectNode row = json.createObjectNode();
+      try (NucleonNode node = NucleonNode.start(s, dir, false, null)) {
+        long start = System.nanoTime();
+        RunReporter.Summary summary = node.finished().get(30, TimeUnit.MINUTES);
+        double seconds = (System.nanoTime() - start) / 1e9;
+        NodeSnapshot snap = node.metrics().snapshot();
+        long trajectories = 0;
+        long tokens = 0;
+        double rolloutBusy = 0;
+        int workers = 0;
+        double learnerBusy = 0;
+        for (NodeSnapshot.Actor a : snap.actors()) {
+          if (a.role().equals("rollout")) {
+            trajectories += a.trajectories();
+            tokens += a.tokens();
+            rolloutBusy += a.busyRatioSinceStart();
+            workers++;
+          } else if (a.role().equals("learner")) {
+            learnerBusy = a.busyRatioSinceStart();
+          }
+        }
+        row.put("bench", "run");
+        row.put("max_staleness", staleness);
+        row.put("steps", summary.steps());
+        row.put("seconds", Math.round(seconds * 10) / 10.0);
+        row.put("trajectories_per_s", Math.round(trajectories / seconds * 10) / 10.0);
+        row.put("completion_tokens_per_s", Math.round(tokens / seconds * 10) / 10.0);
+        row.put("learner_idle_fraction", Math.round((1 - learnerBusy) * 1000) / 1000.0);
+        row.put("rollout_idle_fraction", Math.round((1 - (workers == 0 ? 0 : rolloutBusy / workers)) * 1000) / 1000.0);
+      }
+      spec.commandLine().getOut().println(json.writeValueAsString(row));
+      spec.commandLine().getOut().flush();
+    }
+    return 0;
+  }
+}

@@ -1,0 +1,98 @@
+package dev.nucleon.actors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.nucleon.rollout.data.Dataset;
+import dev.nucleon.rollout.data.DatasetRow;
+import dev.nucleon.rollout.data.DatasetSettings;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Three cluster nodes on 127.0.0.1 (three actor systems in this JVM, talking over Artery): A runs the coordinator
+ * and the learner, B and C each a rollout worker and a reward scorer. Trajectories go from B and C to the replay
+ * buffer on A, and every policy version goes from A to B and C in chunks, all through Kryo. C leaves in the middle
+ * of the run; its prompts are generated again, and every training prompt of the epoch is consumed exactly once.
+ */
+class MultiNodeRunTest {
+
+  static int freePort() throws Exception {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  @Test
+  void aWorkerNodeLeavesMidRunAndEveryPromptIsTrainedExactlyOnce(@TempDir Path dir) throws Exception {
+    int portA = freePort();
+    String seed = "[\"pekko://nucleon@127.0.0.1:" + portA + "\"]";
+    Map<String, String> common = TestRuns.small();
+    // a 10 x 10 addition table: 90 training prompts (10 held out), one epoch, 30 steps of 3 groups
+    common.put("nucleon.dataset.arithmetic.max-operand", "9");
+    common.put("nucleon.dataset.eval.size", "10");
+    common.put("nucleon.dataset.epochs", "1");
+    common.put("nucleon.run.eval.size", "10");
+    common.put("nucleon.algorithm.group-size", "2");
+    common.put("nucleon.algorithm.batch-groups", "3");
+    common.put("nucleon.algorithm.max-staleness", "1");
+    common.put("nucleon.rollout.groups-per-batch", "2");
+    common.put("nucleon.run.total-steps", "30");
+    common.put("nucleon.rollout.group-timeout", "5s");
+    common.put("nucleon.learner.weight-chunk-bytes", "64KiB");
+    common.put("nucleon.reward-scorer.scorers", "1");
+    common.put("nucleon.cluster.seed-nodes", seed);
+
+    Map<String, String> a = new java.util.LinkedHashMap<>(common);
+    a.put("nucleon.cluster.roles", "[coordinator, learner]");
+    a.put("nucleon.cluster.port", String.valueOf(portA));
+    Map<String, String> b = new java.util.LinkedHashMap<>(common);
+    b.put("nucleon.cluster.roles", "[rollout, reward]");
+    b.put("nucleon.cluster.port", String.valueOf(freePort()));
+    Map<String, String> c = new java.util.LinkedHashMap<>(b);
+    c.put("nucleon.cluster.port", String.valueOf(freePort()));
+
+    RunReporter.Summary summary;
+    long weightBytes;
+    try (NucleonNode nodeA = NucleonNode.start(TestRuns.settings(a), dir, false, null);
+        NucleonNode nodeB = NucleonNode.start(TestRuns.settings(b), dir.resolve("b"), false, null)) {
+      NucleonNode nodeC = NucleonNode.start(TestRuns.settings(c), dir.resolve("c"), false, null);
+      // let C take part, then take it away in the middle of the run
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+      while (nodeC.metrics().snapshot().actors().stream().noneMatch(x -> x.tokens() > 0)
+          && System.nanoTime() < deadline) {
+        Thread.sleep(100);
+      }
+      assertTrue(nodeC.metrics().snapshot().actors().stream().anyMatch(x -> x.tokens() > 0),
+          "node C generated before it left");
+      nodeC.close();
+      summary = nodeA.finished().get(240, TimeUnit.SECONDS);
+      weightBytes = nodeA.metrics().snapshot().learner().weightsBytes();
+    }
+    assertEquals(30, summary.steps());
+    assertTrue(weightBytes > 0, "weights crossed the network to the rollout nodes");
+
+    List<Long> consumed = new ArrayList<>();
+    for (JsonNode row : TestRuns.rows(dir, "step")) {
+      row.get("prompts").forEach(p -> consumed.add(p.asLong()));
+    }
+    Set<Long> unique = new HashSet<>(consumed);
+    assertEquals(consumed.size(), unique.size(), "no prompt was trained twice: " + consumed);
+    Set<Long> expected = new HashSet<>();
+    DatasetSettings ds = DatasetSettings.from(TestRuns.settings(a).config());
+    for (DatasetRow r : Dataset.load(ds).train()) {
+      expected.add(r.id());
+    }
+    assertEquals(90, expected.size());
+    assertEquals(expected, unique, "every training prompt of the epoch was consumed exactly once");
+  }
+}
