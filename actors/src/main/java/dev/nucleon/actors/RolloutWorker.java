@@ -57,6 +57,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     INSTANCE
   }
 
+  private record ScorersListing(Receptionist.Listing listing) implements Command {}
+
   private static final Duration RETRY = Duration.ofMillis(20);
 
   private final String name;
@@ -71,6 +73,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private WeightTransfer.Assembler incoming;
   private ActorRef<LearnerActor.Command> weightServer;
   private int pendingVersion;
+  private boolean scorersKnown;
+  private final java.util.List<RewardScorer.Command> unscored = new java.util.ArrayList<>();
 
   public static Behavior<Command> create(String name, RolloutEngine engine, ActorRef<Coordinator.Command> coordinator,
       int groupsPerBatch, NucleonMetrics metrics) {
@@ -92,7 +96,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     this.scorers = ctx.spawn(Routers.group(RewardScorer.KEY).withRoundRobinRouting(), "scorers");
     this.replyAdapter = ctx.messageAdapter(Coordinator.WorkReply.class, Reply::new);
     ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
-    ctx.getSelf().tell(AskForWork.INSTANCE);
+    // work is asked for only once a reward scorer is known: a group router drops messages while it has no routee
+    ctx.getSystem().receptionist().tell(Receptionist.subscribe(RewardScorer.KEY,
+        ctx.messageAdapter(Receptionist.Listing.class, ScorersListing::new)));
   }
 
   @Override
@@ -105,6 +111,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         .onMessage(LocalWeights.class, this::onLocalWeights)
         .onMessage(WeightsAvailable.class, this::onWeightsAvailable)
         .onMessage(WeightChunk.class, this::onWeightChunk)
+        .onMessage(ScorersListing.class, this::onScorersListing)
         .onSignal(PostStop.class, s -> {
           engine.close();
           return this;
@@ -112,7 +119,30 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         .build();
   }
 
+  private Behavior<Command> onScorersListing(ScorersListing l) {
+    boolean before = scorersKnown;
+    scorersKnown = !l.listing().getServiceInstances(RewardScorer.KEY).isEmpty();
+    if (scorersKnown && !before) {
+      // the router learns of scorers from the same listing; give it a moment, then send what waited
+      timers.startSingleTimer(AskForWork.INSTANCE, RETRY);
+    }
+    return this;
+  }
+
+  private void toScorers(RewardScorer.Command c) {
+    if (scorersKnown) {
+      scorers.tell(c);
+    } else {
+      unscored.add(c);
+    }
+  }
+
   private Behavior<Command> onAskForWork() {
+    if (!scorersKnown) {
+      return this; // asked again when a scorer appears
+    }
+    unscored.forEach(scorers::tell);
+    unscored.clear();
     coordinator.tell(new Coordinator.RequestWork(getContext().getSelf().path().toString(), engine.version(),
         groupsPerBatch, replyAdapter));
     return this;
@@ -150,7 +180,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
           tokens += t.completionTokens().length;
           count++;
         }
-        scorers.tell(new RewardScorer.ScoreGroup(g.groups().get(i), group, g.replay()));
+        toScorers(new RewardScorer.ScoreGroup(g.groups().get(i), group, g.replay()));
       }
       metrics.rolloutTokens(name, tokens);
       metrics.rolloutTrajectories(name, count);
@@ -165,7 +195,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     if (e.error() != null) {
       getContext().getLog().error("evaluation generation failed", e.error());
     } else {
-      scorers.tell(new RewardScorer.ScoreEval(e.eval().evalId(), e.version(), e.eval().prompts(), e.completions(),
+      toScorers(new RewardScorer.ScoreEval(e.eval().evalId(), e.version(), e.eval().prompts(), e.completions(),
           e.eval().replyTo()));
     }
     getContext().getSelf().tell(AskForWork.INSTANCE);

@@ -244,6 +244,28 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     return group == 1 || mask.getShape().get(2) == 1 ? mask : mask.tile(new long[] {1, 1, group, 1});
   }
 
+  /**
+   * Final hidden states {@code [B, T, d]} (after the last norm, before the output head) of right-padded sequences:
+   * what a sequence classifier's score head reads.
+   */
+  public NDArray hiddenStates(NDArray tokens) {
+    NDManager m = tokens.getManager();
+    long b = tokens.getShape().get(0);
+    int t = (int) tokens.getShape().get(1);
+    if (t > rope.maxPositions()) {
+      throw new IllegalArgumentException("sequence of " + t + " tokens exceeds max_position_embeddings "
+          + rope.maxPositions());
+    }
+    NDArray positions = m.arange(0L, (long) t, 1L, DataType.INT64).reshape(1, t).repeat(0, b);
+    NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
+    Rope.Angles angles = rope.angles(positions);
+    NDArray mask = groupRows(causalMask(m, t), config.groupSize());
+    for (int i = 0; i < layers.size(); i++) {
+      x = layers.get(i).apply(x, angles, mask, null, i, m);
+    }
+    return norm.apply(x);
+  }
+
   /** Logits {@code [B, T, V]} of right-padded sequences (positions 0..T-1, causal attention). */
   public NDArray logits(NDArray tokens) {
     NDManager m = tokens.getManager();

@@ -139,6 +139,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private int evalTarget = -1;
   private long evalId;
   private String evalWorker;
+  private long evalIssuedNanos;
   private long nextEvalId = 1;
 
   /**
@@ -201,6 +202,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     if (evalTarget >= 0 && evalWorker == null && r.version() >= evalTarget) {
       evalId = nextEvalId++;
       evalWorker = r.worker();
+      evalIssuedNanos = System.nanoTime();
       List<PromptGroup> prompts = new ArrayList<>();
       List<DatasetRow> rows = source.evalRows();
       for (int i = 0; i < Math.min(settings.run().evalSize(), rows.size()); i++) {
@@ -404,6 +406,10 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         ledger.count(PromptLedger.State.DROPPED), ledger.mayStart(version), workers.size(), replay != null,
         evalTarget, evalWorker);
     long deadline = System.nanoTime() - settings.rollout().groupTimeout().toNanos();
+    if (evalWorker != null && evalIssuedNanos < deadline) {
+      getContext().getLog().warn("evaluation {} on {} timed out; it is handed out again", evalId, evalWorker);
+      evalWorker = null;
+    }
     List<Long> expired = ledger.expire(deadline);
     if (!expired.isEmpty()) {
       getContext().getLog().warn("{} prompt group(s) timed out and go back to pending", expired.size());

@@ -48,7 +48,7 @@ class MonitoredRunTest {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
-  private static final int STEPS = 8;
+  private static final int STEPS = 20;
 
   private Path tmp;
   private Path runDir;
@@ -96,30 +96,22 @@ class MonitoredRunTest {
     overrides.put("nucleon.run.dir", tmp.toString());
     overrides.put("nucleon.monitor.metrics.enabled", "true");
     overrides.put("nucleon.monitor.metrics.port", Integer.toString(metricsPort));
+    overrides.put("nucleon.monitor.dashboard.port", "0");
     var config = RunConfig.load(root.resolve("conf/quickstart.conf"), overrides);
     MonitorSettings monitor = MonitorSettings.from(config);
     long start = System.nanoTime();
     List<String> progress = new ArrayList<>();
     node = NucleonNode.start(RunSettings.from(config), runDir, false,
         RunProgress.withLines("test", STEPS, 0, Duration.ofSeconds(1), progress::add, System::nanoTime));
-    metricsServer = MetricsServer.start(node.metrics(), monitor.metrics());
-    dashboard = DashboardServer.start(node.system(), new MonitorSettings.Endpoint(true, "127.0.0.1", 0),
-        () -> CompletableFuture.completedFuture(ClusterStatus.of(node.finished().isDone() ? "finished" : "running",
-            "monitored-run", runDir.toString(), STEPS, (System.nanoTime() - start) / 1e9,
-            ClusterStatus.members(Cluster.get(node.system()).state()), null, List.of(node.metrics().snapshot()))),
-        () -> runDir, node.metrics()).toCompletableFuture().get(20, TimeUnit.SECONDS);
+    // the node serves /metrics and the dashboard itself (nucleon.monitor); the test uses what it started
+    metricsServer = node.monitoring().metricsServer().orElseThrow();
+    dashboard = node.monitoring().dashboard().orElseThrow();
     node.finished().get(180, TimeUnit.SECONDS);
     Thread.sleep(1500); // one more scrape after the last step
   }
 
   @AfterAll
   void stop() throws Exception {
-    if (dashboard != null) {
-      dashboard.stop(Duration.ofSeconds(2)).toCompletableFuture().get(10, TimeUnit.SECONDS);
-    }
-    if (metricsServer != null) {
-      metricsServer.close();
-    }
     if (node != null) {
       node.close();
     }
@@ -165,14 +157,15 @@ class MonitoredRunTest {
   }
 
   @Test
-  @org.junit.jupiter.api.Disabled("runtime discrepancy to fix first: with total-steps = 8 the learner does 9 steps "
-      + "(step rows 0..8, 9 x 512 samples) while ReplayActor records the staleness of 8 x 512 trajectories")
   void everyTrainedTrajectoryHasItsStalenessRecordedAndStepsMatchTheConfig() {
     List<ObjectNode> rows = stepRows();
     NodeSnapshot s = node.metrics().snapshot();
     long sampled = rows.stream().mapToLong(r -> r.path("samples").asLong()).sum();
     assertEquals(STEPS, rows.size(), "total-steps learner steps");
-    assertEquals(sampled, s.staleness().values().stream().mapToLong(Long::longValue).sum());
+    // admitted trajectories have their staleness recorded; with max-staleness 1 a batch more may be admitted than
+    // trained by the end
+    long recorded = s.staleness().values().stream().mapToLong(Long::longValue).sum();
+    assertTrue(recorded >= sampled, recorded + " staleness records for " + sampled + " trained trajectories");
   }
 
   @Test
