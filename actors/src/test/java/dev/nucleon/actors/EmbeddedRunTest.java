@@ -16,7 +16,11 @@ import org.junit.jupiter.api.io.TempDir;
 class EmbeddedRunTest {
 
   static RunReporter.Summary run(Map<String, String> overrides, Path dir) throws Exception {
-    try (NucleonNode node = NucleonNode.start(TestRuns.settings(overrides), dir, false, null)) {
+    return run(overrides, dir, false);
+  }
+
+  static RunReporter.Summary run(Map<String, String> overrides, Path dir, boolean resume) throws Exception {
+    try (NucleonNode node = NucleonNode.start(TestRuns.settings(overrides), dir, resume, null)) {
       return node.finished().get(180, TimeUnit.SECONDS);
     }
   }
@@ -61,6 +65,34 @@ class EmbeddedRunTest {
       assertTrue(row.get("staleness_max").asInt() <= 1, "batch of step " + row.get("step") + " has staleness "
           + row.get("staleness_max"));
     }
+  }
+
+  @Test
+  void resumeContinuesWithTheSameDatasetPositionAndAccounting(@TempDir Path dir) throws Exception {
+    Map<String, String> o = TestRuns.small();
+    o.put("nucleon.algorithm.max-staleness", "0");
+    o.put("nucleon.run.eval.size", "0");
+    o.put("nucleon.run.total-steps", "3");
+    run(o, dir);
+    List<JsonNode> first = TestRuns.rows(dir, "step");
+    java.util.Set<Long> firstPrompts = new java.util.HashSet<>();
+    first.forEach(r -> r.get("prompts").forEach(p -> firstPrompts.add(p.asLong())));
+    assertEquals(12, firstPrompts.size());
+
+    o.put("nucleon.run.total-steps", "6");
+    RunReporter.Summary resumed = run(o, dir, true);
+    assertEquals(6, resumed.steps());
+    List<JsonNode> all = TestRuns.rows(dir, "step");
+    assertEquals(6, all.size(), "three steps, then three more after the resume");
+    java.util.Set<Long> later = new java.util.HashSet<>();
+    for (int i = 3; i < 6; i++) {
+      assertEquals(i + 1, all.get(i).get("step").asInt(), "versions continue where the checkpoint stopped");
+      all.get(i).get("prompts").forEach(p -> later.add(p.asLong()));
+    }
+    assertEquals(12, later.size());
+    later.retainAll(firstPrompts);
+    assertEquals(java.util.Set.of(), later, "the dataset cursor continued: no prompt of the epoch came back");
+    assertTrue(Files.exists(dir.resolve("checkpoints/step-000000006/model/config.json")));
   }
 
   @Test

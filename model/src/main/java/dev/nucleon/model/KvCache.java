@@ -54,8 +54,8 @@ public final class KvCache implements AutoCloseable {
     if (length + t > capacity) {
       throw new IllegalStateException("KV cache full: " + length + " + " + t + " > capacity " + capacity);
     }
-    Ops.writeLastAxis(keys[layer], k, length);
-    Ops.writeRowAxis(values[layer], v, length);
+    Ops.writeAlong(keys[layer], k, 3, length);
+    Ops.writeAlong(values[layer], v, 2, length);
     long end = length + t;
     return new NDArray[] {
         Ops.slice(keys[layer], 3, 0, end, stepManager), Ops.slice(values[layer], 2, 0, end, stepManager)};

@@ -219,19 +219,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * @param lastOnly return logits of the last position only ({@code [B, 1, V]}) instead of all ({@code [B, T, V]})
    */
   public NDArray forward(NDArray tokens, NDArray positions, NDArray mask, KvCache cache, boolean lastOnly) {
-    NDManager step = tokens.getManager();
-    NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
-    Rope.Angles angles = rope.angles(positions);
-    mask = groupRows(mask, config.groupSize());
-    for (int i = 0; i < layers.size(); i++) {
-      x = layers.get(i).apply(x, angles, mask, cache, i, step);
-    }
-    if (cache != null) {
-      cache.advance((int) tokens.getShape().get(1));
-    }
+    NDArray x = hidden(tokens, positions, mask, cache);
     if (lastOnly) {
       long t = x.getShape().get(1);
-      x = Ops.slice(x, 1, t - 1, t, step);
+      x = Ops.slice(x, 1, t - 1, t, tokens.getManager());
     }
     return Linear.linear(norm.apply(x), head == null ? embed.getArray() : head.getArray()).singletonOrThrow();
   }
@@ -244,39 +235,46 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     return group == 1 || mask.getShape().get(2) == 1 ? mask : mask.tile(new long[] {1, 1, group, 1});
   }
 
+  /** The decoder layers over the new tokens (before the final norm); appends to and advances the cache. */
+  private NDArray hidden(NDArray tokens, NDArray positions, NDArray mask, KvCache cache) {
+    NDManager step = tokens.getManager();
+    NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
+    Rope.Angles angles = rope.angles(positions);
+    mask = groupRows(mask, config.groupSize());
+    for (int i = 0; i < layers.size(); i++) {
+      x = layers.get(i).apply(x, angles, mask, cache, i, step);
+    }
+    if (cache != null) {
+      cache.advance((int) tokens.getShape().get(1));
+    }
+    return x;
+  }
+
   /**
    * Final hidden states {@code [B, T, d]} (after the last norm, before the output head) of right-padded sequences:
    * what a sequence classifier's score head reads.
    */
   public NDArray hiddenStates(NDArray tokens) {
     NDManager m = tokens.getManager();
+    int t = (int) tokens.getShape().get(1);
+    return norm.apply(hidden(tokens, positions(tokens), causalMask(m, t), null));
+  }
+
+  /** Positions 0..T-1 for every row of right-padded {@code tokens}, checked against the rotary tables. */
+  private NDArray positions(NDArray tokens) {
     long b = tokens.getShape().get(0);
     int t = (int) tokens.getShape().get(1);
     if (t > rope.maxPositions()) {
       throw new IllegalArgumentException("sequence of " + t + " tokens exceeds max_position_embeddings "
           + rope.maxPositions());
     }
-    NDArray positions = m.arange(0L, (long) t, 1L, DataType.INT64).reshape(1, t).repeat(0, b);
-    NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
-    Rope.Angles angles = rope.angles(positions);
-    NDArray mask = groupRows(causalMask(m, t), config.groupSize());
-    for (int i = 0; i < layers.size(); i++) {
-      x = layers.get(i).apply(x, angles, mask, null, i, m);
-    }
-    return norm.apply(x);
+    return tokens.getManager().arange(0L, (long) t, 1L, DataType.INT64).reshape(1, t).repeat(0, b);
   }
 
   /** Logits {@code [B, T, V]} of right-padded sequences (positions 0..T-1, causal attention). */
   public NDArray logits(NDArray tokens) {
-    NDManager m = tokens.getManager();
-    long b = tokens.getShape().get(0);
-    int t = (int) tokens.getShape().get(1);
-    if (t > rope.maxPositions()) {
-      throw new IllegalArgumentException("sequence of " + t + " tokens exceeds max_position_embeddings "
-          + rope.maxPositions());
-    }
-    NDArray positions = m.arange(0L, (long) t, 1L, DataType.INT64).reshape(1, t).repeat(0, b);
-    return forward(tokens, positions, causalMask(m, t), null, false);
+    return forward(tokens, positions(tokens), causalMask(tokens.getManager(), (int) tokens.getShape().get(1)), null,
+        false);
   }
 
   /** An additive causal mask {@code [1, 1, T, T]}. */

@@ -23,27 +23,13 @@ public final class Ops {
     return view;
   }
 
-  /** Copies {@code value} into {@code target[..., start:start+len]} along the last axis, in place. */
-  static void writeLastAxis(NDArray target, NDArray value, long start) {
+  /** Copies {@code value} into {@code target} at {@code start} along {@code axis} (in place, one libtorch call). */
+  static void writeAlong(NDArray target, NDArray value, int axis, long start) {
     long[] shape = target.getShape().getShape();
     long[] min = new long[shape.length];
     long[] max = shape.clone();
     long[] step = new long[shape.length];
     java.util.Arrays.fill(step, 1);
-    int last = shape.length - 1;
-    min[last] = start;
-    max[last] = start + value.getShape().get(last);
-    JniUtils.indexSet((PtNDArray) target, (PtNDArray) value, min, max, step);
-  }
-
-  /** Copies {@code value} into {@code target[..., start:start+len, :]} along the second-to-last axis, in place. */
-  static void writeRowAxis(NDArray target, NDArray value, long start) {
-    long[] shape = target.getShape().getShape();
-    long[] min = new long[shape.length];
-    long[] max = shape.clone();
-    long[] step = new long[shape.length];
-    java.util.Arrays.fill(step, 1);
-    int axis = shape.length - 2;
     min[axis] = start;
     max[axis] = start + value.getShape().get(axis);
     JniUtils.indexSet((PtNDArray) target, (PtNDArray) value, min, max, step);
