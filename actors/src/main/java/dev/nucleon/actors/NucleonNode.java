@@ -87,20 +87,34 @@ public final class NucleonNode implements AutoCloseable {
         : settings;
     this.metrics = new NucleonMetrics("pekko://nucleon@" + bound.cluster().host() + ":" + bound.cluster().port(),
         settings.cluster().roles());
+    // read and check what the roles need before any actor starts, so a bad path or device stops the node with
+    // its own message instead of failing inside the actor system
+    if (settings.hasRole("rollout")) {
+      settings.rollout().devices().forEach(Engines::device);
+    }
+    if (settings.hasRole("learner")) {
+      Engines.device(settings.learner().device());
+    }
+    ModelFiles.Checkpoint base = settings.hasRole("rollout") || settings.hasRole("learner")
+        ? ModelFiles.read(settings.model().path()) : null;
+    Dataset dataset = settings.hasRole("coordinator") ? Dataset.load(DatasetSettings.from(settings.config())) : null;
+    if (settings.hasRole("reward")) {
+      RewardSettings.from(settings.config());
+    }
     Behavior<Void> guardian = Behaviors.setup(ctx -> {
       Behavior<Coordinator.Command> coordinatorBehavior =
-          Behaviors.setup(c -> coordinatorBehavior(ctx.getSystem(), resume, progress));
+          Behaviors.setup(c -> coordinatorBehavior(ctx.getSystem(), dataset, resume, progress));
       ActorRef<Coordinator.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(
           SingletonActor.of(coordinatorBehavior, "coordinator")
               .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
       if (settings.hasRole("learner")) {
-        startLearner(ctx, coordinator, resume);
+        startLearner(ctx, coordinator, base, resume);
       }
       if (settings.hasRole("reward")) {
         startScorers(ctx);
       }
       if (settings.hasRole("rollout")) {
-        startWorkers(ctx, coordinator);
+        startWorkers(ctx, coordinator, base);
       }
       ctx.spawn(NodeReporter.create(metrics, coordinator, Duration.ofSeconds(2)), "node-reporter");
       coordinatorProxy = coordinator;
@@ -115,6 +129,8 @@ public final class NucleonNode implements AutoCloseable {
           .build();
     });
     this.system = ActorSystem.create(guardian, "nucleon", pekkoConfig(bound));
+    system.getWhenTerminated().thenRun(() -> finished.completeExceptionally(
+        new IllegalStateException("the node stopped before the run finished (see nucleon.log)")));
     this.monitoring = Monitoring.start(system, MonitorSettings.from(settings.config()), metrics,
         settings.hasRole("coordinator"), this::status, () -> runDir);
     Cluster cluster = Cluster.get(system);
@@ -198,9 +214,8 @@ public final class NucleonNode implements AutoCloseable {
     return ConfigFactory.parseString(hocon).withFallback(s.config());
   }
 
-  private Behavior<Coordinator.Command> coordinatorBehavior(ActorSystem<?> sys, boolean resume,
+  private Behavior<Coordinator.Command> coordinatorBehavior(ActorSystem<?> sys, Dataset dataset, boolean resume,
       RunReporter.ProgressListener progress) {
-    Dataset dataset = Dataset.load(DatasetSettings.from(settings.config()));
     ActorRef<RunReporter.Command> reporter = sys.systemActorOf(
         RunReporter.create(settings, runDir, finished, metrics, progress), "run-reporter",
         org.apache.pekko.actor.typed.Props.empty());
@@ -226,7 +241,7 @@ public final class NucleonNode implements AutoCloseable {
   }
 
   private void startLearner(org.apache.pekko.actor.typed.javadsl.ActorContext<Void> ctx,
-      ActorRef<Coordinator.Command> coordinator, boolean resume) {
+      ActorRef<Coordinator.Command> coordinator, ModelFiles.Checkpoint base, boolean resume) {
     CheckpointStore store = store();
     Optional<Checkpoint> ckpt = resume ? store.latestValid() : Optional.empty();
     if (resume && ckpt.isEmpty()) {
@@ -242,7 +257,6 @@ public final class NucleonNode implements AutoCloseable {
     long samplesSeen = 0;
     Learner learner;
     try {
-      ModelFiles.Checkpoint base = ModelFiles.read(settings.model().path());
       LlamaModel policy = CompletableFuture.supplyAsync(() -> (ckpt.isPresent()
           ? LearnerCheckpoint.model(ckpt.get()) : base).instantiate(manager), thread).join();
       LlamaModel reference = settings.training().loss().klCoef() > 0
@@ -308,8 +322,7 @@ public final class NucleonNode implements AutoCloseable {
   }
 
   private void startWorkers(org.apache.pekko.actor.typed.javadsl.ActorContext<Void> ctx,
-      ActorRef<Coordinator.Command> coordinator) {
-    ModelFiles.Checkpoint base = ModelFiles.read(settings.model().path());
+      ActorRef<Coordinator.Command> coordinator, ModelFiles.Checkpoint base) {
     TextTokenizer tokenizer = ModelFiles.tokenizer(settings.model().path(), settings.model().tokenizer(),
         base.config());
     resources.add(tokenizer);
