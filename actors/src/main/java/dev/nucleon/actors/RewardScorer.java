@@ -144,7 +144,7 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
 
   private Behavior<Command> onDone(Done d) {
     d.reply().run();
-    inFlight--;
+    inFlight = Math.max(0, inFlight - 1); // a restarted scorer may still see results of its former incarnation
     if (inFlight == 0) {
       busy.end();
     }

@@ -143,8 +143,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     }
     unscored.forEach(scorers::tell);
     unscored.clear();
-    coordinator.tell(new Coordinator.RequestWork(getContext().getSelf().path().toString(), engine.version(),
-        groupsPerBatch, replyAdapter));
+    coordinator.tell(new Coordinator.RequestWork(Coordinator.workerId(getContext().getSystem(),
+        getContext().getSelf()), engine.version(), groupsPerBatch, replyAdapter));
     return this;
   }
 

@@ -132,7 +132,8 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
     var snapshot = metrics.snapshot();
     row.set("node", JSON.valueToTree(snapshot));
     write(row);
-    if (progress != null) {
+    int every = settings.run().logEverySteps();
+    if (progress != null && (s.version() % every == 0 || s.version() >= settings.run().totalSteps())) {
       progress.step(s.version(), settings.run().totalSteps(), s.stats());
     }
     return this;

@@ -83,8 +83,12 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     }
     Cluster cluster = new Cluster(Set.copyOf(roles), c.getString("nucleon.cluster.host"),
         atLeast(c, "nucleon.cluster.port", 0), c.getStringList("nucleon.cluster.seed-nodes"));
-    return new RunSettings(run, model, rollout, learner, scorer, cluster, ReplaySettings.from(c),
-        LearnerSettings.from(c), c);
+    ReplaySettings replay = ReplaySettings.from(c);
+    if (learner.publishEverySteps() > replay.maxStaleness() + 1) {
+      throw bad(c, "nucleon.learner.publish-every-steps", "must be at most nucleon.algorithm.max-staleness + 1 ("
+          + (replay.maxStaleness() + 1) + "): workers with older weights get no work, so the run would stall");
+    }
+    return new RunSettings(run, model, rollout, learner, scorer, cluster, replay, LearnerSettings.from(c), c);
   }
 
   public boolean hasRole(String role) {

@@ -96,11 +96,16 @@ public final class AdamW implements AutoCloseable {
         NDArray vt = v.get(name);
         mt.muli(b1).addi(g.mul(1 - b1));
         vt.muli(b2).addi(g.square().mul(1 - b2));
-        NDArray update = mt.div(bc1).div(vt.div(bc2).sqrt().add((float) settings.eps()));
+        // results of ops on the moments attach to the moments' manager: move them to tmp, which closes them
+        NDArray denominator = vt.div(bc2);
+        denominator.attach(tmp);
+        NDArray update = mt.div(bc1);
+        update.attach(tmp);
+        update = update.div(denominator.sqrt().add((float) settings.eps())).mul((float) lr);
         if (settings.weightDecay() > 0) {
           p.muli((float) (1 - lr * settings.weightDecay()));
         }
-        p.subi(update.mul((float) lr));
+        p.subi(update);
       }
       zero(grads);
       return new Update(norm, lr, false);

@@ -53,9 +53,10 @@ public final class PolicyLoss {
   public record Output(NDArray loss, double tokens, double clippedTokens, double ratioSum, double ratioMax,
       double klSum, double tisCappedTokens) {}
 
-  /** {@code clamp((a - b) * mask, -20, 20)}. */
+  /** {@code clamp(a - b, -20, 20)} on completion tokens, 0 elsewhere (selected, so -inf or NaN there never leaks). */
   private static NDArray logRatio(NDArray a, NDArray b, NDArray mask) {
-    return a.sub(b).mul(mask).clip(-MAX_LOG_RATIO, MAX_LOG_RATIO);
+    NDArray d = a.sub(b);
+    return ai.djl.ndarray.NDArrays.where(mask.gt(0f), d, d.zerosLike()).clip(-MAX_LOG_RATIO, MAX_LOG_RATIO);
   }
 
   /** The batch-wide normalizer of an aggregation. */
@@ -101,7 +102,7 @@ public final class PolicyLoss {
         throw new IllegalArgumentException("kl-coef > 0 needs reference log-probs");
       }
       NDArray kl = switch (s.klEstimator()) {
-        case K1 -> logp.sub(in.referenceLogp()).mul(mask);
+        case K1 -> logRatio(logp, in.referenceLogp(), mask);
         case K3 -> {
           NDArray d = logRatio(in.referenceLogp(), logp, mask);
           yield d.exp().sub(d).sub(1f);

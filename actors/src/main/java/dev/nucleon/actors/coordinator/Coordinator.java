@@ -140,6 +140,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private long evalId;
   private String evalWorker;
   private long evalIssuedNanos;
+  private int finalEvalVersion = -1;
   private long nextEvalId = 1;
 
   /**
@@ -236,9 +237,11 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       groups.add(new PromptGroup(row.id(), attempt, row.prompt(), row.groundTruth(), row.metadata(),
           settings.replay().groupSize(), groupSeed(row.id(), attempt, source.epoch())));
     }
-    if (groups.isEmpty() && ledger.running() == 0 && ledger.count(PromptLedger.State.SCORED) == 0
-        && ledger.nextRequeued().isEmpty() && !source.hasNext()) {
-      getContext().getLog().info("dataset exhausted after policy version {}", version);
+    if (groups.isEmpty() && ledger.running() == 0 && ledger.nextRequeued().isEmpty() && !source.hasNext()
+        && ledger.count(PromptLedger.State.SCORED) < settings.replay().batchGroups()) {
+      // groups still scored but short of a full batch are not trained (counted as unconsumed in the status)
+      getContext().getLog().info("dataset exhausted after policy version {} ({} scored group(s) short of a batch)",
+          version, ledger.count(PromptLedger.State.SCORED));
       endTraining();
     }
     r.replyTo().tell(groups.isEmpty() ? new NoWork(false) : new Work(groups, replay));
@@ -291,6 +294,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       finalCheckpointPending = version >= settings.run().totalSteps();
       if (settings.run().evalSize() > 0 && !source.evalRows().isEmpty()) {
         evalTarget = version;
+        finalEvalVersion = version;
         evalPending = true;
       }
       maybeFinish();
@@ -334,8 +338,12 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     evalWorker = null;
     evalTarget = -1;
     if (trainingDone) {
-      evalPending = false;
-      maybeFinish();
+      if (e.version() >= finalEvalVersion) {
+        evalPending = false;
+        maybeFinish();
+      } else {
+        evalTarget = finalEvalVersion; // a periodic evaluation ended after training: evaluate the final policy too
+      }
     }
     return this;
   }
@@ -380,12 +388,17 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       return this;
     }
     for (ActorRef<RolloutWorker.Command> w : l.listing().getServiceInstances(RolloutWorker.KEY)) {
-      String id = w.path().toString();
+      String id = workerId(getContext().getSystem(), w);
       if (workers.add(id)) {
         getContext().watchWith(w, new WorkerStopped(id));
       }
     }
     return this;
+  }
+
+  /** A worker's id: its ref with the node's address (the same string on every node). */
+  public static String workerId(org.apache.pekko.actor.typed.ActorSystem<?> system, ActorRef<?> worker) {
+    return org.apache.pekko.actor.typed.ActorRefResolver.get(system).toSerializationFormat(worker);
   }
 
   private Behavior<Command> onWorkerStopped(WorkerStopped w) {
