@@ -71,6 +71,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private final TimerScheduler<Command> timers;
   private final ActorRef<Coordinator.WorkReply> replyAdapter;
   private WeightTransfer.Assembler incoming;
+  private long incomingSince;
   private ActorRef<LearnerActor.Command> weightServer;
   private int pendingVersion;
   private boolean scorersKnown;
@@ -216,6 +217,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       return this; // stale or already coming: a worker that missed versions takes the newest one
     }
     incoming = new WeightTransfer.Assembler(w.manifest());
+    incomingSince = System.nanoTime();
     weightServer = w.server();
     weightServer.tell(new LearnerActor.FetchChunk(w.manifest().version(), 0, getContext().getSelf()));
     return this;
@@ -232,6 +234,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     }
     pendingVersion = c.version();
     engine.updateWeights(c.version(), incoming.result());
+    double seconds = (System.nanoTime() - incomingSince) / 1e9;
+    double mb = incoming.manifest().totalBytes() / 1e6;
+    getContext().getLog().info("policy version {}: {} MB in {} chunks pulled in {} s ({} MB/s)", c.version(),
+        String.format("%.1f", mb), incoming.manifest().chunks(), String.format("%.3f", seconds),
+        String.format("%.0f", mb / seconds));
     incoming = null;
     return this;
   }
