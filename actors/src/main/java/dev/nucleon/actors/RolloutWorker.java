@@ -61,6 +61,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
   private static final Duration RETRY = Duration.ofMillis(20);
 
+  /** Weight chunks requested ahead while a version is pulled (bounded memory in flight, a busy link). */
+  static final int CHUNK_WINDOW = 4;
+
   private final String name;
   private final RolloutEngine engine;
   private final ActorRef<Coordinator.Command> coordinator;
@@ -219,8 +222,17 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     incoming = new WeightTransfer.Assembler(w.manifest());
     incomingSince = System.nanoTime();
     weightServer = w.server();
-    weightServer.tell(new LearnerActor.FetchChunk(w.manifest().version(), 0, getContext().getSelf()));
+    for (int i = 0; i < CHUNK_WINDOW; i++) {
+      requestNextChunk();
+    }
     return this;
+  }
+
+  private void requestNextChunk() {
+    int index = incoming.nextToRequest();
+    if (index >= 0) {
+      weightServer.tell(new LearnerActor.FetchChunk(incoming.manifest().version(), index, getContext().getSelf()));
+    }
   }
 
   private Behavior<Command> onWeightChunk(WeightChunk c) {
@@ -229,7 +241,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     }
     incoming.accept(c.index(), c.data());
     if (!incoming.complete()) {
-      weightServer.tell(new LearnerActor.FetchChunk(c.version(), incoming.nextIndex(), getContext().getSelf()));
+      requestNextChunk();
       return this;
     }
     pendingVersion = c.version();

@@ -12,8 +12,9 @@ import java.util.zip.CRC32;
 
 /**
  * Moves a policy version between JVMs as numbered chunks: the learner announces a {@link Manifest} (tensor names,
- * shapes, total bytes, checksum), each worker pulls the chunks one after another (so a slow worker applies its
- * own back-pressure and no message exceeds the chunk size), then checks the checksum before using the weights.
+ * shapes, total bytes, checksum), each worker pulls the chunks with a small window of requests outstanding (so a
+ * slow worker applies its own back-pressure, the link stays busy, and no message exceeds the chunk size), then
+ * checks the checksum before using the weights.
  */
 public final class WeightTransfer {
 
@@ -73,11 +74,12 @@ public final class WeightTransfer {
     return new Packed(new Manifest(version, names, shapes, total, chunkBytes, crc.getValue()), buf.array());
   }
 
-  /** Collects the chunks of one version in order. */
+  /** Collects the chunks of one version, in any order. */
   public static final class Assembler {
     private final Manifest manifest;
     private final byte[] bytes;
-    private int next;
+    private final java.util.BitSet received = new java.util.BitSet();
+    private int requested;
 
     public Assembler(Manifest manifest) {
       this.manifest = manifest;
@@ -88,20 +90,23 @@ public final class WeightTransfer {
       return manifest;
     }
 
-    /** The index of the chunk to ask for next. */
-    public int nextIndex() {
-      return next;
+    /** The next chunk not yet asked for, or -1 when every chunk was asked for. */
+    public int nextToRequest() {
+      return requested < manifest.chunks() ? requested++ : -1;
     }
 
     public boolean complete() {
-      return next == manifest.chunks();
+      return received.cardinality() == manifest.chunks();
     }
 
-    /** Stores chunk {@code index}; chunks must come in order. */
+    /** Stores chunk {@code index} (a repeated chunk is ignored). */
     public void accept(int index, byte[] data) {
-      if (index != next) {
-        throw new IllegalStateException("version " + manifest.version() + ": expected chunk " + next + ", got "
-            + index);
+      if (index < 0 || index >= manifest.chunks()) {
+        throw new IllegalStateException("version " + manifest.version() + ": chunk " + index + " outside 0.."
+            + (manifest.chunks() - 1));
+      }
+      if (received.get(index)) {
+        return;
       }
       int from = index * manifest.chunkBytes();
       int expected = (int) Math.min(manifest.chunkBytes(), manifest.totalBytes() - from);
@@ -110,7 +115,7 @@ public final class WeightTransfer {
             + " bytes, expected " + expected);
       }
       System.arraycopy(data, 0, bytes, from, data.length);
-      next++;
+      received.set(index);
     }
 
     /** The tensors, after checking the checksum. */
