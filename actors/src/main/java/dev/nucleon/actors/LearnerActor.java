@@ -40,7 +40,13 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
  */
 public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
 
+  public static final org.apache.pekko.actor.typed.receptionist.ServiceKey<Command> KEY =
+      org.apache.pekko.actor.typed.receptionist.ServiceKey.create(Command.class, "nucleon-learner");
+
   public sealed interface Command {}
+
+  /** Training ended before total-steps (the dataset ran out): publish the weights and save the last checkpoint. */
+  public record FinishEarly() implements Command, NucleonMessage {}
 
   /** One training batch from the replay buffer. */
   public record Train(TrainingBatch batch) implements Command {}
@@ -59,6 +65,8 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
 
   private record Saved(int version, Path dir, boolean last, Throwable error) implements Command {}
 
+  private record FinalWeights(int version, Map<String, HostTensor> weights, Throwable error) implements Command {}
+
   private final RunSettings settings;
   private final Learner learner;
   private final ActorRef<ReplayActor.Command> replay;
@@ -72,6 +80,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   private int publishedVersion;
   private WeightTransfer.Packed packed;
   private long samplesSeen;
+  private boolean finishing;
   private final List<Path> modelFiles;
 
   public static Behavior<Command> create(RunSettings settings, Learner learner, ActorRef<ReplayActor.Command> replay,
@@ -105,6 +114,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     }
     replay.tell(new ReplayActor.VersionChanged(learner.version()));
     replay.tell(new ReplayActor.LearnerReady(ctx.getSelf()));
+    ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
   }
 
   private <T> CompletableFuture<T> onLearnerThread(java.util.function.Supplier<T> work) {
@@ -120,6 +130,8 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
         .onMessage(WorkersListing.class, this::onWorkersListing)
         .onMessage(SnapshotReady.class, this::onSnapshotReady)
         .onMessage(Saved.class, this::onSaved)
+        .onMessage(FinishEarly.class, this::onFinishEarly)
+        .onMessage(FinalWeights.class, this::onFinalWeights)
         .onSignal(PostStop.class, s -> {
           thread.shutdown();
           return this;
@@ -162,6 +174,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     replay.tell(new ReplayActor.VersionChanged(s.version()));
     coordinator.tell(new Coordinator.PolicyUpdated(s.version(), t.batch().promptIds(), stats));
     boolean last = s.version() >= settings.run().totalSteps();
+    finishing |= last;
     int every = settings.run().checkpointEverySteps();
     if (last || (every > 0 && s.version() % every == 0)) {
       getContext().ask(Coordinator.Snapshot.class, coordinator, Duration.ofMinutes(1),
@@ -225,6 +238,26 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     }
     worker.tell(new RolloutWorker.WeightsAvailable(packed.manifest(), getContext().getSelf()));
     return packed.manifest().totalBytes();
+  }
+
+  private Behavior<Command> onFinishEarly(FinishEarly f) {
+    if (finishing) {
+      return this;
+    }
+    finishing = true;
+    int version = learner.version();
+    getContext().pipeToSelf(onLearnerThread(() -> learner.policy().toHostTensors()),
+        (weights, error) -> new FinalWeights(version, weights, error));
+    return this;
+  }
+
+  private Behavior<Command> onFinalWeights(FinalWeights f) {
+    if (f.weights() != null && f.version() > publishedVersion) {
+      publish(f.version(), f.weights()); // the final evaluation needs a worker holding this version
+    }
+    getContext().ask(Coordinator.Snapshot.class, coordinator, Duration.ofMinutes(1), Coordinator.SnapshotRequest::new,
+        (snap, error) -> new SnapshotReady(snap, f.version(), true, error));
+    return this;
   }
 
   private Behavior<Command> onFetchChunk(FetchChunk f) {

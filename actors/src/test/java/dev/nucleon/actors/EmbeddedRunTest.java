@@ -96,6 +96,23 @@ class EmbeddedRunTest {
   }
 
   @Test
+  void aRunWhoseDataRunsOutEndsWithAFinalCheckpointAndEvaluation(@TempDir Path dir) throws Exception {
+    Map<String, String> o = TestRuns.small();
+    // 90 training prompts, one epoch, batches of 4 groups: 22 full batches, then 2 groups short of a batch
+    o.put("nucleon.dataset.arithmetic.max-operand", "9");
+    o.put("nucleon.dataset.eval.size", "10");
+    o.put("nucleon.dataset.epochs", "1");
+    o.put("nucleon.run.eval.size", "10");
+    o.put("nucleon.algorithm.max-staleness", "0");
+    o.put("nucleon.run.total-steps", "100");
+    RunReporter.Summary s = run(o, dir);
+    assertEquals(22, s.steps());
+    assertTrue(s.checkpoint().endsWith("step-000000022"), s.checkpoint());
+    List<JsonNode> evals = TestRuns.rows(dir, "eval");
+    assertEquals(22, evals.get(evals.size() - 1).get("step").asInt(), "the last evaluation is of the last version");
+  }
+
+  @Test
   void aFailingRewardPluginDoesNotStopTheRun(@TempDir Path dir) throws Exception {
     Map<String, String> o = TestRuns.small();
     o.put("nucleon.reward.name", "flaky-match");

@@ -128,6 +128,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private final Map<Long, DatasetRow> inPlay = new HashMap<>();
   private final Set<String> workers = new HashSet<>();
   private ActorRef<ReplayActor.Command> replay;
+  private ActorRef<dev.nucleon.actors.LearnerActor.Command> learner;
   private int version;
   private boolean trainingDone;
   private boolean finished;
@@ -174,6 +175,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listing::new);
     ctx.getSystem().receptionist().tell(Receptionist.subscribe(RolloutWorker.KEY, listings));
     ctx.getSystem().receptionist().tell(Receptionist.subscribe(ReplayActor.KEY, listings));
+    ctx.getSystem().receptionist().tell(Receptionist.subscribe(dev.nucleon.actors.LearnerActor.KEY, listings));
     ctx.getLog().info("coordinator started at policy version {} ({} prompts to redo)", version, inPlay.size());
   }
 
@@ -291,7 +293,15 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private void endTraining() {
     if (!trainingDone) {
       trainingDone = true;
-      finalCheckpointPending = version >= settings.run().totalSteps();
+      // the learner saves after its last step; when the data ran out first, it is asked to finish now
+      finalCheckpointPending = true;
+      if (version < settings.run().totalSteps()) {
+        if (learner != null) {
+          learner.tell(new dev.nucleon.actors.LearnerActor.FinishEarly());
+        } else {
+          finalCheckpointPending = false;
+        }
+      }
       if (settings.run().evalSize() > 0 && !source.evalRows().isEmpty()) {
         evalTarget = version;
         finalEvalVersion = version;
@@ -382,6 +392,12 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   }
 
   private Behavior<Command> onListing(Listing l) {
+    if (l.listing().isForKey(dev.nucleon.actors.LearnerActor.KEY)) {
+      Set<ActorRef<dev.nucleon.actors.LearnerActor.Command>> refs =
+          l.listing().getServiceInstances(dev.nucleon.actors.LearnerActor.KEY);
+      learner = refs.isEmpty() ? null : refs.iterator().next();
+      return this;
+    }
     if (l.listing().isForKey(ReplayActor.KEY)) {
       Set<ActorRef<ReplayActor.Command>> refs = l.listing().getServiceInstances(ReplayActor.KEY);
       replay = refs.isEmpty() ? null : refs.iterator().next();

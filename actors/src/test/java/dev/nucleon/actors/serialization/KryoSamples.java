@@ -171,6 +171,7 @@ final class KryoSamples {
     s.put(dev.nucleon.actors.monitor.NodeSnapshot.Reward.class, snapshot.rewards().get(0));
     s.put(dev.nucleon.actors.monitor.NodeSnapshot.Learner.class, snapshot.learner());
     s.put(Coordinator.NodeReport.class, new Coordinator.NodeReport(snapshot));
+    s.put(LearnerActor.FinishEarly.class, new LearnerActor.FinishEarly());
 
     return s;
   }
