@@ -52,6 +52,11 @@ final class NodeCommand implements Callable<Integer> {
     RunSettings settings = RunSettings.from(config);
     Path dir = runDir != null ? runDir : settings.run().dir().resolve(settings.run().name() + "-node");
     java.nio.file.Files.createDirectories(dir);
+    if (settings.hasRole("coordinator") || settings.hasRole("learner")) {
+      // the node that keeps the run's record writes what `train` writes
+      dev.nucleon.actors.run.RunDirectory.writeConfig(dir, config);
+      dev.nucleon.actors.run.RunDirectory.logToFile(dir);
+    }
     CountDownLatch removed = new CountDownLatch(1);
     try (NucleonNode node = NucleonNode.start(settings, dir, false, null)) {
       org.apache.pekko.cluster.Cluster.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(node.system()))
@@ -61,6 +66,10 @@ final class NodeCommand implements Callable<Integer> {
       spec.commandLine().getOut().flush();
       if (settings.hasRole("coordinator")) {
         node.finished().get();
+        if (dev.nucleon.actors.monitor.MonitorSettings.from(config).plots()) {
+          dev.nucleon.actors.monitor.RunPlots.write(dir);
+        }
+        spec.commandLine().getOut().println("run finished; run directory " + dir.toAbsolutePath());
       } else {
         removed.await();
       }
