@@ -316,9 +316,4 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
       replay.tell(new ReplayActor.LearnerReady(getContext().getSelf()));
     }
   }
-
-  /** For tests and the run report. */
-  List<ActorRef<RolloutWorker.Command>> knownWorkers() {
-    return List.copyOf(workers);
-  }
 }

@@ -186,11 +186,9 @@ public final class NucleonNode implements AutoCloseable {
   /** The Pekko part of the node's config: cluster provider, Artery address, roles, seeds, large messages. */
   static Config pekkoConfig(RunSettings s) {
     int frame = s.learner().weightChunkBytes() + (1 << 20);
-    String seeds = s.cluster().seedNodes().stream().map(x -> "\"" + x + "\"").reduce((a, b) -> a + "," + b)
-        .orElse("");
-    String roles = s.cluster().roles().stream().map(x -> "\"" + x + "\"").reduce((a, b) -> a + "," + b).orElse("");
-    String large = LARGE_MESSAGE_DESTINATIONS.stream().map(x -> "\"" + x + "\"").reduce((a, b) -> a + "," + b)
-        .orElseThrow();
+    String seeds = quoted(s.cluster().seedNodes());
+    String roles = quoted(s.cluster().roles());
+    String large = quoted(LARGE_MESSAGE_DESTINATIONS);
     String hocon = "pekko {\n"
         + "  loggers = [\"org.apache.pekko.event.slf4j.Slf4jLogger\"]\n"
         + "  logging-filter = \"org.apache.pekko.event.slf4j.Slf4jLoggingFilter\"\n"
@@ -212,6 +210,11 @@ public final class NucleonNode implements AutoCloseable {
         + "}\n";
     // these win over the run config, which already carries every reference.conf (pekko's own defaults included)
     return ConfigFactory.parseString(hocon).withFallback(s.config());
+  }
+
+  /** A HOCON list body of quoted strings. */
+  private static String quoted(java.util.Collection<String> values) {
+    return String.join(",", values.stream().map(x -> "\"" + x + "\"").toList());
   }
 
   private Behavior<Coordinator.Command> coordinatorBehavior(ActorSystem<?> sys, Dataset dataset, boolean resume,
@@ -359,9 +362,5 @@ public final class NucleonNode implements AutoCloseable {
         // best effort at shutdown
       }
     }
-  }
-
-  public Duration uptime() {
-    return Duration.ofMillis(system.uptime() * 1000);
   }
 }

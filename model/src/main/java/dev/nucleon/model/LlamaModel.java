@@ -35,7 +35,7 @@ import java.util.SplittableRandom;
 public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /** Additive mask value for positions a query must not see (finite, so fully masked pad rows stay finite). */
-  static final float MASKED = -1e9f;
+  public static final float MASKED = -1e9f;
 
   private final LlamaConfig config;
   private final Parameter embed;
@@ -278,7 +278,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   }
 
   /** An additive causal mask {@code [1, 1, T, T]}. */
-  static NDArray causalMask(NDManager m, int t) {
+  public static NDArray causalMask(NDManager m, int t) {
     float[] mask = new float[t * t];
     for (int i = 0; i < t; i++) {
       for (int j = i + 1; j < t; j++) {

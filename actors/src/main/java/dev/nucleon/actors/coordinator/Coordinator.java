@@ -1,6 +1,7 @@
 package dev.nucleon.actors.coordinator;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.nucleon.actors.LearnerActor;
 import dev.nucleon.actors.ReplayActor;
 import dev.nucleon.actors.RolloutWorker;
 import dev.nucleon.actors.RunReporter;
@@ -128,7 +129,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private final Map<Long, DatasetRow> inPlay = new HashMap<>();
   private final Set<String> workers = new HashSet<>();
   private ActorRef<ReplayActor.Command> replay;
-  private ActorRef<dev.nucleon.actors.LearnerActor.Command> learner;
+  private ActorRef<LearnerActor.Command> learner;
   private int version;
   private boolean trainingDone;
   private boolean finished;
@@ -175,7 +176,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listing::new);
     ctx.getSystem().receptionist().tell(Receptionist.subscribe(RolloutWorker.KEY, listings));
     ctx.getSystem().receptionist().tell(Receptionist.subscribe(ReplayActor.KEY, listings));
-    ctx.getSystem().receptionist().tell(Receptionist.subscribe(dev.nucleon.actors.LearnerActor.KEY, listings));
+    ctx.getSystem().receptionist().tell(Receptionist.subscribe(LearnerActor.KEY, listings));
     ctx.getLog().info("coordinator started at policy version {} ({} prompts to redo)", version, inPlay.size());
   }
 
@@ -297,7 +298,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       finalCheckpointPending = true;
       if (version < settings.run().totalSteps()) {
         if (learner != null) {
-          learner.tell(new dev.nucleon.actors.LearnerActor.FinishEarly());
+          learner.tell(new LearnerActor.FinishEarly());
         } else {
           finalCheckpointPending = false;
         }
@@ -392,9 +393,9 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   }
 
   private Behavior<Command> onListing(Listing l) {
-    if (l.listing().isForKey(dev.nucleon.actors.LearnerActor.KEY)) {
-      Set<ActorRef<dev.nucleon.actors.LearnerActor.Command>> refs =
-          l.listing().getServiceInstances(dev.nucleon.actors.LearnerActor.KEY);
+    if (l.listing().isForKey(LearnerActor.KEY)) {
+      Set<ActorRef<LearnerActor.Command>> refs =
+          l.listing().getServiceInstances(LearnerActor.KEY);
       learner = refs.isEmpty() ? null : refs.iterator().next();
       return this;
     }

@@ -188,7 +188,7 @@ public final class Generator implements AutoCloseable {
             positions[i * promptLen + c] = Math.max(0, c - pad[i]);
           }
         }
-        NDArray mask = causal(step, promptLen).add(Ops.slice(padMask, 3, 0, promptLen, step));
+        NDArray mask = LlamaModel.causalMask(step, promptLen).add(Ops.slice(padMask, 3, 0, promptLen, step));
         NDArray logits = model.forward(step.create(tokens, new Shape(b, promptLen)),
             step.create(positions, new Shape(b, promptLen)), mask, cache, true);
         state.sample(logits, vocab, version);
@@ -217,17 +217,9 @@ public final class Generator implements AutoCloseable {
   private static NDArray padMask(NDManager m, int[] pad, int capacity) {
     float[] mask = new float[pad.length * capacity];
     for (int i = 0; i < pad.length; i++) {
-      Arrays.fill(mask, i * capacity, i * capacity + pad[i], -1e9f);
+      Arrays.fill(mask, i * capacity, i * capacity + pad[i], LlamaModel.MASKED);
     }
     return m.create(mask, new Shape(pad.length, 1, 1, capacity));
-  }
-
-  private static NDArray causal(NDManager m, int t) {
-    float[] mask = new float[t * t];
-    for (int i = 0; i < t; i++) {
-      Arrays.fill(mask, i * t + i + 1, (i + 1) * t, -1e9f);
-    }
-    return m.create(mask, new Shape(1, 1, t, t));
   }
 
   /** Per-request sampling state of one batch. */
