@@ -5,7 +5,8 @@
   const POLL_MS = 2000;
   const MAX_LIVE_POINTS = 1800;
   const COLORS = ['#3b6fd8', '#e0713a', '#2f9e6e', '#c2417a', '#8a63d2', '#b58b12', '#1b9bb3', '#6b7280'];
-  const state = { next: 0, rows: [], live: new Map(), charts: {}, selected: null, keysSeen: new Set() };
+  const state = { next: 0, rows: [], live: new Map(), charts: {}, selected: null, keysSeen: new Set(),
+                  spikes: [], skipped: [] };
   window.nucleonDashboard = state;
 
   if (typeof Chart === 'undefined') {
@@ -65,6 +66,25 @@
     return (h ? h + 'h' : '') + (h || m ? m + 'm' : '') + sec + 's';
   }
   function setText(id, v) { document.getElementById(id).textContent = v; }
+  // learner steps whose gradient norm was a spike (grad_spike = 1) or whose update was skipped
+  function drawWarnings() {
+    const el = document.getElementById('warnings');
+    const parts = [];
+    const latest = a => a[a.length - 1];
+    if (state.spikes.length) {
+      const r = latest(state.spikes);
+      parts.push('gradient spikes in ' + state.spikes.length + ' step(s), latest at step ' + stepOf(r, 0) +
+        ' (norm ' + fmt(r.grad_norm) + ', largest parameter norm ' + fmt(r.grad_norm_max_param) + ')');
+    }
+    if (state.skipped.length) {
+      parts.push('updates skipped in ' + state.skipped.length + ' step(s), latest at step ' +
+        stepOf(latest(state.skipped), 0));
+    }
+    el.hidden = parts.length === 0;
+    el.textContent = parts.length ? 'warning: ' + parts.join('; ') + ' (see nucleon.log)' : '';
+    el.dataset.spikes = String(state.spikes.length);
+    el.dataset.skipped = String(state.skipped.length);
+  }
   // numeric fields of a row, nested objects flattened as parent.child (per-actor maps); a nested node snapshot
   // (an object with an actors array) gives actor_tokens_per_s.<actor> and actor_busy_ratio.<actor> only
   function numbers(row, prefix, out, depth) {
@@ -216,14 +236,18 @@
       const r = await fetch('api/history?from=' + state.next, { cache: 'no-store' });
       if (r.ok) {
         const h = await r.json();
-        if (h.next < state.next) { state.rows = []; state.keysSeen.clear(); }  // file replaced
+        if (h.next < state.next) {  // file replaced
+          state.rows = []; state.keysSeen.clear(); state.spikes = []; state.skipped = [];
+        }
         for (const raw of h.rows) {
+          if (raw.grad_spike === 1) state.spikes.push(raw);
+          if (raw.skipped_update === 1) state.skipped.push(raw);
           const nums = numbers(raw);
           Object.keys(nums).forEach(k => state.keysSeen.add(k));
           state.rows.push({ raw, nums });
         }
         state.next = h.next;
-        if (h.rows.length) drawHistory();
+        if (h.rows.length) { drawHistory(); drawWarnings(); }
       } else errors.push('history: HTTP ' + r.status);
     } catch (e) { errors.push('history: ' + e.message); }
     try {

@@ -159,7 +159,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
       throw new IllegalStateException("learner step failed", t.error());
     }
     StepStats s = t.stats();
-    if (s.skipped()) {
+    if (s.skipped() && !s.gradSpike()) {
       getContext().getLog().warn("step {}: gradient norm {} is not finite; the update was skipped", s.version(),
           s.gradNorm());
     }
@@ -197,6 +197,8 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     m.put("clip_fraction", s.clipFraction());
     m.put("entropy", s.entropy());
     m.put("grad_norm", s.gradNorm());
+    m.put("grad_norm_max_param", s.maxParamGradNorm());
+    m.put("grad_spike", s.gradSpike() ? 1.0 : 0.0);
     m.put("ratio_mean", s.ratioMean());
     m.put("ratio_max", s.ratioMax());
     m.put("lr", s.lr());

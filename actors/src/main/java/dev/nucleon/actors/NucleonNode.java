@@ -265,7 +265,7 @@ public final class NucleonNode implements AutoCloseable {
       LlamaModel reference = settings.training().loss().klCoef() > 0
           ? CompletableFuture.supplyAsync(() -> base.instantiate(manager), thread).join() : null;
       learner = new Learner(policy, reference, settings.training().loss(), settings.training().optimizer(),
-          settings.training().temperature(), 0);
+          settings.training().spikes(), settings.training().temperature(), 0);
       if (ckpt.isPresent()) {
         Learner l = learner;
         TrainerState state = CompletableFuture.supplyAsync(() -> {

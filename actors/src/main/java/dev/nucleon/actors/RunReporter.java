@@ -69,6 +69,9 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
   private final NucleonMetrics metrics;
   private final long start = System.nanoTime();
   private final List<double[]> evals = new ArrayList<>();
+  private final List<Double> gradNorms = new ArrayList<>();
+  private int gradSpikes;
+  private int skippedUpdates;
   private final ProgressListener progress;
 
   /** Receives what the reporter learns, for a console progress display. */
@@ -127,6 +130,12 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
         row.put(k, v);
       }
     });
+    Double norm = s.stats().get("grad_norm");
+    if (norm != null && Double.isFinite(norm)) {
+      gradNorms.add(norm);
+    }
+    gradSpikes += s.stats().getOrDefault("grad_spike", 0.0) > 0 ? 1 : 0;
+    skippedUpdates += s.stats().getOrDefault("skipped_update", 0.0) > 0 ? 1 : 0;
     var ids = row.putArray("prompts");
     s.prompts().forEach(ids::add);
     var snapshot = metrics.snapshot();
@@ -170,6 +179,14 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
       o.put("accuracy_before", summary.accuracyBefore());
       o.put("accuracy_after", summary.accuracyAfter());
     }
+    if (!gradNorms.isEmpty()) {
+      double[] sorted = gradNorms.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+      o.put("grad_norm_median", sorted[sorted.length / 2]);
+      o.put("grad_norm_p99", sorted[Math.min(sorted.length - 1, (int) Math.ceil(0.99 * sorted.length) - 1)]);
+      o.put("grad_norm_max", sorted[sorted.length - 1]);
+    }
+    o.put("grad_spikes", gradSpikes);
+    o.put("skipped_updates", skippedUpdates);
     try {
       Files.writeString(runDir.resolve("summary.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o));
     } catch (IOException e) {

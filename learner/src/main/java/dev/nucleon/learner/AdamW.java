@@ -35,8 +35,16 @@ public final class AdamW implements AutoCloseable {
   private final Map<String, NDArray> v = new LinkedHashMap<>();
   private long step;
 
-  /** Result of one update. */
-  public record Update(double gradNorm, double lr, boolean skipped) {}
+  /**
+   * Result of one update.
+   *
+   * @param gradNorm global L2 norm of the gradient before clipping
+   * @param lr learning rate used
+   * @param skipped true when nothing was changed: the norm was not finite, or the caller asked to skip
+   * @param maxParamNorm the largest L2 norm of one parameter's gradient (before clipping)
+   * @param maxParam the name of that parameter
+   */
+  public record Update(double gradNorm, double lr, boolean skipped, double maxParamNorm, String maxParam) {}
 
   public AdamW(Map<String, Parameter> params, NDManager parent, OptimizerSettings settings) {
     this.settings = settings;
@@ -54,94 +62,110 @@ public final class AdamW implements AutoCloseable {
   }
 
   /**
-   * Applies the accumulated gradients, then zeroes them. Runs with autograd off on the calling thread (in-place
-   * updates of leaves that require gradients are otherwise refused) and restores the thread's mode after.
+   * The norms of the accumulated gradients.
+   *
+   * @param norm global L2 norm (NaN or infinite when any gradient is not finite)
+   * @param maxParamNorm the largest L2 norm of one parameter's gradient
+   * @param maxParam the name of that parameter
+   * @param nonFinite the parameters whose gradient is not finite
    */
-  public Update apply() {
+  public record Norms(double norm, double maxParamNorm, String maxParam, List<String> nonFinite) {}
+
+  /** Measures the accumulated gradients: one norm per parameter, read back to the host in one transfer. */
+  public Norms measure() {
     boolean gradMode = JniUtils.isGradMode();
     JniUtils.setGradMode(false);
     try (NDManager tmp = manager.newSubManager()) {
-      Map<String, NDArray> grads = new LinkedHashMap<>();
-      double sumSq = 0;
-      List<String> nonFinite = new ArrayList<>();
-      for (var e : params.entrySet()) {
-        NDArray g = e.getValue().getArray().getGradient();
+      List<String> names = new ArrayList<>(params.keySet());
+      PtNDArray[] norms = new PtNDArray[names.size()];
+      for (int i = 0; i < norms.length; i++) {
+        NDArray g = params.get(names.get(i)).getArray().getGradient();
         g.attach(tmp);
-        grads.put(e.getKey(), g);
-        double sq = g.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).square().sum().getDouble();
-        if (!Double.isFinite(sq)) {
-          nonFinite.add(e.getKey());
+        norms[i] = (PtNDArray) g.norm(false);
+        norms[i].attach(tmp);
+      }
+      float[] perParam = norms.length == 0 ? new float[0] : JniUtils.stack(norms, 0).toFloatArray();
+      double sumSq = 0;
+      int largest = -1;
+      List<String> nonFinite = new ArrayList<>();
+      for (int i = 0; i < perParam.length; i++) {
+        double n = perParam[i];
+        if (!Double.isFinite(n)) {
+          nonFinite.add(names.get(i));
+        } else if (largest < 0 || n > perParam[largest]) {
+          largest = i;
         }
-        sumSq += sq;
+        sumSq += n * n;
       }
-      double norm = Math.sqrt(sumSq);
-      double lr = settings.lr() * settings.schedule().multiplier(step);
-      if (!Double.isFinite(norm)) {
-        LOG.warn("non-finite gradient in {}; update skipped", nonFinite);
-        zero(grads);
-        return new Update(norm, lr, true);
-      }
-      float scale = settings.clipNorm() > 0 && norm > settings.clipNorm()
-          ? (float) (settings.clipNorm() / (norm + 1e-6)) : 1f;
-      step++;
-      float b1 = (float) settings.beta1();
-      float b2 = (float) settings.beta2();
-      float bc1 = (float) (1 - Math.pow(settings.beta1(), step));
-      float bc2 = (float) (1 - Math.pow(settings.beta2(), step));
-      for (var e : params.entrySet()) {
-        String name = e.getKey();
-        NDArray p = e.getValue().getArray();
-        NDArray g = scale == 1f ? grads.get(name) : grads.get(name).mul(scale);
-        NDArray mt = m.get(name);
-        NDArray vt = v.get(name);
-        mt.muli(b1).addi(g.mul(1 - b1));
-        vt.muli(b2).addi(g.square().mul(1 - b2));
-        // results of ops on the moments attach to the moments' manager: move them to tmp, which closes them
-        NDArray denominator = vt.div(bc2);
-        denominator.attach(tmp);
-        NDArray update = mt.div(bc1);
-        update.attach(tmp);
-        update = update.div(denominator.sqrt().add((float) settings.eps())).mul((float) lr);
-        if (settings.weightDecay() > 0) {
-          p.muli((float) (1 - lr * settings.weightDecay()));
-        }
-        p.subi(update);
-      }
-      zero(grads);
-      return new Update(norm, lr, false);
+      return new Norms(Math.sqrt(sumSq), largest < 0 ? Double.NaN : perParam[largest],
+          largest < 0 ? "" : names.get(largest), List.copyOf(nonFinite));
     } finally {
       JniUtils.setGradMode(gradMode);
     }
   }
 
-  /** Sets gradients to exactly 0 (also when they hold NaN, where {@code g - g} would not). */
-  private static void zero(Map<String, NDArray> grads) {
-    for (NDArray g : grads.values()) {
-      long[] shape = g.getShape().getShape();
-      long[] start = new long[shape.length];
-      long[] stride = new long[shape.length];
-      java.util.Arrays.fill(stride, 1);
-      try (NDArray z = g.getManager().zeros(new ai.djl.ndarray.types.Shape())) {
-        JniUtils.indexSet((PtNDArray) g, (PtNDArray) z, start, shape, stride);
+  /** Measures and applies the accumulated gradients (see {@link #apply(Norms, boolean)}). */
+  public Update apply() {
+    return apply(measure(), false);
+  }
+
+  /**
+   * Applies the accumulated gradients, then zeroes them. A non-finite norm, or {@code skip}, leaves weights and
+   * moments as they are (the step is not counted). Runs with autograd off on the calling thread (in-place updates
+   * of leaves that require gradients are otherwise refused) and restores the thread's mode after.
+   *
+   * <p>Per parameter this is one fused libtorch call ({@code JniUtils.adamUpdate} in its AdamW form), which
+   * computes {@code p -= lr wd p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= c m / (sqrt(v) + e)}. With
+   * {@code c = lr sqrt(1-b2^t) / (1-b1^t)} and {@code e = eps sqrt(1-b2^t)} that is exactly PyTorch's
+   * {@code p -= lr m^ / (sqrt(v^) + eps)}.
+   *
+   * @param norms what {@link #measure()} returned for these gradients
+   * @param skip true to drop this update (for example a gradient spike the caller refuses)
+   */
+  public Update apply(Norms norms, boolean skip) {
+    double norm = norms.norm();
+    double lr = settings.lr() * settings.schedule().multiplier(step);
+    boolean gradMode = JniUtils.isGradMode();
+    JniUtils.setGradMode(false);
+    try (NDManager tmp = manager.newSubManager()) {
+      if (!Double.isFinite(norm)) {
+        LOG.warn("non-finite gradient in {}; update skipped", norms.nonFinite());
       }
+      if (!Double.isFinite(norm) || skip) {
+        zeroGradients(params.keySet());
+        return new Update(norm, lr, true, norms.maxParamNorm(), norms.maxParam());
+      }
+      float scale = settings.clipNorm() > 0 && norm > settings.clipNorm()
+          ? (float) (settings.clipNorm() / (norm + 1e-6)) : 1f;
+      step++;
+      double bc1 = 1 - Math.pow(settings.beta1(), step);
+      double bc2Sqrt = Math.sqrt(1 - Math.pow(settings.beta2(), step));
+      for (var e : params.entrySet()) {
+        String name = e.getKey();
+        NDArray g = e.getValue().getArray().getGradient();
+        g.attach(tmp);
+        JniUtils.adamUpdate((PtNDArray) e.getValue().getArray(), (PtNDArray) g, (PtNDArray) m.get(name),
+            (PtNDArray) v.get(name), (float) lr, (float) (lr * bc2Sqrt / bc1), (float) settings.weightDecay(),
+            scale, -1f, (float) settings.beta1(), (float) settings.beta2(), (float) (settings.eps() * bc2Sqrt),
+            true);
+      }
+      zeroGradients(params.keySet());
+      return new Update(norm, lr, false, norms.maxParamNorm(), norms.maxParam());
+    } finally {
+      JniUtils.setGradMode(gradMode);
+    }
+  }
+
+  /** Sets gradients to exactly 0 (a fill, so also where they hold NaN). */
+  private void zeroGradients(java.util.Collection<String> names) {
+    for (String name : names) {
+      JniUtils.zeroGrad((PtNDArray) params.get(name).getArray());
     }
   }
 
   /** Zeroes gradients without updating (e.g. after a failed micro-batch). */
   public void zeroGradients() {
-    boolean gradMode = JniUtils.isGradMode();
-    JniUtils.setGradMode(false);
-    try (NDManager tmp = manager.newSubManager()) {
-      Map<String, NDArray> grads = new LinkedHashMap<>();
-      for (var e : params.entrySet()) {
-        NDArray g = e.getValue().getArray().getGradient();
-        g.attach(tmp);
-        grads.put(e.getKey(), g);
-      }
-      zero(grads);
-    } finally {
-      JniUtils.setGradMode(gradMode);
-    }
+    zeroGradients(params.keySet());
   }
 
   /** The moments as host tensors ({@code m.NAME}, {@code v.NAME}) for checkpoints. */

@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import dev.nucleon.core.rollout.Trajectory;
 import dev.nucleon.model.LlamaModel;
+import dev.nucleon.model.Ops;
 import dev.nucleon.replay.TrainingBatch;
 import dev.nucleon.replay.TrainingSample;
 import java.util.List;
@@ -21,12 +22,30 @@ import java.util.List;
  */
 public final class Learner implements AutoCloseable {
 
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Learner.class);
+
   private final LlamaModel policy;
   private final LlamaModel reference;
   private final LossSettings loss;
   private final float temperature;
   private final AdamW optimizer;
+  private final GradSpikeGuard spikes;
   private int version;
+  private StepProbe probe = StepProbe.NONE;
+
+  /**
+   * Test seam: called on the learner thread between the phases of a step, so tests can put GC pressure between
+   * forward and backward or read the accumulated gradients before the update.
+   */
+  interface StepProbe {
+    StepProbe NONE = new StepProbe() {};
+
+    /** After a micro-batch's forward pass and loss, before its backward pass. */
+    default void beforeBackward() {}
+
+    /** After every micro-batch's backward pass, before the optimizer reads the gradients. */
+    default void beforeUpdate() {}
+  }
 
   /**
    * @param policy the model to train (made trainable here)
@@ -38,6 +57,20 @@ public final class Learner implements AutoCloseable {
    */
   public Learner(LlamaModel policy, LlamaModel reference, LossSettings loss, OptimizerSettings optimizer,
       float temperature, int version) {
+    this(policy, reference, loss, optimizer, GradSpikeGuard.Settings.DEFAULT, temperature, version);
+  }
+
+  /**
+   * @param policy the model to train (made trainable here)
+   * @param reference frozen model for the KL term, or null
+   * @param loss loss settings
+   * @param optimizer optimizer settings
+   * @param spikes when a gradient norm counts as a spike, and whether such an update is skipped
+   * @param temperature the sampling temperature whose distribution produced the behaviour log-probs
+   * @param version the policy version of the current weights
+   */
+  public Learner(LlamaModel policy, LlamaModel reference, LossSettings loss, OptimizerSettings optimizer,
+      GradSpikeGuard.Settings spikes, float temperature, int version) {
     if (loss.klCoef() > 0 && reference == null) {
       throw new IllegalArgumentException("kl-coef > 0 needs a reference model");
     }
@@ -51,6 +84,7 @@ public final class Learner implements AutoCloseable {
       reference.setTrainable(false);
     }
     this.optimizer = new AdamW(policy.namedParameters(), policy.manager(), optimizer);
+    this.spikes = new GradSpikeGuard(spikes);
   }
 
   public LlamaModel policy() {
@@ -64,6 +98,10 @@ public final class Learner implements AutoCloseable {
   /** The policy version of the current weights. */
   public int version() {
     return version;
+  }
+
+  void setProbe(StepProbe probe) {
+    this.probe = probe == null ? StepProbe.NONE : probe;
   }
 
   /** Sets the version (when resuming from a checkpoint). */
@@ -102,6 +140,7 @@ public final class Learner implements AutoCloseable {
           PolicyLoss.Output out = PolicyLoss.compute(loss,
               new PolicyLoss.Inputs(logp, mb.behaviour(), mb.advantages(), mb.mask(), mb.lengths(), ref),
               normalizer);
+          probe.beforeBackward();
           gc.backward(out.loss());
           lossSum += out.loss().getFloat();
           clipped += out.clippedTokens();
@@ -114,14 +153,34 @@ public final class Learner implements AutoCloseable {
         }
       }
     }
-    AdamW.Update u = optimizer.apply();
+    probe.beforeUpdate();
+    Applied a = update();
+    AdamW.Update u = a.update();
     // a skipped update (non-finite gradient) still ends the step: the batch is consumed and the version counts
     // optimizer steps, so the coordinator's admission bookkeeping (groups per version) stays exact
     version++;
     double n = Math.max(1, tokenCount);
     return new StepStats(optimizer.step(), version, lossSum, sequences, tokens, clipped / n, ratioSum / n, ratioMax,
         klSum / n, entropySum / n, tisCapped / n, u.gradNorm(), u.lr(), u.skipped(),
-        (System.nanoTime() - start) / 1e9);
+        (System.nanoTime() - start) / 1e9, u.maxParamNorm(), u.maxParam(), a.verdict().spike(),
+        a.verdict().median());
+  }
+
+  private record Applied(AdamW.Update update, GradSpikeGuard.Verdict verdict) {}
+
+  /** Measures the gradients, judges their norm against recent steps, and applies them unless refused. */
+  private Applied update() {
+    AdamW.Norms norms = optimizer.measure();
+    GradSpikeGuard.Verdict verdict = spikes.observe(norms.norm());
+    boolean refuse = verdict.spike() && spikes.settings().skip();
+    if (verdict.spike()) {
+      LOG.warn("gradient spike at optimizer step {}: norm {} is {}x the median {} of recent steps (largest: {} with "
+          + "norm {}); {}", optimizer.step() + 1, String.format("%.4g", norms.norm()),
+          String.format("%.1f", norms.norm() / verdict.median()), String.format("%.4g", verdict.median()),
+          norms.maxParam(), String.format("%.4g", norms.maxParamNorm()),
+          refuse ? "update skipped (grad-spike-skip = true)" : "update applied after clipping");
+    }
+    return new Applied(optimizer.apply(norms, refuse), verdict);
   }
 
   /** Sum over masked positions of the entropy of the next-token distribution (no gradient). */
@@ -155,15 +214,19 @@ public final class Learner implements AutoCloseable {
           MicroBatch mb = MicroBatch.supervised(m, prompts.subList(from, to), targets.subList(from, to));
           NDArray logp = LlamaModel.selectLogProbs(policy.logits(mb.tokens()), mb.tokens(), 1f);
           // padding positions may hold -inf log-probs (never-trained ids); clamp so -inf * 0 never becomes NaN
-          NDArray ce = logp.clip(-1e4f, 0f).mul(mb.mask()).sum().neg().div((float) Math.max(1, tokens));
+          NDArray ce = Ops.div(logp.clip(-1e4f, 0f).mul(mb.mask()).sum().neg(), Math.max(1, tokens));
+          probe.beforeBackward();
           gc.backward(ce);
           lossSum += ce.getFloat();
         }
       }
     }
-    AdamW.Update u = optimizer.apply();
+    probe.beforeUpdate();
+    Applied a = update();
+    AdamW.Update u = a.update();
     return new StepStats(optimizer.step(), version, lossSum, prompts.size(), tokens, 0, 1, 1, 0, 0, 0, u.gradNorm(),
-        u.lr(), u.skipped(), (System.nanoTime() - start) / 1e9);
+        u.lr(), u.skipped(), (System.nanoTime() - start) / 1e9, u.maxParamNorm(), u.maxParam(), a.verdict().spike(),
+        a.verdict().median());
   }
 
   @Override

@@ -12,8 +12,10 @@ import java.util.function.DoublePredicate;
  * @param loss the policy-gradient loss ({@code nucleon.algorithm.loss})
  * @param optimizer AdamW and its schedule ({@code nucleon.learner})
  * @param temperature the rollouts' sampling temperature ({@code nucleon.algorithm.temperature})
+ * @param spikes the gradient-spike guard ({@code nucleon.learner.grad-spike-*})
  */
-public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, float temperature) {
+public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, float temperature,
+    GradSpikeGuard.Settings spikes) {
 
   public static LearnerSettings from(Config config) {
     String l = "nucleon.algorithm.loss.";
@@ -49,7 +51,12 @@ public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, fl
         schedule);
     float temperature = (float) number(config, "nucleon.algorithm.temperature", v -> v > 0,
         "a number > 0 (the learner scores at the sampling temperature)");
-    return new LearnerSettings(loss, optimizer, temperature);
+    GradSpikeGuard.Settings spikes = new GradSpikeGuard.Settings(
+        number(config, "nucleon.learner.grad-spike-factor", v -> v == 0 || v > 1, "0 (off) or a number > 1"),
+        (int) number(config, "nucleon.learner.grad-spike-window", v -> v >= 3 && v == Math.rint(v),
+            "an integer >= 3"),
+        config.getBoolean("nucleon.learner.grad-spike-skip"));
+    return new LearnerSettings(loss, optimizer, temperature, spikes);
   }
 
   private static double number(Config config, String key, DoublePredicate ok, String expected) {

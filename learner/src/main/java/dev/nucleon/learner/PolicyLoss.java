@@ -2,6 +2,7 @@ package dev.nucleon.learner;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
+import dev.nucleon.model.Ops;
 
 /**
  * The policy-gradient loss over one micro-batch, as a function of NDArrays so every variant can be tested on
@@ -84,7 +85,7 @@ public final class PolicyLoss {
     if (s.tisCap() > 0) {
       NDArray prox = logp.stopGradient();
       ratio = logRatio(logp, prox, mask).exp();
-      weight = behaviourRatio.minimum(s.tisCap());
+      weight = Ops.minimum(behaviourRatio, s.tisCap());
       tisCapped = behaviourRatio.gte(s.tisCap()).toType(DataType.FLOAT32, false).mul(mask).sum().getFloat();
     } else {
       ratio = logRatio(logp, in.behaviourLogp(), mask).exp();
@@ -105,17 +106,17 @@ public final class PolicyLoss {
         case K1 -> logRatio(logp, in.referenceLogp(), mask);
         case K3 -> {
           NDArray d = logRatio(in.referenceLogp(), logp, mask);
-          yield d.exp().sub(d).sub(1f);
+          yield Ops.sub(d.exp().sub(d), 1);
         }
       };
       klSum = kl.stopGradient().mul(mask).sum().getFloat();
-      tokenLoss = tokenLoss.add(kl.mul((float) s.klCoef()));
+      tokenLoss = tokenLoss.add(Ops.mul(kl, s.klCoef()));
     }
     NDArray masked = tokenLoss.mul(mask);
     if (s.aggregation() == LossSettings.Aggregation.SEQUENCE_MEAN) {
       masked = masked.div(in.lengths());
     }
-    NDArray loss = masked.sum().div((float) normalizer);
+    NDArray loss = Ops.div(masked.sum(), normalizer);
 
     NDArray r = ratio.stopGradient();
     NDArray clippedHigh = r.gt(high).logicalAnd(adv.gt(0f));

@@ -16,9 +16,14 @@ package dev.nucleon.learner;
  * @param tisCappedFraction fraction of tokens whose TIS weight hit the cap
  * @param gradNorm global gradient norm before clipping
  * @param lr learning rate used
- * @param skipped true when the gradient was not finite and no update was made
+ * @param skipped true when no update was made (a non-finite gradient, or a spike the guard was told to skip)
  * @param seconds wall time of the step
+ * @param maxParamGradNorm the largest gradient norm of a single parameter (before clipping)
+ * @param maxParamGradName that parameter's name
+ * @param gradSpike the gradient norm exceeded the spike factor times the recent median ({@link GradSpikeGuard})
+ * @param gradNormMedian the median of recent gradient norms it was compared with (NaN before enough history)
  */
 public record StepStats(long step, int version, double loss, int sequences, long tokens, double clipFraction,
     double ratioMean, double ratioMax, double kl, double entropy, double tisCappedFraction, double gradNorm,
-    double lr, boolean skipped, double seconds) {}
+    double lr, boolean skipped, double seconds, double maxParamGradNorm, String maxParamGradName, boolean gradSpike,
+    double gradNormMedian) {}

@@ -81,8 +81,8 @@ public final class Attention extends AbstractBlock {
     NDArray proj = Linear.linear(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray())
         .singletonOrThrow().reshape(b, t, heads + 2L * kvHeads, headDim);
     NDArray qk = rope.apply(Ops.slice(proj, 2, 0, heads + kvHeads, step), angles);
-    NDArray q = Ops.slice(qk, 2, 0, heads, step).reshape(b, t, kvHeads, group, headDim)
-        .transpose(0, 2, 3, 1, 4).reshape(b, kvHeads, group * t, headDim).mul(scale); // [B,K,G*T,D]
+    NDArray q = Ops.mul(Ops.slice(qk, 2, 0, heads, step).reshape(b, t, kvHeads, group, headDim)
+        .transpose(0, 2, 3, 1, 4).reshape(b, kvHeads, group * t, headDim), scale); // [B,K,G*T,D]
     NDArray k = Ops.slice(qk, 2, heads, heads + kvHeads, step).transpose(0, 2, 3, 1); // [B,K,D,T]
     NDArray v = Ops.slice(proj, 2, heads + kvHeads, heads + 2L * kvHeads, step).transpose(0, 2, 1, 3); // [B,K,T,D]
     NDArray keys = k;

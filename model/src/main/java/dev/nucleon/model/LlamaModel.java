@@ -320,7 +320,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       throw new IllegalArgumentException("temperature must be positive for scoring, got " + temperature);
     }
     long t = logits.getShape().get(1);
-    NDArray scaled = temperature == 1f ? logits : logits.div(temperature);
+    NDArray scaled = temperature == 1f ? logits : Ops.div(logits, temperature);
     return Ops.slice(scaled, 1, 0, t - 1, m).logSoftmax(-1);
   }
 

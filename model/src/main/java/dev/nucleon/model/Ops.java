@@ -2,17 +2,72 @@ package dev.nucleon.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 
 /**
- * The few tensor operations of the decode loop that DJL's portable API spells with several native calls each
- * (a slice through {@code NDIndex} copies shapes, squeezes and broadcasts). Here each is one libtorch call: decode
- * time on small models goes to per-op overhead, not arithmetic, so the op count is the budget.
+ * Tensor operations that DJL's portable API gets wrong or slow for this project.
+ *
+ * <p><b>Arithmetic with a Java number.</b> On the CPU engine, DJL's {@code NDArray.mul(Number)} (and {@code div},
+ * {@code add}, {@code sub}, {@code pow}, {@code minimum}, {@code maximum}, their in-place and reversed forms) wraps
+ * the number in a tensor over a Java direct buffer ({@code from_blob}, no copy) and closes it right after the
+ * call. Autograd keeps that tensor for the backward pass; once the garbage collector frees the buffer, backward
+ * reads freed memory and produces finite garbage gradients. The methods here make the constant with
+ * {@code torch.full}, so libtorch owns its memory and the graph's reference keeps it alive. Never call the
+ * {@code Number} forms anywhere in the project: {@code NumberOperandRuleTest} (actors) enforces this, and
+ * model/README.md explains it.
+ *
+ * <p><b>Slices and in-place writes.</b> DJL's portable API spells them with several native calls each (a slice
+ * through {@code NDIndex} copies shapes, squeezes and broadcasts). Here each is one libtorch call: decode time on
+ * small models goes to per-op overhead, not arithmetic, so the op count is the budget.
  */
 public final class Ops {
 
   private Ops() {}
+
+  /**
+   * A 0-d float32 constant in {@code m} whose memory libtorch allocates and owns. Closing it only drops this
+   * handle: an autograd graph that uses it keeps its own reference.
+   */
+  public static NDArray scalar(NDManager m, double value) {
+    return m.full(new Shape(), (float) value);
+  }
+
+  /** {@code x * c}, safe under autograd (see the class notes); the result lives in x's manager. */
+  public static NDArray mul(NDArray x, double c) {
+    try (NDArray k = scalar(x.getManager(), c)) {
+      return x.mul(k);
+    }
+  }
+
+  /** {@code x / c}, safe under autograd. */
+  public static NDArray div(NDArray x, double c) {
+    try (NDArray k = scalar(x.getManager(), c)) {
+      return x.div(k);
+    }
+  }
+
+  /** {@code x + c}, safe under autograd. */
+  public static NDArray add(NDArray x, double c) {
+    try (NDArray k = scalar(x.getManager(), c)) {
+      return x.add(k);
+    }
+  }
+
+  /** {@code x - c}, safe under autograd. */
+  public static NDArray sub(NDArray x, double c) {
+    try (NDArray k = scalar(x.getManager(), c)) {
+      return x.sub(k);
+    }
+  }
+
+  /** {@code min(x, c)} element-wise, safe under autograd. */
+  public static NDArray minimum(NDArray x, double c) {
+    try (NDArray k = scalar(x.getManager(), c)) {
+      return x.minimum(k);
+    }
+  }
 
   /** A view of {@code x} restricted to {@code [start, end)} along {@code axis}, owned by {@code owner}. */
   public static NDArray slice(NDArray x, int axis, long start, long end, NDManager owner) {

@@ -26,7 +26,7 @@ public final class RmsNorm extends AbstractBlock {
 
   /** Normalizes {@code x} (any leading shape, last axis = dim). The result lives in x's manager. */
   public NDArray apply(NDArray x) {
-    NDArray rms = x.square().mean(new int[] {-1}, true).add(eps).sqrt();
+    NDArray rms = Ops.add(x.square().mean(new int[] {-1}, true), eps).sqrt();
     return x.div(rms).mul(weight.getArray());
   }
 
