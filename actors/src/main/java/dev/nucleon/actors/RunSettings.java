@@ -19,7 +19,7 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
 
   /** {@code nucleon.run}. */
   public record Run(String name, Path dir, int totalSteps, long seed, int logEverySteps, int evalEverySteps,
-      int evalSize, int checkpointEverySteps, int keepLast) {}
+      int evalSize, int checkpointEverySteps, int keepLast, boolean deterministic) {}
 
   /** {@code nucleon.model}. */
   public record Model(Path path, Path tokenizer) {}
@@ -49,7 +49,8 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
         atLeast(c, "nucleon.run.eval.every-steps", 0),
         atLeast(c, "nucleon.run.eval.size", 0),
         atLeast(c, "nucleon.run.checkpoint.every-steps", 0),
-        atLeast(c, "nucleon.run.checkpoint.keep-last", 1));
+        atLeast(c, "nucleon.run.checkpoint.keep-last", 1),
+        c.getBoolean("nucleon.run.deterministic"));
     String tok = c.getString("nucleon.model.tokenizer");
     Model model = new Model(Path.of(nonEmpty(c, "nucleon.model.path")), tok.isBlank() ? null : Path.of(tok));
     List<String> devices = c.getStringList("nucleon.rollout.devices");
@@ -88,7 +89,41 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
       throw bad(c, "nucleon.learner.publish-every-steps", "must be at most nucleon.algorithm.max-staleness + 1 ("
           + (replay.maxStaleness() + 1) + "): workers with older weights get no work, so the run would stall");
     }
+    if (run.deterministic()) {
+      checkDeterministic(c, rollout, replay);
+    }
     return new RunSettings(run, model, rollout, learner, scorer, cluster, replay, LearnerSettings.from(c), c);
+  }
+
+  /**
+   * Deterministic mode promises bit-identical weights from two runs of the same file. It holds only where every
+   * input of every update is a function of the config: refuse the settings where it cannot, naming why.
+   */
+  private static void checkDeterministic(Config c, Rollout rollout, ReplaySettings replay) {
+    String mode = "nucleon.run.deterministic = true";
+    if (replay.maxStaleness() != 0) {
+      throw bad(c, ReplaySettings.MAX_STALENESS, mode + " needs synchronous RL (max-staleness = 0): with "
+          + "asynchronous rollouts, which policy version samples which group depends on timing; got "
+          + replay.maxStaleness());
+    }
+    if (rollout.devices().size() != 1) {
+      throw bad(c, "nucleon.rollout.devices", mode + " needs exactly one rollout worker: several workers split "
+          + "the groups by timing, and a batch's composition changes the floating-point results; got "
+          + rollout.devices());
+    }
+    if (rollout.threads() != 1) {
+      throw bad(c, "nucleon.rollout.threads", mode + " needs one libtorch thread (threads = 1): multi-threaded "
+          + "kernels are not guaranteed to reduce in the same order; got " + rollout.threads());
+    }
+    if (replay.batchByTokens()) {
+      throw bad(c, ReplaySettings.BATCH_TOKENS, mode + " needs batches by groups (batch-tokens = 0): a token "
+          + "budget takes whichever groups finished first");
+    }
+    if (rollout.groupsPerBatch() < replay.batchGroups()) {
+      throw bad(c, "nucleon.rollout.groups-per-batch", mode + " needs the worker to sample a training batch's groups "
+          + "in one generation batch (groups-per-batch >= nucleon.algorithm.batch-groups = " + replay.batchGroups()
+          + "); got " + rollout.groupsPerBatch());
+    }
   }
 
   public boolean hasRole(String role) {

@@ -8,7 +8,7 @@ import java.util.List;
  * One optimizer step's worth of samples, already cut into micro-batches (one forward/backward pass each; the
  * learner accumulates gradients over them so the step equals one large batch).
  *
- * @param samples every sample, grouped by prompt, groups in the order they completed
+ * @param samples every sample in canonical order: groups by prompt id, samples within a group by sample index
  * @param microBatches the same samples packed into micro-batches within the token budget; every sample appears in
  *     exactly one
  * @param policyVersion the buffer's policy version when the batch was cut

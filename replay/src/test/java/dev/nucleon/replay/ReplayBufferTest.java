@@ -54,6 +54,27 @@ class ReplayBufferTest {
   }
 
   @Test
+  void aBatchIsInCanonicalOrderWhateverOrderGroupsCompletedIn() {
+    ReplayBuffer inOrder = new ReplayBuffer(settings(2, "grpo", 3));
+    ReplayBuffer shuffled = new ReplayBuffer(settings(2, "grpo", 3));
+    for (long p : new long[] {2, 5, 9}) {
+      inOrder.add(ok(p, 0, p));
+      inOrder.add(ok(p, 1, 1.0));
+    }
+    for (long p : new long[] {9, 2, 5}) {
+      shuffled.add(ok(p, 1, 1.0));
+      shuffled.add(ok(p, 0, p));
+    }
+    TrainingBatch a = inOrder.pollBatch().orElseThrow();
+    TrainingBatch b = shuffled.pollBatch().orElseThrow();
+    assertEquals(List.of(2L, 5L, 9L), b.promptIds());
+    assertEquals(List.of(0, 1, 0, 1, 0, 1), indices(b));
+    assertArrayEquals(advantages(a), advantages(b), 0f);
+    assertEquals(a.microBatches().stream().map(List::size).toList(),
+        b.microBatches().stream().map(List::size).toList());
+  }
+
+  @Test
   void duplicateSampleIndexIsAnErrorNamingPromptAndIndexAndChangesNothing() {
     ReplayBuffer b = new ReplayBuffer(settings(2, "dr-grpo", 1));
     b.add(ok(42, 1, 1.0));

@@ -128,6 +128,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private final PromptLedger ledger;
   private final Map<Long, DatasetRow> inPlay = new HashMap<>();
   private final Set<String> workers = new HashSet<>();
+  /** In deterministic mode, the one worker that samples every group. */
+  private String deterministicWorker;
   private ActorRef<ReplayActor.Command> replay;
   private ActorRef<LearnerActor.Command> learner;
   private int version;
@@ -199,6 +201,14 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   }
 
   private Behavior<Command> onRequestWork(RequestWork r) {
+    if (settings.run().deterministic()) {
+      if (deterministicWorker == null) {
+        deterministicWorker = r.worker();
+      } else if (!deterministicWorker.equals(r.worker())) {
+        throw new IllegalStateException("nucleon.run.deterministic = true allows one rollout worker in the whole "
+            + "cluster, but " + r.worker() + " asked for work while " + deterministicWorker + " is the run's worker");
+      }
+    }
     if (finished) {
       r.replyTo().tell(new NoWork(true));
       return this;
