@@ -133,10 +133,10 @@ public final class Learner implements AutoCloseable {
       for (List<TrainingSample> micro : batch.microBatches()) {
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.of(m, micro);
-          NDArray logProbs = LlamaModel.shiftedLogSoftmax(policy.logits(mb.tokens()), m, temperature);
-          NDArray logp = LlamaModel.gatherTargets(logProbs, mb.tokens());
+          NDArray logProbs = policy.logSoftmaxAt(mb.tokens(), mb.positions(), temperature);
+          NDArray logp = LlamaModel.pick(logProbs, mb.targets());
           NDArray ref = reference == null || loss.klCoef() == 0 ? null
-              : LlamaModel.selectLogProbs(reference.logits(mb.tokens()), mb.tokens(), temperature).stopGradient();
+              : mb.logProbs(reference, temperature).stopGradient();
           PolicyLoss.Output out = PolicyLoss.compute(loss,
               new PolicyLoss.Inputs(logp, mb.behaviour(), mb.advantages(), mb.mask(), mb.lengths(), ref),
               normalizer);
@@ -149,7 +149,7 @@ public final class Learner implements AutoCloseable {
           klSum += out.klSum();
           tisCapped += out.tisCappedTokens();
           tokenCount += out.tokens();
-          entropySum += entropy(logProbs, mb.mask());
+          entropySum += entropy(logProbs);
         }
       }
     }
@@ -183,10 +183,16 @@ public final class Learner implements AutoCloseable {
     return new Applied(optimizer.apply(norms, refuse), verdict);
   }
 
-  /** Sum over masked positions of the entropy of the next-token distribution (no gradient). */
-  private static double entropy(NDArray logProbs, NDArray mask) {
-    NDArray lp = logProbs.stopGradient();
-    return lp.exp().mul(lp).sum(new int[] {2}).neg().mul(mask).sum().getFloat();
+  /**
+   * Sum over rows of the entropy of the next-token distributions {@code [N, V]} (no gradient). Its full-vocabulary
+   * temporary is made in place and freed at once, so it never adds to the step's peak memory.
+   */
+  private static double entropy(NDArray logProbs) {
+    try (NDManager tmp = logProbs.getManager().newSubManager()) {
+      NDArray lp = logProbs.stopGradient();
+      lp.attach(tmp);
+      return -lp.exp().muli(lp).sum().getFloat();
+    }
   }
 
   /**
@@ -212,9 +218,8 @@ public final class Learner implements AutoCloseable {
         int to = Math.min(prompts.size(), from + microBatchSize);
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.supervised(m, prompts.subList(from, to), targets.subList(from, to));
-          NDArray logp = LlamaModel.selectLogProbs(policy.logits(mb.tokens()), mb.tokens(), 1f);
-          // padding positions may hold -inf log-probs (never-trained ids); clamp so -inf * 0 never becomes NaN
-          NDArray ce = Ops.div(logp.clip(-1e4f, 0f).mul(mb.mask()).sum().neg(), Math.max(1, tokens));
+          // clamped so one impossible token (-inf) cannot turn the whole step's gradient into NaN
+          NDArray ce = Ops.div(mb.logProbs(policy, 1f).clip(-1e4f, 0f).sum().neg(), Math.max(1, tokens));
           probe.beforeBackward();
           gc.backward(ce);
           lossSum += ce.getFloat();
@@ -235,58 +240,81 @@ public final class Learner implements AutoCloseable {
   }
 
   /**
-   * The arrays of one micro-batch: right-padded prompt + completion rows, and per predicted position (T - 1
-   * columns) the completion mask and behaviour log-prob; per row the advantage and completion length.
+   * The arrays of one micro-batch. Rows are right-padded {@code prompt + completion} token ids {@code [B, Tmax]};
+   * everything else is per scored token, flattened over the batch ({@code [N]}): the flat position {@code b * Tmax
+   * + t} whose next-token distribution is scored, the token that follows it, and for the policy loss its behaviour
+   * log-prob, its sequence's advantage and completion length, and a mask of ones.
    */
-  record MicroBatch(NDArray tokens, NDArray mask, NDArray behaviour, NDArray advantages, NDArray lengths) {
+  record MicroBatch(NDArray tokens, NDArray positions, NDArray targets, NDArray mask, NDArray behaviour,
+      NDArray advantages, NDArray lengths) {
+
+    /** Log-probs {@code [N]} of the targets under {@code model} at a temperature. */
+    NDArray logProbs(LlamaModel model, float temperature) {
+      return LlamaModel.pick(model.logSoftmaxAt(tokens, positions, temperature), targets);
+    }
 
     static MicroBatch of(NDManager m, List<TrainingSample> samples) {
       int b = samples.size();
-      int[][] seqs = new int[b][];
-      int width = 0;
-      for (int i = 0; i < b; i++) {
-        Trajectory t = samples.get(i).trajectory();
-        seqs[i] = concat(t.promptTokens(), t.completionTokens());
-        width = Math.max(width, seqs[i].length - 1);
+      List<int[]> prompts = new java.util.ArrayList<>(b);
+      List<int[]> completions = new java.util.ArrayList<>(b);
+      int n = 0;
+      for (TrainingSample s : samples) {
+        prompts.add(s.trajectory().promptTokens());
+        completions.add(s.trajectory().completionTokens());
+        n += s.trajectory().completionTokens().length;
       }
-      float[] mask = new float[b * width];
-      float[] behaviour = new float[b * width];
-      float[] adv = new float[b];
-      float[] len = new float[b];
-      for (int i = 0; i < b; i++) {
-        Trajectory t = samples.get(i).trajectory();
-        int p = t.promptTokens().length;
-        for (int j = 0; j < t.completionTokens().length; j++) {
-          mask[i * width + p - 1 + j] = 1f;
-          behaviour[i * width + p - 1 + j] = t.behaviourLogProbs()[j];
+      float[] behaviour = new float[n];
+      float[] adv = new float[n];
+      float[] len = new float[n];
+      int k = 0;
+      for (TrainingSample s : samples) {
+        Trajectory t = s.trajectory();
+        for (int j = 0; j < t.completionTokens().length; j++, k++) {
+          behaviour[k] = t.behaviourLogProbs()[j];
+          adv[k] = s.advantage();
+          len[k] = t.completionTokens().length;
         }
-        adv[i] = samples.get(i).advantage();
-        len[i] = Math.max(1, t.completionTokens().length);
       }
-      return new MicroBatch(LlamaModel.paddedTokens(m, seqs), m.create(mask, new Shape(b, width)),
-          m.create(behaviour, new Shape(b, width)), m.create(adv, new Shape(b, 1)), m.create(len, new Shape(b, 1)));
+      Layout l = Layout.of(m, prompts, completions);
+      return new MicroBatch(l.tokens, l.positions, l.targets, m.ones(new Shape(n)), m.create(behaviour),
+          m.create(adv), m.create(len));
     }
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {
-      int b = prompts.size();
-      int[][] seqs = new int[b][];
-      int width = 0;
-      for (int i = 0; i < b; i++) {
+      for (int i = 0; i < prompts.size(); i++) {
         if (prompts.get(i).length == 0) {
           throw new IllegalArgumentException("supervised row " + i + " has an empty prompt");
         }
-        seqs[i] = concat(prompts.get(i), targets.get(i));
-        width = Math.max(width, seqs[i].length - 1);
       }
-      float[] mask = new float[b * width];
+      Layout l = Layout.of(m, prompts, targets);
+      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null);
+    }
+  }
+
+  /** Right-padded rows and, for every completion token, the flat position that predicts it and its id. */
+  private record Layout(NDArray tokens, NDArray positions, NDArray targets) {
+
+    static Layout of(NDManager m, List<int[]> prompts, List<int[]> completions) {
+      int b = prompts.size();
+      int[][] seqs = new int[b][];
+      int width = 0;
+      int n = 0;
+      for (int i = 0; i < b; i++) {
+        seqs[i] = concat(prompts.get(i), completions.get(i));
+        width = Math.max(width, seqs[i].length);
+        n += completions.get(i).length;
+      }
+      long[] positions = new long[n];
+      long[] targets = new long[n];
+      int k = 0;
       for (int i = 0; i < b; i++) {
         int p = prompts.get(i).length;
-        for (int j = 0; j < targets.get(i).length; j++) {
-          mask[i * width + p - 1 + j] = 1f;
+        for (int j = 0; j < completions.get(i).length; j++, k++) {
+          positions[k] = (long) i * width + p - 1 + j;
+          targets[k] = completions.get(i)[j];
         }
       }
-      return new MicroBatch(LlamaModel.paddedTokens(m, seqs), m.create(mask, new Shape(b, width)), null, null,
-          null);
+      return new Layout(LlamaModel.paddedTokens(m, seqs), m.create(positions), m.create(targets));
     }
 
     private static int[] concat(int[] a, int[] b) {

@@ -28,7 +28,9 @@ public final class PolicyLoss {
   private PolicyLoss() {}
 
   /**
-   * One micro-batch of inputs; every array is {@code [B, T]} except the advantages and lengths ({@code [B, 1]}).
+   * One micro-batch of inputs. The learner passes one entry per completion token ({@code [N]}, flattened over the
+   * batch); any layout works where the arrays have one shape, or broadcast to it (advantages and lengths
+   * {@code [B, 1]} against {@code [B, T]}).
    *
    * @param logp log-probs under the current policy (with gradient)
    * @param behaviourLogp log-probs under the policy that sampled the tokens

@@ -117,9 +117,9 @@ class LossGradientTest {
 
   NDArray loss(NDManager m, LossSettings s, List<TrainingSample> samples) {
     Learner.MicroBatch mb = Learner.MicroBatch.of(m, samples);
-    NDArray logp = LlamaModel.selectLogProbs(model.logits(mb.tokens()), mb.tokens(), TEMPERATURE);
+    NDArray logp = mb.logProbs(model, TEMPERATURE);
     NDArray ref = s.klCoef() > 0
-        ? LlamaModel.selectLogProbs(reference.logits(mb.tokens()), mb.tokens(), TEMPERATURE).stopGradient() : null;
+        ? mb.logProbs(reference, TEMPERATURE).stopGradient() : null;
     long tokens = samples.stream().mapToLong(x -> x.trajectory().completionTokens().length).sum();
     return PolicyLoss.compute(s, new PolicyLoss.Inputs(logp, mb.behaviour(), mb.advantages(), mb.mask(),
         mb.lengths(), ref), PolicyLoss.normalizer(s, tokens, samples.size())).loss();
@@ -182,8 +182,8 @@ class LossGradientTest {
       }
       lossFn = m -> {
         Learner.MicroBatch mb = Learner.MicroBatch.supervised(m, prompts, targets);
-        NDArray logp = LlamaModel.selectLogProbs(model.logits(mb.tokens()), mb.tokens(), 1f);
-        return logp.mul(mb.mask()).sum().neg().div(9f);
+        NDArray logp = mb.logProbs(model, 1f);
+        return logp.sum().neg().div(9f);
       };
     } else {
       LossSettings s = variant(name);
@@ -221,14 +221,14 @@ class LossGradientTest {
       boolean mode = JniUtils.isGradMode();
       JniUtils.setGradMode(false);
       Learner.MicroBatch mb = Learner.MicroBatch.of(m, samples);
-      NDArray logp = LlamaModel.selectLogProbs(model.logits(mb.tokens()), mb.tokens(), TEMPERATURE);
+      NDArray logp = mb.logProbs(model, TEMPERATURE);
       prox = logp.toFloatArray();
       weight = logp.sub(mb.behaviour()).exp().minimum(s.tisCap()).toFloatArray();
       JniUtils.setGradMode(mode);
     }
     return m -> {
       Learner.MicroBatch mb = Learner.MicroBatch.of(m, samples);
-      NDArray logp = LlamaModel.selectLogProbs(model.logits(mb.tokens()), mb.tokens(), TEMPERATURE);
+      NDArray logp = mb.logProbs(model, TEMPERATURE);
       NDArray ratio = logp.sub(m.create(prox, logp.getShape())).exp();
       return ratio.mul(mb.advantages()).mul(m.create(weight, logp.getShape())).mul(mb.mask()).sum().neg().div(9f);
     };
@@ -270,7 +270,7 @@ class LossGradientTest {
     Map<String, float[]> ppo = autograd(m -> loss(m, LossSettings.defaults(), samples));
     Map<String, float[]> reinforce = autograd(m -> {
       Learner.MicroBatch mb = Learner.MicroBatch.of(m, samples);
-      NDArray logp = LlamaModel.selectLogProbs(model.logits(mb.tokens()), mb.tokens(), TEMPERATURE);
+      NDArray logp = mb.logProbs(model, TEMPERATURE);
       return logp.mul(mb.advantages()).mul(mb.mask()).sum().neg().div(9f);
     });
     double maxDiff = 0;

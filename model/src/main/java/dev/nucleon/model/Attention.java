@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
@@ -78,13 +79,28 @@ public final class Attention extends AbstractBlock {
     Shape s = x.getShape();
     long b = s.get(0);
     long t = s.get(1);
-    NDArray proj = Linear.linear(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray())
-        .singletonOrThrow().reshape(b, t, heads + 2L * kvHeads, headDim);
-    NDArray qk = rope.apply(Ops.slice(proj, 2, 0, heads + kvHeads, step), angles);
-    NDArray q = Ops.mul(Ops.slice(qk, 2, 0, heads, step).reshape(b, t, kvHeads, group, headDim)
+    NDArray qh; // [B, T, H, D], rotated
+    NDArray kh; // [B, T, K, D], rotated
+    NDArray vh; // [B, T, K, D]
+    if (JniUtils.isGradMode()) {
+      // training: one product per part against a view of its rows, so activations and their gradients are
+      // contiguous and backward accumulates weight-sized slices (see SwiGluMlp)
+      qh = rope.apply(project(x, 0, heads, step).reshape(b, t, heads, headDim), angles);
+      kh = rope.apply(project(x, heads, heads + kvHeads, step).reshape(b, t, kvHeads, headDim), angles);
+      vh = project(x, heads + kvHeads, heads + 2L * kvHeads, step).reshape(b, t, kvHeads, headDim);
+    } else {
+      // decoding: one product for q, k and v and one rotation for q and k, the fewest native calls per token
+      NDArray proj = Linear.linear(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray())
+          .singletonOrThrow().reshape(b, t, heads + 2L * kvHeads, headDim);
+      NDArray qk = rope.apply(Ops.slice(proj, 2, 0, heads + kvHeads, step), angles);
+      qh = Ops.slice(qk, 2, 0, heads, step);
+      kh = Ops.slice(qk, 2, heads, heads + kvHeads, step);
+      vh = Ops.slice(proj, 2, heads + kvHeads, heads + 2L * kvHeads, step);
+    }
+    NDArray q = Ops.mul(qh.reshape(b, t, kvHeads, group, headDim)
         .transpose(0, 2, 3, 1, 4).reshape(b, kvHeads, group * t, headDim), scale); // [B,K,G*T,D]
-    NDArray k = Ops.slice(qk, 2, heads, heads + kvHeads, step).transpose(0, 2, 3, 1); // [B,K,D,T]
-    NDArray v = Ops.slice(proj, 2, heads + kvHeads, heads + 2L * kvHeads, step).transpose(0, 2, 1, 3); // [B,K,T,D]
+    NDArray k = kh.transpose(0, 2, 3, 1); // [B,K,D,T]
+    NDArray v = vh.transpose(0, 2, 1, 3); // [B,K,T,D]
     NDArray keys = k;
     NDArray values = v;
     if (cache != null) {
@@ -92,10 +108,22 @@ public final class Attention extends AbstractBlock {
       keys = kv[0];
       values = kv[1];
     }
-    NDArray probs = q.matMul(keys).add(mask).softmax(-1); // [B,K,G*T,S]
+    NDArray scores = q.matMul(keys);
+    NDArray masked = scores.add(mask);
+    NDArray probs = masked.softmax(-1); // [B,K,G*T,S]
+    // softmax's backward needs only its output: free the two score tensors now, not at the end of the step
+    masked.close();
+    scores.close();
     NDArray context = probs.matMul(values).reshape(b, kvHeads, group, t, headDim).transpose(0, 3, 1, 2, 4)
         .reshape(b, t, (long) heads * headDim);
     return Linear.linear(context, out.getArray()).singletonOrThrow();
+  }
+
+  /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix (plus their bias). */
+  private NDArray project(NDArray x, long from, long to, NDManager step) {
+    NDArray w = Ops.slice(qkv.getArray(), 0, from * headDim, to * headDim, step);
+    NDArray bias = qkvBias == null ? null : Ops.slice(qkvBias.getArray(), 0, from * headDim, to * headDim, step);
+    return Linear.linear(x, w, bias).singletonOrThrow();
   }
 
   /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, T, T]}. */

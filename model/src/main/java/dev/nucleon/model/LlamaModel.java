@@ -10,6 +10,7 @@ import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Embedding;
 import ai.djl.nn.core.Linear;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.nucleon.model.io.HostTensor;
@@ -241,8 +242,22 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
     Rope.Angles angles = rope.angles(positions);
     mask = groupRows(mask, config.groupSize());
+    boolean training = cache == null && JniUtils.isGradMode();
     for (int i = 0; i < layers.size(); i++) {
-      x = layers.get(i).apply(x, angles, mask, cache, i, step);
+      if (training) {
+        // each layer's intermediates live in their own manager, closed when the layer is done: autograd keeps
+        // what backward needs, so a training step holds about what PyTorch would, not every temporary of the
+        // whole forward pass until the step ends
+        try (NDManager scope = step.newSubManager()) {
+          NDArray in = x.reshape(x.getShape()); // an alias of x owned by the scope, so results land there too
+          in.attach(scope);
+          NDArray out = layers.get(i).apply(in, angles, mask, null, i, scope);
+          out.attach(step);
+          x = out;
+        }
+      } else {
+        x = layers.get(i).apply(x, angles, mask, cache, i, step);
+      }
     }
     if (cache != null) {
       cache.advance((int) tokens.getShape().get(1));
@@ -304,6 +319,44 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   public NDArray tokenLogProbs(NDManager m, int[][] sequences, float temperature) {
     NDArray tokens = paddedTokens(m, sequences);
     return selectLogProbs(logits(tokens), tokens, temperature);
+  }
+
+  /**
+   * The next-token distributions at chosen positions of right-padded rows, for training: entry {@code i} is
+   * {@code log softmax(logits[b, t] / temperature)} where {@code positions[i] = b * T + t}. Only the chosen
+   * positions' hidden states go through the output head, so scoring a completion costs its own tokens, not the
+   * prompt's or the padding's, and no full {@code [B, T, V]} logits tensor is made.
+   *
+   * @param tokens int64 {@code [B, T]}; every result lives in its manager
+   * @param positions int64 {@code [N]} flat indices into {@code [B, T]}
+   * @param temperature the sampling temperature the behaviour log-probs used (1 for none)
+   * @return {@code [N, V]} float32, differentiable when gradients are on and the model is trainable
+   */
+  public NDArray logSoftmaxAt(NDArray tokens, NDArray positions, float temperature) {
+    if (!(temperature > 0)) {
+      throw new IllegalArgumentException("temperature must be positive for scoring, got " + temperature);
+    }
+    NDManager m = tokens.getManager();
+    int t = (int) tokens.getShape().get(1);
+    NDArray h = hidden(tokens, positions(tokens), causalMask(m, t), null);
+    NDArray rows = Embedding.embedding(positions, h.reshape(-1, config.hiddenSize()), SparseFormat.DENSE)
+        .singletonOrThrow();
+    NDArray logits = Linear.linear(norm.apply(rows), head == null ? embed.getArray() : head.getArray())
+        .singletonOrThrow();
+    NDArray scaled = temperature == 1f ? logits : Ops.div(logits, temperature);
+    NDArray out = scaled.logSoftmax(-1);
+    // backward needs neither full-vocabulary input (log-softmax keeps its output, the head its input rows):
+    // closing the handles frees them now rather than when the step's manager closes
+    if (scaled != logits) {
+      scaled.close();
+    }
+    logits.close();
+    return out;
+  }
+
+  /** Picks {@code logSoftmax[i, targets[i]]}: {@code [N, V]} and int64 {@code [N]} give {@code [N]}. */
+  public static NDArray pick(NDArray logSoftmax, NDArray targets) {
+    return logSoftmax.gather(targets.expandDims(-1), 1).squeeze(-1);
   }
 
   /** Log-probs of {@code tokens[:, 1:]} under {@code logits[:, :-1]} at a temperature; {@code [B, T-1]}. */

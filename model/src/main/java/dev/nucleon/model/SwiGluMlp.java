@@ -6,12 +6,19 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
 /**
  * The SwiGLU feed-forward block: {@code down(silu(gate x) * up x)}. Gate and up projections are stored fused as one
- * {@code [2 * inner, d]} matrix (gate rows first) so a step makes one matrix product for both.
+ * {@code [2 * inner, d]} matrix (gate rows first).
+ *
+ * <p>Two ways to apply it, the same arithmetic: without autograd (decoding) one matrix product gives both halves
+ * and the block splits the result, the fewest native calls per token; with autograd (training, scoring with
+ * gradients) each half is its own product against a view of its rows, so the large activations are contiguous
+ * (elementwise kernels on split views ran several times slower) and backward accumulates weight-sized slices
+ * instead of concatenating activation-sized gradients.
  */
 public final class SwiGluMlp extends AbstractBlock {
 
@@ -35,10 +42,20 @@ public final class SwiGluMlp extends AbstractBlock {
 
   /** Applies the block to {@code x [..., d]}; the result lives in x's manager. */
   public NDArray apply(NDArray x) {
-    NDArray proj = Linear.linear(x, gateUp.getArray()).singletonOrThrow();
-    NDList gu = proj.split(2, proj.getShape().dimension() - 1);
-    NDArray gate = gu.get(0);
-    NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(gu.get(1));
+    NDArray gate;
+    NDArray up;
+    if (JniUtils.isGradMode()) {
+      NDArray w = gateUp.getArray();
+      long inner = w.getShape().get(0) / 2;
+      gate = Linear.linear(x, Ops.slice(w, 0, 0, inner, x.getManager())).singletonOrThrow();
+      up = Linear.linear(x, Ops.slice(w, 0, inner, 2 * inner, x.getManager())).singletonOrThrow();
+    } else {
+      NDArray proj = Linear.linear(x, gateUp.getArray()).singletonOrThrow();
+      NDList gu = proj.split(2, proj.getShape().dimension() - 1);
+      gate = gu.get(0);
+      up = gu.get(1);
+    }
+    NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
     return Linear.linear(hidden, down.getArray()).singletonOrThrow();
   }
 

@@ -35,9 +35,18 @@ final class BenchCommand {
 
   /** Resident set size of this process in MiB, from /proc (-1 where there is no /proc). */
   static double rssMb() {
+    return statusMb("VmRSS:");
+  }
+
+  /** The process's peak resident set so far (VmHWM), in MB; -1 where /proc is not there. */
+  static double peakRssMb() {
+    return statusMb("VmHWM:");
+  }
+
+  private static double statusMb(String field) {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-        if (line.startsWith("VmRSS:")) {
+        if (line.startsWith(field)) {
           return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
         }
       }
@@ -237,6 +246,15 @@ final class BenchCommand {
     @Option(names = "--steps", defaultValue = "3", description = "timed steps (default: ${DEFAULT-VALUE})")
     int steps;
 
+    @Option(names = "--profile", paramLabel = "FILE",
+        description = "write libtorch's profile of the timed steps (Chrome trace JSON) to FILE")
+    Path profile;
+
+    @Option(names = "--reference", paramLabel = "PYTHON",
+        description = "after the timed steps, run the same GRPO step in PyTorch eager with this Python interpreter "
+            + "(needs torch, e.g. Debian's python3-torch: /usr/bin/python3) and report both and their ratio")
+    String reference;
+
     @Override
     public Integer call() throws Exception {
       if (promptLen < 1 || promptLen >= seqLen) {
@@ -250,11 +268,17 @@ final class BenchCommand {
         LlamaConfig c = model.config();
         learner.train(randomBatch(c, 0)); // warm-up
         double rssStart = rssMb();
+        if (profile != null) {
+          ai.djl.pytorch.jni.JniUtils.startProfile(false, true, true);
+        }
         long start = System.nanoTime();
         for (int i = 0; i < steps; i++) {
           learner.train(randomBatch(c, i + 1));
         }
         double seconds = (System.nanoTime() - start) / 1e9;
+        if (profile != null) {
+          ai.djl.pytorch.jni.JniUtils.stopProfile(profile.toAbsolutePath().toString());
+        }
         ObjectNode o = JSON.createObjectNode();
         o.put("bench", "learn");
         o.put("model", modelOptions.describe(c));
@@ -268,9 +292,47 @@ final class BenchCommand {
         o.put("ms_per_step", round(seconds * 1000 / steps, 1));
         o.put("rss_mb_start", round(rssStart, 1));
         o.put("rss_mb_end", round(rssMb(), 1));
+        o.put("rss_mb_peak", round(peakRssMb(), 1));
+        if (reference != null) {
+          ObjectNode ref = runReference(c, threadCount());
+          o.set("reference", ref);
+          o.put("speedup_vs_reference", round(o.get("tokens_per_s").asDouble() / ref.get("tokens_per_s").asDouble(),
+              3));
+        }
         spec.commandLine().getOut().println(JSON.writeValueAsString(o));
       }
       return 0;
+    }
+
+    /** Runs resources/bench/torch_learn.py with the same shape, batch and threads; returns its JSON line. */
+    private ObjectNode runReference(LlamaConfig c, int threads) throws IOException, InterruptedException {
+      Path script = Files.createTempFile("nucleon-torch-learn", ".py");
+      try (var in = BenchCommand.class.getResourceAsStream("/bench/torch_learn.py")) {
+        if (in == null) {
+          throw new IllegalStateException("bench/torch_learn.py is missing from the jar");
+        }
+        Files.copy(in, script, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      }
+      List<String> cmd = new ArrayList<>(List.of(reference, script.toString(),
+          "--vocab", String.valueOf(c.vocabSize()), "--dim", String.valueOf(c.hiddenSize()),
+          "--ffn", String.valueOf(c.intermediateSize()), "--layers", String.valueOf(c.numLayers()),
+          "--heads", String.valueOf(c.numHeads()), "--kv-heads", String.valueOf(c.numKvHeads()),
+          "--batch", String.valueOf(batch), "--seq-len", String.valueOf(seqLen),
+          "--prompt-len", String.valueOf(promptLen), "--steps", String.valueOf(steps),
+          "--threads", String.valueOf(Math.max(0, threads))));
+      try {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        int code = p.waitFor();
+        String last = out.strip().lines().reduce((a, b) -> b).orElse("");
+        if (code != 0 || !last.startsWith("{")) {
+          throw new IllegalStateException("the PyTorch reference (" + String.join(" ", cmd) + ") failed with exit "
+              + "code " + code + ":\n" + out.substring(Math.max(0, out.length() - 2000)));
+        }
+        return (ObjectNode) JSON.readTree(last);
+      } finally {
+        Files.deleteIfExists(script);
+      }
     }
 
     private dev.nucleon.replay.TrainingBatch randomBatch(LlamaConfig c, long seed) {

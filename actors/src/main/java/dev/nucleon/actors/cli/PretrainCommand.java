@@ -41,8 +41,8 @@ import picocli.CommandLine.Spec;
  * {@code nucleon pretrain CONF}: builds a small base model from scratch with the supervised loss on the
  * project's arithmetic task (character tokenizer, Llama-shaped decoder), evaluating greedy accuracy on the
  * held-out problems and stopping at the first evaluation that reaches the target. One libtorch thread and a fixed
- * seed; separate processes are not bit-identical (see README). The quickstart's base model in conf/models/ was
- * made this way.
+ * seed: two runs, in any two processes, write byte-identical weights (ReproducibilityTest). The quickstart's base
+ * model in conf/models/ was made this way.
  */
 @Command(name = "pretrain", mixinStandardHelpOptions = true,
     description = "Trains a small base model on the arithmetic task with the supervised loss and saves it.")
