@@ -165,6 +165,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     }
     samplesSeen += t.batch().samples().size();
     metrics.learnerStep(s.seconds(), s.tokens());
+    metrics.learnerFlagged(s.gradSpike(), s.skipped());
     metrics.policyVersion(s.version());
     Map<String, Double> stats = statistics(s, t.batch().stats());
     metrics.trainingSignals(stats);

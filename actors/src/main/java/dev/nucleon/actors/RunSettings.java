@@ -119,6 +119,11 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
       throw bad(c, ReplaySettings.BATCH_TOKENS, mode + " needs batches by groups (batch-tokens = 0): a token "
           + "budget takes whichever groups finished first");
     }
+    if (replay.dropZeroVariance() || replay.dropOverlong()) {
+      throw bad(c, replay.dropZeroVariance() ? ReplaySettings.DROP_ZERO_VARIANCE : ReplaySettings.DROP_OVERLONG,
+          mode + " needs every sampled group to be trained: a filtered group is replaced by groups issued when the "
+          + "worker next asks, so generation batches would depend on timing");
+    }
     if (rollout.groupsPerBatch() < replay.batchGroups()) {
       throw bad(c, "nucleon.rollout.groups-per-batch", mode + " needs the worker to sample a training batch's groups "
           + "in one generation batch (groups-per-batch >= nucleon.algorithm.batch-groups = " + replay.batchGroups()

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.internal.NDArrayEx;
 import com.tngtech.archunit.base.DescribedPredicate;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.domain.JavaMethodCall;
@@ -31,8 +33,10 @@ class NumberOperandRuleTest {
       new DescribedPredicate<>("an NDArray arithmetic op with a java.lang.Number operand") {
         @Override
         public boolean test(JavaMethodCall call) {
+          var owner = call.getTargetOwner();
           return ARITHMETIC.contains(call.getName())
-              && call.getTargetOwner().isAssignableTo(NDArray.class)
+              && (owner.isAssignableTo(NDArray.class) || owner.isAssignableTo(NDArrayEx.class)
+                  || owner.isEquivalentTo(NDArrays.class))
               && call.getTarget().getRawParameterTypes().stream().anyMatch(t -> t.isEquivalentTo(Number.class));
         }
       };
@@ -60,15 +64,26 @@ class NumberOperandRuleTest {
     JavaClasses sample = new ClassFileImporter().importClasses(Offender.class);
     EvaluationResult result = RULE.evaluate(sample);
     assertTrue(result.hasViolation(), "x.mul(2f) must be reported");
-    assertTrue(result.getFailureReport().toString().contains("Offender"), result.getFailureReport().toString());
+    String report = result.getFailureReport().toString();
+    for (String method : java.util.List.of("twice", "half", "oneMinus")) {
+      assertTrue(report.contains("Offender." + method + "("), method + " must be reported:\n" + report);
+    }
     assertFalse(RULE.evaluate(new ClassFileImporter().importClasses(Compliant.class)).hasViolation(),
         "tensor operands and clip(Number, Number) are allowed");
   }
 
-  /** What the rule forbids. */
+  /** What the rule forbids, in its three spellings. */
   static final class Offender {
     static NDArray twice(NDArray x) {
       return x.mul(2f);
+    }
+
+    static NDArray half(NDArray x) {
+      return NDArrays.div(x, 2f);
+    }
+
+    static NDArray oneMinus(NDArray x) {
+      return x.getNDArrayInternal().rsub(1f);
     }
   }
 

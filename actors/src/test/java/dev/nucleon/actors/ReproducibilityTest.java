@@ -115,6 +115,8 @@ class ReproducibilityTest {
     assertRefused(base, "nucleon.rollout.threads", "2", "one libtorch thread");
     assertRefused(base, "nucleon.rollout.groups-per-batch", "2", "groups-per-batch");
     assertRefused(base, "nucleon.replay.batch-tokens", "4096", "batches by groups");
+    assertRefused(base, "nucleon.algorithm.drop-zero-variance", "true", "every sampled group");
+    assertRefused(base, "nucleon.algorithm.drop-overlong", "true", "every sampled group");
   }
 
   private static void assertRefused(Map<String, String> base, String key, String value, String why) {

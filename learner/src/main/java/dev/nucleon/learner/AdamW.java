@@ -84,12 +84,22 @@ public final class AdamW implements AutoCloseable {
         norms[i] = (PtNDArray) g.norm(false);
         norms[i].attach(tmp);
       }
-      float[] perParam = norms.length == 0 ? new float[0] : JniUtils.stack(norms, 0).toFloatArray();
+      float[] norms32 = norms.length == 0 ? new float[0] : JniUtils.stack(norms, 0).toFloatArray();
+      double[] perParam = new double[norms32.length];
       double sumSq = 0;
       int largest = -1;
       List<String> nonFinite = new ArrayList<>();
       for (int i = 0; i < perParam.length; i++) {
-        double n = perParam[i];
+        double n = norms32[i];
+        if (!Double.isFinite(n)) {
+          // a float32 norm overflows for huge but finite gradients: measure again in float64 to tell a spike
+          // from a non-finite gradient
+          NDArray g = params.get(names.get(i)).getArray().getGradient();
+          g.attach(tmp);
+          NDArray wide = g.toType(ai.djl.ndarray.types.DataType.FLOAT64, false);
+          n = wide.mul(wide).sum().sqrt().getDouble();
+        }
+        perParam[i] = n;
         if (!Double.isFinite(n)) {
           nonFinite.add(names.get(i));
         } else if (largest < 0 || n > perParam[largest]) {

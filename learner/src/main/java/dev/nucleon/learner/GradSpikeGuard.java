@@ -9,8 +9,10 @@ import java.util.Arrays;
  * gradient would otherwise be applied as an ordinary update and pass unseen; this makes every such step visible
  * (log, metrics, dashboard) and, when asked, keeps it out of the weights.
  *
- * <p>The median is over the last {@code window} finite norms (flagged ones included, so a lasting change of scale
- * stops being flagged after half a window); no step is judged before {@code minHistory} norms were seen.
+ * <p>The median is over the last {@code window} finite, positive norms (flagged ones included, so a lasting change
+ * of scale stops being flagged after half a window; a zero norm, a batch whose advantages were all 0, says nothing
+ * about scale and is left out); no step is judged before {@code minHistory} norms were seen. The history is part
+ * of a checkpoint ({@link #history()}, {@link #restore}), so a resumed run judges like an uninterrupted one.
  */
 public final class GradSpikeGuard {
 
@@ -61,14 +63,37 @@ public final class GradSpikeGuard {
   public Verdict observe(double norm) {
     double median = median();
     boolean spike = settings.factor() > 0 && recent.size() >= settings.minHistory() && Double.isFinite(norm)
-        && norm > settings.factor() * median;
-    if (Double.isFinite(norm)) {
+        && median > 0 && norm > settings.factor() * median;
+    if (Double.isFinite(norm) && norm > 0) {
       recent.addLast(norm);
       if (recent.size() > settings.window()) {
         recent.removeFirst();
       }
     }
     return new Verdict(spike, median);
+  }
+
+  /** The remembered norms, oldest first, as text for a checkpoint ({@link Double#toString}, exact). */
+  public String history() {
+    return String.join(",", recent.stream().map(d -> Double.toString(d)).toList());
+  }
+
+  /** Replaces the remembered norms with those {@link #history()} wrote. */
+  public void restore(String history) {
+    recent.clear();
+    if (history.isBlank()) {
+      return;
+    }
+    for (String s : history.split(",")) {
+      double d = Double.parseDouble(s);
+      if (!(Double.isFinite(d) && d > 0)) {
+        throw new IllegalArgumentException("gradient-norm history holds " + s + "; expected positive numbers");
+      }
+      recent.addLast(d);
+      if (recent.size() > settings.window()) {
+        recent.removeFirst();
+      }
+    }
   }
 
   private double median() {

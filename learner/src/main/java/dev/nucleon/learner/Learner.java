@@ -4,6 +4,7 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import dev.nucleon.core.rollout.Trajectory;
 import dev.nucleon.model.LlamaModel;
@@ -95,6 +96,11 @@ public final class Learner implements AutoCloseable {
     return optimizer;
   }
 
+  /** The gradient-spike guard (its history goes into checkpoints). */
+  public GradSpikeGuard spikeGuard() {
+    return spikes;
+  }
+
   /** The policy version of the current weights. */
   public int version() {
     return version;
@@ -131,12 +137,14 @@ public final class Learner implements AutoCloseable {
     double tokenCount = 0;
     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
       for (List<TrainingSample> micro : batch.microBatches()) {
+        if (micro.stream().allMatch(s -> s.trajectory().completionTokens().length == 0)) {
+          continue; // nothing to score: no loss, no gradient
+        }
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.of(m, micro);
           NDArray logProbs = policy.logSoftmaxAt(mb.tokens(), mb.positions(), temperature);
           NDArray logp = LlamaModel.pick(logProbs, mb.targets());
-          NDArray ref = reference == null || loss.klCoef() == 0 ? null
-              : mb.logProbs(reference, temperature).stopGradient();
+          NDArray ref = reference == null || loss.klCoef() == 0 ? null : referenceLogProbs(mb);
           PolicyLoss.Output out = PolicyLoss.compute(loss,
               new PolicyLoss.Inputs(logp, mb.behaviour(), mb.advantages(), mb.mask(), mb.lengths(), ref),
               normalizer);
@@ -164,6 +172,23 @@ public final class Learner implements AutoCloseable {
         klSum / n, entropySum / n, tisCapped / n, u.gradNorm(), u.lr(), u.skipped(),
         (System.nanoTime() - start) / 1e9, u.maxParamNorm(), u.maxParam(), a.verdict().spike(),
         a.verdict().median());
+  }
+
+  /**
+   * The frozen reference model's log-probs of the targets, computed without autograd (the decoding path, nothing
+   * recorded) and with its full-vocabulary distribution freed at once.
+   */
+  private NDArray referenceLogProbs(MicroBatch mb) {
+    boolean mode = JniUtils.isGradMode();
+    JniUtils.setGradMode(false);
+    try {
+      NDArray all = reference.logSoftmaxAt(mb.tokens(), mb.positions(), temperature);
+      NDArray picked = LlamaModel.pick(all, mb.targets());
+      all.close();
+      return picked;
+    } finally {
+      JniUtils.setGradMode(mode);
+    }
   }
 
   private record Applied(AdamW.Update update, GradSpikeGuard.Verdict verdict) {}
@@ -281,11 +306,6 @@ public final class Learner implements AutoCloseable {
     }
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {
-      for (int i = 0; i < prompts.size(); i++) {
-        if (prompts.get(i).length == 0) {
-          throw new IllegalArgumentException("supervised row " + i + " has an empty prompt");
-        }
-      }
       Layout l = Layout.of(m, prompts, targets);
       return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null);
     }
@@ -300,6 +320,10 @@ public final class Learner implements AutoCloseable {
       int width = 0;
       int n = 0;
       for (int i = 0; i < b; i++) {
+        if (prompts.get(i).length == 0) {
+          throw new IllegalArgumentException("row " + i + " has an empty prompt: the first token has no context "
+              + "to be scored from");
+        }
         seqs[i] = concat(prompts.get(i), completions.get(i));
         width = Math.max(width, seqs[i].length);
         n += completions.get(i).length;

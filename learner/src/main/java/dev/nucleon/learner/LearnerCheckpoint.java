@@ -36,6 +36,9 @@ public final class LearnerCheckpoint {
 
   private LearnerCheckpoint() {}
 
+  /** The trainer-state entry that holds the gradient-spike guard's recent norms. */
+  static final String SPIKE_HISTORY = "grad-spike-history";
+
   /**
    * Writes a checkpoint at the learner's current optimizer step.
    *
@@ -54,6 +57,7 @@ public final class LearnerCheckpoint {
     Map<String, HostTensor> optimizer = learner.optimizer().state();
     Map<String, String> states = new HashMap<>(rng);
     states.put("policy-version", Integer.toString(learner.version()));
+    states.put(SPIKE_HISTORY, learner.spikeGuard().history());
     TrainerState state = new TrainerState(step, samplesSeen, states, blob);
     return store.save(version, dir -> {
       HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model);
@@ -97,6 +101,10 @@ public final class LearnerCheckpoint {
       throw new IllegalArgumentException(checkpoint.resolve(STATE) + ": missing 'policy-version'");
     }
     learner.setVersion(Integer.parseInt(version));
+    String history = state.rng().get(SPIKE_HISTORY);
+    if (history != null) { // absent in checkpoints written before the guard existed
+      learner.spikeGuard().restore(history);
+    }
     return state;
   }
 }

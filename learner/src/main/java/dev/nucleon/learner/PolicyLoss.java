@@ -34,7 +34,7 @@ public final class PolicyLoss {
    *
    * @param logp log-probs under the current policy (with gradient)
    * @param behaviourLogp log-probs under the policy that sampled the tokens
-   * @param advantages one per sequence
+   * @param advantages the advantage of each token's sequence
    * @param mask 1 on completion tokens, 0 elsewhere
    * @param lengths completion length of each sequence (at least 1), for sequence-mean
    * @param referenceLogp log-probs under the frozen reference model, or null when there is no KL term

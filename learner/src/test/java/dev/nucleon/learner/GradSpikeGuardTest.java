@@ -46,6 +46,36 @@ class GradSpikeGuardTest {
   }
 
   @Test
+  void zeroNormsSayNothingAboutScale() {
+    GradSpikeGuard g = new GradSpikeGuard(GradSpikeGuard.Settings.DEFAULT);
+    for (int i = 0; i < 30; i++) {
+      g.observe(0.0); // batches whose advantages were all 0
+    }
+    assertFalse(g.observe(0.3).spike(), "no positive history yet: nothing to compare with");
+    for (int i = 0; i < 20; i++) {
+      g.observe(i % 2 == 0 ? 0.0 : 0.3); // 10 more positive norms: enough history to judge
+    }
+    assertFalse(g.observe(0.5).spike(), "zeros do not pull the median to 0");
+    assertTrue(g.observe(5.0).spike());
+  }
+
+  @Test
+  void theHistoryRoundTripsThroughItsText() {
+    GradSpikeGuard a = new GradSpikeGuard(new GradSpikeGuard.Settings(10, 20, false));
+    GradSpikeGuard b = new GradSpikeGuard(new GradSpikeGuard.Settings(10, 20, false));
+    for (int i = 0; i < 25; i++) {
+      a.observe(0.1 + i * 0.0123456789);
+    }
+    b.restore(a.history());
+    assertEquals(a.history(), b.history());
+    for (double x : new double[] {0.2, 3.0, 40.0}) {
+      assertEquals(a.observe(x), b.observe(x));
+    }
+    var e = assertThrows(IllegalArgumentException.class, () -> b.restore("0.5,NaN"));
+    assertTrue(e.getMessage().contains("NaN"), e.getMessage());
+  }
+
+  @Test
   void factorZeroTurnsTheGuardOffAndBadSettingsAreRefused() {
     GradSpikeGuard g = new GradSpikeGuard(GradSpikeGuard.Settings.OFF);
     for (int i = 0; i < 20; i++) {

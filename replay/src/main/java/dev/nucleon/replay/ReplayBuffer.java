@@ -254,12 +254,10 @@ public final class ReplayBuffer {
     for (int i = 0; i < take; i++) {
       groups.add(ready.pollFirst());
     }
-    // canonical order (prompt id, then sample index), whatever order scorers finished in: the batch's sums,
-    // advantages and micro-batches, and so the update, are the same bits on every run with the same groups
-    groups.sort(java.util.Comparator.comparingLong(g -> g.promptId));
-    for (Group group : groups) {
-      group.members.sort(java.util.Comparator.comparingInt(m -> m.trajectory.sampleIndex()));
-    }
+    // canonical order (prompt id; members are already in sample-index order), whatever order scorers finished
+    // in: the batch's sums, advantages and micro-batches, and so the update, are the same bits on every run with
+    // the same groups
+    groups.sort(Comparator.comparingLong(g -> g.promptId));
     List<Member> trained = new ArrayList<>();
     List<Double> adv = new ArrayList<>();
     for (Group group : groups) {

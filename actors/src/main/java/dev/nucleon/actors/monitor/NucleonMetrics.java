@@ -98,6 +98,7 @@ public final class NucleonMetrics {
   private final Counter replayDropped;
   private final Lazy<Histogram> staleness;
   private final Lazy<Counter> learnerSteps;
+  private final Lazy<Counter> learnerFlaggedSteps;
   private final Lazy<Histogram> learnerStepSeconds;
   private final Lazy<Counter> learnerTokens;
   private final Lazy<Gauge> policyVersion;
@@ -171,6 +172,10 @@ public final class NucleonMetrics {
     learnerSteps = new Lazy<>(() -> Counter.builder().name("nucleon_learner_steps_total")
         .help("Learner optimizer steps")
         .constLabels(learner).register(registry));
+    learnerFlaggedSteps = new Lazy<>(() -> Counter.builder().name("nucleon_learner_flagged_steps_total")
+        .help("Learner steps whose gradient was a spike (kind=grad_spike) or whose update was skipped "
+            + "(kind=skipped_update)")
+        .constLabels(learner).labelNames("kind").register(registry));
     learnerStepSeconds = new Lazy<>(() -> Histogram.builder().name("nucleon_learner_step_seconds")
         .help("Seconds per learner step (forward, backward, optimizer)").constLabels(learner).classicOnly()
         .classicUpperBounds(SECONDS_BUCKETS).register(registry));
@@ -289,6 +294,19 @@ public final class NucleonMetrics {
     learnedTokensWindow.add(tokens);
     stepSecondsSum.add(seconds);
     lastStepSecondsBits.set(Double.doubleToLongBits(seconds));
+  }
+
+  /**
+   * Counts a learner step whose gradient norm was a spike and/or whose update was skipped (a counter, so a scrape
+   * that comes later still sees it).
+   */
+  public void learnerFlagged(boolean gradSpike, boolean skipped) {
+    if (gradSpike) {
+      learnerFlaggedSteps.get().labelValues("grad_spike").inc();
+    }
+    if (skipped) {
+      learnerFlaggedSteps.get().labelValues("skipped_update").inc();
+    }
   }
 
   /** Sets the newest published policy version. */

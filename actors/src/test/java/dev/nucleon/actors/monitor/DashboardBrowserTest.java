@@ -49,9 +49,12 @@ class DashboardBrowserTest {
       metrics.rolloutTokens("rollout-1", 3000);
       metrics.learnerStep(0.4, 5000);
       metrics.trajectoryStaleness(s % 3);
+      // step 17's gradient was a spike, step 23's update was skipped: the page must say so
+      String flags = s == 17 ? ",\"grad_spike\":1,\"grad_norm\":4200.0,\"grad_norm_max_param\":3900.0"
+          : s == 23 ? ",\"skipped_update\":1" : "";
       rows.append(String.format(Locale.ROOT, "{\"type\":\"step\",\"step\":%d,\"reward_mean\":%.3f,\"accuracy\":%.3f,"
-          + "\"loss\":%.4f,\"kl\":%.4f,\"learner_step_seconds\":%.3f,\"staleness_max\":%d}%n",
-          s, 0.2 + 0.01 * s, 0.1 + 0.012 * s, -0.02 / s, 0.001 * s, 0.4 + 0.01 * (s % 5), s % 3));
+          + "\"loss\":%.4f,\"kl\":%.4f,\"learner_step_seconds\":%.3f,\"staleness_max\":%d%s}%n",
+          s, 0.2 + 0.01 * s, 0.1 + 0.012 * s, -0.02 / s, 0.001 * s, 0.4 + 0.01 * (s % 5), s % 3, flags));
     }
     Files.writeString(runDir.resolve("metrics.jsonl"), rows, StandardCharsets.UTF_8);
     metrics.busyTracker("rollout", "rollout-0").record(200_000_000L);
@@ -90,10 +93,16 @@ class DashboardBrowserTest {
         assertEquals(30, points.get("chart-step-time"));
         assertEquals(30, points.get("chart-staleness"));
         assertEquals(3, points.get("chart-busy"));
-        assertEquals(60, points.get("chart-signals"), "loss and kl by default");
+        assertEquals(61, points.get("chart-signals"), "loss and kl by default (30 each), grad_norm (one row)");
         assertTrue(points.get("chart-tokens") >= 2, "one live point per rollout worker at least");
         assertTrue(dom.contains("pekko://nucleon@127.0.0.1:25520"), "members table");
         assertTrue(dom.contains("<div id=\"error\" hidden=\"\"></div>"), "no error shown");
+        Matcher w = Pattern.compile("<div id=\"warnings\"([^>]*)>([^<]*)</div>").matcher(dom);
+        assertTrue(w.find(), "warnings element\n" + dom);
+        assertTrue(w.group(1).contains("data-spikes=\"1\"") && w.group(1).contains("data-skipped=\"1\"")
+            && !w.group(1).contains("hidden"), w.group(0));
+        assertTrue(w.group(2).contains("gradient spikes in 1 step(s), latest at step 17")
+            && w.group(2).contains("updates skipped in 1 step(s), latest at step 23"), w.group(2));
 
         Path shot = artifacts.resolve("dashboard.png");
         Files.deleteIfExists(shot);

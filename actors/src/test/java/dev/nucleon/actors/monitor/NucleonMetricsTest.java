@@ -57,7 +57,9 @@ class NucleonMetricsTest {
     metrics.trajectoryStaleness(1);
     metrics.trajectoryStaleness(3);
     metrics.learnerStep(0.5, 4096);
+    metrics.learnerFlagged(false, false);
     metrics.learnerStep(0.7, 1000);
+    metrics.learnerFlagged(true, true);
     metrics.policyVersion(2);
     metrics.weightsPublished(0.12, 1_600_000);
     Map<String, Double> signals = new LinkedHashMap<>();
@@ -89,6 +91,9 @@ class NucleonMetricsTest {
     assertLine(text, "nucleon_learner_steps_total{node=\"node-a\",role=\"learner\"} 2.0");
     assertLine(text, "nucleon_learner_tokens_total{node=\"node-a\",role=\"learner\"} 5096.0");
     assertLine(text, "nucleon_learner_step_seconds_count{node=\"node-a\",role=\"learner\"} 2");
+    assertLine(text, "nucleon_learner_flagged_steps_total{kind=\"grad_spike\",node=\"node-a\",role=\"learner\"} 1.0");
+    assertLine(text,
+        "nucleon_learner_flagged_steps_total{kind=\"skipped_update\",node=\"node-a\",role=\"learner\"} 1.0");
     assertLine(text, "nucleon_policy_version{node=\"node-a\",role=\"learner\"} 2.0");
     assertLine(text, "nucleon_weights_publish_seconds_count{node=\"node-a\",role=\"learner\"} 1");
     assertLine(text, "nucleon_weights_bytes_total{node=\"node-a\",role=\"learner\"} 1600000.0");
