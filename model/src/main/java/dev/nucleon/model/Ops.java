@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
+import java.util.function.BinaryOperator;
 
 /**
  * Tensor operations that DJL's portable API gets wrong or slow for this project.
@@ -36,36 +37,33 @@ public final class Ops {
 
   /** {@code x * c}, safe under autograd (see the class notes); the result lives in x's manager. */
   public static NDArray mul(NDArray x, double c) {
-    try (NDArray k = scalar(x.getManager(), c)) {
-      return x.mul(k);
-    }
+    return withScalar(x, c, NDArray::mul);
   }
 
   /** {@code x / c}, safe under autograd. */
   public static NDArray div(NDArray x, double c) {
-    try (NDArray k = scalar(x.getManager(), c)) {
-      return x.div(k);
-    }
+    return withScalar(x, c, NDArray::div);
   }
 
   /** {@code x + c}, safe under autograd. */
   public static NDArray add(NDArray x, double c) {
-    try (NDArray k = scalar(x.getManager(), c)) {
-      return x.add(k);
-    }
+    return withScalar(x, c, NDArray::add);
   }
 
   /** {@code x - c}, safe under autograd. */
   public static NDArray sub(NDArray x, double c) {
-    try (NDArray k = scalar(x.getManager(), c)) {
-      return x.sub(k);
-    }
+    return withScalar(x, c, NDArray::sub);
   }
 
   /** {@code min(x, c)} element-wise, safe under autograd. */
   public static NDArray minimum(NDArray x, double c) {
+    return withScalar(x, c, NDArray::minimum);
+  }
+
+  /** {@code op(x, c)} with {@code c} as a libtorch-owned scalar, whose handle is closed right after the op. */
+  private static NDArray withScalar(NDArray x, double c, BinaryOperator<NDArray> op) {
     try (NDArray k = scalar(x.getManager(), c)) {
-      return x.minimum(k);
+      return op.apply(x, k);
     }
   }
 
