@@ -32,7 +32,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class LossGradientTest {
 
-  static final LlamaConfig SHAPE = new LlamaConfig("Qwen2ForCausalLM", 13, 16, 24, 1, 2, 1, 8, 10000.0, null, 1e-6,
+  /** Qwen3's per-head q/k norms and q/k/v biases, GQA, an untied head: every part autograd must get right. */
+  static final LlamaConfig SHAPE = new LlamaConfig("Qwen3ForCausalLM", 13, 16, 24, 1, 2, 1, 8, 10000.0, null, 1e-6,
       32, false, true, 1, new int[] {2});
   static final float TEMPERATURE = 0.8f;
 
@@ -199,6 +200,7 @@ class LossGradientTest {
     int checked = 0;
     double worst = 0;
     for (String param : List.of("model.layers.0.self_attn.qkv_proj.weight", "model.layers.0.self_attn.qkv_proj.bias",
+        "model.layers.0.self_attn.q_norm.weight", "model.layers.0.self_attn.k_norm.weight",
         "model.layers.0.mlp.down_proj.weight", "model.embed_tokens.weight", "lm_head.weight")) {
       float[] g = grads.get(param);
       for (int idx : topIndices(g, 3)) {
@@ -211,7 +213,7 @@ class LossGradientTest {
       }
     }
     System.out.printf("%s: %d gradient entries within %.2e relative of central differences%n", name, checked, worst);
-    assertEquals(15, checked);
+    assertEquals(21, checked);
   }
 
   Function<NDManager, NDArray> frozenTisSurrogate(List<TrainingSample> samples, LossSettings s) {

@@ -30,6 +30,9 @@ public final class Attention extends AbstractBlock {
   private final Parameter qkv;
   private final Parameter qkvBias;
   private final Parameter out;
+  private final Parameter qNorm;
+  private final Parameter kNorm;
+  private final float normEps;
   private Rope rope;
 
   Attention(LlamaConfig c) {
@@ -47,6 +50,29 @@ public final class Attention extends AbstractBlock {
         : null;
     out = addParameter(Parameter.builder().setName("o_proj").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(c.hiddenSize(), (long) c.numHeads() * headDim)).build());
+    boolean perHead = c.qkNorm() == LlamaConfig.QkNorm.PER_HEAD;
+    qNorm = perHead ? addParameter(Parameter.builder().setName("q_norm").setType(Parameter.Type.WEIGHT)
+        .optShape(new Shape(headDim)).build()) : null;
+    kNorm = perHead ? addParameter(Parameter.builder().setName("k_norm").setType(Parameter.Type.WEIGHT)
+        .optShape(new Shape(headDim)).build()) : null;
+    normEps = (float) c.rmsNormEps();
+  }
+
+  Parameter qNorm() {
+    return qNorm;
+  }
+
+  Parameter kNorm() {
+    return kNorm;
+  }
+
+  /** Queries {@code [B, T, H, D]} as RoPE sees them: per-head RMSNorm first where the family has it. */
+  private NDArray normQ(NDArray q) {
+    return qNorm == null ? q : RmsNorm.normalize(q, qNorm.getArray(), normEps);
+  }
+
+  private NDArray normK(NDArray k) {
+    return kNorm == null ? k : RmsNorm.normalize(k, kNorm.getArray(), normEps);
   }
 
   void setRope(Rope rope) {
@@ -85,16 +111,21 @@ public final class Attention extends AbstractBlock {
     if (JniUtils.isGradMode()) {
       // training: one product per part against a view of its rows, so activations and their gradients are
       // contiguous and backward accumulates weight-sized slices (see SwiGluMlp)
-      qh = rope.apply(project(x, 0, heads, step).reshape(b, t, heads, headDim), angles);
-      kh = rope.apply(project(x, heads, heads + kvHeads, step).reshape(b, t, kvHeads, headDim), angles);
+      qh = rope.apply(normQ(project(x, 0, heads, step).reshape(b, t, heads, headDim)), angles);
+      kh = rope.apply(normK(project(x, heads, heads + kvHeads, step).reshape(b, t, kvHeads, headDim)), angles);
       vh = project(x, heads + kvHeads, heads + 2L * kvHeads, step).reshape(b, t, kvHeads, headDim);
     } else {
       // decoding: one product for q, k and v and one rotation for q and k, the fewest native calls per token
       NDArray proj = Linear.linear(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray())
           .singletonOrThrow().reshape(b, t, heads + 2L * kvHeads, headDim);
-      NDArray qk = rope.apply(Ops.slice(proj, 2, 0, heads + kvHeads, step), angles);
-      qh = Ops.slice(qk, 2, 0, heads, step);
-      kh = Ops.slice(qk, 2, heads, heads + kvHeads, step);
+      if (qNorm == null) {
+        NDArray qk = rope.apply(Ops.slice(proj, 2, 0, heads + kvHeads, step), angles);
+        qh = Ops.slice(qk, 2, 0, heads, step);
+        kh = Ops.slice(qk, 2, heads, heads + kvHeads, step);
+      } else {
+        qh = rope.apply(normQ(Ops.slice(proj, 2, 0, heads, step)), angles);
+        kh = rope.apply(normK(Ops.slice(proj, 2, heads, heads + kvHeads, step)), angles);
+      }
       vh = Ops.slice(proj, 2, heads + kvHeads, heads + 2L * kvHeads, step);
     }
     NDArray q = Ops.mul(qh.reshape(b, t, kvHeads, group, headDim)

@@ -17,9 +17,10 @@ import java.util.Map;
  * The shape of a Llama-family decoder: token embedding, {@code numLayers} pre-norm blocks of grouped-query attention
  * with rotary position embeddings and a SwiGLU MLP, a final RMSNorm and a tied or separate output head.
  *
- * <p>Llama, Qwen2 (biases on q/k/v), Mistral (full attention), SmolLM and TinyLlama share this shape. Models that
- * add mixture-of-experts, latent attention, attention sinks, QK-norm or post-norms are refused by
- * {@link #fromHuggingFace(Path)} with a message naming the architecture.
+ * <p>Llama, Qwen2 (biases on q/k/v), Qwen3 (per-head RMSNorm of q and k, see {@link #qkNorm()}), Mistral (full
+ * attention), SmolLM and TinyLlama share this shape. Models that add mixture-of-experts, latent attention,
+ * attention sinks or post-norms are refused by {@link #fromHuggingFace(Path)} with a message naming the
+ * architecture.
  *
  * @param architecture the Hugging Face architecture name written back on save (e.g. {@code LlamaForCausalLM})
  * @param vocabSize rows of the embedding and the output head
@@ -57,7 +58,16 @@ public record LlamaConfig(
     int[] eosTokenIds) {
 
   /** Architectures whose weights and forward pass this decoder reproduces. */
-  public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM");
+  public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
+      "Qwen3ForCausalLM");
+
+  /** How attention normalizes queries and keys before the rotary embedding. */
+  public enum QkNorm {
+    /** No normalization (Llama, Qwen2, Mistral). */
+    NONE,
+    /** RMSNorm of each head's q and k over head_dim, one weight per q and per k shared by all heads (Qwen3). */
+    PER_HEAD
+  }
 
   private static final Map<String, String> REFUSED = Map.of(
       "DeepseekV3ForCausalLM", "mixture-of-experts with multi-head latent attention",
@@ -65,7 +75,6 @@ public record LlamaConfig(
       "GptOssForCausalLM", "mixture-of-experts with attention sinks and sliding-window layers",
       "MixtralForCausalLM", "mixture-of-experts",
       "Qwen2MoeForCausalLM", "mixture-of-experts",
-      "Qwen3ForCausalLM", "QK-norm inside attention",
       "Qwen3MoeForCausalLM", "mixture-of-experts with QK-norm",
       "OlmoForCausalLM", "non-parametric layer norm",
       "Olmo2ForCausalLM", "post-norm blocks with QK-norm");
@@ -109,6 +118,11 @@ public record LlamaConfig(
         numKvHeads, hiddenSize / numHeads, 10000.0, null, 1e-5, maxPositions, tied, false, -1, new int[0]);
   }
 
+  /** The family's q/k normalization (a part of the decoder chosen by the architecture). */
+  public QkNorm qkNorm() {
+    return architecture.equals("Qwen3ForCausalLM") ? QkNorm.PER_HEAD : QkNorm.NONE;
+  }
+
   /** Query heads per key/value head. */
   public int groupSize() {
     return numHeads / numKvHeads;
@@ -126,7 +140,8 @@ public record LlamaConfig(
     long qkv = d * (long) (numHeads + 2 * numKvHeads) * headDim + (attentionBias ? (long) (numHeads + 2 * numKvHeads) * headDim : 0);
     long attn = qkv + (long) numHeads * headDim * d;
     long mlp = 3L * d * intermediateSize;
-    long perLayer = attn + mlp + 2 * d;
+    long qkNorm = qkNorm() == QkNorm.PER_HEAD ? 2L * headDim : 0;
+    long perLayer = attn + mlp + 2 * d + qkNorm;
     long emb = (long) vocabSize * d;
     return emb + (tieWordEmbeddings ? 0 : emb) + numLayers * perLayer + d;
   }
@@ -171,7 +186,8 @@ public record LlamaConfig(
       throw new ModelFormatException(file + ": sliding_window attention (" + root.get("sliding_window").asInt()
           + ") is not supported");
     }
-    if (arch.equals("Qwen2ForCausalLM") && root.path("use_sliding_window").asBoolean(false)) {
+    if ((arch.equals("Qwen2ForCausalLM") || arch.equals("Qwen3ForCausalLM"))
+        && root.path("use_sliding_window").asBoolean(false)) {
       throw new ModelFormatException(file + ": use_sliding_window = true is not supported");
     }
     try {
@@ -214,6 +230,7 @@ public record LlamaConfig(
     return switch (type) {
       case "llama" -> "LlamaForCausalLM";
       case "qwen2" -> "Qwen2ForCausalLM";
+      case "qwen3" -> "Qwen3ForCausalLM";
       case "mistral" -> "MistralForCausalLM";
       case "" -> throw new ModelFormatException(file + ": neither 'architectures' nor 'model_type' is set");
       default -> type;
@@ -265,6 +282,7 @@ public record LlamaConfig(
     o.putArray("architectures").add(architecture);
     o.put("model_type", switch (architecture) {
       case "Qwen2ForCausalLM" -> "qwen2";
+      case "Qwen3ForCausalLM" -> "qwen3";
       case "MistralForCausalLM" -> "mistral";
       default -> "llama";
     });

@@ -62,6 +62,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         named.put(p + "self_attn.qkv_proj.bias", layer.attention().qkvBias());
       }
       named.put(p + "self_attn.o_proj.weight", layer.attention().out());
+      if (config.qkNorm() == LlamaConfig.QkNorm.PER_HEAD) {
+        named.put(p + "self_attn.q_norm.weight", layer.attention().qNorm());
+        named.put(p + "self_attn.k_norm.weight", layer.attention().kNorm());
+      }
       named.put(p + "post_attention_layernorm.weight", layer.postAttentionNorm().weight());
       named.put(p + "mlp.gate_up_proj.weight", layer.mlp().gateUp());
       named.put(p + "mlp.down_proj.weight", layer.mlp().down());

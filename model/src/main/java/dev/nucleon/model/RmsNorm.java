@@ -26,8 +26,13 @@ public final class RmsNorm extends AbstractBlock {
 
   /** Normalizes {@code x} (any leading shape, last axis = dim). The result lives in x's manager. */
   public NDArray apply(NDArray x) {
+    return normalize(x, weight.getArray(), eps);
+  }
+
+  /** {@code x / sqrt(mean(x^2) + eps) * weight} over the last axis of {@code x}. */
+  static NDArray normalize(NDArray x, NDArray weight, float eps) {
     NDArray rms = Ops.add(x.square().mean(new int[] {-1}, true), eps).sqrt();
-    return x.div(rms).mul(weight.getArray());
+    return x.div(rms).mul(weight);
   }
 
   @Override

@@ -35,6 +35,10 @@ public final class WeightLayout {
         names.add(p + "self_attn.qkv_proj.bias");
       }
       names.add(p + "self_attn.o_proj.weight");
+      if (c.qkNorm() == LlamaConfig.QkNorm.PER_HEAD) {
+        names.add(p + "self_attn.q_norm.weight");
+        names.add(p + "self_attn.k_norm.weight");
+      }
       names.add(p + "post_attention_layernorm.weight");
       names.add(p + "mlp.gate_up_proj.weight");
       names.add(p + "mlp.down_proj.weight");
@@ -65,6 +69,10 @@ public final class WeightLayout {
         m.put(p + "self_attn.v_proj.bias", new long[] {kvDim});
       }
       m.put(p + "self_attn.o_proj.weight", new long[] {d, qDim});
+      if (c.qkNorm() == LlamaConfig.QkNorm.PER_HEAD) {
+        m.put(p + "self_attn.q_norm.weight", new long[] {c.headDim()});
+        m.put(p + "self_attn.k_norm.weight", new long[] {c.headDim()});
+      }
       m.put(p + "post_attention_layernorm.weight", new long[] {d});
       m.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), d});
       m.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), d});

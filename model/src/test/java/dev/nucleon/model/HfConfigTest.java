@@ -102,6 +102,32 @@ class HfConfigTest {
     assertTrue(e.getMessage().contains("nope.json"), e.getMessage());
   }
 
+  /**
+   * Qwen3-0.6B's shape as its model card gives it (28 layers, 16 query / 8 key-value heads of 128, hidden 1024,
+   * intermediate 3072, vocab 151,936, tied embeddings): the card states 0.6B parameters, 0.44B without embeddings.
+   */
+  @Test
+  void qwen3PublishedShapeHasThePublishersParameterCount(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    Files.writeString(f, "{\"architectures\": [\"Qwen3ForCausalLM\"], \"model_type\": \"qwen3\","
+        + " \"hidden_size\": 1024, \"intermediate_size\": 3072, \"num_hidden_layers\": 28,"
+        + " \"num_attention_heads\": 16, \"num_key_value_heads\": 8, \"head_dim\": 128, \"vocab_size\": 151936,"
+        + " \"tie_word_embeddings\": true, \"rope_theta\": 1000000, \"rms_norm_eps\": 1e-6,"
+        + " \"max_position_embeddings\": 40960, \"attention_bias\": false, \"use_sliding_window\": false,"
+        + " \"hidden_act\": \"silu\", \"bos_token_id\": 151643, \"eos_token_id\": 151645}");
+    LlamaConfig c = LlamaConfig.fromHuggingFace(f);
+    assertEquals(LlamaConfig.QkNorm.PER_HEAD, c.qkNorm());
+    assertEquals(128, c.headDim());
+    long embedding = 151_936L * 1024;
+    assertEquals(0.44e9, c.parameterCount() - embedding, 0.005e9, "non-embedding parameters");
+    assertEquals(0.6e9, c.parameterCount(), 0.05e9, "parameters");
+    c.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
+    Files.writeString(f, Files.readString(f).replace("\"use_sliding_window\": false", "\"use_sliding_window\": true"));
+    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
+    assertTrue(e.getMessage().contains("use_sliding_window"), e.getMessage());
+  }
+
   @Test
   void writtenConfigReadsBackEqual(@TempDir Path dir) throws Exception {
     LlamaConfig c = LlamaConfig.fromHuggingFace(config("qwen2.5-0.5b-instruct"));
