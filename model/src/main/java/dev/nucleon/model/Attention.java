@@ -32,6 +32,7 @@ public final class Attention extends AbstractBlock {
   private final Parameter out;
   private final Parameter qNorm;
   private final Parameter kNorm;
+  private final boolean fullWidthNorm;
   private final float normEps;
   private Rope rope;
 
@@ -50,12 +51,21 @@ public final class Attention extends AbstractBlock {
         : null;
     out = addParameter(Parameter.builder().setName("o_proj").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(c.hiddenSize(), (long) c.numHeads() * headDim)).build());
-    boolean perHead = c.qkNorm() == LlamaConfig.QkNorm.PER_HEAD;
-    qNorm = perHead ? addParameter(Parameter.builder().setName("q_norm").setType(Parameter.Type.WEIGHT)
-        .optShape(new Shape(headDim)).build()) : null;
-    kNorm = perHead ? addParameter(Parameter.builder().setName("k_norm").setType(Parameter.Type.WEIGHT)
-        .optShape(new Shape(headDim)).build()) : null;
+    boolean normed = c.qkNorm() != LlamaConfig.QkNorm.NONE;
+    fullWidthNorm = c.qkNorm() == LlamaConfig.QkNorm.FULL_WIDTH;
+    qNorm = normed ? addParameter(Parameter.builder().setName("q_norm").setType(Parameter.Type.WEIGHT)
+        .optShape(new Shape(fullWidthNorm ? (long) heads * headDim : headDim)).build()) : null;
+    kNorm = normed ? addParameter(Parameter.builder().setName("k_norm").setType(Parameter.Type.WEIGHT)
+        .optShape(new Shape(fullWidthNorm ? (long) kvHeads * headDim : headDim)).build()) : null;
     normEps = (float) c.rmsNormEps();
+  }
+
+  int group() {
+    return group;
+  }
+
+  Rope.Angles angles(NDArray positions) {
+    return rope.angles(positions);
   }
 
   Parameter qNorm() {
@@ -66,13 +76,25 @@ public final class Attention extends AbstractBlock {
     return kNorm;
   }
 
-  /** Queries {@code [B, T, H, D]} as RoPE sees them: per-head RMSNorm first where the family has it. */
+  /** Queries {@code [B, T, H, D]} as RoPE sees them: normalized first where the family does that. */
   private NDArray normQ(NDArray q) {
-    return qNorm == null ? q : RmsNorm.normalize(q, qNorm.getArray(), normEps);
+    return norm(q, qNorm);
   }
 
   private NDArray normK(NDArray k) {
-    return kNorm == null ? k : RmsNorm.normalize(k, kNorm.getArray(), normEps);
+    return norm(k, kNorm);
+  }
+
+  /** RMSNorm of {@code x [B, T, n, D]} per head (over D), or over each position's whole width (n x D). */
+  private NDArray norm(NDArray x, Parameter weight) {
+    if (weight == null) {
+      return x;
+    }
+    if (!fullWidthNorm) {
+      return RmsNorm.normalize(x, weight.getArray(), normEps);
+    }
+    Shape s = x.getShape();
+    return RmsNorm.normalize(x.reshape(s.get(0), s.get(1), -1), weight.getArray(), normEps).reshape(s);
   }
 
   void setRope(Rope rope) {
@@ -162,7 +184,7 @@ public final class Attention extends AbstractBlock {
   protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
     NDArray x = inputs.get(0);
     NDArray mask = LlamaModel.groupRows(inputs.get(2), group);
-    return new NDList(apply(x, rope.angles(inputs.get(1)), mask, null, 0, x.getManager()));
+    return new NDList(apply(x, angles(inputs.get(1)), mask, null, 0, x.getManager()));
   }
 
   @Override

@@ -9,31 +9,43 @@ import ai.djl.nn.AbstractBlock;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-/** One pre-norm transformer block: {@code h = x + attn(norm1(x)); out = h + mlp(norm2(h))}. */
+/**
+ * One transformer block: attention and a SwiGLU MLP, each a residual branch with an RMSNorm whose placement the
+ * family chooses ({@link LlamaConfig#normPlacement()}):
+ * <ul>
+ *   <li>pre-norm (Llama, Qwen): {@code h = x + attn(norm1(x)); out = h + mlp(norm2(h))};</li>
+ *   <li>post-norm (OLMo 2): {@code h = x + norm1(attn(x)); out = h + norm2(mlp(h))}.</li>
+ * </ul>
+ */
 public final class DecoderLayer extends AbstractBlock {
 
-  private final RmsNorm inputNorm;
+  private final boolean preNorm;
+  private final RmsNorm firstNorm;
   private final Attention attention;
-  private final RmsNorm postAttentionNorm;
+  private final RmsNorm secondNorm;
   private final SwiGluMlp mlp;
 
   DecoderLayer(LlamaConfig c) {
-    inputNorm = addChildBlock("input_layernorm", new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
+    preNorm = c.normPlacement() == LlamaConfig.NormPlacement.PRE;
+    String[] norms = WeightLayout.blockNorms(c);
+    firstNorm = addChildBlock(norms[0], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
     attention = addChildBlock("self_attn", new Attention(c));
-    postAttentionNorm = addChildBlock("post_attention_layernorm", new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
+    secondNorm = addChildBlock(norms[1], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
     mlp = addChildBlock("mlp", new SwiGluMlp(c.hiddenSize(), c.intermediateSize()));
   }
 
-  RmsNorm inputNorm() {
-    return inputNorm;
+  /** The norm of the attention branch (before it in pre-norm blocks, after it in post-norm ones). */
+  RmsNorm firstNorm() {
+    return firstNorm;
   }
 
   Attention attention() {
     return attention;
   }
 
-  RmsNorm postAttentionNorm() {
-    return postAttentionNorm;
+  /** The norm of the MLP branch. */
+  RmsNorm secondNorm() {
+    return secondNorm;
   }
 
   SwiGluMlp mlp() {
@@ -41,17 +53,20 @@ public final class DecoderLayer extends AbstractBlock {
   }
 
   NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, int layer, NDManager step) {
-    NDArray h = x.add(attention.apply(inputNorm.apply(x), angles, mask, cache, layer, step));
-    return h.add(mlp.apply(postAttentionNorm.apply(h)));
+    if (preNorm) {
+      NDArray h = x.add(attention.apply(firstNorm.apply(x), angles, mask, cache, layer, step));
+      return h.add(mlp.apply(secondNorm.apply(h)));
+    }
+    NDArray h = x.add(firstNorm.apply(attention.apply(x, angles, mask, cache, layer, step)));
+    return h.add(secondNorm.apply(mlp.apply(h)));
   }
 
   /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, T, T]}. */
   @Override
   protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
     NDArray x = inputs.get(0);
-    NDArray h = x.add(attention.forward(ps, new NDList(inputNorm.apply(x), inputs.get(1), inputs.get(2)), training)
-        .singletonOrThrow());
-    return new NDList(h.add(mlp.apply(postAttentionNorm.apply(h))));
+    NDArray mask = LlamaModel.groupRows(inputs.get(2), attention.group());
+    return new NDList(apply(x, attention.angles(inputs.get(1)), mask, null, 0, x.getManager()));
   }
 
   @Override

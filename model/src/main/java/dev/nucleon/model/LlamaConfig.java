@@ -17,10 +17,10 @@ import java.util.Map;
  * The shape of a Llama-family decoder: token embedding, {@code numLayers} pre-norm blocks of grouped-query attention
  * with rotary position embeddings and a SwiGLU MLP, a final RMSNorm and a tied or separate output head.
  *
- * <p>Llama, Qwen2 (biases on q/k/v), Qwen3 (per-head RMSNorm of q and k, see {@link #qkNorm()}), Mistral (full
- * attention), SmolLM and TinyLlama share this shape. Models that add mixture-of-experts, latent attention,
- * attention sinks or post-norms are refused by {@link #fromHuggingFace(Path)} with a message naming the
- * architecture.
+ * <p>Llama, Qwen2 (biases on q/k/v), Qwen3 (per-head RMSNorm of q and k, see {@link #qkNorm()}), OLMo 2 (post-norm
+ * blocks, see {@link #normPlacement()}, and full-width q/k norms), Mistral (full attention), SmolLM and TinyLlama
+ * share this shape: a family is a choice of parts. Models that add mixture-of-experts, latent attention, attention
+ * sinks or sliding windows are refused by {@link #fromHuggingFace(Path)} with a message naming the architecture.
  *
  * @param architecture the Hugging Face architecture name written back on save (e.g. {@code LlamaForCausalLM})
  * @param vocabSize rows of the embedding and the output head
@@ -59,14 +59,24 @@ public record LlamaConfig(
 
   /** Architectures whose weights and forward pass this decoder reproduces. */
   public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
-      "Qwen3ForCausalLM");
+      "Qwen3ForCausalLM", "Olmo2ForCausalLM");
 
   /** How attention normalizes queries and keys before the rotary embedding. */
   public enum QkNorm {
     /** No normalization (Llama, Qwen2, Mistral). */
     NONE,
     /** RMSNorm of each head's q and k over head_dim, one weight per q and per k shared by all heads (Qwen3). */
-    PER_HEAD
+    PER_HEAD,
+    /** RMSNorm of the whole q and k projections (heads x head_dim wide), before the head split (OLMo 2). */
+    FULL_WIDTH
+  }
+
+  /** Where a block's two RMSNorms sit. */
+  public enum NormPlacement {
+    /** {@code h = x + attn(norm1(x)); out = h + mlp(norm2(h))} (Llama, Qwen). */
+    PRE,
+    /** {@code h = x + norm1(attn(x)); out = h + norm2(mlp(h))} (OLMo 2). */
+    POST
   }
 
   private static final Map<String, String> REFUSED = Map.of(
@@ -77,7 +87,7 @@ public record LlamaConfig(
       "Qwen2MoeForCausalLM", "mixture-of-experts",
       "Qwen3MoeForCausalLM", "mixture-of-experts with QK-norm",
       "OlmoForCausalLM", "non-parametric layer norm",
-      "Olmo2ForCausalLM", "post-norm blocks with QK-norm");
+      "Olmo3ForCausalLM", "sliding-window attention in some layers");
 
   /**
    * Llama 3 rotary frequency scaling ({@code rope_scaling.rope_type = "llama3"}).
@@ -120,7 +130,16 @@ public record LlamaConfig(
 
   /** The family's q/k normalization (a part of the decoder chosen by the architecture). */
   public QkNorm qkNorm() {
-    return architecture.equals("Qwen3ForCausalLM") ? QkNorm.PER_HEAD : QkNorm.NONE;
+    return switch (architecture) {
+      case "Qwen3ForCausalLM" -> QkNorm.PER_HEAD;
+      case "Olmo2ForCausalLM" -> QkNorm.FULL_WIDTH;
+      default -> QkNorm.NONE;
+    };
+  }
+
+  /** The family's norm placement in a block (a part of the decoder chosen by the architecture). */
+  public NormPlacement normPlacement() {
+    return architecture.equals("Olmo2ForCausalLM") ? NormPlacement.POST : NormPlacement.PRE;
   }
 
   /** Query heads per key/value head. */
@@ -140,7 +159,11 @@ public record LlamaConfig(
     long qkv = d * (long) (numHeads + 2 * numKvHeads) * headDim + (attentionBias ? (long) (numHeads + 2 * numKvHeads) * headDim : 0);
     long attn = qkv + (long) numHeads * headDim * d;
     long mlp = 3L * d * intermediateSize;
-    long qkNorm = qkNorm() == QkNorm.PER_HEAD ? 2L * headDim : 0;
+    long qkNorm = switch (qkNorm()) {
+      case NONE -> 0;
+      case PER_HEAD -> 2L * headDim;
+      case FULL_WIDTH -> (long) (numHeads + numKvHeads) * headDim;
+    };
     long perLayer = attn + mlp + 2 * d + qkNorm;
     long emb = (long) vocabSize * d;
     return emb + (tieWordEmbeddings ? 0 : emb) + numLayers * perLayer + d;
@@ -231,6 +254,7 @@ public record LlamaConfig(
       case "llama" -> "LlamaForCausalLM";
       case "qwen2" -> "Qwen2ForCausalLM";
       case "qwen3" -> "Qwen3ForCausalLM";
+      case "olmo2" -> "Olmo2ForCausalLM";
       case "mistral" -> "MistralForCausalLM";
       case "" -> throw new ModelFormatException(file + ": neither 'architectures' nor 'model_type' is set");
       default -> type;
@@ -283,6 +307,7 @@ public record LlamaConfig(
     o.put("model_type", switch (architecture) {
       case "Qwen2ForCausalLM" -> "qwen2";
       case "Qwen3ForCausalLM" -> "qwen3";
+      case "Olmo2ForCausalLM" -> "olmo2";
       case "MistralForCausalLM" -> "mistral";
       default -> "llama";
     });

@@ -56,17 +56,18 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       DecoderLayer layer = addChildBlock("layers." + i, new DecoderLayer(config));
       layers.add(layer);
       String p = WeightLayout.layer(i);
-      named.put(p + "input_layernorm.weight", layer.inputNorm().weight());
+      String[] norms = WeightLayout.blockNorms(config);
+      named.put(p + norms[0] + ".weight", layer.firstNorm().weight());
       named.put(p + "self_attn.qkv_proj.weight", layer.attention().qkv());
       if (config.attentionBias()) {
         named.put(p + "self_attn.qkv_proj.bias", layer.attention().qkvBias());
       }
       named.put(p + "self_attn.o_proj.weight", layer.attention().out());
-      if (config.qkNorm() == LlamaConfig.QkNorm.PER_HEAD) {
+      if (config.qkNorm() != LlamaConfig.QkNorm.NONE) {
         named.put(p + "self_attn.q_norm.weight", layer.attention().qNorm());
         named.put(p + "self_attn.k_norm.weight", layer.attention().kNorm());
       }
-      named.put(p + "post_attention_layernorm.weight", layer.postAttentionNorm().weight());
+      named.put(p + norms[1] + ".weight", layer.secondNorm().weight());
       named.put(p + "mlp.gate_up_proj.weight", layer.mlp().gateUp());
       named.put(p + "mlp.down_proj.weight", layer.mlp().down());
     }

@@ -23,23 +23,40 @@ public final class WeightLayout {
     return "model.layers." + i + ".";
   }
 
+  /** The Hugging Face names (within a layer) of a block's first and second norm, by norm placement. */
+  static String[] blockNorms(LlamaConfig c) {
+    return c.normPlacement() == LlamaConfig.NormPlacement.PRE
+        ? new String[] {"input_layernorm", "post_attention_layernorm"}
+        : new String[] {"post_attention_layernorm", "post_feedforward_layernorm"};
+  }
+
+  /** The length of the q and k norm weights, or 0 without q/k norms. */
+  private static long[] qkNormLengths(LlamaConfig c) {
+    return switch (c.qkNorm()) {
+      case NONE -> new long[] {0, 0};
+      case PER_HEAD -> new long[] {c.headDim(), c.headDim()};
+      case FULL_WIDTH -> new long[] {(long) c.numHeads() * c.headDim(), (long) c.numKvHeads() * c.headDim()};
+    };
+  }
+
   /** Internal parameter names, in model order. */
   public static Set<String> internalNames(LlamaConfig c) {
     Set<String> names = new LinkedHashSet<>();
     names.add("model.embed_tokens.weight");
     for (int i = 0; i < c.numLayers(); i++) {
       String p = layer(i);
-      names.add(p + "input_layernorm.weight");
+      String[] norms = blockNorms(c);
+      names.add(p + norms[0] + ".weight");
       names.add(p + "self_attn.qkv_proj.weight");
       if (c.attentionBias()) {
         names.add(p + "self_attn.qkv_proj.bias");
       }
       names.add(p + "self_attn.o_proj.weight");
-      if (c.qkNorm() == LlamaConfig.QkNorm.PER_HEAD) {
+      if (c.qkNorm() != LlamaConfig.QkNorm.NONE) {
         names.add(p + "self_attn.q_norm.weight");
         names.add(p + "self_attn.k_norm.weight");
       }
-      names.add(p + "post_attention_layernorm.weight");
+      names.add(p + norms[1] + ".weight");
       names.add(p + "mlp.gate_up_proj.weight");
       names.add(p + "mlp.down_proj.weight");
     }
@@ -59,7 +76,8 @@ public final class WeightLayout {
     m.put("model.embed_tokens.weight", new long[] {c.vocabSize(), d});
     for (int i = 0; i < c.numLayers(); i++) {
       String p = layer(i);
-      m.put(p + "input_layernorm.weight", new long[] {d});
+      String[] norms = blockNorms(c);
+      m.put(p + norms[0] + ".weight", new long[] {d});
       m.put(p + "self_attn.q_proj.weight", new long[] {qDim, d});
       m.put(p + "self_attn.k_proj.weight", new long[] {kvDim, d});
       m.put(p + "self_attn.v_proj.weight", new long[] {kvDim, d});
@@ -69,11 +87,11 @@ public final class WeightLayout {
         m.put(p + "self_attn.v_proj.bias", new long[] {kvDim});
       }
       m.put(p + "self_attn.o_proj.weight", new long[] {d, qDim});
-      if (c.qkNorm() == LlamaConfig.QkNorm.PER_HEAD) {
-        m.put(p + "self_attn.q_norm.weight", new long[] {c.headDim()});
-        m.put(p + "self_attn.k_norm.weight", new long[] {c.headDim()});
+      if (c.qkNorm() != LlamaConfig.QkNorm.NONE) {
+        m.put(p + "self_attn.q_norm.weight", new long[] {qkNormLengths(c)[0]});
+        m.put(p + "self_attn.k_norm.weight", new long[] {qkNormLengths(c)[1]});
       }
-      m.put(p + "post_attention_layernorm.weight", new long[] {d});
+      m.put(p + norms[1] + ".weight", new long[] {d});
       m.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), d});
       m.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), d});
       m.put(p + "mlp.down_proj.weight", new long[] {d, c.intermediateSize()});

@@ -35,7 +35,8 @@ class HfGoldenTest {
   Path tmp;
 
   @ParameterizedTest
-  @ValueSource(strings = {"qwen3-tiny", "qwen3-tiny-tied-bf16", "llama3-tiny", "llama3-tiny-scaled-bf16"})
+  @ValueSource(strings = {"qwen3-tiny", "qwen3-tiny-tied-bf16", "llama3-tiny", "llama3-tiny-scaled-bf16", "olmo2-tiny",
+      "olmo2-tiny-gqa-bf16"})
   void matchesTheReference(String name) throws Exception {
     Engines.start();
     Path dir = TestResources.path("golden/" + name);

@@ -13,10 +13,10 @@ import org.junit.jupiter.params.provider.ValueSource;
 class KvCacheTest {
 
   @ParameterizedTest
-  @ValueSource(strings = {"qwenLike", "llamaTied"})
+  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like"})
   void cachedDecodingMatchesFullForward(String shape) {
     Engines.start();
-    LlamaConfig c = shape.equals("qwenLike") ? TinyModels.qwenLike() : TinyModels.llamaTied();
+    LlamaConfig c = TinyModels.named(shape);
     int b = 3;
     int prompt = 5;
     int total = 12;

@@ -10,6 +10,29 @@ public final class TinyModels {
         new int[] {2});
   }
 
+  /** Qwen3: per-head q/k norms, head_dim 12 != d/heads, GQA; d=32, 2 layers, vocab 53. */
+  public static LlamaConfig qwen3Like() {
+    return new LlamaConfig("Qwen3ForCausalLM", 53, 32, 40, 2, 4, 2, 12, 1e6, null, 1e-6, 64, false, false, 1,
+        new int[] {2});
+  }
+
+  /** OLMo 2: post-norm blocks, full-width q/k norms, GQA; d=32, 2 layers, vocab 47. */
+  public static LlamaConfig olmo2Like() {
+    return new LlamaConfig("Olmo2ForCausalLM", 47, 32, 40, 2, 4, 2, 8, 5e5, null, 1e-6, 64, false, false, 1,
+        new int[] {2});
+  }
+
+  /** By name, for parameterized tests. */
+  public static LlamaConfig named(String name) {
+    return switch (name) {
+      case "qwenLike" -> qwenLike();
+      case "llamaTied" -> llamaTied();
+      case "qwen3Like" -> qwen3Like();
+      case "olmo2Like" -> olmo2Like();
+      default -> throw new IllegalArgumentException("no tiny model named " + name);
+    };
+  }
+
   /** d=24, 2 layers, 3 heads (no GQA), tied embeddings, vocab 37. */
   public static LlamaConfig llamaTied() {
     return LlamaConfig.llama(37, 24, 40, 2, 3, 3, 96, true);

@@ -22,10 +22,10 @@ import org.junit.jupiter.params.provider.ValueSource;
 class TrainingPathTest {
 
   @ParameterizedTest
-  @ValueSource(strings = {"qwenLike", "llamaTied"})
+  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like"})
   void trainingAndDecodingPathsGiveTheSameLogProbs(String shape) {
     Engines.start();
-    LlamaConfig c = shape.equals("qwenLike") ? TinyModels.qwenLike() : TinyModels.llamaTied();
+    LlamaConfig c = TinyModels.named(shape);
     int b = 3;
     int t = 9;
     float temperature = 0.7f;
@@ -72,6 +72,83 @@ class TrainingPathTest {
       assertTrue(g > 0, "backward reaches layer 0's q/k/v projection");
     } finally {
       JniUtils.setGradMode(mode);
+    }
+  }
+
+  /**
+   * Autograd on the training path against central finite differences on the decoding path, for the parts the
+   * families add: q/k norms (per head and full width), post-norm placement, q/k/v and gate/up views.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"qwen3Like", "olmo2Like"})
+  void gradientsMatchFiniteDifferences(String shape) {
+    Engines.start();
+    LlamaConfig c = TinyModels.named(shape);
+    long[] seq = {1, 7, 3, 9, 4, 11, 5, 2, 1, 6, 8, 10, 12, 3, 2, 9};
+    long[] positions = {0, 2, 4, 6, 8, 9, 11, 13};
+    boolean mode = JniUtils.isGradMode();
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = LlamaModel.random(c, m, 17)) {
+      var host = model.toHostTensors(); // larger weights than the 0.02 init, so the loss is far from flat
+      for (var t : host.values()) {
+        for (int i = 0; i < t.data().length; i++) {
+          t.data()[i] *= t.name().endsWith("norm.weight") ? 1f + 0.1f * (i % 5) : 8f;
+        }
+      }
+      model.loadParameters(host);
+      model.setTrainable(true);
+      JniUtils.setGradMode(true);
+      try (NDManager step = m.newSubManager();
+          GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+        gc.backward(loss(model, step, seq, positions));
+      }
+      JniUtils.setGradMode(false);
+      String first = WeightLayout.blockNorms(c)[0];
+      int checked = 0;
+      for (String name : java.util.List.of("model.layers.0.self_attn.q_norm.weight",
+          "model.layers.1.self_attn.k_norm.weight", "model.layers.0." + first + ".weight",
+          "model.layers.1.self_attn.qkv_proj.weight", "model.layers.0.mlp.gate_up_proj.weight")) {
+        var p = model.namedParameters().get(name);
+        float[] g = p.getArray().getGradient().toFloatArray();
+        int idx = 0;
+        for (int i = 1; i < g.length; i++) {
+          idx = Math.abs(g[i]) > Math.abs(g[idx]) ? i : idx;
+        }
+        double h = 1e-2;
+        double fd = (perturbed(model, m, seq, positions, p, idx, h) - perturbed(model, m, seq, positions, p, idx, -h))
+            / (2 * h);
+        double rel = Math.abs(fd - g[idx]) / Math.max(Math.abs(g[idx]), 1e-3);
+        assertTrue(Math.abs(g[idx]) > 1e-3, name + ": the check needs a gradient, got " + g[idx]);
+        assertTrue(rel < 2e-2, shape + " " + name + "[" + idx + "]: autograd " + g[idx] + " vs " + fd);
+        checked++;
+      }
+      assertEquals(5, checked);
+    } finally {
+      JniUtils.setGradMode(mode);
+    }
+  }
+
+  /** Mean log-prob of the next token at the chosen positions. */
+  private static NDArray loss(LlamaModel model, NDManager m, long[] seq, long[] positions) {
+    NDArray tokens = m.create(seq, new Shape(2, seq.length / 2));
+    long[] targets = new long[positions.length];
+    for (int i = 0; i < positions.length; i++) {
+      targets[i] = seq[(int) positions[i] + 1];
+    }
+    NDArray ls = model.logSoftmaxAt(tokens, m.create(positions), 1f);
+    return LlamaModel.pick(ls, m.create(targets)).mean();
+  }
+
+  private static double perturbed(LlamaModel model, NDManager parent, long[] seq, long[] positions,
+      ai.djl.nn.Parameter p, int idx, double h) {
+    float[] w = p.getArray().toFloatArray();
+    float saved = w[idx];
+    w[idx] = (float) (saved + h);
+    p.getArray().set(java.nio.FloatBuffer.wrap(w));
+    try (NDManager m = parent.newSubManager()) {
+      return loss(model, m, seq, positions).getFloat();
+    } finally {
+      w[idx] = saved;
+      p.getArray().set(java.nio.FloatBuffer.wrap(w));
     }
   }
 }
