@@ -18,7 +18,8 @@ import java.util.Map;
  * with rotary position embeddings and a SwiGLU MLP, a final RMSNorm and a tied or separate output head.
  *
  * <p>Llama, Qwen2 (biases on q/k/v), Qwen3 (per-head RMSNorm of q and k, see {@link #qkNorm()}), OLMo 2 (post-norm
- * blocks, see {@link #normPlacement()}, and full-width q/k norms), Mistral (full attention), SmolLM and TinyLlama
+ * blocks, see {@link #normPlacement()}, and full-width q/k norms), ERNIE 4.5 dense (interleaved rotary pairs, see
+ * {@link #ropeLayout()}), Mistral (full attention), SmolLM and TinyLlama
  * share this shape: a family is a choice of parts. Models that add mixture-of-experts, latent attention, attention
  * sinks or sliding windows are refused by {@link #fromHuggingFace(Path)} with a message naming the architecture.
  *
@@ -59,7 +60,7 @@ public record LlamaConfig(
 
   /** Architectures whose weights and forward pass this decoder reproduces. */
   public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
-      "Qwen3ForCausalLM", "Olmo2ForCausalLM");
+      "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Ernie4_5ForCausalLM");
 
   /** How attention normalizes queries and keys before the rotary embedding. */
   public enum QkNorm {
@@ -69,6 +70,14 @@ public record LlamaConfig(
     PER_HEAD,
     /** RMSNorm of the whole q and k projections (heads x head_dim wide), before the head split (OLMo 2). */
     FULL_WIDTH
+  }
+
+  /** Which dimensions of a head rotate together in the rotary embedding. */
+  public enum RopeLayout {
+    /** Dimension j pairs with j + D/2 (Llama, Qwen, OLMo: transformers' rotate_half). */
+    ROTATE_HALF,
+    /** Dimension 2j pairs with 2j + 1 (ERNIE 4.5: GLM-style). */
+    INTERLEAVED
   }
 
   /** Where a block's two RMSNorms sit. */
@@ -135,6 +144,11 @@ public record LlamaConfig(
       case "Olmo2ForCausalLM" -> QkNorm.FULL_WIDTH;
       default -> QkNorm.NONE;
     };
+  }
+
+  /** The family's rotary pairing (a part of the decoder chosen by the architecture). */
+  public RopeLayout ropeLayout() {
+    return architecture.equals("Ernie4_5ForCausalLM") ? RopeLayout.INTERLEAVED : RopeLayout.ROTATE_HALF;
   }
 
   /** The family's norm placement in a block (a part of the decoder chosen by the architecture). */
@@ -204,6 +218,9 @@ public record LlamaConfig(
     if (root.path("mlp_bias").asBoolean(false)) {
       throw new ModelFormatException(file + ": mlp_bias = true is not supported");
     }
+    if (arch.equals("Ernie4_5ForCausalLM") && root.path("use_bias").asBoolean(false)) {
+      throw new ModelFormatException(file + ": use_bias = true (biases on o_proj and the MLP) is not supported yet");
+    }
     if (arch.equals("MistralForCausalLM") && root.hasNonNull("sliding_window")
         && root.get("sliding_window").asInt() < root.path("max_position_embeddings").asInt(Integer.MAX_VALUE)) {
       throw new ModelFormatException(file + ": sliding_window attention (" + root.get("sliding_window").asInt()
@@ -255,6 +272,7 @@ public record LlamaConfig(
       case "qwen2" -> "Qwen2ForCausalLM";
       case "qwen3" -> "Qwen3ForCausalLM";
       case "olmo2" -> "Olmo2ForCausalLM";
+      case "ernie4_5" -> "Ernie4_5ForCausalLM";
       case "mistral" -> "MistralForCausalLM";
       case "" -> throw new ModelFormatException(file + ": neither 'architectures' nor 'model_type' is set");
       default -> type;
@@ -308,6 +326,7 @@ public record LlamaConfig(
       case "Qwen2ForCausalLM" -> "qwen2";
       case "Qwen3ForCausalLM" -> "qwen3";
       case "Olmo2ForCausalLM" -> "olmo2";
+      case "Ernie4_5ForCausalLM" -> "ernie4_5";
       case "MistralForCausalLM" -> "mistral";
       default -> "llama";
     });

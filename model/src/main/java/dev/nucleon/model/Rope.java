@@ -7,13 +7,15 @@ import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 
 /**
- * Rotary position embeddings in the Hugging Face "rotate half" layout: dimension {@code j} of a head pairs with
- * {@code j + D/2}, both turning by angle {@code pos * theta^(-2j/D)} (Llama 3 frequency scaling applied when
- * configured).
+ * Rotary position embeddings: pair {@code j} of a head's dimensions turns by angle {@code pos * theta^(-2j/D)}
+ * (Llama 3 frequency scaling applied when configured). Which dimensions form pair {@code j} is the family's
+ * {@link LlamaConfig.RopeLayout}: {@code (j, j + D/2)} in Hugging Face's "rotate half" layout, {@code (2j, 2j + 1)}
+ * in the interleaved one (ERNIE 4.5).
  *
- * <p>{@code rope(x) = x * cos + rotateHalf(x) * sin} where {@code rotateHalf(x) = [-x2, x1]}. The rotation is
- * applied as {@code x * cos + (x @ R) * sin} with a fixed signed permutation matrix R, which is exact (each output
- * is one input times +-1) and costs one matrix product instead of a split, a negation and a concatenation.
+ * <p>{@code rope(x) = x * cos + rotate(x) * sin} where {@code rotate} maps each pair {@code (a, b)} to
+ * {@code (-b, a)}. The rotation is applied as {@code x * cos + (x @ R) * sin} with a fixed signed permutation
+ * matrix R, which is exact (each output is one input times +-1), costs one matrix product instead of a split, a
+ * negation and a concatenation, and serves both layouts: only R and the order of the cos/sin columns differ.
  */
 final class Rope {
 
@@ -28,6 +30,7 @@ final class Rope {
     maxPositions = config.maxPositionEmbeddings();
     double[] invFreq = inverseFrequencies(config);
     int half = headDim / 2;
+    boolean interleaved = config.ropeLayout() == LlamaConfig.RopeLayout.INTERLEAVED;
     float[] c = new float[maxPositions * headDim];
     float[] s = new float[maxPositions * headDim];
     for (int p = 0; p < maxPositions; p++) {
@@ -35,18 +38,22 @@ final class Rope {
         double angle = p * invFreq[j];
         float cv = (float) Math.cos(angle);
         float sv = (float) Math.sin(angle);
-        c[p * headDim + j] = cv;
-        c[p * headDim + j + half] = cv;
-        s[p * headDim + j] = sv;
-        s[p * headDim + j + half] = sv;
+        int a = interleaved ? 2 * j : j; // the pair's two dimensions
+        int b = interleaved ? 2 * j + 1 : j + half;
+        c[p * headDim + a] = cv;
+        c[p * headDim + b] = cv;
+        s[p * headDim + a] = sv;
+        s[p * headDim + b] = sv;
       }
     }
     cos = manager.create(c, new Shape(maxPositions, headDim));
     sin = manager.create(s, new Shape(maxPositions, headDim));
     float[] r = new float[headDim * headDim];
     for (int j = 0; j < half; j++) {
-      r[(j + half) * headDim + j] = -1f; // out[j] = -x[j + D/2]
-      r[j * headDim + j + half] = 1f; // out[j + D/2] = x[j]
+      int a = interleaved ? 2 * j : j;
+      int b = interleaved ? 2 * j + 1 : j + half;
+      r[b * headDim + a] = -1f; // out[a] = -x[b]
+      r[a * headDim + b] = 1f; // out[b] = x[a]
     }
     rotate = manager.create(r, new Shape(headDim, headDim));
     cos.setName("rope.cos");

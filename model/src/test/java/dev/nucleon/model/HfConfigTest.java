@@ -129,6 +129,18 @@ class HfConfigTest {
   }
 
   @Test
+  void ernieBiasesAreRefusedByName(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    Files.writeString(f, "{\"architectures\": [\"Ernie4_5ForCausalLM\"], \"hidden_size\": 64,"
+        + " \"intermediate_size\": 96, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256,"
+        + " \"use_bias\": true}");
+    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
+    assertTrue(e.getMessage().contains("use_bias") && e.getMessage().contains(f.toString()), e.getMessage());
+    Files.writeString(f, Files.readString(f).replace("true", "false"));
+    assertEquals(LlamaConfig.RopeLayout.INTERLEAVED, LlamaConfig.fromHuggingFace(f).ropeLayout());
+  }
+
+  @Test
   void writtenConfigReadsBackEqual(@TempDir Path dir) throws Exception {
     LlamaConfig c = LlamaConfig.fromHuggingFace(config("qwen2.5-0.5b-instruct"));
     c.writeHuggingFace(dir.resolve("config.json"));
