@@ -30,6 +30,7 @@ public final class Attention extends AbstractBlock {
   private final Parameter qkv;
   private final Parameter qkvBias;
   private final Parameter out;
+  private final Parameter outBias;
   private final Parameter qNorm;
   private final Parameter kNorm;
   private final boolean fullWidthNorm;
@@ -51,6 +52,10 @@ public final class Attention extends AbstractBlock {
         : null;
     out = addParameter(Parameter.builder().setName("o_proj").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(c.hiddenSize(), (long) c.numHeads() * headDim)).build());
+    outBias = c.outputBias()
+        ? addParameter(Parameter.builder().setName("o_proj_bias").setType(Parameter.Type.BIAS)
+            .optShape(new Shape(c.hiddenSize())).build())
+        : null;
     boolean normed = c.qkNorm() != LlamaConfig.QkNorm.NONE;
     fullWidthNorm = c.qkNorm() == LlamaConfig.QkNorm.FULL_WIDTH;
     qNorm = normed ? addParameter(Parameter.builder().setName("q_norm").setType(Parameter.Type.WEIGHT)
@@ -66,6 +71,10 @@ public final class Attention extends AbstractBlock {
 
   Rope.Angles angles(NDArray positions) {
     return rope.angles(positions);
+  }
+
+  Parameter outBias() {
+    return outBias;
   }
 
   Parameter qNorm() {
@@ -169,7 +178,7 @@ public final class Attention extends AbstractBlock {
     scores.close();
     NDArray context = probs.matMul(values).reshape(b, kvHeads, group, t, headDim).transpose(0, 3, 1, 2, 4)
         .reshape(b, t, (long) heads * headDim);
-    return Linear.linear(context, out.getArray()).singletonOrThrow();
+    return Linear.linear(context, out.getArray(), outBias == null ? null : outBias.getArray()).singletonOrThrow();
   }
 
   /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix (plus their bias). */

@@ -31,7 +31,7 @@ public final class DecoderLayer extends AbstractBlock {
     firstNorm = addChildBlock(norms[0], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
     attention = addChildBlock("self_attn", new Attention(c));
     secondNorm = addChildBlock(norms[1], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
-    mlp = addChildBlock("mlp", new SwiGluMlp(c.hiddenSize(), c.intermediateSize()));
+    mlp = addChildBlock("mlp", new SwiGluMlp(c.hiddenSize(), c.intermediateSize(), c.outputBias()));
   }
 
   /** The norm of the attention branch (before it in pre-norm blocks, after it in post-norm ones). */

@@ -39,6 +39,8 @@ import java.util.Map;
  * @param attentionBias whether q, k and v projections carry biases (Qwen2)
  * @param bosTokenId beginning-of-sequence id, or -1
  * @param eosTokenIds end-of-sequence ids (generation stops on any of them)
+ * @param outputBias whether the attention output and the MLP projections carry biases too (ERNIE 4.5's
+ *     {@code use_bias}; the output head never does)
  */
 public record LlamaConfig(
     String architecture,
@@ -56,7 +58,18 @@ public record LlamaConfig(
     boolean tieWordEmbeddings,
     boolean attentionBias,
     int bosTokenId,
-    int[] eosTokenIds) {
+    int[] eosTokenIds,
+    boolean outputBias) {
+
+  /** A config without output and MLP biases (every family but ERNIE 4.5 with {@code use_bias}). */
+  public LlamaConfig(String architecture, int vocabSize, int hiddenSize, int intermediateSize, int numLayers,
+      int numHeads, int numKvHeads, int headDim, double ropeTheta, RopeScaling ropeScaling, double rmsNormEps,
+      int maxPositionEmbeddings, boolean tieWordEmbeddings, boolean attentionBias, int bosTokenId,
+      int[] eosTokenIds) {
+    this(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, ropeTheta,
+        ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bosTokenId, eosTokenIds,
+        false);
+  }
 
   /** Architectures whose weights and forward pass this decoder reproduces. */
   public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
@@ -164,7 +177,8 @@ public record LlamaConfig(
   /** Copy with other special token ids (tokenizers often know them better than a llama2.c header). */
   public LlamaConfig withSpecialTokens(int bos, int[] eos) {
     return new LlamaConfig(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads,
-        headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bos, eos);
+        headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bos, eos,
+        outputBias);
   }
 
   /** Number of parameters (for logs and benchmarks). */
@@ -178,7 +192,8 @@ public record LlamaConfig(
       case PER_HEAD -> 2L * headDim;
       case FULL_WIDTH -> (long) (numHeads + numKvHeads) * headDim;
     };
-    long perLayer = attn + mlp + 2 * d + qkNorm;
+    long outputBiases = outputBias ? 2 * d + 2L * intermediateSize : 0;
+    long perLayer = attn + mlp + 2 * d + qkNorm + outputBiases;
     long emb = (long) vocabSize * d;
     return emb + (tieWordEmbeddings ? 0 : emb) + numLayers * perLayer + d;
   }
@@ -218,9 +233,6 @@ public record LlamaConfig(
     if (root.path("mlp_bias").asBoolean(false)) {
       throw new ModelFormatException(file + ": mlp_bias = true is not supported");
     }
-    if (arch.equals("Ernie4_5ForCausalLM") && root.path("use_bias").asBoolean(false)) {
-      throw new ModelFormatException(file + ": use_bias = true (biases on o_proj and the MLP) is not supported yet");
-    }
     if (arch.equals("MistralForCausalLM") && root.hasNonNull("sliding_window")
         && root.get("sliding_window").asInt() < root.path("max_position_embeddings").asInt(Integer.MAX_VALUE)) {
       throw new ModelFormatException(file + ": sliding_window attention (" + root.get("sliding_window").asInt()
@@ -239,7 +251,8 @@ public record LlamaConfig(
       double theta = root.hasNonNull("rope_theta") ? root.get("rope_theta").asDouble()
           : ropeParams.path("rope_theta").asDouble(10000.0);
       RopeScaling scaling = ropeScaling(file, root.hasNonNull("rope_scaling") ? root.get("rope_scaling") : ropeParams);
-      boolean bias = arch.equals("Qwen2ForCausalLM") || root.path("attention_bias").asBoolean(false);
+      boolean ernieBias = arch.equals("Ernie4_5ForCausalLM") && root.path("use_bias").asBoolean(false);
+      boolean bias = arch.equals("Qwen2ForCausalLM") || root.path("attention_bias").asBoolean(false) || ernieBias;
       return new LlamaConfig(arch,
           requiredInt(file, root, "vocab_size"),
           hidden,
@@ -255,7 +268,8 @@ public record LlamaConfig(
           root.path("tie_word_embeddings").asBoolean(false),
           bias,
           root.hasNonNull("bos_token_id") ? root.get("bos_token_id").asInt() : -1,
-          ids(root.get("eos_token_id")));
+          ids(root.get("eos_token_id")),
+          ernieBias);
     } catch (IllegalArgumentException e) {
       throw new ModelFormatException(file + ": " + e.getMessage(), e);
     }
@@ -351,6 +365,9 @@ public record LlamaConfig(
     o.put("max_position_embeddings", maxPositionEmbeddings);
     o.put("tie_word_embeddings", tieWordEmbeddings);
     o.put("attention_bias", attentionBias);
+    if (architecture.equals("Ernie4_5ForCausalLM")) {
+      o.put("use_bias", outputBias);
+    }
     if (bosTokenId >= 0) {
       o.put("bos_token_id", bosTokenId);
     }
@@ -372,7 +389,7 @@ public record LlamaConfig(
         && ropeTheta == c.ropeTheta && java.util.Objects.equals(ropeScaling, c.ropeScaling)
         && rmsNormEps == c.rmsNormEps && maxPositionEmbeddings == c.maxPositionEmbeddings
         && tieWordEmbeddings == c.tieWordEmbeddings && attentionBias == c.attentionBias
-        && bosTokenId == c.bosTokenId && Arrays.equals(eosTokenIds, c.eosTokenIds);
+        && bosTokenId == c.bosTokenId && Arrays.equals(eosTokenIds, c.eosTokenIds) && outputBias == c.outputBias;
   }
 
   @Override
@@ -384,6 +401,6 @@ public record LlamaConfig(
   public String toString() {
     return architecture + "{vocab=" + vocabSize + ", d=" + hiddenSize + ", ffn=" + intermediateSize + ", layers="
         + numLayers + ", heads=" + numHeads + "/" + numKvHeads + ", headDim=" + headDim + ", theta=" + ropeTheta
-        + ", tied=" + tieWordEmbeddings + ", qkvBias=" + attentionBias + "}";
+        + ", tied=" + tieWordEmbeddings + ", qkvBias=" + attentionBias + (outputBias ? ", outputBias=true" : "") + "}";
   }
 }

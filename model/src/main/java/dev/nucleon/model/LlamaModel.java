@@ -63,6 +63,9 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         named.put(p + "self_attn.qkv_proj.bias", layer.attention().qkvBias());
       }
       named.put(p + "self_attn.o_proj.weight", layer.attention().out());
+      if (config.outputBias()) {
+        named.put(p + "self_attn.o_proj.bias", layer.attention().outBias());
+      }
       if (config.qkNorm() != LlamaConfig.QkNorm.NONE) {
         named.put(p + "self_attn.q_norm.weight", layer.attention().qNorm());
         named.put(p + "self_attn.k_norm.weight", layer.attention().kNorm());
@@ -70,6 +73,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       named.put(p + norms[1] + ".weight", layer.secondNorm().weight());
       named.put(p + "mlp.gate_up_proj.weight", layer.mlp().gateUp());
       named.put(p + "mlp.down_proj.weight", layer.mlp().down());
+      if (config.outputBias()) {
+        named.put(p + "mlp.gate_up_proj.bias", layer.mlp().gateUpBias());
+        named.put(p + "mlp.down_proj.bias", layer.mlp().downBias());
+      }
     }
     norm = addChildBlock("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps()));
     named.put("model.norm.weight", norm.weight());

@@ -24,12 +24,26 @@ public final class SwiGluMlp extends AbstractBlock {
 
   private final Parameter gateUp;
   private final Parameter down;
+  private final Parameter gateUpBias;
+  private final Parameter downBias;
 
-  SwiGluMlp(int dim, int inner) {
+  SwiGluMlp(int dim, int inner, boolean bias) {
     gateUp = addParameter(Parameter.builder().setName("gate_up_proj").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(2L * inner, dim)).build());
     down = addParameter(Parameter.builder().setName("down_proj").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(dim, inner)).build());
+    gateUpBias = bias ? addParameter(Parameter.builder().setName("gate_up_proj_bias").setType(Parameter.Type.BIAS)
+        .optShape(new Shape(2L * inner)).build()) : null;
+    downBias = bias ? addParameter(Parameter.builder().setName("down_proj_bias").setType(Parameter.Type.BIAS)
+        .optShape(new Shape(dim)).build()) : null;
+  }
+
+  Parameter gateUpBias() {
+    return gateUpBias;
+  }
+
+  Parameter downBias() {
+    return downBias;
   }
 
   Parameter gateUp() {
@@ -47,16 +61,22 @@ public final class SwiGluMlp extends AbstractBlock {
     if (JniUtils.isGradMode()) {
       NDArray w = gateUp.getArray();
       long inner = w.getShape().get(0) / 2;
-      gate = Linear.linear(x, Ops.slice(w, 0, 0, inner, x.getManager())).singletonOrThrow();
-      up = Linear.linear(x, Ops.slice(w, 0, inner, 2 * inner, x.getManager())).singletonOrThrow();
+      gate = Linear.linear(x, Ops.slice(w, 0, 0, inner, x.getManager()), biasRows(0, inner, x)).singletonOrThrow();
+      up = Linear.linear(x, Ops.slice(w, 0, inner, 2 * inner, x.getManager()), biasRows(inner, 2 * inner, x))
+          .singletonOrThrow();
     } else {
-      NDArray proj = Linear.linear(x, gateUp.getArray()).singletonOrThrow();
+      NDArray proj = Linear.linear(x, gateUp.getArray(), gateUpBias == null ? null : gateUpBias.getArray())
+          .singletonOrThrow();
       NDList gu = proj.split(2, proj.getShape().dimension() - 1);
       gate = gu.get(0);
       up = gu.get(1);
     }
     NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
-    return Linear.linear(hidden, down.getArray()).singletonOrThrow();
+    return Linear.linear(hidden, down.getArray(), downBias == null ? null : downBias.getArray()).singletonOrThrow();
+  }
+
+  private NDArray biasRows(long from, long to, NDArray x) {
+    return gateUpBias == null ? null : Ops.slice(gateUpBias.getArray(), 0, from, to, x.getManager());
   }
 
   @Override

@@ -52,6 +52,9 @@ public final class WeightLayout {
         names.add(p + "self_attn.qkv_proj.bias");
       }
       names.add(p + "self_attn.o_proj.weight");
+      if (c.outputBias()) {
+        names.add(p + "self_attn.o_proj.bias");
+      }
       if (c.qkNorm() != LlamaConfig.QkNorm.NONE) {
         names.add(p + "self_attn.q_norm.weight");
         names.add(p + "self_attn.k_norm.weight");
@@ -59,6 +62,10 @@ public final class WeightLayout {
       names.add(p + norms[1] + ".weight");
       names.add(p + "mlp.gate_up_proj.weight");
       names.add(p + "mlp.down_proj.weight");
+      if (c.outputBias()) {
+        names.add(p + "mlp.gate_up_proj.bias");
+        names.add(p + "mlp.down_proj.bias");
+      }
     }
     names.add("model.norm.weight");
     if (!c.tieWordEmbeddings()) {
@@ -87,6 +94,9 @@ public final class WeightLayout {
         m.put(p + "self_attn.v_proj.bias", new long[] {kvDim});
       }
       m.put(p + "self_attn.o_proj.weight", new long[] {d, qDim});
+      if (c.outputBias()) {
+        m.put(p + "self_attn.o_proj.bias", new long[] {d});
+      }
       if (c.qkNorm() != LlamaConfig.QkNorm.NONE) {
         m.put(p + "self_attn.q_norm.weight", new long[] {qkNormLengths(c)[0]});
         m.put(p + "self_attn.k_norm.weight", new long[] {qkNormLengths(c)[1]});
@@ -95,6 +105,11 @@ public final class WeightLayout {
       m.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), d});
       m.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), d});
       m.put(p + "mlp.down_proj.weight", new long[] {d, c.intermediateSize()});
+      if (c.outputBias()) {
+        m.put(p + "mlp.gate_proj.bias", new long[] {c.intermediateSize()});
+        m.put(p + "mlp.up_proj.bias", new long[] {c.intermediateSize()});
+        m.put(p + "mlp.down_proj.bias", new long[] {d});
+      }
     }
     m.put("model.norm.weight", new long[] {d});
     if (!c.tieWordEmbeddings()) {
@@ -137,9 +152,10 @@ public final class WeightLayout {
         String suffix = name.endsWith("weight") ? "weight" : "bias";
         t = fuseQkv(c, name, hf.get(p + "q_proj." + suffix), hf.get(p + "k_proj." + suffix),
             hf.get(p + "v_proj." + suffix));
-      } else if (name.endsWith("gate_up_proj.weight")) {
+      } else if (name.endsWith("gate_up_proj.weight") || name.endsWith("gate_up_proj.bias")) {
         String p = name.substring(0, name.indexOf("gate_up_proj."));
-        t = concatRows(name, hf.get(p + "gate_proj.weight"), hf.get(p + "up_proj.weight"));
+        String suffix = name.endsWith("weight") ? "weight" : "bias";
+        t = concatRows(name, hf.get(p + "gate_proj." + suffix), hf.get(p + "up_proj." + suffix));
       } else {
         t = hf.get(name);
       }
@@ -158,10 +174,11 @@ public final class WeightLayout {
         String suffix = name.endsWith("weight") ? "weight" : "bias";
         HostTensor fused = require(internal, p + "qkv_proj." + suffix);
         out.put(name, splitQkv(c, fused, name.charAt(name.lastIndexOf('_') - 1), name));
-      } else if (name.endsWith("gate_proj.weight") || name.endsWith("up_proj.weight")) {
-        HostTensor fused = require(internal, p + "gate_up_proj.weight");
-        out.put(name, rows(fused, name.endsWith("gate_proj.weight") ? 0 : c.intermediateSize(),
-            c.intermediateSize(), name));
+      } else if (name.matches(".*\\.(gate|up)_proj\\.(weight|bias)")) {
+        String suffix = name.endsWith("weight") ? "weight" : "bias";
+        HostTensor fused = require(internal, p + "gate_up_proj." + suffix);
+        out.put(name, rows(fused, name.contains("gate_proj.") ? 0 : c.intermediateSize(), c.intermediateSize(),
+            name));
       } else {
         out.put(name, require(internal, name));
       }

@@ -129,15 +129,21 @@ class HfConfigTest {
   }
 
   @Test
-  void ernieBiasesAreRefusedByName(@TempDir Path dir) throws Exception {
+  void ernieUseBiasPutsBiasesOnEveryProjectionButTheHead(@TempDir Path dir) throws Exception {
     Path f = dir.resolve("config.json");
     Files.writeString(f, "{\"architectures\": [\"Ernie4_5ForCausalLM\"], \"hidden_size\": 64,"
         + " \"intermediate_size\": 96, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256,"
         + " \"use_bias\": true}");
-    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
-    assertTrue(e.getMessage().contains("use_bias") && e.getMessage().contains(f.toString()), e.getMessage());
+    LlamaConfig biased = LlamaConfig.fromHuggingFace(f);
+    assertTrue(biased.attentionBias() && biased.outputBias());
+    assertEquals(LlamaConfig.RopeLayout.INTERLEAVED, biased.ropeLayout());
+    biased.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(biased, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
     Files.writeString(f, Files.readString(f).replace("true", "false"));
-    assertEquals(LlamaConfig.RopeLayout.INTERLEAVED, LlamaConfig.fromHuggingFace(f).ropeLayout());
+    LlamaConfig plain = LlamaConfig.fromHuggingFace(f);
+    assertFalse(plain.attentionBias() || plain.outputBias());
+    // per layer: q/k/v biases 3 x 64, the output bias 64, gate/up biases 2 x 96 and the down bias 64
+    assertEquals(2L * (3 * 64 + 64 + 2 * 96 + 64), biased.parameterCount() - plain.parameterCount());
   }
 
   @Test

@@ -22,6 +22,12 @@ public final class TinyModels {
         new int[] {2});
   }
 
+  /** ERNIE 4.5 with use_bias: interleaved RoPE, biases on q/k/v, o and the MLP, tied head; d=32, vocab 41. */
+  public static LlamaConfig ernieBiased() {
+    return new LlamaConfig("Ernie4_5ForCausalLM", 41, 32, 40, 2, 4, 2, 8, 5e5, null, 1e-5, 64, true, true, 1,
+        new int[] {2}, true);
+  }
+
   /** By name, for parameterized tests. */
   public static LlamaConfig named(String name) {
     return switch (name) {
@@ -29,6 +35,7 @@ public final class TinyModels {
       case "llamaTied" -> llamaTied();
       case "qwen3Like" -> qwen3Like();
       case "olmo2Like" -> olmo2Like();
+      case "ernieBiased" -> ernieBiased();
       default -> throw new IllegalArgumentException("no tiny model named " + name);
     };
   }

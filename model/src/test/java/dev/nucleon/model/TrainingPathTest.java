@@ -22,7 +22,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class TrainingPathTest {
 
   @ParameterizedTest
-  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like"})
+  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "ernieBiased"})
   void trainingAndDecodingPathsGiveTheSameLogProbs(String shape) {
     Engines.start();
     LlamaConfig c = TinyModels.named(shape);
@@ -80,7 +80,7 @@ class TrainingPathTest {
    * families add: q/k norms (per head and full width), post-norm placement, q/k/v and gate/up views.
    */
   @ParameterizedTest
-  @ValueSource(strings = {"qwen3Like", "olmo2Like"})
+  @ValueSource(strings = {"qwen3Like", "olmo2Like", "ernieBiased"})
   void gradientsMatchFiniteDifferences(String shape) {
     Engines.start();
     LlamaConfig c = TinyModels.named(shape);
@@ -104,9 +104,14 @@ class TrainingPathTest {
       JniUtils.setGradMode(false);
       String first = WeightLayout.blockNorms(c)[0];
       int checked = 0;
-      for (String name : java.util.List.of("model.layers.0.self_attn.q_norm.weight",
-          "model.layers.1.self_attn.k_norm.weight", "model.layers.0." + first + ".weight",
-          "model.layers.1.self_attn.qkv_proj.weight", "model.layers.0.mlp.gate_up_proj.weight")) {
+      java.util.List<String> names = c.outputBias()
+          ? java.util.List.of("model.layers.0.self_attn.o_proj.bias", "model.layers.1.mlp.gate_up_proj.bias",
+              "model.layers.0." + first + ".weight", "model.layers.1.self_attn.qkv_proj.bias",
+              "model.layers.0.mlp.down_proj.bias")
+          : java.util.List.of("model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight",
+              "model.layers.0." + first + ".weight", "model.layers.1.self_attn.qkv_proj.weight",
+              "model.layers.0.mlp.gate_up_proj.weight");
+      for (String name : names) {
         var p = model.namedParameters().get(name);
         float[] g = p.getArray().getGradient().toFloatArray();
         int idx = 0;
