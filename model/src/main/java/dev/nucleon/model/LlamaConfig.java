@@ -41,6 +41,8 @@ import java.util.Map;
  * @param eosTokenIds end-of-sequence ids (generation stops on any of them)
  * @param outputBias whether the attention output and the MLP projections carry biases too (ERNIE 4.5's
  *     {@code use_bias}; the output head never does)
+ * @param slidingWindows per layer: 0 for full attention, {@code w > 0} for a sliding window in which a query at
+ *     position i sees keys j with {@code i - w < j <= i} (OLMo 3's {@code layer_types})
  */
 public record LlamaConfig(
     String architecture,
@@ -59,7 +61,8 @@ public record LlamaConfig(
     boolean attentionBias,
     int bosTokenId,
     int[] eosTokenIds,
-    boolean outputBias) {
+    boolean outputBias,
+    int[] slidingWindows) {
 
   /** A config without output and MLP biases (every family but ERNIE 4.5 with {@code use_bias}). */
   public LlamaConfig(String architecture, int vocabSize, int hiddenSize, int intermediateSize, int numLayers,
@@ -68,12 +71,12 @@ public record LlamaConfig(
       int[] eosTokenIds) {
     this(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, ropeTheta,
         ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bosTokenId, eosTokenIds,
-        false);
+        false, null);
   }
 
   /** Architectures whose weights and forward pass this decoder reproduces. */
   public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
-      "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Ernie4_5ForCausalLM");
+      "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM", "Ernie4_5ForCausalLM");
 
   /** How attention normalizes queries and keys before the rotary embedding. */
   public enum QkNorm {
@@ -109,7 +112,7 @@ public record LlamaConfig(
       "Qwen2MoeForCausalLM", "mixture-of-experts",
       "Qwen3MoeForCausalLM", "mixture-of-experts with QK-norm",
       "OlmoForCausalLM", "non-parametric layer norm",
-      "Olmo3ForCausalLM", "sliding-window attention in some layers");
+      "Gemma2ForCausalLM", "soft-capped logits and sliding-window layers");
 
   /**
    * Llama 3 rotary frequency scaling ({@code rope_scaling.rope_type = "llama3"}).
@@ -124,6 +127,10 @@ public record LlamaConfig(
 
   public LlamaConfig {
     eosTokenIds = eosTokenIds == null ? new int[0] : eosTokenIds.clone();
+    slidingWindows = slidingWindows == null ? new int[Math.max(0, numLayers)] : slidingWindows.clone();
+    require(slidingWindows.length == numLayers, "layer_types names " + slidingWindows.length + " layers, but "
+        + "num_hidden_layers is " + numLayers);
+    require(Arrays.stream(slidingWindows).allMatch(w -> w >= 0), "sliding_window must be positive");
     require(vocabSize > 0, "vocab_size must be positive, got " + vocabSize);
     require(hiddenSize > 0, "hidden_size must be positive, got " + hiddenSize);
     require(intermediateSize > 0, "intermediate_size must be positive, got " + intermediateSize);
@@ -154,7 +161,7 @@ public record LlamaConfig(
   public QkNorm qkNorm() {
     return switch (architecture) {
       case "Qwen3ForCausalLM" -> QkNorm.PER_HEAD;
-      case "Olmo2ForCausalLM" -> QkNorm.FULL_WIDTH;
+      case "Olmo2ForCausalLM", "Olmo3ForCausalLM" -> QkNorm.FULL_WIDTH;
       default -> QkNorm.NONE;
     };
   }
@@ -166,7 +173,7 @@ public record LlamaConfig(
 
   /** The family's norm placement in a block (a part of the decoder chosen by the architecture). */
   public NormPlacement normPlacement() {
-    return architecture.equals("Olmo2ForCausalLM") ? NormPlacement.POST : NormPlacement.PRE;
+    return architecture.startsWith("Olmo") ? NormPlacement.POST : NormPlacement.PRE;
   }
 
   /** Query heads per key/value head. */
@@ -178,7 +185,7 @@ public record LlamaConfig(
   public LlamaConfig withSpecialTokens(int bos, int[] eos) {
     return new LlamaConfig(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads,
         headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bos, eos,
-        outputBias);
+        outputBias, slidingWindows);
   }
 
   /** Number of parameters (for logs and benchmarks). */
@@ -269,10 +276,42 @@ public record LlamaConfig(
           bias,
           root.hasNonNull("bos_token_id") ? root.get("bos_token_id").asInt() : -1,
           ids(root.get("eos_token_id")),
-          ernieBias);
+          ernieBias,
+          arch.equals("Olmo3ForCausalLM") ? olmo3Windows(file, root) : null);
     } catch (IllegalArgumentException e) {
       throw new ModelFormatException(file + ": " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * OLMo 3's per-layer windows: {@code layer_types} ("sliding_attention" / "full_attention"; transformers'
+   * default when absent: every fourth layer full, the others sliding) with {@code sliding_window}.
+   */
+  private static int[] olmo3Windows(Path file, JsonNode root) {
+    int layers = requiredInt(file, root, "num_hidden_layers");
+    int window = requiredInt(file, root, "sliding_window");
+    JsonNode types = root.get("layer_types");
+    int[] out = new int[layers];
+    for (int i = 0; i < layers; i++) {
+      String type = types == null || types.isNull() ? ((i + 1) % 4 != 0 ? "sliding_attention" : "full_attention")
+          : types.path(i).asText("");
+      out[i] = switch (type) {
+        case "sliding_attention" -> window;
+        case "full_attention" -> 0;
+        default -> throw new ModelFormatException(file + ": layer_types[" + i + "] is '" + type
+            + "'; expected sliding_attention or full_attention");
+      };
+    }
+    if (types != null && !types.isNull() && types.size() != layers) {
+      throw new ModelFormatException(file + ": layer_types names " + types.size() + " layers, but "
+          + "num_hidden_layers is " + layers);
+    }
+    return out;
+  }
+
+  /** Whether any layer attends through a sliding window. */
+  public boolean hasSlidingWindows() {
+    return Arrays.stream(slidingWindows).anyMatch(w -> w > 0);
   }
 
   private static String architecture(Path file, JsonNode root) {
@@ -286,6 +325,7 @@ public record LlamaConfig(
       case "qwen2" -> "Qwen2ForCausalLM";
       case "qwen3" -> "Qwen3ForCausalLM";
       case "olmo2" -> "Olmo2ForCausalLM";
+      case "olmo3" -> "Olmo3ForCausalLM";
       case "ernie4_5" -> "Ernie4_5ForCausalLM";
       case "mistral" -> "MistralForCausalLM";
       case "" -> throw new ModelFormatException(file + ": neither 'architectures' nor 'model_type' is set");
@@ -340,6 +380,7 @@ public record LlamaConfig(
       case "Qwen2ForCausalLM" -> "qwen2";
       case "Qwen3ForCausalLM" -> "qwen3";
       case "Olmo2ForCausalLM" -> "olmo2";
+      case "Olmo3ForCausalLM" -> "olmo3";
       case "Ernie4_5ForCausalLM" -> "ernie4_5";
       case "MistralForCausalLM" -> "mistral";
       default -> "llama";
@@ -368,6 +409,11 @@ public record LlamaConfig(
     if (architecture.equals("Ernie4_5ForCausalLM")) {
       o.put("use_bias", outputBias);
     }
+    if (hasSlidingWindows()) {
+      ArrayNode types = o.putArray("layer_types");
+      Arrays.stream(slidingWindows).forEach(w -> types.add(w > 0 ? "sliding_attention" : "full_attention"));
+      o.put("sliding_window", Arrays.stream(slidingWindows).max().orElse(0));
+    }
     if (bosTokenId >= 0) {
       o.put("bos_token_id", bosTokenId);
     }
@@ -389,7 +435,8 @@ public record LlamaConfig(
         && ropeTheta == c.ropeTheta && java.util.Objects.equals(ropeScaling, c.ropeScaling)
         && rmsNormEps == c.rmsNormEps && maxPositionEmbeddings == c.maxPositionEmbeddings
         && tieWordEmbeddings == c.tieWordEmbeddings && attentionBias == c.attentionBias
-        && bosTokenId == c.bosTokenId && Arrays.equals(eosTokenIds, c.eosTokenIds) && outputBias == c.outputBias;
+        && bosTokenId == c.bosTokenId && Arrays.equals(eosTokenIds, c.eosTokenIds) && outputBias == c.outputBias
+        && Arrays.equals(slidingWindows, c.slidingWindows);
   }
 
   @Override

@@ -253,7 +253,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     NDManager step = tokens.getManager();
     NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
     Rope.Angles angles = rope.angles(positions);
-    mask = groupRows(mask, config.groupSize());
+    NDArray[] masks = layerMasks(mask, (int) tokens.getShape().get(1), step);
     boolean training = cache == null && JniUtils.isGradMode();
     for (int i = 0; i < layers.size(); i++) {
       if (training) {
@@ -263,18 +263,45 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         try (NDManager scope = step.newSubManager()) {
           NDArray in = x.reshape(x.getShape()); // an alias of x owned by the scope, so results land there too
           in.attach(scope);
-          NDArray out = layers.get(i).apply(in, angles, mask, null, i, scope);
+          NDArray out = layers.get(i).apply(in, angles, masks[i], null, i, scope);
           out.attach(step);
           x = out;
         }
       } else {
-        x = layers.get(i).apply(x, angles, mask, cache, i, step);
+        x = layers.get(i).apply(x, angles, masks[i], cache, i, step);
       }
     }
     if (cache != null) {
       cache.advance((int) tokens.getShape().get(1));
     }
     return x;
+  }
+
+  /**
+   * Each layer's additive mask, grouped for its query heads: the given mask for full-attention layers, and for a
+   * sliding-window layer also every key {@code w} or more positions before its query masked. The T queries are the
+   * last T of the S key columns (with a KV cache, the cached ones come first); within a row positions and columns
+   * differ by the row's padding, so the window can be measured in columns.
+   */
+  private NDArray[] layerMasks(NDArray mask, int t, NDManager step) {
+    NDArray full = groupRows(mask, config.groupSize());
+    NDArray[] out = new NDArray[layers.size()];
+    Map<Integer, NDArray> windowed = new java.util.HashMap<>();
+    int s = (int) mask.getShape().get(3);
+    for (int i = 0; i < out.length; i++) {
+      int w = config.slidingWindows()[i];
+      out[i] = w == 0 ? full : windowed.computeIfAbsent(w, x -> {
+        float[] band = new float[t * s];
+        for (int q = 0; q < t; q++) {
+          int column = s - t + q;
+          for (int k = 0; k <= column - x; k++) {
+            band[q * s + k] = MASKED;
+          }
+        }
+        return groupRows(mask.add(step.create(band, new Shape(1, 1, t, s))), config.groupSize());
+      });
+    }
+    return out;
   }
 
   /**

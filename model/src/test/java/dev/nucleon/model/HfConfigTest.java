@@ -147,6 +147,28 @@ class HfConfigTest {
   }
 
   @Test
+  void olmo3LayerTypesGiveEachLayerItsWindow(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    String base = "{\"architectures\": [\"Olmo3ForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
+        + " \"num_hidden_layers\": 4, \"num_attention_heads\": 4, \"vocab_size\": 320, \"sliding_window\": 6";
+    Files.writeString(f, base + ", \"layer_types\": [\"full_attention\", \"sliding_attention\","
+        + " \"sliding_attention\", \"full_attention\"]}");
+    LlamaConfig c = LlamaConfig.fromHuggingFace(f);
+    assertArrayEquals(new int[] {0, 6, 6, 0}, c.slidingWindows());
+    assertEquals(LlamaConfig.NormPlacement.POST, c.normPlacement());
+    c.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
+    Files.writeString(f, base + "}");
+    assertArrayEquals(new int[] {6, 6, 6, 0}, LlamaConfig.fromHuggingFace(f).slidingWindows(),
+        "transformers' default: every fourth layer full");
+    Files.writeString(f, base + ", \"layer_types\": [\"full_attention\", \"chunked_attention\","
+        + " \"sliding_attention\", \"full_attention\"]}");
+    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
+    assertTrue(e.getMessage().contains("layer_types[1]") && e.getMessage().contains("chunked_attention"),
+        e.getMessage());
+  }
+
+  @Test
   void writtenConfigReadsBackEqual(@TempDir Path dir) throws Exception {
     LlamaConfig c = LlamaConfig.fromHuggingFace(config("qwen2.5-0.5b-instruct"));
     c.writeHuggingFace(dir.resolve("config.json"));

@@ -25,7 +25,13 @@ public final class TinyModels {
   /** ERNIE 4.5 with use_bias: interleaved RoPE, biases on q/k/v, o and the MLP, tied head; d=32, vocab 41. */
   public static LlamaConfig ernieBiased() {
     return new LlamaConfig("Ernie4_5ForCausalLM", 41, 32, 40, 2, 4, 2, 8, 5e5, null, 1e-5, 64, true, true, 1,
-        new int[] {2}, true);
+        new int[] {2}, true, null);
+  }
+
+  /** OLMo 3: OLMo 2 blocks, layer 0 attends through a window of 3 positions, layer 1 fully; d=32, vocab 43. */
+  public static LlamaConfig olmo3Like() {
+    return new LlamaConfig("Olmo3ForCausalLM", 43, 32, 40, 2, 4, 2, 8, 5e5, null, 1e-6, 64, false, false, 1,
+        new int[] {2}, false, new int[] {3, 0});
   }
 
   /** By name, for parameterized tests. */
@@ -36,6 +42,7 @@ public final class TinyModels {
       case "qwen3Like" -> qwen3Like();
       case "olmo2Like" -> olmo2Like();
       case "ernieBiased" -> ernieBiased();
+      case "olmo3Like" -> olmo3Like();
       default -> throw new IllegalArgumentException("no tiny model named " + name);
     };
   }

@@ -22,7 +22,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class TrainingPathTest {
 
   @ParameterizedTest
-  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "ernieBiased"})
+  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "ernieBiased", "olmo3Like"})
   void trainingAndDecodingPathsGiveTheSameLogProbs(String shape) {
     Engines.start();
     LlamaConfig c = TinyModels.named(shape);
