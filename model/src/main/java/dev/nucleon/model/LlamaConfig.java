@@ -115,15 +115,33 @@ public record LlamaConfig(
       "Gemma2ForCausalLM", "soft-capped logits and sliding-window layers");
 
   /**
-   * Llama 3 rotary frequency scaling ({@code rope_scaling.rope_type = "llama3"}).
+   * Rotary frequency scaling: Llama 3's ({@code rope_type = "llama3"}) or YaRN ({@code "yarn"}), as transformers'
+   * {@code modeling_rope_utils} computes them.
    *
+   * @param type {@code llama3} or {@code yarn}
    * @param factor how much longer the context is than the original
-   * @param lowFreqFactor wavelengths above original/low are divided by factor
-   * @param highFreqFactor wavelengths below original/high are kept
+   * @param lowFreqFactor llama3: wavelengths above original/low are divided by factor
+   * @param highFreqFactor llama3: wavelengths below original/high are kept
    * @param originalMaxPositionEmbeddings the pre-training context length
+   * @param betaFast yarn: rotations at which the ramp from extrapolation to interpolation starts
+   * @param betaSlow yarn: rotations at which it ends
+   * @param attentionFactor yarn: the factor on cos and sin (1 for llama3)
+   * @param truncate yarn: whether the ramp's ends are rounded to whole dimensions
    */
-  public record RopeScaling(double factor, double lowFreqFactor, double highFreqFactor,
-      int originalMaxPositionEmbeddings) {}
+  public record RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
+      int originalMaxPositionEmbeddings, double betaFast, double betaSlow, double attentionFactor,
+      boolean truncate) {
+
+    /** Llama 3's scaling. */
+    public RopeScaling(double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositionEmbeddings) {
+      this("llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings, 0, 0, 1, false);
+    }
+
+    /** YaRN's default attention factor for a scaling factor: {@code 0.1 ln(factor) + 1} (1 at factor <= 1). */
+    static double yarnMscale(double factor) {
+      return factor <= 1 ? 1.0 : 0.1 * Math.log(factor) + 1.0;
+    }
+  }
 
   public LlamaConfig {
     eosTokenIds = eosTokenIds == null ? new int[0] : eosTokenIds.clone();
@@ -257,7 +275,8 @@ public record LlamaConfig(
       JsonNode ropeParams = root.path("rope_parameters");
       double theta = root.hasNonNull("rope_theta") ? root.get("rope_theta").asDouble()
           : ropeParams.path("rope_theta").asDouble(10000.0);
-      RopeScaling scaling = ropeScaling(file, root.hasNonNull("rope_scaling") ? root.get("rope_scaling") : ropeParams);
+      RopeScaling scaling = ropeScaling(file, root.hasNonNull("rope_scaling") ? root.get("rope_scaling") : ropeParams,
+          root.path("max_position_embeddings").asInt(2048));
       boolean ernieBias = arch.equals("Ernie4_5ForCausalLM") && root.path("use_bias").asBoolean(false);
       boolean bias = arch.equals("Qwen2ForCausalLM") || root.path("attention_bias").asBoolean(false) || ernieBias;
       return new LlamaConfig(arch,
@@ -333,7 +352,36 @@ public record LlamaConfig(
     };
   }
 
-  private static RopeScaling ropeScaling(Path file, JsonNode node) {
+  /**
+   * YaRN as transformers reads it: where {@code original_max_position_embeddings} is given, the factor is
+   * {@code max_position_embeddings / original}; the attention factor, when absent, is YaRN's mscale (or the ratio of
+   * two mscales where {@code mscale} and {@code mscale_all_dim} are given).
+   */
+  private static RopeScaling yarn(Path file, JsonNode node, int maxPositions) {
+    if (!node.hasNonNull("factor")) {
+      throw new ModelFormatException(file + ": yarn rope scaling needs 'factor'");
+    }
+    double factor = node.get("factor").asDouble();
+    int original = maxPositions;
+    if (node.hasNonNull("original_max_position_embeddings")) {
+      original = node.get("original_max_position_embeddings").asInt();
+      factor = (double) maxPositions / original;
+    }
+    double attention;
+    if (node.hasNonNull("attention_factor")) {
+      attention = node.get("attention_factor").asDouble();
+    } else if (node.path("mscale").asDouble(0) != 0 && node.path("mscale_all_dim").asDouble(0) != 0) {
+      double f = factor;
+      java.util.function.DoubleUnaryOperator m = s -> f <= 1 ? 1.0 : 0.1 * s * Math.log(f) + 1.0;
+      attention = m.applyAsDouble(node.get("mscale").asDouble()) / m.applyAsDouble(node.get("mscale_all_dim").asDouble());
+    } else {
+      attention = RopeScaling.yarnMscale(factor);
+    }
+    return new RopeScaling("yarn", factor, 0, 0, original, node.path("beta_fast").asDouble(32),
+        node.path("beta_slow").asDouble(1), attention, node.path("truncate").asBoolean(true));
+  }
+
+  private static RopeScaling ropeScaling(Path file, JsonNode node, int maxPositions) {
     if (node == null || node.isNull() || node.isMissingNode()) {
       return null;
     }
@@ -342,8 +390,9 @@ public record LlamaConfig(
       case "default" -> null;
       case "llama3" -> new RopeScaling(node.path("factor").asDouble(8.0), node.path("low_freq_factor").asDouble(1.0),
           node.path("high_freq_factor").asDouble(4.0), node.path("original_max_position_embeddings").asInt(8192));
+      case "yarn" -> yarn(file, node, maxPositions);
       default -> throw new ModelFormatException(file + ": rope scaling type '" + type
-          + "' is not supported (supported: default, llama3)");
+          + "' is not supported (supported: default, llama3, yarn)");
     };
   }
 
@@ -396,10 +445,17 @@ public record LlamaConfig(
     o.put("rope_theta", ropeTheta);
     if (ropeScaling != null) {
       ObjectNode s = o.putObject("rope_scaling");
-      s.put("rope_type", "llama3");
+      s.put("rope_type", ropeScaling.type());
       s.put("factor", ropeScaling.factor());
-      s.put("low_freq_factor", ropeScaling.lowFreqFactor());
-      s.put("high_freq_factor", ropeScaling.highFreqFactor());
+      if (ropeScaling.type().equals("yarn")) {
+        s.put("beta_fast", ropeScaling.betaFast());
+        s.put("beta_slow", ropeScaling.betaSlow());
+        s.put("attention_factor", ropeScaling.attentionFactor());
+        s.put("truncate", ropeScaling.truncate());
+      } else {
+        s.put("low_freq_factor", ropeScaling.lowFreqFactor());
+        s.put("high_freq_factor", ropeScaling.highFreqFactor());
+      }
       s.put("original_max_position_embeddings", ropeScaling.originalMaxPositionEmbeddings());
     }
     o.put("rms_norm_eps", rmsNormEps);

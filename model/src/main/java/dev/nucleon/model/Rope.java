@@ -29,6 +29,7 @@ final class Rope {
     headDim = config.headDim();
     maxPositions = config.maxPositionEmbeddings();
     double[] invFreq = inverseFrequencies(config);
+    double scale = config.ropeScaling() == null ? 1.0 : config.ropeScaling().attentionFactor();
     int half = headDim / 2;
     boolean interleaved = config.ropeLayout() == LlamaConfig.RopeLayout.INTERLEAVED;
     float[] c = new float[maxPositions * headDim];
@@ -36,8 +37,8 @@ final class Rope {
     for (int p = 0; p < maxPositions; p++) {
       for (int j = 0; j < half; j++) {
         double angle = p * invFreq[j];
-        float cv = (float) Math.cos(angle);
-        float sv = (float) Math.sin(angle);
+        float cv = (float) (Math.cos(angle) * scale);
+        float sv = (float) (Math.sin(angle) * scale);
         int a = interleaved ? 2 * j : j; // the pair's two dimensions
         int b = interleaved ? 2 * j + 1 : j + half;
         c[p * headDim + a] = cv;
@@ -67,7 +68,9 @@ final class Rope {
       inv[j] = 1.0 / Math.pow(config.ropeTheta(), (2.0 * j) / config.headDim());
     }
     LlamaConfig.RopeScaling sc = config.ropeScaling();
-    if (sc != null) {
+    if (sc != null && sc.type().equals("yarn")) {
+      yarn(inv, config, sc);
+    } else if (sc != null) {
       double lowWavelen = sc.originalMaxPositionEmbeddings() / sc.lowFreqFactor();
       double highWavelen = sc.originalMaxPositionEmbeddings() / sc.highFreqFactor();
       for (int j = 0; j < half; j++) {
@@ -82,6 +85,39 @@ final class Rope {
       }
     }
     return inv;
+  }
+
+  /**
+   * YaRN (transformers' {@code _compute_yarn_parameters}): dimensions that turn fewer than {@code betaSlow} times over
+   * the original context are interpolated ({@code / factor}), those that turn more than {@code betaFast} times are
+   * kept, with a linear ramp between.
+   */
+  private static void yarn(double[] inv, LlamaConfig config, LlamaConfig.RopeScaling sc) {
+    int dim = config.headDim();
+    double base = config.ropeTheta();
+    double low = correctionDim(sc.betaFast(), dim, base, sc.originalMaxPositionEmbeddings());
+    double high = correctionDim(sc.betaSlow(), dim, base, sc.originalMaxPositionEmbeddings());
+    if (sc.truncate()) {
+      low = Math.floor(low);
+      high = Math.ceil(high);
+    }
+    low = Math.max(low, 0);
+    high = Math.min(high, dim - 1);
+    if (low == high) {
+      high += 0.001;
+    }
+    for (int j = 0; j < inv.length; j++) {
+      // float32 like transformers: the frequencies it stores are float32 tensors
+      float extrapolation = (float) inv[j];
+      float interpolation = (float) (inv[j] / sc.factor());
+      float ramp = (float) Math.min(1, Math.max(0, (j - low) / (high - low)));
+      float keep = 1 - ramp;
+      inv[j] = interpolation * (1 - keep) + extrapolation * keep;
+    }
+  }
+
+  private static double correctionDim(double rotations, int dim, double base, int maxPositions) {
+    return dim * Math.log(maxPositions / (rotations * 2 * Math.PI)) / (2 * Math.log(base));
   }
 
   int maxPositions() {

@@ -169,6 +169,27 @@ class HfConfigTest {
   }
 
   @Test
+  void yarnScalingReadsLikeTransformers(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    String base = "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
+        + " \"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"vocab_size\": 32,"
+        + " \"max_position_embeddings\": 32768, \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 2.0";
+    Files.writeString(f, base + ", \"original_max_position_embeddings\": 4096}}");
+    LlamaConfig.RopeScaling s = LlamaConfig.fromHuggingFace(f).ropeScaling();
+    assertEquals("yarn", s.type());
+    assertEquals(8.0, s.factor(), 0.0, "max_position_embeddings / original wins over factor, as in transformers");
+    assertEquals(0.1 * Math.log(8.0) + 1, s.attentionFactor(), 1e-12, "YaRN's mscale when no attention_factor");
+    assertEquals(32, s.betaFast(), 0.0);
+    assertEquals(1, s.betaSlow(), 0.0);
+    LlamaConfig c = LlamaConfig.fromHuggingFace(f);
+    c.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
+    Files.writeString(f, base.replace("yarn", "longrope") + "}}");
+    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
+    assertTrue(e.getMessage().contains("'longrope'"), e.getMessage());
+  }
+
+  @Test
   void writtenConfigReadsBackEqual(@TempDir Path dir) throws Exception {
     LlamaConfig c = LlamaConfig.fromHuggingFace(config("qwen2.5-0.5b-instruct"));
     c.writeHuggingFace(dir.resolve("config.json"));
