@@ -20,8 +20,9 @@ import java.util.Map;
  * <p>Llama, Qwen2 (biases on q/k/v), Qwen3 (per-head RMSNorm of q and k, see {@link #qkNorm()}), OLMo 2 (post-norm
  * blocks, see {@link #normPlacement()}, and full-width q/k norms), ERNIE 4.5 dense (interleaved rotary pairs, see
  * {@link #ropeLayout()}), Mistral (full attention), SmolLM and TinyLlama
- * share this shape: a family is a choice of parts. Models that add mixture-of-experts, latent attention, attention
- * sinks or sliding windows are refused by {@link #fromHuggingFace(Path)} with a message naming the architecture.
+ * share this shape: a family is a choice of parts (OLMo 3 adds a sliding window per layer, see
+ * {@link #slidingWindows()}). Models that add mixture-of-experts, latent attention or attention sinks are refused by
+ * {@link #fromHuggingFace(Path)} with a message naming the architecture.
  *
  * @param architecture the Hugging Face architecture name written back on save (e.g. {@code LlamaForCausalLM})
  * @param vocabSize rows of the embedding and the output head
@@ -206,6 +207,21 @@ public record LlamaConfig(
         outputBias, slidingWindows);
   }
 
+  /** Copy with the output head tied to the embedding (every other field kept). */
+  public LlamaConfig withTiedHead() {
+    return new LlamaConfig(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads,
+        headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, true, attentionBias, bosTokenId,
+        eosTokenIds, outputBias, slidingWindows);
+  }
+
+  /**
+   * Whether rotary scaling also applies in sliding-window layers. OLMo 3 was trained with YaRN on its full-attention
+   * layers only (vLLM, and transformers 4.57 and from 5.13 on, build the sliding layers' rotary tables unscaled).
+   */
+  public boolean ropeScalingInWindowedLayers() {
+    return !architecture.equals("Olmo3ForCausalLM");
+  }
+
   /** Number of parameters (for logs and benchmarks). */
   public long parameterCount() {
     long d = hiddenSize;
@@ -273,11 +289,20 @@ public record LlamaConfig(
       int kvHeads = root.hasNonNull("num_key_value_heads") ? requiredInt(file, root, "num_key_value_heads") : heads;
       int headDim = root.hasNonNull("head_dim") ? requiredInt(file, root, "head_dim") : hidden / heads;
       JsonNode ropeParams = root.path("rope_parameters");
+      if (ropeParams.has("full_attention") || ropeParams.has("sliding_attention")) {
+        throw new ModelFormatException(file + ": rope_parameters per layer type (full_attention / "
+            + "sliding_attention) is not supported; write rope_theta and rope_scaling at the top level");
+      }
       double theta = root.hasNonNull("rope_theta") ? root.get("rope_theta").asDouble()
           : ropeParams.path("rope_theta").asDouble(10000.0);
       RopeScaling scaling = ropeScaling(file, root.hasNonNull("rope_scaling") ? root.get("rope_scaling") : ropeParams,
           root.path("max_position_embeddings").asInt(2048));
       boolean ernieBias = arch.equals("Ernie4_5ForCausalLM") && root.path("use_bias").asBoolean(false);
+      if (root.path("attention_bias").asBoolean(false) && !arch.equals("Qwen2ForCausalLM") && !ernieBias) {
+        // these families put a bias on o_proj too when attention_bias is set: not built yet
+        throw new ModelFormatException(file + ": attention_bias = true (q/k/v and o_proj biases) is not supported "
+            + "for " + arch);
+      }
       boolean bias = arch.equals("Qwen2ForCausalLM") || root.path("attention_bias").asBoolean(false) || ernieBias;
       return new LlamaConfig(arch,
           requiredInt(file, root, "vocab_size"),
@@ -308,7 +333,7 @@ public record LlamaConfig(
    */
   private static int[] olmo3Windows(Path file, JsonNode root) {
     int layers = requiredInt(file, root, "num_hidden_layers");
-    int window = requiredInt(file, root, "sliding_window");
+    int window = root.hasNonNull("sliding_window") ? requiredInt(file, root, "sliding_window") : 4096;
     JsonNode types = root.get("layer_types");
     int[] out = new int[layers];
     for (int i = 0; i < layers; i++) {
@@ -353,20 +378,18 @@ public record LlamaConfig(
   }
 
   /**
-   * YaRN as transformers reads it: where {@code original_max_position_embeddings} is given, the factor is
-   * {@code max_position_embeddings / original}; the attention factor, when absent, is YaRN's mscale (or the ratio of
-   * two mscales where {@code mscale} and {@code mscale_all_dim} are given).
+   * YaRN as transformers reads it: the explicit factor (or, without one, {@code max_position_embeddings / original});
+   * the attention factor, when absent, is YaRN's mscale (or the ratio of two mscales where {@code mscale} and
+   * {@code mscale_all_dim} are given).
    */
   private static RopeScaling yarn(Path file, JsonNode node, int maxPositions) {
-    if (!node.hasNonNull("factor")) {
+    int original = node.hasNonNull("original_max_position_embeddings")
+        ? node.get("original_max_position_embeddings").asInt() : maxPositions;
+    if (!node.hasNonNull("factor") && !node.hasNonNull("original_max_position_embeddings")) {
       throw new ModelFormatException(file + ": yarn rope scaling needs 'factor'");
     }
-    double factor = node.get("factor").asDouble();
-    int original = maxPositions;
-    if (node.hasNonNull("original_max_position_embeddings")) {
-      original = node.get("original_max_position_embeddings").asInt();
-      factor = (double) maxPositions / original;
-    }
+    // the explicit factor wins (transformers 5 only warns when it differs from max / original)
+    double factor = node.hasNonNull("factor") ? node.get("factor").asDouble() : (double) maxPositions / original;
     double attention;
     if (node.hasNonNull("attention_factor")) {
       attention = node.get("attention_factor").asDouble();
@@ -465,10 +488,10 @@ public record LlamaConfig(
     if (architecture.equals("Ernie4_5ForCausalLM")) {
       o.put("use_bias", outputBias);
     }
-    if (hasSlidingWindows()) {
+    if (architecture.equals("Olmo3ForCausalLM")) {
       ArrayNode types = o.putArray("layer_types");
       Arrays.stream(slidingWindows).forEach(w -> types.add(w > 0 ? "sliding_attention" : "full_attention"));
-      o.put("sliding_window", Arrays.stream(slidingWindows).max().orElse(0));
+      o.put("sliding_window", hasSlidingWindows() ? Arrays.stream(slidingWindows).max().orElse(0) : 4096);
     }
     if (bosTokenId >= 0) {
       o.put("bos_token_id", bosTokenId);

@@ -46,9 +46,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private final Map<String, Parameter> named = new LinkedHashMap<>();
   private NDManager manager;
   private Rope rope;
+  private final Rope[] layerRopes;
 
   private LlamaModel(LlamaConfig config) {
     this.config = config;
+    this.layerRopes = new Rope[config.numLayers()];
     embed = addParameter(Parameter.builder().setName("embed_tokens").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
     named.put("model.embed_tokens.weight", embed);
@@ -154,9 +156,12 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     manager = parent.newSubManager();
     manager.setName("llama-parameters");
     initialize(manager, DataType.FLOAT32, new Shape(1, 1));
-    rope = new Rope(manager, config);
-    for (DecoderLayer l : layers) {
-      l.attention().setRope(rope);
+    rope = new Rope(manager, config, true);
+    Rope plain = config.ropeScaling() != null && !config.ropeScalingInWindowedLayers() && config.hasSlidingWindows()
+        ? new Rope(manager, config, false) : rope;
+    for (int i = 0; i < layers.size(); i++) {
+      layerRopes[i] = config.slidingWindows()[i] > 0 ? plain : rope;
+      layers.get(i).attention().setRope(layerRopes[i]);
     }
     setTrainable(false);
   }
@@ -252,7 +257,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private NDArray hidden(NDArray tokens, NDArray positions, NDArray mask, KvCache cache) {
     NDManager step = tokens.getManager();
     NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
-    Rope.Angles angles = rope.angles(positions);
+    Map<Rope, Rope.Angles> angles = new java.util.IdentityHashMap<>();
     NDArray[] masks = layerMasks(mask, (int) tokens.getShape().get(1), step);
     boolean training = cache == null && JniUtils.isGradMode();
     for (int i = 0; i < layers.size(); i++) {
@@ -263,18 +268,23 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         try (NDManager scope = step.newSubManager()) {
           NDArray in = x.reshape(x.getShape()); // an alias of x owned by the scope, so results land there too
           in.attach(scope);
-          NDArray out = layers.get(i).apply(in, angles, masks[i], null, i, scope);
+          NDArray out = layers.get(i).apply(in, anglesOf(i, angles, positions), masks[i], null, i, scope);
           out.attach(step);
           x = out;
         }
       } else {
-        x = layers.get(i).apply(x, angles, masks[i], cache, i, step);
+        x = layers.get(i).apply(x, anglesOf(i, angles, positions), masks[i], cache, i, step);
       }
     }
     if (cache != null) {
       cache.advance((int) tokens.getShape().get(1));
     }
     return x;
+  }
+
+  /** Layer i's rotary angles for the positions, computed once per distinct rotary table. */
+  private Rope.Angles anglesOf(int i, Map<Rope, Rope.Angles> cache, NDArray positions) {
+    return cache.computeIfAbsent(layerRopes[i], r -> r.angles(positions));
   }
 
   /**

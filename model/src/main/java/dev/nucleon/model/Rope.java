@@ -25,11 +25,15 @@ final class Rope {
   private final NDArray sin;
   private final NDArray rotate;
 
-  Rope(NDManager manager, LlamaConfig config) {
+  /**
+   * @param scaled whether the config's rotary scaling applies (false: plain frequencies, for the sliding-window
+   *     layers of families that scale only their full-attention layers)
+   */
+  Rope(NDManager manager, LlamaConfig config, boolean scaled) {
     headDim = config.headDim();
     maxPositions = config.maxPositionEmbeddings();
-    double[] invFreq = inverseFrequencies(config);
-    double scale = config.ropeScaling() == null ? 1.0 : config.ropeScaling().attentionFactor();
+    double[] invFreq = inverseFrequencies(config, scaled);
+    double scale = config.ropeScaling() == null || !scaled ? 1.0 : config.ropeScaling().attentionFactor();
     int half = headDim / 2;
     boolean interleaved = config.ropeLayout() == LlamaConfig.RopeLayout.INTERLEAVED;
     float[] c = new float[maxPositions * headDim];
@@ -61,13 +65,13 @@ final class Rope {
     sin.setName("rope.sin");
   }
 
-  static double[] inverseFrequencies(LlamaConfig config) {
+  static double[] inverseFrequencies(LlamaConfig config, boolean scaled) {
     int half = config.headDim() / 2;
     double[] inv = new double[half];
     for (int j = 0; j < half; j++) {
       inv[j] = 1.0 / Math.pow(config.ropeTheta(), (2.0 * j) / config.headDim());
     }
-    LlamaConfig.RopeScaling sc = config.ropeScaling();
+    LlamaConfig.RopeScaling sc = scaled ? config.ropeScaling() : null;
     if (sc != null && sc.type().equals("yarn")) {
       yarn(inv, config, sc);
     } else if (sc != null) {

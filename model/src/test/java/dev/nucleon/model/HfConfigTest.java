@@ -161,6 +161,15 @@ class HfConfigTest {
     Files.writeString(f, base + "}");
     assertArrayEquals(new int[] {6, 6, 6, 0}, LlamaConfig.fromHuggingFace(f).slidingWindows(),
         "transformers' default: every fourth layer full");
+    Files.writeString(f, base.replace(", \"sliding_window\": 6", "") + ", \"layer_types\": [\"full_attention\","
+        + " \"full_attention\", \"full_attention\", \"full_attention\"]}");
+    LlamaConfig allFull = LlamaConfig.fromHuggingFace(f);
+    assertFalse(allFull.hasSlidingWindows());
+    allFull.writeHuggingFace(dir.resolve("full.json"));
+    assertEquals(allFull, LlamaConfig.fromHuggingFace(dir.resolve("full.json")), "all-full OLMo 3 round trip");
+    Files.writeString(f, base + ", \"rope_parameters\": {\"full_attention\": {\"rope_type\": \"yarn\"}}}");
+    var nested = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
+    assertTrue(nested.getMessage().contains("per layer type"), nested.getMessage());
     Files.writeString(f, base + ", \"layer_types\": [\"full_attention\", \"chunked_attention\","
         + " \"sliding_attention\", \"full_attention\"]}");
     var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
@@ -177,16 +186,30 @@ class HfConfigTest {
     Files.writeString(f, base + ", \"original_max_position_embeddings\": 4096}}");
     LlamaConfig.RopeScaling s = LlamaConfig.fromHuggingFace(f).ropeScaling();
     assertEquals("yarn", s.type());
-    assertEquals(8.0, s.factor(), 0.0, "max_position_embeddings / original wins over factor, as in transformers");
-    assertEquals(0.1 * Math.log(8.0) + 1, s.attentionFactor(), 1e-12, "YaRN's mscale when no attention_factor");
+    assertEquals(2.0, s.factor(), 0.0, "the explicit factor wins over max_position_embeddings / original");
+    assertEquals(4096, s.originalMaxPositionEmbeddings());
+    assertEquals(0.1 * Math.log(2.0) + 1, s.attentionFactor(), 1e-12, "YaRN's mscale when no attention_factor");
     assertEquals(32, s.betaFast(), 0.0);
     assertEquals(1, s.betaSlow(), 0.0);
     LlamaConfig c = LlamaConfig.fromHuggingFace(f);
     c.writeHuggingFace(dir.resolve("written.json"));
     assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
+    Files.writeString(f, base + "}}");
+    c = LlamaConfig.fromHuggingFace(f);
+    c.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")), "without original_max_position_embeddings");
     Files.writeString(f, base.replace("yarn", "longrope") + "}}");
     var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
     assertTrue(e.getMessage().contains("'longrope'"), e.getMessage());
+  }
+
+  @Test
+  void attentionBiasWithAnOutputBiasIsRefusedByName(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    Files.writeString(f, "{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
+        + " \"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"vocab_size\": 32, \"attention_bias\": true}");
+    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
+    assertTrue(e.getMessage().contains("attention_bias") && e.getMessage().contains("Qwen3ForCausalLM"), e.getMessage());
   }
 
   @Test

@@ -36,8 +36,7 @@ class HfGoldenTest {
 
   @ParameterizedTest
   @ValueSource(strings = {"qwen3-tiny", "qwen3-tiny-tied-bf16", "llama3-tiny", "llama3-tiny-scaled-bf16", "olmo2-tiny",
-      "olmo2-tiny-gqa-bf16", "ernie4_5-tiny", "ernie4_5-tiny-bias-bf16", "olmo3-tiny",
-      "olmo3-tiny-yarn-bf16"})
+      "olmo2-tiny-gqa-bf16", "ernie4_5-tiny", "ernie4_5-tiny-bias-bf16", "olmo3-tiny"})
   void matchesTheReference(String name) throws Exception {
     Engines.start();
     Path dir = TestResources.path("golden/" + name);

@@ -69,10 +69,7 @@ public final class LearnedReward implements RewardFunction {
     }
     tensors.remove("lm_head.weight");
     // the decoder alone: the classifier has no language-model head, so build it as tied and never use the head
-    LlamaConfig decoder = new LlamaConfig(shape.architecture(), shape.vocabSize(), shape.hiddenSize(),
-        shape.intermediateSize(), shape.numLayers(), shape.numHeads(), shape.numKvHeads(), shape.headDim(),
-        shape.ropeTheta(), shape.ropeScaling(), shape.rmsNormEps(), shape.maxPositionEmbeddings(), true,
-        shape.attentionBias(), shape.bosTokenId(), shape.eosTokenIds());
+    LlamaConfig decoder = shape.withTiedHead();
     NDManager manager = NDManager.newBaseManager(Engines.device(device));
     LlamaModel model = LlamaModel.create(decoder, manager,
         WeightLayout.fromHuggingFace(decoder, tensors, dir.toString()));
