@@ -38,13 +38,17 @@ public final class AdamW implements AutoCloseable {
   /**
    * Result of one update.
    *
-   * @param gradNorm global L2 norm of the gradient before clipping
+   * @param norms the gradient norms it was applied with (before clipping)
    * @param lr learning rate used
    * @param skipped true when nothing was changed: the norm was not finite, or the caller asked to skip
-   * @param maxParamNorm the largest L2 norm of one parameter's gradient (before clipping)
-   * @param maxParam the name of that parameter
    */
-  public record Update(double gradNorm, double lr, boolean skipped, double maxParamNorm, String maxParam) {}
+  public record Update(Norms norms, double lr, boolean skipped) {
+
+    /** Global L2 norm of the gradient before clipping. */
+    public double gradNorm() {
+      return norms.norm();
+    }
+  }
 
   public AdamW(Map<String, Parameter> params, NDManager parent, OptimizerSettings settings) {
     this.settings = settings;
@@ -143,7 +147,7 @@ public final class AdamW implements AutoCloseable {
       }
       if (!Double.isFinite(norm) || skip) {
         zeroGradients(params.keySet());
-        return new Update(norm, lr, true, norms.maxParamNorm(), norms.maxParam());
+        return new Update(norms, lr, true);
       }
       float scale = settings.clipNorm() > 0 && norm > settings.clipNorm()
           ? (float) (settings.clipNorm() / (norm + 1e-6)) : 1f;
@@ -160,7 +164,7 @@ public final class AdamW implements AutoCloseable {
             true);
       }
       zeroGradients(params.keySet());
-      return new Update(norm, lr, false, norms.maxParamNorm(), norms.maxParam());
+      return new Update(norms, lr, false);
     } finally {
       JniUtils.setGradMode(gradMode);
     }

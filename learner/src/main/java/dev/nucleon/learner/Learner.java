@@ -170,7 +170,7 @@ public final class Learner implements AutoCloseable {
     double n = Math.max(1, tokenCount);
     return new StepStats(optimizer.step(), version, lossSum, sequences, tokens, clipped / n, ratioSum / n, ratioMax,
         klSum / n, entropySum / n, tisCapped / n, u.gradNorm(), u.lr(), u.skipped(),
-        (System.nanoTime() - start) / 1e9, u.maxParamNorm(), u.maxParam(), a.verdict().spike(),
+        (System.nanoTime() - start) / 1e9, u.norms().maxParamNorm(), u.norms().maxParam(), a.verdict().spike(),
         a.verdict().median());
   }
 
@@ -182,10 +182,7 @@ public final class Learner implements AutoCloseable {
     boolean mode = JniUtils.isGradMode();
     JniUtils.setGradMode(false);
     try {
-      NDArray all = reference.logSoftmaxAt(mb.tokens(), mb.positions(), temperature);
-      NDArray picked = LlamaModel.pick(all, mb.targets());
-      all.close();
-      return picked;
+      return mb.logProbs(reference, temperature);
     } finally {
       JniUtils.setGradMode(mode);
     }
@@ -255,7 +252,7 @@ public final class Learner implements AutoCloseable {
     Applied a = update();
     AdamW.Update u = a.update();
     return new StepStats(optimizer.step(), version, lossSum, prompts.size(), tokens, 0, 1, 1, 0, 0, 0, u.gradNorm(),
-        u.lr(), u.skipped(), (System.nanoTime() - start) / 1e9, u.maxParamNorm(), u.maxParam(), a.verdict().spike(),
+        u.lr(), u.skipped(), (System.nanoTime() - start) / 1e9, u.norms().maxParamNorm(), u.norms().maxParam(), a.verdict().spike(),
         a.verdict().median());
   }
 
@@ -273,9 +270,15 @@ public final class Learner implements AutoCloseable {
   record MicroBatch(NDArray tokens, NDArray positions, NDArray targets, NDArray mask, NDArray behaviour,
       NDArray advantages, NDArray lengths) {
 
-    /** Log-probs {@code [N]} of the targets under {@code model} at a temperature. */
+    /**
+     * Log-probs {@code [N]} of the targets under {@code model} at a temperature. The full-vocabulary distribution's
+     * handle is closed at once: backward, where there is one, keeps what it needs of it.
+     */
     NDArray logProbs(LlamaModel model, float temperature) {
-      return LlamaModel.pick(model.logSoftmaxAt(tokens, positions, temperature), targets);
+      NDArray all = model.logSoftmaxAt(tokens, positions, temperature);
+      NDArray picked = LlamaModel.pick(all, targets);
+      all.close();
+      return picked;
     }
 
     static MicroBatch of(NDManager m, List<TrainingSample> samples) {

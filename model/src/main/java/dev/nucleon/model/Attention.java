@@ -85,16 +85,10 @@ public final class Attention extends AbstractBlock {
     return kNorm;
   }
 
-  /** Queries {@code [B, T, H, D]} as RoPE sees them: normalized first where the family does that. */
-  private NDArray normQ(NDArray q) {
-    return norm(q, qNorm);
-  }
-
-  private NDArray normK(NDArray k) {
-    return norm(k, kNorm);
-  }
-
-  /** RMSNorm of {@code x [B, T, n, D]} per head (over D), or over each position's whole width (n x D). */
+  /**
+   * Queries or keys {@code [B, T, n, D]} as RoPE sees them: RMSNorm per head (over D) or over each position's whole
+   * width (n x D) where the family has a q/k norm, else as they are.
+   */
   private NDArray norm(NDArray x, Parameter weight) {
     if (weight == null) {
       return x;
@@ -142,9 +136,9 @@ public final class Attention extends AbstractBlock {
     if (JniUtils.isGradMode()) {
       // training: one product per part against a view of its rows, so activations and their gradients are
       // contiguous and backward accumulates weight-sized slices (see SwiGluMlp)
-      qh = rope.apply(normQ(project(x, 0, heads, step).reshape(b, t, heads, headDim)), angles);
-      kh = rope.apply(normK(project(x, heads, heads + kvHeads, step).reshape(b, t, kvHeads, headDim)), angles);
-      vh = project(x, heads + kvHeads, heads + 2L * kvHeads, step).reshape(b, t, kvHeads, headDim);
+      qh = rope.apply(norm(project(x, 0, heads).reshape(b, t, heads, headDim), qNorm), angles);
+      kh = rope.apply(norm(project(x, heads, heads + kvHeads).reshape(b, t, kvHeads, headDim), kNorm), angles);
+      vh = project(x, heads + kvHeads, heads + 2L * kvHeads).reshape(b, t, kvHeads, headDim);
     } else {
       // decoding: one product for q, k and v and one rotation for q and k, the fewest native calls per token
       NDArray proj = Linear.linear(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray())
@@ -154,8 +148,8 @@ public final class Attention extends AbstractBlock {
         qh = Ops.slice(qk, 2, 0, heads, step);
         kh = Ops.slice(qk, 2, heads, heads + kvHeads, step);
       } else {
-        qh = rope.apply(normQ(Ops.slice(proj, 2, 0, heads, step)), angles);
-        kh = rope.apply(normK(Ops.slice(proj, 2, heads, heads + kvHeads, step)), angles);
+        qh = rope.apply(norm(Ops.slice(proj, 2, 0, heads, step), qNorm), angles);
+        kh = rope.apply(norm(Ops.slice(proj, 2, heads, heads + kvHeads, step), kNorm), angles);
       }
       vh = Ops.slice(proj, 2, heads + kvHeads, heads + 2L * kvHeads, step);
     }
@@ -182,10 +176,9 @@ public final class Attention extends AbstractBlock {
   }
 
   /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix (plus their bias). */
-  private NDArray project(NDArray x, long from, long to, NDManager step) {
-    NDArray w = Ops.slice(qkv.getArray(), 0, from * headDim, to * headDim, step);
-    NDArray bias = qkvBias == null ? null : Ops.slice(qkvBias.getArray(), 0, from * headDim, to * headDim, step);
-    return Linear.linear(x, w, bias).singletonOrThrow();
+  private NDArray project(NDArray x, long from, long to) {
+    return Ops.linearRows(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray(), from * headDim,
+        to * headDim);
   }
 
   /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, T, T]}. */

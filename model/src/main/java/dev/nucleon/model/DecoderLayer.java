@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
@@ -20,6 +21,7 @@ import ai.djl.util.PairList;
 public final class DecoderLayer extends AbstractBlock {
 
   private final boolean preNorm;
+  private final String[] normNames;
   private final RmsNorm firstNorm;
   private final Attention attention;
   private final RmsNorm secondNorm;
@@ -27,29 +29,41 @@ public final class DecoderLayer extends AbstractBlock {
 
   DecoderLayer(LlamaConfig c) {
     preNorm = c.normPlacement() == LlamaConfig.NormPlacement.PRE;
-    String[] norms = WeightLayout.blockNorms(c);
-    firstNorm = addChildBlock(norms[0], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
+    normNames = WeightLayout.blockNorms(c);
+    firstNorm = addChildBlock(normNames[0], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
     attention = addChildBlock("self_attn", new Attention(c));
-    secondNorm = addChildBlock(norms[1], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
+    secondNorm = addChildBlock(normNames[1], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
     mlp = addChildBlock("mlp", new SwiGluMlp(c.hiddenSize(), c.intermediateSize(), c.outputBias()));
-  }
-
-  /** The norm of the attention branch (before it in pre-norm blocks, after it in post-norm ones). */
-  RmsNorm firstNorm() {
-    return firstNorm;
   }
 
   Attention attention() {
     return attention;
   }
 
-  /** The norm of the MLP branch. */
-  RmsNorm secondNorm() {
-    return secondNorm;
-  }
-
-  SwiGluMlp mlp() {
-    return mlp;
+  /**
+   * A parameter by its Hugging Face name within the layer ({@code self_attn.o_proj.weight}; q/k/v and gate/up in
+   * their fused form), or null where this layer's family has no such parameter.
+   */
+  Parameter parameter(String name) {
+    if (name.equals(normNames[0] + ".weight")) {
+      return firstNorm.weight();
+    }
+    if (name.equals(normNames[1] + ".weight")) {
+      return secondNorm.weight();
+    }
+    return switch (name) {
+      case "self_attn.qkv_proj.weight" -> attention.qkv();
+      case "self_attn.qkv_proj.bias" -> attention.qkvBias();
+      case "self_attn.o_proj.weight" -> attention.out();
+      case "self_attn.o_proj.bias" -> attention.outBias();
+      case "self_attn.q_norm.weight" -> attention.qNorm();
+      case "self_attn.k_norm.weight" -> attention.kNorm();
+      case "mlp.gate_up_proj.weight" -> mlp.gateUp();
+      case "mlp.gate_up_proj.bias" -> mlp.gateUpBias();
+      case "mlp.down_proj.weight" -> mlp.down();
+      case "mlp.down_proj.bias" -> mlp.downBias();
+      default -> null;
+    };
   }
 
   NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, int layer, NDManager step) {

@@ -53,42 +53,35 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     this.layerRopes = new Rope[config.numLayers()];
     embed = addParameter(Parameter.builder().setName("embed_tokens").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
-    named.put("model.embed_tokens.weight", embed);
     for (int i = 0; i < config.numLayers(); i++) {
-      DecoderLayer layer = addChildBlock("layers." + i, new DecoderLayer(config));
-      layers.add(layer);
-      String p = WeightLayout.layer(i);
-      String[] norms = WeightLayout.blockNorms(config);
-      named.put(p + norms[0] + ".weight", layer.firstNorm().weight());
-      named.put(p + "self_attn.qkv_proj.weight", layer.attention().qkv());
-      if (config.attentionBias()) {
-        named.put(p + "self_attn.qkv_proj.bias", layer.attention().qkvBias());
-      }
-      named.put(p + "self_attn.o_proj.weight", layer.attention().out());
-      if (config.outputBias()) {
-        named.put(p + "self_attn.o_proj.bias", layer.attention().outBias());
-      }
-      if (config.qkNorm() != LlamaConfig.QkNorm.NONE) {
-        named.put(p + "self_attn.q_norm.weight", layer.attention().qNorm());
-        named.put(p + "self_attn.k_norm.weight", layer.attention().kNorm());
-      }
-      named.put(p + norms[1] + ".weight", layer.secondNorm().weight());
-      named.put(p + "mlp.gate_up_proj.weight", layer.mlp().gateUp());
-      named.put(p + "mlp.down_proj.weight", layer.mlp().down());
-      if (config.outputBias()) {
-        named.put(p + "mlp.gate_up_proj.bias", layer.mlp().gateUpBias());
-        named.put(p + "mlp.down_proj.bias", layer.mlp().downBias());
-      }
+      layers.add(addChildBlock("layers." + i, new DecoderLayer(config)));
     }
     norm = addChildBlock("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps()));
-    named.put("model.norm.weight", norm.weight());
-    if (config.tieWordEmbeddings()) {
-      head = null;
-    } else {
-      head = addParameter(Parameter.builder().setName("lm_head").setType(Parameter.Type.WEIGHT)
-          .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
-      named.put("lm_head.weight", head);
+    head = config.tieWordEmbeddings() ? null
+        : addParameter(Parameter.builder().setName("lm_head").setType(Parameter.Type.WEIGHT)
+            .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
+    // one list of names for the whole project: WeightLayout's, which loading and saving also use
+    for (String name : WeightLayout.internalNames(config)) {
+      named.put(name, parameter(name));
     }
+  }
+
+  /** The parameter an internal name (as {@link WeightLayout#internalNames} lists them) refers to. */
+  private Parameter parameter(String name) {
+    Parameter p = switch (name) {
+      case "model.embed_tokens.weight" -> embed;
+      case "model.norm.weight" -> norm.weight();
+      case "lm_head.weight" -> head;
+      default -> {
+        String rest = name.substring(WeightLayout.LAYERS.length());
+        int dot = rest.indexOf('.');
+        yield layers.get(Integer.parseInt(rest.substring(0, dot))).parameter(rest.substring(dot + 1));
+      }
+    };
+    if (p == null) {
+      throw new IllegalStateException("the decoder has no parameter '" + name + "' that WeightLayout lists");
+    }
+    return p;
   }
 
   /**

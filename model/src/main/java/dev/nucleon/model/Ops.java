@@ -67,6 +67,17 @@ public final class Ops {
     }
   }
 
+  /**
+   * {@code x} times rows {@code [from, to)} of a fused weight matrix, plus the same rows of its bias (or none): one
+   * product against views of the parameters, so its output and gradient are contiguous (the training path's way to
+   * apply one part of a fused projection).
+   */
+  public static NDArray linearRows(NDArray x, NDArray weight, NDArray bias, long from, long to) {
+    NDManager owner = x.getManager();
+    return ai.djl.nn.core.Linear.linear(x, slice(weight, 0, from, to, owner),
+        bias == null ? null : slice(bias, 0, from, to, owner)).singletonOrThrow();
+  }
+
   /** A view of {@code x} restricted to {@code [start, end)} along {@code axis}, owned by {@code owner}. */
   public static NDArray slice(NDArray x, int axis, long start, long end, NDManager owner) {
     NDArray view = JniUtils.slice((PtNDArray) x, axis, start, end, 1);

@@ -36,6 +36,12 @@ final class Rope {
     double scale = config.ropeScaling() == null || !scaled ? 1.0 : config.ropeScaling().attentionFactor();
     int half = headDim / 2;
     boolean interleaved = config.ropeLayout() == LlamaConfig.RopeLayout.INTERLEAVED;
+    int[] first = new int[half]; // pair j's two dimensions
+    int[] second = new int[half];
+    for (int j = 0; j < half; j++) {
+      first[j] = interleaved ? 2 * j : j;
+      second[j] = interleaved ? 2 * j + 1 : j + half;
+    }
     float[] c = new float[maxPositions * headDim];
     float[] s = new float[maxPositions * headDim];
     for (int p = 0; p < maxPositions; p++) {
@@ -43,8 +49,8 @@ final class Rope {
         double angle = p * invFreq[j];
         float cv = (float) (Math.cos(angle) * scale);
         float sv = (float) (Math.sin(angle) * scale);
-        int a = interleaved ? 2 * j : j; // the pair's two dimensions
-        int b = interleaved ? 2 * j + 1 : j + half;
+        int a = first[j];
+        int b = second[j];
         c[p * headDim + a] = cv;
         c[p * headDim + b] = cv;
         s[p * headDim + a] = sv;
@@ -55,10 +61,8 @@ final class Rope {
     sin = manager.create(s, new Shape(maxPositions, headDim));
     float[] r = new float[headDim * headDim];
     for (int j = 0; j < half; j++) {
-      int a = interleaved ? 2 * j : j;
-      int b = interleaved ? 2 * j + 1 : j + half;
-      r[b * headDim + a] = -1f; // out[a] = -x[b]
-      r[a * headDim + b] = 1f; // out[b] = x[a]
+      r[second[j] * headDim + first[j]] = -1f; // out[a] = -x[b]
+      r[first[j] * headDim + second[j]] = 1f; // out[b] = x[a]
     }
     rotate = manager.create(r, new Shape(headDim, headDim));
     cos.setName("rope.cos");

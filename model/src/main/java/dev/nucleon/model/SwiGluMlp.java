@@ -60,10 +60,10 @@ public final class SwiGluMlp extends AbstractBlock {
     NDArray up;
     if (JniUtils.isGradMode()) {
       NDArray w = gateUp.getArray();
+      NDArray bias = gateUpBias == null ? null : gateUpBias.getArray();
       long inner = w.getShape().get(0) / 2;
-      gate = Linear.linear(x, Ops.slice(w, 0, 0, inner, x.getManager()), biasRows(0, inner, x)).singletonOrThrow();
-      up = Linear.linear(x, Ops.slice(w, 0, inner, 2 * inner, x.getManager()), biasRows(inner, 2 * inner, x))
-          .singletonOrThrow();
+      gate = Ops.linearRows(x, w, bias, 0, inner);
+      up = Ops.linearRows(x, w, bias, inner, 2 * inner);
     } else {
       NDArray proj = Linear.linear(x, gateUp.getArray(), gateUpBias == null ? null : gateUpBias.getArray())
           .singletonOrThrow();
@@ -73,10 +73,6 @@ public final class SwiGluMlp extends AbstractBlock {
     }
     NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
     return Linear.linear(hidden, down.getArray(), downBias == null ? null : downBias.getArray()).singletonOrThrow();
-  }
-
-  private NDArray biasRows(long from, long to, NDArray x) {
-    return gateUpBias == null ? null : Ops.slice(gateUpBias.getArray(), 0, from, to, x.getManager());
   }
 
   @Override

@@ -19,8 +19,11 @@ public final class WeightLayout {
 
   private WeightLayout() {}
 
+  /** What every layer's tensor names start with, before the layer index. */
+  static final String LAYERS = "model.layers.";
+
   static String layer(int i) {
-    return "model.layers." + i + ".";
+    return LAYERS + i + ".";
   }
 
   /** The Hugging Face names (within a layer) of a block's first and second norm, by norm placement. */
@@ -43,9 +46,9 @@ public final class WeightLayout {
   public static Set<String> internalNames(LlamaConfig c) {
     Set<String> names = new LinkedHashSet<>();
     names.add("model.embed_tokens.weight");
+    String[] norms = blockNorms(c);
     for (int i = 0; i < c.numLayers(); i++) {
       String p = layer(i);
-      String[] norms = blockNorms(c);
       names.add(p + norms[0] + ".weight");
       names.add(p + "self_attn.qkv_proj.weight");
       if (c.attentionBias()) {
@@ -81,9 +84,10 @@ public final class WeightLayout {
     long qDim = (long) c.numHeads() * c.headDim();
     long kvDim = (long) c.numKvHeads() * c.headDim();
     m.put("model.embed_tokens.weight", new long[] {c.vocabSize(), d});
+    String[] norms = blockNorms(c);
+    long[] qkNorm = qkNormLengths(c);
     for (int i = 0; i < c.numLayers(); i++) {
       String p = layer(i);
-      String[] norms = blockNorms(c);
       m.put(p + norms[0] + ".weight", new long[] {d});
       m.put(p + "self_attn.q_proj.weight", new long[] {qDim, d});
       m.put(p + "self_attn.k_proj.weight", new long[] {kvDim, d});
@@ -98,8 +102,8 @@ public final class WeightLayout {
         m.put(p + "self_attn.o_proj.bias", new long[] {d});
       }
       if (c.qkNorm() != LlamaConfig.QkNorm.NONE) {
-        m.put(p + "self_attn.q_norm.weight", new long[] {qkNormLengths(c)[0]});
-        m.put(p + "self_attn.k_norm.weight", new long[] {qkNormLengths(c)[1]});
+        m.put(p + "self_attn.q_norm.weight", new long[] {qkNorm[0]});
+        m.put(p + "self_attn.k_norm.weight", new long[] {qkNorm[1]});
       }
       m.put(p + norms[1] + ".weight", new long[] {d});
       m.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), d});

@@ -54,10 +54,6 @@ final class LogitsCommand implements Callable<Integer> {
         }
         tokens[i] = id;
       }
-      if (tokens.length > model.maxPositions()) {
-        throw new IllegalArgumentException("--ids: " + tokens.length + " tokens exceed max_position_embeddings "
-            + model.maxPositions());
-      }
       float[] logits = model.logits(manager.create(tokens, new Shape(1, tokens.length))).toFloatArray();
       PrintWriter out = spec.commandLine().getOut();
       for (int p = 0; p < tokens.length; p++) {
