@@ -3,6 +3,7 @@ package dev.nucleon.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
@@ -141,7 +142,7 @@ public final class Attention extends AbstractBlock {
       vh = project(x, heads + kvHeads, heads + 2L * kvHeads).reshape(b, t, kvHeads, headDim);
     } else {
       // decoding: one product for q, k and v and one rotation for q and k, the fewest native calls per token
-      NDArray proj = Linear.linear(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray())
+      NDArray proj = Linear.linear(x, weight(qkv, x), weight(qkvBias, x))
           .singletonOrThrow().reshape(b, t, heads + 2L * kvHeads, headDim);
       if (qNorm == null) {
         NDArray qk = rope.apply(Ops.slice(proj, 2, 0, heads + kvHeads, step), angles);
@@ -166,19 +167,28 @@ public final class Attention extends AbstractBlock {
     }
     NDArray scores = q.matMul(keys);
     NDArray masked = scores.add(mask);
-    NDArray probs = masked.softmax(-1); // [B,K,G*T,S]
-    // softmax's backward needs only its output: free the two score tensors now, not at the end of the step
+    // the softmax in float32 whatever the activations' type, as transformers computes it
+    NDArray wide = Precision.as(masked, DataType.FLOAT32, step);
+    NDArray probs = Precision.as(wide.softmax(-1), Precision.typeOf(scores), step); // [B,K,G*T,S]
+    // softmax's backward needs only its output: free the score tensors now, not at the end of the step
+    if (wide != masked) {
+      wide.close();
+    }
     masked.close();
     scores.close();
     NDArray context = probs.matMul(values).reshape(b, kvHeads, group, t, headDim).transpose(0, 3, 1, 2, 4)
         .reshape(b, t, (long) heads * headDim);
-    return Linear.linear(context, out.getArray(), outBias == null ? null : outBias.getArray()).singletonOrThrow();
+    return Linear.linear(context, weight(out, x), weight(outBias, x)).singletonOrThrow();
+  }
+
+  /** A parameter (or null for none) in the type of the activations {@code x}. */
+  private static NDArray weight(Parameter p, NDArray x) {
+    return p == null ? null : Precision.as(p.getArray(), Precision.typeOf(x), x.getManager());
   }
 
   /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix (plus their bias). */
   private NDArray project(NDArray x, long from, long to) {
-    return Ops.linearRows(x, qkv.getArray(), qkvBias == null ? null : qkvBias.getArray(), from * headDim,
-        to * headDim);
+    return Ops.linearRows(x, weight(qkv, x), weight(qkvBias, x), from * headDim, to * headDim);
   }
 
   /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, T, T]}. */

@@ -2,6 +2,7 @@ package dev.nucleon.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 /**
@@ -23,17 +24,27 @@ public final class KvCache implements AutoCloseable {
    * @param config the model shape
    * @param batch sequences in the batch
    * @param capacity positions each sequence can hold (prompt plus new tokens)
+   * @param type the activations' type (the model's {@link Precision#compute()})
    */
-  public KvCache(NDManager parent, LlamaConfig config, int batch, int capacity) {
+  public KvCache(NDManager parent, LlamaConfig config, int batch, int capacity, DataType type) {
     this.manager = parent.newSubManager();
     this.capacity = capacity;
     int layers = config.numLayers();
     keys = new NDArray[layers];
     values = new NDArray[layers];
     for (int l = 0; l < layers; l++) {
-      keys[l] = manager.zeros(new Shape(batch, config.numKvHeads(), config.headDim(), capacity));
-      values[l] = manager.zeros(new Shape(batch, config.numKvHeads(), capacity, config.headDim()));
+      keys[l] = zeros(new Shape(batch, config.numKvHeads(), config.headDim(), capacity), type);
+      values[l] = zeros(new Shape(batch, config.numKvHeads(), capacity, config.headDim()), type);
     }
+  }
+
+  private NDArray zeros(Shape shape, DataType type) {
+    NDArray z = manager.zeros(shape);
+    NDArray typed = Precision.as(z, type, manager);
+    if (typed != z) {
+      z.close();
+    }
+    return typed;
   }
 
   /** Positions filled so far. */

@@ -39,6 +39,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   public static final float MASKED = -1e9f;
 
   private final LlamaConfig config;
+  private final Precision precision;
   private final Parameter embed;
   private final List<DecoderLayer> layers = new ArrayList<>();
   private final RmsNorm norm;
@@ -48,8 +49,9 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private Rope rope;
   private final Rope[] layerRopes;
 
-  private LlamaModel(LlamaConfig config) {
+  private LlamaModel(LlamaConfig config, Precision precision) {
     this.config = config;
+    this.precision = precision;
     this.layerRopes = new Rope[config.numLayers()];
     embed = addParameter(Parameter.builder().setName("embed_tokens").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
@@ -85,11 +87,17 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   }
 
   /**
-   * Builds a model from its parameters (internal names, as {@link WeightLayout#fromHuggingFace} produces them) on
-   * the device of {@code parent}.
+   * Builds a float32 model from its parameters (internal names, as {@link WeightLayout#fromHuggingFace} produces
+   * them) on the device of {@code parent}.
    */
   public static LlamaModel create(LlamaConfig config, NDManager parent, Map<String, HostTensor> weights) {
-    LlamaModel m = new LlamaModel(config);
+    return create(config, parent, weights, Precision.FP32);
+  }
+
+  /** Builds a model that holds its parameters and computes as {@code precision} says. */
+  public static LlamaModel create(LlamaConfig config, NDManager parent, Map<String, HostTensor> weights,
+      Precision precision) {
+    LlamaModel m = new LlamaModel(config, precision);
     for (var e : m.named.entrySet()) {
       HostTensor t = weights.get(e.getKey());
       if (t == null) {
@@ -100,7 +108,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         throw new IllegalArgumentException("parameter '" + e.getKey() + "' has shape " + new Shape(t.shape())
             + ", expected " + want);
       }
-      e.getValue().setInitializer((mgr, shape, type) -> mgr.create(t.data(), shape));
+      e.getValue().setInitializer((mgr, shape, type) -> hostToDevice(mgr, t, precision.weights()));
     }
     m.materialize(parent);
     return m;
@@ -118,7 +126,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   public static Map<String, HostTensor> randomWeights(LlamaConfig config, long seed) {
     SplittableRandom root = new SplittableRandom(seed);
     Map<String, HostTensor> w = new LinkedHashMap<>();
-    LlamaModel shapes = new LlamaModel(config);
+    LlamaModel shapes = new LlamaModel(config, Precision.FP32);
     double residual = 0.02 / Math.sqrt(2.0 * config.numLayers());
     for (var e : shapes.named.entrySet()) {
       String name = e.getKey();
@@ -148,10 +156,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private void materialize(NDManager parent) {
     manager = parent.newSubManager();
     manager.setName("llama-parameters");
-    initialize(manager, DataType.FLOAT32, new Shape(1, 1));
-    rope = new Rope(manager, config, true);
+    initialize(manager, precision.weights(), new Shape(1, 1));
+    rope = new Rope(manager, config, true, precision.compute());
     Rope plain = config.ropeScaling() != null && !config.ropeScalingInWindowedLayers() && config.hasSlidingWindows()
-        ? new Rope(manager, config, false) : rope;
+        ? new Rope(manager, config, false, precision.compute()) : rope;
     for (int i = 0; i < layers.size(); i++) {
       layerRopes[i] = config.slidingWindows()[i] > 0 ? plain : rope;
       layers.get(i).attention().setRope(layerRopes[i]);
@@ -161,6 +169,21 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   public LlamaConfig config() {
     return config;
+  }
+
+  /** How this model holds its parameters and in which type it computes. */
+  public Precision precision() {
+    return precision;
+  }
+
+  /** A host tensor as an array of {@code type} in {@code m} (no float32 intermediate is left behind). */
+  private static NDArray hostToDevice(NDManager m, HostTensor t, DataType type) {
+    NDArray f = m.create(t.data(), new Shape(t.shape()));
+    NDArray cast = Precision.as(f, type, m);
+    if (cast != f) {
+      f.close();
+    }
+    return cast;
   }
 
   /** The manager that owns the parameters (its device is the model's device). */
@@ -180,12 +203,20 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     }
   }
 
-  /** Copies the parameters to host memory (internal names). */
+  /** Copies the parameters to host memory (internal names), as float32 whatever the parameters' type. */
   public Map<String, HostTensor> toHostTensors() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (var e : named.entrySet()) {
       NDArray a = e.getValue().getArray();
-      out.put(e.getKey(), new HostTensor(e.getKey(), a.getShape().getShape(), a.toFloatArray()));
+      float[] data;
+      if (Precision.typeOf(a) == DataType.FLOAT32) {
+        data = a.toFloatArray();
+      } else {
+        try (NDManager scratch = manager.newSubManager()) {
+          data = Precision.as(a, DataType.FLOAT32, scratch).toFloatArray();
+        }
+      }
+      out.put(e.getKey(), new HostTensor(e.getKey(), a.getShape().getShape(), data));
     }
     return out;
   }
@@ -211,7 +242,15 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       }
     }
     for (HostTensor t : weights.values()) {
-      named.get(t.name()).getArray().set(FloatBuffer.wrap(t.data()));
+      NDArray p = named.get(t.name()).getArray();
+      DataType type = Precision.typeOf(p);
+      if (type == DataType.FLOAT32) {
+        p.set(FloatBuffer.wrap(t.data()));
+      } else {
+        try (NDManager scratch = manager.newSubManager()) {
+          Ops.writeAlong(p, hostToDevice(scratch, t, type), 0, 0); // rounds to nearest even
+        }
+      }
     }
   }
 
@@ -221,7 +260,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   }
 
   /**
-   * Runs the decoder over {@code T} new tokens of each sequence.
+   * Runs the decoder over {@code T} new tokens of each sequence. Logits are float32 in every precision.
    *
    * @param tokens int64 {@code [B, T]}; every result lives in its manager
    * @param positions int64 {@code [B, T]}: the rotary position of each token
@@ -235,7 +274,19 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       long t = x.getShape().get(1);
       x = Ops.slice(x, 1, t - 1, t, tokens.getManager());
     }
-    return Linear.linear(norm.apply(x), head == null ? embed.getArray() : head.getArray()).singletonOrThrow();
+    return headLogits(norm.apply(x));
+  }
+
+  /** The output head over final hidden states, as float32 logits. */
+  private NDArray headLogits(NDArray normed) {
+    NDManager m = normed.getManager();
+    NDArray w = Precision.as(head == null ? embed.getArray() : head.getArray(), Precision.typeOf(normed), m);
+    NDArray logits = Linear.linear(normed, w).singletonOrThrow();
+    NDArray wide = Precision.as(logits, DataType.FLOAT32, m);
+    if (wide != logits) {
+      logits.close();
+    }
+    return wide;
   }
 
   /**
@@ -249,9 +300,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   /** The decoder layers over the new tokens (before the final norm); appends to and advances the cache. */
   private NDArray hidden(NDArray tokens, NDArray positions, NDArray mask, KvCache cache) {
     NDManager step = tokens.getManager();
-    NDArray x = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
+    NDArray x = Precision.as(Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow(),
+        precision.compute(), step);
     Map<Rope, Rope.Angles> angles = new java.util.IdentityHashMap<>();
-    NDArray[] masks = layerMasks(mask, (int) tokens.getShape().get(1), step);
+    NDArray[] masks = layerMasks(Precision.as(mask, precision.compute(), step), (int) tokens.getShape().get(1),
+        step);
     boolean training = cache == null && JniUtils.isGradMode();
     for (int i = 0; i < layers.size(); i++) {
       if (training) {
@@ -301,20 +354,21 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
             band[q * s + k] = MASKED;
           }
         }
-        return groupRows(mask.add(step.create(band, new Shape(1, 1, t, s))), config.groupSize());
+        NDArray b = Precision.as(step.create(band, new Shape(1, 1, t, s)), Precision.typeOf(mask), step);
+        return groupRows(mask.add(b), config.groupSize());
       });
     }
     return out;
   }
 
   /**
-   * Final hidden states {@code [B, T, d]} (after the last norm, before the output head) of right-padded sequences:
-   * what a sequence classifier's score head reads.
+   * Final hidden states {@code [B, T, d]} (after the last norm, before the output head) of right-padded sequences,
+   * as float32: what a sequence classifier's score head reads.
    */
   public NDArray hiddenStates(NDArray tokens) {
     NDManager m = tokens.getManager();
     int t = (int) tokens.getShape().get(1);
-    return norm.apply(hidden(tokens, positions(tokens), causalMask(m, t), null));
+    return Precision.as(norm.apply(hidden(tokens, positions(tokens), causalMask(m, t), null)), DataType.FLOAT32, m);
   }
 
   /** Positions 0..T-1 for every row of right-padded {@code tokens}, checked against the rotary tables. */
@@ -383,8 +437,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     NDArray h = hidden(tokens, positions(tokens), causalMask(m, t), null);
     NDArray rows = Embedding.embedding(positions, h.reshape(-1, config.hiddenSize()), SparseFormat.DENSE)
         .singletonOrThrow();
-    NDArray logits = Linear.linear(norm.apply(rows), head == null ? embed.getArray() : head.getArray())
-        .singletonOrThrow();
+    NDArray logits = headLogits(norm.apply(rows));
     NDArray scaled = temperature == 1f ? logits : Ops.div(logits, temperature);
     NDArray out = scaled.logSoftmax(-1);
     // backward needs neither full-vocabulary input (log-softmax keeps its output, the head its input rows):

@@ -2,13 +2,19 @@ package dev.nucleon.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-/** Root-mean-square layer norm: {@code x / sqrt(mean(x^2) + eps) * weight}, over the last axis. */
+/**
+ * Root-mean-square layer norm: {@code x / sqrt(mean(x^2) + eps) * weight}, over the last axis. The statistics are
+ * float32 whatever the input's type; the normalized values return to that type before the weight multiplies them
+ * (as transformers' Llama-family norms do).
+ */
 public final class RmsNorm extends AbstractBlock {
 
   private final Parameter weight;
@@ -31,8 +37,11 @@ public final class RmsNorm extends AbstractBlock {
 
   /** {@code x / sqrt(mean(x^2) + eps) * weight} over the last axis of {@code x}. */
   static NDArray normalize(NDArray x, NDArray weight, float eps) {
-    NDArray rms = Ops.add(x.square().mean(new int[] {-1}, true), eps).sqrt();
-    return x.div(rms).mul(weight);
+    DataType type = Precision.typeOf(x);
+    NDManager m = x.getManager();
+    NDArray wide = Precision.as(x, DataType.FLOAT32, m);
+    NDArray rms = Ops.add(wide.square().mean(new int[] {-1}, true), eps).sqrt();
+    return Precision.as(wide.div(rms), type, m).mul(Precision.as(weight, type, m));
   }
 
   @Override

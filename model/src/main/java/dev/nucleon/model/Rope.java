@@ -28,8 +28,10 @@ final class Rope {
   /**
    * @param scaled whether the config's rotary scaling applies (false: plain frequencies, for the sliding-window
    *     layers of families that scale only their full-attention layers)
+   * @param type the activations' type: the tables are computed in double precision and stored in it, as
+   *     transformers casts its float32 cos/sin to the query's type
    */
-  Rope(NDManager manager, LlamaConfig config, boolean scaled) {
+  Rope(NDManager manager, LlamaConfig config, boolean scaled, ai.djl.ndarray.types.DataType type) {
     headDim = config.headDim();
     maxPositions = config.maxPositionEmbeddings();
     double[] invFreq = inverseFrequencies(config, scaled);
@@ -57,16 +59,25 @@ final class Rope {
         s[p * headDim + b] = sv;
       }
     }
-    cos = manager.create(c, new Shape(maxPositions, headDim));
-    sin = manager.create(s, new Shape(maxPositions, headDim));
+    cos = table(manager, c, new Shape(maxPositions, headDim), type);
+    sin = table(manager, s, new Shape(maxPositions, headDim), type);
     float[] r = new float[headDim * headDim];
     for (int j = 0; j < half; j++) {
       r[second[j] * headDim + first[j]] = -1f; // out[a] = -x[b]
       r[first[j] * headDim + second[j]] = 1f; // out[b] = x[a]
     }
-    rotate = manager.create(r, new Shape(headDim, headDim));
+    rotate = table(manager, r, new Shape(headDim, headDim), type); // entries 0 and +-1: exact in any type
     cos.setName("rope.cos");
     sin.setName("rope.sin");
+  }
+
+  private static NDArray table(NDManager manager, float[] values, Shape shape, ai.djl.ndarray.types.DataType type) {
+    NDArray f = manager.create(values, shape);
+    NDArray cast = Precision.as(f, type, manager);
+    if (cast != f) {
+      f.close();
+    }
+    return cast;
   }
 
   static double[] inverseFrequencies(LlamaConfig config, boolean scaled) {

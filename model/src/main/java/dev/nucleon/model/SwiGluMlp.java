@@ -58,21 +58,22 @@ public final class SwiGluMlp extends AbstractBlock {
   public NDArray apply(NDArray x) {
     NDArray gate;
     NDArray up;
+    NDArray w = Precision.as(gateUp.getArray(), Precision.typeOf(x), x.getManager());
+    NDArray bias = gateUpBias == null ? null : Precision.as(gateUpBias.getArray(), Precision.typeOf(x), x.getManager());
     if (JniUtils.isGradMode()) {
-      NDArray w = gateUp.getArray();
-      NDArray bias = gateUpBias == null ? null : gateUpBias.getArray();
       long inner = w.getShape().get(0) / 2;
       gate = Ops.linearRows(x, w, bias, 0, inner);
       up = Ops.linearRows(x, w, bias, inner, 2 * inner);
     } else {
-      NDArray proj = Linear.linear(x, gateUp.getArray(), gateUpBias == null ? null : gateUpBias.getArray())
-          .singletonOrThrow();
+      NDArray proj = Linear.linear(x, w, bias).singletonOrThrow();
       NDList gu = proj.split(2, proj.getShape().dimension() - 1);
       gate = gu.get(0);
       up = gu.get(1);
     }
     NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
-    return Linear.linear(hidden, down.getArray(), downBias == null ? null : downBias.getArray()).singletonOrThrow();
+    return Linear.linear(hidden, Precision.as(down.getArray(), Precision.typeOf(x), x.getManager()),
+        downBias == null ? null : Precision.as(downBias.getArray(), Precision.typeOf(x), x.getManager()))
+        .singletonOrThrow();
   }
 
   @Override

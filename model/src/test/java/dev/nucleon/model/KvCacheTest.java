@@ -29,7 +29,7 @@ class KvCacheTest {
       float[] full = model.logits(m.create(seq, new Shape(b, total))).toFloatArray();
       int v = c.vocabSize();
       double maxErr = 0;
-      try (KvCache cache = new KvCache(m, c, b, total)) {
+      try (KvCache cache = new KvCache(m, c, b, total, ai.djl.ndarray.types.DataType.FLOAT32)) {
         long[] first = new long[b * prompt];
         long[] pos = new long[b * prompt];
         for (int i = 0; i < b; i++) {

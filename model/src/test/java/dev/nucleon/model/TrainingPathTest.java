@@ -156,4 +156,59 @@ class TrainingPathTest {
       p.getArray().set(java.nio.FloatBuffer.wrap(w));
     }
   }
+
+  /**
+   * Mixed precision (float32 master weights, bfloat16 activations) gives every parameter a float32 gradient that
+   * points where the float32 gradient points: the casts carry gradients back to the masters. bfloat16 keeps 8
+   * significant bits, so each parameter's gradient must agree in direction (cosine at least 0.99) and size (within
+   * 5%); a cast that cut the graph would leave zeros, a wrong backward would turn the direction.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"qwenLike", "qwen3Like", "olmo2Like", "ernieBiased", "olmo3Like"})
+  void mixedPrecisionGradientsFollowFloat32(String shape) {
+    Engines.start();
+    LlamaConfig c = TinyModels.named(shape);
+    long[] seq = {1, 7, 3, 9, 4, 11, 5, 2, 1, 6, 8, 10, 12, 3, 2, 9};
+    long[] positions = {0, 2, 4, 6, 8, 9, 11, 13};
+    boolean mode = JniUtils.isGradMode();
+    var weights = LlamaModel.randomWeights(c, 23);
+    for (var t : weights.values()) { // larger than the 0.02 init, so the gradients are far from zero
+      for (int i = 0; i < t.data().length; i++) {
+        t.data()[i] *= t.name().endsWith("norm.weight") ? 1f + 0.1f * (i % 5) : 8f;
+      }
+    }
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel f32 = LlamaModel.create(c, m, weights, Precision.FP32);
+        LlamaModel mixed = LlamaModel.create(c, m, weights, Precision.BF16_MIXED)) {
+      JniUtils.setGradMode(true);
+      for (LlamaModel model : java.util.List.of(f32, mixed)) {
+        model.setTrainable(true);
+        try (NDManager step = m.newSubManager();
+            GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+          gc.backward(loss(model, step, seq, positions));
+        }
+      }
+      JniUtils.setGradMode(false);
+      for (String name : f32.namedParameters().keySet()) {
+        NDArray master = mixed.namedParameters().get(name).getArray();
+        assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, master.getGradient().getDataType(), name);
+        float[] want = f32.namedParameters().get(name).getArray().getGradient().toFloatArray();
+        float[] got = master.getGradient().toFloatArray();
+        double dot = 0;
+        double nw = 0;
+        double ng = 0;
+        for (int i = 0; i < want.length; i++) {
+          dot += (double) want[i] * got[i];
+          nw += (double) want[i] * want[i];
+          ng += (double) got[i] * got[i];
+        }
+        double cosine = dot / Math.sqrt(nw * ng);
+        double size = Math.sqrt(ng / nw);
+        assertTrue(cosine >= 0.99 && Math.abs(size - 1) <= 0.05,
+            shape + " " + name + ": mixed-precision gradient cosine " + cosine + ", norm ratio " + size);
+      }
+    } finally {
+      JniUtils.setGradMode(mode);
+    }
+  }
 }

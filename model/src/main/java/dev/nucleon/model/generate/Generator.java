@@ -175,7 +175,8 @@ public final class Generator implements AutoCloseable {
     }
     Batch state = new Batch(requests);
     try (NDManager batchManager = model.manager().newSubManager();
-        KvCache cache = new KvCache(batchManager, model.config(), b, capacity)) {
+        KvCache cache = new KvCache(batchManager, model.config(), b, capacity,
+            model.precision().compute())) {
       NDArray padMask = padMask(batchManager, pad, capacity);
       // prefill
       try (NDManager step = batchManager.newSubManager()) {

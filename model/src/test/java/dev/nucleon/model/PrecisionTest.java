@@ -1,0 +1,91 @@
+package dev.nucleon.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
+import dev.nucleon.model.io.HostTensor;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** bfloat16 on an engine that has none of its own: casts, parameters in and out, and the names users type. */
+class PrecisionTest {
+
+  /** bfloat16 keeps the top 16 bits of a float32, rounded to nearest, ties to even. */
+  private static float bf16(float x) {
+    int bits = Float.floatToRawIntBits(x);
+    int rounded = bits + 0x7fff + ((bits >>> 16) & 1);
+    return Float.intBitsToFloat(rounded & 0xffff0000);
+  }
+
+  @Test
+  void castsRoundToNearestEvenBothWays() {
+    Engines.start();
+    float[] values = {1f, 1.00390625f, 1.01171875f, 3.14159265f, -2.5e-3f, 1e9f, 65504f, 0f};
+    try (NDManager m = NDManager.newBaseManager()) {
+      NDArray x = m.create(values, new Shape(values.length));
+      NDArray half = Precision.as(x, DataType.BFLOAT16, m);
+      assertEquals(DataType.BFLOAT16, Precision.typeOf(half));
+      NDArray back = Precision.as(half, DataType.FLOAT32, m);
+      float[] got = back.toFloatArray();
+      for (int i = 0; i < values.length; i++) {
+        assertEquals(bf16(values[i]), got[i], "bf16 of " + values[i]);
+      }
+      assertEquals(1f, got[1], "a tie rounds to the even neighbour");
+      assertEquals(1.015625f, got[2], "a tie rounds to the even neighbour (up)");
+      assertTrue(Precision.as(x, DataType.FLOAT32, m) == x, "no cast when the type is already right");
+    }
+  }
+
+  @Test
+  void bf16ModelHoldsParametersRoundedAndReturnsThemAsFloat32() {
+    Engines.start();
+    LlamaConfig c = TinyModels.named("qwen3Like");
+    Map<String, HostTensor> weights = LlamaModel.randomWeights(c, 3);
+    boolean mode = JniUtils.isGradMode();
+    JniUtils.setGradMode(false);
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel model = LlamaModel.create(c, m, weights, Precision.BF16)) {
+      assertEquals(Precision.BF16, model.precision());
+      for (var e : model.toHostTensors().entrySet()) {
+        float[] want = weights.get(e.getKey()).data().clone();
+        for (int i = 0; i < want.length; i++) {
+          want[i] = bf16(want[i]);
+        }
+        assertArrayEquals(want, e.getValue().data(), e.getKey());
+      }
+      // a newer policy arrives as float32 host tensors (the learner's masters) and is rounded in place
+      Map<String, HostTensor> update = new LinkedHashMap<>();
+      HostTensor norm = weights.get("model.norm.weight");
+      float[] data = new float[norm.data().length];
+      java.util.Arrays.fill(data, 1.00390625f);
+      update.put(norm.name(), new HostTensor(norm.name(), norm.shape(), data));
+      model.loadParameters(update);
+      float[] stored = model.toHostTensors().get("model.norm.weight").data();
+      for (float v : stored) {
+        assertEquals(1f, v);
+      }
+    } finally {
+      JniUtils.setGradMode(mode);
+    }
+  }
+
+  @Test
+  void typeNamesAreCheckedWithTheChoices() {
+    assertEquals(DataType.BFLOAT16, Precision.parseType("bf16"));
+    assertEquals(DataType.FLOAT32, Precision.parseType("F32"));
+    var e = assertThrows(IllegalArgumentException.class, () -> Precision.parseType("fp16"));
+    assertTrue(e.getMessage().contains("fp16") && e.getMessage().contains("f32 or bf16"), e.getMessage());
+    assertEquals(Precision.BF16_MIXED, Precision.training(DataType.BFLOAT16));
+    assertEquals(Precision.BF16, Precision.inference(DataType.BFLOAT16));
+    assertEquals(4, Precision.BF16_MIXED.bytesPerParameter());
+    assertEquals(2, Precision.BF16.bytesPerParameter());
+  }
+}
