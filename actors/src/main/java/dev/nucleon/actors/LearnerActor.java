@@ -81,20 +81,20 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   private WeightTransfer.Packed packed;
   private long samplesSeen;
   private boolean finishing;
-  private final List<Path> modelFiles;
+  private final LearnerCheckpoint.ModelFolder modelFolder;
 
   public static Behavior<Command> create(RunSettings settings, Learner learner, ActorRef<ReplayActor.Command> replay,
       ActorRef<Coordinator.Command> coordinator, CheckpointStore checkpoints, NucleonMetrics metrics,
-      ExecutorService learnerThread, long samplesSeen, List<Path> modelFiles) {
+      ExecutorService learnerThread, long samplesSeen, LearnerCheckpoint.ModelFolder modelFolder) {
     return Behaviors.setup(ctx -> new LearnerActor(ctx, settings, learner, replay, coordinator, checkpoints, metrics,
-        learnerThread, samplesSeen, modelFiles));
+        learnerThread, samplesSeen, modelFolder));
   }
 
   private LearnerActor(ActorContext<Command> ctx, RunSettings settings, Learner learner,
       ActorRef<ReplayActor.Command> replay, ActorRef<Coordinator.Command> coordinator, CheckpointStore checkpoints,
-      NucleonMetrics metrics, ExecutorService learnerThread, long samplesSeen, List<Path> modelFiles) {
+      NucleonMetrics metrics, ExecutorService learnerThread, long samplesSeen, LearnerCheckpoint.ModelFolder modelFolder) {
     super(ctx);
-    this.modelFiles = modelFiles;
+    this.modelFolder = modelFolder;
     this.settings = settings;
     this.learner = learner;
     this.replay = replay;
@@ -200,6 +200,13 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     m.put("grad_norm", s.gradNorm());
     m.put("grad_norm_max_param", s.maxParamGradNorm());
     m.put("grad_spike", s.gradSpike() ? 1.0 : 0.0);
+    if (s.logProbGap().tokens() > 0) {
+      // behaviour log-probs against the learner's, on tokens its current weights sampled (see LogProbGap)
+      m.put("logprob_gap_mean", s.logProbGap().mean());
+      m.put("logprob_gap_max", s.logProbGap().max());
+      m.put("token_mult_prob_error", s.logProbGap().multProbError());
+      m.put("logprob_gap_tokens", (double) s.logProbGap().tokens());
+    }
     m.put("ratio_mean", s.ratioMean());
     m.put("ratio_max", s.ratioMax());
     m.put("lr", s.lr());
@@ -295,7 +302,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     long seen = samplesSeen;
     getContext().pipeToSelf(onLearnerThread(() -> {
       try {
-        return LearnerCheckpoint.save(checkpoints, learner, seen, Map.of(), r.snapshot().state(), modelFiles);
+        return LearnerCheckpoint.save(checkpoints, learner, seen, Map.of(), r.snapshot().state(), modelFolder);
       } catch (java.io.IOException e) {
         throw new java.io.UncheckedIOException(e);
       }

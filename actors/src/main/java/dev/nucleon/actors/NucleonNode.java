@@ -1,6 +1,7 @@
 package dev.nucleon.actors;
 
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.nucleon.actors.coordinator.Coordinator;
@@ -18,6 +19,7 @@ import dev.nucleon.learner.checkpoint.TrainerState;
 import dev.nucleon.model.Engines;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.ModelFiles;
+import dev.nucleon.model.Precision;
 import dev.nucleon.model.generate.Generator;
 import dev.nucleon.model.generate.SamplingParams;
 import dev.nucleon.model.tokenizer.TextTokenizer;
@@ -260,10 +262,13 @@ public final class NucleonNode implements AutoCloseable {
     long samplesSeen = 0;
     Learner learner;
     try {
+      DataType dtype = settings.learner().dtype();
       LlamaModel policy = CompletableFuture.supplyAsync(() -> (ckpt.isPresent()
-          ? LearnerCheckpoint.model(ckpt.get()) : base).instantiate(manager), thread).join();
+          ? LearnerCheckpoint.model(ckpt.get()) : base).instantiate(manager, Precision.training(dtype)), thread)
+          .join();
       LlamaModel reference = settings.training().loss().klCoef() > 0
-          ? CompletableFuture.supplyAsync(() -> base.instantiate(manager), thread).join() : null;
+          ? CompletableFuture.supplyAsync(() -> base.instantiate(manager, Precision.inference(dtype)), thread).join()
+          : null;
       learner = new Learner(policy, reference, settings.training().loss(), settings.training().optimizer(),
           settings.training().spikes(), settings.training().temperature(), 0);
       if (ckpt.isPresent()) {
@@ -287,7 +292,8 @@ public final class NucleonNode implements AutoCloseable {
     ActorRef<ReplayActor.Command> replay = ctx.spawn(ReplayActor.create(buffer, coordinator, metrics), "replay");
     ctx.watch(replay);
     ctx.watch(ctx.spawn(LearnerActor.create(settings, learner, replay, coordinator, store, metrics, thread,
-        samplesSeen, modelFiles()), "learner"));
+        samplesSeen, new LearnerCheckpoint.ModelFolder(settings.learner().saveDtype() == null ? base.storedType()
+            : settings.learner().saveDtype(), modelFiles())), "learner"));
   }
 
   /** Tokenizer and template files of the base model, copied into every checkpoint's model folder. */
@@ -337,7 +343,7 @@ public final class NucleonNode implements AutoCloseable {
     for (int i = 0; i < devices.size(); i++) {
       NDManager manager = NDManager.newBaseManager(Engines.device(devices.get(i)));
       resources.add(manager);
-      LlamaModel model = base.instantiate(manager);
+      LlamaModel model = base.instantiate(manager, Precision.inference(settings.rollout().dtype()));
       RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling);
       String name = "rollout-" + i;
       ctx.watch(ctx.spawn(RolloutWorker.create(name, engine, coordinator, settings.rollout().groupsPerBatch(),

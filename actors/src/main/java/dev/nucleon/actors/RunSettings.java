@@ -2,7 +2,9 @@ package dev.nucleon.actors;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
+import ai.djl.ndarray.types.DataType;
 import dev.nucleon.learner.LearnerSettings;
+import dev.nucleon.model.Precision;
 import dev.nucleon.replay.ReplaySettings;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -24,12 +26,16 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
   /** {@code nucleon.model}. */
   public record Model(Path path, Path tokenizer) {}
 
-  /** {@code nucleon.rollout}. */
+  /** {@code nucleon.rollout}; {@code dtype} is float32 or bfloat16 (weights and compute). */
   public record Rollout(List<String> devices, int groupsPerBatch, int topK, float topP, int maxNewTokens, int threads,
-      Duration groupTimeout) {}
+      Duration groupTimeout, DataType dtype) {}
 
-  /** {@code nucleon.learner}. */
-  public record Learner(String device, int publishEverySteps, int weightChunkBytes) {}
+  /**
+   * {@code nucleon.learner}; {@code dtype} is the compute type (bfloat16: mixed precision over float32 masters),
+   * {@code saveDtype} the checkpoints' model type (null: the base model's).
+   */
+  public record Learner(String device, int publishEverySteps, int weightChunkBytes, DataType dtype,
+      DataType saveDtype) {}
 
   /** {@code nucleon.reward-scorer}. */
   public record Scorer(int scorers, int maxInFlight) {}
@@ -66,14 +72,17 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     }
     Rollout rollout = new Rollout(devices, atLeast(c, "nucleon.rollout.groups-per-batch", 1),
         atLeast(c, "nucleon.rollout.top-k", 0), (float) topP, atLeast(c, "nucleon.rollout.max-new-tokens", 1),
-        atLeast(c, "nucleon.rollout.threads", 0), c.getDuration("nucleon.rollout.group-timeout"));
+        atLeast(c, "nucleon.rollout.threads", 0), c.getDuration("nucleon.rollout.group-timeout"),
+        dtype(c, "nucleon.rollout.dtype"));
     String learnerDevice = c.getString("nucleon.learner.device");
     checkDevice(c, "nucleon.learner.device", learnerDevice);
     long chunk = c.getBytes("nucleon.learner.weight-chunk-bytes");
     if (chunk < 1024 || chunk > 64L << 20) {
       throw bad(c, "nucleon.learner.weight-chunk-bytes", "must be between 1KiB and 64MiB, got " + chunk);
     }
-    Learner learner = new Learner(learnerDevice, atLeast(c, "nucleon.learner.publish-every-steps", 1), (int) chunk);
+    String save = c.getString("nucleon.learner.save-dtype");
+    Learner learner = new Learner(learnerDevice, atLeast(c, "nucleon.learner.publish-every-steps", 1), (int) chunk,
+        dtype(c, "nucleon.learner.dtype"), save.equals("auto") ? null : dtype(c, "nucleon.learner.save-dtype"));
     Scorer scorer = new Scorer(atLeast(c, "nucleon.reward-scorer.scorers", 1),
         atLeast(c, "nucleon.reward-scorer.max-in-flight", 1));
     List<String> roles = c.getStringList("nucleon.cluster.roles");
@@ -139,6 +148,14 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     String n = d.trim().toLowerCase(Locale.ROOT);
     if (!(n.equals("cpu") || n.equals("gpu") || n.matches("gpu:\\d+"))) {
       throw bad(c, key, "device '" + d + "': expected cpu, gpu or gpu:N");
+    }
+  }
+
+  private static DataType dtype(Config c, String key) {
+    try {
+      return Precision.parseType(c.getString(key));
+    } catch (IllegalArgumentException e) {
+      throw bad(c, key, e.getMessage() + (key.endsWith("save-dtype") ? " (or auto)" : ""));
     }
   }
 

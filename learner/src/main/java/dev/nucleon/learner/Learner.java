@@ -135,6 +135,7 @@ public final class Learner implements AutoCloseable {
     double entropySum = 0;
     double tisCapped = 0;
     double tokenCount = 0;
+    LogProbGap.Accumulator gap = new LogProbGap.Accumulator();
     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
       for (List<TrainingSample> micro : batch.microBatches()) {
         if (micro.stream().allMatch(s -> s.trajectory().completionTokens().length == 0)) {
@@ -144,6 +145,11 @@ public final class Learner implements AutoCloseable {
           MicroBatch mb = MicroBatch.of(m, micro);
           NDArray logProbs = policy.logSoftmaxAt(mb.tokens(), mb.positions(), temperature);
           NDArray logp = LlamaModel.pick(logProbs, mb.targets());
+          if (mb.sampledBy(version)) {
+            NDArray seen = logp.stopGradient();
+            seen.attach(m);
+            gap.add(seen.toFloatArray(), mb.behaviourValues(), mb.tokenVersions(), version);
+          }
           NDArray ref = reference == null || loss.klCoef() == 0 ? null : referenceLogProbs(mb);
           PolicyLoss.Output out = PolicyLoss.compute(loss,
               new PolicyLoss.Inputs(logp, mb.behaviour(), mb.advantages(), mb.mask(), mb.lengths(), ref),
@@ -171,7 +177,7 @@ public final class Learner implements AutoCloseable {
     return new StepStats(optimizer.step(), version, lossSum, sequences, tokens, clipped / n, ratioSum / n, ratioMax,
         klSum / n, entropySum / n, tisCapped / n, u.gradNorm(), u.lr(), u.skipped(),
         (System.nanoTime() - start) / 1e9, u.norms().maxParamNorm(), u.norms().maxParam(), a.verdict().spike(),
-        a.verdict().median());
+        a.verdict().median(), gap.result());
   }
 
   /**
@@ -252,8 +258,8 @@ public final class Learner implements AutoCloseable {
     Applied a = update();
     AdamW.Update u = a.update();
     return new StepStats(optimizer.step(), version, lossSum, prompts.size(), tokens, 0, 1, 1, 0, 0, 0, u.gradNorm(),
-        u.lr(), u.skipped(), (System.nanoTime() - start) / 1e9, u.norms().maxParamNorm(), u.norms().maxParam(), a.verdict().spike(),
-        a.verdict().median());
+        u.lr(), u.skipped(), (System.nanoTime() - start) / 1e9, u.norms().maxParamNorm(), u.norms().maxParam(),
+        a.verdict().spike(), a.verdict().median(), LogProbGap.NONE);
   }
 
   @Override
@@ -265,10 +271,24 @@ public final class Learner implements AutoCloseable {
    * The arrays of one micro-batch. Rows are right-padded {@code prompt + completion} token ids {@code [B, Tmax]};
    * everything else is per scored token, flattened over the batch ({@code [N]}): the flat position {@code b * Tmax
    * + t} whose next-token distribution is scored, the token that follows it, and for the policy loss its behaviour
-   * log-prob, its sequence's advantage and completion length, and a mask of ones.
+   * log-prob, its sequence's advantage and completion length, and a mask of ones. The behaviour log-probs and the
+   * policy version that sampled each token are also kept on the host, for the log-prob gap.
    */
   record MicroBatch(NDArray tokens, NDArray positions, NDArray targets, NDArray mask, NDArray behaviour,
-      NDArray advantages, NDArray lengths) {
+      NDArray advantages, NDArray lengths, float[] behaviourValues, int[] tokenVersions) {
+
+    /** Whether any token of this micro-batch was sampled by the weights of {@code version}. */
+    boolean sampledBy(int version) {
+      if (tokenVersions == null) {
+        return false;
+      }
+      for (int v : tokenVersions) {
+        if (v == version) {
+          return true;
+        }
+      }
+      return false;
+    }
 
     /**
      * Log-probs {@code [N]} of the targets under {@code model} at a temperature. The full-vocabulary distribution's
@@ -292,6 +312,7 @@ public final class Learner implements AutoCloseable {
         n += s.trajectory().completionTokens().length;
       }
       float[] behaviour = new float[n];
+      int[] versions = new int[n];
       float[] adv = new float[n];
       float[] len = new float[n];
       int k = 0;
@@ -299,18 +320,19 @@ public final class Learner implements AutoCloseable {
         Trajectory t = s.trajectory();
         for (int j = 0; j < t.completionTokens().length; j++, k++) {
           behaviour[k] = t.behaviourLogProbs()[j];
+          versions[k] = t.tokenVersions()[j];
           adv[k] = s.advantage();
           len[k] = t.completionTokens().length;
         }
       }
       Layout l = Layout.of(m, prompts, completions);
       return new MicroBatch(l.tokens, l.positions, l.targets, m.ones(new Shape(n)), m.create(behaviour),
-          m.create(adv), m.create(len));
+          m.create(adv), m.create(len), behaviour, versions);
     }
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {
       Layout l = Layout.of(m, prompts, targets);
-      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null);
+      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null, null, null);
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.nucleon.learner;
 
+import ai.djl.ndarray.types.DataType;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.nucleon.learner.checkpoint.Checkpoint;
 import dev.nucleon.learner.checkpoint.CheckpointStore;
@@ -19,7 +20,9 @@ import java.util.Map;
  * policy version:
  * <ul>
  *   <li>{@code model/}: the policy in the Hugging Face layout ({@code config.json} + safetensors), so other tools
- *       can load any checkpoint as it is;</li>
+ *       can load any checkpoint as it is, stored as float32 or bfloat16 ({@link ModelFolder});</li>
+ *   <li>{@code master-weights.safetensors}: when the model folder is stored below float32, the learner's float32
+ *       master weights (Hugging Face names), which a resume reads instead, so it continues exactly;</li>
  *   <li>{@code optimizer.safetensors}: AdamW's first and second moments;</li>
  *   <li>{@code trainer-state.json}: optimizer step (which fixes the learning-rate schedule position), policy
  *       version, samples seen, named RNG states and an opaque blob from the caller (the coordinator's dataset
@@ -33,6 +36,20 @@ public final class LearnerCheckpoint {
   public static final String MODEL = "model";
   public static final String OPTIMIZER = "optimizer.safetensors";
   public static final String STATE = "trainer-state.json";
+  public static final String MASTER = "master-weights.safetensors";
+
+  /**
+   * How a checkpoint's model folder is written.
+   *
+   * @param type the stored type of its weights (float32 or bfloat16)
+   * @param files files copied into it as they are (tokenizer.json, tokenizer_config.json, ...), so the folder is
+   *     complete for other tools
+   */
+  public record ModelFolder(DataType type, java.util.List<Path> files) {
+
+    /** float32 weights and no extra files. */
+    public static final ModelFolder FLOAT32 = new ModelFolder(DataType.FLOAT32, java.util.List.of());
+  }
 
   private LearnerCheckpoint() {}
 
@@ -45,12 +62,11 @@ public final class LearnerCheckpoint {
    * @param samplesSeen trajectories trained on so far
    * @param rng named RNG states of the caller (copied into the trainer state)
    * @param blob the caller's opaque state (may be empty)
-   * @param modelFiles files copied into the model folder as they are (tokenizer.json, tokenizer_config.json, ...),
-   *     so the checkpoint's model folder is complete for other tools
+   * @param folder how the model folder is written
    * @return the checkpoint folder
    */
   public static Path save(CheckpointStore store, Learner learner, long samplesSeen, Map<String, String> rng,
-      byte[] blob, java.util.List<Path> modelFiles) throws IOException {
+      byte[] blob, ModelFolder folder) throws IOException {
     long step = learner.optimizer().step();
     int version = learner.version();
     Map<String, HostTensor> model = learner.policy().toHuggingFace();
@@ -59,9 +75,13 @@ public final class LearnerCheckpoint {
     states.put("policy-version", Integer.toString(learner.version()));
     states.put(SPIKE_HISTORY, learner.spikeGuard().history());
     TrainerState state = new TrainerState(step, samplesSeen, states, blob);
+    boolean narrower = folder.type() != learner.policy().precision().weights();
     return store.save(version, dir -> {
-      HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model);
-      for (Path f : modelFiles) {
+      HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model, folder.type());
+      if (narrower) {
+        Safetensors.write(dir.resolve(MASTER), model.values(), Map.of("content", "float32 master weights"));
+      }
+      for (Path f : folder.files()) {
         java.nio.file.Files.copy(f, dir.resolve(MODEL).resolve(f.getFileName().toString()));
       }
       Safetensors.write(dir.resolve(OPTIMIZER), optimizer.values(), Map.of("optimizer", "adamw",
@@ -70,9 +90,22 @@ public final class LearnerCheckpoint {
     });
   }
 
-  /** Reads a checkpoint's policy weights (Hugging Face layout), for building the model of a resumed run. */
+  /**
+   * Reads a checkpoint's policy weights (Hugging Face layout), for building the model of a resumed run: the master
+   * weights where the model folder was stored below them, else the model folder's.
+   */
   public static ModelFiles.Checkpoint model(Checkpoint checkpoint) {
-    return ModelFiles.read(checkpoint.dir().resolve(MODEL));
+    ModelFiles.Checkpoint folder = ModelFiles.read(checkpoint.dir().resolve(MODEL));
+    if (!checkpoint.has(MASTER)) {
+      return folder;
+    }
+    Path master = checkpoint.resolve(MASTER);
+    Map<String, HostTensor> masters = Safetensors.read(master);
+    if (!masters.keySet().equals(folder.huggingFace().keySet())) {
+      throw new IllegalArgumentException(master + ": holds " + masters.keySet().size() + " tensors whose names differ "
+          + "from the model folder's " + folder.huggingFace().keySet().size());
+    }
+    return new ModelFiles.Checkpoint(folder.config(), masters, folder.source(), folder.storedType());
   }
 
   /**

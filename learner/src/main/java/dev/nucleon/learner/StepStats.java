@@ -22,8 +22,9 @@ package dev.nucleon.learner;
  * @param maxParamGradName that parameter's name
  * @param gradSpike the gradient norm exceeded the spike factor times the recent median ({@link GradSpikeGuard})
  * @param gradNormMedian the median of recent gradient norms it was compared with (NaN before enough history)
+ * @param logProbGap behaviour against learner log-probs on the tokens the learner's current weights sampled
  */
 public record StepStats(long step, int version, double loss, int sequences, long tokens, double clipFraction,
     double ratioMean, double ratioMax, double kl, double entropy, double tisCappedFraction, double gradNorm,
     double lr, boolean skipped, double seconds, double maxParamGradNorm, String maxParamGradName, boolean gradSpike,
-    double gradNormMedian) {}
+    double gradNormMedian, LogProbGap logProbGap) {}

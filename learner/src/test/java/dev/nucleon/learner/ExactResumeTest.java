@@ -25,7 +25,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.SplittableRandom;
+import dev.nucleon.model.ModelFiles;
+import dev.nucleon.model.Precision;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /** N steps, save, load into a fresh object graph, N more steps: the same weights as 2N uninterrupted steps. */
@@ -73,12 +77,20 @@ class ExactResumeTest {
     return learner.policy().toHostTensors();
   }
 
-  @Test
-  void resumedTrainingMatchesUninterruptedTraining(@TempDir Path dir) throws Exception {
+  /**
+   * In float32 and in mixed precision, with the model folder saved as float32 or as bfloat16: a bfloat16 folder is
+   * below the float32 masters, so the masters are kept beside it and the resume still continues exactly.
+   */
+  @ParameterizedTest
+  @CsvSource({"f32, f32", "bf16, bf16", "f32, bf16"})
+  void resumedTrainingMatchesUninterruptedTraining(String compute, String saved, @TempDir Path dir)
+      throws Exception {
     Engines.start();
+    Precision precision = Precision.training(Precision.parseType(compute));
+    var folder = new LearnerCheckpoint.ModelFolder(Precision.parseType(saved), java.util.List.of());
     Map<String, HostTensor> straight;
     try (NDManager m = NDManager.newBaseManager();
-        LlamaModel model = LlamaModel.random(SHAPE, m, 3);
+        LlamaModel model = LlamaModel.create(SHAPE, m, LlamaModel.randomWeights(SHAPE, 3), precision);
         Learner learner = new Learner(model, null, LOSS, OPTIMIZER, 1f, 0)) {
       straight = train(learner, 0, 2 * N);
     }
@@ -86,18 +98,21 @@ class ExactResumeTest {
     CheckpointStore store = new CheckpointStore(dir, 2);
     byte[] cursor = "dataset-cursor:8".getBytes(StandardCharsets.UTF_8);
     try (NDManager m = NDManager.newBaseManager();
-        LlamaModel model = LlamaModel.random(SHAPE, m, 3);
+        LlamaModel model = LlamaModel.create(SHAPE, m, LlamaModel.randomWeights(SHAPE, 3), precision);
         Learner learner = new Learner(model, null, LOSS, OPTIMIZER, 1f, 0)) {
       train(learner, 0, N);
-      LearnerCheckpoint.save(store, learner, 8L * N, Map.of("data", "42"), cursor, java.util.List.of());
+      LearnerCheckpoint.save(store, learner, 8L * N, Map.of("data", "42"), cursor, folder);
     }
 
     Map<String, HostTensor> resumed;
     Checkpoint ckpt = new CheckpointStore(dir, 2).latestValid().orElseThrow();
     assertEquals(N, ckpt.step());
     assertTrue(Files.exists(ckpt.resolve("model/config.json")), "the model is saved in the Hugging Face layout");
+    assertEquals(folder.type(), ModelFiles.read(ckpt.dir().resolve("model")).storedType(), "the model folder's type");
+    assertEquals(!saved.equals("f32"), ckpt.has(LearnerCheckpoint.MASTER),
+        "master weights are kept when the folder is stored below them");
     try (NDManager m = NDManager.newBaseManager();
-        LlamaModel model = LearnerCheckpoint.model(ckpt).instantiate(m);
+        LlamaModel model = LearnerCheckpoint.model(ckpt).instantiate(m, precision);
         Learner learner = new Learner(model, null, LOSS, OPTIMIZER, 1f, 0)) {
       TrainerState state = LearnerCheckpoint.restore(ckpt, learner);
       assertEquals(N, learner.version());
@@ -120,8 +135,8 @@ class ExactResumeTest {
         maxChange = Math.max(maxChange, Math.abs(a[i] - z[i]));
       }
     }
-    System.out.printf("exact resume: max weight difference %.2e after %d + %d steps (training moved weights by up to"
-        + " %.2e)%n", maxDiff, N, N, maxChange);
+    System.out.printf("exact resume (%s compute, %s folder): max weight difference %.2e after %d + %d steps "
+        + "(training moved weights by up to %.2e)%n", compute, saved, maxDiff, N, N, maxChange);
     assertTrue(maxChange > 1e-3, "training must have changed the weights");
     assertTrue(maxDiff <= 1e-6, "max difference " + maxDiff);
   }
@@ -134,9 +149,9 @@ class ExactResumeTest {
         LlamaModel model = LlamaModel.random(SHAPE, m, 3);
         Learner learner = new Learner(model, null, LOSS, OPTIMIZER, 1f, 0)) {
       train(learner, 0, 1);
-      LearnerCheckpoint.save(store, learner, 8, Map.of(), new byte[0], java.util.List.of());
+      LearnerCheckpoint.save(store, learner, 8, Map.of(), new byte[0], LearnerCheckpoint.ModelFolder.FLOAT32);
       train(learner, 1, 2);
-      Path latest = LearnerCheckpoint.save(store, learner, 16, Map.of(), new byte[0], java.util.List.of());
+      Path latest = LearnerCheckpoint.save(store, learner, 16, Map.of(), new byte[0], LearnerCheckpoint.ModelFolder.FLOAT32);
       Path weights = latest.resolve("model/model.safetensors");
       byte[] bytes = Files.readAllBytes(weights);
       bytes[bytes.length - 3] ^= 0x40;

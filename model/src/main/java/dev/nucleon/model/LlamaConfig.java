@@ -444,8 +444,16 @@ public record LlamaConfig(
     return new int[] {n.asInt()};
   }
 
-  /** Writes this config as a Hugging Face {@code config.json} that transformers can load. */
+  /** Writes this config as a Hugging Face {@code config.json} that transformers can load (float32 weights). */
   public void writeHuggingFace(Path file) throws IOException {
+    writeHuggingFace(file, "float32");
+  }
+
+  /**
+   * Writes this config as a Hugging Face {@code config.json}, naming the weights' type as transformers spells it
+   * ({@code float32}, {@code bfloat16}).
+   */
+  public void writeHuggingFace(Path file, String torchDtype) throws IOException {
     ObjectNode o = JSON.createObjectNode();
     o.putArray("architectures").add(architecture);
     o.put("model_type", switch (architecture) {
@@ -502,7 +510,7 @@ public record LlamaConfig(
       ArrayNode a = o.putArray("eos_token_id");
       Arrays.stream(eosTokenIds).forEach(a::add);
     }
-    o.put("torch_dtype", "float32");
+    o.put("torch_dtype", torchDtype);
     Files.writeString(file, JSON.writeValueAsString(o));
   }
 

@@ -1,6 +1,7 @@
 package dev.nucleon.model;
 
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import dev.nucleon.model.io.HfCheckpoint;
 import dev.nucleon.model.io.HostTensor;
 import dev.nucleon.model.io.Llama2cCheckpoint;
@@ -19,13 +20,22 @@ public final class ModelFiles {
 
   private ModelFiles() {}
 
-  /** A model's config and weights in Hugging Face naming. */
-  public record Checkpoint(LlamaConfig config, Map<String, HostTensor> huggingFace, Path source) {
+  /**
+   * A model's config and weights in Hugging Face naming, and the type its files store them in (float32 or
+   * bfloat16; a save "in the input model's type" writes that).
+   */
+  public record Checkpoint(LlamaConfig config, Map<String, HostTensor> huggingFace, Path source,
+      DataType storedType) {
 
-    /** Builds the model on the device of {@code manager}. */
+    /** Builds the float32 model on the device of {@code manager}. */
     public LlamaModel instantiate(NDManager manager) {
+      return instantiate(manager, Precision.FP32);
+    }
+
+    /** Builds the model on the device of {@code manager} in {@code precision}. */
+    public LlamaModel instantiate(NDManager manager, Precision precision) {
       return LlamaModel.create(config, manager,
-          WeightLayout.fromHuggingFace(config, huggingFace, source.toString()));
+          WeightLayout.fromHuggingFace(config, huggingFace, source.toString()), precision);
     }
   }
 
@@ -33,13 +43,13 @@ public final class ModelFiles {
   public static Checkpoint read(Path path) {
     if (Files.isDirectory(path)) {
       HfCheckpoint.Contents c = HfCheckpoint.read(path);
-      return new Checkpoint(c.config(), c.tensors(), path);
+      return new Checkpoint(c.config(), c.tensors(), path, c.storedType());
     }
     if (!Files.exists(path)) {
       throw new ModelFormatException(path + ": model not found (expected a Hugging Face folder or a llama2.c .bin)");
     }
     Llama2cCheckpoint.Imported imported = Llama2cCheckpoint.read(path);
-    return new Checkpoint(imported.config(), imported.weights(), path);
+    return new Checkpoint(imported.config(), imported.weights(), path, DataType.FLOAT32);
   }
 
   /**

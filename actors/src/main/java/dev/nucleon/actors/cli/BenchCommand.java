@@ -28,6 +28,7 @@ import picocli.CommandLine.Spec;
 /** {@code nucleon bench}: throughput figures, one JSON line per run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks; each prints one JSON line.",
     subcommands = {BenchCommand.Generate.class, BenchCommand.Score.class, BenchCommand.Learn.class,
+        BenchCommand.LogprobGap.class,
         RunBenchCommand.class})
 final class BenchCommand {
 
@@ -99,10 +100,12 @@ final class BenchCommand {
     @Override
     public Integer call() throws Exception {
       Device device = modelOptions.startEngine();
+      double rssBeforeModel = rssMb();
       try (NDManager manager = NDManager.newBaseManager(device);
           LlamaModel model = modelOptions.load(manager);
           Generator generator = new Generator(model, 0)) {
         LlamaConfig c = model.config();
+        double rssModel = rssMb();
         int[][] prompts = randomPrompts(batch, promptLen, c.vocabSize(), 1);
         SamplingParams params = SamplingParams.sample(1f, newTokens);
         for (int w = 0; w < warmup; w++) {
@@ -131,6 +134,7 @@ final class BenchCommand {
         o.put("seconds", round(seconds, 3));
         o.put("rss_mb_start", round(rssStart, 1));
         o.put("rss_mb_end", round(rssMb(), 1));
+        memoryPerParameter(o, c, rssBeforeModel, rssModel);
         spec.commandLine().getOut().println(JSON.writeValueAsString(o));
       }
       return 0;
@@ -143,6 +147,18 @@ final class BenchCommand {
       }
       return out;
     }
+  }
+
+  /**
+   * Resident memory per parameter: what loading the model added ({@code bytes_per_param_model}) and the peak over
+   * the run, activations, caches, gradients and optimizer state included, above the process before loading
+   * ({@code bytes_per_param_peak}; on the CPU, RSS is where the tensors live).
+   */
+  static void memoryPerParameter(ObjectNode o, LlamaConfig c, double rssBeforeModel, double rssModel) {
+    double params = c.parameterCount();
+    o.put("rss_mb_before_model", round(rssBeforeModel, 1));
+    o.put("bytes_per_param_model", round((rssModel - rssBeforeModel) * 1024 * 1024 / params, 2));
+    o.put("bytes_per_param_peak", round((peakRssMb() - rssBeforeModel) * 1024 * 1024 / params, 2));
   }
 
   static int threadCount() {
@@ -261,11 +277,13 @@ final class BenchCommand {
         throw new IllegalArgumentException("--prompt-len must be in [1, --seq-len), got " + promptLen);
       }
       Device device = modelOptions.startEngine();
+      double rssBeforeModel = rssMb();
       try (NDManager manager = NDManager.newBaseManager(device);
-          LlamaModel model = modelOptions.load(manager);
+          LlamaModel model = modelOptions.loadForTraining(manager);
           dev.nucleon.learner.Learner learner = new dev.nucleon.learner.Learner(model, null,
               dev.nucleon.learner.LossSettings.defaults(), dev.nucleon.learner.OptimizerSettings.adamw(1e-5), 1f, 0)) {
         LlamaConfig c = model.config();
+        double rssModel = rssMb();
         learner.train(randomBatch(c, 0)); // warm-up
         double rssStart = rssMb();
         if (profile != null) {
@@ -293,6 +311,7 @@ final class BenchCommand {
         o.put("rss_mb_start", round(rssStart, 1));
         o.put("rss_mb_end", round(rssMb(), 1));
         o.put("rss_mb_peak", round(peakRssMb(), 1));
+        memoryPerParameter(o, c, rssBeforeModel, rssModel);
         if (reference != null) {
           ObjectNode ref = runReference(c, threadCount());
           o.set("reference", ref);
@@ -352,6 +371,80 @@ final class BenchCommand {
             dev.nucleon.core.reward.RewardResult.ok(rng.nextDouble())));
       }
       return replay.pollBatch().orElseThrow();
+    }
+  }
+
+  @Command(name = "logprob-gap", mixinStandardHelpOptions = true,
+      description = "How far a rollout's behaviour log-probs lie from a float32 scorer's on the same weights: "
+          + "samples completions with the model in --dtype, scores the same tokens with it in float32, and reports "
+          + "TRL's sampling_logp_difference (mean, max) and NeMo-RL's token_mult_prob_error.")
+  static final class LogprobGap implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--batch", defaultValue = "16", description = "sequences (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--new-tokens", defaultValue = "64", description = "tokens per sequence (default: ${DEFAULT-VALUE})")
+    int newTokens;
+
+    @Option(names = "--prompt-len", defaultValue = "8", description = "prompt tokens (default: ${DEFAULT-VALUE})")
+    int promptLen;
+
+    @Option(names = "--temperature", defaultValue = "1.0", description = "sampling temperature (default: ${DEFAULT-VALUE})")
+    float temperature;
+
+    @Override
+    public Integer call() throws Exception {
+      Device device = modelOptions.startEngine();
+      try (NDManager manager = NDManager.newBaseManager(device);
+          LlamaModel sampler = modelOptions.load(manager);
+          LlamaModel scorer = modelOptions.load(manager, dev.nucleon.model.Precision.FP32);
+          Generator generator = new Generator(sampler, 0)) {
+        LlamaConfig c = sampler.config();
+        int[][] prompts = randomPrompts(batch, promptLen, c.vocabSize(), 3);
+        List<GenerationRequest> requests = new ArrayList<>();
+        for (int i = 0; i < batch; i++) {
+          requests.add(new GenerationRequest(prompts[i], SamplingParams.sample(temperature, newTokens), 77L + i));
+        }
+        var results = generator.generate(requests);
+        int[][] sequences = new int[batch][];
+        for (int i = 0; i < batch; i++) {
+          int[] done = results.get(i).tokens();
+          sequences[i] = java.util.Arrays.copyOf(prompts[i], promptLen + done.length);
+          System.arraycopy(done, 0, sequences[i], promptLen, done.length);
+        }
+        var gap = new dev.nucleon.learner.LogProbGap.Accumulator();
+        ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+        try (NDManager m = manager.newSubManager()) {
+          float[] scored = scorer.tokenLogProbs(m, sequences, temperature).toFloatArray();
+          int width = java.util.Arrays.stream(sequences).mapToInt(x -> x.length).max().orElse(0) - 1;
+          for (int i = 0; i < batch; i++) {
+            float[] behaviour = results.get(i).samplingLogProbs();
+            float[] learner = new float[behaviour.length];
+            for (int j = 0; j < behaviour.length; j++) {
+              learner[j] = scored[i * width + promptLen - 1 + j];
+            }
+            gap.add(learner, behaviour, new int[behaviour.length], 0);
+          }
+        }
+        var r = gap.result();
+        ObjectNode o = JSON.createObjectNode();
+        o.put("bench", "logprob-gap");
+        o.put("model", modelOptions.describe(c));
+        o.put("sampler_dtype", dev.nucleon.model.Precision.name(modelOptions.type()));
+        o.put("scorer_dtype", "f32");
+        o.put("temperature", temperature);
+        o.put("tokens", r.tokens());
+        o.put("logprob_gap_mean", r.mean());
+        o.put("logprob_gap_max", r.max());
+        o.put("token_mult_prob_error", r.multProbError());
+        spec.commandLine().getOut().println(JSON.writeValueAsString(o));
+      }
+      return 0;
     }
   }
 }

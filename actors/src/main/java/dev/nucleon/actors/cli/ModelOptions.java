@@ -2,10 +2,12 @@ package dev.nucleon.actors.cli;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import dev.nucleon.model.Engines;
 import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.ModelFiles;
+import dev.nucleon.model.Precision;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -27,11 +29,35 @@ final class ModelOptions {
   @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores)")
   Integer threads;
 
-  /** Starts the engine with the thread settings, then loads the model on the chosen device. */
+  @Option(names = "--dtype", defaultValue = "f32", paramLabel = "f32|bf16",
+      description = "weights and compute: f32 or bf16 (logits and log-probs are float32 either way; bench learn: "
+          + "bf16 is mixed precision over float32 master weights) (default: ${DEFAULT-VALUE})")
+  String dtype;
+
+  /** The chosen type, checked. */
+  DataType type() {
+    try {
+      return Precision.parseType(dtype);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("--dtype: " + e.getMessage(), e);
+    }
+  }
+
+  /** Loads the model on the chosen device for generating or scoring (weights and compute in --dtype). */
   LlamaModel load(NDManager parent) {
+    return load(parent, Precision.inference(type()));
+  }
+
+  /** Loads the model for training: float32 master weights, compute in --dtype. */
+  LlamaModel loadForTraining(NDManager parent) {
+    return load(parent, Precision.training(type()));
+  }
+
+  LlamaModel load(NDManager parent, Precision precision) {
     return model.startsWith("random:")
-        ? LlamaModel.random(randomConfig(model), parent, randomSeed(model))
-        : ModelFiles.read(Path.of(model)).instantiate(parent);
+        ? LlamaModel.create(randomConfig(model), parent, LlamaModel.randomWeights(randomConfig(model),
+            randomSeed(model)), precision)
+        : ModelFiles.read(Path.of(model)).instantiate(parent, precision);
   }
 
   Device startEngine() {
@@ -47,7 +73,7 @@ final class ModelOptions {
   String describe(LlamaConfig c) {
     return (model.startsWith("random:") ? "random" : Path.of(model).getFileName().toString()) + " d=" + c.hiddenSize()
         + " layers=" + c.numLayers() + " heads=" + c.numHeads() + "/" + c.numKvHeads() + " vocab=" + c.vocabSize()
-        + " params=" + c.parameterCount();
+        + " params=" + c.parameterCount() + " dtype=" + Precision.name(type());
   }
 
   static Map<String, String> spec(String spec) {

@@ -1,5 +1,6 @@
 package dev.nucleon.model.io;
 
+import ai.djl.ndarray.types.DataType;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -30,8 +31,11 @@ public final class HfCheckpoint {
 
   private HfCheckpoint() {}
 
-  /** A checkpoint's config and tensors (Hugging Face names). */
-  public record Contents(LlamaConfig config, Map<String, HostTensor> tensors) {}
+  /**
+   * A checkpoint's config and tensors (Hugging Face names, widened to float32 in memory), and the type its files
+   * store: bfloat16 when every tensor is BF16, else float32 (what a save in "the input model's type" writes).
+   */
+  public record Contents(LlamaConfig config, Map<String, HostTensor> tensors, DataType storedType) {}
 
   /** Reads a model folder. */
   public static Contents read(Path dir) {
@@ -42,17 +46,19 @@ public final class HfCheckpoint {
     Path single = dir.resolve("model.safetensors");
     Path index = dir.resolve("model.safetensors.index.json");
     Map<String, HostTensor> tensors;
+    Map<String, String> stored = new LinkedHashMap<>();
     if (Files.isRegularFile(single)) {
-      tensors = Safetensors.read(single);
+      tensors = Safetensors.read(single, stored);
     } else if (Files.isRegularFile(index)) {
-      tensors = readSharded(index);
+      tensors = readSharded(index, stored);
     } else {
       throw new ModelFormatException(dir + ": neither model.safetensors nor model.safetensors.index.json found");
     }
-    return new Contents(config, tensors);
+    boolean bf16 = !stored.isEmpty() && stored.values().stream().allMatch("BF16"::equals);
+    return new Contents(config, tensors, bf16 ? DataType.BFLOAT16 : DataType.FLOAT32);
   }
 
-  private static Map<String, HostTensor> readSharded(Path index) {
+  private static Map<String, HostTensor> readSharded(Path index, Map<String, String> stored) {
     JsonNode map;
     try {
       map = JSON.readTree(index.toFile()).get("weight_map");
@@ -71,7 +77,7 @@ public final class HfCheckpoint {
     }
     Map<String, HostTensor> all = new LinkedHashMap<>();
     for (String shard : shards) {
-      all.putAll(Safetensors.read(index.resolveSibling(shard)));
+      all.putAll(Safetensors.read(index.resolveSibling(shard), stored));
     }
     for (var e : where.entrySet()) {
       if (!all.containsKey(e.getKey())) {
@@ -82,32 +88,47 @@ public final class HfCheckpoint {
     return all;
   }
 
-  /** Writes {@code config.json} and the tensors (one file, or shards with an index above the shard size). */
+  /**
+   * Writes {@code config.json} and the tensors as float32 (one file, or shards with an index above the shard
+   * size).
+   */
   public static void write(Path dir, LlamaConfig config, Map<String, HostTensor> tensors) throws IOException {
-    write(dir, config, tensors, DEFAULT_SHARD_BYTES);
+    write(dir, config, tensors, DataType.FLOAT32, DEFAULT_SHARD_BYTES);
   }
 
-  public static void write(Path dir, LlamaConfig config, Map<String, HostTensor> tensors, long shardBytes)
+  /** Writes {@code config.json} and the tensors stored as {@code type} (float32 or bfloat16). */
+  public static void write(Path dir, LlamaConfig config, Map<String, HostTensor> tensors, DataType type)
       throws IOException {
+    write(dir, config, tensors, type, DEFAULT_SHARD_BYTES);
+  }
+
+  public static void write(Path dir, LlamaConfig config, Map<String, HostTensor> tensors, DataType type,
+      long shardBytes) throws IOException {
+    if (type != DataType.FLOAT32 && type != DataType.BFLOAT16) {
+      throw new IllegalArgumentException("checkpoints are saved as float32 or bfloat16, not " + type);
+    }
+    boolean bf16 = type == DataType.BFLOAT16;
+    int width = bf16 ? 2 : 4;
     Files.createDirectories(dir);
-    config.writeHuggingFace(dir.resolve("config.json"));
+    config.writeHuggingFace(dir.resolve("config.json"), bf16 ? "bfloat16" : "float32");
     List<List<HostTensor>> shards = new ArrayList<>();
     List<HostTensor> current = new ArrayList<>();
     long bytes = 0;
     long total = 0;
     for (HostTensor t : tensors.values()) {
-      if (!current.isEmpty() && bytes + t.byteSize() > shardBytes) {
+      long size = (long) width * t.data().length;
+      if (!current.isEmpty() && bytes + size > shardBytes) {
         shards.add(current);
         current = new ArrayList<>();
         bytes = 0;
       }
       current.add(t);
-      bytes += t.byteSize();
-      total += t.byteSize();
+      bytes += size;
+      total += size;
     }
     shards.add(current);
     if (shards.size() == 1) {
-      Safetensors.write(dir.resolve("model.safetensors"), current, Map.of());
+      Safetensors.write(dir.resolve("model.safetensors"), current, Map.of(), bf16);
       Files.deleteIfExists(dir.resolve("model.safetensors.index.json"));
       return;
     }
@@ -116,7 +137,7 @@ public final class HfCheckpoint {
     ObjectNode weightMap = index.putObject("weight_map");
     for (int i = 0; i < shards.size(); i++) {
       String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
-      Safetensors.write(dir.resolve(name), shards.get(i), Map.of());
+      Safetensors.write(dir.resolve(name), shards.get(i), Map.of(), bf16);
       for (HostTensor t : shards.get(i)) {
         weightMap.put(t.name(), name);
       }

@@ -26,7 +26,8 @@ import java.util.Map;
  *
  * <p>F32, F16 and BF16 (and F64) are read into float32 in Java: DJL's own decoder aborts the JVM on BF16, and
  * reading here lets every problem (a truncated file, offsets outside the data, a size that disagrees with the
- * shape) be reported with the file and tensor name instead of a native crash. Files are always written as F32.
+ * shape) be reported with the file and tensor name instead of a native crash. Files are written as F32 or BF16
+ * (rounded to nearest even, as PyTorch rounds).
  */
 public final class Safetensors {
 
@@ -37,6 +38,14 @@ public final class Safetensors {
 
   /** Reads every tensor of a file, in header order. */
   public static Map<String, HostTensor> read(Path file) {
+    return read(file, null);
+  }
+
+  /**
+   * Reads every tensor of a file, in header order, and records each tensor's stored dtype as the header names it
+   * ({@code F32}, {@code BF16}, ...) in {@code storedTypes} when given.
+   */
+  public static Map<String, HostTensor> read(Path file, Map<String, String> storedTypes) {
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
       long size = ch.size();
       if (size < 8) {
@@ -69,6 +78,9 @@ public final class Safetensors {
           continue;
         }
         out.put(e.getKey(), readTensor(ch, file, e.getKey(), e.getValue(), dataStart, dataLen));
+        if (storedTypes != null) {
+          storedTypes.put(e.getKey(), e.getValue().path("dtype").asText());
+        }
       }
       return out;
     } catch (NoSuchFileException e) {
@@ -142,6 +154,15 @@ public final class Safetensors {
     return new HostTensor(name, shape, data);
   }
 
+  /** float32 to bfloat16 bits, rounded to nearest, ties to even; NaN stays NaN. */
+  static short toBf16(float x) {
+    int bits = Float.floatToRawIntBits(x);
+    if (Float.isNaN(x)) {
+      return (short) ((bits >>> 16) | 0x40); // keep it a (quiet) NaN after truncation
+    }
+    return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
+  }
+
   /** IEEE 754 binary16 to float32 (Java 17 has no Float.float16ToFloat). */
   static float halfToFloat(short bits) {
     int h = bits & 0xffff;
@@ -175,6 +196,13 @@ public final class Safetensors {
    */
   public static void write(Path file, Collection<HostTensor> tensors, Map<String, String> metadata)
       throws IOException {
+    write(file, tensors, metadata, false);
+  }
+
+  /** Writes tensors as F32, or as BF16 when {@code bf16}, into {@code file} (atomically, as above). */
+  public static void write(Path file, Collection<HostTensor> tensors, Map<String, String> metadata, boolean bf16)
+      throws IOException {
+    int width = bf16 ? 2 : 4;
     ObjectNode header = JSON.createObjectNode();
     ObjectNode meta = header.putObject("__metadata__");
     meta.put("format", "pt");
@@ -183,14 +211,14 @@ public final class Safetensors {
     List<HostTensor> ordered = new ArrayList<>(tensors);
     for (HostTensor t : ordered) {
       ObjectNode n = header.putObject(t.name());
-      n.put("dtype", "F32");
+      n.put("dtype", bf16 ? "BF16" : "F32");
       var shape = n.putArray("shape");
       for (long s : t.shape()) {
         shape.add(s);
       }
       var off = n.putArray("data_offsets");
       off.add(offset);
-      offset += t.byteSize();
+      offset += (long) width * t.data().length;
       off.add(offset);
     }
     byte[] headerBytes = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
@@ -209,9 +237,15 @@ public final class Safetensors {
         float[] d = t.data();
         int i = 0;
         while (i < d.length) {
-          int n = Math.min(buf.remaining() / 4, d.length - i);
-          buf.asFloatBuffer().put(d, i, n);
-          buf.position(buf.position() + 4 * n);
+          int n = Math.min(buf.remaining() / width, d.length - i);
+          if (bf16) {
+            for (int k = 0; k < n; k++) {
+              buf.putShort(toBf16(d[i + k]));
+            }
+          } else {
+            buf.asFloatBuffer().put(d, i, n);
+            buf.position(buf.position() + 4 * n);
+          }
           i += n;
           if (!buf.hasRemaining() || i == d.length) {
             writeFully(ch, buf.flip());

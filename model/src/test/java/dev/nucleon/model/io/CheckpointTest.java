@@ -71,7 +71,7 @@ class CheckpointTest {
     assertTrue(hf.containsKey("model.layers.1.self_attn.k_proj.bias"));
     assertTrue(hf.containsKey("lm_head.weight"));
     HfCheckpoint.write(dir.resolve("one"), c, hf);
-    HfCheckpoint.write(dir.resolve("sharded"), c, hf, 8 * 1024);
+    HfCheckpoint.write(dir.resolve("sharded"), c, hf, ai.djl.ndarray.types.DataType.FLOAT32, 8 * 1024);
     assertTrue(Files.exists(dir.resolve("sharded/model.safetensors.index.json")));
     assertTrue(Files.exists(dir.resolve("sharded/model-00002-of-" + String.format("%05d",
         Files.list(dir.resolve("sharded")).filter(p -> p.toString().endsWith(".safetensors")).count())
@@ -90,6 +90,56 @@ class CheckpointTest {
         }
       }
     }
+  }
+
+  /**
+   * A checkpoint saved as bfloat16 holds every value rounded to nearest even (as PyTorch's {@code .to(bfloat16)}),
+   * half the bytes, says {@code torch_dtype: bfloat16}, and reads back as a bfloat16 checkpoint, in one file or
+   * in shards.
+   */
+  @Test
+  void bf16SavesRoundToNearestEvenAndReadBackAsBf16(@TempDir Path dir) throws Exception {
+    LlamaConfig c = TinyModels.qwenLike();
+    Map<String, HostTensor> hf;
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = LlamaModel.random(c, m, 6)) {
+      hf = model.toHuggingFace();
+    }
+    // ties and specials: 1 + 2^-8 (tie, to 1), 1 + 3 * 2^-8 (tie, to 1 + 2^-6), NaN, infinity, -0
+    float[] first = hf.values().iterator().next().data();
+    first[0] = 1.00390625f;
+    first[1] = 1.01171875f;
+    first[2] = Float.NaN;
+    first[3] = Float.NEGATIVE_INFINITY;
+    first[4] = -0f;
+    var bf16 = ai.djl.ndarray.types.DataType.BFLOAT16;
+    HfCheckpoint.write(dir.resolve("one"), c, hf, bf16);
+    HfCheckpoint.write(dir.resolve("sharded"), c, hf, bf16, 8 * 1024);
+    HfCheckpoint.write(dir.resolve("f32"), c, hf);
+    long half = Files.size(dir.resolve("one/model.safetensors"));
+    long full = Files.size(dir.resolve("f32/model.safetensors"));
+    assertTrue(Math.abs(2 * half - full) < 4096, "bf16 file " + half + " bytes vs f32 " + full);
+    assertTrue(Files.readString(dir.resolve("one/config.json")).contains("\"torch_dtype\" : \"bfloat16\""));
+    for (String variant : new String[] {"one", "sharded"}) {
+      ModelFiles.Checkpoint back = ModelFiles.read(dir.resolve(variant));
+      assertEquals(bf16, back.storedType(), variant);
+      for (var e : hf.entrySet()) {
+        float[] want = e.getValue().data();
+        float[] got = back.huggingFace().get(e.getKey()).data();
+        for (int i = 0; i < want.length; i++) {
+          float w = want[i];
+          float expect = Float.isNaN(w) ? Float.NaN : Float.intBitsToFloat(
+              (Float.floatToRawIntBits(w) + 0x7fff + ((Float.floatToRawIntBits(w) >>> 16) & 1)) & 0xffff0000);
+          assertEquals(Float.floatToIntBits(expect), Float.floatToIntBits(got[i]), e.getKey() + "[" + i + "]");
+        }
+      }
+    }
+    float[] head = ModelFiles.read(dir.resolve("one")).huggingFace().get(hf.keySet().iterator().next()).data();
+    assertEquals(1f, head[0]);
+    assertEquals(1.015625f, head[1]);
+    assertTrue(Float.isNaN(head[2]));
+    assertEquals(Float.NEGATIVE_INFINITY, head[3]);
+    assertEquals(Float.floatToRawIntBits(-0f), Float.floatToRawIntBits(head[4]));
+    assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, ModelFiles.read(dir.resolve("f32")).storedType());
   }
 
   @Test
