@@ -182,6 +182,16 @@ public final class AdamW implements AutoCloseable {
     zeroGradients(params.keySet());
   }
 
+  /** Bytes the moments take on the device. */
+  public long stateBytes() {
+    long bytes = 0;
+    for (String name : params.keySet()) {
+      bytes += m.get(name).getShape().size() * m.get(name).getDataType().getNumOfBytes();
+      bytes += v.get(name).getShape().size() * v.get(name).getDataType().getNumOfBytes();
+    }
+    return bytes;
+  }
+
   /** The moments as host tensors ({@code m.NAME}, {@code v.NAME}) for checkpoints. */
   public Map<String, HostTensor> state() {
     Map<String, HostTensor> out = new LinkedHashMap<>();

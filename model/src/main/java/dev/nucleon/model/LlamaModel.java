@@ -111,6 +111,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       e.getValue().setInitializer((mgr, shape, type) -> hostToDevice(mgr, t, precision.weights()));
     }
     m.materialize(parent);
+    for (Parameter p : m.named.values()) {
+      // the initializer holds the host copy of the weights: dropping it lets the Java heap free them (a model
+      // would otherwise keep 4 bytes per parameter of heap for its whole life)
+      p.setInitializer(null);
+    }
     return m;
   }
 
@@ -194,6 +199,30 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   /** Parameters by internal name, in model order. */
   public Map<String, Parameter> namedParameters() {
     return Collections.unmodifiableMap(named);
+  }
+
+  /** Bytes the parameters take on the device, in the type they are held in. */
+  public long parameterBytes() {
+    long bytes = 0;
+    for (Parameter p : named.values()) {
+      NDArray a = p.getArray();
+      bytes += a.getShape().size() * Precision.typeOf(a).getNumOfBytes();
+    }
+    return bytes;
+  }
+
+  /** Bytes the parameters' gradients take on the device (0 while the model is frozen). */
+  public long gradientBytes() {
+    long bytes = 0;
+    for (Parameter p : named.values()) {
+      NDArray a = p.getArray();
+      if (a.hasGradient()) {
+        try (NDArray g = a.getGradient()) {
+          bytes += g.getShape().size() * Precision.typeOf(g).getNumOfBytes();
+        }
+      }
+    }
+    return bytes;
   }
 
   /** Turns gradients on (learner) or off (generation, reference models) for every parameter. */

@@ -128,6 +128,53 @@ class HfConfigTest {
     assertTrue(e.getMessage().contains("use_sliding_window"), e.getMessage());
   }
 
+  /**
+   * OLMo 2 1B's shape as its model card and config give it (allenai/OLMo-2-0425-1B: 16 layers, hidden 2048, 16 heads
+   * of 128, MLP 8192, vocab 100,352, separate output head, full-width q/k norms): the checkpoint holds 1.48B
+   * parameters, as its Hugging Face page lists.
+   */
+  @Test
+  void olmo2PublishedShapeHasThePublishersParameterCount(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    Files.writeString(f, "{\"architectures\": [\"Olmo2ForCausalLM\"], \"model_type\": \"olmo2\","
+        + " \"hidden_size\": 2048, \"intermediate_size\": 8192, \"num_hidden_layers\": 16,"
+        + " \"num_attention_heads\": 16, \"num_key_value_heads\": 16, \"vocab_size\": 100352,"
+        + " \"tie_word_embeddings\": false, \"rope_theta\": 500000, \"rms_norm_eps\": 1e-6,"
+        + " \"max_position_embeddings\": 4096, \"attention_bias\": false, \"hidden_act\": \"silu\","
+        + " \"pad_token_id\": 100277, \"eos_token_id\": 100257}");
+    LlamaConfig c = LlamaConfig.fromHuggingFace(f);
+    assertEquals(LlamaConfig.NormPlacement.POST, c.normPlacement());
+    assertEquals(LlamaConfig.QkNorm.FULL_WIDTH, c.qkNorm());
+    // per layer: q/k/v/o 4 x 2048^2, q/k norms 2 x 2048, MLP 3 x 2048 x 8192, two norms; embedding and head apart
+    long perLayer = 4L * 2048 * 2048 + 2 * 2048 + 3L * 2048 * 8192 + 2 * 2048;
+    assertEquals(16 * perLayer + 2L * 100352 * 2048 + 2048, c.parameterCount());
+    assertEquals(1.48e9, c.parameterCount(), 0.01e9, "parameters");
+    c.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
+  }
+
+  /**
+   * ERNIE 4.5 0.3B's shape as its model card gives it (baidu/ERNIE-4.5-0.3B-PT: 18 layers, 16 query / 2 key-value
+   * heads of 128, hidden 1024, MLP 3072, vocab 103,424, tied embeddings, no biases): the card states 0.36B
+   * parameters.
+   */
+  @Test
+  void erniePublishedShapeHasThePublishersParameterCount(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    Files.writeString(f, "{\"architectures\": [\"Ernie4_5ForCausalLM\"], \"model_type\": \"ernie4_5\","
+        + " \"hidden_size\": 1024, \"intermediate_size\": 3072, \"num_hidden_layers\": 18,"
+        + " \"num_attention_heads\": 16, \"num_key_value_heads\": 2, \"head_dim\": 128,"
+        + " \"vocab_size\": 103424, \"tie_word_embeddings\": true, \"rope_theta\": 500000,"
+        + " \"rms_norm_eps\": 1e-5, \"use_bias\": false, \"max_position_embeddings\": 131072,"
+        + " \"hidden_act\": \"silu\", \"bos_token_id\": 1, \"eos_token_id\": 2}");
+    LlamaConfig c = LlamaConfig.fromHuggingFace(f);
+    assertEquals(LlamaConfig.RopeLayout.INTERLEAVED, c.ropeLayout());
+    assertEquals(128, c.headDim());
+    assertEquals(0.36e9, c.parameterCount(), 0.005e9, "parameters");
+    c.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
+  }
+
   @Test
   void ernieUseBiasPutsBiasesOnEveryProjectionButTheHead(@TempDir Path dir) throws Exception {
     Path f = dir.resolve("config.json");

@@ -77,6 +77,28 @@ class PrecisionTest {
     }
   }
 
+  /**
+   * A model keeps its weights on the device only: the host arrays it was built from can be collected (DJL's
+   * parameter initializers held them for the model's whole life, 4 bytes per parameter of Java heap).
+   */
+  @Test
+  void aModelDoesNotKeepTheHostCopyOfItsWeights() throws Exception {
+    Engines.start();
+    LlamaConfig c = TinyModels.named("qwen3Like");
+    Map<String, HostTensor> weights = LlamaModel.randomWeights(c, 4);
+    java.lang.ref.WeakReference<float[]> probe =
+        new java.lang.ref.WeakReference<>(weights.get("model.embed_tokens.weight").data());
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = LlamaModel.create(c, m, weights)) {
+      weights = null;
+      for (int i = 0; i < 20 && probe.get() != null; i++) {
+        System.gc();
+        Thread.sleep(10);
+      }
+      assertTrue(probe.get() == null, "the model still holds the host copy of its embedding");
+      assertEquals(c.vocabSize(), model.toHostTensors().get("model.embed_tokens.weight").shape()[0]);
+    }
+  }
+
   @Test
   void typeNamesAreCheckedWithTheChoices() {
     assertEquals(DataType.BFLOAT16, Precision.parseType("bf16"));

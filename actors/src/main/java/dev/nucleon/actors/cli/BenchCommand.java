@@ -100,12 +100,12 @@ final class BenchCommand {
     @Override
     public Integer call() throws Exception {
       Device device = modelOptions.startEngine();
-      double rssBeforeModel = rssMb();
+      double rssBeforeModel = rssAfterGc();
       try (NDManager manager = NDManager.newBaseManager(device);
           LlamaModel model = modelOptions.load(manager);
           Generator generator = new Generator(model, 0)) {
         LlamaConfig c = model.config();
-        double rssModel = rssMb();
+        double rssModel = rssAfterGc();
         int[][] prompts = randomPrompts(batch, promptLen, c.vocabSize(), 1);
         SamplingParams params = SamplingParams.sample(1f, newTokens);
         for (int w = 0; w < warmup; w++) {
@@ -135,6 +135,7 @@ final class BenchCommand {
         o.put("rss_mb_start", round(rssStart, 1));
         o.put("rss_mb_end", round(rssMb(), 1));
         memoryPerParameter(o, c, rssBeforeModel, rssModel);
+        o.put("tensor_bytes_per_param", round((double) model.parameterBytes() / c.parameterCount(), 2));
         spec.commandLine().getOut().println(JSON.writeValueAsString(o));
       }
       return 0;
@@ -150,15 +151,26 @@ final class BenchCommand {
   }
 
   /**
-   * Resident memory per parameter: what loading the model added ({@code bytes_per_param_model}) and the peak over
-   * the run, activations, caches, gradients and optimizer state included, above the process before loading
-   * ({@code bytes_per_param_peak}; on the CPU, RSS is where the tensors live).
+   * Resident memory per parameter above the process before loading (on the CPU, RSS is where the tensors live):
+   * what loading the model added ({@code bytes_per_param_model}), what the process holds after the timed work
+   * ({@code bytes_per_param_end}: caches, gradients and optimizer state included) and at its peak
+   * ({@code bytes_per_param_peak}: activations included, and the float32 copies a load makes before casting). The
+   * Java heap is collected before each reading; with {@code JAVA_OPTS="-XX:+UseSerialGC -XX:MinHeapFreeRatio=5
+   * -XX:MaxHeapFreeRatio=10"} it also shrinks, so the host copies of the weights drop out of the figures.
    */
   static void memoryPerParameter(ObjectNode o, LlamaConfig c, double rssBeforeModel, double rssModel) {
     double params = c.parameterCount();
     o.put("rss_mb_before_model", round(rssBeforeModel, 1));
     o.put("bytes_per_param_model", round((rssModel - rssBeforeModel) * 1024 * 1024 / params, 2));
+    o.put("bytes_per_param_end", round((rssAfterGc() - rssBeforeModel) * 1024 * 1024 / params, 2));
     o.put("bytes_per_param_peak", round((peakRssMb() - rssBeforeModel) * 1024 * 1024 / params, 2));
+  }
+
+  /** RSS after collecting the Java heap (twice: the first may only queue finalization). */
+  static double rssAfterGc() {
+    System.gc();
+    System.gc();
+    return rssMb();
   }
 
   static int threadCount() {
@@ -277,13 +289,13 @@ final class BenchCommand {
         throw new IllegalArgumentException("--prompt-len must be in [1, --seq-len), got " + promptLen);
       }
       Device device = modelOptions.startEngine();
-      double rssBeforeModel = rssMb();
+      double rssBeforeModel = rssAfterGc();
       try (NDManager manager = NDManager.newBaseManager(device);
           LlamaModel model = modelOptions.loadForTraining(manager);
           dev.nucleon.learner.Learner learner = new dev.nucleon.learner.Learner(model, null,
               dev.nucleon.learner.LossSettings.defaults(), dev.nucleon.learner.OptimizerSettings.adamw(1e-5), 1f, 0)) {
         LlamaConfig c = model.config();
-        double rssModel = rssMb();
+        double rssModel = rssAfterGc();
         learner.train(randomBatch(c, 0)); // warm-up
         double rssStart = rssMb();
         if (profile != null) {
@@ -312,6 +324,9 @@ final class BenchCommand {
         o.put("rss_mb_end", round(rssMb(), 1));
         o.put("rss_mb_peak", round(peakRssMb(), 1));
         memoryPerParameter(o, c, rssBeforeModel, rssModel);
+        // parameters, their gradients and AdamW's moments, as allocated (activations come and go within a step)
+        o.put("tensor_bytes_per_param", round((double) (model.parameterBytes() + model.gradientBytes()
+            + learner.optimizer().stateBytes()) / c.parameterCount(), 2));
         if (reference != null) {
           ObjectNode ref = runReference(c, threadCount());
           o.set("reference", ref);

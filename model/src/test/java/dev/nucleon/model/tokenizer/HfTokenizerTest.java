@@ -52,6 +52,48 @@ class HfTokenizerTest {
     assertEquals(List.of(), failures);
   }
 
+  /**
+   * OLMo 2's dolma2 tokenizer (byte-level BPE over a cl100k-style split: digits in threes, contractions, whitespace
+   * runs; 22 added tokens, special and not) encodes and decodes 32 texts as Hugging Face's own JavaScript port of
+   * tokenizers does (hf-real/dolma2_encodings.jsonl: scripts, emoji with joiners, code, special and non-special
+   * added tokens inside text, odd whitespace).
+   */
+  @Test
+  void dolma2MatchesTheReferenceEncodings() throws Exception {
+    ObjectMapper json = new ObjectMapper();
+    List<String> failures = new ArrayList<>();
+    int cases = 0;
+    try (HfTokenizer tok = HfTokenizer.load(TestResources.path("hf-real/tokenizers/OLMo-2-dolma2"))) {
+      assertEquals(100278, tok.vocabSize());
+      for (String line : Files.readAllLines(TestResources.path("hf-real/dolma2_encodings.jsonl"))) {
+        JsonNode c = json.readTree(line);
+        cases++;
+        String text = c.get("text").asText();
+        int[] want = new int[c.get("ids").size()];
+        for (int i = 0; i < want.length; i++) {
+          want[i] = c.get("ids").get(i).asInt();
+        }
+        int[] got = tok.encode(text, false);
+        if (!java.util.Arrays.equals(want, got)) {
+          failures.add(json.writeValueAsString(text) + ": ids " + java.util.Arrays.toString(got) + ", want "
+              + java.util.Arrays.toString(want));
+          continue;
+        }
+        if (!tok.decode(got, false).equals(c.get("decoded").asText())) {
+          failures.add(json.writeValueAsString(text) + ": decode with special tokens gives "
+              + json.writeValueAsString(tok.decode(got, false)));
+        }
+        if (!tok.decode(got, true).equals(c.get("decoded_skip_special").asText())) {
+          failures.add(json.writeValueAsString(text) + ": decode skipping special tokens gives "
+              + json.writeValueAsString(tok.decode(got, true)));
+        }
+      }
+    }
+    System.out.printf("dolma2 tokenizer: %d cases, %d failures%n", cases, failures.size());
+    assertEquals(32, cases);
+    assertEquals(List.of(), failures);
+  }
+
   @Test
   void specialTokensComeFromTheTokenizerConfig() {
     try (HfTokenizer tok = HfTokenizer.load(TINYLLAMA.resolve("tokenizer.json"))) {
