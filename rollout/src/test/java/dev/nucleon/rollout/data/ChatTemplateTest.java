@@ -90,6 +90,23 @@ class ChatTemplateTest {
     assertTrue(e.getMessage().contains("<|channel|> tags in the content field"), e.getMessage());
   }
 
+  /**
+   * Tool definitions reach the prompt as the template writes them: gpt-oss declares them in a TypeScript-like
+   * namespace in the developer message (descriptions as comments, optional parameters with '?', enums as unions).
+   * The expected text is the same template rendered by Hugging Face's JavaScript Jinja (chat/README.md).
+   */
+  @Test
+  void gptOssToolDefinitions() throws Exception {
+    Path config = TestData.copy(GPT_OSS + "tokenizer_config.json", dir.resolve("gpt-oss"));
+    TestData.copy(GPT_OSS + "chat_template.jinja", dir.resolve("gpt-oss"));
+    ChatTemplate t = ChatTemplate.fromTokenizerConfig(config).withClock(JUNE_28);
+    List<?> tools = new com.fasterxml.jackson.databind.ObjectMapper().readValue(TestData.text("chat/tools.json"),
+        List.class);
+    String prompt = t.render(List.of(Message.system("Be brief."), Message.user("Weather in Paris?")), true,
+        Map.of("tools", tools));
+    assertEquals(TestData.text("chat/gpt-oss-tools.expected"), prompt);
+  }
+
   @Test
   void pythonStringMethodsAndHelpers() {
     ChatTemplate t = ChatTemplate.of("test", "{{ messages[0].content.strip() }}|{{ 'a,b,c'.split(',')[-1] }}|"
