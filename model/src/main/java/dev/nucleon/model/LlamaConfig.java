@@ -274,15 +274,6 @@ public record LlamaConfig(
     if (root.path("mlp_bias").asBoolean(false)) {
       throw new ModelFormatException(file + ": mlp_bias = true is not supported");
     }
-    if (arch.equals("MistralForCausalLM") && root.hasNonNull("sliding_window")
-        && root.get("sliding_window").asInt() < root.path("max_position_embeddings").asInt(Integer.MAX_VALUE)) {
-      throw new ModelFormatException(file + ": sliding_window attention (" + root.get("sliding_window").asInt()
-          + ") is not supported");
-    }
-    if ((arch.equals("Qwen2ForCausalLM") || arch.equals("Qwen3ForCausalLM"))
-        && root.path("use_sliding_window").asBoolean(false)) {
-      throw new ModelFormatException(file + ": use_sliding_window = true is not supported");
-    }
     try {
       int hidden = requiredInt(file, root, "hidden_size");
       int heads = requiredInt(file, root, "num_attention_heads");
@@ -321,36 +312,76 @@ public record LlamaConfig(
           root.hasNonNull("bos_token_id") ? root.get("bos_token_id").asInt() : -1,
           ids(root.get("eos_token_id")),
           ernieBias,
-          arch.equals("Olmo3ForCausalLM") ? olmo3Windows(file, root) : null);
+          windows(file, arch, root));
     } catch (IllegalArgumentException e) {
       throw new ModelFormatException(file + ": " + e.getMessage(), e);
     }
   }
 
   /**
-   * OLMo 3's per-layer windows: {@code layer_types} ("sliding_attention" / "full_attention"; transformers'
-   * default when absent: every fourth layer full, the others sliding) with {@code sliding_window}.
+   * Each layer's sliding window (0 = full attention), as transformers reads the family's config:
+   * <ul>
+   *   <li>OLMo 3: {@code layer_types} ("sliding_attention" / "full_attention"; default: every fourth layer full,
+   *       the others sliding) with {@code sliding_window} (default 4096);</li>
+   *   <li>Qwen2 and Qwen3: with {@code use_sliding_window}, {@code layer_types}, or by default the layers from
+   *       {@code max_window_layers} on, slide over {@code sliding_window}; without it, none;</li>
+   *   <li>Mistral: every layer slides over {@code sliding_window} when it is set;</li>
+   *   <li>the others: full attention.</li>
+   * </ul>
    */
-  private static int[] olmo3Windows(Path file, JsonNode root) {
+  private static int[] windows(Path file, String arch, JsonNode root) {
     int layers = requiredInt(file, root, "num_hidden_layers");
-    int window = root.hasNonNull("sliding_window") ? requiredInt(file, root, "sliding_window") : 4096;
     JsonNode types = root.get("layer_types");
-    int[] out = new int[layers];
-    for (int i = 0; i < layers; i++) {
-      String type = types == null || types.isNull() ? ((i + 1) % 4 != 0 ? "sliding_attention" : "full_attention")
-          : types.path(i).asText("");
-      out[i] = switch (type) {
-        case "sliding_attention" -> window;
-        case "full_attention" -> 0;
-        default -> throw new ModelFormatException(file + ": layer_types[" + i + "] is '" + type
-            + "'; expected sliding_attention or full_attention");
-      };
-    }
-    if (types != null && !types.isNull() && types.size() != layers) {
+    boolean typed = types != null && !types.isNull();
+    if (typed && types.size() != layers) {
       throw new ModelFormatException(file + ": layer_types names " + types.size() + " layers, but "
           + "num_hidden_layers is " + layers);
     }
+    int[] out = new int[layers];
+    switch (arch) {
+      case "Olmo3ForCausalLM" -> {
+        int window = root.hasNonNull("sliding_window") ? requiredInt(file, root, "sliding_window") : 4096;
+        for (int i = 0; i < layers; i++) {
+          out[i] = sliding(file, typed ? types.path(i).asText("")
+              : (i + 1) % 4 != 0 ? "sliding_attention" : "full_attention", i) ? window : 0;
+        }
+      }
+      case "Qwen2ForCausalLM", "Qwen3ForCausalLM" -> {
+        if (!root.path("use_sliding_window").asBoolean(false)) {
+          return out;
+        }
+        int window = requiredInt(file, root, "sliding_window");
+        int from = root.hasNonNull("max_window_layers") ? root.get("max_window_layers").asInt() : layers;
+        for (int i = 0; i < layers; i++) {
+          out[i] = (typed ? sliding(file, types.path(i).asText(""), i) : i >= from) ? window : 0;
+        }
+      }
+      case "MistralForCausalLM" -> {
+        if (root.hasNonNull("sliding_window")) {
+          java.util.Arrays.fill(out, requiredInt(file, root, "sliding_window"));
+        }
+      }
+      default -> {
+        if (typed) {
+          for (int i = 0; i < layers; i++) {
+            if (sliding(file, types.path(i).asText(""), i)) {
+              throw new ModelFormatException(file + ": layer_types[" + i + "] is sliding_attention, but " + arch
+                  + " has no sliding-window attention");
+            }
+          }
+        }
+      }
+    }
     return out;
+  }
+
+  private static boolean sliding(Path file, String type, int layer) {
+    return switch (type) {
+      case "sliding_attention" -> true;
+      case "full_attention" -> false;
+      default -> throw new ModelFormatException(file + ": layer_types[" + layer + "] is '" + type
+          + "'; expected sliding_attention or full_attention");
+    };
   }
 
   /** Whether any layer attends through a sliding window. */
@@ -496,10 +527,30 @@ public record LlamaConfig(
     if (architecture.equals("Ernie4_5ForCausalLM")) {
       o.put("use_bias", outputBias);
     }
-    if (architecture.equals("Olmo3ForCausalLM")) {
-      ArrayNode types = o.putArray("layer_types");
-      Arrays.stream(slidingWindows).forEach(w -> types.add(w > 0 ? "sliding_attention" : "full_attention"));
-      o.put("sliding_window", hasSlidingWindows() ? Arrays.stream(slidingWindows).max().orElse(0) : 4096);
+    int window = Arrays.stream(slidingWindows).max().orElse(0);
+    switch (architecture) {
+      case "Olmo3ForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM" -> {
+        ArrayNode types = o.putArray("layer_types");
+        Arrays.stream(slidingWindows).forEach(w -> types.add(w > 0 ? "sliding_attention" : "full_attention"));
+        if (architecture.equals("Olmo3ForCausalLM")) {
+          o.put("sliding_window", window > 0 ? window : 4096);
+        } else {
+          o.put("use_sliding_window", window > 0);
+          if (window > 0) {
+            o.put("sliding_window", window);
+          } else {
+            o.putNull("sliding_window");
+          }
+        }
+      }
+      case "MistralForCausalLM" -> {
+        if (window > 0) {
+          o.put("sliding_window", window);
+        } else {
+          o.putNull("sliding_window");
+        }
+      }
+      default -> { }
     }
     if (bosTokenId >= 0) {
       o.put("bos_token_id", bosTokenId);

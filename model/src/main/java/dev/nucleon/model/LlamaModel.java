@@ -375,7 +375,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     int s = (int) mask.getShape().get(3);
     for (int i = 0; i < out.length; i++) {
       int w = config.slidingWindows()[i];
-      out[i] = w == 0 ? full : windowed.computeIfAbsent(w, x -> {
+      // a window as wide as the columns masks nothing (Mistral's 32k window on short sequences)
+      out[i] = w == 0 || w >= s ? full : windowed.computeIfAbsent(w, x -> {
         float[] band = new float[t * s];
         for (int q = 0; q < t; q++) {
           int column = s - t + q;

@@ -123,9 +123,45 @@ class HfConfigTest {
     assertEquals(0.6e9, c.parameterCount(), 0.05e9, "parameters");
     c.writeHuggingFace(dir.resolve("written.json"));
     assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
-    Files.writeString(f, Files.readString(f).replace("\"use_sliding_window\": false", "\"use_sliding_window\": true"));
+    assertFalse(c.hasSlidingWindows());
+  }
+
+  /**
+   * Sliding windows as transformers reads them: Qwen2/Qwen3 slide in the layers from max_window_layers on (or as
+   * layer_types says) only with use_sliding_window, Mistral in every layer when sliding_window is set; each
+   * round-trips through config.json.
+   */
+  @Test
+  void qwenAndMistralSlidingWindows(@TempDir Path dir) throws Exception {
+    Path f = dir.resolve("config.json");
+    String qwen = "{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
+        + " \"num_hidden_layers\": 4, \"num_attention_heads\": 4, \"vocab_size\": 320, \"sliding_window\": 8,"
+        + " \"max_window_layers\": 2";
+    Files.writeString(f, qwen + ", \"use_sliding_window\": false}");
+    assertArrayEquals(new int[] {0, 0, 0, 0}, LlamaConfig.fromHuggingFace(f).slidingWindows());
+    Files.writeString(f, qwen + ", \"use_sliding_window\": true}");
+    LlamaConfig c = LlamaConfig.fromHuggingFace(f);
+    assertArrayEquals(new int[] {0, 0, 8, 8}, c.slidingWindows());
+    c.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
+    Files.writeString(f, qwen.replace("Qwen2", "Qwen3") + ", \"use_sliding_window\": true, \"layer_types\":"
+        + " [\"sliding_attention\", \"full_attention\", \"full_attention\", \"full_attention\"]}");
+    assertArrayEquals(new int[] {8, 0, 0, 0}, LlamaConfig.fromHuggingFace(f).slidingWindows());
+
+    String mistral = "{\"architectures\": [\"MistralForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
+        + " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"vocab_size\": 320";
+    Files.writeString(f, mistral + ", \"sliding_window\": 4096}");
+    c = LlamaConfig.fromHuggingFace(f);
+    assertArrayEquals(new int[] {4096, 4096}, c.slidingWindows());
+    c.writeHuggingFace(dir.resolve("written.json"));
+    assertEquals(c, LlamaConfig.fromHuggingFace(dir.resolve("written.json")));
+    Files.writeString(f, mistral + ", \"sliding_window\": null}");
+    assertFalse(LlamaConfig.fromHuggingFace(f).hasSlidingWindows());
+    Files.writeString(f, mistral.replace("Mistral", "Llama") + ", \"layer_types\": [\"sliding_attention\","
+        + " \"full_attention\"]}");
     var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(f));
-    assertTrue(e.getMessage().contains("use_sliding_window"), e.getMessage());
+    assertTrue(e.getMessage().contains("layer_types[0]") && e.getMessage().contains("LlamaForCausalLM"),
+        e.getMessage());
   }
 
   /**
