@@ -167,7 +167,8 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     metrics.learnerStep(s.seconds(), s.tokens());
     metrics.learnerFlagged(s.gradSpike(), s.skipped());
     metrics.policyVersion(s.version());
-    Map<String, Double> stats = statistics(s, t.batch().stats());
+    Map<String, Double> stats = statistics(s, t.batch().stats(),
+        settings.rollout().topK() == 0 && settings.rollout().topP() >= 1f);
     metrics.trainingSignals(stats);
     if (t.weights() != null) {
       publish(s.version(), t.weights());
@@ -186,7 +187,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     return this;
   }
 
-  static Map<String, Double> statistics(StepStats s, BatchStats b) {
+  static Map<String, Double> statistics(StepStats s, BatchStats b, boolean untruncated) {
     Map<String, Double> m = new LinkedHashMap<>();
     m.put("loss", s.loss());
     m.put("reward_mean", b.rewardMean());
@@ -200,8 +201,9 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     m.put("grad_norm", s.gradNorm());
     m.put("grad_norm_max_param", s.maxParamGradNorm());
     m.put("grad_spike", s.gradSpike() ? 1.0 : 0.0);
-    if (s.logProbGap().tokens() > 0) {
-      // behaviour log-probs against the learner's, on tokens its current weights sampled (see LogProbGap)
+    if (s.logProbGap().tokens() > 0 && untruncated) {
+      // behaviour log-probs against the learner's, on tokens its current weights sampled (see LogProbGap); with
+      // top-k / top-p the behaviour log-probs are renormalized, so the gap would measure that, not numerics
       m.put("logprob_gap_mean", s.logProbGap().mean());
       m.put("logprob_gap_max", s.logProbGap().max());
       m.put("token_mult_prob_error", s.logProbGap().multProbError());

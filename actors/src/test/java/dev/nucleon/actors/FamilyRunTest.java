@@ -75,7 +75,7 @@ class FamilyRunTest {
         double gap = row.get("logprob_gap_mean").asDouble();
         // the sampler and the learner both compute in bfloat16 from the same rounded weights: the gap is small, and
         // may be exactly 0 where both paths round alike
-        assertTrue(gap >= 0 && gap < 0.05, "bf16 sampler vs mixed-precision learner log-prob gap " + gap);
+        assertTrue(Double.isFinite(gap) && gap < 0.05, "bf16 sampler vs mixed-precision learner log-prob gap " + gap);
         assertTrue(row.get("token_mult_prob_error").asDouble() >= 1, row.toString());
       }
     }

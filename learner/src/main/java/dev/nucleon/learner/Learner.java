@@ -75,6 +75,10 @@ public final class Learner implements AutoCloseable {
     if (loss.klCoef() > 0 && reference == null) {
       throw new IllegalArgumentException("kl-coef > 0 needs a reference model");
     }
+    if (policy.precision().weights() != ai.djl.ndarray.types.DataType.FLOAT32) {
+      throw new IllegalArgumentException("the learner trains float32 master weights, but the policy holds "
+          + policy.precision() + ": build it with Precision.training(type)");
+    }
     this.policy = policy;
     this.reference = reference;
     this.loss = loss;
@@ -318,9 +322,10 @@ public final class Learner implements AutoCloseable {
       int k = 0;
       for (TrainingSample s : samples) {
         Trajectory t = s.trajectory();
+        int version = soleVersion(t.tokenVersions());
         for (int j = 0; j < t.completionTokens().length; j++, k++) {
           behaviour[k] = t.behaviourLogProbs()[j];
-          versions[k] = t.tokenVersions()[j];
+          versions[k] = version;
           adv[k] = s.advantage();
           len[k] = t.completionTokens().length;
         }
@@ -328,6 +333,20 @@ public final class Learner implements AutoCloseable {
       Layout l = Layout.of(m, prompts, completions);
       return new MicroBatch(l.tokens, l.positions, l.targets, m.ones(new Shape(n)), m.create(behaviour),
           m.create(adv), m.create(len), behaviour, versions);
+    }
+
+    /**
+     * The one policy version that sampled every token of a trajectory, or -1 where a weight update landed while it
+     * was decoded: its later tokens then attend over keys the older weights computed, so even tokens tagged with
+     * the learner's version would differ from the learner's log-probs by more than numerics.
+     */
+    static int soleVersion(int[] tokenVersions) {
+      for (int v : tokenVersions) {
+        if (v != tokenVersions[0]) {
+          return -1;
+        }
+      }
+      return tokenVersions.length == 0 ? -1 : tokenVersions[0];
     }
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {

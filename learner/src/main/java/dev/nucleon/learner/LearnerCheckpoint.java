@@ -5,6 +5,7 @@ import ai.djl.pytorch.jni.JniUtils;
 import dev.nucleon.learner.checkpoint.Checkpoint;
 import dev.nucleon.learner.checkpoint.CheckpointStore;
 import dev.nucleon.learner.checkpoint.TrainerState;
+import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.ModelFiles;
 import dev.nucleon.model.WeightLayout;
 import dev.nucleon.model.io.HfCheckpoint;
@@ -95,17 +96,13 @@ public final class LearnerCheckpoint {
    * weights where the model folder was stored below them, else the model folder's.
    */
   public static ModelFiles.Checkpoint model(Checkpoint checkpoint) {
-    ModelFiles.Checkpoint folder = ModelFiles.read(checkpoint.dir().resolve(MODEL));
     if (!checkpoint.has(MASTER)) {
-      return folder;
+      return ModelFiles.read(checkpoint.dir().resolve(MODEL));
     }
+    // the masters alone: reading the folder too would widen a second copy of every weight for nothing
     Path master = checkpoint.resolve(MASTER);
-    Map<String, HostTensor> masters = Safetensors.read(master);
-    if (!masters.keySet().equals(folder.huggingFace().keySet())) {
-      throw new IllegalArgumentException(master + ": holds " + masters.keySet().size() + " tensors whose names differ "
-          + "from the model folder's " + folder.huggingFace().keySet().size());
-    }
-    return new ModelFiles.Checkpoint(folder.config(), masters, folder.source(), folder.storedType());
+    return new ModelFiles.Checkpoint(LlamaConfig.fromHuggingFace(checkpoint.resolve(MODEL + "/config.json")),
+        Safetensors.read(master), master, DataType.FLOAT32);
   }
 
   /**

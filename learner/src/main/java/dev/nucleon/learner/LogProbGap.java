@@ -4,8 +4,11 @@ package dev.nucleon.learner;
  * How far the rollout's behaviour log-probs lie from the learner's own log-probs of the same tokens under the same
  * weights: the mismatch between the sampler's and the trainer's numerics (bfloat16 rollout against a float32 or
  * mixed-precision learner, other kernels, other batch shapes), which importance ratios would otherwise read as
- * policy change. Only tokens sampled by exactly the weights the learner holds when it scores them count; tokens of
- * older versions differ by the policy's own change as well.
+ * policy change. Only trajectories sampled wholly by exactly the weights the learner holds when it scores them
+ * count: tokens of older versions differ by the policy's own change as well, and so do tokens decoded after an
+ * in-flight weight update over keys the older weights computed. With top-k or top-p sampling the behaviour
+ * log-probs are renormalized over the kept tokens and the gap measures that too: the learner's actor reports the
+ * metric only for untruncated sampling.
  *
  * <p>The anchors' metrics: TRL's {@code sampling_logp_difference} (mean and max of {@code |logp_learner -
  * logp_behaviour|}) and NeMo-RL's {@code token_mult_prob_error} (mean of {@code exp(|logp_learner -

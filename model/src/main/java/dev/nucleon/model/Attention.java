@@ -136,10 +136,14 @@ public final class Attention extends AbstractBlock {
     NDArray vh; // [B, T, K, D]
     if (JniUtils.isGradMode()) {
       // training: one product per part against a view of its rows, so activations and their gradients are
-      // contiguous and backward accumulates weight-sized slices (see SwiGluMlp)
-      qh = rope.apply(norm(project(x, 0, heads).reshape(b, t, heads, headDim), qNorm), angles);
-      kh = rope.apply(norm(project(x, heads, heads + kvHeads).reshape(b, t, kvHeads, headDim), kNorm), angles);
-      vh = project(x, heads + kvHeads, heads + 2L * kvHeads).reshape(b, t, kvHeads, headDim);
+      // contiguous and backward accumulates weight-sized slices (see SwiGluMlp); the fused weight is cast to the
+      // activations' type once, so mixed precision keeps one low-precision copy of it until backward, not three
+      NDArray w = weight(qkv, x);
+      NDArray bias = weight(qkvBias, x);
+      qh = rope.apply(norm(project(x, w, bias, 0, heads).reshape(b, t, heads, headDim), qNorm), angles);
+      kh = rope.apply(norm(project(x, w, bias, heads, heads + kvHeads).reshape(b, t, kvHeads, headDim), kNorm),
+          angles);
+      vh = project(x, w, bias, heads + kvHeads, heads + 2L * kvHeads).reshape(b, t, kvHeads, headDim);
     } else {
       // decoding: one product for q, k and v and one rotation for q and k, the fewest native calls per token
       NDArray proj = Linear.linear(x, weight(qkv, x), weight(qkvBias, x))
@@ -169,8 +173,13 @@ public final class Attention extends AbstractBlock {
     NDArray masked = scores.add(mask);
     // the softmax in float32 whatever the activations' type, as transformers computes it
     NDArray wide = Precision.as(masked, DataType.FLOAT32, step);
-    NDArray probs = Precision.as(wide.softmax(-1), Precision.typeOf(scores), step); // [B,K,G*T,S]
-    // softmax's backward needs only its output: free the score tensors now, not at the end of the step
+    NDArray softmax = wide.softmax(-1);
+    NDArray probs = Precision.as(softmax, Precision.typeOf(scores), step); // [B,K,G*T,S]
+    // softmax's backward needs only its output, which autograd keeps: free the score tensors (and the float32
+    // probabilities once cast) now, not at the end of the step
+    if (probs != softmax) {
+      softmax.close();
+    }
     if (wide != masked) {
       wide.close();
     }
@@ -186,9 +195,9 @@ public final class Attention extends AbstractBlock {
     return p == null ? null : Precision.as(p.getArray(), Precision.typeOf(x), x.getManager());
   }
 
-  /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix (plus their bias). */
-  private NDArray project(NDArray x, long from, long to) {
-    return Ops.linearRows(x, weight(qkv, x), weight(qkvBias, x), from * headDim, to * headDim);
+  /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix {@code w} (plus their bias). */
+  private NDArray project(NDArray x, NDArray w, NDArray bias, long from, long to) {
+    return Ops.linearRows(x, w, bias, from * headDim, to * headDim);
   }
 
   /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, T, T]}. */

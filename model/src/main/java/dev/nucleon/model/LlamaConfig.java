@@ -324,8 +324,8 @@ public record LlamaConfig(
    *   <li>OLMo 3: {@code layer_types} ("sliding_attention" / "full_attention"; default: every fourth layer full,
    *       the others sliding) with {@code sliding_window} (default 4096);</li>
    *   <li>Qwen2 and Qwen3: with {@code use_sliding_window}, {@code layer_types}, or by default the layers from
-   *       {@code max_window_layers} on, slide over {@code sliding_window}; without it, none;</li>
-   *   <li>Mistral: every layer slides over {@code sliding_window} when it is set;</li>
+   *       {@code max_window_layers} (default 28) on, slide over {@code sliding_window}; without it, none;</li>
+   *   <li>Mistral: every layer slides over {@code sliding_window} (default 4096; null: none);</li>
    *   <li>the others: full attention.</li>
    * </ul>
    */
@@ -351,13 +351,17 @@ public record LlamaConfig(
           return out;
         }
         int window = requiredInt(file, root, "sliding_window");
-        int from = root.hasNonNull("max_window_layers") ? root.get("max_window_layers").asInt() : layers;
+        // transformers' Qwen2Config and Qwen3Config default max_window_layers to 28
+        int from = root.hasNonNull("max_window_layers") ? root.get("max_window_layers").asInt() : 28;
         for (int i = 0; i < layers; i++) {
           out[i] = (typed ? sliding(file, types.path(i).asText(""), i) : i >= from) ? window : 0;
         }
       }
       case "MistralForCausalLM" -> {
-        if (root.hasNonNull("sliding_window")) {
+        // transformers' MistralConfig defaults sliding_window to 4096 when the key is absent; null means none
+        if (!root.has("sliding_window")) {
+          java.util.Arrays.fill(out, 4096);
+        } else if (!root.get("sliding_window").isNull()) {
           java.util.Arrays.fill(out, requiredInt(file, root, "sliding_window"));
         }
       }
@@ -541,6 +545,12 @@ public record LlamaConfig(
           } else {
             o.putNull("sliding_window");
           }
+          // for readers that go by max_window_layers rather than layer_types: the first sliding layer
+          int first = 0;
+          while (first < numLayers && slidingWindows[first] == 0) {
+            first++;
+          }
+          o.put("max_window_layers", first);
         }
       }
       case "MistralForCausalLM" -> {

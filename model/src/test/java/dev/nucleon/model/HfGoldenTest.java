@@ -150,6 +150,9 @@ class HfGoldenTest {
       System.out.printf("golden %s in bf16: max |logit - reference| %.3f (bf16), %.3f (mixed, training path), "
           + "mean %.4f, cache vs recompute %.3f; bound %.3f; %d decided top-1 tokens agree%n", name, worstDecoding,
           worstTraining, mean, cacheGap, bound, decided);
+      // and it did compute in bfloat16: float32 would agree to 1e-5
+      assertTrue(worstDecoding > 1e-3 && worstTraining > 1e-3, name + ": bf16 logits equal float32's ("
+          + worstDecoding + ", " + worstTraining + "): the activations were not bfloat16");
       assertTrue(worstDecoding <= bound, name + ": bf16 off by " + worstDecoding + " > " + bound);
       assertTrue(mean <= 0.005 * largest, name + ": bf16 logits off by " + mean + " on average");
       assertTrue(worstTraining <= bound, name + ": mixed precision off by " + worstTraining + " > " + bound);

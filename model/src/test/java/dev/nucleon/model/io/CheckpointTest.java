@@ -104,13 +104,14 @@ class CheckpointTest {
     try (NDManager m = NDManager.newBaseManager(); LlamaModel model = LlamaModel.random(c, m, 6)) {
       hf = model.toHuggingFace();
     }
-    // ties and specials: 1 + 2^-8 (tie, to 1), 1 + 3 * 2^-8 (tie, to 1 + 2^-6), NaN, infinity, -0
+    // ties and specials: 1 + 2^-8 (tie, to 1), 1 + 3 * 2^-8 (tie, to 1 + 2^-6), NaN, infinity, -0, overflow
     float[] first = hf.values().iterator().next().data();
     first[0] = 1.00390625f;
     first[1] = 1.01171875f;
     first[2] = Float.NaN;
     first[3] = Float.NEGATIVE_INFINITY;
     first[4] = -0f;
+    first[5] = Float.MAX_VALUE; // above bfloat16's largest finite value once rounded: +infinity, as PyTorch gives
     var bf16 = ai.djl.ndarray.types.DataType.BFLOAT16;
     HfCheckpoint.write(dir.resolve("one"), c, hf, bf16);
     HfCheckpoint.write(dir.resolve("sharded"), c, hf, bf16, 8 * 1024);
@@ -139,6 +140,7 @@ class CheckpointTest {
     assertTrue(Float.isNaN(head[2]));
     assertEquals(Float.NEGATIVE_INFINITY, head[3]);
     assertEquals(Float.floatToRawIntBits(-0f), Float.floatToRawIntBits(head[4]));
+    assertEquals(Float.POSITIVE_INFINITY, head[5]);
     assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, ModelFiles.read(dir.resolve("f32")).storedType());
   }
 

@@ -1,0 +1,31 @@
+package dev.nucleon.learner;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** The log-prob gap compares only what the learner's own weights sampled, whole trajectories at a time. */
+class LogProbGapTest {
+
+  @Test
+  void onlyTokensOfTheLearnersVersionCount() {
+    var gap = new LogProbGap.Accumulator();
+    gap.add(new float[] {-1.0f, -2.0f, -3.0f}, new float[] {-1.1f, -2.0f, -5.0f}, new int[] {4, 4, 3}, 4);
+    LogProbGap r = gap.result();
+    assertEquals(2, r.tokens());
+    assertEquals(0.05, r.mean(), 1e-6);
+    assertEquals(0.1, r.max(), 1e-6);
+    assertEquals((Math.exp(0.1) + 1) / 2, r.multProbError(), 1e-6);
+    assertEquals(LogProbGap.NONE, new LogProbGap.Accumulator().result());
+    assertTrue(Double.isNaN(LogProbGap.NONE.mean()));
+  }
+
+  @Test
+  void aTrajectoryDecodedAcrossAWeightUpdateIsLeftOut() {
+    assertEquals(7, Learner.MicroBatch.soleVersion(new int[] {7, 7, 7}));
+    // tokens after an in-flight update attend over keys the older weights computed
+    assertEquals(-1, Learner.MicroBatch.soleVersion(new int[] {6, 6, 7}));
+    assertEquals(-1, Learner.MicroBatch.soleVersion(new int[0]));
+  }
+}
