@@ -4,6 +4,9 @@ import dev.nucleon.actors.coordinator.Coordinator;
 import dev.nucleon.actors.monitor.BusyTracker;
 import dev.nucleon.actors.monitor.NucleonMetrics;
 import dev.nucleon.actors.serialization.NucleonMessage;
+import dev.nucleon.actors.weights.TensorSource;
+import dev.nucleon.actors.weights.WeightServer;
+import dev.nucleon.actors.weights.WeightStream;
 import dev.nucleon.learner.Learner;
 import dev.nucleon.learner.LearnerCheckpoint;
 import dev.nucleon.learner.StepStats;
@@ -51,10 +54,6 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   /** One training batch from the replay buffer. */
   public record Train(TrainingBatch batch) implements Command {}
 
-  /** A remote worker pulls chunk {@code index} of {@code version}. */
-  public record FetchChunk(int version, int index, ActorRef<RolloutWorker.Command> replyTo)
-      implements Command, NucleonMessage {}
-
   private record Trained(TrainingBatch batch, StepStats stats, Map<String, HostTensor> weights, Throwable error)
       implements Command {}
 
@@ -78,7 +77,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   private final Set<ActorRef<RolloutWorker.Command>> workers = new HashSet<>();
   private Map<String, HostTensor> published;
   private int publishedVersion;
-  private WeightTransfer.Packed packed;
+  private WeightServer server;
   private long samplesSeen;
   private boolean finishing;
   private final LearnerCheckpoint.ModelFolder modelFolder;
@@ -126,7 +125,6 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     return newReceiveBuilder()
         .onMessage(Train.class, this::onTrain)
         .onMessage(Trained.class, this::onTrained)
-        .onMessage(FetchChunk.class, this::onFetchChunk)
         .onMessage(WorkersListing.class, this::onWorkersListing)
         .onMessage(SnapshotReady.class, this::onSnapshotReady)
         .onMessage(Saved.class, this::onSaved)
@@ -134,6 +132,9 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
         .onMessage(FinalWeights.class, this::onFinalWeights)
         .onSignal(PostStop.class, s -> {
           thread.shutdown();
+          if (server != null) {
+            server.close();
+          }
           return this;
         })
         .build();
@@ -228,7 +229,9 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     long start = System.nanoTime();
     published = weights;
     publishedVersion = version;
-    packed = null;
+    if (server != null) {
+      serve();
+    }
     long bytes = 0;
     for (ActorRef<RolloutWorker.Command> w : workers) {
       bytes += send(w);
@@ -245,11 +248,21 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
       worker.tell(new RolloutWorker.LocalWeights(publishedVersion, published));
       return 0;
     }
-    if (packed == null) {
-      packed = WeightTransfer.pack(publishedVersion, published, settings.learner().weightChunkBytes());
+    if (server == null) {
+      server = WeightServer.start(getContext().getSystem(), settings.cluster().host(),
+          settings.learner().weightPort(), settings.learner().weightChunkBytes());
+      serve();
     }
-    worker.tell(new RolloutWorker.WeightsAvailable(packed.manifest(), getContext().getSelf()));
-    return packed.manifest().totalBytes();
+    WeightServer.Version v = server.current();
+    worker.tell(new RolloutWorker.WeightsAvailable(v.version(), server.host(), server.port(), v.wireBytes()));
+    return v.wireBytes();
+  }
+
+  /** Makes the published version the one the weight server streams (in the wire type the settings name). */
+  private void serve() {
+    List<TensorSource> tensors = published.values().stream().map(TensorSource::of).toList();
+    boolean bf16 = settings.learner().weightDtype() == ai.djl.ndarray.types.DataType.BFLOAT16;
+    server.publish(new WeightServer.Version(publishedVersion, tensors, bf16, WeightStream.wireBytes(tensors, bf16)));
   }
 
   private Behavior<Command> onFinishEarly(FinishEarly f) {
@@ -269,16 +282,6 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     }
     getContext().ask(Coordinator.Snapshot.class, coordinator, Duration.ofMinutes(1), Coordinator.SnapshotRequest::new,
         (snap, error) -> new SnapshotReady(snap, f.version(), true, error));
-    return this;
-  }
-
-  private Behavior<Command> onFetchChunk(FetchChunk f) {
-    if (packed == null || f.version() != packed.manifest().version()) {
-      // an older version was replaced meanwhile: announce the newest instead
-      send(f.replyTo());
-      return this;
-    }
-    f.replyTo().tell(new RolloutWorker.WeightChunk(f.version(), f.index(), packed.chunk(f.index())));
     return this;
   }
 

@@ -60,15 +60,6 @@ import org.apache.pekko.cluster.typed.SingletonActor;
  */
 public final class NucleonNode implements AutoCloseable {
 
-  /** Paths of actors that receive weight chunks: they use Artery's large-message channel. */
-  static final List<String> LARGE_MESSAGE_DESTINATIONS;
-
-  static {
-    List<String> paths = new ArrayList<>(List.of("/user/learner"));
-    IntStream.range(0, 16).forEach(i -> paths.add("/user/rollout-" + i));
-    LARGE_MESSAGE_DESTINATIONS = List.copyOf(paths);
-  }
-
   private final RunSettings settings;
   private final Path runDir;
   private final ActorSystem<Void> system;
@@ -185,12 +176,13 @@ public final class NucleonNode implements AutoCloseable {
     return finished;
   }
 
-  /** The Pekko part of the node's config: cluster provider, Artery address, roles, seeds, large messages. */
+  /**
+   * The Pekko part of the node's config: cluster provider, Artery address, roles, seeds. Weights do not travel over
+   * Artery (see {@link dev.nucleon.actors.weights.WeightServer}).
+   */
   static Config pekkoConfig(RunSettings s) {
-    int frame = s.learner().weightChunkBytes() + (1 << 20);
     String seeds = quoted(s.cluster().seedNodes());
     String roles = quoted(s.cluster().roles());
-    String large = quoted(LARGE_MESSAGE_DESTINATIONS);
     String hocon = "pekko {\n"
         + "  loggers = [\"org.apache.pekko.event.slf4j.Slf4jLogger\"]\n"
         + "  logging-filter = \"org.apache.pekko.event.slf4j.Slf4jLoggingFilter\"\n"
@@ -199,8 +191,6 @@ public final class NucleonNode implements AutoCloseable {
         + "  remote.artery {\n"
         + "    canonical.hostname = \"" + s.cluster().host() + "\"\n"
         + "    canonical.port = " + s.cluster().port() + "\n"
-        + "    large-message-destinations = [" + large + "]\n"
-        + "    advanced.maximum-large-frame-size = " + frame + "\n"
         + "  }\n"
         + "  cluster {\n"
         + "    seed-nodes = [" + seeds + "]\n"

@@ -4,6 +4,8 @@ import dev.nucleon.actors.coordinator.Coordinator;
 import dev.nucleon.actors.monitor.BusyTracker;
 import dev.nucleon.actors.monitor.NucleonMetrics;
 import dev.nucleon.actors.serialization.NucleonMessage;
+import dev.nucleon.actors.weights.WeightFetcher;
+import dev.nucleon.actors.weights.WeightStream;
 import dev.nucleon.core.rollout.PromptGroup;
 import dev.nucleon.core.rollout.Trajectory;
 import dev.nucleon.model.io.HostTensor;
@@ -38,12 +40,18 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /** New weights from a learner in the same JVM: the tensors themselves, no copy over the network. */
   public record LocalWeights(int version, Map<String, HostTensor> weights) implements Command {}
 
-  /** A learner on another node published a version; its chunks are pulled from {@code server}. */
-  public record WeightsAvailable(WeightTransfer.Manifest manifest, ActorRef<LearnerActor.Command> server)
-      implements Command, NucleonMessage {}
+  /**
+   * A learner on another node published a version: its weight server on {@code host:port} streams the newest
+   * version to whoever connects, in at most {@code bytes} bytes.
+   */
+  public record WeightsAvailable(int version, String host, int port, long bytes) implements Command, NucleonMessage {}
 
-  /** One chunk of a version's weights. */
-  public record WeightChunk(int version, int index, byte[] data) implements Command, NucleonMessage {}
+  /** A fetch ended: the version that arrived (checked), or why it failed. */
+  private record Fetched(WeightsAvailable from, WeightStream.Received received, Throwable error, long startNanos)
+      implements Command {}
+
+  /** Time to try the newest announced version again after a failed fetch. */
+  private enum RetryFetch implements Command { INSTANCE }
 
   private record Reply(Coordinator.WorkReply reply) implements Command {}
 
@@ -61,8 +69,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
   private static final Duration RETRY = Duration.ofMillis(20);
 
-  /** Weight chunks requested ahead while a version is pulled (bounded memory in flight, a busy link). */
-  static final int CHUNK_WINDOW = 4;
+  /** A weight stream that sends nothing for this long is given up and fetched again. */
+  static final Duration FETCH_IDLE = Duration.ofSeconds(30);
+
+  /** Wait before fetching again after a failed transfer. */
+  static final Duration FETCH_RETRY = Duration.ofSeconds(1);
 
   private final String name;
   private final RolloutEngine engine;
@@ -73,9 +84,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private final BusyTracker busy;
   private final TimerScheduler<Command> timers;
   private final ActorRef<Coordinator.WorkReply> replyAdapter;
-  private WeightTransfer.Assembler incoming;
-  private long incomingSince;
-  private ActorRef<LearnerActor.Command> weightServer;
+  private WeightsAvailable newest;
+  private boolean fetching;
   private int pendingVersion;
   private boolean scorersKnown;
   private final java.util.List<RewardScorer.Command> unscored = new java.util.ArrayList<>();
@@ -114,7 +124,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         .onMessage(EvalGenerated.class, this::onEvalGenerated)
         .onMessage(LocalWeights.class, this::onLocalWeights)
         .onMessage(WeightsAvailable.class, this::onWeightsAvailable)
-        .onMessage(WeightChunk.class, this::onWeightChunk)
+        .onMessage(Fetched.class, this::onFetched)
+        .onMessageEquals(RetryFetch.INSTANCE, this::fetchNewest)
         .onMessage(ScorersListing.class, this::onScorersListing)
         .onSignal(PostStop.class, s -> {
           engine.close();
@@ -215,43 +226,46 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   }
 
   private Behavior<Command> onWeightsAvailable(WeightsAvailable w) {
-    if (w.manifest().version() <= pendingVersion
-        || (incoming != null && incoming.manifest().version() >= w.manifest().version())) {
-      return this; // stale or already coming: a worker that missed versions takes the newest one
+    if (w.version() > pendingVersion && (newest == null || w.version() > newest.version())) {
+      newest = w;
     }
-    incoming = new WeightTransfer.Assembler(w.manifest());
-    incomingSince = System.nanoTime();
-    weightServer = w.server();
-    for (int i = 0; i < CHUNK_WINDOW; i++) {
-      requestNextChunk();
+    return fetching ? this : fetchNewest(); // one transfer at a time; a worker that is behind takes the newest
+  }
+
+  /** Starts pulling the newest announced version, unless this worker already holds it. */
+  private Behavior<Command> fetchNewest() {
+    if (fetching || newest == null || newest.version() <= pendingVersion) {
+      return this;
     }
+    fetching = true;
+    WeightsAvailable from = newest;
+    long start = System.nanoTime();
+    getContext().pipeToSelf(WeightFetcher.fetchTensors(getContext().getSystem(), from.host(), from.port(),
+        from.bytes(), FETCH_IDLE), (received, error) -> new Fetched(from, received, error, start));
     return this;
   }
 
-  private void requestNextChunk() {
-    int index = incoming.nextToRequest();
-    if (index >= 0) {
-      weightServer.tell(new LearnerActor.FetchChunk(incoming.manifest().version(), index, getContext().getSelf()));
-    }
-  }
-
-  private Behavior<Command> onWeightChunk(WeightChunk c) {
-    if (incoming == null || c.version() != incoming.manifest().version()) {
+  private Behavior<Command> onFetched(Fetched f) {
+    fetching = false;
+    double seconds = (System.nanoTime() - f.startNanos()) / 1e9;
+    if (f.error() != null) {
+      Throwable cause = f.error() instanceof java.util.concurrent.CompletionException && f.error().getCause() != null
+          ? f.error().getCause() : f.error();
+      getContext().getLog().warn("policy version {} from {}:{} failed after {} s ({}); fetching the newest version "
+          + "again in {} ms", f.from().version(), f.from().host(), f.from().port(), String.format("%.1f", seconds),
+          cause.toString(), FETCH_RETRY.toMillis());
+      timers.startSingleTimer(RetryFetch.INSTANCE, RetryFetch.INSTANCE, FETCH_RETRY);
       return this;
     }
-    incoming.accept(c.index(), c.data());
-    if (!incoming.complete()) {
-      requestNextChunk();
-      return this;
+    WeightStream.Received r = f.received();
+    if (r.version() > pendingVersion) {
+      pendingVersion = r.version();
+      engine.updateWeights(r.version(), r.tensors());
+      double mb = r.bytes() / 1e6;
+      getContext().getLog().info("policy version {}: {} MB ({}) streamed in {} s ({} MB/s)", r.version(),
+          String.format("%.1f", mb), r.bf16() ? "bf16" : "f32", String.format("%.3f", seconds),
+          String.format("%.0f", mb / seconds));
     }
-    pendingVersion = c.version();
-    engine.updateWeights(c.version(), incoming.result());
-    double seconds = (System.nanoTime() - incomingSince) / 1e9;
-    double mb = incoming.manifest().totalBytes() / 1e6;
-    getContext().getLog().info("policy version {}: {} MB in {} chunks pulled in {} s ({} MB/s)", c.version(),
-        String.format("%.1f", mb), incoming.manifest().chunks(), String.format("%.3f", seconds),
-        String.format("%.0f", mb / seconds));
-    incoming = null;
-    return this;
+    return fetchNewest(); // a newer version may have been announced meanwhile
   }
 }

@@ -32,10 +32,11 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
 
   /**
    * {@code nucleon.learner}; {@code dtype} is the compute type (bfloat16: mixed precision over float32 masters),
-   * {@code saveDtype} the checkpoints' model type (null: the base model's).
+   * {@code saveDtype} the checkpoints' model type (null: the base model's), {@code weightDtype} the type weights
+   * travel in to remote workers, {@code weightPort} the weight server's port (0: any free one).
    */
   public record Learner(String device, int publishEverySteps, int weightChunkBytes, DataType dtype,
-      DataType saveDtype) {}
+      DataType saveDtype, DataType weightDtype, int weightPort) {}
 
   /** {@code nucleon.reward-scorer}. */
   public record Scorer(int scorers, int maxInFlight) {}
@@ -81,8 +82,15 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
       throw bad(c, "nucleon.learner.weight-chunk-bytes", "must be between 1KiB and 64MiB, got " + chunk);
     }
     String save = c.getString("nucleon.learner.save-dtype");
+    DataType wire = c.getString("nucleon.learner.weight-dtype").equals("auto") ? rollout.dtype()
+        : dtype(c, "nucleon.learner.weight-dtype");
+    int weightPort = atLeast(c, "nucleon.learner.weight-port", 0);
+    if (weightPort > 65535) {
+      throw bad(c, "nucleon.learner.weight-port", "must be a TCP port (0 for any free one), got " + weightPort);
+    }
     Learner learner = new Learner(learnerDevice, atLeast(c, "nucleon.learner.publish-every-steps", 1), (int) chunk,
-        dtype(c, "nucleon.learner.dtype"), save.equals("auto") ? null : dtype(c, "nucleon.learner.save-dtype"));
+        dtype(c, "nucleon.learner.dtype"), save.equals("auto") ? null : dtype(c, "nucleon.learner.save-dtype"),
+        wire, weightPort);
     Scorer scorer = new Scorer(atLeast(c, "nucleon.reward-scorer.scorers", 1),
         atLeast(c, "nucleon.reward-scorer.max-in-flight", 1));
     List<String> roles = c.getStringList("nucleon.cluster.roles");
@@ -155,7 +163,8 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     try {
       return Precision.parseType(c.getString(key));
     } catch (IllegalArgumentException e) {
-      throw bad(c, key, e.getMessage() + (key.endsWith("save-dtype") ? " (or auto)" : ""));
+      throw bad(c, key, e.getMessage() + (key.endsWith("save-dtype") || key.endsWith("weight-dtype") ? " (or auto)"
+          : ""));
     }
   }
 

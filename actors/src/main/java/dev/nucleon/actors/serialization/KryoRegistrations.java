@@ -177,13 +177,10 @@ public final class KryoRegistrations {
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.CheckpointSaved.class));
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.SnapshotRequest.class));
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.Snapshot.class));
-    e.add(Entry.of(dev.nucleon.actors.WeightTransfer.Manifest.class));
     e.add(Entry.of(dev.nucleon.actors.RolloutWorker.WeightsAvailable.class));
-    e.add(Entry.of(dev.nucleon.actors.RolloutWorker.WeightChunk.class));
     e.add(Entry.of(dev.nucleon.actors.RewardScorer.ScoreGroup.class));
     e.add(Entry.of(dev.nucleon.actors.RewardScorer.ScoreEval.class));
     e.add(Entry.of(dev.nucleon.actors.ReplayActor.Scored.class));
-    e.add(Entry.of(dev.nucleon.actors.LearnerActor.FetchChunk.class));
     e.add(Entry.of(dev.nucleon.actors.RunReporter.StepDone.class));
     e.add(Entry.of(dev.nucleon.actors.RunReporter.EvalDone.class));
     e.add(Entry.of(dev.nucleon.actors.RunReporter.Finished.class));

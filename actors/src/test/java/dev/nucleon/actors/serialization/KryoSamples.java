@@ -5,7 +5,6 @@ import dev.nucleon.actors.ReplayActor;
 import dev.nucleon.actors.RewardScorer;
 import dev.nucleon.actors.RolloutWorker;
 import dev.nucleon.actors.RunReporter;
-import dev.nucleon.actors.WeightTransfer;
 import dev.nucleon.actors.coordinator.Coordinator;
 import dev.nucleon.core.reward.RewardRequest;
 import dev.nucleon.core.reward.RewardResult;
@@ -143,16 +142,12 @@ final class KryoSamples {
     s.put(Coordinator.CheckpointSaved.class, new Coordinator.CheckpointSaved(5, "/runs/x/checkpoints/step-5", true));
     s.put(Coordinator.SnapshotRequest.class, new Coordinator.SnapshotRequest(any));
     s.put(Coordinator.Snapshot.class, new Coordinator.Snapshot(new byte[] {1, 2, 3}));
-    WeightTransfer.Manifest manifest = new WeightTransfer.Manifest(5, List.of("a", "b"),
-        List.of(new long[] {2, 3}, new long[] {4}), 40, 16, 123456789L);
-    s.put(WeightTransfer.Manifest.class, manifest);
-    s.put(RolloutWorker.WeightsAvailable.class, new RolloutWorker.WeightsAvailable(manifest, any));
-    s.put(RolloutWorker.WeightChunk.class, new RolloutWorker.WeightChunk(5, 1, new byte[] {9, 8, 7}));
+    s.put(RolloutWorker.WeightsAvailable.class, new RolloutWorker.WeightsAvailable(5, "10.0.0.7", 40123,
+        1L << 33));
     s.put(RewardScorer.ScoreGroup.class, new RewardScorer.ScoreGroup(group, List.of(trajectory), any));
     s.put(RewardScorer.ScoreEval.class, new RewardScorer.ScoreEval(9L, 5, List.of(group), List.of("55"), any));
     s.put(ReplayActor.Scored.class, new ReplayActor.Scored(group, List.of(new ScoredTrajectory(trajectory,
         RewardResult.ok(1.0)))));
-    s.put(LearnerActor.FetchChunk.class, new LearnerActor.FetchChunk(5, 2, any));
     s.put(RunReporter.StepDone.class, new RunReporter.StepDone(5, List.of(3L, 4L), Map.of("loss", 0.1)));
     s.put(RunReporter.EvalDone.class, new RunReporter.EvalDone(5, 0.5, 0.5, 500, 0));
     s.put(RunReporter.Finished.class, new RunReporter.Finished(250, 8000L, "/runs/x/checkpoints/step-250"));

@@ -155,7 +155,7 @@ public final class Safetensors {
   }
 
   /** float32 to bfloat16 bits, rounded to nearest, ties to even; NaN stays NaN. */
-  static short toBf16(float x) {
+  public static short toBf16(float x) {
     int bits = Float.floatToRawIntBits(x);
     if (Float.isNaN(x)) {
       return (short) ((bits >>> 16) | 0x40); // keep it a (quiet) NaN after truncation

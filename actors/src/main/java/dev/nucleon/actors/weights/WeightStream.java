@@ -1,0 +1,408 @@
+package dev.nucleon.actors.weights;
+
+import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.model.io.Safetensors;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.zip.CRC32;
+import org.apache.pekko.util.ByteString;
+
+/**
+ * The wire format of one policy version on a weight stream, and its encoder and decoder. Everything is little
+ * endian:
+ * <pre>
+ *   "NWS1"  version:int32  dtype:int8 (0 = float32, 1 = bfloat16)  tensors:int32
+ *   per tensor:  nameLength:int16 name:UTF-8  rank:int8 shape:int64[rank]
+ *                values (elements x 4 or 2 bytes)  crc32 of those bytes:int32
+ *   "NEND"
+ * </pre>
+ * The encoder produces the bytes a chunk at a time from {@link TensorSource}s, so no array of the whole version
+ * exists and its size is limited only by the tensors themselves; the decoder checks every tensor's checksum as it
+ * ends and hands the values to a {@link TensorSink} as they arrive.
+ */
+public final class WeightStream {
+
+  static final int MAGIC = 0x3153574e; // "NWS1" read as a little-endian int
+  static final int END = 0x444e454e; // "NEND"
+  static final int MAX_RANK = 8;
+  static final int MAX_NAME_BYTES = 4096;
+
+  private WeightStream() {}
+
+  /** Where decoded values go. Calls come in stream order from one thread at a time. */
+  public interface TensorSink {
+    /** A tensor starts. */
+    void begin(String name, long[] shape);
+
+    /** The next {@code n} values of the current tensor, widened to float32. */
+    void values(float[] chunk, int n);
+
+    /** The current tensor ended and its checksum matched. */
+    void end();
+  }
+
+  /** A version as it arrived: its number, wire type and tensors (in stream order). */
+  public record Received(int version, boolean bf16, Map<String, HostTensor> tensors, long bytes) {}
+
+  /** Bytes a version takes on the wire. */
+  public static long wireBytes(List<? extends TensorSource> tensors, boolean bf16) {
+    long n = 13 + 4; // stream header and end marker
+    for (TensorSource t : tensors) {
+      n += 2 + t.name().getBytes(StandardCharsets.UTF_8).length + 1 + 8L * t.shape().length
+          + t.elements() * (bf16 ? 2 : 4) + 4;
+    }
+    return n;
+  }
+
+  /**
+   * The bytes of one version, {@code chunkBytes} at a time (values are converted from float32 as they are
+   * produced; bfloat16 rounds to nearest even).
+   */
+  public static Iterator<ByteString> encode(int version, List<? extends TensorSource> tensors, boolean bf16,
+      int chunkBytes) {
+    return new Encoder(version, tensors, bf16, chunkBytes);
+  }
+
+  private static final class Encoder implements Iterator<ByteString> {
+    private final int version;
+    private final List<? extends TensorSource> tensors;
+    private final boolean bf16;
+    private final int width;
+    private final int chunkElements;
+    private final float[] window;
+    private int tensor = -1; // -1: stream header not yet sent
+    private long next; // next element of the current tensor
+    private boolean headerSent; // the current tensor's header
+    private boolean done;
+    private final CRC32 crc = new CRC32();
+
+    Encoder(int version, List<? extends TensorSource> tensors, boolean bf16, int chunkBytes) {
+      this.version = version;
+      this.tensors = tensors;
+      this.bf16 = bf16;
+      this.width = bf16 ? 2 : 4;
+      this.chunkElements = Math.max(1, chunkBytes / width);
+      this.window = new float[chunkElements];
+    }
+
+    @Override
+    public boolean hasNext() {
+      return !done;
+    }
+
+    @Override
+    public ByteString next() {
+      if (done) {
+        throw new NoSuchElementException();
+      }
+      if (tensor < 0) {
+        tensor = 0;
+        ByteBuffer b = le(13);
+        b.putInt(MAGIC).putInt(version).put((byte) (bf16 ? 1 : 0)).putInt(tensors.size());
+        return bytes(b);
+      }
+      if (tensor == tensors.size()) {
+        done = true;
+        return bytes(le(4).putInt(END));
+      }
+      TensorSource t = tensors.get(tensor);
+      if (!headerSent) {
+        headerSent = true;
+        next = 0;
+        crc.reset();
+        byte[] name = t.name().getBytes(StandardCharsets.UTF_8);
+        long[] shape = t.shape();
+        ByteBuffer b = le(2 + name.length + 1 + 8 * shape.length);
+        b.putShort((short) name.length).put(name).put((byte) shape.length);
+        for (long s : shape) {
+          b.putLong(s);
+        }
+        return bytes(b);
+      }
+      long total = t.elements();
+      if (next < total) {
+        int n = (int) Math.min(chunkElements, total - next);
+        t.read(next, window, n);
+        next += n;
+        byte[] out = new byte[n * width];
+        ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
+        if (bf16) {
+          for (int i = 0; i < n; i++) {
+            b.putShort(Safetensors.toBf16(window[i]));
+          }
+        } else {
+          b.asFloatBuffer().put(window, 0, n);
+        }
+        crc.update(out);
+        return ByteString.fromArrayUnsafe(out);
+      }
+      tensor++;
+      headerSent = false;
+      return bytes(le(4).putInt((int) crc.getValue()));
+    }
+
+    private static ByteBuffer le(int n) {
+      return ByteBuffer.allocate(n).order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    private static ByteString bytes(ByteBuffer b) {
+      return ByteString.fromArrayUnsafe(b.array());
+    }
+  }
+
+  /**
+   * Parses a version's bytes as they arrive, in pieces of any size. Errors ({@link WeightStreamException}) name the
+   * tensor and what was wrong: a bad header, a checksum mismatch, a stream that ends early or runs on.
+   */
+  public static final class Decoder {
+    private final TensorSink sink;
+    private final long maxBytes;
+    private ByteString pending = ByteString.emptyByteString();
+    private int version = -1;
+    private boolean bf16;
+    private int tensorCount = -1;
+    private int tensorsDone;
+    private String name;
+    private long[] shape;
+    private long remaining = -1; // value bytes left in the current tensor; -1: no tensor open
+    private boolean ended;
+    private long bytes;
+    private final CRC32 crc = new CRC32();
+    private float[] values = new float[0];
+
+    /**
+     * @param sink where values go
+     * @param maxBytes the most bytes this version may take (from its announcement); more is an error
+     */
+    public Decoder(TensorSink sink, long maxBytes) {
+      this.sink = sink;
+      this.maxBytes = maxBytes;
+    }
+
+    public int version() {
+      return version;
+    }
+
+    public boolean bf16() {
+      return bf16;
+    }
+
+    public long bytes() {
+      return bytes;
+    }
+
+    /** Consumes the next piece of the stream. */
+    public void feed(ByteString piece) {
+      bytes += piece.length();
+      if (bytes > maxBytes) {
+        throw new WeightStreamException("version " + version + ": the stream runs past the " + maxBytes
+            + " bytes announced");
+      }
+      if (ended && piece.nonEmpty()) {
+        throw new WeightStreamException("version " + version + ": bytes after the end marker");
+      }
+      pending = pending.concat(piece);
+      boolean progress = true;
+      while (progress && !ended) {
+        progress = step();
+      }
+    }
+
+    /** Checks that the whole version arrived. */
+    public void finish() {
+      if (!ended) {
+        throw new WeightStreamException("version " + version + ": the stream ended after " + tensorsDone + " of "
+            + tensorCount + " tensors" + (name == null ? "" : " (inside '" + name + "')"));
+      }
+    }
+
+    /** Parses one element of the format if its bytes are there; false when more bytes are needed. */
+    private boolean step() {
+      if (version < 0) {
+        if (pending.length() < 13) {
+          return false;
+        }
+        ByteBuffer b = take(13);
+        int magic = b.getInt();
+        if (magic != MAGIC) {
+          throw new WeightStreamException("not a weight stream (magic " + Integer.toHexString(magic) + ")");
+        }
+        version = b.getInt();
+        byte dtype = b.get();
+        if (dtype != 0 && dtype != 1) {
+          throw new WeightStreamException("version " + version + ": unknown dtype code " + dtype);
+        }
+        bf16 = dtype == 1;
+        tensorCount = b.getInt();
+        if (tensorCount < 0) {
+          throw new WeightStreamException("version " + version + ": negative tensor count " + tensorCount);
+        }
+        return true;
+      }
+      if (remaining < 0) {
+        if (tensorsDone == tensorCount) {
+          if (pending.length() < 4) {
+            return false;
+          }
+          if (take(4).getInt() != END) {
+            throw new WeightStreamException("version " + version + ": no end marker after " + tensorCount
+                + " tensors");
+          }
+          ended = true;
+          if (pending.nonEmpty()) {
+            throw new WeightStreamException("version " + version + ": bytes after the end marker");
+          }
+          return false;
+        }
+        return header();
+      }
+      if (remaining == 0) {
+        if (pending.length() < 4) {
+          return false;
+        }
+        int sent = take(4).getInt();
+        if (sent != (int) crc.getValue()) {
+          throw new WeightStreamException("version " + version + ": tensor '" + name + "' fails its checksum (sent "
+              + Integer.toHexString(sent) + ", received " + Long.toHexString(crc.getValue()) + ")");
+        }
+        sink.end();
+        tensorsDone++;
+        remaining = -1;
+        name = null;
+        return true;
+      }
+      int width = bf16 ? 2 : 4;
+      long usable = Math.min(remaining, pending.length() - pending.length() % width);
+      if (usable == 0) {
+        return false;
+      }
+      ByteBuffer b = take((int) usable);
+      crc.update(b.duplicate());
+      int n = (int) (usable / width);
+      if (values.length < n) {
+        values = new float[n];
+      }
+      if (bf16) {
+        for (int i = 0; i < n; i++) {
+          values[i] = Float.intBitsToFloat((b.getShort() & 0xffff) << 16);
+        }
+      } else {
+        b.asFloatBuffer().get(values, 0, n);
+      }
+      sink.values(values, n);
+      remaining -= usable;
+      return true;
+    }
+
+    private boolean header() {
+      if (pending.length() < 2) {
+        return false;
+      }
+      int nameLength = pending.iterator().getShort(ByteOrder.LITTLE_ENDIAN) & 0xffff;
+      if (nameLength == 0 || nameLength > MAX_NAME_BYTES) {
+        throw new WeightStreamException("version " + version + ": tensor " + tensorsDone + " has a name of "
+            + nameLength + " bytes");
+      }
+      if (pending.length() < 2 + nameLength + 1) {
+        return false;
+      }
+      int rank = pending.apply(2 + nameLength);
+      if (rank < 0 || rank > MAX_RANK) {
+        throw new WeightStreamException("version " + version + ": tensor " + tensorsDone + " has rank " + rank);
+      }
+      int size = 2 + nameLength + 1 + 8 * rank;
+      if (pending.length() < size) {
+        return false;
+      }
+      ByteBuffer b = take(size);
+      b.getShort();
+      byte[] nameBytes = new byte[nameLength];
+      b.get(nameBytes);
+      name = new String(nameBytes, StandardCharsets.UTF_8);
+      b.get();
+      shape = new long[rank];
+      for (int i = 0; i < rank; i++) {
+        shape[i] = b.getLong();
+        if (shape[i] < 0) {
+          throw new WeightStreamException("version " + version + ": tensor '" + name + "' has a negative dimension");
+        }
+      }
+      long elements;
+      try {
+        elements = HostTensor.numel(shape);
+        remaining = Math.multiplyExact(elements, bf16 ? 2 : 4);
+      } catch (ArithmeticException e) {
+        throw new WeightStreamException("version " + version + ": tensor '" + name + "' is too large");
+      }
+      if (remaining > maxBytes) {
+        throw new WeightStreamException("version " + version + ": tensor '" + name + "' of " + remaining
+            + " bytes exceeds the " + maxBytes + " bytes announced");
+      }
+      crc.reset();
+      sink.begin(name, shape);
+      return true;
+    }
+
+    private ByteBuffer take(int n) {
+      ByteBuffer b = pending.slice(0, n).toByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+      pending = pending.drop(n);
+      return b;
+    }
+  }
+
+  /** Collects the tensors as host arrays (float32). */
+  public static final class Collect implements TensorSink {
+    private final Map<String, HostTensor> out = new LinkedHashMap<>();
+    private final List<String> order = new ArrayList<>();
+    private float[] data;
+    private int filled;
+    private String name;
+    private long[] shape;
+
+    @Override
+    public void begin(String name, long[] shape) {
+      long n = HostTensor.numel(shape);
+      if (n > Integer.MAX_VALUE - 8) {
+        throw new WeightStreamException("tensor '" + name + "' of " + n + " elements is too large for one array");
+      }
+      if (out.containsKey(name)) {
+        throw new WeightStreamException("tensor '" + name + "' arrived twice");
+      }
+      this.name = name;
+      this.shape = shape;
+      this.data = new float[(int) n];
+      this.filled = 0;
+    }
+
+    @Override
+    public void values(float[] chunk, int n) {
+      System.arraycopy(chunk, 0, data, filled, n);
+      filled += n;
+    }
+
+    @Override
+    public void end() {
+      out.put(name, new HostTensor(name, shape, data));
+      order.add(name);
+      data = null;
+    }
+
+    public Map<String, HostTensor> tensors() {
+      return out;
+    }
+  }
+
+  /** A weight stream that is malformed or corrupt. */
+  public static final class WeightStreamException extends RuntimeException {
+    public WeightStreamException(String message) {
+      super(message);
+    }
+  }
+}

@@ -1,0 +1,166 @@
+package dev.nucleon.actors.weights;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.nucleon.model.io.HostTensor;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.stream.javadsl.Flow;
+import org.apache.pekko.util.ByteString;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The weight stream's format, and its transport between a server and fetchers over TCP on 127.0.0.1. */
+class WeightStreamTest {
+
+  private static ActorSystem<Void> system;
+
+  @BeforeAll
+  static void start() {
+    system = ActorSystem.create(Behaviors.empty(), "weights");
+  }
+
+  @AfterAll
+  static void stop() {
+    system.terminate();
+  }
+
+  static Map<String, HostTensor> tensors(long seed) {
+    SplittableRandom rng = new SplittableRandom(seed);
+    Map<String, HostTensor> m = new LinkedHashMap<>();
+    long[][] shapes = {{37, 11}, {5}, {3, 4, 5}, {1000}, {0}};
+    for (int i = 0; i < shapes.length; i++) {
+      float[] d = new float[(int) HostTensor.numel(shapes[i])];
+      for (int j = 0; j < d.length; j++) {
+        d[j] = (float) rng.nextGaussian();
+      }
+      m.put("layer." + i + ".weight", new HostTensor("layer." + i + ".weight", shapes[i], d));
+    }
+    return m;
+  }
+
+  static List<TensorSource> sources(Map<String, HostTensor> m) {
+    return m.values().stream().map(TensorSource::of).toList();
+  }
+
+  /** Feeds the encoded bytes to a decoder in pieces of random sizes (as TCP delivers them). */
+  static WeightStream.Received roundTrip(Map<String, HostTensor> m, boolean bf16, int chunk, long seed) {
+    List<ByteString> all = new ArrayList<>();
+    Iterator<ByteString> it = WeightStream.encode(9, sources(m), bf16, chunk);
+    it.forEachRemaining(all::add);
+    ByteString bytes = all.stream().reduce(ByteString.emptyByteString(), ByteString::concat);
+    assertEquals(WeightStream.wireBytes(sources(m), bf16), bytes.length(), "wireBytes");
+    WeightStream.Collect sink = new WeightStream.Collect();
+    WeightStream.Decoder d = new WeightStream.Decoder(sink, bytes.length());
+    SplittableRandom rng = new SplittableRandom(seed);
+    int at = 0;
+    while (at < bytes.length()) {
+      int n = Math.min(bytes.length() - at, 1 + rng.nextInt(97));
+      d.feed(bytes.slice(at, at + n));
+      at += n;
+    }
+    d.finish();
+    return new WeightStream.Received(d.version(), d.bf16(), sink.tensors(), d.bytes());
+  }
+
+  @Test
+  void versionsRoundTripInFloat32AndRoundToNearestEvenInBfloat16() {
+    Map<String, HostTensor> m = tensors(1);
+    WeightStream.Received f32 = roundTrip(m, false, 64, 2);
+    assertEquals(9, f32.version());
+    assertEquals(m.keySet(), f32.tensors().keySet());
+    for (var e : m.entrySet()) {
+      assertArrayEquals(e.getValue().data(), f32.tensors().get(e.getKey()).data(), e.getKey());
+      assertArrayEquals(e.getValue().shape(), f32.tensors().get(e.getKey()).shape(), e.getKey());
+    }
+    WeightStream.Received bf16 = roundTrip(m, true, 30, 3);
+    assertTrue(bf16.bf16());
+    for (var e : m.entrySet()) {
+      float[] want = e.getValue().data();
+      float[] got = bf16.tensors().get(e.getKey()).data();
+      for (int i = 0; i < want.length; i++) {
+        int bits = Float.floatToRawIntBits(want[i]);
+        float rounded = Float.intBitsToFloat((bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000);
+        assertEquals(rounded, got[i], e.getKey() + "[" + i + "]");
+      }
+    }
+  }
+
+  @Test
+  void corruptTruncatedAndOversizedStreamsAreRefusedNamingTheTensor() {
+    Map<String, HostTensor> m = tensors(4);
+    List<ByteString> parts = new ArrayList<>();
+    WeightStream.encode(3, sources(m), false, 256).forEachRemaining(parts::add);
+    ByteString bytes = parts.stream().reduce(ByteString.emptyByteString(), ByteString::concat);
+    byte[] corrupt = bytes.toArray();
+    corrupt[corrupt.length / 2] ^= 0x10;
+    var e = assertThrows(WeightStream.WeightStreamException.class, () -> {
+      WeightStream.Decoder d = new WeightStream.Decoder(new WeightStream.Collect(), corrupt.length);
+      d.feed(ByteString.fromArray(corrupt));
+      d.finish();
+    });
+    assertTrue(e.getMessage().contains("checksum") && e.getMessage().contains("layer."), e.getMessage());
+
+    WeightStream.Decoder cut = new WeightStream.Decoder(new WeightStream.Collect(), bytes.length());
+    cut.feed(bytes.take(bytes.length() - 100));
+    e = assertThrows(WeightStream.WeightStreamException.class, cut::finish);
+    assertTrue(e.getMessage().contains("ended after"), e.getMessage());
+
+    WeightStream.Decoder small = new WeightStream.Decoder(new WeightStream.Collect(), bytes.length() - 1);
+    e = assertThrows(WeightStream.WeightStreamException.class, () -> small.feed(bytes));
+    assertTrue(e.getMessage().contains("announced"), e.getMessage());
+
+    e = assertThrows(WeightStream.WeightStreamException.class,
+        () -> new WeightStream.Decoder(new WeightStream.Collect(), 100).feed(ByteString.fromString("GET / HTTP/1.1\r\n")));
+    assertTrue(e.getMessage().contains("not a weight stream"), e.getMessage());
+  }
+
+  @Test
+  void aFetcherGetsTheNewestVersionAndACorruptTransferFailsThenSucceedsOnRetry() throws Exception {
+    AtomicInteger connections = new AtomicInteger();
+    // the first connection has one byte flipped in flight; later ones are clean
+    WeightServer server = WeightServer.start(system, "127.0.0.1", 0, 1024,
+        Flow.<ByteString>create().statefulMap(() -> new int[] {connections.incrementAndGet(), 0}, (s, b) -> {
+          s[1] += b.length();
+          if (s[0] == 1 && s[1] > 3000 && b.length() > 8) {
+            byte[] a = b.toArray();
+            a[a.length / 2] ^= 1;
+            s[0] = -1;
+            return org.apache.pekko.japi.Pair.create(s, ByteString.fromArray(a));
+          }
+          return org.apache.pekko.japi.Pair.create(s, b);
+        }, s -> java.util.Optional.empty()));
+    try {
+      Map<String, HostTensor> v1 = tensors(5);
+      Map<String, HostTensor> v2 = tensors(6);
+      long size = WeightStream.wireBytes(sources(v2), false);
+      server.publish(new WeightServer.Version(1, sources(v1), false, size));
+      server.publish(new WeightServer.Version(2, sources(v2), false, size));
+      var failed = assertThrows(ExecutionException.class, () -> WeightFetcher.fetchTensors(system, "127.0.0.1",
+          server.port(), size, Duration.ofSeconds(5)).toCompletableFuture().get(20, TimeUnit.SECONDS));
+      assertTrue(failed.getCause().getMessage().contains("checksum"), failed.getCause().toString());
+      WeightStream.Received got = WeightFetcher.fetchTensors(system, "127.0.0.1", server.port(), size,
+          Duration.ofSeconds(5)).toCompletableFuture().get(20, TimeUnit.SECONDS);
+      assertEquals(2, got.version(), "a new connection is sent the newest version");
+      for (var e : v2.entrySet()) {
+        assertArrayEquals(e.getValue().data(), got.tensors().get(e.getKey()).data(), e.getKey());
+      }
+    } finally {
+      server.close();
+    }
+  }
+}
