@@ -163,4 +163,52 @@ class WeightStreamTest {
       server.close();
     }
   }
+
+  /**
+   * A receiver that goes away in the middle of a version costs the server only that connection: a receiver that
+   * connects later, after a newer version was published, is sent the newest one whole.
+   */
+  @Test
+  void aReceiverLeavingMidTransferLeavesTheServerServingTheNewest() throws Exception {
+    WeightServer server = WeightServer.start(system, "127.0.0.1", 0, 512);
+    try {
+      Map<String, HostTensor> v1 = tensors(7);
+      long size = WeightStream.wireBytes(sources(v1), false);
+      server.publish(new WeightServer.Version(1, sources(v1), false, size));
+      WeightStream.Collect kept = new WeightStream.Collect();
+      WeightStream.TensorSink leaves = new WeightStream.TensorSink() {
+        private int seen;
+
+        @Override
+        public void begin(String name, long[] shape) {
+          kept.begin(name, shape);
+        }
+
+        @Override
+        public void values(float[] chunk, int n) {
+          if (++seen > 3) {
+            throw new IllegalStateException("receiver killed");
+          }
+          kept.values(chunk, n);
+        }
+
+        @Override
+        public void end() {
+          kept.end();
+        }
+      };
+      var left = assertThrows(ExecutionException.class, () -> WeightFetcher.fetch(system, "127.0.0.1",
+          server.port(), leaves, size, Duration.ofSeconds(5)).toCompletableFuture().get(20, TimeUnit.SECONDS));
+      assertTrue(left.getCause().getMessage().contains("receiver killed"), left.getCause().toString());
+      Map<String, HostTensor> v3 = tensors(8);
+      server.publish(new WeightServer.Version(3, sources(v3), true, WeightStream.wireBytes(sources(v3), true)));
+      WeightStream.Received late = WeightFetcher.fetchTensors(system, "127.0.0.1", server.port(), size,
+          Duration.ofSeconds(5)).toCompletableFuture().get(20, TimeUnit.SECONDS);
+      assertEquals(3, late.version());
+      assertTrue(late.bf16());
+      assertEquals(v3.keySet(), late.tensors().keySet());
+    } finally {
+      server.close();
+    }
+  }
 }
