@@ -28,7 +28,7 @@ import picocli.CommandLine.Spec;
 /** {@code nucleon bench}: throughput figures, one JSON line per run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks; each prints one JSON line.",
     subcommands = {BenchCommand.Generate.class, BenchCommand.Score.class, BenchCommand.Learn.class,
-        BenchCommand.LogprobGap.class,
+        BenchCommand.LogprobGap.class, WeightsBenchCommand.class, WeightsBenchCommand.Receiver.class,
         RunBenchCommand.class})
 final class BenchCommand {
 

@@ -1,6 +1,7 @@
 package dev.nucleon.actors.weights;
 
 import dev.nucleon.model.io.HostTensor;
+import java.nio.FloatBuffer;
 
 /**
  * A tensor to stream: its name, its shape, and its float32 values read in order, a window at a time, so a version
@@ -12,8 +13,8 @@ public interface TensorSource {
 
   long[] shape();
 
-  /** Copies elements {@code [from, from + n)} into {@code dst[0, n)}. */
-  void read(long from, float[] dst, int n);
+  /** Puts elements {@code [from, from + n)} into {@code dst} at its position (advancing it by n). */
+  void read(long from, int n, FloatBuffer dst);
 
   /** Elements in the tensor. */
   default long elements() {
@@ -34,8 +35,8 @@ public interface TensorSource {
       }
 
       @Override
-      public void read(long from, float[] dst, int n) {
-        System.arraycopy(t.data(), (int) from, dst, 0, n);
+      public void read(long from, int n, FloatBuffer dst) {
+        dst.put(t.data(), (int) from, n);
       }
     };
   }

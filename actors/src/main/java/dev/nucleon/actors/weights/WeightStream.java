@@ -4,6 +4,7 @@ import dev.nucleon.model.io.HostTensor;
 import dev.nucleon.model.io.Safetensors;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -11,7 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
-import java.util.zip.CRC32;
+import java.util.zip.CRC32C;
 import org.apache.pekko.util.ByteString;
 
 /**
@@ -20,7 +21,7 @@ import org.apache.pekko.util.ByteString;
  * <pre>
  *   "NWS1"  version:int32  dtype:int8 (0 = float32, 1 = bfloat16)  tensors:int32
  *   per tensor:  nameLength:int16 name:UTF-8  rank:int8 shape:int64[rank]
- *                values (elements x 4 or 2 bytes)  crc32 of those bytes:int32
+ *                values (elements x 4 or 2 bytes)  CRC-32C of those bytes:int32
  *   "NEND"
  * </pre>
  * The encoder produces the bytes a chunk at a time from {@link TensorSource}s, so no array of the whole version
@@ -41,8 +42,8 @@ public final class WeightStream {
     /** A tensor starts. */
     void begin(String name, long[] shape);
 
-    /** The next {@code n} values of the current tensor, widened to float32. */
-    void values(float[] chunk, int n);
+    /** The next values of the current tensor, widened to float32: all of {@code values}' remaining ones. */
+    void values(FloatBuffer values);
 
     /** The current tensor ended and its checksum matched. */
     void end();
@@ -77,11 +78,12 @@ public final class WeightStream {
     private final int width;
     private final int chunkElements;
     private final float[] window;
+    private final short[] halves;
     private int tensor = -1; // -1: stream header not yet sent
     private long next; // next element of the current tensor
     private boolean headerSent; // the current tensor's header
     private boolean done;
-    private final CRC32 crc = new CRC32();
+    private final CRC32C crc = new CRC32C();
 
     Encoder(int version, List<? extends TensorSource> tensors, boolean bf16, int chunkBytes) {
       this.version = version;
@@ -90,6 +92,7 @@ public final class WeightStream {
       this.width = bf16 ? 2 : 4;
       this.chunkElements = Math.max(1, chunkBytes / width);
       this.window = new float[chunkElements];
+      this.halves = new short[bf16 ? chunkElements : 0];
     }
 
     @Override
@@ -129,17 +132,18 @@ public final class WeightStream {
       long total = t.elements();
       if (next < total) {
         int n = (int) Math.min(chunkElements, total - next);
-        t.read(next, window, n);
-        next += n;
         byte[] out = new byte[n * width];
         ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
         if (bf16) {
+          t.read(next, n, FloatBuffer.wrap(window));
           for (int i = 0; i < n; i++) {
-            b.putShort(Safetensors.toBf16(window[i]));
+            halves[i] = Safetensors.toBf16(window[i]);
           }
+          b.asShortBuffer().put(halves, 0, n);
         } else {
-          b.asFloatBuffer().put(window, 0, n);
+          t.read(next, n, b.asFloatBuffer()); // straight into the outgoing bytes
         }
+        next += n;
         crc.update(out);
         return ByteString.fromArrayUnsafe(out);
       }
@@ -174,8 +178,9 @@ public final class WeightStream {
     private long remaining = -1; // value bytes left in the current tensor; -1: no tensor open
     private boolean ended;
     private long bytes;
-    private final CRC32 crc = new CRC32();
+    private final CRC32C crc = new CRC32C();
     private float[] values = new float[0];
+    private short[] halves = new short[0];
 
     /**
      * @param sink where values go
@@ -198,7 +203,11 @@ public final class WeightStream {
       return bytes;
     }
 
-    /** Consumes the next piece of the stream. */
+    /**
+     * Consumes the next piece of the stream. Values are read straight from the piece's bytes where a tensor's data
+     * runs on (no copy of the piece); headers and element boundaries that straddle pieces go through a small
+     * pending buffer.
+     */
     public void feed(ByteString piece) {
       bytes += piece.length();
       if (bytes > maxBytes) {
@@ -208,11 +217,47 @@ public final class WeightStream {
       if (ended && piece.nonEmpty()) {
         throw new WeightStreamException("version " + version + ": bytes after the end marker");
       }
-      pending = pending.concat(piece);
-      boolean progress = true;
-      while (progress && !ended) {
-        progress = step();
+      byte[] a = piece.toArrayUnsafe(); // the piece's own array when it is one (what TCP delivers)
+      int off = 0;
+      int width = bf16 ? 2 : 4;
+      while (off < a.length && !ended) {
+        if (remaining > 0 && pending.isEmpty()) {
+          long available = Math.min(remaining, a.length - off);
+          int whole = (int) (available - available % width);
+          if (whole > 0) {
+            values(ByteBuffer.wrap(a, off, whole).order(ByteOrder.LITTLE_ENDIAN), whole);
+            off += whole;
+            continue;
+          }
+        }
+        pending = pending.concat(ByteString.fromArray(a, off, a.length - off));
+        off = a.length;
+        boolean progress = true;
+        while (progress && !ended) {
+          progress = step();
+        }
+        width = bf16 ? 2 : 4;
       }
+    }
+
+    /** {@code n} bytes of the current tensor's values (whole elements), checksummed and handed to the sink. */
+    private void values(ByteBuffer b, int n) {
+      crc.update(b.duplicate());
+      if (bf16) {
+        int count = n / 2;
+        if (values.length < count) {
+          values = new float[count];
+          halves = new short[count];
+        }
+        b.asShortBuffer().get(halves, 0, count);
+        for (int i = 0; i < count; i++) {
+          values[i] = Float.intBitsToFloat((halves[i] & 0xffff) << 16);
+        }
+        sink.values(FloatBuffer.wrap(values, 0, count));
+      } else {
+        sink.values(b.asFloatBuffer());
+      }
+      remaining -= n;
     }
 
     /** Checks that the whole version arrived. */
@@ -283,21 +328,7 @@ public final class WeightStream {
       if (usable == 0) {
         return false;
       }
-      ByteBuffer b = take((int) usable);
-      crc.update(b.duplicate());
-      int n = (int) (usable / width);
-      if (values.length < n) {
-        values = new float[n];
-      }
-      if (bf16) {
-        for (int i = 0; i < n; i++) {
-          values[i] = Float.intBitsToFloat((b.getShort() & 0xffff) << 16);
-        }
-      } else {
-        b.asFloatBuffer().get(values, 0, n);
-      }
-      sink.values(values, n);
-      remaining -= usable;
+      values(take((int) usable), (int) usable);
       return true;
     }
 
@@ -382,8 +413,9 @@ public final class WeightStream {
     }
 
     @Override
-    public void values(float[] chunk, int n) {
-      System.arraycopy(chunk, 0, data, filled, n);
+    public void values(FloatBuffer values) {
+      int n = values.remaining();
+      values.get(data, filled, n);
       filled += n;
     }
 

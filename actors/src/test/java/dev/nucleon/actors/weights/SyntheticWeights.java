@@ -33,9 +33,9 @@ final class SyntheticWeights {
         }
 
         @Override
-        public void read(long from, float[] dst, int n) {
+        public void read(long from, int n, java.nio.FloatBuffer dst) {
           for (int i = 0; i < n; i++) {
-            dst[i] = value(index, from + i);
+            dst.put(value(index, from + i));
           }
         }
       });
@@ -60,9 +60,10 @@ final class SyntheticWeights {
     }
 
     @Override
-    public void values(float[] chunk, int n) {
+    public void values(java.nio.FloatBuffer chunk) {
+      int n = chunk.remaining();
       for (int i = 0; i < n; i++) {
-        if (Float.floatToRawIntBits(chunk[i]) != Float.floatToRawIntBits(value(current, at + i))) {
+        if (Float.floatToRawIntBits(chunk.get()) != Float.floatToRawIntBits(value(current, at + i))) {
           wrong++;
         }
       }

@@ -185,11 +185,11 @@ class WeightStreamTest {
         }
 
         @Override
-        public void values(float[] chunk, int n) {
+        public void values(java.nio.FloatBuffer values) {
           if (++seen > 3) {
             throw new IllegalStateException("receiver killed");
           }
-          kept.values(chunk, n);
+          kept.values(values);
         }
 
         @Override
