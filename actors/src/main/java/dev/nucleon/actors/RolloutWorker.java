@@ -84,8 +84,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private final BusyTracker busy;
   private final TimerScheduler<Command> timers;
   private final ActorRef<Coordinator.WorkReply> replyAdapter;
+  /** The arrays of the last fetched version once the model copied them, filled again by the next download. */
+  private final Map<String, float[]> spare = new java.util.concurrent.ConcurrentHashMap<>();
   private WeightsAvailable newest;
   private boolean fetching;
+  private int failures;
   private int pendingVersion;
   private boolean scorersKnown;
   private final java.util.List<RewardScorer.Command> unscored = new java.util.ArrayList<>();
@@ -226,8 +229,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   }
 
   private Behavior<Command> onWeightsAvailable(WeightsAvailable w) {
-    if (w.version() > pendingVersion && (newest == null || w.version() > newest.version())) {
-      newest = w;
+    boolean otherServer = newest != null && (!w.host().equals(newest.host()) || w.port() != newest.port());
+    if (w.version() > pendingVersion && (newest == null || otherServer || w.version() > newest.version())) {
+      newest = w; // the newest version, or the first word of a learner that restarted elsewhere
+      failures = 0;
     }
     return fetching ? this : fetchNewest(); // one transfer at a time; a worker that is behind takes the newest
   }
@@ -240,8 +245,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     fetching = true;
     WeightsAvailable from = newest;
     long start = System.nanoTime();
-    getContext().pipeToSelf(WeightFetcher.fetchTensors(getContext().getSystem(), from.host(), from.port(),
-        from.bytes(), FETCH_IDLE), (received, error) -> new Fetched(from, received, error, start));
+    WeightStream.Collect sink = new WeightStream.Collect(spare);
+    getContext().pipeToSelf(WeightFetcher.fetch(getContext().getSystem(), from.host(), from.port(), sink,
+        from.bytes(), FETCH_IDLE).thenApply(d -> new WeightStream.Received(d.version(), d.bf16(), sink.tensors(),
+            d.bytes())), (received, error) -> new Fetched(from, received, error, start));
     return this;
   }
 
@@ -251,16 +258,28 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     if (f.error() != null) {
       Throwable cause = f.error() instanceof java.util.concurrent.CompletionException && f.error().getCause() != null
           ? f.error().getCause() : f.error();
+      failures++;
+      // 1 s, 2 s, 4 s, ... up to a minute: a learner that is gone is not hammered with reconnects
+      Duration wait = FETCH_RETRY.multipliedBy(1L << Math.min(6, failures - 1));
       getContext().getLog().warn("policy version {} from {}:{} failed after {} s ({}); fetching the newest version "
-          + "again in {} ms", f.from().version(), f.from().host(), f.from().port(), String.format("%.1f", seconds),
-          cause.toString(), FETCH_RETRY.toMillis());
-      timers.startSingleTimer(RetryFetch.INSTANCE, RetryFetch.INSTANCE, FETCH_RETRY);
+          + "again in {} s (failure {})", f.from().version(), f.from().host(), f.from().port(),
+          String.format("%.1f", seconds), cause.toString(), wait.toSeconds(), failures);
+      timers.startSingleTimer(RetryFetch.INSTANCE, RetryFetch.INSTANCE, wait);
       return this;
     }
+    failures = 0;
     WeightStream.Received r = f.received();
-    if (r.version() > pendingVersion) {
+    if (r.version() < f.from().version() && newest == f.from()) {
+      // the server holds an older version than it announced (a learner restarted from an older checkpoint on the
+      // same port): the announcement is void; wait for the next one instead of fetching again and again
+      newest = null;
+    }
+    Runnable recycle = () -> r.tensors().values().forEach(t -> spare.put(t.name(), t.data()));
+    if (r.version() <= pendingVersion) {
+      recycle.run(); // arrived too late to be used
+    } else {
       pendingVersion = r.version();
-      engine.updateWeights(r.version(), r.tensors());
+      engine.updateWeights(r.version(), r.tensors(), recycle);
       double mb = r.bytes() / 1e6;
       getContext().getLog().info("policy version {}: {} MB ({}) streamed in {} s ({} MB/s)", r.version(),
           String.format("%.1f", mb), r.bf16() ? "bf16" : "f32", String.format("%.3f", seconds),

@@ -21,7 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Three cluster nodes on 127.0.0.1 (three actor systems in this JVM, talking over Artery): A runs the coordinator
  * and the learner, B and C each a rollout worker and a reward scorer. Trajectories go from B and C to the replay
- * buffer on A, and every policy version goes from A to B and C in chunks, all through Kryo. C leaves in the middle
+ * buffer on A (through Kryo), and every policy version goes from A's weight server to B and C on TCP streams. C leaves in the middle
  * of the run; its prompts are generated again, and every training prompt of the epoch is consumed exactly once.
  */
 class MultiNodeRunTest {
@@ -79,7 +79,12 @@ class MultiNodeRunTest {
       weightBytes = nodeA.metrics().snapshot().learner().weightsBytes();
     }
     assertEquals(30, summary.steps());
-    assertTrue(weightBytes > 0, "weights crossed the network to the rollout nodes");
+    assertTrue(weightBytes > 0, "weights were announced to the rollout nodes");
+    for (JsonNode row : TestRuns.rows(dir, "step")) {
+      // the coordinator gives work only to workers within max-staleness (1) of the learner: a worker whose fetches
+      // failed would fall behind, and its groups would be refused, so every step's data shows the fetched versions
+      assertTrue(row.get("staleness_max").asInt() <= 1, "a step trained on data of a worker that fell behind: " + row);
+    }
 
     List<Long> consumed = new ArrayList<>();
     for (JsonNode row : TestRuns.rows(dir, "step")) {

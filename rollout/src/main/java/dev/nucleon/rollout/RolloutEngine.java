@@ -56,6 +56,11 @@ public final class RolloutEngine implements AutoCloseable {
     generator.updateWeights(version, weights);
   }
 
+  /** As above; {@code applied} runs once the weights are in the model (see {@link Generator#updateWeights}). */
+  public void updateWeights(int version, Map<String, HostTensor> weights, Runnable applied) {
+    generator.updateWeights(version, weights, applied);
+  }
+
   /** The prompt's token ids as the model sees them. */
   public int[] encodePrompt(String prompt) {
     return tokenizer.encode(prompt, addBos);

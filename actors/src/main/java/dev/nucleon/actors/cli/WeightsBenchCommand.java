@@ -256,6 +256,8 @@ final class WeightsBenchCommand implements Callable<Integer> {
     @Option(names = "--discard", arity = "1")
     boolean discard;
 
+    private final java.util.Map<String, float[]> spare = new java.util.concurrent.ConcurrentHashMap<>();
+
     @Override
     public Integer call() throws Exception {
       ActorSystem<String> system = ActorSystem.create(Behaviors.setup(ctx -> {
@@ -267,11 +269,15 @@ final class WeightsBenchCommand implements Callable<Integer> {
             case "ping" -> bench.tell("pong " + p[1]);
             case "fetch" -> {
               long start = System.nanoTime();
-              WeightStream.TensorSink sink = discard ? new Discard() : new WeightStream.Collect();
+              // as a rollout worker does: the previous version's arrays are filled again (once the model copied them)
+              WeightStream.Collect collect = new WeightStream.Collect(spare);
+              WeightStream.TensorSink sink = discard ? new Discard() : collect;
               WeightFetcher.fetch(ctx.getSystem(), "127.0.0.1", Integer.parseInt(p[2]), sink, Long.parseLong(p[3]),
-                  Duration.ofSeconds(60)).whenComplete((d, error) -> bench.tell(error != null
-                      ? "failed " + p[1] + " " + error
-                      : "got " + d.version() + " " + p[1] + " " + (System.nanoTime() - start) / 1e9));
+                  Duration.ofSeconds(60)).whenComplete((d, error) -> {
+                    collect.tensors().values().forEach(t -> spare.put(t.name(), t.data()));
+                    bench.tell(error != null ? "failed " + p[1] + " " + error
+                        : "got " + d.version() + " " + p[1] + " " + (System.nanoTime() - start) / 1e9);
+                  });
             }
             case "stop" -> ctx.getSystem().terminate();
             default -> { }

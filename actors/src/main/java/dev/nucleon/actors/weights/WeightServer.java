@@ -5,7 +5,6 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.ClassicActorSystemProvider;
 import org.apache.pekko.stream.ActorAttributes;
-import org.apache.pekko.stream.Attributes;
 import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.javadsl.Flow;
 import org.apache.pekko.stream.javadsl.Sink;
@@ -29,6 +28,9 @@ public final class WeightServer implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(WeightServer.class);
 
+  /** A connection whose receiver takes nothing for this long is closed. */
+  static final java.time.Duration IDLE = java.time.Duration.ofSeconds(60);
+
   /** What a connection is sent. */
   public record Version(int version, List<? extends TensorSource> tensors, boolean bf16, long wireBytes) {}
 
@@ -50,9 +52,11 @@ public final class WeightServer implements AutoCloseable {
       Version v = current;
       Source<ByteString, ?> out = v == null ? Source.empty()
           : Source.fromIterator(() -> WeightStream.encode(v.version(), v.tensors(), v.bf16(), chunkBytes))
-              .withAttributes(ActorAttributes.dispatcher(DISPATCHER).and(Attributes.inputBuffer(2, 2)))
+              .withAttributes(ActorAttributes.dispatcher(DISPATCHER))
               .async()
-              .via(outbound);
+              .via(outbound)
+              // a receiver that stops reading without closing (a frozen host) releases the version after this
+              .idleTimeout(IDLE);
       // coupled: the stream ends when the version was sent or when the receiver went away, whichever comes first
       return Flow.fromSinkAndSourceCoupled(Sink.ignore(), out);
     }

@@ -6,7 +6,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -42,7 +41,10 @@ public final class WeightStream {
     /** A tensor starts. */
     void begin(String name, long[] shape);
 
-    /** The next values of the current tensor, widened to float32: all of {@code values}' remaining ones. */
+    /**
+     * The next values of the current tensor, widened to float32: all of {@code values}' remaining ones. The buffer
+     * is valid only during the call (it views the received bytes or a reused array): copy what must be kept.
+     */
     void values(FloatBuffer values);
 
     /** The current tensor ended and its checksum matched. */
@@ -52,12 +54,19 @@ public final class WeightStream {
   /** A version as it arrived: its number, wire type and tensors (in stream order). */
   public record Received(int version, boolean bf16, Map<String, HostTensor> tensors, long bytes) {}
 
-  /** Bytes a version takes on the wire. */
+  /**
+   * Bytes a version takes on the wire; refuses (naming the tensor) what a receiver would refuse: an empty name or
+   * one over 4096 bytes, a rank above 8.
+   */
   public static long wireBytes(List<? extends TensorSource> tensors, boolean bf16) {
     long n = 13 + 4; // stream header and end marker
     for (TensorSource t : tensors) {
-      n += 2 + t.name().getBytes(StandardCharsets.UTF_8).length + 1 + 8L * t.shape().length
-          + t.elements() * (bf16 ? 2 : 4) + 4;
+      int name = t.name().getBytes(StandardCharsets.UTF_8).length;
+      if (name == 0 || name > MAX_NAME_BYTES || t.shape().length > MAX_RANK) {
+        throw new IllegalArgumentException("tensor '" + t.name() + "' cannot be streamed: names of 1 to "
+            + MAX_NAME_BYTES + " bytes and ranks up to " + MAX_RANK + " only");
+      }
+      n += 2 + name + 1 + 8L * t.shape().length + t.elements() * (bf16 ? 2 : 4) + 4;
     }
     return n;
   }
@@ -221,6 +230,16 @@ public final class WeightStream {
       int off = 0;
       int width = bf16 ? 2 : 4;
       while (off < a.length && !ended) {
+        if (remaining > 0 && pending.nonEmpty() && pending.length() < width) {
+          // an element split across pieces: complete it from this piece, then go on without copying the piece
+          int take = Math.min(width - pending.length(), a.length - off);
+          pending = pending.concat(ByteString.fromArray(a, off, take));
+          off += take;
+          if (pending.length() == width) {
+            values(take(width), width);
+          }
+          continue;
+        }
         if (remaining > 0 && pending.isEmpty()) {
           long available = Math.min(remaining, a.length - off);
           int whole = (int) (available - available % width);
@@ -388,10 +407,23 @@ public final class WeightStream {
     }
   }
 
-  /** Collects the tensors as host arrays (float32). */
+  /**
+   * Collects the tensors as host arrays (float32). Given spare arrays (by tensor name, e.g. the previous version's
+   * once the model has copied them), it fills those instead of allocating: a version of gigabytes then costs no
+   * fresh memory and no zeroing.
+   */
   public static final class Collect implements TensorSink {
     private final Map<String, HostTensor> out = new LinkedHashMap<>();
-    private final List<String> order = new ArrayList<>();
+    private final Map<String, float[]> spare;
+
+    public Collect() {
+      this(null);
+    }
+
+    /** @param spare arrays to reuse, taken out (atomically, when it is a concurrent map) as tensors arrive */
+    public Collect(Map<String, float[]> spare) {
+      this.spare = spare;
+    }
     private float[] data;
     private int filled;
     private String name;
@@ -408,7 +440,8 @@ public final class WeightStream {
       }
       this.name = name;
       this.shape = shape;
-      this.data = new float[(int) n];
+      float[] reused = spare == null ? null : spare.remove(name);
+      this.data = reused != null && reused.length == n ? reused : new float[(int) n]; // every element is overwritten
       this.filled = 0;
     }
 
@@ -422,7 +455,6 @@ public final class WeightStream {
     @Override
     public void end() {
       out.put(name, new HostTensor(name, shape, data));
-      order.add(name);
       data = null;
     }
 

@@ -172,7 +172,11 @@ class WeightStreamTest {
   void aReceiverLeavingMidTransferLeavesTheServerServingTheNewest() throws Exception {
     WeightServer server = WeightServer.start(system, "127.0.0.1", 0, 512);
     try {
-      Map<String, HostTensor> v1 = tensors(7);
+      // 16 MB: far more than the socket buffers hold, so the server is still sending when the receiver goes away
+      float[] big = new float[4_000_000];
+      java.util.Arrays.fill(big, 0.5f);
+      Map<String, HostTensor> v1 = new LinkedHashMap<>(tensors(7));
+      v1.put("big", new HostTensor("big", new long[] {4_000_000}, big));
       long size = WeightStream.wireBytes(sources(v1), false);
       server.publish(new WeightServer.Version(1, sources(v1), false, size));
       WeightStream.Collect kept = new WeightStream.Collect();
@@ -207,6 +211,14 @@ class WeightStreamTest {
       assertEquals(3, late.version());
       assertTrue(late.bf16());
       assertEquals(v3.keySet(), late.tensors().keySet());
+      for (var e : v3.entrySet()) {
+        float[] want = e.getValue().data();
+        float[] got = late.tensors().get(e.getKey()).data();
+        for (int i = 0; i < want.length; i++) {
+          int bits = Float.floatToRawIntBits(want[i]);
+          assertEquals(Float.intBitsToFloat((bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000), got[i]);
+        }
+      }
     } finally {
       server.close();
     }

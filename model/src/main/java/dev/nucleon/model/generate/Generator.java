@@ -49,7 +49,7 @@ public final class Generator implements AutoCloseable {
   private final ConcurrentLinkedQueue<WeightUpdate> updates = new ConcurrentLinkedQueue<>();
   private volatile int version;
 
-  private record WeightUpdate(int version, Map<String, HostTensor> weights) {}
+  private record WeightUpdate(int version, Map<String, HostTensor> weights, Runnable applied) {}
 
   /**
    * @param model the policy; this generator's thread does all work on it from now on
@@ -83,7 +83,15 @@ public final class Generator implements AutoCloseable {
    * running batch, or before the next batch when idle.
    */
   public void updateWeights(int newVersion, Map<String, HostTensor> weights) {
-    updates.add(new WeightUpdate(newVersion, weights));
+    updateWeights(newVersion, weights, null);
+  }
+
+  /**
+   * As {@link #updateWeights(int, Map)}, then runs {@code applied} on the generator's thread once the weights were
+   * copied into the model: from then on the caller may reuse the host arrays (for the next version's download).
+   */
+  public void updateWeights(int newVersion, Map<String, HostTensor> weights, Runnable applied) {
+    updates.add(new WeightUpdate(newVersion, weights, applied));
     thread.execute(this::applyUpdates);
   }
 
@@ -92,6 +100,9 @@ public final class Generator implements AutoCloseable {
     while ((u = updates.poll()) != null) {
       model.loadParameters(u.weights());
       version = u.version();
+      if (u.applied() != null) {
+        u.applied().run();
+      }
     }
   }
 
