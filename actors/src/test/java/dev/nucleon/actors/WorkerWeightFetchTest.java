@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDManager;
 import dev.nucleon.actors.coordinator.Coordinator;
 import dev.nucleon.actors.monitor.NucleonMetrics;
+import dev.nucleon.actors.weights.CorruptingFlow;
 import dev.nucleon.actors.weights.TensorSource;
 import dev.nucleon.actors.weights.WeightServer;
 import dev.nucleon.actors.weights.WeightStream;
@@ -26,9 +27,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.japi.Pair;
-import org.apache.pekko.stream.javadsl.Flow;
-import org.apache.pekko.util.ByteString;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -78,16 +76,7 @@ class WorkerWeightFetchTest {
     AtomicInteger connections = new AtomicInteger();
     // the second connection has one byte flipped in flight
     WeightServer server = WeightServer.start(kit.system(), "127.0.0.1", 0, 4096,
-        Flow.<ByteString>create().statefulMap(() -> new int[] {connections.incrementAndGet(), 0}, (s, b) -> {
-          s[1] += b.length();
-          if (s[0] == 2 && s[1] > 20_000 && b.length() > 8) {
-            byte[] a = b.toArray();
-            a[a.length / 2] ^= 4;
-            s[0] = -1;
-            return Pair.create(s, ByteString.fromArray(a));
-          }
-          return Pair.create(s, b);
-        }, s -> java.util.Optional.empty()));
+        CorruptingFlow.onConnection(2, 20_000, connections));
     try (NDManager m = NDManager.newBaseManager(); LlamaModel model = ckpt.instantiate(m);
         HfTokenizer tok = HfTokenizer.load(BASE)) {
       Map<String, HostTensor> base = model.toHostTensors();

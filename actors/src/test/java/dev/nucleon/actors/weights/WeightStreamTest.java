@@ -18,7 +18,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.stream.javadsl.Flow;
 import org.apache.pekko.util.ByteString;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -134,16 +133,7 @@ class WeightStreamTest {
     AtomicInteger connections = new AtomicInteger();
     // the first connection has one byte flipped in flight; later ones are clean
     WeightServer server = WeightServer.start(system, "127.0.0.1", 0, 1024,
-        Flow.<ByteString>create().statefulMap(() -> new int[] {connections.incrementAndGet(), 0}, (s, b) -> {
-          s[1] += b.length();
-          if (s[0] == 1 && s[1] > 3000 && b.length() > 8) {
-            byte[] a = b.toArray();
-            a[a.length / 2] ^= 1;
-            s[0] = -1;
-            return org.apache.pekko.japi.Pair.create(s, ByteString.fromArray(a));
-          }
-          return org.apache.pekko.japi.Pair.create(s, b);
-        }, s -> java.util.Optional.empty()));
+        CorruptingFlow.onConnection(1, 3000, connections));
     try {
       Map<String, HostTensor> v1 = tensors(5);
       Map<String, HostTensor> v2 = tensors(6);
