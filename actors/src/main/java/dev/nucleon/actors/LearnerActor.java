@@ -54,6 +54,16 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   /** One training batch from the replay buffer. */
   public record Train(TrainingBatch batch) implements Command {}
 
+  /** A rollout worker relays the versions it holds from its own weight server on {@code host:port}. */
+  public record RelayAt(ActorRef<RolloutWorker.Command> worker, String host, int port)
+      implements Command, NucleonMessage {}
+
+  /** A relaying rollout worker now holds (and serves) {@code version}. */
+  public record Holds(ActorRef<RolloutWorker.Command> worker, int version) implements Command, NucleonMessage {}
+
+  /** A relayed announcement that did not happen in time: announce the learner's own server instead. */
+  private record RelayOverdue(ActorRef<RolloutWorker.Command> worker, int version) implements Command {}
+
   private record Trained(TrainingBatch batch, StepStats stats, Map<String, HostTensor> weights, Throwable error)
       implements Command {}
 
@@ -78,6 +88,10 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   private Map<String, HostTensor> published;
   private int publishedVersion;
   private WeightServer server;
+  /** Relaying workers' servers, the version each holds, and what each remote worker was last told. */
+  private final Map<ActorRef<RolloutWorker.Command>, RelayAt> relays = new java.util.HashMap<>();
+  private final Map<ActorRef<RolloutWorker.Command>, Integer> holds = new java.util.HashMap<>();
+  private final Map<ActorRef<RolloutWorker.Command>, Integer> announced = new java.util.HashMap<>();
   private long samplesSeen;
   private boolean finishing;
   private final LearnerCheckpoint.ModelFolder modelFolder;
@@ -130,6 +144,9 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
         .onMessage(Saved.class, this::onSaved)
         .onMessage(FinishEarly.class, this::onFinishEarly)
         .onMessage(FinalWeights.class, this::onFinalWeights)
+        .onMessage(RelayAt.class, this::onRelayAt)
+        .onMessage(Holds.class, this::onHolds)
+        .onMessage(RelayOverdue.class, this::onRelayOverdue)
         .onSignal(PostStop.class, s -> {
           thread.shutdown();
           if (server != null) {
@@ -253,9 +270,81 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
           settings.learner().weightPort(), settings.learner().weightChunkBytes());
       serve();
     }
+    ActorRef<RolloutWorker.Command> parent = relayParent(worker);
+    if (parent == null) {
+      return announce(worker, server.host(), server.port());
+    }
+    if (holds.getOrDefault(parent, -1) >= publishedVersion) {
+      RelayAt at = relays.get(parent);
+      announce(worker, at.host(), at.port());
+    } else {
+      // announced when the parent holds this version; from the learner if that takes too long
+      getContext().scheduleOnce(RELAY_PATIENCE, getContext().getSelf(), new RelayOverdue(worker, publishedVersion));
+    }
+    return 0;
+  }
+
+  /** A relay parent that has not passed a version on within this time is bypassed for it. */
+  static final Duration RELAY_PATIENCE = Duration.ofSeconds(30);
+
+  /** Tells a worker where to fetch the published version; returns the bytes the learner's own server will send. */
+  private long announce(ActorRef<RolloutWorker.Command> worker, String host, int port) {
     WeightServer.Version v = server.current();
-    worker.tell(new RolloutWorker.WeightsAvailable(v.version(), server.host(), server.port(), v.wireBytes()));
-    return v.wireBytes();
+    announced.put(worker, v.version());
+    worker.tell(new RolloutWorker.WeightsAvailable(v.version(), host, port, v.wireBytes(), getContext().getSelf()));
+    return host.equals(server.host()) && port == server.port() ? v.wireBytes() : 0;
+  }
+
+  /**
+   * Where a remote worker fetches from with {@code nucleon.learner.weight-fanout} = F > 0: the remote workers, in
+   * address order, form a tree in which the learner serves the first F and every worker the next F after its own
+   * turn (worker i takes from worker (i - F) / F). Null: from the learner (no fan-out, one of the first F, or a
+   * parent that does not relay).
+   */
+  private ActorRef<RolloutWorker.Command> relayParent(ActorRef<RolloutWorker.Command> worker) {
+    int fanout = settings.learner().weightFanout();
+    if (fanout <= 0) {
+      return null;
+    }
+    List<ActorRef<RolloutWorker.Command>> remote = workers.stream()
+        .filter(w -> !w.path().address().hasLocalScope())
+        .sorted(java.util.Comparator.comparing(w -> w.path().toString()))
+        .toList();
+    int i = remote.indexOf(worker);
+    if (i < fanout) {
+      return null;
+    }
+    ActorRef<RolloutWorker.Command> parent = remote.get((i - fanout) / fanout);
+    return relays.containsKey(parent) ? parent : null;
+  }
+
+  private Behavior<Command> onRelayAt(RelayAt r) {
+    relays.put(r.worker(), r);
+    return this;
+  }
+
+  private Behavior<Command> onHolds(Holds h) {
+    holds.put(h.worker(), h.version());
+    if (published == null || h.version() < publishedVersion) {
+      return this;
+    }
+    RelayAt at = relays.get(h.worker());
+    for (ActorRef<RolloutWorker.Command> w : workers) {
+      if (at != null && h.worker().equals(relayParent(w)) && announced.getOrDefault(w, -1) < publishedVersion) {
+        announce(w, at.host(), at.port());
+      }
+    }
+    return this;
+  }
+
+  private Behavior<Command> onRelayOverdue(RelayOverdue o) {
+    if (o.version() == publishedVersion && workers.contains(o.worker())
+        && announced.getOrDefault(o.worker(), -1) < publishedVersion) {
+      getContext().getLog().warn("relay parent of {} did not pass on version {} within {} s; announcing the "
+          + "learner's own server", o.worker().path(), o.version(), RELAY_PATIENCE.toSeconds());
+      metrics.weightsPublished(0, announce(o.worker(), server.host(), server.port()));
+    }
+    return this;
   }
 
   /** Makes the published version the one the weight server streams (in the wire type the settings name). */
@@ -287,13 +376,20 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
 
   private Behavior<Command> onWorkersListing(WorkersListing l) {
     Set<ActorRef<RolloutWorker.Command>> now = l.listing().getServiceInstances(RolloutWorker.KEY);
+    Set<ActorRef<RolloutWorker.Command>> joined = new HashSet<>(now);
+    joined.removeAll(workers);
+    workers.clear();
+    workers.addAll(now);
+    relays.keySet().retainAll(now);
+    holds.keySet().retainAll(now);
+    announced.keySet().retainAll(now);
     for (ActorRef<RolloutWorker.Command> w : now) {
-      if (!workers.contains(w)) {
+      // newcomers, and workers whose relay parent left before passing the version on
+      if (joined.contains(w) || (published != null && announced.getOrDefault(w, publishedVersion) < publishedVersion
+          && !w.path().address().hasLocalScope())) {
         send(w);
       }
     }
-    workers.clear();
-    workers.addAll(now);
     return this;
   }
 

@@ -338,8 +338,10 @@ public final class NucleonNode implements AutoCloseable {
       LlamaModel model = base.instantiate(manager, Precision.inference(settings.rollout().dtype()));
       RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling);
       String name = "rollout-" + i;
+      RolloutWorker.Relay relay = settings.learner().weightFanout() > 0
+          ? new RolloutWorker.Relay(settings.cluster().host(), settings.learner().weightChunkBytes()) : null;
       ctx.watch(ctx.spawn(RolloutWorker.create(name, engine, coordinator, settings.rollout().groupsPerBatch(),
-          metrics), name));
+          metrics, relay), name));
     }
   }
 

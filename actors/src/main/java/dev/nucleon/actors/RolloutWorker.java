@@ -4,7 +4,9 @@ import dev.nucleon.actors.coordinator.Coordinator;
 import dev.nucleon.actors.monitor.BusyTracker;
 import dev.nucleon.actors.monitor.NucleonMetrics;
 import dev.nucleon.actors.serialization.NucleonMessage;
+import dev.nucleon.actors.weights.TensorSource;
 import dev.nucleon.actors.weights.WeightFetcher;
+import dev.nucleon.actors.weights.WeightServer;
 import dev.nucleon.actors.weights.WeightStream;
 import dev.nucleon.core.rollout.PromptGroup;
 import dev.nucleon.core.rollout.Trajectory;
@@ -41,10 +43,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   public record LocalWeights(int version, Map<String, HostTensor> weights) implements Command {}
 
   /**
-   * A learner on another node published a version: its weight server on {@code host:port} streams the newest
-   * version to whoever connects, in at most {@code bytes} bytes.
+   * A learner on another node published a version: the weight server on {@code host:port} (the learner's, or a
+   * relaying worker's) streams the newest version it holds to whoever connects, in at most {@code bytes} bytes.
    */
-  public record WeightsAvailable(int version, String host, int port, long bytes) implements Command, NucleonMessage {}
+  public record WeightsAvailable(int version, String host, int port, long bytes, ActorRef<LearnerActor.Command> from)
+      implements Command, NucleonMessage {}
 
   /** A fetch ended: the version that arrived (checked), or why it failed. */
   private record Fetched(WeightsAvailable from, WeightStream.Received received, Throwable error, long startNanos)
@@ -52,6 +55,13 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
   /** Time to try the newest announced version again after a failed fetch. */
   private enum RetryFetch implements Command { INSTANCE }
+
+
+  /**
+   * How a worker relays versions to others ({@code nucleon.learner.weight-fanout} > 0): its own weight server on
+   * {@code host}, which serves each version this worker has received whole.
+   */
+  public record Relay(String host, int chunkBytes) {}
 
   private record Reply(Coordinator.WorkReply reply) implements Command {}
 
@@ -90,18 +100,28 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private boolean fetching;
   private int failures;
   private int pendingVersion;
+  private final WeightServer relayServer;
+  private final java.util.Set<ActorRef<LearnerActor.Command>> learners = new java.util.HashSet<>();
   private boolean scorersKnown;
   private final java.util.List<RewardScorer.Command> unscored = new java.util.ArrayList<>();
 
   public static Behavior<Command> create(String name, RolloutEngine engine, ActorRef<Coordinator.Command> coordinator,
       int groupsPerBatch, NucleonMetrics metrics) {
+    return create(name, engine, coordinator, groupsPerBatch, metrics, null);
+  }
+
+  /** @param relay how this worker relays versions to other workers, or null when it does not */
+  public static Behavior<Command> create(String name, RolloutEngine engine, ActorRef<Coordinator.Command> coordinator,
+      int groupsPerBatch, NucleonMetrics metrics, Relay relay) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new RolloutWorker(ctx, timers, name, engine, coordinator, groupsPerBatch, metrics)));
+        new RolloutWorker(ctx, timers, name, engine, coordinator, groupsPerBatch, metrics, relay)));
   }
 
   private RolloutWorker(ActorContext<Command> ctx, TimerScheduler<Command> timers, String name, RolloutEngine engine,
-      ActorRef<Coordinator.Command> coordinator, int groupsPerBatch, NucleonMetrics metrics) {
+      ActorRef<Coordinator.Command> coordinator, int groupsPerBatch, NucleonMetrics metrics, Relay relay) {
     super(ctx);
+    this.relayServer = relay == null ? null
+        : WeightServer.start(ctx.getSystem(), relay.host(), 0, relay.chunkBytes());
     this.name = name;
     this.engine = engine;
     this.coordinator = coordinator;
@@ -132,6 +152,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         .onMessage(ScorersListing.class, this::onScorersListing)
         .onSignal(PostStop.class, s -> {
           engine.close();
+          if (relayServer != null) {
+            relayServer.close();
+          }
           return this;
         })
         .build();
@@ -229,6 +252,13 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   }
 
   private Behavior<Command> onWeightsAvailable(WeightsAvailable w) {
+    if (relayServer != null && w.from() != null && learners.add(w.from())) {
+      // a relaying worker tells each learner, the first time it hears from it, where it relays from
+      w.from().tell(new LearnerActor.RelayAt(getContext().getSelf(), relayServer.host(), relayServer.port()));
+      if (relayServer.current() != null) {
+        w.from().tell(new LearnerActor.Holds(getContext().getSelf(), relayServer.current().version()));
+      }
+    }
     boolean otherServer = newest != null && (!w.host().equals(newest.host()) || w.port() != newest.port());
     if (w.version() > pendingVersion && (newest == null || otherServer || w.version() > newest.version())) {
       newest = w; // the newest version, or the first word of a learner that restarted elsewhere
@@ -274,12 +304,22 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       // same port): the announcement is void; wait for the next one instead of fetching again and again
       newest = null;
     }
-    Runnable recycle = () -> r.tensors().values().forEach(t -> spare.put(t.name(), t.data()));
+    // a relaying worker serves the arrays it received, so it does not refill them
+    Runnable recycle = relayServer != null ? null
+        : () -> r.tensors().values().forEach(t -> spare.put(t.name(), t.data()));
     if (r.version() <= pendingVersion) {
-      recycle.run(); // arrived too late to be used
+      if (recycle != null) {
+        recycle.run(); // arrived too late to be used
+      }
     } else {
       pendingVersion = r.version();
       engine.updateWeights(r.version(), r.tensors(), recycle);
+      if (relayServer != null) {
+        List<TensorSource> tensors = r.tensors().values().stream().map(TensorSource::of).toList();
+        relayServer.publish(new WeightServer.Version(r.version(), tensors, r.bf16(),
+            WeightStream.wireBytes(tensors, r.bf16())));
+        learners.forEach(l -> l.tell(new LearnerActor.Holds(getContext().getSelf(), r.version())));
+      }
       double mb = r.bytes() / 1e6;
       getContext().getLog().info("policy version {}: {} MB ({}) streamed in {} s ({} MB/s)", r.version(),
           String.format("%.1f", mb), r.bf16() ? "bf16" : "f32", String.format("%.3f", seconds),
@@ -287,4 +327,6 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     }
     return fetchNewest(); // a newer version may have been announced meanwhile
   }
+
+
 }

@@ -33,10 +33,11 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
   /**
    * {@code nucleon.learner}; {@code dtype} is the compute type (bfloat16: mixed precision over float32 masters),
    * {@code saveDtype} the checkpoints' model type (null: the base model's), {@code weightDtype} the type weights
-   * travel in to remote workers, {@code weightPort} the weight server's port (0: any free one).
+   * travel in to remote workers, {@code weightPort} the weight server's port (0: any free one), {@code weightFanout}
+   * how many remote workers the learner and each relaying worker serve (0: the learner serves all).
    */
   public record Learner(String device, int publishEverySteps, int weightChunkBytes, DataType dtype,
-      DataType saveDtype, DataType weightDtype, int weightPort) {}
+      DataType saveDtype, DataType weightDtype, int weightPort, int weightFanout) {}
 
   /** {@code nucleon.reward-scorer}. */
   public record Scorer(int scorers, int maxInFlight) {}
@@ -90,7 +91,7 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     }
     Learner learner = new Learner(learnerDevice, atLeast(c, "nucleon.learner.publish-every-steps", 1), (int) chunk,
         dtype(c, "nucleon.learner.dtype"), save.equals("auto") ? null : dtype(c, "nucleon.learner.save-dtype"),
-        wire, weightPort);
+        wire, weightPort, atLeast(c, "nucleon.learner.weight-fanout", 0));
     Scorer scorer = new Scorer(atLeast(c, "nucleon.reward-scorer.scorers", 1),
         atLeast(c, "nucleon.reward-scorer.max-in-flight", 1));
     List<String> roles = c.getStringList("nucleon.cluster.roles");

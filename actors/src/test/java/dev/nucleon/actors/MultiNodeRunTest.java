@@ -100,4 +100,51 @@ class MultiNodeRunTest {
     assertEquals(90, expected.size());
     assertEquals(expected, unique, "every training prompt of the epoch was consumed exactly once");
   }
+
+  /**
+   * With {@code weight-fanout = 1} the learner streams each version to one of the two rollout nodes and that node
+   * relays it to the other: the learner's server sends each version once, and the run goes on as without relays.
+   */
+  @Test
+  void withFanOutOneTheLearnerSendsEachVersionOnce(@TempDir Path dir) throws Exception {
+    int portA = freePort();
+    Map<String, String> common = TestRuns.small();
+    common.put("nucleon.run.total-steps", "8");
+    common.put("nucleon.algorithm.max-staleness", "1");
+    common.put("nucleon.learner.weight-fanout", "1");
+    common.put("nucleon.reward-scorer.scorers", "1");
+    common.put("nucleon.cluster.seed-nodes", "[\"pekko://nucleon@127.0.0.1:" + portA + "\"]");
+    Map<String, String> a = new java.util.LinkedHashMap<>(common);
+    a.put("nucleon.cluster.roles", "[coordinator, learner]");
+    a.put("nucleon.cluster.port", String.valueOf(portA));
+    Map<String, String> b = new java.util.LinkedHashMap<>(common);
+    b.put("nucleon.cluster.roles", "[rollout, reward]");
+    b.put("nucleon.cluster.port", String.valueOf(freePort()));
+    Map<String, String> c = new java.util.LinkedHashMap<>(b);
+    c.put("nucleon.cluster.port", String.valueOf(freePort()));
+    RunReporter.Summary summary;
+    long weightBytes;
+    try (NucleonNode nodeA = NucleonNode.start(TestRuns.settings(a), dir, false, null);
+        NucleonNode nodeB = NucleonNode.start(TestRuns.settings(b), dir.resolve("b"), false, null);
+        NucleonNode nodeC = NucleonNode.start(TestRuns.settings(c), dir.resolve("c"), false, null)) {
+      summary = nodeA.finished().get(240, TimeUnit.SECONDS);
+      weightBytes = nodeA.metrics().snapshot().learner().weightsBytes();
+    }
+    assertEquals(8, summary.steps());
+    long wire;
+    dev.nucleon.model.Engines.start();
+    try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager();
+        dev.nucleon.model.LlamaModel model = dev.nucleon.model.ModelFiles.read(
+            TestRuns.REPO.resolve("conf/models/quickstart-base")).instantiate(m)) {
+      wire = dev.nucleon.actors.weights.WeightStream.wireBytes(model.toHostTensors().values().stream()
+          .map(dev.nucleon.actors.weights.TensorSource::of).toList(), false);
+    }
+    // 8 versions after the first; the first version each worker fetches comes from the learner (a relay is known
+    // once it has heard from the learner); with both workers served by the learner it would send 16 or more
+    assertTrue(weightBytes > 0 && weightBytes <= 11L * wire, "the learner sent " + weightBytes + " bytes for "
+        + "versions of " + wire + " bytes");
+    for (JsonNode row : TestRuns.rows(dir, "step")) {
+      assertTrue(row.get("staleness_max").asInt() <= 1, "a step trained on data of a worker that fell behind: " + row);
+    }
+  }
 }

@@ -178,6 +178,8 @@ public final class KryoRegistrations {
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.SnapshotRequest.class));
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.Snapshot.class));
     e.add(Entry.of(dev.nucleon.actors.RolloutWorker.WeightsAvailable.class));
+    e.add(Entry.of(dev.nucleon.actors.LearnerActor.RelayAt.class));
+    e.add(Entry.of(dev.nucleon.actors.LearnerActor.Holds.class));
     e.add(Entry.of(dev.nucleon.actors.RewardScorer.ScoreGroup.class));
     e.add(Entry.of(dev.nucleon.actors.RewardScorer.ScoreEval.class));
     e.add(Entry.of(dev.nucleon.actors.ReplayActor.Scored.class));

@@ -143,7 +143,9 @@ final class KryoSamples {
     s.put(Coordinator.SnapshotRequest.class, new Coordinator.SnapshotRequest(any));
     s.put(Coordinator.Snapshot.class, new Coordinator.Snapshot(new byte[] {1, 2, 3}));
     s.put(RolloutWorker.WeightsAvailable.class, new RolloutWorker.WeightsAvailable(5, "10.0.0.7", 40123,
-        1L << 33));
+        1L << 33, any));
+    s.put(LearnerActor.RelayAt.class, new LearnerActor.RelayAt(any, "10.0.0.8", 40124));
+    s.put(LearnerActor.Holds.class, new LearnerActor.Holds(any, 5));
     s.put(RewardScorer.ScoreGroup.class, new RewardScorer.ScoreGroup(group, List.of(trajectory), any));
     s.put(RewardScorer.ScoreEval.class, new RewardScorer.ScoreEval(9L, 5, List.of(group), List.of("55"), any));
     s.put(ReplayActor.Scored.class, new ReplayActor.Scored(group, List.of(new ScoredTrajectory(trajectory,
