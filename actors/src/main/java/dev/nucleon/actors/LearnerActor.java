@@ -272,11 +272,11 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     }
     ActorRef<RolloutWorker.Command> parent = relayParent(worker);
     if (parent == null) {
-      return announce(worker, server.host(), server.port());
+      return announce(worker, server.host(), server.port(), publishedVersion);
     }
     if (holds.getOrDefault(parent, -1) >= publishedVersion) {
       RelayAt at = relays.get(parent);
-      announce(worker, at.host(), at.port());
+      announce(worker, at.host(), at.port(), holds.get(parent));
     } else {
       // announced when the parent holds this version; from the learner if that takes too long
       getContext().scheduleOnce(RELAY_PATIENCE, getContext().getSelf(), new RelayOverdue(worker, publishedVersion));
@@ -287,11 +287,15 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   /** A relay parent that has not passed a version on within this time is bypassed for it. */
   static final Duration RELAY_PATIENCE = Duration.ofSeconds(30);
 
-  /** Tells a worker where to fetch the published version; returns the bytes the learner's own server will send. */
-  private long announce(ActorRef<RolloutWorker.Command> worker, String host, int port) {
+  /**
+   * Tells a worker that {@code version} can be fetched from {@code host:port} (the learner's server or a relay's),
+   * with the learner's own server to fall back on; returns the bytes the learner's server will send.
+   */
+  private long announce(ActorRef<RolloutWorker.Command> worker, String host, int port, int version) {
     WeightServer.Version v = server.current();
-    announced.put(worker, v.version());
-    worker.tell(new RolloutWorker.WeightsAvailable(v.version(), host, port, v.wireBytes(), getContext().getSelf()));
+    announced.put(worker, version);
+    worker.tell(new RolloutWorker.WeightsAvailable(version, host, port, v.wireBytes(), getContext().getSelf(),
+        server.host(), server.port()));
     return host.equals(server.host()) && port == server.port() ? v.wireBytes() : 0;
   }
 
@@ -325,24 +329,25 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
 
   private Behavior<Command> onHolds(Holds h) {
     holds.put(h.worker(), h.version());
-    if (published == null || h.version() < publishedVersion) {
+    RelayAt at = relays.get(h.worker());
+    if (server == null || at == null) {
       return this;
     }
-    RelayAt at = relays.get(h.worker());
     for (ActorRef<RolloutWorker.Command> w : workers) {
-      if (at != null && h.worker().equals(relayParent(w)) && announced.getOrDefault(w, -1) < publishedVersion) {
-        announce(w, at.host(), at.port());
+      // every child that has not been told of this version yet, even when a newer one is out by now: the relay
+      // serves what it holds, and a child should not wait for the newest to reach it
+      if (h.worker().equals(relayParent(w)) && announced.getOrDefault(w, -1) < h.version()) {
+        announce(w, at.host(), at.port(), h.version());
       }
     }
     return this;
   }
 
   private Behavior<Command> onRelayOverdue(RelayOverdue o) {
-    if (o.version() == publishedVersion && workers.contains(o.worker())
-        && announced.getOrDefault(o.worker(), -1) < publishedVersion) {
+    if (workers.contains(o.worker()) && announced.getOrDefault(o.worker(), -1) < o.version()) {
       getContext().getLog().warn("relay parent of {} did not pass on version {} within {} s; announcing the "
           + "learner's own server", o.worker().path(), o.version(), RELAY_PATIENCE.toSeconds());
-      metrics.weightsPublished(0, announce(o.worker(), server.host(), server.port()));
+      metrics.weightsSent(announce(o.worker(), server.host(), server.port(), publishedVersion));
     }
     return this;
   }
@@ -380,7 +385,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     joined.removeAll(workers);
     workers.clear();
     workers.addAll(now);
-    relays.keySet().retainAll(now);
+    // relay addresses stay known (a worker that was unreachable for a while and comes back relays again)
     holds.keySet().retainAll(now);
     announced.keySet().retainAll(now);
     for (ActorRef<RolloutWorker.Command> w : now) {

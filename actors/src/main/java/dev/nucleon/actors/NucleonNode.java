@@ -338,7 +338,8 @@ public final class NucleonNode implements AutoCloseable {
       LlamaModel model = base.instantiate(manager, Precision.inference(settings.rollout().dtype()));
       RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling);
       String name = "rollout-" + i;
-      RolloutWorker.Relay relay = settings.learner().weightFanout() > 0
+      // workers beside the learner get its tensors in memory and have no one to relay to
+      RolloutWorker.Relay relay = settings.learner().weightFanout() > 0 && !settings.hasRole("learner")
           ? new RolloutWorker.Relay(settings.cluster().host(), settings.learner().weightChunkBytes()) : null;
       ctx.watch(ctx.spawn(RolloutWorker.create(name, engine, coordinator, settings.rollout().groupsPerBatch(),
           metrics, relay), name));

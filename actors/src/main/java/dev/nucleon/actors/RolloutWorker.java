@@ -45,9 +45,20 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /**
    * A learner on another node published a version: the weight server on {@code host:port} (the learner's, or a
    * relaying worker's) streams the newest version it holds to whoever connects, in at most {@code bytes} bytes.
+   * {@code learnerHost:learnerPort} is the learner's own server, where a worker turns when a relay fails it.
    */
-  public record WeightsAvailable(int version, String host, int port, long bytes, ActorRef<LearnerActor.Command> from)
-      implements Command, NucleonMessage {}
+  public record WeightsAvailable(int version, String host, int port, long bytes, ActorRef<LearnerActor.Command> from,
+      String learnerHost, int learnerPort) implements Command, NucleonMessage {
+
+    /** The same announcement pointing at the learner's own server. */
+    WeightsAvailable fromLearner() {
+      return new WeightsAvailable(version, learnerHost, learnerPort, bytes, from, learnerHost, learnerPort);
+    }
+
+    boolean viaRelay() {
+      return learnerHost != null && (!host.equals(learnerHost) || port != learnerPort);
+    }
+  }
 
   /** A fetch ended: the version that arrived (checked), or why it failed. */
   private record Fetched(WeightsAvailable from, WeightStream.Received received, Throwable error, long startNanos)
@@ -259,8 +270,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         w.from().tell(new LearnerActor.Holds(getContext().getSelf(), relayServer.current().version()));
       }
     }
-    boolean otherServer = newest != null && (!w.host().equals(newest.host()) || w.port() != newest.port());
-    if (w.version() > pendingVersion && (newest == null || otherServer || w.version() > newest.version())) {
+    // another learner (its own server elsewhere), not merely another relay of the same one
+    boolean otherLearner = newest != null && (!java.util.Objects.equals(w.learnerHost(), newest.learnerHost())
+        || w.learnerPort() != newest.learnerPort());
+    if (w.version() > pendingVersion && (newest == null || otherLearner || w.version() > newest.version())) {
       newest = w; // the newest version, or the first word of a learner that restarted elsewhere
       failures = 0;
     }
@@ -289,6 +302,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       Throwable cause = f.error() instanceof java.util.concurrent.CompletionException && f.error().getCause() != null
           ? f.error().getCause() : f.error();
       failures++;
+      if (f.from().viaRelay() && newest == f.from()) {
+        newest = newest.fromLearner(); // a relay that cannot serve is skipped: the learner's server has it too
+      }
       // 1 s, 2 s, 4 s, ... up to a minute: a learner that is gone is not hammered with reconnects
       Duration wait = FETCH_RETRY.multipliedBy(1L << Math.min(6, failures - 1));
       getContext().getLog().warn("policy version {} from {}:{} failed after {} s ({}); fetching the newest version "

@@ -87,7 +87,7 @@ class WorkerWeightFetchTest {
 
       Map<String, HostTensor> v1 = version(base, 0.001f);
       server.publish(serve(1, v1));
-      worker.tell(new RolloutWorker.WeightsAvailable(1, server.host(), server.port(), serve(1, v1).wireBytes(), null));
+      worker.tell(announcement(server, 1, serve(1, v1).wireBytes()));
       awaitVersion(engine, 1);
       assertEquals(v1.get("model.norm.weight").data()[0], model.toHostTensors().get("model.norm.weight").data()[0]);
 
@@ -95,8 +95,8 @@ class WorkerWeightFetchTest {
       Map<String, HostTensor> v3 = version(base, 0.003f);
       server.publish(serve(3, v3));
       long bytes = serve(3, v3).wireBytes();
-      worker.tell(new RolloutWorker.WeightsAvailable(2, server.host(), server.port(), bytes, null));
-      worker.tell(new RolloutWorker.WeightsAvailable(3, server.host(), server.port(), bytes, null));
+      worker.tell(announcement(server, 2, bytes));
+      worker.tell(announcement(server, 3, bytes));
       awaitVersion(engine, 3);
       assertTrue(connections.get() >= 3, "the corrupted transfer was fetched again (" + connections.get() + ")");
       Map<String, HostTensor> held = model.toHostTensors();
@@ -107,6 +107,11 @@ class WorkerWeightFetchTest {
     } finally {
       server.close();
     }
+  }
+
+  private static RolloutWorker.WeightsAvailable announcement(WeightServer server, int version, long bytes) {
+    return new RolloutWorker.WeightsAvailable(version, server.host(), server.port(), bytes, null, server.host(),
+        server.port());
   }
 
   private static void awaitVersion(RolloutEngine engine, int version) throws InterruptedException {

@@ -315,6 +315,12 @@ public final class NucleonMetrics {
     policyVersion.get().set(v);
   }
 
+  /** Counts {@code bytes} more sent by the learner's weight server outside a publication (a relay bypassed). */
+  public void weightsSent(long bytes) {
+    weightsBytes.get().inc(bytes);
+    publishedBytes.add(bytes);
+  }
+
   /** Records one weights publication that took {@code seconds} and moved {@code bytes} bytes. */
   public void weightsPublished(double seconds, long bytes) {
     weightsPublishSeconds.get().observe(seconds);

@@ -143,7 +143,7 @@ final class KryoSamples {
     s.put(Coordinator.SnapshotRequest.class, new Coordinator.SnapshotRequest(any));
     s.put(Coordinator.Snapshot.class, new Coordinator.Snapshot(new byte[] {1, 2, 3}));
     s.put(RolloutWorker.WeightsAvailable.class, new RolloutWorker.WeightsAvailable(5, "10.0.0.7", 40123,
-        1L << 33, any));
+        1L << 33, any, "10.0.0.1", 40000));
     s.put(LearnerActor.RelayAt.class, new LearnerActor.RelayAt(any, "10.0.0.8", 40124));
     s.put(LearnerActor.Holds.class, new LearnerActor.Holds(any, 5));
     s.put(RewardScorer.ScoreGroup.class, new RewardScorer.ScoreGroup(group, List.of(trajectory), any));
