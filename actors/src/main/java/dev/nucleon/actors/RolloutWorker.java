@@ -302,6 +302,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       Throwable cause = f.error() instanceof java.util.concurrent.CompletionException && f.error().getCause() != null
           ? f.error().getCause() : f.error();
       failures++;
+      metrics.weightsFetchFailed(name);
       if (f.from().viaRelay() && newest == f.from()) {
         newest = newest.fromLearner(); // a relay that cannot serve is skipped: the learner's server has it too
       }
@@ -336,6 +337,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
             WeightStream.wireBytes(tensors, r.bf16())));
         learners.forEach(l -> l.tell(new LearnerActor.Holds(getContext().getSelf(), r.version())));
       }
+      metrics.weightsFetched(name, seconds, r.bytes());
       double mb = r.bytes() / 1e6;
       getContext().getLog().info("policy version {}: {} MB ({}) streamed in {} s ({} MB/s)", r.version(),
           String.format("%.1f", mb), r.bf16() ? "bf16" : "f32", String.format("%.3f", seconds),

@@ -82,8 +82,9 @@ class WorkerWeightFetchTest {
       Map<String, HostTensor> base = model.toHostTensors();
       RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tok, SamplingParams.greedy(4));
       TestProbe<Coordinator.Command> coordinator = kit.createTestProbe();
+      NucleonMetrics metrics = new NucleonMetrics("test", List.of("rollout"));
       ActorRef<RolloutWorker.Command> worker = kit.spawn(RolloutWorker.create("rollout-t", engine,
-          coordinator.getRef(), 1, new NucleonMetrics("test", List.of("rollout"))));
+          coordinator.getRef(), 1, metrics));
 
       Map<String, HostTensor> v1 = version(base, 0.001f);
       server.publish(serve(1, v1));
@@ -99,6 +100,11 @@ class WorkerWeightFetchTest {
       worker.tell(announcement(server, 3, bytes));
       awaitVersion(engine, 3);
       assertTrue(connections.get() >= 3, "the corrupted transfer was fetched again (" + connections.get() + ")");
+      String scrape = metrics.scrapeText();
+      assertTrue(scrape.contains("nucleon_weights_fetch_failures_total{actor=\"rollout-t\",node=\"test\",role=\"rollout\"} 1.0"),
+          scrape);
+      assertTrue(scrape.contains("nucleon_weights_fetch_seconds_count{actor=\"rollout-t\",node=\"test\",role=\"rollout\"} 2"),
+          scrape);
       Map<String, HostTensor> held = model.toHostTensors();
       for (var e : v3.entrySet()) {
         assertArrayEquals(e.getValue().data(), held.get(e.getKey()).data(), e.getKey());

@@ -92,6 +92,9 @@ public final class NucleonMetrics {
   private final Counter rolloutTokens;
   private final Counter rolloutTrajectories;
   private final Histogram rolloutBatchSeconds;
+  private final Histogram weightsFetchSeconds;
+  private final Counter weightsFetchedBytes;
+  private final Counter weightsFetchFailures;
   private final Counter rewardScored;
   private final Histogram rewardSeconds;
   private final Lazy<Gauge> replayGroups;
@@ -155,6 +158,15 @@ public final class NucleonMetrics {
     rolloutBatchSeconds = Histogram.builder().name("nucleon_rollout_batch_seconds")
         .help("Seconds per generated batch (prompt group batch, all decode steps)").constLabels(rollout)
         .labelNames("actor").classicOnly().classicUpperBounds(SECONDS_BUCKETS).register(registry);
+    weightsFetchSeconds = Histogram.builder().name("nucleon_weights_fetch_seconds")
+        .help("Seconds a rollout worker took to stream one policy version (connect to checked)")
+        .constLabels(rollout).labelNames("actor").classicOnly().classicUpperBounds(SECONDS_BUCKETS).register(registry);
+    weightsFetchedBytes = Counter.builder().name("nucleon_weights_fetched_bytes_total")
+        .help("Bytes of policy weights a rollout worker streamed").constLabels(rollout).labelNames("actor")
+        .register(registry);
+    weightsFetchFailures = Counter.builder().name("nucleon_weights_fetch_failures_total")
+        .help("Weight transfers that failed (timeout, checksum, connection) and were fetched again")
+        .constLabels(rollout).labelNames("actor").register(registry);
     rewardScored = Counter.builder().name("nucleon_reward_scored_total")
         .help("Completions scored, by reward function and outcome").constLabels(reward)
         .labelNames("reward", "outcome").register(registry);
@@ -313,6 +325,17 @@ public final class NucleonMetrics {
   public void policyVersion(int v) {
     version.set(v);
     policyVersion.get().set(v);
+  }
+
+  /** A rollout worker streamed one version of {@code bytes} in {@code seconds}. */
+  public void weightsFetched(String actor, double seconds, long bytes) {
+    weightsFetchSeconds.labelValues(actor).observe(seconds);
+    weightsFetchedBytes.labelValues(actor).inc(bytes);
+  }
+
+  /** A rollout worker's weight transfer failed (it fetches again). */
+  public void weightsFetchFailed(String actor) {
+    weightsFetchFailures.labelValues(actor).inc();
   }
 
   /** Counts {@code bytes} more sent by the learner's weight server outside a publication (a relay bypassed). */

@@ -45,6 +45,17 @@ class NucleonMetricsTest {
   }
 
   @Test
+  void weightFetchesPerWorker() {
+    metrics.weightsFetched("rollout-0", 0.3, 1_000_000);
+    metrics.weightsFetched("rollout-0", 0.2, 1_000_000);
+    metrics.weightsFetchFailed("rollout-1");
+    String text = metrics.scrapeText();
+    assertLine(text, "nucleon_weights_fetched_bytes_total{actor=\"rollout-0\",node=\"node-a\",role=\"rollout\"} 2000000.0");
+    assertLine(text, "nucleon_weights_fetch_seconds_count{actor=\"rollout-0\",node=\"node-a\",role=\"rollout\"} 2");
+    assertLine(text, "nucleon_weights_fetch_failures_total{actor=\"rollout-1\",node=\"node-a\",role=\"rollout\"} 1.0");
+  }
+
+  @Test
   void rewardReplayStalenessLearnerWeightsAndSignals() {
     metrics.rewardScored("gsm8k", "ok", 30);
     metrics.rewardScored("gsm8k", "failed", 2);
