@@ -345,6 +345,4 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     }
     return fetchNewest(); // a newer version may have been announced meanwhile
   }
-
-
 }
