@@ -267,7 +267,8 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     }
     if (server == null) {
       server = WeightServer.start(getContext().getSystem(), settings.cluster().host(),
-          settings.learner().weightPort(), settings.learner().weightChunkBytes());
+          settings.learner().weightPort(), settings.learner().weightChunkBytes(),
+          settings.learner().weightDeltaEvery(), org.apache.pekko.stream.javadsl.Flow.create());
       serve();
     }
     ActorRef<RolloutWorker.Command> parent = relayParent(worker);
@@ -356,7 +357,8 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
   private void serve() {
     List<TensorSource> tensors = published.values().stream().map(TensorSource::of).toList();
     boolean bf16 = settings.learner().weightDtype() == ai.djl.ndarray.types.DataType.BFLOAT16;
-    server.publish(new WeightServer.Version(publishedVersion, tensors, bf16, WeightStream.wireBytes(tensors, bf16)));
+    // receivers are told the most a version can take: a delta's masks can add to the whole version's bytes
+    server.publish(new WeightServer.Version(publishedVersion, tensors, bf16, WeightStream.maxWireBytes(tensors, bf16)));
   }
 
   private Behavior<Command> onFinishEarly(FinishEarly f) {

@@ -107,6 +107,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private final ActorRef<Coordinator.WorkReply> replyAdapter;
   /** The arrays of the last fetched version once the model copied them, filled again by the next download. */
   private final Map<String, float[]> spare = new java.util.concurrent.ConcurrentHashMap<>();
+  /** The version the spare arrays hold (set once the model copied it) and how many tensors it has. */
+  private final java.util.concurrent.atomic.AtomicInteger spareVersion = new java.util.concurrent.atomic.AtomicInteger(-1);
+  private int spareCount;
   private WeightsAvailable newest;
   private boolean fetching;
   private int failures;
@@ -289,8 +292,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     WeightsAvailable from = newest;
     long start = System.nanoTime();
     WeightStream.Collect sink = new WeightStream.Collect(spare);
+    // the spare arrays hold the last version whole once the model copied it: deltas against it can be applied
+    int base = relayServer == null && spare.size() == spareCount && spareCount > 0 ? spareVersion.get() : -1;
     getContext().pipeToSelf(WeightFetcher.fetch(getContext().getSystem(), from.host(), from.port(), sink,
-        from.bytes(), FETCH_IDLE).thenApply(d -> new WeightStream.Received(d.version(), d.bf16(), sink.tensors(),
+        from.bytes(), FETCH_IDLE, base).thenApply(d -> new WeightStream.Received(d.version(), d.bf16(), sink.tensors(),
             d.bytes())), (received, error) -> new Fetched(from, received, error, start));
     return this;
   }
@@ -322,8 +327,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       newest = null;
     }
     // a relaying worker serves the arrays it received, so it does not refill them
-    Runnable recycle = relayServer != null ? null
-        : () -> r.tensors().values().forEach(t -> spare.put(t.name(), t.data()));
+    Runnable recycle = relayServer != null ? null : () -> {
+      r.tensors().values().forEach(t -> spare.put(t.name(), t.data()));
+      spareVersion.set(r.version());
+    };
+    spareCount = r.tensors().size();
     if (r.version() <= pendingVersion) {
       if (recycle != null) {
         recycle.run(); // arrived too late to be used
@@ -334,7 +342,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       if (relayServer != null) {
         List<TensorSource> tensors = r.tensors().values().stream().map(TensorSource::of).toList();
         relayServer.publish(new WeightServer.Version(r.version(), tensors, r.bf16(),
-            WeightStream.wireBytes(tensors, r.bf16())));
+            WeightStream.maxWireBytes(tensors, r.bf16())));
         learners.forEach(l -> l.tell(new LearnerActor.Holds(getContext().getSelf(), r.version())));
       }
       metrics.weightsFetched(name, seconds, r.bytes());

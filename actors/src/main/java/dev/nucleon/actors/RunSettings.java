@@ -34,10 +34,11 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
    * {@code nucleon.learner}; {@code dtype} is the compute type (bfloat16: mixed precision over float32 masters),
    * {@code saveDtype} the checkpoints' model type (null: the base model's), {@code weightDtype} the type weights
    * travel in to remote workers, {@code weightPort} the weight server's port (0: any free one), {@code weightFanout}
-   * how many remote workers the learner and each relaying worker serve (0: the learner serves all).
+   * how many remote workers the learner and each relaying worker serve (0: the learner serves all),
+   * {@code weightDeltaEvery} whether versions go as bfloat16 deltas (0: never; N: a whole version every N).
    */
   public record Learner(String device, int publishEverySteps, int weightChunkBytes, DataType dtype,
-      DataType saveDtype, DataType weightDtype, int weightPort, int weightFanout) {}
+      DataType saveDtype, DataType weightDtype, int weightPort, int weightFanout, int weightDeltaEvery) {}
 
   /** {@code nucleon.reward-scorer}. */
   public record Scorer(int scorers, int maxInFlight) {}
@@ -91,7 +92,13 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     }
     Learner learner = new Learner(learnerDevice, atLeast(c, "nucleon.learner.publish-every-steps", 1), (int) chunk,
         dtype(c, "nucleon.learner.dtype"), save.equals("auto") ? null : dtype(c, "nucleon.learner.save-dtype"),
-        wire, weightPort, atLeast(c, "nucleon.learner.weight-fanout", 0));
+        wire, weightPort, atLeast(c, "nucleon.learner.weight-fanout", 0),
+        atLeast(c, "nucleon.learner.weight-delta-every", 0));
+    if (learner.weightDeltaEvery() > 0 && wire != DataType.BFLOAT16) {
+      throw bad(c, "nucleon.learner.weight-delta-every", "deltas need bf16 weights on the wire "
+          + "(nucleon.learner.weight-dtype = bf16, or auto with nucleon.rollout.dtype = bf16): float32 values all "
+          + "change at every step");
+    }
     Scorer scorer = new Scorer(atLeast(c, "nucleon.reward-scorer.scorers", 1),
         atLeast(c, "nucleon.reward-scorer.max-in-flight", 1));
     List<String> roles = c.getStringList("nucleon.cluster.roles");

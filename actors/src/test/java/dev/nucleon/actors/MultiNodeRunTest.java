@@ -147,4 +147,57 @@ class MultiNodeRunTest {
       assertTrue(row.get("staleness_max").asInt() <= 1, "a step trained on data of a worker that fell behind: " + row);
     }
   }
+
+  /**
+   * With bfloat16 weights on the wire and deltas on, a rollout node that holds the previous version is sent only
+   * the bfloat16 elements that changed (a whole version every 4th): the run goes on as usual and the worker
+   * streams far fewer bytes than whole versions would take.
+   */
+  @Test
+  void deltasCarryOnlyWhatChangedInBfloat16(@TempDir Path dir) throws Exception {
+    int portA = freePort();
+    Map<String, String> common = TestRuns.small();
+    common.put("nucleon.run.total-steps", "8");
+    common.put("nucleon.rollout.dtype", "bf16");
+    common.put("nucleon.learner.weight-delta-every", "4");
+    common.put("nucleon.learner.optimizer.lr", "1e-5");
+    common.put("nucleon.reward-scorer.scorers", "1");
+    common.put("nucleon.cluster.seed-nodes", "[\"pekko://nucleon@127.0.0.1:" + portA + "\"]");
+    Map<String, String> a = new java.util.LinkedHashMap<>(common);
+    a.put("nucleon.cluster.roles", "[coordinator, learner]");
+    a.put("nucleon.cluster.port", String.valueOf(portA));
+    Map<String, String> b = new java.util.LinkedHashMap<>(common);
+    b.put("nucleon.cluster.roles", "[rollout, reward]");
+    b.put("nucleon.cluster.port", String.valueOf(freePort()));
+    RunReporter.Summary summary;
+    String scrape;
+    try (NucleonNode nodeA = NucleonNode.start(TestRuns.settings(a), dir, false, null);
+        NucleonNode nodeB = NucleonNode.start(TestRuns.settings(b), dir.resolve("b"), false, null)) {
+      summary = nodeA.finished().get(240, TimeUnit.SECONDS);
+      scrape = nodeB.metrics().scrapeText();
+    }
+    assertEquals(8, summary.steps());
+    double fetched = metric(scrape, "nucleon_weights_fetched_bytes_total");
+    double versions = metric(scrape, "nucleon_weights_fetch_seconds_count");
+    long whole;
+    dev.nucleon.model.Engines.start();
+    try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager();
+        dev.nucleon.model.LlamaModel model = dev.nucleon.model.ModelFiles.read(
+            TestRuns.REPO.resolve("conf/models/quickstart-base")).instantiate(m)) {
+      whole = dev.nucleon.actors.weights.WeightStream.wireBytes(model.toHostTensors().values().stream()
+          .map(dev.nucleon.actors.weights.TensorSource::of).toList(), true);
+    }
+    assertTrue(versions >= 4, "the worker fetched " + versions + " versions");
+    assertTrue(fetched < 0.7 * versions * whole, "the worker streamed " + fetched + " bytes for " + versions
+        + " versions of " + whole + " bytes each in bf16");
+    for (JsonNode row : TestRuns.rows(dir, "step")) {
+      assertTrue(row.get("staleness_max").asInt() <= 1, "a step trained on data of a worker that fell behind: " + row);
+    }
+  }
+
+  /** The value of a one-series metric in a Prometheus scrape. */
+  private static double metric(String scrape, String name) {
+    return scrape.lines().filter(l -> l.startsWith(name + "{")).mapToDouble(l -> Double.parseDouble(
+        l.substring(l.lastIndexOf(' ') + 1))).sum();
+  }
 }

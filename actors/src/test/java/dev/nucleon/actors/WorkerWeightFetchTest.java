@@ -75,7 +75,7 @@ class WorkerWeightFetchTest {
     ModelFiles.Checkpoint ckpt = ModelFiles.read(BASE);
     AtomicInteger connections = new AtomicInteger();
     // the second connection has one byte flipped in flight
-    WeightServer server = WeightServer.start(kit.system(), "127.0.0.1", 0, 4096,
+    WeightServer server = WeightServer.start(kit.system(), "127.0.0.1", 0, 4096, 0,
         CorruptingFlow.onConnection(2, 20_000, connections));
     try (NDManager m = NDManager.newBaseManager(); LlamaModel model = ckpt.instantiate(m);
         HfTokenizer tok = HfTokenizer.load(BASE)) {

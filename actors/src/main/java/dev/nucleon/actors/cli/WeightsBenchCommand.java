@@ -273,7 +273,7 @@ final class WeightsBenchCommand implements Callable<Integer> {
               WeightStream.Collect collect = new WeightStream.Collect(spare);
               WeightStream.TensorSink sink = discard ? new Discard() : collect;
               WeightFetcher.fetch(ctx.getSystem(), "127.0.0.1", Integer.parseInt(p[2]), sink, Long.parseLong(p[3]),
-                  Duration.ofSeconds(60)).whenComplete((d, error) -> {
+                  Duration.ofSeconds(60), -1).whenComplete((d, error) -> {
                     collect.tensors().values().forEach(t -> spare.put(t.name(), t.data()));
                     bench.tell(error != null ? "failed " + p[1] + " " + error
                         : "got " + d.version() + " " + p[1] + " " + (System.nanoTime() - start) / 1e9);

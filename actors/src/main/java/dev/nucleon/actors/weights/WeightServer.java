@@ -1,6 +1,7 @@
 package dev.nucleon.actors.weights;
 
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.ClassicActorSystemProvider;
@@ -41,24 +42,60 @@ public final class WeightServer implements AutoCloseable {
   private static final class State {
     private final int chunkBytes;
     private final Flow<ByteString, ByteString, ?> outbound;
+    private final int deltaEvery;
     private volatile Version current;
+    private volatile Version previous;
+    private Map<String, short[]> previousBits; // computed on the first delta request, guarded by this
 
-    State(int chunkBytes, Flow<ByteString, ByteString, ?> outbound) {
+    State(int chunkBytes, Flow<ByteString, ByteString, ?> outbound, int deltaEvery) {
       this.chunkBytes = chunkBytes;
       this.outbound = outbound;
+      this.deltaEvery = deltaEvery;
+    }
+
+    synchronized void publish(Version v) {
+      previous = current;
+      previousBits = null;
+      current = v;
+    }
+
+    /** The bfloat16 bits of {@code prev}, once (on the weights dispatcher, not the publisher's thread). */
+    private synchronized Map<String, short[]> bitsOf(Version prev) {
+      if (previous != prev) {
+        return null; // replaced meanwhile
+      }
+      if (previousBits == null) {
+        previousBits = WeightStream.bf16Bits(prev.tensors());
+      }
+      return previousBits;
+    }
+
+    /** The bytes for a receiver that holds version {@code base}: a delta against it where one is allowed. */
+    Source<ByteString, ?> response(int base) {
+      Version v = current;
+      if (v == null) {
+        return Source.empty();
+      }
+      Version prev = previous;
+      boolean delta = deltaEvery > 0 && v.bf16() && prev != null && prev.bf16() && base == prev.version()
+          && v.version() % deltaEvery != 0;
+      return Source.fromIterator(() -> {
+            Map<String, short[]> bits = delta ? bitsOf(prev) : null;
+            return bits != null ? WeightStream.encodeDelta(v.version(), v.tensors(), chunkBytes, base, bits)
+                : WeightStream.encode(v.version(), v.tensors(), v.bf16(), chunkBytes);
+          })
+          .withAttributes(ActorAttributes.dispatcher(DISPATCHER))
+          .async()
+          .via(outbound);
     }
 
     Flow<ByteString, ByteString, ?> handler() {
-      Version v = current;
-      Source<ByteString, ?> out = v == null ? Source.empty()
-          : Source.fromIterator(() -> WeightStream.encode(v.version(), v.tensors(), v.bf16(), chunkBytes))
-              .withAttributes(ActorAttributes.dispatcher(DISPATCHER))
-              .async()
-              .via(outbound)
-              // a receiver that stops reading without closing (a frozen host) releases the version after this
-              .idleTimeout(IDLE);
-      // coupled: the stream ends when the version was sent or when the receiver went away, whichever comes first
-      return Flow.fromSinkAndSourceCoupled(Sink.ignore(), out);
+      // the receiver sends its request and half-closes; the answer is the newest version, whole or as a delta
+      return Flow.<ByteString>create()
+          .fold(ByteString.emptyByteString(), ByteString::concat)
+          .flatMapConcat(request -> response(WeightStream.requestedBase(request)))
+          // a receiver that stops reading without closing (a frozen host) releases the version after this
+          .idleTimeout(IDLE);
     }
   }
 
@@ -73,15 +110,21 @@ public final class WeightServer implements AutoCloseable {
    * @param chunkBytes bytes per stream element
    */
   public static WeightServer start(ClassicActorSystemProvider system, String host, int port, int chunkBytes) {
-    return start(system, host, port, chunkBytes, Flow.create());
+    return start(system, host, port, chunkBytes, 0, Flow.create());
   }
 
-  /** As {@link #start}, with every outgoing stream passed through {@code outbound} (tests corrupt bytes here). */
+  /**
+   * As {@link #start}; with {@code deltaEvery} > 0, a receiver that holds the version before the newest gets only
+   * what changed in bfloat16 (a whole version every {@code deltaEvery} versions, and to anyone else); every
+   * outgoing stream passes through {@code outbound} (tests corrupt bytes here).
+   */
   public static WeightServer start(ClassicActorSystemProvider system, String host, int port, int chunkBytes,
-      Flow<ByteString, ByteString, ?> outbound) {
+      int deltaEvery, Flow<ByteString, ByteString, ?> outbound) {
     Materializer mat = Materializer.matFromSystem(system);
-    State state = new State(chunkBytes, outbound);
-    CompletionStage<Tcp.ServerBinding> bound = Tcp.get(system).bind(host, port)
+    State state = new State(chunkBytes, outbound, deltaEvery);
+    // half-close: the receiver ends its side after its request, and this side still sends the version
+    CompletionStage<Tcp.ServerBinding> bound = Tcp.get(system).bind(host, port, 100, List.of(), true,
+            java.util.Optional.empty())
         .to(Sink.foreach(connection -> connection.handleWith(state.handler(), mat)))
         .run(mat);
     Tcp.ServerBinding binding;
@@ -104,7 +147,7 @@ public final class WeightServer implements AutoCloseable {
 
   /** Makes {@code v} the version new connections are sent. */
   public void publish(Version v) {
-    state.current = v;
+    state.publish(v);
   }
 
   /** The version new connections are sent, or null before the first. */

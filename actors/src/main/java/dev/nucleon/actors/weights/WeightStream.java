@@ -18,18 +18,26 @@ import org.apache.pekko.util.ByteString;
  * The wire format of one policy version on a weight stream, and its encoder and decoder. Everything is little
  * endian:
  * <pre>
- *   "NWS1"  version:int32  dtype:int8 (0 = float32, 1 = bfloat16)  tensors:int32
- *   per tensor:  nameLength:int16 name:UTF-8  rank:int8 shape:int64[rank]
- *                values (elements x 4 or 2 bytes)  CRC-32C of those bytes:int32
+ *   "NWS2"  version:int32  dtype:int8 (0 = float32, 1 = bfloat16)  tensors:int32  base:int32 (-1: none)
+ *   per tensor:  nameLength:int16 name:UTF-8  rank:int8 shape:int64[rank]  mode:int8
+ *     mode 0 (whole):  values (elements x 4 or 2 bytes)  CRC-32C of those bytes:int32
+ *     mode 1 (delta against version base, bfloat16 only): per block of 8192 elements, a bit mask of the elements
+ *                      that changed (1024 bytes), their count:int32 and their new values (count x 2 bytes);
+ *                      then the CRC-32C of the whole new tensor's bfloat16 bytes:int32
  *   "NEND"
  * </pre>
+ * A receiver asks with {@code "NWQ1" base:int32}: the version whose values it holds (-1: none), against which
+ * the server may send deltas.
  * The encoder produces the bytes a chunk at a time from {@link TensorSource}s, so no array of the whole version
  * exists and its size is limited only by the tensors themselves; the decoder checks every tensor's checksum as it
  * ends and hands the values to a {@link TensorSink} as they arrive.
  */
 public final class WeightStream {
 
-  static final int MAGIC = 0x3153574e; // "NWS1" read as a little-endian int
+  static final int MAGIC = 0x3253574e; // "NWS2" read as a little-endian int
+  static final int REQUEST = 0x3151574e; // "NWQ1"
+  /** Elements per delta block (its mask is 1024 bytes). */
+  static final int BLOCK = 8192;
   static final int END = 0x444e454e; // "NEND"
   static final int MAX_RANK = 8;
   static final int MAX_NAME_BYTES = 4096;
@@ -49,6 +57,52 @@ public final class WeightStream {
 
     /** The current tensor ended and its checksum matched. */
     void end();
+
+    /**
+     * A tensor arrives as a delta: the array holding its previous values (the base version's), which the decoder
+     * updates in place before {@link #end()}. A sink that keeps no previous values refuses.
+     */
+    default float[] deltaBase(String name, long[] shape) {
+      throw new WeightStreamException("tensor '" + name + "' came as a delta, but this receiver keeps no "
+          + "previous values");
+    }
+  }
+
+  /** A receiver's request: the version whose values it holds (-1: none). */
+  public static ByteString request(int base) {
+    return ByteString.fromArrayUnsafe(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putInt(REQUEST)
+        .putInt(base).array());
+  }
+
+  /** The base version a request names, or -1 for anything that is not a request. */
+  public static int requestedBase(ByteString request) {
+    if (request.length() != 8) {
+      return -1;
+    }
+    ByteBuffer b = request.toByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+    return b.getInt() == REQUEST ? b.getInt() : -1;
+  }
+
+  /** The bfloat16 bits of every tensor (nearest even), as a delta's base on the sending side. */
+  public static Map<String, short[]> bf16Bits(List<? extends TensorSource> tensors) {
+    Map<String, short[]> out = new LinkedHashMap<>();
+    for (TensorSource t : tensors) {
+      long n = t.elements();
+      if (n > Integer.MAX_VALUE - 8) {
+        throw new IllegalArgumentException("tensor '" + t.name() + "' is too large for a delta base");
+      }
+      short[] bits = new short[(int) n];
+      float[] window = new float[BLOCK];
+      for (long at = 0; at < n; at += BLOCK) {
+        int k = (int) Math.min(BLOCK, n - at);
+        t.read(at, k, FloatBuffer.wrap(window));
+        for (int i = 0; i < k; i++) {
+          bits[(int) at + i] = Safetensors.toBf16(window[i]);
+        }
+      }
+      out.put(t.name(), bits);
+    }
+    return out;
   }
 
   /** A version as it arrived: its number, wire type and tensors (in stream order). */
@@ -59,14 +113,28 @@ public final class WeightStream {
    * one over 4096 bytes, a rank above 8.
    */
   public static long wireBytes(List<? extends TensorSource> tensors, boolean bf16) {
-    long n = 13 + 4; // stream header and end marker
+    long n = 17 + 4; // stream header and end marker
     for (TensorSource t : tensors) {
       int name = t.name().getBytes(StandardCharsets.UTF_8).length;
       if (name == 0 || name > MAX_NAME_BYTES || t.shape().length > MAX_RANK) {
         throw new IllegalArgumentException("tensor '" + t.name() + "' cannot be streamed: names of 1 to "
             + MAX_NAME_BYTES + " bytes and ranks up to " + MAX_RANK + " only");
       }
-      n += 2 + name + 1 + 8L * t.shape().length + t.elements() * (bf16 ? 2 : 4) + 4;
+      n += 2 + name + 1 + 8L * t.shape().length + 1 + t.elements() * (bf16 ? 2 : 4) + 4;
+    }
+    return n;
+  }
+
+  /**
+   * The most bytes a version can take on the wire with deltas (each bfloat16 block may carry its mask besides all
+   * its values): the bound receivers are given.
+   */
+  public static long maxWireBytes(List<? extends TensorSource> tensors, boolean bf16) {
+    long n = wireBytes(tensors, bf16);
+    if (bf16) {
+      for (TensorSource t : tensors) {
+        n += (t.elements() + BLOCK - 1) / BLOCK * (BLOCK / 8 + 4);
+      }
     }
     return n;
   }
@@ -77,7 +145,16 @@ public final class WeightStream {
    */
   public static Iterator<ByteString> encode(int version, List<? extends TensorSource> tensors, boolean bf16,
       int chunkBytes) {
-    return new Encoder(version, tensors, bf16, chunkBytes);
+    return new Encoder(version, tensors, bf16, chunkBytes, -1, Map.of());
+  }
+
+  /**
+   * As {@link #encode}, sending each tensor whose bfloat16 bits under {@code base} are in {@code baseBits} as a delta
+   * against them (bfloat16 only).
+   */
+  public static Iterator<ByteString> encodeDelta(int version, List<? extends TensorSource> tensors, int chunkBytes,
+      int base, Map<String, short[]> baseBits) {
+    return new Encoder(version, tensors, true, chunkBytes, base, baseBits);
   }
 
   private static final class Encoder implements Iterator<ByteString> {
@@ -93,15 +170,21 @@ public final class WeightStream {
     private boolean headerSent; // the current tensor's header
     private boolean done;
     private final CRC32C crc = new CRC32C();
+    private final int base;
+    private final Map<String, short[]> baseBits;
+    private short[] deltaBase; // the current tensor's base bits when it goes as a delta
 
-    Encoder(int version, List<? extends TensorSource> tensors, boolean bf16, int chunkBytes) {
+    Encoder(int version, List<? extends TensorSource> tensors, boolean bf16, int chunkBytes, int base,
+        Map<String, short[]> baseBits) {
+      this.base = base;
+      this.baseBits = baseBits;
       this.version = version;
       this.tensors = tensors;
       this.bf16 = bf16;
       this.width = bf16 ? 2 : 4;
       this.chunkElements = Math.max(1, chunkBytes / width);
-      this.window = new float[chunkElements];
-      this.halves = new short[bf16 ? chunkElements : 0];
+      this.window = new float[Math.max(chunkElements, BLOCK)];
+      this.halves = new short[bf16 ? Math.max(chunkElements, BLOCK) : 0];
     }
 
     @Override
@@ -116,8 +199,8 @@ public final class WeightStream {
       }
       if (tensor < 0) {
         tensor = 0;
-        ByteBuffer b = le(13);
-        b.putInt(MAGIC).putInt(version).put((byte) (bf16 ? 1 : 0)).putInt(tensors.size());
+        ByteBuffer b = le(17);
+        b.putInt(MAGIC).putInt(version).put((byte) (bf16 ? 1 : 0)).putInt(tensors.size()).putInt(base);
         return bytes(b);
       }
       if (tensor == tensors.size()) {
@@ -131,14 +214,20 @@ public final class WeightStream {
         crc.reset();
         byte[] name = t.name().getBytes(StandardCharsets.UTF_8);
         long[] shape = t.shape();
-        ByteBuffer b = le(2 + name.length + 1 + 8 * shape.length);
+        short[] bits = bf16 && base >= 0 ? baseBits.get(t.name()) : null;
+        deltaBase = bits != null && bits.length == t.elements() ? bits : null;
+        ByteBuffer b = le(2 + name.length + 1 + 8 * shape.length + 1);
         b.putShort((short) name.length).put(name).put((byte) shape.length);
         for (long s : shape) {
           b.putLong(s);
         }
+        b.put((byte) (deltaBase != null ? 1 : 0));
         return bytes(b);
       }
       long total = t.elements();
+      if (deltaBase != null && next < total) {
+        return deltaBlock(t, total);
+      }
       if (next < total) {
         int n = (int) Math.min(chunkElements, total - next);
         byte[] out = new byte[n * width];
@@ -159,6 +248,31 @@ public final class WeightStream {
       tensor++;
       headerSent = false;
       return bytes(le(4).putInt((int) crc.getValue()));
+    }
+
+    /** One delta block: the mask of changed elements, their count and their new bfloat16 values. */
+    private ByteString deltaBlock(TensorSource t, long total) {
+      int n = (int) Math.min(BLOCK, total - next);
+      t.read(next, n, FloatBuffer.wrap(window, 0, n));
+      byte[] mask = new byte[BLOCK / 8];
+      short[] changed = new short[n];
+      int count = 0;
+      for (int i = 0; i < n; i++) {
+        short now = Safetensors.toBf16(window[i]);
+        halves[i] = now;
+        if (now != deltaBase[(int) next + i]) {
+          mask[i >>> 3] |= (byte) (1 << (i & 7));
+          changed[count++] = now;
+        }
+      }
+      ByteBuffer whole = le(2 * n);
+      whole.asShortBuffer().put(halves, 0, n);
+      crc.update(whole.array()); // the checksum covers the whole new tensor, which the receiver rebuilds
+      next += n;
+      ByteBuffer b = le(BLOCK / 8 + 4 + 2 * count);
+      b.put(mask).putInt(count);
+      b.asShortBuffer().put(changed, 0, count);
+      return bytes(b);
     }
 
     private static ByteBuffer le(int n) {
@@ -190,6 +304,9 @@ public final class WeightStream {
     private final CRC32C crc = new CRC32C();
     private float[] values = new float[0];
     private short[] halves = new short[0];
+    private int base = -1;
+    private float[] delta; // the current tensor's array, updated in place, when it comes as a delta
+    private long deltaNext; // its next element
 
     /**
      * @param sink where values go
@@ -206,6 +323,11 @@ public final class WeightStream {
 
     public boolean bf16() {
       return bf16;
+    }
+
+    /** The version deltas in this stream are against (-1: none). */
+    public int base() {
+      return base;
     }
 
     public long bytes() {
@@ -290,10 +412,10 @@ public final class WeightStream {
     /** Parses one element of the format if its bytes are there; false when more bytes are needed. */
     private boolean step() {
       if (version < 0) {
-        if (pending.length() < 13) {
+        if (pending.length() < 17) {
           return false;
         }
-        ByteBuffer b = take(13);
+        ByteBuffer b = take(17);
         int magic = b.getInt();
         if (magic != MAGIC) {
           throw new WeightStreamException("not a weight stream (magic " + Integer.toHexString(magic) + ")");
@@ -308,7 +430,11 @@ public final class WeightStream {
         if (tensorCount < 0) {
           throw new WeightStreamException("version " + version + ": negative tensor count " + tensorCount);
         }
+        base = b.getInt();
         return true;
+      }
+      if (delta != null) {
+        return deltaStep();
       }
       if (remaining < 0) {
         if (tensorsDone == tensorCount) {
@@ -367,7 +493,7 @@ public final class WeightStream {
       if (rank < 0 || rank > MAX_RANK) {
         throw new WeightStreamException("version " + version + ": tensor " + tensorsDone + " has rank " + rank);
       }
-      int size = 2 + nameLength + 1 + 8 * rank;
+      int size = 2 + nameLength + 1 + 8 * rank + 1;
       if (pending.length() < size) {
         return false;
       }
@@ -391,12 +517,96 @@ public final class WeightStream {
       } catch (ArithmeticException e) {
         throw new WeightStreamException("version " + version + ": tensor '" + name + "' is too large");
       }
+      crc.reset();
+      byte mode = b.get();
+      if (mode == 1) {
+        if (!bf16 || base < 0) {
+          throw new WeightStreamException("version " + version + ": tensor '" + name + "' is a delta in a stream "
+              + "that has no base (" + (bf16 ? "base " + base : "float32") + ")");
+        }
+        delta = sink.deltaBase(name, shape);
+        if (delta == null || delta.length != elements) {
+          throw new WeightStreamException("version " + version + ": tensor '" + name + "' is a delta against "
+              + "version " + base + ", whose values this receiver does not hold");
+        }
+        deltaNext = 0;
+        remaining = 0; // no whole-values section: the blocks follow
+        return true;
+      }
+      if (mode != 0) {
+        throw new WeightStreamException("version " + version + ": tensor '" + name + "' has mode " + mode);
+      }
       if (remaining > maxBytes) {
         throw new WeightStreamException("version " + version + ": tensor '" + name + "' of " + remaining
             + " bytes exceeds the " + maxBytes + " bytes announced");
       }
-      crc.reset();
       sink.begin(name, shape);
+      return true;
+    }
+
+    /**
+     * The next part of a delta tensor: a block (mask, count, changed values), applied in place, or after the last
+     * block the checksum of the whole rebuilt tensor.
+     */
+    private boolean deltaStep() {
+      long n = delta.length;
+      if (deltaNext >= n) {
+        if (pending.length() < 4) {
+          return false;
+        }
+        int sent = take(4).getInt();
+        CRC32C whole = new CRC32C();
+        ByteBuffer bits = ByteBuffer.allocate(2 * BLOCK).order(ByteOrder.LITTLE_ENDIAN);
+        for (int at = 0; at < n; at += BLOCK) {
+          int k = (int) Math.min(BLOCK, n - at);
+          bits.clear();
+          for (int i = 0; i < k; i++) {
+            bits.putShort((short) (Float.floatToRawIntBits(delta[at + i]) >>> 16));
+          }
+          bits.flip();
+          whole.update(bits);
+        }
+        if (sent != (int) whole.getValue()) {
+          throw new WeightStreamException("version " + version + ": tensor '" + name + "' rebuilt from version "
+              + base + " fails its checksum (the receiver's base differs from the sender's)");
+        }
+        sink.end();
+        tensorsDone++;
+        remaining = -1;
+        delta = null;
+        name = null;
+        return true;
+      }
+      if (pending.length() < BLOCK / 8 + 4) {
+        return false;
+      }
+      int count = pending.drop(BLOCK / 8).iterator().getInt(ByteOrder.LITTLE_ENDIAN);
+      int k = (int) Math.min(BLOCK, n - deltaNext);
+      if (count < 0 || count > k) {
+        throw new WeightStreamException("version " + version + ": tensor '" + name + "' has a delta block of "
+            + count + " values for " + k + " elements");
+      }
+      if (pending.length() < BLOCK / 8 + 4 + 2 * count) {
+        return false;
+      }
+      ByteBuffer b = take(BLOCK / 8 + 4 + 2 * count);
+      byte[] mask = new byte[BLOCK / 8];
+      b.get(mask);
+      b.getInt();
+      int marked = 0;
+      for (int i = 0; i < k; i++) {
+        marked += (mask[i >>> 3] >>> (i & 7)) & 1;
+      }
+      if (marked != count) {
+        throw new WeightStreamException("version " + version + ": tensor '" + name + "' has a delta block whose "
+            + "mask marks " + marked + " elements but carries " + count + " values");
+      }
+      for (int i = 0; i < k; i++) {
+        if (((mask[i >>> 3] >>> (i & 7)) & 1) != 0) {
+          delta[(int) deltaNext + i] = Float.intBitsToFloat((b.getShort() & 0xffff) << 16);
+        }
+      }
+      deltaNext += k;
       return true;
     }
 
@@ -450,6 +660,20 @@ public final class WeightStream {
       int n = values.remaining();
       values.get(data, filled, n);
       filled += n;
+    }
+
+    /** The previous version's array for this tensor, from the spare arrays (null when there is none). */
+    @Override
+    public float[] deltaBase(String name, long[] shape) {
+      if (out.containsKey(name)) {
+        throw new WeightStreamException("tensor '" + name + "' arrived twice");
+      }
+      float[] previous = spare == null ? null : spare.remove(name);
+      this.name = name;
+      this.shape = shape;
+      this.data = previous;
+      this.filled = previous == null ? 0 : previous.length;
+      return previous;
     }
 
     @Override

@@ -45,7 +45,7 @@ class LargeVersionTest {
       assertTrue(bytes > (2L << 30), "the version is above 2 GiB: " + bytes);
       SyntheticWeights.Check check = new SyntheticWeights.Check();
       long start = System.nanoTime();
-      WeightStream.Decoder d = WeightFetcher.fetch(system, "127.0.0.1", port, check, bytes, Duration.ofSeconds(30))
+      WeightStream.Decoder d = WeightFetcher.fetch(system, "127.0.0.1", port, check, bytes, Duration.ofSeconds(30), -1)
           .toCompletableFuture().get(10, TimeUnit.MINUTES);
       double seconds = (System.nanoTime() - start) / 1e9;
       System.out.printf("2.3 GB version across JVMs: %.1f s, %.0f MB/s%n", seconds, bytes / seconds / 1e6);

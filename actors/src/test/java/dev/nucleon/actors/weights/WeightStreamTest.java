@@ -18,6 +18,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.stream.javadsl.Flow;
 import org.apache.pekko.util.ByteString;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -124,7 +125,7 @@ class WeightStreamTest {
     assertTrue(e.getMessage().contains("announced"), e.getMessage());
 
     e = assertThrows(WeightStream.WeightStreamException.class,
-        () -> new WeightStream.Decoder(new WeightStream.Collect(), 100).feed(ByteString.fromString("GET / HTTP/1.1\r\n")));
+        () -> new WeightStream.Decoder(new WeightStream.Collect(), 100).feed(ByteString.fromString("GET / HTTP/1.1\r\nHost: x\r\n")));
     assertTrue(e.getMessage().contains("not a weight stream"), e.getMessage());
   }
 
@@ -132,7 +133,7 @@ class WeightStreamTest {
   void aFetcherGetsTheNewestVersionAndACorruptTransferFailsThenSucceedsOnRetry() throws Exception {
     AtomicInteger connections = new AtomicInteger();
     // the first connection has one byte flipped in flight; later ones are clean
-    WeightServer server = WeightServer.start(system, "127.0.0.1", 0, 1024,
+    WeightServer server = WeightServer.start(system, "127.0.0.1", 0, 1024, 0,
         CorruptingFlow.onConnection(1, 3000, connections));
     try {
       Map<String, HostTensor> v1 = tensors(5);
@@ -192,7 +193,7 @@ class WeightStreamTest {
         }
       };
       var left = assertThrows(ExecutionException.class, () -> WeightFetcher.fetch(system, "127.0.0.1",
-          server.port(), leaves, size, Duration.ofSeconds(5)).toCompletableFuture().get(20, TimeUnit.SECONDS));
+          server.port(), leaves, size, Duration.ofSeconds(5), -1).toCompletableFuture().get(20, TimeUnit.SECONDS));
       assertTrue(left.getCause().getMessage().contains("receiver killed"), left.getCause().toString());
       Map<String, HostTensor> v3 = tensors(8);
       server.publish(new WeightServer.Version(3, sources(v3), true, WeightStream.wireBytes(sources(v3), true)));
@@ -209,6 +210,121 @@ class WeightStreamTest {
           assertEquals(Float.intBitsToFloat((bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000), got[i]);
         }
       }
+    } finally {
+      server.close();
+    }
+  }
+
+  /** v1 as a bf16 receiver holds it: every value rounded to bfloat16. */
+  static Map<String, float[]> heldAsBf16(Map<String, HostTensor> m) {
+    Map<String, float[]> out = new java.util.concurrent.ConcurrentHashMap<>();
+    for (HostTensor t : m.values()) {
+      float[] d = new float[t.data().length];
+      for (int i = 0; i < d.length; i++) {
+        int bits = Float.floatToRawIntBits(t.data()[i]);
+        d[i] = Float.intBitsToFloat((bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000);
+      }
+      out.put(t.name(), d);
+    }
+    return out;
+  }
+
+  /** v2: v1 with a few elements of every tensor moved (as a small learning rate moves bfloat16 weights). */
+  static Map<String, HostTensor> nudged(Map<String, HostTensor> v1) {
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    for (HostTensor t : v1.values()) {
+      float[] d = t.data().clone();
+      for (int i = 0; i < d.length; i += 97) {
+        d[i] += 0.5f;
+      }
+      out.put(t.name(), new HostTensor(t.name(), t.shape(), d));
+    }
+    return out;
+  }
+
+  /**
+   * A delta carries only the bfloat16 elements that changed; applied to the receiver's copy of the base version it
+   * rebuilds the new version exactly, and a receiver whose base differs fails the rebuilt tensor's checksum.
+   */
+  @Test
+  void aDeltaRebuildsTheNewVersionFromTheBaseAndRefusesAWrongBase() {
+    Map<String, HostTensor> v1 = tensors(11);
+    float[] big = new float[50_000];
+    for (int i = 0; i < big.length; i++) {
+      big[i] = (float) Math.sin(i);
+    }
+    v1.put("big", new HostTensor("big", new long[] {50_000}, big));
+    Map<String, HostTensor> v2 = nudged(v1);
+    Map<String, short[]> baseBits = WeightStream.bf16Bits(sources(v1));
+    List<ByteString> parts = new ArrayList<>();
+    WeightStream.encodeDelta(2, sources(v2), 4096, 1, baseBits).forEachRemaining(parts::add);
+    ByteString bytes = parts.stream().reduce(ByteString.emptyByteString(), ByteString::concat);
+    long dense = WeightStream.wireBytes(sources(v2), true);
+    assertTrue(bytes.length() < dense / 3, "a delta of ~1% of the elements takes " + bytes.length() + " bytes, "
+        + "the whole version " + dense);
+    assertTrue(bytes.length() <= WeightStream.maxWireBytes(sources(v2), true));
+
+    WeightStream.Collect sink = new WeightStream.Collect(heldAsBf16(v1));
+    WeightStream.Decoder d = new WeightStream.Decoder(sink, WeightStream.maxWireBytes(sources(v2), true));
+    SplittableRandom rng = new SplittableRandom(12);
+    for (int at = 0; at < bytes.length(); ) {
+      int n = Math.min(bytes.length() - at, 1 + rng.nextInt(3000));
+      d.feed(bytes.slice(at, at + n));
+      at += n;
+    }
+    d.finish();
+    assertEquals(1, d.base());
+    Map<String, float[]> want = heldAsBf16(v2);
+    for (var e : want.entrySet()) {
+      assertArrayEquals(e.getValue(), sink.tensors().get(e.getKey()).data(), e.getKey());
+    }
+
+    Map<String, float[]> wrong = heldAsBf16(v1);
+    wrong.get("big")[7] += 1f;
+    var e = assertThrows(WeightStream.WeightStreamException.class, () -> {
+      WeightStream.Decoder bad = new WeightStream.Decoder(new WeightStream.Collect(wrong), bytes.length());
+      bad.feed(bytes);
+      bad.finish();
+    });
+    assertTrue(e.getMessage().contains("'big'") && e.getMessage().contains("base differs"), e.getMessage());
+    e = assertThrows(WeightStream.WeightStreamException.class,
+        () -> new WeightStream.Decoder(new WeightStream.Collect(), bytes.length()).feed(bytes));
+    assertTrue(e.getMessage().contains("does not hold"), e.getMessage());
+  }
+
+  /**
+   * A server with deltas on sends a receiver that names the previous version only what changed, a receiver that
+   * names nothing (or an older version) the whole version, and every few versions the whole version to all.
+   */
+  @Test
+  void aServerSendsDeltasToReceiversThatHoldThePreviousVersion() throws Exception {
+    WeightServer server = WeightServer.start(system, "127.0.0.1", 0, 4096, 3, Flow.create());
+    try {
+      Map<String, HostTensor> v1 = tensors(13);
+      float[] big = new float[40_000];
+      java.util.Arrays.fill(big, 0.25f);
+      v1.put("big", new HostTensor("big", new long[] {40_000}, big));
+      Map<String, HostTensor> v2 = nudged(v1);
+      long max = WeightStream.maxWireBytes(sources(v1), true);
+      server.publish(new WeightServer.Version(1, sources(v1), true, max));
+      server.publish(new WeightServer.Version(2, sources(v2), true, max));
+      WeightStream.Collect withBase = new WeightStream.Collect(heldAsBf16(v1));
+      WeightStream.Decoder d = WeightFetcher.fetch(system, "127.0.0.1", server.port(), withBase, max,
+          Duration.ofSeconds(5), 1).toCompletableFuture().get(20, TimeUnit.SECONDS);
+      assertEquals(1, d.base(), "a delta against version 1");
+      assertTrue(d.bytes() < WeightStream.wireBytes(sources(v2), true) / 2, "delta bytes " + d.bytes());
+      Map<String, float[]> want = heldAsBf16(v2);
+      for (var e : want.entrySet()) {
+        assertArrayEquals(e.getValue(), withBase.tensors().get(e.getKey()).data(), e.getKey());
+      }
+      WeightStream.Decoder whole = WeightFetcher.fetch(system, "127.0.0.1", server.port(), new WeightStream.Collect(),
+          max, Duration.ofSeconds(5), -1).toCompletableFuture().get(20, TimeUnit.SECONDS);
+      assertEquals(-1, whole.base(), "a receiver without a base gets the whole version");
+      server.publish(new WeightServer.Version(3, sources(nudged(v2)), true, max));
+      WeightStream.Decoder third = WeightFetcher.fetch(system, "127.0.0.1", server.port(),
+          new WeightStream.Collect(heldAsBf16(v2)), max, Duration.ofSeconds(5), 2).toCompletableFuture()
+          .get(20, TimeUnit.SECONDS);
+      assertEquals(-1, third.base(), "version 3 is a whole one (every 3rd)");
     } finally {
       server.close();
     }
