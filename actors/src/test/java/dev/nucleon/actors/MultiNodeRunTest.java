@@ -108,20 +108,12 @@ class MultiNodeRunTest {
   @Test
   void withFanOutOneTheLearnerSendsEachVersionOnce(@TempDir Path dir) throws Exception {
     int portA = freePort();
-    Map<String, String> common = TestRuns.small();
-    common.put("nucleon.run.total-steps", "8");
+    Map<String, String> common = smallCluster(portA, 8);
     common.put("nucleon.algorithm.max-staleness", "1");
     common.put("nucleon.learner.weight-fanout", "1");
-    common.put("nucleon.reward-scorer.scorers", "1");
-    common.put("nucleon.cluster.seed-nodes", "[\"pekko://nucleon@127.0.0.1:" + portA + "\"]");
-    Map<String, String> a = new java.util.LinkedHashMap<>(common);
-    a.put("nucleon.cluster.roles", "[coordinator, learner]");
-    a.put("nucleon.cluster.port", String.valueOf(portA));
-    Map<String, String> b = new java.util.LinkedHashMap<>(common);
-    b.put("nucleon.cluster.roles", "[rollout, reward]");
-    b.put("nucleon.cluster.port", String.valueOf(freePort()));
-    Map<String, String> c = new java.util.LinkedHashMap<>(b);
-    c.put("nucleon.cluster.port", String.valueOf(freePort()));
+    Map<String, String> a = node(common, "[coordinator, learner]", portA);
+    Map<String, String> b = node(common, "[rollout, reward]", freePort());
+    Map<String, String> c = node(common, "[rollout, reward]", freePort());
     RunReporter.Summary summary;
     long weightBytes;
     try (NucleonNode nodeA = NucleonNode.start(TestRuns.settings(a), dir, false, null);
@@ -131,14 +123,7 @@ class MultiNodeRunTest {
       weightBytes = nodeA.metrics().snapshot().learner().weightsBytes();
     }
     assertEquals(8, summary.steps());
-    long wire;
-    dev.nucleon.model.Engines.start();
-    try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager();
-        dev.nucleon.model.LlamaModel model = dev.nucleon.model.ModelFiles.read(
-            TestRuns.REPO.resolve("conf/models/quickstart-base")).instantiate(m)) {
-      wire = dev.nucleon.actors.weights.WeightStream.wireBytes(model.toHostTensors().values().stream()
-          .map(dev.nucleon.actors.weights.TensorSource::of).toList(), false);
-    }
+    long wire = quickstartWireBytes(false);
     // 8 versions after the first; the first version each worker fetches comes from the learner (a relay is known
     // once it has heard from the learner); with both workers served by the learner it would send 16 or more
     assertTrue(weightBytes > 0 && weightBytes <= 11L * wire, "the learner sent " + weightBytes + " bytes for "
@@ -156,19 +141,12 @@ class MultiNodeRunTest {
   @Test
   void deltasCarryOnlyWhatChangedInBfloat16(@TempDir Path dir) throws Exception {
     int portA = freePort();
-    Map<String, String> common = TestRuns.small();
-    common.put("nucleon.run.total-steps", "8");
+    Map<String, String> common = smallCluster(portA, 8);
     common.put("nucleon.rollout.dtype", "bf16");
     common.put("nucleon.learner.weight-delta-every", "4");
     common.put("nucleon.learner.optimizer.lr", "1e-5");
-    common.put("nucleon.reward-scorer.scorers", "1");
-    common.put("nucleon.cluster.seed-nodes", "[\"pekko://nucleon@127.0.0.1:" + portA + "\"]");
-    Map<String, String> a = new java.util.LinkedHashMap<>(common);
-    a.put("nucleon.cluster.roles", "[coordinator, learner]");
-    a.put("nucleon.cluster.port", String.valueOf(portA));
-    Map<String, String> b = new java.util.LinkedHashMap<>(common);
-    b.put("nucleon.cluster.roles", "[rollout, reward]");
-    b.put("nucleon.cluster.port", String.valueOf(freePort()));
+    Map<String, String> a = node(common, "[coordinator, learner]", portA);
+    Map<String, String> b = node(common, "[rollout, reward]", freePort());
     RunReporter.Summary summary;
     String scrape;
     try (NucleonNode nodeA = NucleonNode.start(TestRuns.settings(a), dir, false, null);
@@ -179,14 +157,7 @@ class MultiNodeRunTest {
     assertEquals(8, summary.steps());
     double fetched = metric(scrape, "nucleon_weights_fetched_bytes_total");
     double versions = metric(scrape, "nucleon_weights_fetch_seconds_count");
-    long whole;
-    dev.nucleon.model.Engines.start();
-    try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager();
-        dev.nucleon.model.LlamaModel model = dev.nucleon.model.ModelFiles.read(
-            TestRuns.REPO.resolve("conf/models/quickstart-base")).instantiate(m)) {
-      whole = dev.nucleon.actors.weights.WeightStream.wireBytes(model.toHostTensors().values().stream()
-          .map(dev.nucleon.actors.weights.TensorSource::of).toList(), true);
-    }
+    long whole = quickstartWireBytes(true);
     assertTrue(versions >= 4, "the worker fetched " + versions + " versions");
     assertTrue(fetched < 0.7 * versions * whole, "the worker streamed " + fetched + " bytes for " + versions
         + " versions of " + whole + " bytes each in bf16");
@@ -199,5 +170,33 @@ class MultiNodeRunTest {
   private static double metric(String scrape, String name) {
     return scrape.lines().filter(l -> l.startsWith(name + "{")).mapToDouble(l -> Double.parseDouble(
         l.substring(l.lastIndexOf(' ') + 1))).sum();
+  }
+
+  /** A node's settings: the common keys plus its roles and its port. */
+  private static Map<String, String> node(Map<String, String> common, String roles, int port) {
+    Map<String, String> n = new java.util.LinkedHashMap<>(common);
+    n.put("nucleon.cluster.roles", roles);
+    n.put("nucleon.cluster.port", String.valueOf(port));
+    return n;
+  }
+
+  /** Keys shared by a small run whose seed node is on {@code seedPort}. */
+  private static Map<String, String> smallCluster(int seedPort, int steps) {
+    Map<String, String> common = TestRuns.small();
+    common.put("nucleon.run.total-steps", String.valueOf(steps));
+    common.put("nucleon.reward-scorer.scorers", "1");
+    common.put("nucleon.cluster.seed-nodes", "[\"pekko://nucleon@127.0.0.1:" + seedPort + "\"]");
+    return common;
+  }
+
+  /** Bytes of one whole version of the quickstart base model on the wire. */
+  private static long quickstartWireBytes(boolean bf16) {
+    dev.nucleon.model.Engines.start();
+    try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager();
+        dev.nucleon.model.LlamaModel model = dev.nucleon.model.ModelFiles.read(
+            TestRuns.REPO.resolve("conf/models/quickstart-base")).instantiate(m)) {
+      return dev.nucleon.actors.weights.WeightStream.wireBytes(model.toHostTensors().values().stream()
+          .map(dev.nucleon.actors.weights.TensorSource::of).toList(), bf16);
+    }
   }
 }
