@@ -3,7 +3,6 @@ package dev.nucleon.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
@@ -38,7 +37,10 @@ public final class Attention extends AbstractBlock {
   private final float normEps;
   private Rope rope;
 
-  Attention(LlamaConfig c) {
+  private final Precision precision;
+
+  Attention(LlamaConfig c, Precision precision) {
+    this.precision = precision;
     heads = c.numHeads();
     kvHeads = c.numKvHeads();
     group = c.groupSize();
@@ -95,10 +97,10 @@ public final class Attention extends AbstractBlock {
       return x;
     }
     if (!fullWidthNorm) {
-      return RmsNorm.normalize(x, weight.getArray(), normEps);
+      return RmsNorm.normalize(x, weight, normEps, precision);
     }
     Shape s = x.getShape();
-    return RmsNorm.normalize(x.reshape(s.get(0), s.get(1), -1), weight.getArray(), normEps).reshape(s);
+    return RmsNorm.normalize(x.reshape(s.get(0), s.get(1), -1), weight, normEps, precision).reshape(s);
   }
 
   void setRope(Rope rope) {
@@ -138,15 +140,15 @@ public final class Attention extends AbstractBlock {
       // training: one product per part against a view of its rows, so activations and their gradients are
       // contiguous and backward accumulates weight-sized slices (see SwiGluMlp); the fused weight is cast to the
       // activations' type once, so mixed precision keeps one low-precision copy of it until backward, not three
-      NDArray w = weight(qkv, x);
-      NDArray bias = weight(qkvBias, x);
+      NDArray w = precision.weight(qkv, step);
+      NDArray bias = precision.weight(qkvBias, step);
       qh = rope.apply(norm(project(x, w, bias, 0, heads).reshape(b, t, heads, headDim), qNorm), angles);
       kh = rope.apply(norm(project(x, w, bias, heads, heads + kvHeads).reshape(b, t, kvHeads, headDim), kNorm),
           angles);
       vh = project(x, w, bias, heads + kvHeads, heads + 2L * kvHeads).reshape(b, t, kvHeads, headDim);
     } else {
       // decoding: one product for q, k and v and one rotation for q and k, the fewest native calls per token
-      NDArray proj = Linear.linear(x, weight(qkv, x), weight(qkvBias, x))
+      NDArray proj = Linear.linear(x, precision.weight(qkv, step), precision.weight(qkvBias, step))
           .singletonOrThrow().reshape(b, t, heads + 2L * kvHeads, headDim);
       if (qNorm == null) {
         NDArray qk = rope.apply(Ops.slice(proj, 2, 0, heads + kvHeads, step), angles);
@@ -172,9 +174,9 @@ public final class Attention extends AbstractBlock {
     NDArray scores = q.matMul(keys);
     NDArray masked = scores.add(mask);
     // the softmax in float32 whatever the activations' type, as transformers computes it
-    NDArray wide = Precision.as(masked, DataType.FLOAT32, step);
+    NDArray wide = precision.toFloat32(masked, step);
     NDArray softmax = wide.softmax(-1);
-    NDArray probs = Precision.as(softmax, Precision.typeOf(scores), step); // [B,K,G*T,S]
+    NDArray probs = precision.fromFloat32(softmax, step); // [B,K,G*T,S]
     // softmax's backward needs only its output, which autograd keeps: free the score tensors (and the float32
     // probabilities once cast) now, not at the end of the step
     if (probs != softmax) {
@@ -187,12 +189,7 @@ public final class Attention extends AbstractBlock {
     scores.close();
     NDArray context = probs.matMul(values).reshape(b, kvHeads, group, t, headDim).transpose(0, 3, 1, 2, 4)
         .reshape(b, t, (long) heads * headDim);
-    return Linear.linear(context, weight(out, x), weight(outBias, x)).singletonOrThrow();
-  }
-
-  /** A parameter (or null for none) in the type of the activations {@code x}. */
-  private static NDArray weight(Parameter p, NDArray x) {
-    return p == null ? null : Precision.as(p.getArray(), Precision.typeOf(x), x.getManager());
+    return Linear.linear(context, precision.weight(out, step), precision.weight(outBias, step)).singletonOrThrow();
   }
 
   /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix {@code w} (plus their bias). */

@@ -27,13 +27,13 @@ public final class DecoderLayer extends AbstractBlock {
   private final RmsNorm secondNorm;
   private final SwiGluMlp mlp;
 
-  DecoderLayer(LlamaConfig c) {
+  DecoderLayer(LlamaConfig c, Precision precision) {
     preNorm = c.normPlacement() == LlamaConfig.NormPlacement.PRE;
     normNames = WeightLayout.blockNorms(c);
-    firstNorm = addChildBlock(normNames[0], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
-    attention = addChildBlock("self_attn", new Attention(c));
-    secondNorm = addChildBlock(normNames[1], new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
-    mlp = addChildBlock("mlp", new SwiGluMlp(c.hiddenSize(), c.intermediateSize(), c.outputBias()));
+    firstNorm = addChildBlock(normNames[0], new RmsNorm(c.hiddenSize(), c.rmsNormEps(), precision));
+    attention = addChildBlock("self_attn", new Attention(c, precision));
+    secondNorm = addChildBlock(normNames[1], new RmsNorm(c.hiddenSize(), c.rmsNormEps(), precision));
+    mlp = addChildBlock("mlp", new SwiGluMlp(c.hiddenSize(), c.intermediateSize(), c.outputBias(), precision));
   }
 
   Attention attention() {

@@ -39,12 +39,7 @@ public final class KvCache implements AutoCloseable {
   }
 
   private NDArray zeros(Shape shape, DataType type) {
-    NDArray z = manager.zeros(shape);
-    NDArray typed = Precision.as(z, type, manager);
-    if (typed != z) {
-      z.close();
-    }
-    return typed;
+    return Precision.converted(manager.zeros(shape), type, manager);
   }
 
   /** Positions filled so far. */

@@ -56,9 +56,9 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     embed = addParameter(Parameter.builder().setName("embed_tokens").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
     for (int i = 0; i < config.numLayers(); i++) {
-      layers.add(addChildBlock("layers." + i, new DecoderLayer(config)));
+      layers.add(addChildBlock("layers." + i, new DecoderLayer(config, precision)));
     }
-    norm = addChildBlock("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps()));
+    norm = addChildBlock("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps(), precision));
     head = config.tieWordEmbeddings() ? null
         : addParameter(Parameter.builder().setName("lm_head").setType(Parameter.Type.WEIGHT)
             .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
@@ -183,12 +183,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /** A host tensor as an array of {@code type} in {@code m} (no float32 intermediate is left behind). */
   private static NDArray hostToDevice(NDManager m, HostTensor t, DataType type) {
-    NDArray f = m.create(t.data(), new Shape(t.shape()));
-    NDArray cast = Precision.as(f, type, m);
-    if (cast != f) {
-      f.close();
-    }
-    return cast;
+    return Precision.converted(m.create(t.data(), new Shape(t.shape())), type, m);
   }
 
   /** The manager that owns the parameters (its device is the model's device). */
@@ -206,7 +201,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     long bytes = 0;
     for (Parameter p : named.values()) {
       NDArray a = p.getArray();
-      bytes += a.getShape().size() * Precision.typeOf(a).getNumOfBytes();
+      bytes += a.getShape().size() * precision.weights().getNumOfBytes();
     }
     return bytes;
   }
@@ -218,7 +213,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       NDArray a = p.getArray();
       if (a.hasGradient()) {
         try (NDArray g = a.getGradient()) {
-          bytes += g.getShape().size() * Precision.typeOf(g).getNumOfBytes();
+          bytes += g.getShape().size() * precision.weights().getNumOfBytes(); // gradients take their type
         }
       }
     }
@@ -238,11 +233,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     for (var e : named.entrySet()) {
       NDArray a = e.getValue().getArray();
       float[] data;
-      if (Precision.typeOf(a) == DataType.FLOAT32) {
+      if (precision.weights() == DataType.FLOAT32) {
         data = a.toFloatArray();
       } else {
         try (NDManager scratch = manager.newSubManager()) {
-          data = Precision.as(a, DataType.FLOAT32, scratch).toFloatArray();
+          data = Bf16Casts.cast(a, DataType.FLOAT32, scratch).toFloatArray();
         }
       }
       out.put(e.getKey(), new HostTensor(e.getKey(), a.getShape().getShape(), data));
@@ -272,12 +267,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     }
     for (HostTensor t : weights.values()) {
       NDArray p = named.get(t.name()).getArray();
-      DataType type = Precision.typeOf(p);
-      if (type == DataType.FLOAT32) {
+      if (precision.weights() == DataType.FLOAT32) {
         p.set(FloatBuffer.wrap(t.data()));
       } else {
         try (NDManager scratch = manager.newSubManager()) {
-          Ops.writeAlong(p, hostToDevice(scratch, t, type), 0, 0); // rounds to nearest even
+          Ops.writeAlong(p, hostToDevice(scratch, t, precision.weights()), 0, 0); // rounds to nearest even
         }
       }
     }
@@ -309,9 +303,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   /** The output head over final hidden states, as float32 logits. */
   private NDArray headLogits(NDArray normed) {
     NDManager m = normed.getManager();
-    NDArray w = Precision.as(head == null ? embed.getArray() : head.getArray(), Precision.typeOf(normed), m);
-    NDArray logits = Linear.linear(normed, w).singletonOrThrow();
-    NDArray wide = Precision.as(logits, DataType.FLOAT32, m);
+    NDArray logits = Linear.linear(normed, precision.weight(head == null ? embed : head, m)).singletonOrThrow();
+    NDArray wide = precision.toFloat32(logits, m);
     if (wide != logits) {
       logits.close();
     }
@@ -329,11 +322,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   /** The decoder layers over the new tokens (before the final norm); appends to and advances the cache. */
   private NDArray hidden(NDArray tokens, NDArray positions, NDArray mask, KvCache cache) {
     NDManager step = tokens.getManager();
-    NDArray x = Precision.as(Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow(),
-        precision.compute(), step);
+    NDArray rows = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
+    // rows of the embedding in its parameters' type; under mixed precision cast here, not the whole table
+    NDArray x = precision.weights() == precision.compute() ? rows : precision.fromFloat32(rows, step);
     Map<Rope, Rope.Angles> angles = new java.util.IdentityHashMap<>();
-    NDArray[] masks = layerMasks(Precision.as(mask, precision.compute(), step), (int) tokens.getShape().get(1),
-        step);
+    NDArray[] masks = layerMasks(precision.fromFloat32(mask, step), (int) tokens.getShape().get(1), step);
     boolean training = cache == null && JniUtils.isGradMode();
     for (int i = 0; i < layers.size(); i++) {
       if (training) {
@@ -384,7 +377,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
             band[q * s + k] = MASKED;
           }
         }
-        NDArray b = Precision.as(step.create(band, new Shape(1, 1, t, s)), Precision.typeOf(mask), step);
+        NDArray b = precision.fromFloat32(step.create(band, new Shape(1, 1, t, s)), step);
         return groupRows(mask.add(b), config.groupSize());
       });
     }
@@ -398,7 +391,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   public NDArray hiddenStates(NDArray tokens) {
     NDManager m = tokens.getManager();
     int t = (int) tokens.getShape().get(1);
-    return Precision.as(norm.apply(hidden(tokens, positions(tokens), causalMask(m, t), null)), DataType.FLOAT32, m);
+    return precision.toFloat32(norm.apply(hidden(tokens, positions(tokens), causalMask(m, t), null)), m);
   }
 
   /** Positions 0..T-1 for every row of right-padded {@code tokens}, checked against the rotary tables. */

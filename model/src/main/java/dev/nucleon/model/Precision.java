@@ -63,9 +63,22 @@ public record Precision(DataType weights, DataType compute) {
     return type == DataType.BFLOAT16 ? BF16_MIXED : FP32;
   }
 
-  /** Bytes each parameter takes in the model. */
-  public int bytesPerParameter() {
-    return weights.getNumOfBytes();
+  /** A parameter's array (null for none) in the compute type: a cast only under mixed precision. */
+  NDArray weight(ai.djl.nn.Parameter p, NDManager owner) {
+    if (p == null) {
+      return null;
+    }
+    return weights == compute ? p.getArray() : Bf16Casts.cast(p.getArray(), compute, owner);
+  }
+
+  /** {@code x}, made in float32 (a mask, a statistic), in the compute type. */
+  NDArray fromFloat32(NDArray x, NDManager owner) {
+    return compute == DataType.FLOAT32 ? x : Bf16Casts.cast(x, compute, owner);
+  }
+
+  /** {@code x}, in the compute type, as float32. */
+  NDArray toFloat32(NDArray x, NDManager owner) {
+    return compute == DataType.FLOAT32 ? x : Bf16Casts.cast(x, DataType.FLOAT32, owner);
   }
 
   /**
@@ -79,6 +92,19 @@ public record Precision(DataType weights, DataType compute) {
       return x;
     }
     return Bf16Casts.cast(x, t, owner);
+  }
+
+  /**
+   * A float32 array just made (from host data, zeros) as an array of {@code t} in {@code owner}: itself, or its
+   * cast with the float32 one freed at once.
+   */
+  static NDArray converted(NDArray float32, DataType t, NDManager owner) {
+    if (t == DataType.FLOAT32) {
+      return float32;
+    }
+    NDArray cast = Bf16Casts.cast(float32, t, owner);
+    float32.close();
+    return cast;
   }
 
   /** The type of {@code x}, bfloat16 included (DJL reports bfloat16 tensors as {@code UNKNOWN}). */

@@ -3,7 +3,6 @@ package dev.nucleon.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
@@ -19,9 +18,11 @@ public final class RmsNorm extends AbstractBlock {
 
   private final Parameter weight;
   private final float eps;
+  private final Precision precision;
 
-  RmsNorm(int dim, double eps) {
+  RmsNorm(int dim, double eps, Precision precision) {
     this.eps = (float) eps;
+    this.precision = precision;
     this.weight = addParameter(Parameter.builder().setName("weight").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(dim)).build());
   }
@@ -32,16 +33,15 @@ public final class RmsNorm extends AbstractBlock {
 
   /** Normalizes {@code x} (any leading shape, last axis = dim). The result lives in x's manager. */
   public NDArray apply(NDArray x) {
-    return normalize(x, weight.getArray(), eps);
+    return normalize(x, weight, eps, precision);
   }
 
-  /** {@code x / sqrt(mean(x^2) + eps) * weight} over the last axis of {@code x}. */
-  static NDArray normalize(NDArray x, NDArray weight, float eps) {
-    DataType type = Precision.typeOf(x);
+  /** {@code x / sqrt(mean(x^2) + eps) * weight} over the last axis of {@code x} (in the compute type). */
+  static NDArray normalize(NDArray x, Parameter weight, float eps, Precision precision) {
     NDManager m = x.getManager();
-    NDArray wide = Precision.as(x, DataType.FLOAT32, m);
+    NDArray wide = precision.toFloat32(x, m);
     NDArray rms = Ops.add(wide.square().mean(new int[] {-1}, true), eps).sqrt();
-    return Precision.as(wide.div(rms), type, m).mul(Precision.as(weight, type, m));
+    return precision.fromFloat32(wide.div(rms), m).mul(precision.weight(weight, m));
   }
 
   @Override

@@ -72,12 +72,7 @@ final class Rope {
   }
 
   private static NDArray table(NDManager manager, float[] values, Shape shape, ai.djl.ndarray.types.DataType type) {
-    NDArray f = manager.create(values, shape);
-    NDArray cast = Precision.as(f, type, manager);
-    if (cast != f) {
-      f.close();
-    }
-    return cast;
+    return Precision.converted(manager.create(values, shape), type, manager);
   }
 
   static double[] inverseFrequencies(LlamaConfig config, boolean scaled) {

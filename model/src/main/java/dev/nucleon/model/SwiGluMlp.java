@@ -27,7 +27,10 @@ public final class SwiGluMlp extends AbstractBlock {
   private final Parameter gateUpBias;
   private final Parameter downBias;
 
-  SwiGluMlp(int dim, int inner, boolean bias) {
+  private final Precision precision;
+
+  SwiGluMlp(int dim, int inner, boolean bias, Precision precision) {
+    this.precision = precision;
     gateUp = addParameter(Parameter.builder().setName("gate_up_proj").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(2L * inner, dim)).build());
     down = addParameter(Parameter.builder().setName("down_proj").setType(Parameter.Type.WEIGHT)
@@ -58,8 +61,8 @@ public final class SwiGluMlp extends AbstractBlock {
   public NDArray apply(NDArray x) {
     NDArray gate;
     NDArray up;
-    NDArray w = Precision.as(gateUp.getArray(), Precision.typeOf(x), x.getManager());
-    NDArray bias = gateUpBias == null ? null : Precision.as(gateUpBias.getArray(), Precision.typeOf(x), x.getManager());
+    NDArray w = precision.weight(gateUp, x.getManager());
+    NDArray bias = precision.weight(gateUpBias, x.getManager());
     if (JniUtils.isGradMode()) {
       long inner = w.getShape().get(0) / 2;
       gate = Ops.linearRows(x, w, bias, 0, inner);
@@ -71,8 +74,7 @@ public final class SwiGluMlp extends AbstractBlock {
       up = gu.get(1);
     }
     NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
-    return Linear.linear(hidden, Precision.as(down.getArray(), Precision.typeOf(x), x.getManager()),
-        downBias == null ? null : Precision.as(downBias.getArray(), Precision.typeOf(x), x.getManager()))
+    return Linear.linear(hidden, precision.weight(down, x.getManager()), precision.weight(downBias, x.getManager()))
         .singletonOrThrow();
   }
 

@@ -107,7 +107,5 @@ class PrecisionTest {
     assertTrue(e.getMessage().contains("fp16") && e.getMessage().contains("f32 or bf16"), e.getMessage());
     assertEquals(Precision.BF16_MIXED, Precision.training(DataType.BFLOAT16));
     assertEquals(Precision.BF16, Precision.inference(DataType.BFLOAT16));
-    assertEquals(4, Precision.BF16_MIXED.bytesPerParameter());
-    assertEquals(2, Precision.BF16.bytesPerParameter());
   }
 }
