@@ -51,8 +51,12 @@ final class WeightsBenchCommand implements Callable<Integer> {
   @Option(names = "--dtype", defaultValue = "f32", paramLabel = "f32|bf16", description = "wire type (default: ${DEFAULT-VALUE})")
   String dtype;
 
-  @Option(names = "--versions", defaultValue = "3", description = "versions pushed (default: ${DEFAULT-VALUE})")
+  @Option(names = "--versions", defaultValue = "3", description = "versions measured, after the warm-up (default: ${DEFAULT-VALUE})")
   int versions;
+
+  @Option(names = "--warmup", defaultValue = "1", description = "versions pushed first and left out of the figures "
+      + "(a receiver's first versions also pay for touching its heap's pages; default: ${DEFAULT-VALUE})")
+  int warmup;
 
   @Option(names = "--chunk-kb", defaultValue = "1024", description = "stream piece size (default: ${DEFAULT-VALUE})")
   int chunkKb;
@@ -74,8 +78,8 @@ final class WeightsBenchCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (receivers < 1 || versions < 1 || sizeMb < 1) {
-      throw new IllegalArgumentException("--receivers, --versions and --size-mb must be at least 1");
+    if (receivers < 1 || versions < 1 || sizeMb < 1 || warmup < 0) {
+      throw new IllegalArgumentException("--receivers, --versions and --size-mb must be at least 1, --warmup at least 0");
     }
     boolean bf16 = dev.nucleon.model.Precision.parseType(dtype) == ai.djl.ndarray.types.DataType.BFLOAT16;
     List<TensorSource> tensors = model(sizeMb);
@@ -138,6 +142,7 @@ final class WeightsBenchCommand implements Callable<Integer> {
     private final List<ActorRef<String>> receiverRefs = new ArrayList<>();
     private final List<Double> rtts = new ArrayList<>();
     private final double[] seconds;
+    private final List<Double> versionSeconds = new ArrayList<>();
     private int version;
     private int pending;
     private long pushStart;
@@ -173,16 +178,22 @@ final class WeightsBenchCommand implements Callable<Integer> {
             }
           }
           case "pong" -> {
-            if (pending > 0) {
+            if (pending > 0 && version > warmup) {
               rtts.add((System.nanoTime() - Long.parseLong(p[1])) / 1e6);
             }
           }
           case "got" -> {
             int index = Integer.parseInt(p[2]);
-            seconds[index] += Double.parseDouble(p[3]);
+            if (version > warmup) {
+              seconds[index] += Double.parseDouble(p[3]);
+            }
             if (--pending == 0) {
-              pushSeconds += (System.nanoTime() - pushStart) / 1e9;
-              if (version == versions) {
+              double s = (System.nanoTime() - pushStart) / 1e9;
+              versionSeconds.add(Math.round(s * 1000) / 1000.0);
+              if (version > warmup) {
+                pushSeconds += s;
+              }
+              if (version == warmup + versions) {
                 receiverRefs.forEach(r -> r.tell("stop"));
                 done.complete(report());
               } else {
@@ -216,12 +227,15 @@ final class WeightsBenchCommand implements Callable<Integer> {
       o.put("dtype", bf16 ? "bf16" : "f32");
       o.put("receivers", receivers);
       o.put("versions", versions);
+      o.put("warmup_versions", warmup);
       o.put("receivers_keep_arrays", !discard);
       var per = o.putArray("gb_per_s");
       for (double s : seconds) {
         per.add(Math.round(wire * versions / s / 1e9 * 1000) / 1000.0);
       }
       o.put("seconds_per_version", Math.round(pushSeconds / versions * 1000) / 1000.0);
+      var each = o.putArray("seconds_each_version");
+      versionSeconds.forEach(each::add);
       double[] sorted = rtts.stream().mapToDouble(Double::doubleValue).sorted().toArray();
       o.put("control_samples", sorted.length);
       o.put("control_p50_ms", sorted.length == 0 ? Double.NaN
