@@ -72,9 +72,10 @@ public final class NucleonNode implements AutoCloseable {
   private NucleonNode(RunSettings settings, Path runDir, boolean resume, RunReporter.ProgressListener progress) {
     this.settings = settings;
     this.runDir = runDir;
-    Engines.start();
     if (settings.rollout().threads() > 0) {
-      System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(settings.rollout().threads()));
+      Engines.intraOpThreads(settings.rollout().threads());
+    } else {
+      Engines.start();
     }
     RunSettings bound = settings.cluster().port() == 0 ? withPort(settings, freePort(settings.cluster().host()))
         : settings;

@@ -38,6 +38,25 @@ public final class Engines {
     }
   }
 
+  /**
+   * Sets libtorch's intra-op thread count for this process. The engine reads {@code ai.djl.pytorch.num_threads} only
+   * when it loads, so this also applies the count when the engine is already running.
+   */
+  public static void intraOpThreads(int threads) {
+    if (threads < 1) {
+      throw new IllegalArgumentException("intra-op threads must be >= 1, got " + threads);
+    }
+    System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(threads));
+    start();
+    ai.djl.pytorch.jni.JniUtils.setNumThreads(threads);
+  }
+
+  /** libtorch's intra-op thread count as the calling thread sees it. */
+  public static int intraOpThreads() {
+    start();
+    return ai.djl.pytorch.jni.JniUtils.getNumThreads();
+  }
+
   private static void setDefault(String key, String value) {
     if (System.getProperty(key) == null) {
       System.setProperty(key, value);
