@@ -112,10 +112,8 @@ wait_up() {
 }
 
 trap 'echo; echo "start-cluster: interrupted, stopping the nodes"; stop_all; exit 130' INT TERM
-# Node 1 first: it is the seed node and forms the cluster. Then the reward node, and the rollout node last: a
-# rollout worker sends its first trajectories to the reward scorers as soon as it has generated them, and a scorer
-# it does not know of yet (the receptionist's listing reaches a node by gossip, within a few seconds) would drop them
-# (see deploy/README.md, "Known issues").
+# Node 1 first: it is the seed node and forms the cluster. Then the reward node, and the rollout node last (a rollout
+# worker asks for work only once it knows a reward scorer, so the order only saves it a wait).
 start_node 1 coordinator,learner "$base" "$dir/run" node1-coordinator-learner.log
 wait_up 1 node1-coordinator-learner.log
 start_node 3 reward $((base + 2)) "$dir/node3" node3-reward.log
@@ -135,14 +133,7 @@ fi
 
 echo "waiting for the run to end (one line per step in $dir/run/metrics.jsonl; the dashboard on node 1)"
 pid1="$(cat "$dir/pids/node1.pid")"
-warned=0
 while kill -0 "$pid1" 2>/dev/null; do
-  if [ "$warned" = 0 ] && grep -q "No routees in group router" "$dir/node2-rollout.log" 2>/dev/null; then
-    echo "start-cluster: WARNING: the rollout node sent trajectories before it knew of any reward scorer and they" \
-      "were dropped (node2-rollout.log); the run waits nucleon.rollout.group-timeout for them and may not finish" \
-      "(deploy/README.md, Known issues)" >&2
-    warned=1
-  fi
   sleep 2
 done
 status=0

@@ -28,8 +28,9 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 /**
  * Scores trajectories with the run's reward plug-in, off the actor's thread, at most {@code maxInFlight} batches at
  * a time (more wait here). The plug-in is wrapped so that a reward that throws, hangs or returns a non-finite value
- * yields a failed result for that sample: never a silent 0, never a stopped run. Workers reach scorers on every
- * node with the reward role through a round-robin group router.
+ * yields a failed result for that sample: never a silent 0, never a stopped run. Workers spread their groups over the
+ * scorers of every node with the reward role (round robin over the receptionist's reachable ones) and hold each
+ * until its scorer says it went on ({@link Delivered}), so that what a lost scorer held is sent to another at once.
  */
 public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
 
@@ -37,13 +38,27 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
 
   public sealed interface Command {}
 
-  /** Score one prompt group's trajectories and send them to the replay buffer. */
-  public record ScoreGroup(PromptGroup group, List<Trajectory> trajectories, ActorRef<ReplayActor.Command> replyTo)
-      implements Command, NucleonMessage {}
+  /** A hand-off to a scorer: what it is, and whom to tell once its result went on. */
+  public sealed interface Handoff extends Command {
+    /** The sender's number for this hand-off. */
+    long handoff();
 
-  /** Score greedy evaluation completions and send the results to the coordinator. */
-  public record ScoreEval(long evalId, int version, List<PromptGroup> prompts, List<String> completions,
-      ActorRef<Coordinator.Command> replyTo) implements Command, NucleonMessage {}
+    ActorRef<Delivered> ackTo();
+  }
+
+  /**
+   * Score one prompt group's trajectories and send them to the replay buffer, then tell {@code ackTo} (a copy sent
+   * twice, after its first scorer was lost, is admitted once: the coordinator admits one result per attempt).
+   */
+  public record ScoreGroup(long handoff, PromptGroup group, List<Trajectory> trajectories,
+      ActorRef<ReplayActor.Command> replyTo, ActorRef<Delivered> ackTo) implements Handoff, NucleonMessage {}
+
+  /** Score greedy evaluation completions and send the results to the coordinator, then tell {@code ackTo}. */
+  public record ScoreEval(long handoff, long evalId, int version, List<PromptGroup> prompts, List<String> completions,
+      ActorRef<Coordinator.Command> replyTo, ActorRef<Delivered> ackTo) implements Handoff, NucleonMessage {}
+
+  /** The result of hand-off {@code handoff} went on to its receiver: the sender may forget it. */
+  public record Delivered(long handoff) implements NucleonMessage {}
 
   private record Done(Runnable reply) implements Command {}
 
@@ -53,7 +68,7 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
   private final int maxInFlight;
   private final NucleonMetrics metrics;
   private final BusyTracker busy;
-  private final Deque<Command> waiting = new ArrayDeque<>();
+  private final Deque<Handoff> waiting = new ArrayDeque<>();
   private int inFlight;
 
   public static Behavior<Command> create(String name, RewardFunction reward, String rewardName, Executor executor,
@@ -82,7 +97,7 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
         .build();
   }
 
-  private Behavior<Command> enqueue(Command c) {
+  private Behavior<Command> enqueue(Handoff c) {
     waiting.addLast(c);
     startWhatFits();
     return this;
@@ -90,7 +105,7 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
 
   private void startWhatFits() {
     while (inFlight < maxInFlight && !waiting.isEmpty()) {
-      Command c = waiting.pollFirst();
+      Handoff c = waiting.pollFirst();
       inFlight++;
       if (inFlight == 1) {
         busy.begin();
@@ -106,7 +121,10 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
           for (int i = 0; i < results.size(); i++) {
             scored.add(new ScoredTrajectory(g.trajectories().get(i), results.get(i)));
           }
-          return () -> g.replyTo().tell(new ReplayActor.Scored(g.group(), scored));
+          return () -> {
+            g.replyTo().tell(new ReplayActor.Scored(g.group(), scored));
+            g.ackTo().tell(new Delivered(g.handoff()));
+          };
         });
       } else if (c instanceof ScoreEval e) {
         List<RewardRequest> requests = new ArrayList<>();
@@ -115,8 +133,10 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
           requests.add(new RewardRequest(p.prompt(), e.completions().get(i), new int[0], p.groundTruth(),
               p.metadata()));
         }
-        score(requests, results -> () -> e.replyTo().tell(new Coordinator.EvalScored(e.evalId(), e.version(),
-            results)));
+        score(requests, results -> () -> {
+          e.replyTo().tell(new Coordinator.EvalScored(e.evalId(), e.version(), results));
+          e.ackTo().tell(new Delivered(e.handoff()));
+        });
       }
     }
   }

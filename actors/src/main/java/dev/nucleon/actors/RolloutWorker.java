@@ -22,7 +22,6 @@ import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
-import org.apache.pekko.actor.typed.javadsl.Routers;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
@@ -88,6 +87,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
   private record ScorersListing(Receptionist.Listing listing) implements Command {}
 
+  private record ScoreDelivered(RewardScorer.Delivered delivered) implements Command {}
+
+  /** A hand-off not yet delivered, and the scorer that holds it (null: waiting for one). */
+  private record Outstanding(RewardScorer.Handoff handoff, ActorRef<RewardScorer.Command> scorer) {}
+
   private static final Duration RETRY = Duration.ofMillis(20);
 
   /** A weight stream that sends nothing for this long is given up and fetched again. */
@@ -99,7 +103,13 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private final String name;
   private final RolloutEngine engine;
   private final ActorRef<Coordinator.Command> coordinator;
-  private final ActorRef<RewardScorer.Command> scorers;
+  /** The reachable reward scorers (receptionist), sent to in turn. */
+  private List<ActorRef<RewardScorer.Command>> scorers = List.of();
+  private int nextScorer;
+  /** Hand-offs by number, held until their scorer says the result went on. */
+  private final Map<Long, Outstanding> outstanding = new java.util.LinkedHashMap<>();
+  private long nextHandoff;
+  private final ActorRef<RewardScorer.Delivered> deliveredAdapter;
   private final int groupsPerBatch;
   private final NucleonMetrics metrics;
   private final BusyTracker busy;
@@ -116,8 +126,6 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private int pendingVersion;
   private final WeightServer relayServer;
   private final java.util.Set<ActorRef<LearnerActor.Command>> learners = new java.util.HashSet<>();
-  private boolean scorersKnown;
-  private final java.util.List<RewardScorer.Command> unscored = new java.util.ArrayList<>();
 
   public static Behavior<Command> create(String name, RolloutEngine engine, ActorRef<Coordinator.Command> coordinator,
       int groupsPerBatch, NucleonMetrics metrics) {
@@ -144,10 +152,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     this.busy = metrics.busyTracker(NucleonMetrics.ROLE_ROLLOUT, name);
     this.timers = timers;
     this.pendingVersion = engine.version();
-    this.scorers = ctx.spawn(Routers.group(RewardScorer.KEY).withRoundRobinRouting(), "scorers");
     this.replyAdapter = ctx.messageAdapter(Coordinator.WorkReply.class, Reply::new);
+    this.deliveredAdapter = ctx.messageAdapter(RewardScorer.Delivered.class, ScoreDelivered::new);
     ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
-    // work is asked for only once a reward scorer is known: a group router drops messages while it has no routee
+    // work is asked for only while a reward scorer is reachable
     ctx.getSystem().receptionist().tell(Receptionist.subscribe(RewardScorer.KEY,
         ctx.messageAdapter(Receptionist.Listing.class, ScorersListing::new)));
   }
@@ -164,6 +172,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         .onMessage(Fetched.class, this::onFetched)
         .onMessageEquals(RetryFetch.INSTANCE, this::fetchNewest)
         .onMessage(ScorersListing.class, this::onScorersListing)
+        .onMessage(ScoreDelivered.class, d -> {
+          outstanding.remove(d.delivered().handoff());
+          return this;
+        })
         .onSignal(PostStop.class, s -> {
           engine.close();
           if (relayServer != null) {
@@ -174,30 +186,58 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         .build();
   }
 
+  /**
+   * The reachable scorers changed. What an unreachable or departed scorer holds is sent to another at once (a
+   * scorer that was only slow may still deliver its copy; the coordinator admits one result per attempt).
+   */
   private Behavior<Command> onScorersListing(ScorersListing l) {
-    boolean before = scorersKnown;
-    scorersKnown = !l.listing().getServiceInstances(RewardScorer.KEY).isEmpty();
-    if (scorersKnown && !before) {
-      // the router learns of scorers from the same listing; give it a moment, then send what waited
-      timers.startSingleTimer(AskForWork.INSTANCE, RETRY);
+    boolean before = !scorers.isEmpty();
+    scorers = l.listing().getServiceInstances(RewardScorer.KEY).stream()
+        .sorted(java.util.Comparator.comparing(r -> r.path().toString())).toList();
+    java.util.Set<ActorRef<RewardScorer.Command>> live = new java.util.HashSet<>(scorers);
+    int lost = 0;
+    int waited = 0;
+    for (Outstanding o : List.copyOf(outstanding.values())) {
+      if (o.scorer() == null || !live.contains(o.scorer())) {
+        if (o.scorer() != null) {
+          lost++;
+        } else {
+          waited++;
+        }
+        send(o.handoff());
+      }
+    }
+    if (lost > 0) {
+      getContext().getLog().warn("{} hand-off(s) held by a lost reward scorer sent to {}", lost,
+          scorers.isEmpty() ? "the next scorer to appear" : "another scorer");
+    }
+    if (waited > 0 && !scorers.isEmpty()) {
+      getContext().getLog().info("{} hand-off(s) that waited for a reward scorer sent", waited);
+    }
+    if (!scorers.isEmpty() && !before) {
+      getContext().getSelf().tell(AskForWork.INSTANCE);
     }
     return this;
   }
 
-  private void toScorers(RewardScorer.Command c) {
-    if (scorersKnown) {
-      scorers.tell(c);
-    } else {
-      unscored.add(c);
+  /** Hands a group (or an evaluation) to the next reachable scorer and holds it until delivered. */
+  private void toScorers(java.util.function.LongFunction<RewardScorer.Handoff> make) {
+    send(make.apply(nextHandoff++));
+  }
+
+  private void send(RewardScorer.Handoff h) {
+    ActorRef<RewardScorer.Command> scorer = null;
+    if (!scorers.isEmpty()) {
+      scorer = scorers.get(Math.floorMod(nextScorer++, scorers.size()));
+      scorer.tell(h);
     }
+    outstanding.put(h.handoff(), new Outstanding(h, scorer));
   }
 
   private Behavior<Command> onAskForWork() {
-    if (!scorersKnown) {
+    if (scorers.isEmpty()) {
       return this; // asked again when a scorer appears
     }
-    unscored.forEach(scorers::tell);
-    unscored.clear();
     coordinator.tell(new Coordinator.RequestWork(Coordinator.workerId(getContext().getSystem(),
         getContext().getSelf()), engine.version(), groupsPerBatch, replyAdapter));
     return this;
@@ -235,7 +275,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
           tokens += t.completionTokens().length;
           count++;
         }
-        toScorers(new RewardScorer.ScoreGroup(g.groups().get(i), group, g.replay()));
+        PromptGroup prompt = g.groups().get(i);
+        toScorers(h -> new RewardScorer.ScoreGroup(h, prompt, group, g.replay(), deliveredAdapter));
       }
       metrics.rolloutTokens(name, tokens);
       metrics.rolloutTrajectories(name, count);
@@ -250,8 +291,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     if (e.error() != null) {
       getContext().getLog().error("evaluation generation failed", e.error());
     } else {
-      toScorers(new RewardScorer.ScoreEval(e.eval().evalId(), e.version(), e.eval().prompts(), e.completions(),
-          e.eval().replyTo()));
+      toScorers(h -> new RewardScorer.ScoreEval(h, e.eval().evalId(), e.version(), e.eval().prompts(),
+          e.completions(), e.eval().replyTo(), deliveredAdapter));
     }
     getContext().getSelf().tell(AskForWork.INSTANCE);
     return this;

@@ -193,6 +193,7 @@ public final class KryoRegistrations {
     e.add(Entry.of(dev.nucleon.actors.monitor.NodeSnapshot.Learner.class));
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.NodeReport.class));
     e.add(Entry.of(dev.nucleon.actors.LearnerActor.FinishEarly.class));
+    e.add(Entry.of(dev.nucleon.actors.RewardScorer.Delivered.class));
 
     return List.copyOf(e);
   }

@@ -146,8 +146,10 @@ final class KryoSamples {
         1L << 33, any, "10.0.0.1", 40000));
     s.put(LearnerActor.RelayAt.class, new LearnerActor.RelayAt(any, "10.0.0.8", 40124));
     s.put(LearnerActor.Holds.class, new LearnerActor.Holds(any, 5));
-    s.put(RewardScorer.ScoreGroup.class, new RewardScorer.ScoreGroup(group, List.of(trajectory), any));
-    s.put(RewardScorer.ScoreEval.class, new RewardScorer.ScoreEval(9L, 5, List.of(group), List.of("55"), any));
+    s.put(RewardScorer.ScoreGroup.class, new RewardScorer.ScoreGroup(41L, group, List.of(trajectory), any, any));
+    s.put(RewardScorer.ScoreEval.class, new RewardScorer.ScoreEval(42L, 9L, 5, List.of(group), List.of("55"), any,
+        any));
+    s.put(RewardScorer.Delivered.class, new RewardScorer.Delivered(41L));
     s.put(ReplayActor.Scored.class, new ReplayActor.Scored(group, List.of(new ScoredTrajectory(trajectory,
         RewardResult.ok(1.0)))));
     s.put(RunReporter.StepDone.class, new RunReporter.StepDone(5, List.of(3L, 4L), Map.of("loss", 0.1)));
