@@ -73,16 +73,16 @@ if [ -z "${NUCLEON_JAR:-}" ]; then
 fi
 export NUCLEON_JAR="$jar"
 
-seeds="-Dnucleon.cluster.seed-nodes=[\"pekko://nucleon@$host:$base\"]"
-common=("${overrides[@]}" "-Dnucleon.cluster.host=$host" "$seeds")
+# what node.sh needs to start any node of this cluster again
+{
+  printf 'cwd=%q\nconf=%q\nhost=%q\nbase=%q\njar=%q\noverrides=(' "$PWD" "$conf" "$host" "$base" "$jar"
+  for o in "${overrides[@]+"${overrides[@]}"}"; do printf '%q ' "$o"; done
+  printf ')\n'
+} > "$dir/cluster.env"
 
 t0=$(date +%s)
-start_node() { # index, roles, port, run dir, log name
-  local i="$1" roles="$2" port="$3" rundir="$4" log="$dir/$5"
-  "$root/nucleon" node "$conf" --roles "$roles" --port "$port" --run-dir "$rundir" "${common[@]}" \
-    >"$log" 2>&1 </dev/null &
-  echo $! > "$dir/pids/node$i.pid"
-  echo "node $i ($roles) on $host:$port: pid $!, log $log"
+start_node() { # index
+  "$here/node.sh" start "$1" "$dir"
 }
 
 stop_all() {
@@ -114,12 +114,12 @@ wait_up() {
 trap 'echo; echo "start-cluster: interrupted, stopping the nodes"; stop_all; exit 130' INT TERM
 # Node 1 first: it is the seed node and forms the cluster. Then the reward node, and the rollout node last (a rollout
 # worker asks for work only once it knows a reward scorer, so the order only saves it a wait).
-start_node 1 coordinator,learner "$base" "$dir/run" node1-coordinator-learner.log
+start_node 1
 wait_up 1 node1-coordinator-learner.log
-start_node 3 reward $((base + 2)) "$dir/node3" node3-reward.log
+start_node 3
 wait_up 3 node3-reward.log
 sleep "${NUCLEON_SETTLE_S:-3}"
-start_node 2 rollout $((base + 1)) "$dir/node2" node2-rollout.log
+start_node 2
 wait_up 2 node2-rollout.log
 echo "cluster up after $(( $(date +%s) - t0 )) s"
 grep -h "node up with roles" "$dir"/node*.log | sed 's/^/  /' 

@@ -26,6 +26,7 @@ import dev.nucleon.model.tokenizer.TextTokenizer;
 import dev.nucleon.replay.ReplayBuffer;
 import dev.nucleon.reward.Rewards;
 import dev.nucleon.reward.RewardSettings;
+import dev.nucleon.rollout.PromptCheck;
 import dev.nucleon.rollout.RolloutEngine;
 import dev.nucleon.rollout.data.Dataset;
 import dev.nucleon.rollout.data.DatasetSettings;
@@ -95,9 +96,13 @@ public final class NucleonNode implements AutoCloseable {
     if (settings.hasRole("reward")) {
       RewardSettings.from(settings.config());
     }
+    if (base != null) {
+      checkTokenBudget(settings.replay(), base.config().maxPositionEmbeddings());
+    }
+    PromptCheck check = settings.hasRole("coordinator") ? promptCheck(base) : null;
     Behavior<Void> guardian = Behaviors.setup(ctx -> {
       Behavior<Coordinator.Command> coordinatorBehavior =
-          Behaviors.setup(c -> coordinatorBehavior(ctx.getSystem(), dataset, resume, progress));
+          Behaviors.setup(c -> coordinatorBehavior(ctx.getSystem(), dataset, check, resume, progress));
       ActorRef<Coordinator.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(
           SingletonActor.of(coordinatorBehavior, "coordinator")
               .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
@@ -182,6 +187,10 @@ public final class NucleonNode implements AutoCloseable {
    * Artery (see {@link dev.nucleon.actors.weights.WeightServer}).
    */
   static Config pekkoConfig(RunSettings s) {
+    Duration downAfter = s.config().getDuration("nucleon.cluster.down-unreachable-after");
+    if (downAfter.compareTo(Duration.ofSeconds(1)) < 0) {
+      throw new IllegalArgumentException("nucleon.cluster.down-unreachable-after: at least 1s, got " + downAfter);
+    }
     String seeds = quoted(s.cluster().seedNodes());
     String roles = quoted(s.cluster().roles());
     String hocon = "pekko {\n"
@@ -197,7 +206,16 @@ public final class NucleonNode implements AutoCloseable {
         + "    seed-nodes = [" + seeds + "]\n"
         + "    roles = [" + roles + "]\n"
         + "    downing-provider-class = \"org.apache.pekko.cluster.sbr.SplitBrainResolverProvider\"\n"
+        // the side with the coordinator (and its learner) survives any loss of rollout or reward nodes, a 1:1 split
+        // included; a side without it downs itself and its nodes rejoin (NodeCommand)
+        + "    split-brain-resolver {\n"
+        + "      active-strategy = keep-oldest\n"
+        + "      keep-oldest { role = \"coordinator\", down-if-alone = off }\n"
+        + "      stable-after = " + downAfter.toMillis() + "ms\n"
+        + "    }\n"
         + "    jmx.multi-mbeans-in-same-jvm = on\n"
+        // a node that rejoins (a replaced coordinator, a node that downed itself) tries its seeds every 2 s
+        + "    retry-unsuccessful-join-after = 2s\n"
         + "  }\n"
         + "  coordinated-shutdown.exit-jvm = off\n"
         // weight streams read in 1 MiB pieces (128 KiB halves their speed: more, smaller pieces per version)
@@ -212,11 +230,47 @@ public final class NucleonNode implements AutoCloseable {
     return String.join(",", values.stream().map(x -> "\"" + x + "\"").toList());
   }
 
-  private Behavior<Coordinator.Command> coordinatorBehavior(ActorSystem<?> sys, Dataset dataset, boolean resume,
-      RunReporter.ProgressListener progress) {
-    ActorRef<RunReporter.Command> reporter = sys.systemActorOf(
-        RunReporter.create(settings, runDir, finished, metrics, progress), "run-reporter",
-        org.apache.pekko.actor.typed.Props.empty());
+  /**
+   * Refuses a token budget that can never be filled: at most (max-staleness + 1) x batch-groups groups wait to be
+   * trained (the coordinator's admission), each of group-size samples no longer than the model's context.
+   */
+  static void checkTokenBudget(dev.nucleon.replay.ReplaySettings r, int context) {
+    if (!r.batchByTokens()) {
+      return;
+    }
+    long groups = (long) (r.maxStaleness() + 1) * r.batchGroups();
+    long most = groups * r.groupSize() * context;
+    if (most < r.batchTokens()) {
+      throw new IllegalArgumentException(dev.nucleon.replay.ReplaySettings.BATCH_TOKENS + " = " + r.batchTokens()
+          + " can never be filled, so no batch would ever be trained: at most (" + dev.nucleon.replay.ReplaySettings
+          .MAX_STALENESS + " + 1) x " + dev.nucleon.replay.ReplaySettings.BATCH_GROUPS + " = " + groups
+          + " groups wait to be trained, of " + dev.nucleon.replay.ReplaySettings.GROUP_SIZE + " = " + r.groupSize()
+          + " samples of at most the model's context of " + context + " tokens: " + most + " tokens; raise "
+          + dev.nucleon.replay.ReplaySettings.BATCH_GROUPS + " or lower " + dev.nucleon.replay.ReplaySettings
+          .BATCH_TOKENS);
+    }
+  }
+
+  /**
+   * The coordinator's check of prompts as it reads them: with the model's tokenizer and context where this node can
+   * read them, else emptiness and decoding only (the rollout workers check the length either way).
+   */
+  private PromptCheck promptCheck(ModelFiles.Checkpoint base) {
+    try {
+      ModelFiles.Checkpoint m = base != null ? base : ModelFiles.read(settings.model().path());
+      TextTokenizer tokenizer = ModelFiles.tokenizer(settings.model().path(), settings.model().tokenizer(),
+          m.config());
+      resources.add(tokenizer);
+      return new PromptCheck(tokenizer, m.config().maxPositionEmbeddings(), settings.rollout().maxNewTokens());
+    } catch (RuntimeException e) {
+      org.slf4j.LoggerFactory.getLogger(NucleonNode.class).info("prompt lengths are checked by the rollout workers "
+          + "only: this node cannot read the model's tokenizer and config ({})", e.getMessage());
+      return new PromptCheck(null, Integer.MAX_VALUE, 0);
+    }
+  }
+
+  private Behavior<Coordinator.Command> coordinatorBehavior(ActorSystem<?> sys, Dataset dataset, PromptCheck check,
+      boolean resume, RunReporter.ProgressListener progress) {
     byte[] snapshot = null;
     int version = 0;
     if (resume) {
@@ -231,7 +285,10 @@ public final class NucleonNode implements AutoCloseable {
         }
       }
     }
-    return Coordinator.create(settings, new DatasetPromptSource(dataset), reporter, snapshot, version);
+    ActorRef<RunReporter.Command> reporter = sys.systemActorOf(
+        RunReporter.create(settings, runDir, finished, metrics, progress, resume ? version : -1), "run-reporter",
+        org.apache.pekko.actor.typed.Props.empty());
+    return Coordinator.create(settings, new DatasetPromptSource(dataset), check, reporter, snapshot, version);
   }
 
   private CheckpointStore store() {

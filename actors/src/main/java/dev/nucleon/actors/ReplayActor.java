@@ -92,6 +92,7 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
       return this;
     }
     List<Long> dropped = new ArrayList<>();
+    List<String> reasons = new ArrayList<>();
     List<Long> stale = new ArrayList<>();
     boolean anyStale = false;
     for (ScoredTrajectory t : s.trajectories()) {
@@ -103,10 +104,15 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
       }
       if (r.group() == AddResult.GroupStatus.DROPPED) {
         boolean isStale = r.groupDropped() == DropReason.STALE || (r.groupDropped() == DropReason.EMPTY && anyStale);
-        (isStale ? stale : dropped).add(r.promptId());
+        if (isStale) {
+          stale.add(r.promptId());
+        } else {
+          dropped.add(r.promptId());
+          reasons.add(r.groupDropped().label());
+        }
       }
     }
-    report(dropped, stale);
+    report(dropped, reasons, stale);
     offerBatch();
     return this;
   }
@@ -120,18 +126,24 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
   private Behavior<Command> onVersionChanged(VersionChanged v) {
     List<Long> stale = new ArrayList<>();
     List<Long> dropped = new ArrayList<>();
+    List<String> reasons = new ArrayList<>();
     for (DroppedGroup g : buffer.setPolicyVersion(v.version())) {
-      (g.reason() == DropReason.STALE || g.reason() == DropReason.EMPTY ? stale : dropped).add(g.promptId());
+      if (g.reason() == DropReason.STALE || g.reason() == DropReason.EMPTY) {
+        stale.add(g.promptId());
+      } else {
+        dropped.add(g.promptId());
+        reasons.add(g.reason().label());
+      }
     }
-    report(dropped, stale);
+    report(dropped, reasons, stale);
     offerBatch();
     return this;
   }
 
-  private void report(List<Long> dropped, List<Long> stale) {
+  private void report(List<Long> dropped, List<String> reasons, List<Long> stale) {
     if (!dropped.isEmpty() || !stale.isEmpty()) {
       metrics.replayDropped("group", dropped.size() + stale.size());
-      coordinator.tell(new Coordinator.GroupsFiltered(dropped, stale));
+      coordinator.tell(new Coordinator.GroupsFiltered(dropped, reasons, stale));
     }
     metrics.replayGroups(buffer.readyGroups());
   }

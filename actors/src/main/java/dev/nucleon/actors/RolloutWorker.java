@@ -246,10 +246,32 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private Behavior<Command> onReply(Reply r) {
     Coordinator.WorkReply reply = r.reply();
     if (reply instanceof Coordinator.Work w) {
+      // a prompt the model cannot take (too long, empty, undecodable) is refused alone, not with its whole batch
+      List<PromptGroup> ok = new java.util.ArrayList<>();
+      List<Long> refused = new java.util.ArrayList<>();
+      List<Integer> attempts = new java.util.ArrayList<>();
+      List<String> reasons = new java.util.ArrayList<>();
+      for (PromptGroup g : w.groups()) {
+        String problem = engine.check().problem(g.prompt());
+        if (problem == null) {
+          ok.add(g);
+        } else {
+          refused.add(g.promptId());
+          attempts.add(g.attempt());
+          reasons.add(problem);
+        }
+      }
+      if (!refused.isEmpty()) {
+        coordinator.tell(new Coordinator.GroupsRejected(refused, attempts, reasons));
+      }
+      if (ok.isEmpty()) {
+        getContext().getSelf().tell(AskForWork.INSTANCE);
+        return this;
+      }
       long start = System.nanoTime();
       busy.begin();
-      getContext().pipeToSelf(engine.generate(w.groups()),
-          (result, error) -> new Generated(w.groups(), w.replay(), result, error, start));
+      getContext().pipeToSelf(engine.generate(ok),
+          (result, error) -> new Generated(ok, w.replay(), result, error, start));
     } else if (reply instanceof Coordinator.Evaluate e) {
       busy.begin();
       int version = engine.version();
@@ -264,8 +286,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private Behavior<Command> onGenerated(Generated g) {
     busy.end();
     if (g.error() != null) {
-      getContext().getLog().error("generation failed; its groups will be re-issued after the group timeout",
-          g.error());
+      getContext().getLog().error("sampling {} prompt group(s) failed; the coordinator issues them again",
+          g.groups().size(), g.error());
+      coordinator.tell(new Coordinator.GenerationFailed(g.groups().stream().map(PromptGroup::promptId).toList(),
+          g.groups().stream().map(PromptGroup::attempt).toList(), String.valueOf(g.error())));
     } else {
       long tokens = 0;
       int count = 0;

@@ -39,15 +39,19 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
   public record EvalDone(int version, double accuracy, double rewardMean, int n, int failed)
       implements Command, NucleonMessage {}
 
-  /** The run is over. */
-  public record Finished(int version, long promptsConsumed, String checkpoint) implements Command, NucleonMessage {}
+  /**
+   * The run is over; {@code prompts}: the coordinator's accounting ({@code read}, {@code trained}, {@code unfinished},
+   * {@code dropped.REASON}, {@code reissued.REASON}).
+   */
+  public record Finished(int version, long promptsConsumed, String checkpoint, Map<String, Long> prompts)
+      implements Command, NucleonMessage {}
 
   /** A part of the run failed; the run ends with this reason. */
   public record Failed(String reason) implements Command, NucleonMessage {}
 
   /** What a finished run reports. */
   public record Summary(int steps, long promptsConsumed, List<double[]> evals, double seconds, Path runDir,
-      String checkpoint) {
+      String checkpoint, Map<String, Long> prompts) {
 
     /** Accuracy of the first evaluation (before training), or NaN. */
     public double accuracyBefore() {
@@ -85,11 +89,21 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
 
   public static Behavior<Command> create(RunSettings settings, Path runDir, CompletableFuture<Summary> done,
       NucleonMetrics metrics, ProgressListener progress) {
-    return Behaviors.setup(ctx -> new RunReporter(ctx, settings, runDir, done, metrics, progress));
+    return create(settings, runDir, done, metrics, progress, -1);
+  }
+
+  /**
+   * @param resumedFrom the policy version a resumed run continues from (0: resumed without a checkpoint), or -1 for a
+   *     fresh run. A resumed run first writes a {@code resume} row: step rows written before it for later steps
+   *     were lost with the node that wrote them, and the steps are trained again.
+   */
+  public static Behavior<Command> create(RunSettings settings, Path runDir, CompletableFuture<Summary> done,
+      NucleonMetrics metrics, ProgressListener progress, int resumedFrom) {
+    return Behaviors.setup(ctx -> new RunReporter(ctx, settings, runDir, done, metrics, progress, resumedFrom));
   }
 
   private RunReporter(ActorContext<Command> ctx, RunSettings settings, Path runDir, CompletableFuture<Summary> done,
-      NucleonMetrics metrics, ProgressListener progress) {
+      NucleonMetrics metrics, ProgressListener progress, int resumedFrom) {
     super(ctx);
     this.settings = settings;
     this.runDir = runDir;
@@ -102,6 +116,13 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
           StandardOpenOption.CREATE, StandardOpenOption.APPEND);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write the run's metrics in " + runDir, e);
+    }
+    if (resumedFrom >= 0) {
+      ObjectNode row = JSON.createObjectNode();
+      row.put("type", "resume");
+      row.put("step", resumedFrom);
+      row.put("time", Instant.now().toString());
+      write(row);
     }
   }
 
@@ -168,13 +189,28 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
 
   private Behavior<Command> onFinished(Finished f) {
     Summary summary = new Summary(f.version(), f.promptsConsumed(), List.copyOf(evals), elapsed(), runDir,
-        f.checkpoint());
+        f.checkpoint(), Map.copyOf(f.prompts()));
     ObjectNode o = JSON.createObjectNode();
     o.put("steps", summary.steps());
     o.put("prompts_consumed", summary.promptsConsumed());
     o.put("seconds", summary.seconds());
     o.put("run_dir", runDir.toString());
     o.put("checkpoint", f.checkpoint());
+    // every prompt read is trained, dropped (by reason) or unfinished; re-issues by reason
+    ObjectNode prompts = o.putObject("prompts");
+    ObjectNode dropped = JSON.createObjectNode();
+    ObjectNode reissued = JSON.createObjectNode();
+    f.prompts().forEach((k, v) -> {
+      if (k.startsWith("dropped.")) {
+        dropped.put(k.substring("dropped.".length()), v);
+      } else if (k.startsWith("reissued.")) {
+        reissued.put(k.substring("reissued.".length()), v);
+      } else {
+        prompts.put(k, v);
+      }
+    });
+    prompts.set("dropped", dropped);
+    prompts.set("reissued", reissued);
     if (!evals.isEmpty()) {
       o.put("accuracy_before", summary.accuracyBefore());
       o.put("accuracy_after", summary.accuracyAfter());

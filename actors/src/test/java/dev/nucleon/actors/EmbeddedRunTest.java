@@ -110,6 +110,45 @@ class EmbeddedRunTest {
     assertTrue(s.checkpoint().endsWith("step-000000022"), s.checkpoint());
     List<JsonNode> evals = TestRuns.rows(dir, "eval");
     assertEquals(22, evals.get(evals.size() - 1).get("step").asInt(), "the last evaluation is of the last version");
+    assertEquals(90L, s.prompts().get("read"));
+    assertEquals(88L, s.prompts().get("trained"));
+    assertEquals(2L, s.prompts().get("unfinished"), "scored, short of a batch");
+  }
+
+  @Test
+  void badPromptsAreDroppedOnceWithTheirReasonAndEveryPromptIsAccountedFor(@TempDir Path dir) throws Exception {
+    // the quickstart model has a context of 16 tokens: 4 new tokens leave 12 for the prompt
+    StringBuilder jsonl = new StringBuilder();
+    for (int a = 1; a <= 16; a++) {
+      jsonl.append("{\"prompt\": \"").append(a).append("+").append(a + 2).append("=\", \"answer\": \"")
+          .append(2 * a + 2).append("\"}\n");
+    }
+    jsonl.append("{\"prompt\": \"1+1+1+1+1+1+1+1+1+1+1+1=\", \"answer\": \"12\"}\n");
+    jsonl.append("{\"prompt\": \"  \", \"answer\": \"0\"}\n");
+    jsonl.append("{\"prompt\": \"7+\uFFFD=\", \"answer\": \"7\"}\n");
+    Path data = dir.resolve("data.jsonl");
+    java.nio.file.Files.writeString(data, jsonl);
+    Map<String, String> o = TestRuns.small();
+    o.put("nucleon.dataset.format", "generic");
+    o.put("nucleon.dataset.path", "\"" + data + "\"");
+    o.put("nucleon.dataset.eval.size", "0");
+    o.put("nucleon.dataset.epochs", "1");
+    o.put("nucleon.run.eval.size", "0");
+    o.put("nucleon.run.total-steps", "100");
+    o.put("nucleon.algorithm.max-staleness", "0");
+    RunReporter.Summary s = run(o, dir.resolve("run"));
+    Map<String, Long> p = s.prompts();
+    assertEquals(19L, p.get("read"), "every row was read once");
+    assertEquals(1L, p.get("dropped.too-long"));
+    assertEquals(1L, p.get("dropped.empty"));
+    assertEquals(1L, p.get("dropped.undecodable"));
+    long dropped = p.entrySet().stream().filter(e -> e.getKey().startsWith("dropped."))
+        .mapToLong(Map.Entry::getValue).sum();
+    assertEquals(p.get("read"), p.get("trained") + dropped + p.get("unfinished"), "read = trained + dropped + live");
+    assertEquals(4 * s.steps(), p.get("trained"));
+    JsonNode summary = new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+        dir.resolve("run/summary.json").toFile());
+    assertEquals(1, summary.get("prompts").get("dropped").get("too-long").asInt(), summary.toString());
   }
 
   @Test
@@ -126,5 +165,17 @@ class EmbeddedRunTest {
       failed += row.get("failed_rewards").asDouble();
     }
     assertTrue(failed > 0, "failed rewards are counted, never silent zeros");
+  }
+
+  @Test
+  void aTokenBudgetThatCanNeverBeFilledIsRefusedAtStartNamingTheKeys(@TempDir Path dir) {
+    Map<String, String> o = TestRuns.small();
+    // 2 x 4 groups of 4 samples of at most 16 tokens: 512 tokens at most, never 100000
+    o.put("nucleon.replay.batch-tokens", "100000");
+    IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        () -> run(o, dir));
+    assertTrue(e.getMessage().startsWith("nucleon.replay.batch-tokens = 100000 can never be filled"), e.getMessage());
+    assertTrue(e.getMessage().contains("nucleon.algorithm.batch-groups") && e.getMessage().contains("512 tokens"),
+        e.getMessage());
   }
 }

@@ -27,8 +27,8 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -39,15 +39,16 @@ import org.junit.jupiter.api.Test;
 class ScorerHandoffTest {
 
   private static final Path BASE = TestRuns.REPO.resolve("conf/models/quickstart-base");
-  private static ActorTestKit kit;
+  /** One actor system per test: each test's scorers are the only ones its worker sees. */
+  private ActorTestKit kit;
 
-  @BeforeAll
-  static void start() {
+  @BeforeEach
+  void start() {
     kit = ActorTestKit.create();
   }
 
-  @AfterAll
-  static void stop() {
+  @AfterEach
+  void stop() {
     kit.shutdownTestKit();
   }
 
@@ -113,6 +114,37 @@ class ScorerHandoffTest {
       replay.expectNoMessage(Duration.ZERO);
     } finally {
       pool.shutdownNow();
+    }
+  }
+
+  @Test
+  void aPromptTheModelCannotTakeIsRefusedAloneWithItsReason() throws Exception {
+    Engines.start();
+    ModelFiles.Checkpoint ckpt = ModelFiles.read(BASE);
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = ckpt.instantiate(m);
+        HfTokenizer tok = HfTokenizer.load(BASE)) {
+      RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tok, SamplingParams.greedy(4));
+      NucleonMetrics metrics = new NucleonMetrics("test", List.of("rollout"));
+      TestProbe<RewardScorer.Command> scorerSaw = kit.createTestProbe();
+      kit.spawn(silent(scorerSaw.getRef()), "scorer-r");
+      TestProbe<Coordinator.Command> coordinator = kit.createTestProbe();
+      TestProbe<ReplayActor.Command> replay = kit.createTestProbe();
+      kit.spawn(RolloutWorker.create("rollout-r", engine, coordinator.getRef(), 2, metrics));
+      Coordinator.RequestWork ask = coordinator.expectMessageClass(Coordinator.RequestWork.class,
+          Duration.ofSeconds(30));
+      // the model's context is 16 tokens and 4 are for the answer: this prompt does not fit
+      ask.replyTo().tell(new Coordinator.Work(List.of(
+          new PromptGroup(21, 2, "1+1+1+1+1+1+1+1+1+1+1+1=", "12", Map.of(), 2, 1),
+          new PromptGroup(22, 0, "3+4=", "7", Map.of(), 2, 2)), replay.getRef()));
+      Coordinator.GroupsRejected rejected = coordinator.expectMessageClass(Coordinator.GroupsRejected.class,
+          Duration.ofSeconds(30));
+      assertEquals(List.of(21L), rejected.promptIds());
+      assertEquals(List.of(2), rejected.attempts());
+      assertEquals(List.of("too-long"), rejected.reasons());
+      RewardScorer.ScoreGroup sampled = scorerSaw.expectMessageClass(RewardScorer.ScoreGroup.class,
+          Duration.ofSeconds(60));
+      assertEquals(22L, sampled.group().promptId(), "the rest of the batch is sampled");
+      scorerSaw.expectNoMessage(Duration.ofMillis(500));
     }
   }
 }

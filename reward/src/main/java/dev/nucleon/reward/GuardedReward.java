@@ -36,6 +36,14 @@ public final class GuardedReward implements RewardFunction {
   private static final Logger log = LoggerFactory.getLogger(GuardedReward.class);
   private static final AtomicInteger POOLS = new AtomicInteger();
 
+  /** At least this many abandoned threads may still run before the reward is not called any more (until one ends). */
+  static final int MIN_STUCK_BOUND = 8;
+
+  /** A scoring thread's state: running, abandoned past its timeout, or returned. */
+  private static final int RUNNING = 0;
+  private static final int ABANDONED = 1;
+  private static final int ENDED = 2;
+
   private final RewardFunction delegate;
   private final String name;
   private final long timeoutNanos;
@@ -43,6 +51,9 @@ public final class GuardedReward implements RewardFunction {
   private final int parallelism;
   private final ExecutorService threads;
   private final AtomicInteger abandoned = new AtomicInteger();
+  /** Abandoned threads that have not returned yet. */
+  private final AtomicInteger stuck = new AtomicInteger();
+  private final int maxStuck;
 
   public GuardedReward(RewardFunction delegate, String name, Duration timeout, int parallelism) {
     this.delegate = Objects.requireNonNull(delegate, "delegate");
@@ -56,6 +67,7 @@ public final class GuardedReward implements RewardFunction {
     this.timeout = timeout;
     this.timeoutNanos = timeout.toNanos();
     this.parallelism = parallelism;
+    this.maxStuck = Math.max(MIN_STUCK_BOUND, 4 * parallelism);
     this.threads = Executors.newCachedThreadPool(daemonThreads("reward-" + name + "-" + POOLS.incrementAndGet()));
   }
 
@@ -67,6 +79,19 @@ public final class GuardedReward implements RewardFunction {
   /** How many scoring threads were abandoned because they ran past the timeout (they may still be running). */
   public int abandonedThreads() {
     return abandoned.get();
+  }
+
+  /** Abandoned scoring threads that are still running (at most {@link #maxStuckThreads()}). */
+  public int stuckThreads() {
+    return stuck.get();
+  }
+
+  /**
+   * The most abandoned threads that may still run: beyond it the reward is not called (requests fail at once,
+   * naming why) until one of them returns, so a reward that hangs for good cannot pile up threads without bound.
+   */
+  public int maxStuckThreads() {
+    return maxStuck;
   }
 
   public RewardFunction delegate() {
@@ -87,6 +112,11 @@ public final class GuardedReward implements RewardFunction {
   public List<RewardResult> score(List<RewardRequest> batch) {
     if (batch.isEmpty()) {
       return List.of();
+    }
+    int hung = stuck.get();
+    if (hung >= maxStuck) {
+      return allFailed(batch.size(), name + ": not called: " + hung + " of its calls are still running past the "
+          + "timeout of " + human(timeout) + " (at most " + maxStuck + "); it is called again once one returns");
     }
     try {
       return delegate.scoresBatches() ? scoreBatch(batch) : scoreEach(batch);
@@ -113,6 +143,7 @@ public final class GuardedReward implements RewardFunction {
     volatile long startedNanos;
     volatile Thread thread;
     volatile boolean abandonedLane;
+    final AtomicInteger state = new AtomicInteger(RUNNING);
 
     Lane(List<RewardRequest> batch, AtomicReferenceArray<RewardResult> results, AtomicInteger next,
         AtomicInteger remaining, Object done) {
@@ -141,6 +172,7 @@ public final class GuardedReward implements RewardFunction {
       } finally {
         current = -1;
         thread = null;
+        ended(state);
         Thread.interrupted(); // clear a late interrupt before the pool reuses the thread
         synchronized (done) {
           done.notifyAll();
@@ -219,8 +251,23 @@ public final class GuardedReward implements RewardFunction {
     if (t != null) {
       t.interrupt();
     }
+    abandoned(lane.state);
     int count = abandoned.incrementAndGet();
     log.warn("reward '{}' ran past its timeout of {}; abandoned its thread ({} so far)", name, human(timeout), count);
+  }
+
+  /** A thread given up on: counted as stuck unless it already returned. */
+  private void abandoned(AtomicInteger state) {
+    if (state.compareAndSet(RUNNING, ABANDONED)) {
+      stuck.incrementAndGet();
+    }
+  }
+
+  /** A scoring thread returned: if it had been given up on, it is stuck no more. */
+  private void ended(AtomicInteger state) {
+    if (state.getAndSet(ENDED) == ABANDONED) {
+      stuck.decrementAndGet();
+    }
   }
 
   private static boolean complete(AtomicReferenceArray<RewardResult> results, int i, RewardResult result,
@@ -264,6 +311,7 @@ public final class GuardedReward implements RewardFunction {
     String[] error = new String[1];
     Thread[] worker = new Thread[1];
     boolean[] finished = new boolean[1];
+    AtomicInteger state = new AtomicInteger(RUNNING);
     threads.execute(() -> {
       synchronized (done) {
         worker[0] = Thread.currentThread();
@@ -282,6 +330,7 @@ public final class GuardedReward implements RewardFunction {
         worker[0] = null;
         done.notifyAll();
       }
+      ended(state);
       Thread.interrupted();
     });
     long deadline = System.nanoTime() + timeoutNanos;
@@ -302,6 +351,7 @@ public final class GuardedReward implements RewardFunction {
         if (worker[0] != null) {
           worker[0].interrupt();
         }
+        abandoned(state);
         int count = abandoned.incrementAndGet();
         log.warn("reward '{}' ran past its timeout of {} on a batch of {}; abandoned its thread ({} so far)", name,
             human(timeout), n, count);

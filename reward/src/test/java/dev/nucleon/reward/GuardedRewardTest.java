@@ -202,4 +202,47 @@ class GuardedRewardTest {
     assertTrue(Double.isNaN(r.reward()), "a failed result carries no value: " + r);
     assertTrue(r.reason().contains(reasonPart), "reason '" + r.reason() + "' should contain '" + reasonPart + "'");
   }
+
+  /** Hangs on "hang" until released, ignoring interrupts (a native call that never returns, say). */
+  static final class Hanging implements RewardFunction {
+    final java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+
+    @Override
+    public RewardResult scoreOne(RewardRequest request) {
+      if (request.completion().equals("hang")) {
+        while (release.getCount() > 0) {
+          try {
+            release.await();
+          } catch (InterruptedException e) {
+            // ignored: this reward does not stop when asked
+          }
+        }
+      }
+      return RewardResult.ok(1);
+    }
+  }
+
+  @Test
+  void hungCallsAreBoundedAndTheRewardIsCalledAgainOnceOneReturns() throws Exception {
+    Hanging reward = new Hanging();
+    try (GuardedReward guard = new GuardedReward(reward, "hang", Duration.ofMillis(50), 1)) {
+      int bound = guard.maxStuckThreads();
+      assertEquals(GuardedReward.MIN_STUCK_BOUND, bound);
+      for (int i = 0; i < bound; i++) {
+        assertFailed(guard.score(requests("hang")).get(0), "timed out");
+      }
+      assertEquals(bound, guard.stuckThreads());
+      RewardResult refused = guard.score(requests("fine")).get(0);
+      assertFailed(refused, bound + " of its calls are still running past the timeout");
+      assertEquals(bound, guard.abandonedThreads(), "no thread was started for the refused call");
+
+      reward.release.countDown();
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (guard.stuckThreads() > 0 && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      assertEquals(0, guard.stuckThreads(), "the hung calls returned");
+      assertEquals(1.0, guard.score(requests("fine")).get(0).reward());
+    }
+  }
 }

@@ -26,6 +26,7 @@ public final class RolloutEngine implements AutoCloseable {
   private final TextTokenizer tokenizer;
   private final SamplingParams sampling;
   private final boolean addBos;
+  private final PromptCheck check;
 
   /**
    * @param sampling temperature, top-k, top-p, max new tokens; its stop tokens are used as given (add the
@@ -36,6 +37,12 @@ public final class RolloutEngine implements AutoCloseable {
     this.tokenizer = tokenizer;
     this.sampling = sampling;
     this.addBos = tokenizer.bosId() >= 0;
+    this.check = new PromptCheck(tokenizer, generator.model().maxPositions(), sampling.maxNewTokens());
+  }
+
+  /** Checks prompts before they are sampled (empty, undecodable, too long for the model's context). */
+  public PromptCheck check() {
+    return check;
   }
 
   public SamplingParams sampling() {

@@ -22,6 +22,11 @@ import picocli.CommandLine.Spec;
     description = "Joins the cluster of a run (nucleon.cluster.seed-nodes) with the given roles until it ends.")
 final class NodeCommand implements Callable<Integer> {
 
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(NodeCommand.class);
+
+  /** Wait before a downed node starts its roles again. */
+  private static final java.time.Duration REJOIN_DELAY = java.time.Duration.ofSeconds(2);
+
   @Spec
   CommandSpec spec;
 
@@ -36,6 +41,10 @@ final class NodeCommand implements Callable<Integer> {
 
   @Option(names = "--run-dir", paramLabel = "DIR", description = "run directory (learner and coordinator roles)")
   Path runDir;
+
+  @Option(names = "--resume", description = "coordinator and learner: continue the run in --run-dir from its newest "
+      + "valid checkpoint (dataset position, accounting, weights and optimizer state)")
+  boolean resume;
 
   @Option(names = "-D", paramLabel = "KEY=VALUE", description = "override a config key (HOCON value)")
   Map<String, String> overrides = new LinkedHashMap<>();
@@ -57,23 +66,49 @@ final class NodeCommand implements Callable<Integer> {
       dev.nucleon.actors.run.RunDirectory.writeConfig(dir, config);
       dev.nucleon.actors.run.RunDirectory.logToFile(dir);
     }
-    CountDownLatch removed = new CountDownLatch(1);
-    try (NucleonNode node = NucleonNode.start(settings, dir, false, null)) {
-      org.apache.pekko.cluster.Cluster.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(node.system()))
-          .registerOnMemberRemoved(removed::countDown);
-      spec.commandLine().getOut().println("node up with roles " + settings.cluster().roles() + " at "
-          + Cluster.get(node.system()).selfMember().address());
-      spec.commandLine().getOut().flush();
-      if (settings.hasRole("coordinator")) {
+    if (settings.hasRole("coordinator")) {
+      try (NucleonNode node = up(settings, dir)) {
         node.finished().get();
         if (dev.nucleon.actors.monitor.MonitorSettings.from(config).plots()) {
           dev.nucleon.actors.monitor.RunPlots.write(dir);
         }
         spec.commandLine().getOut().println("run finished; run directory " + dir.toAbsolutePath());
-      } else {
+      }
+      return 0;
+    }
+    // a node without the coordinator serves until it is stopped. When it is downed (its side of a split lost the
+    // coordinator, or the coordinator's side found it unreachable), a rollout or reward node starts its roles again
+    // and rejoins; a learner without its coordinator cannot, and ends (restart it with --resume)
+    java.util.concurrent.atomic.AtomicBoolean stopping = new java.util.concurrent.atomic.AtomicBoolean();
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> stopping.set(true), "nucleon-node-stopping"));
+    while (true) {
+      CountDownLatch removed = new CountDownLatch(1);
+      try (NucleonNode node = up(settings, dir)) {
+        org.apache.pekko.cluster.Cluster.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(node.system()))
+            .registerOnMemberRemoved(removed::countDown);
         removed.await();
       }
+      if (stopping.get()) {
+        return 0;
+      }
+      if (settings.hasRole("learner")) {
+        LOG.error("this learner node was removed from the cluster (downed); start it again with --resume");
+        return 1;
+      }
+      LOG.warn("this node was removed from the cluster (downed); its roles start again and rejoin in {} s",
+          REJOIN_DELAY.toSeconds());
+      Thread.sleep(REJOIN_DELAY.toMillis());
+      if (stopping.get()) {
+        return 0;
+      }
     }
-    return 0;
+  }
+
+  private NucleonNode up(RunSettings settings, Path dir) {
+    NucleonNode node = NucleonNode.start(settings, dir, resume, null);
+    spec.commandLine().getOut().println("node up with roles " + settings.cluster().roles() + " at "
+        + Cluster.get(node.system()).selfMember().address());
+    spec.commandLine().getOut().flush();
+    return node;
   }
 }

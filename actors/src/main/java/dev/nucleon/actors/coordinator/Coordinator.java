@@ -11,6 +11,7 @@ import dev.nucleon.actors.monitor.NodeSnapshot;
 import dev.nucleon.actors.serialization.NucleonMessage;
 import dev.nucleon.core.reward.RewardResult;
 import dev.nucleon.core.rollout.PromptGroup;
+import dev.nucleon.rollout.PromptCheck;
 import dev.nucleon.rollout.data.DatasetRow;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -66,8 +67,23 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   /** Yes or no to {@link GroupReady}. */
   public record Admission(long promptId, int attempt, boolean admitted) implements NucleonMessage {}
 
-  /** The replay buffer filtered groups out: for good ({@code dropped}) or as too stale (generated again). */
-  public record GroupsFiltered(List<Long> dropped, List<Long> stale) implements Command, NucleonMessage {}
+  /**
+   * The replay buffer filtered groups out: for good ({@code dropped}, each with its reason in {@code reasons}) or as
+   * too stale (generated again).
+   */
+  public record GroupsFiltered(List<Long> dropped, List<String> reasons, List<Long> stale)
+      implements Command, NucleonMessage {}
+
+  /**
+   * A worker refused to sample these attempts of prompts ({@code reasons}: {@link dev.nucleon.rollout.PromptCheck});
+   * they are dropped for good.
+   */
+  public record GroupsRejected(List<Long> promptIds, List<Integer> attempts, List<String> reasons)
+      implements Command, NucleonMessage {}
+
+  /** Sampling these attempts failed ({@code error}); they are issued again, or dropped after repeated failures. */
+  public record GenerationFailed(List<Long> promptIds, List<Integer> attempts, String error)
+      implements Command, NucleonMessage {}
 
   /** The learner made {@code version} from the groups of {@code consumed}; {@code stats} for the run report. */
   public record PolicyUpdated(int version, List<Long> consumed, Map<String, Double> stats)
@@ -101,6 +117,9 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  /** A prompt whose sampling failed this many times is dropped instead of issued again. */
+  static final int MAX_GENERATION_FAILURES = 3;
+
   /** Tells the reporter why the coordinator failed (the run then ends with that error instead of hanging). */
   static final class FailureReport extends org.apache.pekko.actor.typed.BehaviorInterceptor<Command, Command> {
     private final ActorRef<RunReporter.Command> reporter;
@@ -124,6 +143,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
   private final RunSettings settings;
   private final PromptSource source;
+  private final PromptCheck check;
   private final ActorRef<RunReporter.Command> reporter;
   private final PromptLedger ledger;
   private final Map<Long, DatasetRow> inPlay = new HashMap<>();
@@ -153,20 +173,28 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
    */
   public static Behavior<Command> create(RunSettings settings, PromptSource source,
       ActorRef<RunReporter.Command> reporter, byte[] snapshot, int startVersion) {
+    return create(settings, source, null, reporter, snapshot, startVersion);
+  }
+
+  /** As above; {@code check} (or null) drops prompts that cannot be sampled as they are read. */
+  public static Behavior<Command> create(RunSettings settings, PromptSource source, PromptCheck check,
+      ActorRef<RunReporter.Command> reporter, byte[] snapshot, int startVersion) {
     Behavior<Command> coordinator = Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
       timers.startTimerWithFixedDelay(Tick.INSTANCE, Duration.ofSeconds(5));
-      return new Coordinator(ctx, settings, source, reporter, snapshot, startVersion);
+      return new Coordinator(ctx, settings, source, check, reporter, snapshot, startVersion);
     }));
     return Behaviors.intercept(() -> new FailureReport(reporter), coordinator);
   }
 
-  private Coordinator(ActorContext<Command> ctx, RunSettings settings, PromptSource source,
+  private Coordinator(ActorContext<Command> ctx, RunSettings settings, PromptSource source, PromptCheck check,
       ActorRef<RunReporter.Command> reporter, byte[] snapshot, int startVersion) {
     super(ctx);
     this.settings = settings;
     this.source = source;
+    this.check = check;
     this.reporter = reporter;
-    this.ledger = new PromptLedger(settings.replay().batchGroups(), settings.replay().maxStaleness());
+    this.ledger = new PromptLedger(settings.replay().batchGroups(), settings.replay().maxStaleness(),
+        settings.replay().batchByTokens());
     this.version = startVersion;
     if (snapshot != null) {
       restore(snapshot);
@@ -188,6 +216,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         .onMessage(RequestWork.class, this::onRequestWork)
         .onMessage(GroupReady.class, this::onGroupReady)
         .onMessage(GroupsFiltered.class, this::onGroupsFiltered)
+        .onMessage(GroupsRejected.class, this::onGroupsRejected)
+        .onMessage(GenerationFailed.class, this::onGenerationFailed)
         .onMessage(PolicyUpdated.class, this::onPolicyUpdated)
         .onMessage(EvalScored.class, this::onEvalScored)
         .onMessage(SnapshotRequest.class, this::onSnapshotRequest)
@@ -244,6 +274,13 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
           break;
         }
         row = next.get();
+        String problem = check == null ? null : check.problem(row.prompt());
+        if (problem != null) {
+          ledger.droppedAtRead(problem, 1);
+          getContext().getLog().warn("prompt {} dropped as it was read: {}: {}", row.id(), check.describe(row.prompt()),
+              abbreviated(row.prompt()));
+          continue;
+        }
         inPlay.put(row.id(), row);
       }
       int attempt = ledger.issue(row.id(), r.worker(), now);
@@ -277,10 +314,44 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   }
 
   private Behavior<Command> onGroupsFiltered(GroupsFiltered f) {
-    ledger.dropped(f.dropped());
-    f.dropped().forEach(inPlay::remove);
+    for (int i = 0; i < f.dropped().size(); i++) {
+      ledger.dropped(List.of(f.dropped().get(i)), f.reasons().get(i));
+      inPlay.remove(f.dropped().get(i));
+    }
     ledger.stale(f.stale());
     return this;
+  }
+
+  private Behavior<Command> onGroupsRejected(GroupsRejected r) {
+    for (int i = 0; i < r.promptIds().size(); i++) {
+      long id = r.promptIds().get(i);
+      if (ledger.rejected(id, r.attempts().get(i), r.reasons().get(i))) {
+        DatasetRow row = inPlay.remove(id);
+        getContext().getLog().warn("prompt {} dropped, a rollout worker cannot sample it ({}): {}", id,
+            r.reasons().get(i), row == null ? "" : abbreviated(row.prompt()));
+      }
+    }
+    return this;
+  }
+
+  private Behavior<Command> onGenerationFailed(GenerationFailed f) {
+    int dropped = 0;
+    for (int i = 0; i < f.promptIds().size(); i++) {
+      long id = f.promptIds().get(i);
+      if (ledger.failed(id, f.attempts().get(i), MAX_GENERATION_FAILURES)) {
+        inPlay.remove(id);
+        dropped++;
+      }
+    }
+    getContext().getLog().warn("sampling {} prompt group(s) failed ({}); {} issued again, {} dropped after {} "
+        + "failures", f.promptIds().size(), f.error(), f.promptIds().size() - dropped, dropped,
+        MAX_GENERATION_FAILURES);
+    return this;
+  }
+
+  private static String abbreviated(String prompt) {
+    String p = prompt.replace('\n', ' ');
+    return p.length() <= 80 ? "'" + p + "'" : "'" + p.substring(0, 77) + "...' (" + p.length() + " chars)";
   }
 
   private Behavior<Command> onPolicyUpdated(PolicyUpdated u) {
@@ -372,8 +443,23 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private void finish() {
     if (!finished) {
       finished = true;
-      reporter.tell(new RunReporter.Finished(version, ledger.consumed(), lastCheckpoint));
+      reporter.tell(new RunReporter.Finished(version, ledger.consumed(), lastCheckpoint,
+          accountingMap(ledger.accounting())));
     }
+  }
+
+  /**
+   * The accounting as flat keys: {@code read}, {@code trained}, {@code unfinished}, {@code dropped.REASON},
+   * {@code reissued.REASON}.
+   */
+  static Map<String, Long> accountingMap(PromptLedger.Accounting a) {
+    Map<String, Long> m = new java.util.LinkedHashMap<>();
+    m.put("read", a.read());
+    m.put("trained", a.trained());
+    m.put("unfinished", a.live());
+    a.dropped().forEach((k, v) -> m.put("dropped." + k, v));
+    a.reissued().forEach((k, v) -> m.put("reissued." + k, v));
+    return m;
   }
 
   private Behavior<Command> onNodeReport(NodeReport r) {
@@ -384,8 +470,12 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private Behavior<Command> onStatusRequest(StatusRequest r) {
     Map<String, Long> prompts = new java.util.LinkedHashMap<>();
     for (PromptLedger.State st : PromptLedger.State.values()) {
-      prompts.put(st.name().toLowerCase(java.util.Locale.ROOT), (long) ledger.count(st));
+      prompts.put(st.name().toLowerCase(java.util.Locale.ROOT), ledger.count(st));
     }
+    PromptLedger.Accounting a = ledger.accounting();
+    prompts.put("read", a.read());
+    a.dropped().forEach((k, v) -> prompts.put("dropped_" + k, v));
+    a.reissued().forEach((k, v) -> prompts.put("reissued_" + k, v));
     prompts.put("consumed_total", ledger.consumed());
     prompts.put("epoch", (long) source.epoch());
     String state = finished ? "finished" : trainingDone ? "evaluating" : "training";
@@ -461,7 +551,11 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private byte[] snapshot() {
     Map<String, Object> s = new HashMap<>();
     s.put("version", version);
-    s.put("consumed", ledger.consumed());
+    PromptLedger.Accounting a = ledger.accounting();
+    s.put("consumed", a.trained());
+    s.put("read", a.read());
+    s.put("dropped", a.dropped());
+    s.put("reissued", a.reissued());
     s.put("unfinished", ledger.unfinished());
     s.put("cursor", Base64.getEncoder().encodeToString(source.snapshot()));
     try {
@@ -477,7 +571,17 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       List<Long> unfinished = new ArrayList<>();
       node.get("unfinished").forEach(n -> unfinished.add(n.asLong()));
       source.restore(Base64.getDecoder().decode(node.get("cursor").asText()));
-      ledger.resume(node.get("consumed").asLong(), unfinished);
+      long consumed = node.get("consumed").asLong();
+      Map<String, Long> dropped = new java.util.TreeMap<>();
+      Map<String, Long> reissued = new java.util.TreeMap<>();
+      if (node.has("dropped")) {
+        node.get("dropped").fields().forEachRemaining(e -> dropped.put(e.getKey(), e.getValue().asLong()));
+        node.get("reissued").fields().forEachRemaining(e -> reissued.put(e.getKey(), e.getValue().asLong()));
+      }
+      // a checkpoint from before the accounting was kept: what it trained and what it left unfinished was read
+      long read = node.has("read") ? node.get("read").asLong()
+          : consumed + unfinished.size() + dropped.values().stream().mapToLong(Long::longValue).sum();
+      ledger.resume(new PromptLedger.Accounting(read, consumed, dropped, reissued), unfinished);
       for (long id : unfinished) {
         inPlay.put(id, source.byId(id));
       }

@@ -194,6 +194,8 @@ public final class KryoRegistrations {
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.NodeReport.class));
     e.add(Entry.of(dev.nucleon.actors.LearnerActor.FinishEarly.class));
     e.add(Entry.of(dev.nucleon.actors.RewardScorer.Delivered.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.GroupsRejected.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.GenerationFailed.class));
 
     return List.copyOf(e);
   }

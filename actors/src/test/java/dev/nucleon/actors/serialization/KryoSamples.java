@@ -134,7 +134,8 @@ final class KryoSamples {
     s.put(Coordinator.Evaluate.class, new Coordinator.Evaluate(9L, List.of(group), any));
     s.put(Coordinator.GroupReady.class, new Coordinator.GroupReady(17L, 2, any));
     s.put(Coordinator.Admission.class, new Coordinator.Admission(17L, 2, true));
-    s.put(Coordinator.GroupsFiltered.class, new Coordinator.GroupsFiltered(List.of(1L, 2L), List.of(3L)));
+    s.put(Coordinator.GroupsFiltered.class, new Coordinator.GroupsFiltered(List.of(1L, 2L),
+        List.of("zero-variance", "failed-reward"), List.of(3L)));
     s.put(Coordinator.PolicyUpdated.class, new Coordinator.PolicyUpdated(5, List.of(7L, 8L),
         Map.of("loss", 0.25, "reward_mean", 0.5)));
     s.put(Coordinator.EvalScored.class, new Coordinator.EvalScored(9L, 5, List.of(RewardResult.ok(1.0),
@@ -154,7 +155,11 @@ final class KryoSamples {
         RewardResult.ok(1.0)))));
     s.put(RunReporter.StepDone.class, new RunReporter.StepDone(5, List.of(3L, 4L), Map.of("loss", 0.1)));
     s.put(RunReporter.EvalDone.class, new RunReporter.EvalDone(5, 0.5, 0.5, 500, 0));
-    s.put(RunReporter.Finished.class, new RunReporter.Finished(250, 8000L, "/runs/x/checkpoints/step-250"));
+    s.put(RunReporter.Finished.class, new RunReporter.Finished(250, 8000L, "/runs/x/checkpoints/step-250",
+        new java.util.LinkedHashMap<>(Map.of("read", 8100L, "trained", 8000L, "dropped.zero-variance", 100L))));
+    s.put(Coordinator.GroupsRejected.class, new Coordinator.GroupsRejected(List.of(4L), List.of(1), List.of("too-long")));
+    s.put(Coordinator.GenerationFailed.class, new Coordinator.GenerationFailed(List.of(4L, 5L), List.of(0, 2),
+        "CUDA out of memory"));
     s.put(RunReporter.Failed.class, new RunReporter.Failed("learner failed: out of memory"));
     var metrics = new dev.nucleon.actors.monitor.NucleonMetrics("pekko://nucleon@127.0.0.1:2552",
         List.of("rollout", "reward", "learner"));
