@@ -34,6 +34,7 @@ if [ -z "$dir" ]; then
   [ -f "$root/runs/cluster-latest" ] || { echo "node.sh: no CLUSTER_DIR given and no runs/cluster-latest" >&2; exit 2; }
   dir="$(cat "$root/runs/cluster-latest")"
 fi
+dir="$(cd "$dir" 2>/dev/null && pwd)" || { echo "node.sh: cluster folder not found" >&2; exit 2; }
 [ -f "$dir/cluster.env" ] || { echo "node.sh: $dir/cluster.env not found (not a start-cluster.sh folder?)" >&2; exit 2; }
 # shellcheck source=/dev/null
 . "$dir/cluster.env" # cwd (where start-cluster.sh ran: CONF's relative paths), conf, host, base, jar, overrides
@@ -51,8 +52,10 @@ running_pid() {
   [ -f "$pidfile" ] || return 1
   local pid
   pid="$(cat "$pidfile")"
-  kill -0 "$pid" 2>/dev/null && [ -r "/proc/$pid/cmdline" ] \
-    && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "dev.nucleon.actors.cli.NucleonCli" && echo "$pid"
+  kill -0 "$pid" 2>/dev/null && [ -r "/proc/$pid/cmdline" ] || return 1
+  local cmd
+  cmd="$(tr '\0' ' ' < "/proc/$pid/cmdline")"
+  [[ "$cmd" == *dev.nucleon.actors.cli.NucleonCli* ]] && echo "$pid"
 }
 
 case "$action" in

@@ -20,7 +20,10 @@ if [ ! -d "$dir/pids" ]; then
 fi
 
 is_nucleon() { # pid
-  [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "dev.nucleon.actors.cli.NucleonCli"
+  [ -r "/proc/$1/cmdline" ] || return 1
+  local cmd
+  cmd="$(tr '\0' ' ' < "/proc/$1/cmdline")"
+  [[ "$cmd" == *dev.nucleon.actors.cli.NucleonCli* ]]
 }
 
 alive=()

@@ -211,6 +211,8 @@ public final class NucleonNode implements AutoCloseable {
         + "    split-brain-resolver {\n"
         + "      active-strategy = keep-oldest\n"
         + "      keep-oldest { role = \"coordinator\", down-if-alone = off }\n"
+        // downing everyone when reachability keeps changing would stop the coordinator's side too
+        + "      down-all-when-unstable = off\n"
         + "      stable-after = " + downAfter.toMillis() + "ms\n"
         + "    }\n"
         + "    jmx.multi-mbeans-in-same-jvm = on\n"

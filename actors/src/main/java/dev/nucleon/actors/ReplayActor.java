@@ -44,6 +44,9 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
   /** The learner published a new policy version. */
   public record VersionChanged(int version) implements Command {}
 
+  /** The data ran out: the next batch is cut from whatever is queued, even short of a full one. */
+  public record Flush() implements Command, NucleonMessage {}
+
   private record Admitted(Coordinator.Admission admission) implements Command {}
 
   private record Key(long promptId, int attempt) {}
@@ -54,6 +57,7 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
   private final ActorRef<Coordinator.Admission> admissions;
   private final Map<Key, Scored> awaiting = new HashMap<>();
   private ActorRef<LearnerActor.Command> idleLearner;
+  private boolean flush;
 
   public static Behavior<Command> create(ReplayBuffer buffer, ActorRef<Coordinator.Command> coordinator,
       NucleonMetrics metrics) {
@@ -77,6 +81,11 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
         .onMessage(Admitted.class, this::onAdmitted)
         .onMessage(LearnerReady.class, this::onLearnerReady)
         .onMessage(VersionChanged.class, this::onVersionChanged)
+        .onMessage(Flush.class, f -> {
+          flush = true;
+          offerBatch();
+          return this;
+        })
         .build();
   }
 
@@ -152,7 +161,7 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
     if (idleLearner == null) {
       return;
     }
-    Optional<TrainingBatch> batch = buffer.pollBatch();
+    Optional<TrainingBatch> batch = flush ? buffer.flush() : buffer.pollBatch();
     if (batch.isPresent()) {
       idleLearner.tell(new LearnerActor.Train(batch.get()));
       idleLearner = null;

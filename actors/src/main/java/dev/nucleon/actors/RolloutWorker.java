@@ -89,6 +89,13 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
   private record ScoreDelivered(RewardScorer.Delivered delivered) implements Command {}
 
+  /** The coordinator did not answer a request for work in time: ask again. */
+  private enum ReplyOverdue implements Command {
+    INSTANCE
+  }
+
+  private static final Duration REPLY_OVERDUE = Duration.ofSeconds(10);
+
   /** A hand-off not yet delivered, and the scorer that holds it (null: waiting for one). */
   private record Outstanding(RewardScorer.Handoff handoff, ActorRef<RewardScorer.Command> scorer) {}
 
@@ -109,6 +116,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /** Hand-offs by number, held until their scorer says the result went on. */
   private final Map<Long, Outstanding> outstanding = new java.util.LinkedHashMap<>();
   private long nextHandoff;
+  /** A request for work is out, or a batch is being generated: no second request until it is done. */
+  private boolean working;
+  private int failedInRow;
   private final ActorRef<RewardScorer.Delivered> deliveredAdapter;
   private final int groupsPerBatch;
   private final NucleonMetrics metrics;
@@ -164,6 +174,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   public Receive<Command> createReceive() {
     return newReceiveBuilder()
         .onMessageEquals(AskForWork.INSTANCE, this::onAskForWork)
+        .onMessageEquals(ReplyOverdue.INSTANCE, () -> {
+          working = false;
+          return onAskForWork();
+        })
         .onMessage(Reply.class, this::onReply)
         .onMessage(Generated.class, this::onGenerated)
         .onMessage(EvalGenerated.class, this::onEvalGenerated)
@@ -235,15 +249,19 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   }
 
   private Behavior<Command> onAskForWork() {
-    if (scorers.isEmpty()) {
-      return this; // asked again when a scorer appears
+    if (scorers.isEmpty() || working) {
+      return this; // asked again when a scorer appears, or once the current work is done
     }
+    working = true;
+    // a reply lost with the coordinator's node must not leave this worker waiting for good
+    timers.startSingleTimer(ReplyOverdue.INSTANCE, REPLY_OVERDUE);
     coordinator.tell(new Coordinator.RequestWork(Coordinator.workerId(getContext().getSystem(),
         getContext().getSelf()), engine.version(), groupsPerBatch, replyAdapter));
     return this;
   }
 
   private Behavior<Command> onReply(Reply r) {
+    timers.cancel(ReplyOverdue.INSTANCE);
     Coordinator.WorkReply reply = r.reply();
     if (reply instanceof Coordinator.Work w) {
       // a prompt the model cannot take (too long, empty, undecodable) is refused alone, not with its whole batch
@@ -265,32 +283,57 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         coordinator.tell(new Coordinator.GroupsRejected(refused, attempts, reasons));
       }
       if (ok.isEmpty()) {
+        working = false;
         getContext().getSelf().tell(AskForWork.INSTANCE);
         return this;
       }
       long start = System.nanoTime();
       busy.begin();
-      getContext().pipeToSelf(engine.generate(ok),
+      getContext().pipeToSelf(started(() -> engine.generate(ok)),
           (result, error) -> new Generated(ok, w.replay(), result, error, start));
     } else if (reply instanceof Coordinator.Evaluate e) {
       busy.begin();
       int version = engine.version();
-      getContext().pipeToSelf(engine.greedy(e.prompts().stream().map(PromptGroup::prompt).toList()),
+      getContext().pipeToSelf(started(() -> engine.greedy(e.prompts().stream().map(PromptGroup::prompt).toList())),
           (result, error) -> new EvalGenerated(e, version, result, error));
-    } else if (reply instanceof Coordinator.NoWork n && !n.finished()) {
-      timers.startSingleTimer(AskForWork.INSTANCE, RETRY);
+    } else {
+      working = false;
+      if (reply instanceof Coordinator.NoWork n && !n.finished()) {
+        timers.startSingleTimer(AskForWork.INSTANCE, RETRY);
+      }
     }
     return this;
   }
 
+  /** The engine's future, or a failed one when the call itself throws (a prompt it cannot encode, say). */
+  private static <T> java.util.concurrent.CompletionStage<T> started(
+      java.util.function.Supplier<java.util.concurrent.CompletionStage<T>> call) {
+    try {
+      return call.get();
+    } catch (RuntimeException e) {
+      return java.util.concurrent.CompletableFuture.failedFuture(e);
+    }
+  }
+
+  /** After failed batches in a row, wait 1 s, 2 s, ... 30 s before asking for work again (a broken device). */
+  private void askAfterFailure() {
+    failedInRow++;
+    long seconds = Math.min(30, 1L << Math.min(5, failedInRow - 1));
+    timers.startSingleTimer(AskForWork.INSTANCE, Duration.ofSeconds(seconds));
+  }
+
   private Behavior<Command> onGenerated(Generated g) {
     busy.end();
+    working = false;
     if (g.error() != null) {
       getContext().getLog().error("sampling {} prompt group(s) failed; the coordinator issues them again",
           g.groups().size(), g.error());
       coordinator.tell(new Coordinator.GenerationFailed(g.groups().stream().map(PromptGroup::promptId).toList(),
           g.groups().stream().map(PromptGroup::attempt).toList(), String.valueOf(g.error())));
+      askAfterFailure();
+      return this;
     } else {
+      failedInRow = 0;
       long tokens = 0;
       int count = 0;
       for (int i = 0; i < g.groups().size(); i++) {
@@ -312,8 +355,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
   private Behavior<Command> onEvalGenerated(EvalGenerated e) {
     busy.end();
+    working = false;
     if (e.error() != null) {
-      getContext().getLog().error("evaluation generation failed", e.error());
+      getContext().getLog().error("evaluation {} failed; the coordinator skips it", e.eval().evalId(), e.error());
+      e.eval().replyTo().tell(new Coordinator.EvalFailed(e.eval().evalId(), String.valueOf(e.error())));
     } else {
       toScorers(h -> new RewardScorer.ScoreEval(h, e.eval().evalId(), e.version(), e.eval().prompts(),
           e.completions(), e.eval().replyTo(), deliveredAdapter));

@@ -140,7 +140,7 @@ class EmbeddedRunTest {
     Map<String, Long> p = s.prompts();
     assertEquals(19L, p.get("read"), "every row was read once");
     assertEquals(1L, p.get("dropped.too-long"));
-    assertEquals(1L, p.get("dropped.empty"));
+    assertEquals(1L, p.get("dropped.empty-prompt"));
     assertEquals(1L, p.get("dropped.undecodable"));
     long dropped = p.entrySet().stream().filter(e -> e.getKey().startsWith("dropped."))
         .mapToLong(Map.Entry::getValue).sum();

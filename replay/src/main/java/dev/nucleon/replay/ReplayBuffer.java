@@ -209,7 +209,11 @@ public final class ReplayBuffer {
    * budget on its own is a batch of its own).
    */
   public Optional<TrainingBatch> pollBatch() {
-    int take = groupsToTake(false);
+    // by tokens, the coordinator lets at most (max-staleness + 1) x batch-groups groups wait: once that many are
+    // queued and still short of the budget, no more will come, and they are trained as they are
+    boolean full = settings.batchByTokens()
+        && ready.size() >= (long) (settings.maxStaleness() + 1) * settings.batchGroups();
+    int take = groupsToTake(full);
     return take == 0 ? Optional.empty() : Optional.of(cut(take));
   }
 

@@ -338,7 +338,7 @@ class ReplayBufferTest {
   void batchesByTokenBudget() {
     // each sample: 2 prompt + 3 completion = 5 tokens; a group of 2 = 10 tokens
     ReplayBuffer b = new ReplayBuffer(
-        Fixtures.withTokens(settings(2, "dr-grpo", 1), 25, 1000, MicroBatchCost.SUM));
+        Fixtures.withTokens(settings(2, "dr-grpo", 4), 25, 1000, MicroBatchCost.SUM));
     addGroup(b, 1, 1, 0);
     addGroup(b, 2, 1, 0);
     assertEquals(20, b.readyTokens());
@@ -348,6 +348,19 @@ class ReplayBufferTest {
     assertEquals(List.of(1L, 2L), batch.promptIds(), "a third group would overflow 25 tokens");
     assertEquals(20, batch.totalTokens());
     assertEquals(1, b.readyGroups());
+  }
+
+  @Test
+  void byTokensTheMostGroupsTheCoordinatorLetsWaitAreTrainedEvenShortOfTheBudget() {
+    // batch-groups 2, max-staleness 1: the coordinator lets at most 4 groups wait; 4 x 10 tokens < 100
+    ReplayBuffer b = new ReplayBuffer(
+        Fixtures.withTokens(settings(2, "dr-grpo", 2), 100, 1000, MicroBatchCost.SUM));
+    for (long p = 1; p <= 3; p++) {
+      addGroup(b, p, 1, 0);
+      assertTrue(b.pollBatch().isEmpty(), p + " groups: more may come");
+    }
+    addGroup(b, 4, 1, 0);
+    assertEquals(List.of(1L, 2L, 3L, 4L), b.pollBatch().orElseThrow().promptIds(), "no more can come: trained");
   }
 
   @Test

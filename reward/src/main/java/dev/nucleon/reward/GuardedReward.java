@@ -113,7 +113,7 @@ public final class GuardedReward implements RewardFunction {
     if (batch.isEmpty()) {
       return List.of();
     }
-    int hung = stuck.get();
+    int hung = waitForStuck();
     if (hung >= maxStuck) {
       return allFailed(batch.size(), name + ": not called: " + hung + " of its calls are still running past the "
           + "timeout of " + human(timeout) + " (at most " + maxStuck + "); it is called again once one returns");
@@ -254,6 +254,25 @@ public final class GuardedReward implements RewardFunction {
     abandoned(lane.state);
     int count = abandoned.incrementAndGet();
     log.warn("reward '{}' ran past its timeout of {}; abandoned its thread ({} so far)", name, human(timeout), count);
+  }
+
+  /**
+   * While the most abandoned threads still run, waits up to the timeout for one to return (so a hung reward fails
+   * requests at the pace of its timeout, as before the bound, not at once); returns how many still run.
+   */
+  private int waitForStuck() {
+    long deadline = System.nanoTime() + timeoutNanos;
+    int hung = stuck.get();
+    while (hung >= maxStuck && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+      hung = stuck.get();
+    }
+    return hung;
   }
 
   /** A thread given up on: counted as stuck unless it already returned. */

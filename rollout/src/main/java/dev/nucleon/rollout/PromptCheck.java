@@ -11,7 +11,7 @@ import dev.nucleon.model.tokenizer.TextTokenizer;
  */
 public final class PromptCheck {
 
-  public static final String EMPTY = "empty";
+  public static final String EMPTY = "empty-prompt";
   public static final String UNDECODABLE = "undecodable";
   public static final String TOO_LONG = "too-long";
 

@@ -97,8 +97,13 @@ final class BenchCommand {
     @Option(names = "--warmup", defaultValue = "1", description = "untimed calls first (default: ${DEFAULT-VALUE})")
     int warmup;
 
+    @Option(names = "--lengths", paramLabel = "A-B", description = "each request's max new tokens drawn uniformly "
+        + "in [A, B] (seeded), as RL completions vary; default: all --new-tokens")
+    String lengths;
+
     @Override
     public Integer call() throws Exception {
+      int[] range = lengthRange();
       Device device = modelOptions.startEngine();
       double rssBeforeModel = rssAfterGc();
       try (NDManager manager = NDManager.newBaseManager(device);
@@ -107,17 +112,21 @@ final class BenchCommand {
         LlamaConfig c = model.config();
         double rssModel = rssAfterGc();
         int[][] prompts = randomPrompts(batch, promptLen, c.vocabSize(), 1);
-        SamplingParams params = SamplingParams.sample(1f, newTokens);
         for (int w = 0; w < warmup; w++) {
-          generator.generate(requests(prompts, params, w));
+          generator.generate(requests(prompts, range, w));
         }
         double rssStart = rssMb();
         long tokens = 0;
+        long slotSteps = 0;
         long start = System.nanoTime();
         for (int i = 0; i < calls; i++) {
-          for (var r : generator.generate(requests(prompts, params, 1000L + i))) {
+          int longest = 0;
+          for (var r : generator.generate(requests(prompts, range, 1000L + i))) {
             tokens += r.tokens().length;
+            longest = Math.max(longest, r.tokens().length);
           }
+          // a batch decodes every row until its longest request is done
+          slotSteps += (long) batch * longest;
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         ObjectNode o = JSON.createObjectNode();
@@ -127,10 +136,13 @@ final class BenchCommand {
         o.put("threads", Engine.getEngine("PyTorch").getGpuCount() > 0 ? -1 : threadCount());
         o.put("batch", batch);
         o.put("prompt_len", promptLen);
-        o.put("new_tokens", newTokens);
+        o.put("new_tokens", range[0] == range[1] ? String.valueOf(range[0]) : range[0] + "-" + range[1]);
         o.put("calls", calls);
         o.put("tokens_per_s", round(tokens / seconds, 1));
-        o.put("ms_per_step", round(seconds * 1000 / ((double) calls * newTokens), 3));
+        // tokens of the requests, per second; the share of decoded row-steps that produced one
+        o.put("useful_tokens_per_s", round(tokens / seconds, 1));
+        o.put("slot_utilization", round((double) tokens / slotSteps, 3));
+        o.put("ms_per_step", round(seconds * 1000 / ((double) slotSteps / batch), 3));
         o.put("seconds", round(seconds, 3));
         o.put("rss_mb_start", round(rssStart, 1));
         o.put("rss_mb_end", round(rssMb(), 1));
@@ -141,12 +153,33 @@ final class BenchCommand {
       return 0;
     }
 
-    private static List<GenerationRequest> requests(int[][] prompts, SamplingParams p, long seed) {
+    /** Each request's max new tokens: {@code --new-tokens}, or drawn in {@code --lengths} from the call's seed. */
+    private static List<GenerationRequest> requests(int[][] prompts, int[] range, long seed) {
+      java.util.SplittableRandom rng = new java.util.SplittableRandom(seed);
       List<GenerationRequest> out = new ArrayList<>();
       for (int i = 0; i < prompts.length; i++) {
-        out.add(new GenerationRequest(prompts[i], p, seed * 1_000_003L + i));
+        int n = range[0] + rng.nextInt(range[1] - range[0] + 1);
+        out.add(new GenerationRequest(prompts[i], SamplingParams.sample(1f, n), seed * 1_000_003L + i));
       }
       return out;
+    }
+
+    private int[] lengthRange() {
+      if (lengths == null) {
+        return new int[] {newTokens, newTokens};
+      }
+      String[] p = lengths.split("-");
+      try {
+        int a = Integer.parseInt(p[0].trim());
+        int b = Integer.parseInt(p[p.length - 1].trim());
+        if (p.length != 2 || a < 1 || b < a) {
+          throw new NumberFormatException();
+        }
+        return new int[] {a, b};
+      } catch (NumberFormatException e) {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+            "--lengths: expected A-B with 1 <= A <= B, got '" + lengths + "'");
+      }
     }
   }
 

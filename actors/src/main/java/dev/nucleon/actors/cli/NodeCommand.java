@@ -84,9 +84,25 @@ final class NodeCommand implements Callable<Integer> {
     while (true) {
       CountDownLatch removed = new CountDownLatch(1);
       try (NucleonNode node = up(settings, dir)) {
-        org.apache.pekko.cluster.Cluster.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(node.system()))
-            .registerOnMemberRemoved(removed::countDown);
-        removed.await();
+        org.apache.pekko.cluster.Cluster cluster = org.apache.pekko.cluster.Cluster.get(
+            org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(node.system()));
+        cluster.registerOnMemberRemoved(removed::countDown);
+        // a coordinator that left on purpose (stopped, then started again with --resume) forms a new cluster: once
+        // the coordinator this node knew is gone, it leaves too, and rejoins through the seed nodes
+        boolean seen = false;
+        while (!removed.await(1, java.util.concurrent.TimeUnit.SECONDS)) {
+          boolean present = false;
+          for (org.apache.pekko.cluster.Member m : cluster.state().getMembers()) {
+            present |= m.hasRole("coordinator");
+          }
+          if (seen && !present) {
+            LOG.warn("the run's coordinator left the cluster; this node leaves and rejoins");
+            cluster.leave(cluster.selfAddress());
+            removed.await(30, java.util.concurrent.TimeUnit.SECONDS);
+            break;
+          }
+          seen |= present;
+        }
       }
       if (stopping.get()) {
         return 0;
@@ -95,7 +111,7 @@ final class NodeCommand implements Callable<Integer> {
         LOG.error("this learner node was removed from the cluster (downed); start it again with --resume");
         return 1;
       }
-      LOG.warn("this node was removed from the cluster (downed); its roles start again and rejoin in {} s",
+      LOG.warn("this node was removed from the cluster (downed, or it left); its roles start again and rejoin in {} s",
           REJOIN_DELAY.toSeconds());
       Thread.sleep(REJOIN_DELAY.toMillis());
       if (stopping.get()) {

@@ -81,6 +81,9 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   public record GroupsRejected(List<Long> promptIds, List<Integer> attempts, List<String> reasons)
       implements Command, NucleonMessage {}
 
+  /** The evaluation {@code evalId} could not be generated ({@code error}): it is skipped, not retried. */
+  public record EvalFailed(long evalId, String error) implements Command, NucleonMessage {}
+
   /** Sampling these attempts failed ({@code error}); they are issued again, or dropped after repeated failures. */
   public record GenerationFailed(List<Long> promptIds, List<Integer> attempts, String error)
       implements Command, NucleonMessage {}
@@ -156,6 +159,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private boolean trainingDone;
   private boolean finished;
   private boolean evalPending;
+  private boolean flushAsked;
   private boolean finalCheckpointPending;
   private String lastCheckpoint = "";
   private final Map<String, NodeSnapshot> nodes = new java.util.TreeMap<>();
@@ -218,6 +222,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         .onMessage(GroupsFiltered.class, this::onGroupsFiltered)
         .onMessage(GroupsRejected.class, this::onGroupsRejected)
         .onMessage(GenerationFailed.class, this::onGenerationFailed)
+        .onMessage(EvalFailed.class, this::onEvalFailed)
         .onMessage(PolicyUpdated.class, this::onPolicyUpdated)
         .onMessage(EvalScored.class, this::onEvalScored)
         .onMessage(SnapshotRequest.class, this::onSnapshotRequest)
@@ -249,9 +254,18 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       evalIssuedNanos = System.nanoTime();
       List<PromptGroup> prompts = new ArrayList<>();
       List<DatasetRow> rows = source.evalRows();
+      int skipped = 0;
       for (int i = 0; i < Math.min(settings.run().evalSize(), rows.size()); i++) {
         DatasetRow row = rows.get(i);
+        if (check != null && check.problem(row.prompt()) != null) {
+          skipped++; // a held-out prompt the model cannot take would fail the whole evaluation
+          continue;
+        }
         prompts.add(new PromptGroup(row.id(), 0, row.prompt(), row.groundTruth(), row.metadata(), 1, 0));
+      }
+      if (skipped > 0) {
+        getContext().getLog().warn("{} held-out prompt(s) left out of the evaluation: they cannot be sampled (empty, "
+            + "undecodable or too long for the model)", skipped);
       }
       getContext().getLog().info("evaluating policy version {} on {} held-out prompts", r.version(), prompts.size());
       r.replyTo().tell(new Evaluate(evalId, prompts, getContext().getSelf()));
@@ -266,7 +280,13 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     while (groups.size() < r.maxGroups() && ledger.mayStart(version)) {
       Optional<Long> again = ledger.nextRequeued();
       DatasetRow row;
+      boolean alone = false;
       if (again.isPresent()) {
+        // a prompt whose batch failed goes alone, so that a bad prompt fails by itself
+        alone = ledger.entry(again.get()).map(PromptLedger.Entry::suspect).orElse(false);
+        if (alone && !groups.isEmpty()) {
+          break;
+        }
         row = inPlay.get(again.get());
       } else {
         Optional<DatasetRow> next = source.next();
@@ -286,9 +306,19 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       int attempt = ledger.issue(row.id(), r.worker(), now);
       groups.add(new PromptGroup(row.id(), attempt, row.prompt(), row.groundTruth(), row.metadata(),
           settings.replay().groupSize(), groupSeed(row.id(), attempt, source.epoch())));
+      if (alone) {
+        break;
+      }
     }
-    if (groups.isEmpty() && ledger.running() == 0 && ledger.nextRequeued().isEmpty() && !source.hasNext()
-        && ledger.count(PromptLedger.State.SCORED) < settings.replay().batchGroups()) {
+    boolean drained = groups.isEmpty() && ledger.running() == 0 && ledger.nextRequeued().isEmpty()
+        && !source.hasNext();
+    if (drained && settings.replay().batchByTokens() && ledger.count(PromptLedger.State.SCORED) > 0) {
+      // by tokens the coordinator cannot tell whether what is queued fills a batch: the buffer trains what it has
+      if (!flushAsked && replay != null) {
+        flushAsked = true;
+        replay.tell(new ReplayActor.Flush());
+      }
+    } else if (drained && ledger.count(PromptLedger.State.SCORED) < settings.replay().batchGroups()) {
       // groups still scored but short of a full batch are not trained (counted as unconsumed in the status)
       getContext().getLog().info("dataset exhausted after policy version {} ({} scored group(s) short of a batch)",
           version, ledger.count(PromptLedger.State.SCORED));
@@ -338,13 +368,13 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     int dropped = 0;
     for (int i = 0; i < f.promptIds().size(); i++) {
       long id = f.promptIds().get(i);
-      if (ledger.failed(id, f.attempts().get(i), MAX_GENERATION_FAILURES)) {
+      if (ledger.failed(id, f.attempts().get(i), f.promptIds().size() == 1, MAX_GENERATION_FAILURES)) {
         inPlay.remove(id);
         dropped++;
       }
     }
-    getContext().getLog().warn("sampling {} prompt group(s) failed ({}); {} issued again, {} dropped after {} "
-        + "failures", f.promptIds().size(), f.error(), f.promptIds().size() - dropped, dropped,
+    getContext().getLog().warn("sampling {} prompt group(s) failed ({}); {} issued again (each alone), {} dropped "
+        + "after failing alone {} times", f.promptIds().size(), f.error(), f.promptIds().size() - dropped, dropped,
         MAX_GENERATION_FAILURES);
     return this;
   }
@@ -410,9 +440,18 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     }
   }
 
+  private Behavior<Command> onEvalFailed(EvalFailed f) {
+    if (f.evalId() != evalId) {
+      return this;
+    }
+    getContext().getLog().error("evaluation {} failed and is skipped: {}", f.evalId(), f.error());
+    evalDone(-1);
+    return this;
+  }
+
   private Behavior<Command> onEvalScored(EvalScored e) {
     if (e.evalId() != evalId) {
-      return this;
+      return this; // an evaluation already handled (a copy delivered twice) or replaced
     }
     double correct = 0;
     double rewardSum = 0;
@@ -427,24 +466,30 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     int n = e.results().size();
     double accuracy = n == 0 ? 0 : correct / n;
     reporter.tell(new RunReporter.EvalDone(e.version(), accuracy, ok == 0 ? 0 : rewardSum / ok, n, n - ok));
+    evalDone(e.version());
+    return this;
+  }
+
+  /** The current evaluation ended (of {@code evaluated}; a failed one is given the final version: not retried). */
+  private void evalDone(int evaluated) {
+    evalId = -1; // a copy of its result delivered twice is ignored
     evalWorker = null;
     evalTarget = -1;
     if (trainingDone) {
-      if (e.version() >= finalEvalVersion) {
+      if (evaluated < 0 || evaluated >= finalEvalVersion) {
         evalPending = false;
         maybeFinish();
       } else {
         evalTarget = finalEvalVersion; // a periodic evaluation ended after training: evaluate the final policy too
       }
     }
-    return this;
   }
 
   private void finish() {
     if (!finished) {
       finished = true;
       reporter.tell(new RunReporter.Finished(version, ledger.consumed(), lastCheckpoint,
-          accountingMap(ledger.accounting())));
+          accountingMap(ledger.accounting(), ledger.size())));
     }
   }
 
@@ -452,11 +497,12 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
    * The accounting as flat keys: {@code read}, {@code trained}, {@code unfinished}, {@code dropped.REASON},
    * {@code reissued.REASON}.
    */
-  static Map<String, Long> accountingMap(PromptLedger.Accounting a) {
+  static Map<String, Long> accountingMap(PromptLedger.Accounting a, long live) {
     Map<String, Long> m = new java.util.LinkedHashMap<>();
     m.put("read", a.read());
     m.put("trained", a.trained());
-    m.put("unfinished", a.live());
+    // counted from the ledger's live entries, not derived from the totals: the totals must add up to it
+    m.put("unfinished", live);
     a.dropped().forEach((k, v) -> m.put("dropped." + k, v));
     a.reissued().forEach((k, v) -> m.put("reissued." + k, v));
     return m;

@@ -53,8 +53,13 @@ public final class PromptLedger {
   public static final String GENERATION_FAILED = "generation-failed";
   public static final String RESUMED = "resumed";
 
-  /** One live prompt's record; {@code failures} counts its failed generations. */
-  public record Entry(long promptId, int attempt, State state, String worker, long issuedAtNanos, int failures) {}
+  /**
+   * One live prompt's record; {@code failures} counts the generations that failed with it alone in its batch, and
+   * {@code suspect} marks a prompt whose batch failed: it is issued alone next, so one bad prompt cannot take the
+   * rest of its batch down with it.
+   */
+  public record Entry(long promptId, int attempt, State state, String worker, long issuedAtNanos, int failures,
+      boolean suspect) {}
 
   /**
    * The run's prompt totals: read from the dataset, trained, dropped and re-issued by reason. Survives a resume (in
@@ -164,7 +169,7 @@ public final class PromptLedger {
     } else {
       throw new IllegalStateException("prompt " + promptId + " is " + e.state() + ", it cannot be issued again");
     }
-    put(new Entry(promptId, attempt, State.IN_FLIGHT, worker, nowNanos, failures), e);
+    put(new Entry(promptId, attempt, State.IN_FLIGHT, worker, nowNanos, failures, e != null && e.suspect()), e);
     return attempt;
   }
 
@@ -183,7 +188,7 @@ public final class PromptLedger {
     if (e == null || e.state() != State.IN_FLIGHT || e.attempt() != attempt) {
       return false;
     }
-    put(new Entry(promptId, attempt, State.SCORED, e.worker(), e.issuedAtNanos(), e.failures()), e);
+    put(new Entry(promptId, attempt, State.SCORED, e.worker(), e.issuedAtNanos(), e.failures(), false), e);
     return true;
   }
 
@@ -218,15 +223,17 @@ public final class PromptLedger {
   }
 
   /**
-   * Generating the current attempt of a prompt failed: it is issued again at once, or dropped once it has failed
-   * {@code maxFailures} times. Returns whether it was dropped (false also for an attempt no longer current).
+   * Generating the current attempt of a prompt failed. In a batch of several ({@code alone} false), it becomes a
+   * suspect and goes back to pending, to be issued alone; alone, it counts a failure and is dropped once it failed
+   * alone {@code maxFailures} times. Returns whether it was dropped (false also for an attempt no longer current).
    */
-  public boolean failed(long promptId, int attempt, int maxFailures) {
+  public boolean failed(long promptId, int attempt, boolean alone, int maxFailures) {
     Entry e = entries.get(promptId);
     if (e == null || e.state() != State.IN_FLIGHT || e.attempt() != attempt) {
       return false;
     }
-    Entry counted = new Entry(promptId, attempt, State.IN_FLIGHT, e.worker(), e.issuedAtNanos(), e.failures() + 1);
+    Entry counted = new Entry(promptId, attempt, State.IN_FLIGHT, e.worker(), e.issuedAtNanos(),
+        e.failures() + (alone ? 1 : 0), true);
     put(counted, e);
     if (counted.failures() >= maxFailures) {
       remove(counted);
@@ -297,7 +304,7 @@ public final class PromptLedger {
     reissuedBy.clear();
     reissuedBy.putAll(saved.reissued());
     for (long id : unfinished) {
-      Entry e = new Entry(id, 0, State.PENDING, null, 0, 0);
+      Entry e = new Entry(id, 0, State.PENDING, null, 0, 0, false);
       put(e, entries.get(id));
       requeued.addLast(id);
     }
@@ -307,7 +314,7 @@ public final class PromptLedger {
   }
 
   private void requeue(Entry e, String reason) {
-    put(new Entry(e.promptId(), e.attempt(), State.PENDING, null, 0, e.failures()), e);
+    put(new Entry(e.promptId(), e.attempt(), State.PENDING, null, 0, e.failures(), e.suspect()), e);
     requeued.addFirst(e.promptId());
     reissuedBy.merge(reason, 1L, Long::sum);
   }

@@ -196,6 +196,8 @@ public final class KryoRegistrations {
     e.add(Entry.of(dev.nucleon.actors.RewardScorer.Delivered.class));
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.GroupsRejected.class));
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.GenerationFailed.class));
+    e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.EvalFailed.class));
+    e.add(Entry.of(dev.nucleon.actors.ReplayActor.Flush.class));
 
     return List.copyOf(e);
   }

@@ -103,17 +103,20 @@ class PromptLedgerTest {
     l.dropped(List.of(2L), "zero-variance");
     assertTrue(l.rejected(3, 0, "too-long"));
     assertFalse(l.rejected(3, 0, "too-long"), "once");
-    assertFalse(l.failed(4, 0, 2), "first failure: issued again");
+    assertFalse(l.failed(4, 0, false, 2), "its batch failed: issued again, alone");
+    assertTrue(l.entry(4).orElseThrow().suspect());
     assertEquals(1, l.issue(4, "w", 0));
-    assertTrue(l.failed(4, 1, 2), "second failure: dropped");
-    assertFalse(l.failed(5, 7, 2), "an attempt that is not current is ignored");
+    assertFalse(l.failed(4, 1, true, 2), "first failure alone: issued again");
+    assertEquals(2, l.issue(4, "w", 0));
+    assertTrue(l.failed(4, 2, true, 2), "second failure alone: dropped");
+    assertFalse(l.failed(5, 7, true, 2), "an attempt that is not current is ignored");
     l.workerLost("w");
 
     PromptLedger.Accounting a = l.accounting();
     assertEquals(8, a.read(), "2 dropped at read + 6 issued");
     assertEquals(1, a.trained());
     assertEquals(Map.of("too-long", 3L, "zero-variance", 1L, "generation-failed", 1L), a.dropped());
-    assertEquals(Map.of("generation-failed", 1L, "worker-lost", 2L), a.reissued());
+    assertEquals(Map.of("generation-failed", 2L, "worker-lost", 2L), a.reissued());
     assertEquals(2, a.live(), "prompts 5 and 6, pending again");
     assertEquals(a.live(), l.size(), "only live prompts keep an entry");
     assertEquals(a.read(), a.trained() + a.droppedTotal() + a.live());

@@ -160,6 +160,8 @@ final class KryoSamples {
     s.put(Coordinator.GroupsRejected.class, new Coordinator.GroupsRejected(List.of(4L), List.of(1), List.of("too-long")));
     s.put(Coordinator.GenerationFailed.class, new Coordinator.GenerationFailed(List.of(4L, 5L), List.of(0, 2),
         "CUDA out of memory"));
+    s.put(Coordinator.EvalFailed.class, new Coordinator.EvalFailed(3L, "prompt too long"));
+    s.put(ReplayActor.Flush.class, new ReplayActor.Flush());
     s.put(RunReporter.Failed.class, new RunReporter.Failed("learner failed: out of memory"));
     var metrics = new dev.nucleon.actors.monitor.NucleonMetrics("pekko://nucleon@127.0.0.1:2552",
         List.of("rollout", "reward", "learner"));

@@ -30,9 +30,9 @@ import java.util.concurrent.Future;
  *       a batch of longer ones.</li>
  *   <li>Prefill: one forward pass over all prompt tokens writes the KV cache (preallocated to prompt + max new
  *       tokens) and yields the logits of each prompt's last position.</li>
- *   <li>Sample on the host: log-softmax of logits / temperature comes back in one transfer; each request draws from
- *       its own seeded random stream, with top-k / top-p truncation when asked. The log-prob of the drawn token
- *       under that distribution and under the raw model (temperature 1) are both kept.</li>
+ *   <li>Sample on the logits' device ({@link DeviceSampler}): each request draws from its own seeded random stream,
+ *       with temperature and top-k / top-p truncation when asked; only the drawn ids come back, with the log-prob
+ *       of each under that distribution and under the raw model (temperature 1).</li>
  *   <li>Decode: feed the drawn tokens as one new column, append to the cache in place, repeat until every request
  *       met a stop token or its token limit. Finished rows ride along until the batch ends.</li>
  *   <li>Between decode steps, apply any weight update that arrived ({@link #updateWeights}): the running
@@ -48,6 +48,7 @@ public final class Generator implements AutoCloseable {
   private final ExecutorService thread;
   private final ConcurrentLinkedQueue<WeightUpdate> updates = new ConcurrentLinkedQueue<>();
   private volatile int version;
+  private volatile boolean closed;
 
   private record WeightUpdate(int version, Map<String, HostTensor> weights, Runnable applied) {}
 
@@ -205,7 +206,7 @@ public final class Generator implements AutoCloseable {
             step.create(positions, new Shape(b, promptLen)), mask, cache, true);
         state.sample(logits, vocab, version);
       }
-      for (int s = 1; s < maxNew && !state.allDone(); s++) {
+      for (int s = 1; s < maxNew && !state.allDone() && !closed; s++) {
         applyUpdates();
         try (NDManager step = batchManager.newSubManager()) {
           long[] tokens = new long[b];
@@ -234,6 +235,9 @@ public final class Generator implements AutoCloseable {
     return m.create(mask, new Shape(pad.length, 1, 1, capacity));
   }
 
+  /** The largest float below 1 (a double draw may round up to 1 as a float). */
+  private static final float BELOW_ONE = Math.nextDown(1f);
+
   /** Per-request sampling state of one batch. */
   private static final class Batch {
     private final List<GenerationRequest> requests;
@@ -244,8 +248,6 @@ public final class Generator implements AutoCloseable {
     private final int[][] versions;
     private final int[] count;
     private final FinishReason[] finish;
-    private final boolean allPlain;
-    private final float sharedTemperature;
 
     Batch(List<GenerationRequest> requests) {
       this.requests = requests;
@@ -257,8 +259,6 @@ public final class Generator implements AutoCloseable {
       versions = new int[b][];
       count = new int[b];
       finish = new FinishReason[b];
-      boolean plain = true;
-      float t0 = requests.get(0).params().temperature();
       for (int i = 0; i < b; i++) {
         SamplingParams p = requests.get(i).params();
         rngs[i] = new SplittableRandom(requests.get(i).seed());
@@ -267,10 +267,7 @@ public final class Generator implements AutoCloseable {
         samplingLogProbs[i] = new float[n];
         modelLogProbs[i] = new float[n];
         versions[i] = new int[n];
-        plain &= p.temperature() == t0;
       }
-      allPlain = plain;
-      sharedTemperature = t0;
     }
 
     boolean allDone() {
@@ -286,43 +283,31 @@ public final class Generator implements AutoCloseable {
       return count[i] == 0 ? 0 : tokens[i][count[i] - 1];
     }
 
-    /** Draws the next token of every unfinished request from logits {@code [B, 1, V]}. */
+    /**
+     * Draws the next token of every unfinished request from logits {@code [B, 1, V]}, on the logits' device: each
+     * request brings one uniform number from its own seeded stream, and only ids and log-probs come back.
+     */
     void sample(NDArray logits, int vocab, int version) {
       int b = requests.size();
-      NDArray flat = logits.reshape(b, vocab);
-      float[] raw = flat.logSoftmax(1).toFloatArray();
-      float[] tempered;
-      if (allPlain && (sharedTemperature == 1f || sharedTemperature == 0f)) {
-        tempered = raw;
-      } else {
-        float[] inv = new float[b];
-        for (int i = 0; i < b; i++) {
-          float t = requests.get(i).params().temperature();
-          inv[i] = t == 0f ? 1f : 1f / t;
-        }
-        NDArray scale = flat.getManager().create(inv, new Shape(b, 1));
-        tempered = flat.mul(scale).logSoftmax(1).toFloatArray();
+      SamplingParams[] params = new SamplingParams[b];
+      float[] uniforms = new float[b];
+      for (int i = 0; i < b; i++) {
+        params[i] = requests.get(i).params();
+        // finished rows draw nothing from their stream (their result is ignored)
+        uniforms[i] = finish[i] == null && !params[i].isGreedy()
+            ? Math.min((float) rngs[i].nextDouble(), BELOW_ONE) : 0.5f;
       }
+      DeviceSampler.Drawn drawn = DeviceSampler.draw(logits.reshape(b, vocab), params, uniforms);
       for (int i = 0; i < b; i++) {
         if (finish[i] != null) {
           continue;
         }
-        SamplingParams p = requests.get(i).params();
-        int off = i * vocab;
-        int token;
-        float lp;
-        if (p.isGreedy()) {
-          token = Sampler.argmax(raw, off, vocab);
-          lp = 0f;
-        } else {
-          Sampler.Draw d = Sampler.sample(tempered, off, vocab, p, rngs[i]);
-          token = d.token();
-          lp = d.logProb();
-        }
+        SamplingParams p = params[i];
+        int token = (int) drawn.tokens()[i];
         int c = count[i]++;
         tokens[i][c] = token;
-        samplingLogProbs[i][c] = lp;
-        modelLogProbs[i][c] = raw[off + token];
+        samplingLogProbs[i][c] = drawn.samplingLogProbs()[i];
+        modelLogProbs[i][c] = drawn.modelLogProbs()[i];
         versions[i][c] = version;
         if (p.isStop(token)) {
           finish[i] = FinishReason.STOP;
@@ -343,8 +328,20 @@ public final class Generator implements AutoCloseable {
     }
   }
 
+  /**
+   * Stops a running batch at its next decode step and waits for the generator's thread to end, so the caller may free
+   * the model's memory afterwards.
+   */
   @Override
   public void close() {
+    closed = true;
     thread.shutdown();
+    try {
+      if (!thread.awaitTermination(60, java.util.concurrent.TimeUnit.SECONDS)) {
+        throw new IllegalStateException("the generator's thread did not stop within 60 s");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 }
