@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDManager;
 import dev.nucleon.core.rollout.FinishReason;
 import dev.nucleon.model.Engines;
+import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.TinyModels;
 import java.util.ArrayList;
@@ -82,6 +83,21 @@ class GeneratorTest {
 
   @Test
   void samplingLogProbsMatchTheScoringPath() {
+    assertSamplingMatchesScoring(model, generator);
+  }
+
+  @Test
+  void samplingLogProbsMatchTheScoringPathWhenDrawnOnTheDevice() {
+    // 4 prompts x a vocabulary of 2^16: large enough to be drawn on the device
+    LlamaConfig big = LlamaConfig.llama(1 << 16, 16, 32, 1, 2, 1, 64, true);
+    assertTrue(4L * big.vocabSize() >= Generator.DEVICE_SAMPLING_MIN);
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel wide = LlamaModel.random(big, m, 5);
+        Generator g = new Generator(wide, 0)) {
+      assertSamplingMatchesScoring(wide, g);
+    }
+  }
+
+  private static void assertSamplingMatchesScoring(LlamaModel model, Generator generator) {
     float temperature = 0.7f;
     SamplingParams p = SamplingParams.sample(temperature, 10);
     var results = generator.generate(requests(p, 42, PROMPTS));
