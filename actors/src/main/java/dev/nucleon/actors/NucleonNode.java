@@ -396,7 +396,8 @@ public final class NucleonNode implements AutoCloseable {
       NDManager manager = NDManager.newBaseManager(Engines.device(devices.get(i)));
       resources.add(manager);
       LlamaModel model = base.instantiate(manager, Precision.inference(settings.rollout().dtype()));
-      RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling);
+      RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling,
+          settings.rollout().batchSlots());
       String name = "rollout-" + i;
       // workers beside the learner get its tensors in memory and have no one to relay to
       RolloutWorker.Relay relay = settings.learner().weightFanout() > 0 && !settings.hasRole("learner")

@@ -178,4 +178,15 @@ class EmbeddedRunTest {
     assertTrue(e.getMessage().contains("nucleon.algorithm.batch-groups") && e.getMessage().contains("512 tokens"),
         e.getMessage());
   }
+
+  @Test
+  void aRunWithContinuousBatchingTrainsEveryStep(@TempDir Path dir) throws Exception {
+    Map<String, String> o = TestRuns.small();
+    // 4 groups x 4 samples per work batch through 6 slots
+    o.put("nucleon.rollout.batch-slots", "6");
+    o.put("nucleon.run.eval.size", "0");
+    RunReporter.Summary s = run(o, dir);
+    assertEquals(4, s.steps());
+    assertEquals(16L, s.prompts().get("trained"));
+  }
 }

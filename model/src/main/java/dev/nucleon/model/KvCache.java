@@ -17,6 +17,7 @@ public final class KvCache implements AutoCloseable {
   private final NDArray[] keys;
   private final NDArray[] values;
   private final int capacity;
+  private final DataType type;
   private int length;
 
   /**
@@ -29,6 +30,7 @@ public final class KvCache implements AutoCloseable {
   public KvCache(NDManager parent, LlamaConfig config, int batch, int capacity, DataType type) {
     this.manager = parent.newSubManager();
     this.capacity = capacity;
+    this.type = type;
     int layers = config.numLayers();
     keys = new NDArray[layers];
     values = new NDArray[layers];
@@ -67,9 +69,51 @@ public final class KvCache implements AutoCloseable {
         Ops.slice(keys[layer], 3, 0, end, stepManager), Ops.slice(values[layer], 2, 0, end, stepManager)};
   }
 
-  /** Marks {@code t} more positions as filled (after every layer has appended them). */
-  void advance(int t) {
+  /** Marks {@code t} more positions as filled (after every layer has appended them, or as masked gaps). */
+  public void advance(int t) {
+    if (length + t > capacity) {
+      throw new IllegalStateException("KV cache full: " + length + " + " + t + " > capacity " + capacity);
+    }
     length += t;
+  }
+
+  /**
+   * Copies row {@code srcRow} of {@code src} (its {@code src.length()} filled columns) into row {@code dstRow} of
+   * this cache, at the columns that end at this cache's length (continuous batching: a newcomer's prefilled prompt
+   * takes the place of a finished sequence).
+   */
+  public void placeRow(KvCache src, int srcRow, int dstRow, NDManager stepManager) {
+    long n = src.length;
+    if (n > length) {
+      throw new IllegalStateException("cannot place " + n + " columns before column " + length);
+    }
+    for (int l = 0; l < keys.length; l++) {
+      NDArray k = Ops.slice(Ops.slice(src.keys[l], 0, srcRow, srcRow + 1, stepManager), 3, 0, n, stepManager);
+      NDArray v = Ops.slice(Ops.slice(src.values[l], 0, srcRow, srcRow + 1, stepManager), 2, 0, n, stepManager);
+      Ops.writeBlock(keys[l], k, new long[] {dstRow, 0, 0, length - n});
+      Ops.writeBlock(values[l], v, new long[] {dstRow, 0, length - n, 0});
+    }
+  }
+
+  /** Drops the first {@code n} columns of every row: the rest moves to the front (the length shrinks by n). */
+  public void dropFront(int n) {
+    if (n <= 0) {
+      return;
+    }
+    for (int l = 0; l < keys.length; l++) {
+      keys[l] = shifted(keys[l], 3, n);
+      values[l] = shifted(values[l], 2, n);
+    }
+    length -= n;
+  }
+
+  private NDArray shifted(NDArray a, int axis, int n) {
+    NDArray fresh = zeros(a.getShape(), type);
+    try (NDManager tmp = manager.newSubManager()) {
+      Ops.writeAlong(fresh, Ops.slice(a, axis, n, length, tmp), axis, 0);
+    }
+    a.close();
+    return fresh;
   }
 
   @Override

@@ -88,6 +88,18 @@ public final class Ops {
   }
 
   /** Copies {@code value} into {@code target} at {@code start} along {@code axis} (in place, one libtorch call). */
+  /** Writes {@code value} into {@code target} as the block that starts at {@code start} (one offset per axis). */
+  static void writeBlock(NDArray target, NDArray value, long[] start) {
+    long[] shape = value.getShape().getShape();
+    long[] max = new long[shape.length];
+    long[] step = new long[shape.length];
+    for (int i = 0; i < shape.length; i++) {
+      max[i] = start[i] + shape[i];
+      step[i] = 1;
+    }
+    JniUtils.indexSet((PtNDArray) target, (PtNDArray) value, start.clone(), max, step);
+  }
+
   static void writeAlong(NDArray target, NDArray value, int axis, long start) {
     long[] shape = target.getShape().getShape();
     long[] min = new long[shape.length];

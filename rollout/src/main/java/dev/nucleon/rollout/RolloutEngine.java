@@ -27,12 +27,19 @@ public final class RolloutEngine implements AutoCloseable {
   private final SamplingParams sampling;
   private final boolean addBos;
   private final PromptCheck check;
+  private final int slots;
 
   /**
    * @param sampling temperature, top-k, top-p, max new tokens; its stop tokens are used as given (add the
    *     tokenizer's EOS ids when building it)
    */
   public RolloutEngine(Generator generator, TextTokenizer tokenizer, SamplingParams sampling) {
+    this(generator, tokenizer, sampling, 0);
+  }
+
+  /** @param slots sequences decoded at once (0: all; fewer: a continuous batch, see {@link Generator#generate}) */
+  public RolloutEngine(Generator generator, TextTokenizer tokenizer, SamplingParams sampling, int slots) {
+    this.slots = slots;
     this.generator = generator;
     this.tokenizer = tokenizer;
     this.sampling = sampling;
@@ -84,7 +91,7 @@ public final class RolloutEngine implements AutoCloseable {
         requests.add(new GenerationRequest(ids, sampling, sampleSeed(g.seed(), i)));
       }
     }
-    return generator.generateAsync(requests).thenApply(results -> {
+    return generator.generateAsync(requests, slots).thenApply(results -> {
       List<List<Trajectory>> out = new ArrayList<>();
       int k = 0;
       for (int gi = 0; gi < groups.size(); gi++) {

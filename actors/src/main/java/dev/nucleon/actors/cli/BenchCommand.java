@@ -101,6 +101,12 @@ final class BenchCommand {
         + "in [A, B] (seeded), as RL completions vary; default: all --new-tokens")
     String lengths;
 
+    @Option(names = "--batching", defaultValue = "static", paramLabel = "static|continuous",
+        description = "static: each call's --batch requests decode until the longest is done; continuous: all the "
+            + "calls' requests go through --batch slots, a finished one's slot taking the next (default: "
+            + "${DEFAULT-VALUE})")
+    String batching;
+
     @Override
     public Integer call() throws Exception {
       int[] range = lengthRange();
@@ -115,18 +121,35 @@ final class BenchCommand {
         for (int w = 0; w < warmup; w++) {
           generator.generate(requests(prompts, range, w));
         }
+        boolean continuous = switch (batching) {
+          case "static" -> false;
+          case "continuous" -> true;
+          default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+              "--batching: expected static or continuous, got '" + batching + "'");
+        };
         double rssStart = rssMb();
         long tokens = 0;
         long slotSteps = 0;
         long start = System.nanoTime();
-        for (int i = 0; i < calls; i++) {
-          int longest = 0;
-          for (var r : generator.generate(requests(prompts, range, 1000L + i))) {
-            tokens += r.tokens().length;
-            longest = Math.max(longest, r.tokens().length);
+        if (continuous) {
+          // the same requests as the static calls, through one continuous batch of --batch slots
+          List<GenerationRequest> all = new ArrayList<>();
+          for (int i = 0; i < calls; i++) {
+            all.addAll(requests(prompts, range, 1000L + i));
           }
-          // a batch decodes every row until its longest request is done
-          slotSteps += (long) batch * longest;
+          for (var r : generator.generate(all, batch)) {
+            tokens += r.tokens().length;
+          }
+        } else {
+          for (int i = 0; i < calls; i++) {
+            int longest = 0;
+            for (var r : generator.generate(requests(prompts, range, 1000L + i))) {
+              tokens += r.tokens().length;
+              longest = Math.max(longest, r.tokens().length);
+            }
+            // a batch decodes every row until its longest request is done
+            slotSteps += (long) batch * longest;
+          }
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         ObjectNode o = JSON.createObjectNode();
@@ -141,8 +164,11 @@ final class BenchCommand {
         o.put("tokens_per_s", round(tokens / seconds, 1));
         // tokens of the requests, per second; the share of decoded row-steps that produced one
         o.put("useful_tokens_per_s", round(tokens / seconds, 1));
-        o.put("slot_utilization", round((double) tokens / slotSteps, 3));
-        o.put("ms_per_step", round(seconds * 1000 / ((double) slotSteps / batch), 3));
+        o.put("batching", batching);
+        if (!continuous) {
+          o.put("slot_utilization", round((double) tokens / slotSteps, 3));
+          o.put("ms_per_step", round(seconds * 1000 / ((double) slotSteps / batch), 3));
+        }
         o.put("seconds", round(seconds, 3));
         o.put("rss_mb_start", round(rssStart, 1));
         o.put("rss_mb_end", round(rssMb(), 1));

@@ -108,12 +108,22 @@ public final class Generator implements AutoCloseable {
     }
   }
 
-  /** Completes every request; results are in request order. */
+  /** Completes every request as one batch; results are in request order. */
   public List<GenerationResult> generate(List<GenerationRequest> requests) {
+    return generate(requests, 0);
+  }
+
+  /**
+   * Completes every request, at most {@code slots} at a time (0: all at once); results are in request order. With
+   * fewer slots than requests the batch is continuous: the slot of a finished sequence takes the next waiting request
+   * (its prompt prefilled on the side and placed in that row of the KV cache), so no row decodes for a sequence that
+   * is done while requests wait.
+   */
+  public List<GenerationResult> generate(List<GenerationRequest> requests, int slots) {
     if (requests.isEmpty()) {
       return List.of();
     }
-    return call(() -> run(requests));
+    return call(() -> run(requests, slots));
   }
 
   /**
@@ -122,6 +132,12 @@ public final class Generator implements AutoCloseable {
    */
   public java.util.concurrent.CompletableFuture<List<GenerationResult>> generateAsync(
       List<GenerationRequest> requests) {
+    return generateAsync(requests, 0);
+  }
+
+  /** As {@link #generateAsync(List)}, at most {@code slots} at a time (see {@link #generate(List, int)}). */
+  public java.util.concurrent.CompletableFuture<List<GenerationResult>> generateAsync(
+      List<GenerationRequest> requests, int slots) {
     java.util.concurrent.CompletableFuture<List<GenerationResult>> result =
         new java.util.concurrent.CompletableFuture<>();
     if (requests.isEmpty()) {
@@ -130,7 +146,7 @@ public final class Generator implements AutoCloseable {
     }
     thread.execute(() -> {
       try {
-        result.complete(run(requests));
+        result.complete(run(requests, slots));
       } catch (RuntimeException | Error e) {
         result.completeExceptionally(e);
       }
@@ -158,8 +174,36 @@ public final class Generator implements AutoCloseable {
     }
   }
 
+  /** Checks every request; returns the longest prompt plus new tokens. */
+  private int check(List<GenerationRequest> requests) {
+    int vocab = model.config().vocabSize();
+    int longest = 0;
+    for (GenerationRequest r : requests) {
+      for (int t : r.prompt()) {
+        if (t < 0 || t >= vocab) {
+          throw new IllegalArgumentException("prompt token " + t + " outside vocabulary of " + vocab);
+        }
+      }
+      longest = Math.max(longest, r.prompt().length + r.params().maxNewTokens());
+    }
+    if (longest > model.maxPositions()) {
+      throw new IllegalArgumentException("prompt plus max new tokens (" + longest
+          + ") exceeds the model's max_position_embeddings " + model.maxPositions());
+    }
+    return longest;
+  }
+
+  private List<GenerationResult> run(List<GenerationRequest> requests, int slots) {
+    // sliding-window layers measure their window in cache columns, which a continuous batch reuses out of order
+    if (slots > 0 && slots < requests.size() && !model.config().hasSlidingWindows()) {
+      return runContinuous(requests, slots);
+    }
+    return run(requests);
+  }
+
   private List<GenerationResult> run(List<GenerationRequest> requests) {
     applyUpdates();
+    check(requests);
     int b = requests.size();
     int vocab = model.config().vocabSize();
     int promptLen = 0;
@@ -167,21 +211,8 @@ public final class Generator implements AutoCloseable {
     for (GenerationRequest r : requests) {
       promptLen = Math.max(promptLen, r.prompt().length);
       maxNew = Math.max(maxNew, r.params().maxNewTokens());
-      for (int t : r.prompt()) {
-        if (t < 0 || t >= vocab) {
-          throw new IllegalArgumentException("prompt token " + t + " outside vocabulary of " + vocab);
-        }
-      }
     }
     int capacity = promptLen + maxNew;
-    int longest = 0;
-    for (GenerationRequest r : requests) {
-      longest = Math.max(longest, r.prompt().length + r.params().maxNewTokens());
-    }
-    if (longest > model.maxPositions()) {
-      throw new IllegalArgumentException("prompt plus max new tokens (" + longest
-          + ") exceeds the model's max_position_embeddings " + model.maxPositions());
-    }
     int[] pad = new int[b];
     for (int i = 0; i < b; i++) {
       pad[i] = promptLen - requests.get(i).prompt().length;
@@ -205,7 +236,7 @@ public final class Generator implements AutoCloseable {
         NDArray mask = LlamaModel.causalMask(step, promptLen).add(Ops.slice(padMask, 3, 0, promptLen, step));
         NDArray logits = model.forward(step.create(tokens, new Shape(b, promptLen)),
             step.create(positions, new Shape(b, promptLen)), mask, cache, true);
-        state.sample(logits, vocab, version);
+        state.sample(logits, identity(b), vocab, version);
       }
       for (int s = 1; s < maxNew && !state.allDone() && !closed; s++) {
         applyUpdates();
@@ -220,11 +251,177 @@ public final class Generator implements AutoCloseable {
           NDArray mask = Ops.slice(padMask, 3, 0, len, step);
           NDArray logits = model.forward(step.create(tokens, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
               mask, cache, true);
-          state.sample(logits, vocab, version);
+          state.sample(logits, identity(b), vocab, version);
         }
       }
     }
     return state.results();
+  }
+
+  private static int[] identity(int n) {
+    int[] rows = new int[n];
+    for (int i = 0; i < n; i++) {
+      rows[i] = i;
+    }
+    return rows;
+  }
+
+  /**
+   * A continuous batch of {@code slots} rows over one KV cache. Cache columns are storage, not positions: every row
+   * keeps its own position counter, and a host-side mask hides the columns that are not the row's own. A newcomer's
+   * prompt is prefilled on the side (left-padded with the other newcomers of that step) and copied into its row at
+   * the columns ending at the cache's length, with the columns before it masked; when the cache is full, the columns
+   * before the oldest running sequence are dropped.
+   */
+  private List<GenerationResult> runContinuous(List<GenerationRequest> requests, int slots) {
+    applyUpdates();
+    int longest = check(requests);
+    int vocab = model.config().vocabSize();
+    int capacity = 2 * longest + 1;
+    Batch state = new Batch(requests);
+    java.util.ArrayDeque<Integer> waiting = new java.util.ArrayDeque<>();
+    for (int i = 0; i < requests.size(); i++) {
+      waiting.add(i);
+    }
+    int[] rowRequest = new int[slots];
+    Arrays.fill(rowRequest, -1);
+    int[] position = new int[slots];
+    int[] firstColumn = new int[slots];
+    float[] mask = new float[slots * capacity];
+    try (NDManager batchManager = model.manager().newSubManager();
+        KvCache cache = new KvCache(batchManager, model.config(), slots, capacity, model.precision().compute())) {
+      while (!closed) {
+        applyUpdates();
+        List<Integer> idle = new ArrayList<>();
+        for (int r = 0; r < slots; r++) {
+          if (rowRequest[r] < 0) {
+            idle.add(r);
+          }
+        }
+        // newcomers are prefilled together once an eighth of the rows is free (a prefill per finished row would
+        // cost a forward pass each), or when every row is free
+        if (!waiting.isEmpty() && !idle.isEmpty() && (idle.size() >= Math.max(1, slots / 8) || idle.size() == slots)) {
+          List<Integer> newcomers = new ArrayList<>();
+          while (newcomers.size() < idle.size() && !waiting.isEmpty()) {
+            newcomers.add(waiting.poll());
+          }
+          admit(newcomers, idle, state, cache, rowRequest, position, firstColumn, mask, capacity, batchManager);
+        }
+        if (Arrays.stream(rowRequest).allMatch(r -> r < 0)) {
+          if (waiting.isEmpty()) {
+            break;
+          }
+          continue; // every newcomer finished on its first token: admit the next ones
+        }
+        int oldest = Integer.MAX_VALUE;
+        for (int r = 0; r < slots; r++) {
+          if (rowRequest[r] >= 0) {
+            oldest = Math.min(oldest, firstColumn[r]);
+          }
+        }
+        // every step reads all columns: drop the ones no running row sees once they are an eighth of the length
+        // (one copy of the cache), and always when the cache is full
+        if (cache.length() + 1 > capacity || oldest >= Math.max(16, cache.length() / 8)) {
+          int drop = oldest;
+          cache.dropFront(drop);
+          for (int r = 0; r < slots; r++) {
+            System.arraycopy(mask, r * capacity + drop, mask, r * capacity, capacity - drop);
+            Arrays.fill(mask, r * capacity + capacity - drop, (r + 1) * capacity, 0f);
+            firstColumn[r] = Math.max(0, firstColumn[r] - drop);
+          }
+        }
+        try (NDManager step = batchManager.newSubManager()) {
+          long[] tokens = new long[slots];
+          long[] positions = new long[slots];
+          int len = cache.length() + 1;
+          float[] stepMask = new float[slots * len];
+          for (int r = 0; r < slots; r++) {
+            int q = rowRequest[r];
+            tokens[r] = q < 0 ? 0 : state.lastToken(q);
+            positions[r] = q < 0 ? 0 : position[r];
+            if (q >= 0) {
+              System.arraycopy(mask, r * capacity, stepMask, r * len, len);
+            } else {
+              Arrays.fill(stepMask, r * len, (r + 1) * len - 1, LlamaModel.MASKED); // idle: its own column only
+            }
+          }
+          NDArray logits = model.forward(step.create(tokens, new Shape(slots, 1)),
+              step.create(positions, new Shape(slots, 1)), step.create(stepMask, new Shape(slots, 1, 1, len)),
+              cache, true);
+          state.sample(logits, rowRequest, vocab, version);
+        }
+        for (int r = 0; r < slots; r++) {
+          int q = rowRequest[r];
+          if (q >= 0) {
+            position[r]++;
+            if (state.done(q)) {
+              rowRequest[r] = -1;
+            }
+          }
+        }
+      }
+    }
+    return state.results();
+  }
+
+  /**
+   * Prefills {@code newcomers} together (left-padded to the longest of their prompts), draws their first tokens,
+   * and copies each into an idle row of {@code cache} at the columns ending at its length (growing it when their
+   * prompts are longer than what it holds: the running rows' new columns are masked).
+   */
+  private void admit(List<Integer> newcomers, List<Integer> idle, Batch state, KvCache cache, int[] rowRequest,
+      int[] position, int[] firstColumn, float[] mask, int capacity, NDManager batchManager) {
+    int n = newcomers.size();
+    int promptLen = 0;
+    for (int q : newcomers) {
+      promptLen = Math.max(promptLen, state.requests.get(q).prompt().length);
+    }
+    int vocab = model.config().vocabSize();
+    int[] pad = new int[n];
+    try (NDManager side = batchManager.newSubManager();
+        KvCache prefill = new KvCache(side, model.config(), n, promptLen, model.precision().compute())) {
+      long[] tokens = new long[n * promptLen];
+      long[] positions = new long[n * promptLen];
+      for (int i = 0; i < n; i++) {
+        int[] p = state.requests.get(newcomers.get(i)).prompt();
+        pad[i] = promptLen - p.length;
+        for (int c = 0; c < promptLen; c++) {
+          tokens[i * promptLen + c] = c < pad[i] ? 0 : p[c - pad[i]];
+          positions[i * promptLen + c] = Math.max(0, c - pad[i]);
+        }
+      }
+      NDArray padMask = padMask(side, pad, promptLen);
+      NDArray causal = LlamaModel.causalMask(side, promptLen).add(padMask);
+      NDArray logits = model.forward(side.create(tokens, new Shape(n, promptLen)),
+          side.create(positions, new Shape(n, promptLen)), causal, prefill, true);
+      int[] rows = new int[n];
+      for (int i = 0; i < n; i++) {
+        rows[i] = newcomers.get(i);
+      }
+      state.sample(logits, rows, vocab, version);
+      int grow = promptLen - cache.length();
+      if (grow > 0) {
+        // the running rows do not see the columns added for the newcomers' prompts
+        for (int r = 0; r < rowRequest.length; r++) {
+          Arrays.fill(mask, r * capacity + cache.length(), r * capacity + promptLen, LlamaModel.MASKED);
+        }
+        cache.advance(grow);
+      }
+      int end = cache.length();
+      for (int i = 0; i < n; i++) {
+        int q = newcomers.get(i);
+        if (state.done(q)) {
+          continue; // finished on its first token: it needs no row
+        }
+        int r = idle.remove(0);
+        cache.placeRow(prefill, i, r, side);
+        firstColumn[r] = end - promptLen + pad[i];
+        Arrays.fill(mask, r * capacity, r * capacity + firstColumn[r], LlamaModel.MASKED);
+        Arrays.fill(mask, r * capacity + firstColumn[r], (r + 1) * capacity, 0f);
+        rowRequest[r] = q;
+        position[r] = promptLen - pad[i];
+      }
+    }
   }
 
   /** {@code [B, 1, 1, capacity]}: masked where the column is left padding of that row. */
@@ -242,9 +439,12 @@ public final class Generator implements AutoCloseable {
   /** The largest float below 1 (a double draw may round up to 1 as a float). */
   private static final float BELOW_ONE = Math.nextDown(1f);
 
+  /** What an idle row of a continuous batch "samples" (nothing is kept). */
+  private static final SamplingParams IDLE = SamplingParams.greedy(1);
+
   /** Per-request sampling state of one batch. */
   private static final class Batch {
-    private final List<GenerationRequest> requests;
+    final List<GenerationRequest> requests;
     private final SplittableRandom[] rngs;
     private final int[][] tokens;
     private final float[][] samplingLogProbs;
@@ -287,6 +487,10 @@ public final class Generator implements AutoCloseable {
       return count[i] == 0 ? 0 : tokens[i][count[i] - 1];
     }
 
+    boolean done(int i) {
+      return finish[i] != null;
+    }
+
     /**
      * Draws the next token of every unfinished request from logits {@code [B, 1, V]}. Each request draws from its
      * own seeded stream. On a GPU, or when the batch's distributions are large ({@code B x V >=}
@@ -295,27 +499,28 @@ public final class Generator implements AutoCloseable {
      * the device's extra ops (measured with {@code bench generate}: stories260k, vocab 512, batch 64 is faster on the
      * host; d=512 with vocab 32k on the device).
      */
-    void sample(NDArray logits, int vocab, int version) {
-      int b = requests.size();
+    void sample(NDArray logits, int[] rows, int vocab, int version) {
+      int b = rows.length;
       NDArray flat = logits.reshape(b, vocab);
       int[] drawn = new int[b];
       float[] sampling = new float[b];
       float[] model = new float[b];
       if (flat.getDevice().isGpu() || (long) b * vocab >= DEVICE_SAMPLING_MIN) {
-        drawOnDevice(flat, drawn, sampling, model);
+        drawOnDevice(flat, rows, drawn, sampling, model);
       } else {
-        drawOnHost(flat, vocab, drawn, sampling, model);
+        drawOnHost(flat, rows, vocab, drawn, sampling, model);
       }
-      for (int i = 0; i < b; i++) {
-        if (finish[i] != null) {
+      for (int r = 0; r < b; r++) {
+        int i = rows[r];
+        if (!live(i)) {
           continue;
         }
         SamplingParams p = requests.get(i).params();
-        int token = drawn[i];
+        int token = drawn[r];
         int c = count[i]++;
         tokens[i][c] = token;
-        samplingLogProbs[i][c] = sampling[i];
-        modelLogProbs[i][c] = model[i];
+        samplingLogProbs[i][c] = sampling[r];
+        modelLogProbs[i][c] = model[r];
         versions[i][c] = version;
         if (p.isStop(token)) {
           finish[i] = FinishReason.STOP;
@@ -325,53 +530,65 @@ public final class Generator implements AutoCloseable {
       }
     }
 
-    private void drawOnDevice(NDArray flat, int[] drawn, float[] sampling, float[] model) {
-      int b = requests.size();
+    /** Whether row-request {@code i} (-1: an idle row) still draws tokens. */
+    private boolean live(int i) {
+      return i >= 0 && finish[i] == null;
+    }
+
+    /** Row {@code r}'s settings (an idle row samples greedily, its result unused). */
+    private SamplingParams params(int i) {
+      return i >= 0 ? requests.get(i).params() : IDLE;
+    }
+
+    private void drawOnDevice(NDArray flat, int[] rows, int[] drawn, float[] sampling, float[] model) {
+      int b = rows.length;
       SamplingParams[] params = new SamplingParams[b];
       float[] uniforms = new float[b];
-      for (int i = 0; i < b; i++) {
-        params[i] = requests.get(i).params();
-        // finished rows draw nothing from their stream (their result is ignored)
-        uniforms[i] = finish[i] == null && !params[i].isGreedy()
+      for (int r = 0; r < b; r++) {
+        int i = rows[r];
+        params[r] = params(i);
+        // finished and idle rows draw nothing from a stream (their result is ignored)
+        uniforms[r] = live(i) && !params[r].isGreedy()
             ? Math.min((float) rngs[i].nextDouble(), BELOW_ONE) : 0.5f;
       }
       DeviceSampler.Drawn d = DeviceSampler.draw(flat, params, uniforms);
-      for (int i = 0; i < b; i++) {
-        drawn[i] = (int) d.tokens()[i];
-        sampling[i] = d.samplingLogProbs()[i];
-        model[i] = d.modelLogProbs()[i];
+      for (int r = 0; r < b; r++) {
+        drawn[r] = (int) d.tokens()[r];
+        sampling[r] = d.samplingLogProbs()[r];
+        model[r] = d.modelLogProbs()[r];
       }
     }
 
-    private void drawOnHost(NDArray flat, int vocab, int[] drawn, float[] sampling, float[] model) {
-      int b = requests.size();
+    private void drawOnHost(NDArray flat, int[] rows, int vocab, int[] drawn, float[] sampling, float[] model) {
+      int b = rows.length;
       float[] raw = flat.logSoftmax(1).toFloatArray();
       float[] tempered = raw;
       float[] inv = new float[b];
       boolean unit = true;
-      for (int i = 0; i < b; i++) {
-        float t = requests.get(i).params().temperature();
-        inv[i] = t == 0f ? 1f : 1f / t;
+      for (int r = 0; r < b; r++) {
+        float t = params(rows[r]).temperature();
+        inv[r] = t == 0f ? 1f : 1f / t;
         unit &= t == 0f || t == 1f;
       }
       if (!unit) {
         tempered = flat.mul(flat.getManager().create(inv, new Shape(b, 1))).logSoftmax(1).toFloatArray();
       }
-      for (int i = 0; i < b; i++) {
-        if (finish[i] != null) {
+      for (int r = 0; r < b; r++) {
+        int i = rows[r];
+        if (!live(i)) {
           continue;
         }
         SamplingParams p = requests.get(i).params();
-        int off = i * vocab;
+        int off = r * vocab;
         if (p.isGreedy()) {
-          drawn[i] = Sampler.argmax(raw, off, vocab);
-          sampling[i] = 0f;
+          drawn[r] = Sampler.argmax(raw, off, vocab);
+          sampling[r] = 0f;
         } else {
           Sampler.Draw d = Sampler.sample(tempered, off, vocab, p, rngs[i]);
-          drawn[i] = d.token();
-          sampling[i] = d.logProb();
+          drawn[r] = d.token();
+          sampling[r] = d.logProb();
         }
-        model[i] = raw[off + drawn[i]];
+        model[r] = raw[off + drawn[r]];
       }
     }
 

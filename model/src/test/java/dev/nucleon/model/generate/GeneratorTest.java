@@ -194,4 +194,41 @@ class GeneratorTest {
     assertThrows(IllegalArgumentException.class, () -> new SamplingParams(-1f, 0, 1f, 4, null));
     assertThrows(IllegalArgumentException.class, () -> new SamplingParams(1f, 0, 0f, 4, null));
   }
+
+  @Test
+  void aContinuousBatchGivesWhatAStaticOneGives() {
+    // more requests than slots, of different prompt lengths and limits: slots are refilled as sequences finish
+    int[][] prompts = {{1, 5, 9}, {1, 7, 3, 8, 20, 33, 4}, {1}, {1, 44, 12, 6, 50}, {1, 2}, {1, 9, 9, 9, 9, 9, 9, 9},
+        {1, 30}};
+    int[] limits = {12, 3, 9, 1, 15, 6, 10};
+    List<GenerationRequest> greedy = new ArrayList<>();
+    List<GenerationRequest> sampled = new ArrayList<>();
+    for (int i = 0; i < prompts.length; i++) {
+      greedy.add(new GenerationRequest(prompts[i], SamplingParams.greedy(limits[i]), i));
+      sampled.add(new GenerationRequest(prompts[i], SamplingParams.sample(1f, limits[i]), 100 + i));
+    }
+    for (List<GenerationRequest> requests : List.of(greedy, sampled)) {
+      List<GenerationResult> batch = generator.generate(requests);
+      // 3 slots refill rows; 1 slot runs the requests one after another and fills the cache's columns (dropped
+      // from the front when full)
+      for (int slots : new int[] {3, 1}) {
+        List<GenerationResult> continuous = generator.generate(requests, slots);
+        assertSame(batch, continuous);
+      }
+    }
+  }
+
+  private static void assertSame(List<GenerationResult> batch, List<GenerationResult> continuous) {
+    {
+      for (int i = 0; i < batch.size(); i++) {
+        assertArrayEquals(batch.get(i).tokens(), continuous.get(i).tokens(), "request " + i);
+        assertEquals(batch.get(i).finishReason(), continuous.get(i).finishReason());
+        for (int t = 0; t < batch.get(i).tokens().length; t++) {
+          assertEquals(batch.get(i).modelLogProbs()[t], continuous.get(i).modelLogProbs()[t], 1e-4,
+              "request " + i + " token " + t);
+          assertEquals(batch.get(i).samplingLogProbs()[t], continuous.get(i).samplingLogProbs()[t], 1e-4);
+        }
+      }
+    }
+  }
 }
