@@ -95,6 +95,29 @@ public final class KvCache implements AutoCloseable {
     }
   }
 
+  /** Keeps only rows {@code keep} of the batch, in that order (row i of the result is row keep[i]). */
+  public void keepRows(int[] keep) {
+    for (int l = 0; l < keys.length; l++) {
+      keys[l] = rows(keys[l], keep);
+      values[l] = rows(values[l], keep);
+    }
+  }
+
+  private NDArray rows(NDArray a, int[] keep) {
+    long[] shape = a.getShape().getShape().clone();
+    shape[0] = keep.length;
+    NDArray fresh = zeros(new Shape(shape), type);
+    try (NDManager tmp = manager.newSubManager()) {
+      for (int i = 0; i < keep.length; i++) {
+        long[] at = new long[shape.length];
+        at[0] = i;
+        Ops.writeBlock(fresh, Ops.slice(a, 0, keep[i], keep[i] + 1, tmp), at);
+      }
+    }
+    a.close();
+    return fresh;
+  }
+
   /** Drops the first {@code n} columns of every row: the rest moves to the front (the length shrinks by n). */
   public void dropFront(int n) {
     if (n <= 0) {

@@ -270,8 +270,9 @@ public final class Generator implements AutoCloseable {
    * A continuous batch of {@code slots} rows over one KV cache. Cache columns are storage, not positions: every row
    * keeps its own position counter, and a host-side mask hides the columns that are not the row's own. A newcomer's
    * prompt is prefilled on the side (left-padded with the other newcomers of that step) and copied into its row at
-   * the columns ending at the cache's length, with the columns before it masked; when the cache is full, the columns
-   * before the oldest running sequence are dropped.
+   * the columns ending at the cache's length, with the columns before it masked; the columns before the oldest
+   * running sequence are dropped when they are an eighth of the length, and once no request waits the batch shrinks
+   * to its running rows.
    */
   private List<GenerationResult> runContinuous(List<GenerationRequest> requests, int slots) {
     applyUpdates();
@@ -283,24 +284,25 @@ public final class Generator implements AutoCloseable {
     for (int i = 0; i < requests.size(); i++) {
       waiting.add(i);
     }
-    int[] rowRequest = new int[slots];
+    int rows = slots;
+    int[] rowRequest = new int[rows];
     Arrays.fill(rowRequest, -1);
-    int[] position = new int[slots];
-    int[] firstColumn = new int[slots];
-    float[] mask = new float[slots * capacity];
+    int[] position = new int[rows];
+    int[] firstColumn = new int[rows];
+    float[] mask = new float[rows * capacity];
     try (NDManager batchManager = model.manager().newSubManager();
         KvCache cache = new KvCache(batchManager, model.config(), slots, capacity, model.precision().compute())) {
       while (!closed) {
         applyUpdates();
         List<Integer> idle = new ArrayList<>();
-        for (int r = 0; r < slots; r++) {
+        for (int r = 0; r < rows; r++) {
           if (rowRequest[r] < 0) {
             idle.add(r);
           }
         }
         // newcomers are prefilled together once an eighth of the rows is free (a prefill per finished row would
         // cost a forward pass each), or when every row is free
-        if (!waiting.isEmpty() && !idle.isEmpty() && (idle.size() >= Math.max(1, slots / 8) || idle.size() == slots)) {
+        if (!waiting.isEmpty() && !idle.isEmpty() && (idle.size() >= Math.max(1, rows / 8) || idle.size() == rows)) {
           List<Integer> newcomers = new ArrayList<>();
           while (newcomers.size() < idle.size() && !waiting.isEmpty()) {
             newcomers.add(waiting.poll());
@@ -314,7 +316,7 @@ public final class Generator implements AutoCloseable {
           continue; // every newcomer finished on its first token: admit the next ones
         }
         int oldest = Integer.MAX_VALUE;
-        for (int r = 0; r < slots; r++) {
+        for (int r = 0; r < rows; r++) {
           if (rowRequest[r] >= 0) {
             oldest = Math.min(oldest, firstColumn[r]);
           }
@@ -324,18 +326,18 @@ public final class Generator implements AutoCloseable {
         if (cache.length() + 1 > capacity || oldest >= Math.max(16, cache.length() / 8)) {
           int drop = oldest;
           cache.dropFront(drop);
-          for (int r = 0; r < slots; r++) {
+          for (int r = 0; r < rows; r++) {
             System.arraycopy(mask, r * capacity + drop, mask, r * capacity, capacity - drop);
             Arrays.fill(mask, r * capacity + capacity - drop, (r + 1) * capacity, 0f);
             firstColumn[r] = Math.max(0, firstColumn[r] - drop);
           }
         }
         try (NDManager step = batchManager.newSubManager()) {
-          long[] tokens = new long[slots];
-          long[] positions = new long[slots];
+          long[] tokens = new long[rows];
+          long[] positions = new long[rows];
           int len = cache.length() + 1;
-          float[] stepMask = new float[slots * len];
-          for (int r = 0; r < slots; r++) {
+          float[] stepMask = new float[rows * len];
+          for (int r = 0; r < rows; r++) {
             int q = rowRequest[r];
             tokens[r] = q < 0 ? 0 : state.lastToken(q);
             positions[r] = q < 0 ? 0 : position[r];
@@ -345,12 +347,12 @@ public final class Generator implements AutoCloseable {
               Arrays.fill(stepMask, r * len, (r + 1) * len - 1, LlamaModel.MASKED); // idle: its own column only
             }
           }
-          NDArray logits = model.forward(step.create(tokens, new Shape(slots, 1)),
-              step.create(positions, new Shape(slots, 1)), step.create(stepMask, new Shape(slots, 1, 1, len)),
+          NDArray logits = model.forward(step.create(tokens, new Shape(rows, 1)),
+              step.create(positions, new Shape(rows, 1)), step.create(stepMask, new Shape(rows, 1, 1, len)),
               cache, true);
           state.sample(logits, rowRequest, vocab, version);
         }
-        for (int r = 0; r < slots; r++) {
+        for (int r = 0; r < rows; r++) {
           int q = rowRequest[r];
           if (q >= 0) {
             position[r]++;
@@ -358,6 +360,33 @@ public final class Generator implements AutoCloseable {
               rowRequest[r] = -1;
             }
           }
+        }
+        // nothing waits: once a quarter of the rows is idle, the batch shrinks to its running rows (one copy of the
+        // cache) instead of decoding rows for sequences that are done
+        int running = (int) Arrays.stream(rowRequest).filter(q -> q >= 0).count();
+        if (waiting.isEmpty() && running > 0 && rows - running >= Math.max(1, rows / 4)) {
+          int[] keep = new int[running];
+          for (int r = 0, k = 0; r < rows; r++) {
+            if (rowRequest[r] >= 0) {
+              keep[k++] = r;
+            }
+          }
+          cache.keepRows(keep);
+          int[] nextRequest = new int[running];
+          int[] nextPosition = new int[running];
+          int[] nextFirst = new int[running];
+          float[] nextMask = new float[running * capacity];
+          for (int k = 0; k < running; k++) {
+            nextRequest[k] = rowRequest[keep[k]];
+            nextPosition[k] = position[keep[k]];
+            nextFirst[k] = firstColumn[keep[k]];
+            System.arraycopy(mask, keep[k] * capacity, nextMask, k * capacity, capacity);
+          }
+          rows = running;
+          rowRequest = nextRequest;
+          position = nextPosition;
+          firstColumn = nextFirst;
+          mask = nextMask;
         }
       }
     }
