@@ -101,6 +101,10 @@ final class BenchCommand {
         + "in [A, B] (seeded), as RL completions vary; default: all --new-tokens")
     String lengths;
 
+    @Option(names = "--profile", paramLabel = "FILE",
+        description = "write libtorch's profile of the timed calls (Chrome trace JSON) to FILE")
+    Path profile;
+
     @Option(names = "--batching", defaultValue = "static", paramLabel = "static|continuous",
         description = "static: each call's --batch requests decode until the longest is done; continuous: all the "
             + "calls' requests go through --batch slots, a finished one's slot taking the next (default: "
@@ -130,6 +134,9 @@ final class BenchCommand {
         double rssStart = rssMb();
         long tokens = 0;
         long slotSteps = 0;
+        if (profile != null) {
+          generator.startProfile();
+        }
         long start = System.nanoTime();
         if (continuous) {
           // the same requests as the static calls, through one continuous batch of --batch slots
@@ -152,6 +159,9 @@ final class BenchCommand {
           }
         }
         double seconds = (System.nanoTime() - start) / 1e9;
+        if (profile != null) {
+          generator.stopProfile(profile);
+        }
         ObjectNode o = JSON.createObjectNode();
         o.put("bench", "generate");
         o.put("model", modelOptions.describe(c));

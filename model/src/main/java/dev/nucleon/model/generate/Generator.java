@@ -154,6 +154,25 @@ public final class Generator implements AutoCloseable {
     return result;
   }
 
+  /**
+   * Starts libtorch's profiler on the generator's thread (where every op of a batch runs; the profiler records the
+   * thread that started it).
+   */
+  public void startProfile() {
+    call(() -> {
+      JniUtils.startProfile(false, true, true);
+      return null;
+    });
+  }
+
+  /** Stops the profiler and writes what it recorded as a Chrome trace (JSON) to {@code file}. */
+  public void stopProfile(java.nio.file.Path file) {
+    call(() -> {
+      JniUtils.stopProfile(file.toAbsolutePath().toString());
+      return null;
+    });
+  }
+
   private <T> T call(java.util.concurrent.Callable<T> task) {
     Future<T> f = thread.submit(task);
     try {
