@@ -87,7 +87,6 @@ public final class Ops {
     return view;
   }
 
-  /** Copies {@code value} into {@code target} at {@code start} along {@code axis} (in place, one libtorch call). */
   /** Writes {@code value} into {@code target} as the block that starts at {@code start} (one offset per axis). */
   static void writeBlock(NDArray target, NDArray value, long[] start) {
     long[] shape = value.getShape().getShape();
@@ -100,6 +99,7 @@ public final class Ops {
     JniUtils.indexSet((PtNDArray) target, (PtNDArray) value, start.clone(), max, step);
   }
 
+  /** Copies {@code value} into {@code target} at {@code start} along {@code axis} (in place, one libtorch call). */
   static void writeAlong(NDArray target, NDArray value, int axis, long start) {
     long[] shape = target.getShape().getShape();
     long[] min = new long[shape.length];

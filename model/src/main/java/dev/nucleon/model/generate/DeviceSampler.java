@@ -47,7 +47,8 @@ final class DeviceSampler {
       inverseTemperature[i] = t == 0f ? 1f : 1f / t;
       unitTemperature &= t == 0f || t == 1f;
       topK[i] = p.topK() > 0 ? p.topK() : vocab;
-      topP[i] = p.topP();
+      // top-p 1 keeps every token (the float sum of a row's mass may reach 1 before its tail)
+      topP[i] = p.topP() >= 1f ? Float.POSITIVE_INFINITY : p.topP();
       if (p.isGreedy()) {
         anyGreedy = true;
         greedy[i] = true;

@@ -274,6 +274,9 @@ public final class Generator implements AutoCloseable {
         }
       }
     }
+    if (closed && !state.allDone()) {
+      throw new java.util.concurrent.CancellationException("the generator was closed during the batch");
+    }
     return state.results();
   }
 
@@ -295,9 +298,17 @@ public final class Generator implements AutoCloseable {
    */
   private List<GenerationResult> runContinuous(List<GenerationRequest> requests, int slots) {
     applyUpdates();
-    int longest = check(requests);
+    check(requests);
     int vocab = model.config().vocabSize();
-    int capacity = 2 * longest + 1;
+    // a running row spans at most the longest prompt plus its own new tokens (grown columns included); the slack
+    // keeps drops of a full cache rare
+    int maxPrompt = 0;
+    int maxNew = 0;
+    for (GenerationRequest r : requests) {
+      maxPrompt = Math.max(maxPrompt, r.prompt().length);
+      maxNew = Math.max(maxNew, r.params().maxNewTokens());
+    }
+    int capacity = maxPrompt + maxNew + Math.max(16, (maxPrompt + maxNew) / 8);
     Batch state = new Batch(requests);
     java.util.ArrayDeque<Integer> waiting = new java.util.ArrayDeque<>();
     for (int i = 0; i < requests.size(); i++) {
@@ -408,6 +419,9 @@ public final class Generator implements AutoCloseable {
           mask = nextMask;
         }
       }
+    }
+    if (closed && !state.allDone()) {
+      throw new java.util.concurrent.CancellationException("the generator was closed during the batch");
     }
     return state.results();
   }

@@ -209,12 +209,32 @@ class GeneratorTest {
     }
     for (List<GenerationRequest> requests : List.of(greedy, sampled)) {
       List<GenerationResult> batch = generator.generate(requests);
-      // 3 slots refill rows; 1 slot runs the requests one after another and fills the cache's columns (dropped
-      // from the front when full)
+      // 3 slots refill rows and shrink the batch in the tail; 1 slot runs the requests one after another and drops
+      // cache columns from the front
       for (int slots : new int[] {3, 1}) {
         List<GenerationResult> continuous = generator.generate(requests, slots);
         assertSame(batch, continuous);
       }
+    }
+  }
+
+  @Test
+  void aContinuousBatchGrowsItsCacheUnderRunningRowsAndDropsColumnsWhenFull() {
+    // short sequences: the cache (longest prompt + longest limit + 16) fills and drops its front; a newcomer's
+    // prompt longer than the cache so far grows it while other rows run
+    int[] promptLengths = {1, 2, 4, 1, 1, 1, 1, 3, 1, 1};
+    int[] limits = {3, 2, 1, 1, 4, 2, 1, 2, 3, 4};
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < promptLengths.length; i++) {
+      int[] prompt = new int[promptLengths[i]];
+      for (int c = 0; c < prompt.length; c++) {
+        prompt[c] = 1 + (7 * i + 3 * c) % 50;
+      }
+      requests.add(new GenerationRequest(prompt, SamplingParams.greedy(limits[i]), i));
+    }
+    List<GenerationResult> batch = generator.generate(requests);
+    for (int slots : new int[] {2, 1}) {
+      assertSame(batch, generator.generate(requests, slots));
     }
   }
 
