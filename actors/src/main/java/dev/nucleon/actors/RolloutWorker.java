@@ -104,8 +104,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /** A weight stream that sends nothing for this long is given up and fetched again. */
   static final Duration FETCH_IDLE = Duration.ofSeconds(30);
 
-  /** Wait before fetching again after a failed transfer. */
-  static final Duration FETCH_RETRY = Duration.ofSeconds(1);
+  /** The longest wait before fetching again after failed transfers (1 s after the first, doubling). */
+  static final Duration FETCH_RETRY_MOST = Duration.ofSeconds(64);
 
   private final String name;
   private final RolloutEngine engine;
@@ -318,8 +318,13 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /** After failed batches in a row, wait 1 s, 2 s, ... 30 s before asking for work again (a broken device). */
   private void askAfterFailure() {
     failedInRow++;
-    long seconds = Math.min(30, 1L << Math.min(5, failedInRow - 1));
-    timers.startSingleTimer(AskForWork.INSTANCE, Duration.ofSeconds(seconds));
+    timers.startSingleTimer(AskForWork.INSTANCE, backoff(failedInRow, Duration.ofSeconds(30)));
+  }
+
+  /** 1 s after the first failure in a row, doubling with each further one, at most {@code most}. */
+  static Duration backoff(int failuresInRow, Duration most) {
+    Duration wait = Duration.ofSeconds(1L << Math.min(20, failuresInRow - 1));
+    return wait.compareTo(most) > 0 ? most : wait;
   }
 
   private Behavior<Command> onGenerated(Generated g) {
@@ -422,7 +427,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         newest = newest.fromLearner(); // a relay that cannot serve is skipped: the learner's server has it too
       }
       // 1 s, 2 s, 4 s, ... up to a minute: a learner that is gone is not hammered with reconnects
-      Duration wait = FETCH_RETRY.multipliedBy(1L << Math.min(6, failures - 1));
+      Duration wait = backoff(failures, FETCH_RETRY_MOST);
       getContext().getLog().warn("policy version {} from {}:{} failed after {} s ({}); fetching the newest version "
           + "again in {} s (failure {})", f.from().version(), f.from().host(), f.from().port(),
           String.format("%.1f", seconds), cause.toString(), wait.toSeconds(), failures);

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.nucleon.model.Ops;
 
 /**
  * Draws the next token of every row of a batch where the logits are (CPU or GPU), so that only the drawn ids and two
@@ -66,9 +67,9 @@ final class DeviceSampler {
       if (!anyTruncated) {
         NDArray cdf = tempered.exp().cumSum(1);
         // scaled by each row's rounded total, so the draw always lands on a token with mass
-        NDArray target = u.mul(cdf.get(":, -1:"));
+        NDArray target = u.mul(Ops.slice(cdf, 1, vocab - 1, vocab, m));
         // counted over the first vocab - 1 columns: at most the last id
-        token = cdf.get(":, :-1").lt(target).sum(new int[] {1}, true);
+        token = Ops.slice(cdf, 1, 0, vocab - 1, m).lt(target).sum(new int[] {1}, true);
         sampling = tempered.gather(token, 1);
       } else {
         NDArray order = tempered.argSort(1, false);
@@ -79,8 +80,8 @@ final class DeviceSampler {
         NDArray keep = rank.lt(m.create(topK, new Shape(b, 1)))
             .logicalAnd(before.lt(m.create(topP, new Shape(b, 1))));
         NDArray keptCdf = probs.mul(keep.toType(DataType.FLOAT32, false)).cumSum(1);
-        NDArray mass = keptCdf.get(":, -1:");
-        NDArray position = keptCdf.get(":, :-1").lt(u.mul(mass)).sum(new int[] {1}, true);
+        NDArray mass = Ops.slice(keptCdf, 1, vocab - 1, vocab, m);
+        NDArray position = Ops.slice(keptCdf, 1, 0, vocab - 1, m).lt(u.mul(mass)).sum(new int[] {1}, true);
         token = order.gather(position, 1);
         sampling = sorted.gather(position, 1).sub(mass.log());
       }

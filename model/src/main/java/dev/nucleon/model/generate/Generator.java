@@ -241,21 +241,10 @@ public final class Generator implements AutoCloseable {
         KvCache cache = new KvCache(batchManager, model.config(), b, capacity,
             model.precision().compute())) {
       NDArray padMask = padMask(batchManager, pad, capacity);
-      // prefill
+      int[] rows = identity(b);
       try (NDManager step = batchManager.newSubManager()) {
-        long[] tokens = new long[b * promptLen];
-        long[] positions = new long[b * promptLen];
-        for (int i = 0; i < b; i++) {
-          int[] p = requests.get(i).prompt();
-          for (int c = 0; c < promptLen; c++) {
-            tokens[i * promptLen + c] = c < pad[i] ? 0 : p[c - pad[i]];
-            positions[i * promptLen + c] = Math.max(0, c - pad[i]);
-          }
-        }
-        NDArray mask = LlamaModel.causalMask(step, promptLen).add(Ops.slice(padMask, 3, 0, promptLen, step));
-        NDArray logits = model.forward(step.create(tokens, new Shape(b, promptLen)),
-            step.create(positions, new Shape(b, promptLen)), mask, cache, true);
-        state.sample(logits, identity(b), vocab, version);
+        List<int[]> prompts = requests.stream().map(GenerationRequest::prompt).toList();
+        state.sample(prefill(prompts, pad, promptLen, cache, step), rows, vocab, version);
       }
       for (int s = 1; s < maxNew && !state.allDone() && !closed; s++) {
         applyUpdates();
@@ -270,7 +259,7 @@ public final class Generator implements AutoCloseable {
           NDArray mask = Ops.slice(padMask, 3, 0, len, step);
           NDArray logits = model.forward(step.create(tokens, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
               mask, cache, true);
-          state.sample(logits, identity(b), vocab, version);
+          state.sample(logits, rows, vocab, version);
         }
       }
     }
@@ -278,6 +267,27 @@ public final class Generator implements AutoCloseable {
       throw new java.util.concurrent.CancellationException("the generator was closed during the batch");
     }
     return state.results();
+  }
+
+  /**
+   * One forward pass over prompts left-padded to {@code promptLen} ({@code pad[i]} pad tokens before prompt i, hidden
+   * from every query; positions count from each prompt's first real token), written into {@code cache}; returns the
+   * logits of each row's last position.
+   */
+  private NDArray prefill(List<int[]> prompts, int[] pad, int promptLen, KvCache cache, NDManager m) {
+    int b = prompts.size();
+    long[] tokens = new long[b * promptLen];
+    long[] positions = new long[b * promptLen];
+    for (int i = 0; i < b; i++) {
+      int[] p = prompts.get(i);
+      for (int c = 0; c < promptLen; c++) {
+        tokens[i * promptLen + c] = c < pad[i] ? 0 : p[c - pad[i]];
+        positions[i * promptLen + c] = Math.max(0, c - pad[i]);
+      }
+    }
+    NDArray mask = LlamaModel.causalMask(m, promptLen).add(padMask(m, pad, promptLen));
+    return model.forward(m.create(tokens, new Shape(b, promptLen)), m.create(positions, new Shape(b, promptLen)), mask,
+        cache, true);
   }
 
   private static int[] identity(int n) {
@@ -440,22 +450,15 @@ public final class Generator implements AutoCloseable {
     }
     int vocab = model.config().vocabSize();
     int[] pad = new int[n];
+    List<int[]> prompts = new ArrayList<>(n);
+    for (int i = 0; i < n; i++) {
+      int[] p = state.requests.get(newcomers.get(i)).prompt();
+      prompts.add(p);
+      pad[i] = promptLen - p.length;
+    }
     try (NDManager side = batchManager.newSubManager();
         KvCache prefill = new KvCache(side, model.config(), n, promptLen, model.precision().compute())) {
-      long[] tokens = new long[n * promptLen];
-      long[] positions = new long[n * promptLen];
-      for (int i = 0; i < n; i++) {
-        int[] p = state.requests.get(newcomers.get(i)).prompt();
-        pad[i] = promptLen - p.length;
-        for (int c = 0; c < promptLen; c++) {
-          tokens[i * promptLen + c] = c < pad[i] ? 0 : p[c - pad[i]];
-          positions[i * promptLen + c] = Math.max(0, c - pad[i]);
-        }
-      }
-      NDArray padMask = padMask(side, pad, promptLen);
-      NDArray causal = LlamaModel.causalMask(side, promptLen).add(padMask);
-      NDArray logits = model.forward(side.create(tokens, new Shape(n, promptLen)),
-          side.create(positions, new Shape(n, promptLen)), causal, prefill, true);
+      NDArray logits = prefill(prompts, pad, promptLen, prefill, side);
       int[] rows = new int[n];
       for (int i = 0; i < n; i++) {
         rows[i] = newcomers.get(i);
