@@ -72,6 +72,11 @@ public final class Attention extends AbstractBlock {
     return group;
   }
 
+  /** The factor queries are scaled by before their product with the keys. */
+  float scale() {
+    return scale;
+  }
+
   Rope.Angles angles(NDArray positions) {
     return rope.angles(positions);
   }

@@ -4,19 +4,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValueUtils;
-import ai.djl.pytorch.jni.JniUtils;
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.util.regex.Pattern;
-import java.util.zip.CRC32;
-import java.util.zip.ZipEntry;
-import java.util.zip.ZipOutputStream;
 
 /**
  * Casts between float32 and bfloat16 on DJL's PyTorch engine, which has no bfloat16 of its own.
@@ -92,51 +82,13 @@ final class Bf16Casts {
   }
 
   private PtSymbolBlock load(String name, int scalarType) {
-    try {
-      return JniUtils.loadModule((PtNDManager) modules, new ByteArrayInputStream(archive(name, scalarType)), false,
-          false);
-    } catch (IOException e) {
-      throw new UncheckedIOException("cannot load the " + name + " cast module", e);
-    }
+    return TorchScripts.load(modules, name, code(name, scalarType));
   }
 
-  /** A TorchScript archive (as {@code torch.jit.save} writes it) of a module whose forward casts to one type. */
-  static byte[] archive(String name, int scalarType) throws IOException {
-    String code = "class " + name + "(Module):\n"
-        + "  __parameters__ = []\n"
-        + "  __buffers__ = []\n"
-        + "  training : bool\n"
+  /** The source of a module whose forward casts to one type. */
+  static String code(String name, int scalarType) {
+    return TorchScripts.classHeader(name)
         + "  def forward(self: __torch__." + name + ", x: Tensor) -> Tensor:\n"
         + "    return torch.to(x, " + scalarType + ")\n";
-    ByteArrayOutputStream object = new ByteArrayOutputStream();
-    object.write(new byte[] {(byte) 0x80, 2}); // PROTO 2
-    object.write(("c__torch__\n" + name + "\n").getBytes(StandardCharsets.US_ASCII)); // GLOBAL the class
-    object.write(new byte[] {')', (byte) 0x81, '}'}); // EMPTY_TUPLE, NEWOBJ, EMPTY_DICT (its state)
-    object.write(new byte[] {'X', 8, 0, 0, 0}); // BINUNICODE of 8 bytes
-    object.write("training".getBytes(StandardCharsets.US_ASCII));
-    object.write(new byte[] {(byte) 0x88, 's', 'b', '.'}); // NEWTRUE, SETITEM, BUILD, STOP
-    ByteArrayOutputStream zip = new ByteArrayOutputStream();
-    try (ZipOutputStream z = new ZipOutputStream(zip)) {
-      String root = name.toLowerCase(java.util.Locale.ROOT) + "/";
-      stored(z, root + "data.pkl", object.toByteArray());
-      stored(z, root + "code/__torch__.py", code.getBytes(StandardCharsets.UTF_8));
-      stored(z, root + "constants.pkl", new byte[] {(byte) 0x80, 2, ')', '.'}); // an empty tuple
-      stored(z, root + "version", "3\n".getBytes(StandardCharsets.US_ASCII));
-    }
-    return zip.toByteArray();
-  }
-
-  /** libtorch reads archives entry by entry from their stored bytes: no compression. */
-  private static void stored(ZipOutputStream z, String name, byte[] bytes) throws IOException {
-    ZipEntry e = new ZipEntry(name);
-    e.setMethod(ZipEntry.STORED);
-    e.setSize(bytes.length);
-    e.setCompressedSize(bytes.length);
-    CRC32 crc = new CRC32();
-    crc.update(bytes);
-    e.setCrc(crc.getValue());
-    z.putNextEntry(e);
-    z.write(bytes);
-    z.closeEntry();
   }
 }

@@ -40,6 +40,18 @@ public final class DecoderLayer extends AbstractBlock {
     return attention;
   }
 
+  RmsNorm firstNorm() {
+    return firstNorm;
+  }
+
+  RmsNorm secondNorm() {
+    return secondNorm;
+  }
+
+  SwiGluMlp mlp() {
+    return mlp;
+  }
+
   /**
    * A parameter by its Hugging Face name within the layer ({@code self_attn.o_proj.weight}; q/k/v and gate/up in
    * their fused form), or null where this layer's family has no such parameter.

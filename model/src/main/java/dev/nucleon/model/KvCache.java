@@ -44,6 +44,16 @@ public final class KvCache implements AutoCloseable {
     return Precision.converted(manager.zeros(shape), type, manager);
   }
 
+  /** Layer {@code layer}'s keys, {@code [B, K, D, capacity]} (the storage, not a view of the filled part). */
+  NDArray keys(int layer) {
+    return keys[layer];
+  }
+
+  /** Layer {@code layer}'s values, {@code [B, K, capacity, D]}. */
+  NDArray values(int layer) {
+    return values[layer];
+  }
+
   /** Positions filled so far. */
   public int length() {
     return length;

@@ -48,6 +48,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private NDManager manager;
   private Rope rope;
   private final Rope[] layerRopes;
+  private boolean scriptedDecode = true;
+  private DecodeScript decodeScript;
 
   private LlamaModel(LlamaConfig config, Precision precision) {
     this.config = config;
@@ -292,12 +294,46 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * @param lastOnly return logits of the last position only ({@code [B, 1, V]}) instead of all ({@code [B, T, V]})
    */
   public NDArray forward(NDArray tokens, NDArray positions, NDArray mask, KvCache cache, boolean lastOnly) {
+    DecodeScript script = cache == null || JniUtils.isGradMode() ? null : decodeScript();
+    if (script != null) {
+      NDManager step = tokens.getManager();
+      int t = (int) tokens.getShape().get(1);
+      NDArray[] masks = layerMasks(precision.fromFloat32(mask, step), t, step);
+      NDArray logits = script.forward(tokens, positions, masks, cache, lastOnly);
+      cache.advance(t);
+      return logits;
+    }
     NDArray x = hidden(tokens, positions, mask, cache);
     if (lastOnly) {
       long t = x.getShape().get(1);
       x = Ops.slice(x, 1, t - 1, t, tokens.getManager());
     }
     return headLogits(norm.apply(x));
+  }
+
+  /**
+   * Whether generation with a KV cache runs as one TorchScript call per forward ({@link DecodeScript}, the default)
+   * or op by op through DJL (the eager blocks training uses). Both give the same logits; the switch exists to
+   * compare them ({@code bench generate --decode}).
+   */
+  public synchronized void setScriptedDecode(boolean scripted) {
+    this.scriptedDecode = scripted;
+  }
+
+  /** Whether a forward with a KV cache (and no autograd) runs the compiled decode step. */
+  boolean decodesScripted() {
+    return decodeScript() != null;
+  }
+
+  /** The compiled decode step, made on first use; null when eager decoding is chosen or the precision is mixed. */
+  private synchronized DecodeScript decodeScript() {
+    if (!scriptedDecode || precision.weights() != precision.compute() || manager == null) {
+      return null;
+    }
+    if (decodeScript == null) {
+      decodeScript = new DecodeScript(config, precision, layers, embed, norm.weight(), head, layerRopes, manager);
+    }
+    return decodeScript;
   }
 
   /** The output head over final hidden states, as float32 logits. */
@@ -540,7 +576,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
+    if (decodeScript != null) {
+      decodeScript.close();
+      decodeScript = null;
+    }
     if (manager != null) {
       manager.close();
       manager = null;

@@ -134,6 +134,21 @@ final class Rope {
     return dim * Math.log(maxPositions / (rotations * 2 * Math.PI)) / (2 * Math.log(base));
   }
 
+  /** cos per position and dimension, {@code [maxPositions, D]}. */
+  NDArray cosTable() {
+    return cos;
+  }
+
+  /** sin per position and dimension, {@code [maxPositions, D]}. */
+  NDArray sinTable() {
+    return sin;
+  }
+
+  /** The signed permutation R of {@code x @ R} ({@code [D, D]}). */
+  NDArray rotation() {
+    return rotate;
+  }
+
   int maxPositions() {
     return maxPositions;
   }

@@ -111,15 +111,27 @@ final class BenchCommand {
             + "${DEFAULT-VALUE})")
     String batching;
 
+    @Option(names = "--decode", defaultValue = "script", paramLabel = "script|eager",
+        description = "script: each forward with the KV cache is one TorchScript call; eager: op by op through "
+            + "DJL, as training runs (default: ${DEFAULT-VALUE})")
+    String decode;
+
     @Override
     public Integer call() throws Exception {
       int[] range = lengthRange();
+      boolean scripted = switch (decode) {
+        case "script" -> true;
+        case "eager" -> false;
+        default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+            "--decode: expected script or eager, got '" + decode + "'");
+      };
       Device device = modelOptions.startEngine();
       double rssBeforeModel = rssAfterGc();
       try (NDManager manager = NDManager.newBaseManager(device);
           LlamaModel model = modelOptions.load(manager);
           Generator generator = new Generator(model, 0)) {
         LlamaConfig c = model.config();
+        model.setScriptedDecode(scripted);
         double rssModel = rssAfterGc();
         int[][] prompts = randomPrompts(batch, promptLen, c.vocabSize(), 1);
         for (int w = 0; w < warmup; w++) {
@@ -175,6 +187,7 @@ final class BenchCommand {
         // tokens of the requests, per second; the share of decoded row-steps that produced one
         o.put("useful_tokens_per_s", round(tokens / seconds, 1));
         o.put("batching", batching);
+        o.put("decode", decode);
         if (!continuous) {
           o.put("slot_utilization", round((double) tokens / slotSteps, 3));
           o.put("ms_per_step", round(seconds * 1000 / ((double) slotSteps / batch), 3));

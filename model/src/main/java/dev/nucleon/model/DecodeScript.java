@@ -1,0 +1,325 @@
+package dev.nucleon.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.nn.Parameter;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.IValue;
+import ai.djl.pytorch.jni.IValueUtils;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The decoder's forward pass with a KV cache (generation's prefill and decode steps) as one TorchScript call.
+ *
+ * <p><b>Why.</b> Run op by op through DJL, a decode step crosses into native code about 300 times for a 5-layer
+ * model (each op, plus the shape queries, scalar constants and frees around it), and on a small model a third of
+ * the step is spent between ops. Here the whole step is one call: the module below runs the same ATen ops in the
+ * same order as {@link DecoderLayer}, {@link Attention}, {@link SwiGluMlp}, {@link RmsNorm} and {@link Rope} do in
+ * eager mode (so its logits are those of the eager path), and Java only hands it the tensors.
+ *
+ * <p><b>How.</b> The source is written from the model's config (head counts, which biases and q/k norms the family
+ * has, pre- or post-norm, the compute type) and compiled by libtorch when the model is built (see
+ * {@link TorchScripts}). The module holds no tensors: each call passes the parameters, rotary tables, per-layer
+ * masks and the cache's key/value tensors as lists, so a weight update (parameters overwritten in place, or
+ * replaced) needs nothing from it. New keys and values are written into the cache in place; the caller advances
+ * the cache.
+ *
+ * <p>Only generation uses it: training and scoring run with autograd, which the eager blocks serve.
+ */
+final class DecodeScript implements AutoCloseable {
+
+  private static final String CLASS = "DecodeStep";
+
+  private final NDManager manager;
+  private final PtSymbolBlock module;
+  /** Embedding, final norm, output head, then each distinct rotary table's cos, sin and rotation. */
+  private final List<NDArray> globals;
+  /** Per layer, in the order the source indexes them (see {@link #layerParameters}). */
+  private final Parameter[] layerParameters;
+  private final Parameter[] globalParameters;
+
+  DecodeScript(LlamaConfig config, Precision precision, List<DecoderLayer> layers, Parameter embed,
+      Parameter finalNorm, Parameter head, Rope[] layerRopes, NDManager parent) {
+    if (precision.weights() != precision.compute()) {
+      throw new IllegalArgumentException("the decode script runs models whose weights are in the compute type, not "
+          + precision);
+    }
+    List<Rope> ropes = new ArrayList<>();
+    Map<Rope, Integer> ropeIndex = new IdentityHashMap<>();
+    int[] ropeOf = new int[layerRopes.length];
+    for (int i = 0; i < layerRopes.length; i++) {
+      ropeOf[i] = ropeIndex.computeIfAbsent(layerRopes[i], r -> {
+        ropes.add(r);
+        return ropes.size() - 1;
+      });
+    }
+    globalParameters = new Parameter[] {embed, finalNorm, head == null ? embed : head};
+    globals = new ArrayList<>();
+    for (Rope r : ropes) {
+      globals.add(r.cosTable());
+      globals.add(r.sinTable());
+      globals.add(r.rotation());
+    }
+    List<Parameter> params = new ArrayList<>();
+    Layout layout = null;
+    for (DecoderLayer layer : layers) {
+      Layout l = new Layout(layer);
+      layout = l;
+      params.addAll(l.parameters);
+    }
+    layerParameters = params.toArray(new Parameter[0]);
+    manager = parent.newSubManager();
+    manager.setName("decode-script");
+    module = TorchScripts.load(manager, CLASS, source(config, precision.compute(), layout, ropes.size(), ropeOf,
+        layers.isEmpty() ? 1f : layers.get(0).attention().scale()));
+  }
+
+  /**
+   * Runs the decoder over {@code T} new tokens per sequence, writing their keys and values into {@code cache} at its
+   * current length (the caller advances it). Logits are float32; they live in {@code tokens}' manager.
+   *
+   * @param masks each layer's additive mask, grouped for its query heads ({@link LlamaModel}'s layer masks)
+   */
+  NDArray forward(NDArray tokens, NDArray positions, NDArray[] masks, KvCache cache, boolean lastOnly) {
+    int layers = masks.length;
+    PtNDArray[] g = new PtNDArray[globalParameters.length + globals.size()];
+    for (int i = 0; i < globalParameters.length; i++) {
+      g[i] = (PtNDArray) globalParameters[i].getArray();
+    }
+    for (int i = 0; i < globals.size(); i++) {
+      g[globalParameters.length + i] = (PtNDArray) globals.get(i);
+    }
+    PtNDArray[] w = new PtNDArray[layerParameters.length];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = (PtNDArray) layerParameters[i].getArray();
+    }
+    PtNDArray[] m = new PtNDArray[layers];
+    PtNDArray[] keys = new PtNDArray[layers];
+    PtNDArray[] values = new PtNDArray[layers];
+    for (int i = 0; i < layers; i++) {
+      m[i] = (PtNDArray) masks[i];
+      keys[i] = (PtNDArray) cache.keys(i);
+      values[i] = (PtNDArray) cache.values(i);
+    }
+    IValue[] in = new IValue[9];
+    try {
+      in[0] = IValue.from((PtNDArray) tokens);
+      in[1] = IValue.from((PtNDArray) positions);
+      in[2] = IValue.listFrom(g);
+      in[3] = IValue.listFrom(w);
+      in[4] = IValue.listFrom(m);
+      in[5] = IValue.listFrom(keys);
+      in[6] = IValue.listFrom(values);
+      in[7] = IValue.from((long) cache.length());
+      in[8] = IValue.from(lastOnly);
+      try (IValue out = IValueUtils.runMethod(module, "forward", in)) {
+        return out.toTensor((PtNDManager) tokens.getManager());
+      }
+    } finally {
+      for (IValue v : in) {
+        if (v != null) {
+          v.close();
+        }
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    manager.close();
+  }
+
+  /** Which of a layer's parameters the family has, and their order in the per-layer list. */
+  private static final class Layout {
+    final List<Parameter> parameters = new ArrayList<>();
+    final int firstNorm;
+    final int qkv;
+    final int qkvBias;
+    final int qNorm;
+    final int kNorm;
+    final int out;
+    final int outBias;
+    final int secondNorm;
+    final int gateUp;
+    final int gateUpBias;
+    final int down;
+    final int downBias;
+
+    Layout(DecoderLayer layer) {
+      Attention a = layer.attention();
+      SwiGluMlp mlp = layer.mlp();
+      firstNorm = add(layer.firstNorm().weight());
+      qkv = add(a.qkv());
+      qkvBias = add(a.qkvBias());
+      qNorm = add(a.qNorm());
+      kNorm = add(a.kNorm());
+      out = add(a.out());
+      outBias = add(a.outBias());
+      secondNorm = add(layer.secondNorm().weight());
+      gateUp = add(mlp.gateUp());
+      gateUpBias = add(mlp.gateUpBias());
+      down = add(mlp.down());
+      downBias = add(mlp.downBias());
+    }
+
+    /** The parameter's index in the list, or -1 where the family has none. */
+    private int add(Parameter p) {
+      if (p == null) {
+        return -1;
+      }
+      parameters.add(p);
+      return parameters.size() - 1;
+    }
+  }
+
+  /** The module's TorchScript source for this config; every index and flag is a constant in it. */
+  static String source(LlamaConfig c, DataType compute, Layout l, int ropeCount, int[] ropeOf, float scale) {
+    boolean f32 = compute == DataType.FLOAT32;
+    int h = c.numHeads();
+    int k = c.numKvHeads();
+    int d = c.headDim();
+    int g = c.groupSize();
+    String self = "self: __torch__." + CLASS;
+    StringBuilder s = new StringBuilder(TorchScripts.classHeader(CLASS));
+    s.append("  def forward(").append(self).append(", tokens: Tensor, positions: Tensor, g: List[Tensor], ")
+        .append("w: List[Tensor], masks: List[Tensor], keys: List[Tensor], values: List[Tensor], length: int, ")
+        .append("last_only: bool) -> Tensor:\n");
+    s.append("    b = torch.size(tokens, 0)\n");
+    s.append("    t = torch.size(tokens, 1)\n");
+    s.append("    end = length + t\n");
+    s.append("    x = torch.embedding(g[0], tokens)\n");
+    s.append("    cs : List[Tensor] = []\n");
+    s.append("    ss : List[Tensor] = []\n");
+    s.append("    rs : List[Tensor] = []\n");
+    for (int r = 0; r < ropeCount; r++) {
+      int at = 3 + 3 * r;
+      s.append("    cs.append(torch.reshape(torch.embedding(g[").append(at).append("], positions), [b, t, 1, ")
+          .append(d).append("]))\n");
+      s.append("    ss.append(torch.reshape(torch.embedding(g[").append(at + 1).append("], positions), [b, t, 1, ")
+          .append(d).append("]))\n");
+      s.append("    rs.append(g[").append(at + 2).append("])\n");
+    }
+    StringBuilder list = new StringBuilder();
+    for (int i = 0; i < ropeOf.length; i++) {
+      list.append(i == 0 ? "" : ", ").append(ropeOf[i]);
+    }
+    s.append("    rope_of : List[int] = [").append(list).append("]\n");
+    s.append("    for i in range(").append(ropeOf.length).append("):\n");
+    s.append("      p = i * ").append(l == null ? 0 : l.parameters.size()).append("\n");
+    s.append("      r = rope_of[i]\n");
+    if (l != null) {
+      String attend = "self.attend(%s, cs[r], ss[r], rs[r], w, p, masks[i], keys[i], values[i], length, end)";
+      if (c.normPlacement() == LlamaConfig.NormPlacement.PRE) {
+        s.append("      x = torch.add(x, ").append(String.format(Locale.ROOT, attend,
+            "self.norm(x, w[p + " + l.firstNorm + "])")).append(")\n");
+        s.append("      x = torch.add(x, self.mlp(self.norm(x, w[p + ").append(l.secondNorm).append("]), w, p))\n");
+      } else {
+        s.append("      x = torch.add(x, self.norm(").append(String.format(Locale.ROOT, attend, "x"))
+            .append(", w[p + ").append(l.firstNorm).append("]))\n");
+        s.append("      x = torch.add(x, self.norm(self.mlp(x, w, p), w[p + ").append(l.secondNorm).append("]))\n");
+      }
+    }
+    s.append("    if last_only:\n");
+    s.append("      x = torch.slice(x, 1, t - 1, t)\n");
+    s.append("    logits = torch.linear(self.norm(x, g[1]), g[2])\n");
+    s.append(f32 ? "    return logits\n" : "    return torch.to(logits, 6)\n");
+
+    // RMSNorm over the last axis, statistics in float32 (RmsNorm.normalize)
+    s.append("  def norm(").append(self).append(", x: Tensor, weight: Tensor) -> Tensor:\n");
+    s.append(f32 ? "    wide = x\n" : "    wide = torch.to(x, 6)\n");
+    s.append("    rms = torch.sqrt(torch.add(torch.mean(torch.square(wide), [-1], True), ")
+        .append(literal((float) c.rmsNormEps())).append("))\n");
+    s.append(f32 ? "    return torch.mul(torch.div(wide, rms), weight)\n"
+        : "    return torch.mul(torch.to(torch.div(wide, rms), " + typeCode(compute) + "), weight)\n");
+
+    // rotary embedding: x * cos + (x @ R) * sin (Rope.apply)
+    s.append("  def rope(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor) -> Tensor:\n");
+    s.append("    return torch.add(torch.mul(x, c), torch.mul(torch.matmul(x, rot), sn))\n");
+
+    if (l != null) {
+      appendAttend(s, self, c, l, h, k, d, g, scale, compute);
+      // SwiGLU (SwiGluMlp's decoding path: one product for gate and up, then split)
+      s.append("  def mlp(").append(self).append(", x: Tensor, w: List[Tensor], p: int) -> Tensor:\n");
+      s.append("    parts = torch.chunk(torch.linear(x, w[p + ").append(l.gateUp).append("], ")
+          .append(optional(l.gateUpBias)).append("), 2, -1)\n");
+      s.append("    gate = parts[0]\n");
+      s.append("    hidden = torch.mul(torch.mul(gate, torch.sigmoid(gate)), parts[1])\n");
+      s.append("    return torch.linear(hidden, w[p + ").append(l.down).append("], ").append(optional(l.downBias))
+          .append(")\n");
+    }
+    return s.toString();
+  }
+
+  /** Attention's decoding path (Attention.apply without autograd, with a cache). */
+  private static void appendAttend(StringBuilder s, String self, LlamaConfig c, Layout l, int h, int k, int d, int g,
+      float scale, DataType compute) {
+    boolean f32 = compute == DataType.FLOAT32;
+    s.append("  def attend(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor, ")
+        .append("w: List[Tensor], p: int, mask: Tensor, kc: Tensor, vc: Tensor, length: int, end: int) -> Tensor:\n");
+    s.append("    b = torch.size(x, 0)\n");
+    s.append("    t = torch.size(x, 1)\n");
+    s.append("    proj = torch.reshape(torch.linear(x, w[p + ").append(l.qkv).append("], ")
+        .append(optional(l.qkvBias)).append("), [b, t, ").append(h + 2 * k).append(", ").append(d).append("])\n");
+    switch (c.qkNorm()) {
+      case NONE -> {
+        s.append("    qk = self.rope(torch.slice(proj, 2, 0, ").append(h + k).append("), c, sn, rot)\n");
+        s.append("    qh = torch.slice(qk, 2, 0, ").append(h).append(")\n");
+        s.append("    kh = torch.slice(qk, 2, ").append(h).append(", ").append(h + k).append(")\n");
+      }
+      case PER_HEAD -> {
+        s.append("    qh = self.rope(self.norm(torch.slice(proj, 2, 0, ").append(h).append("), w[p + ")
+            .append(l.qNorm).append("]), c, sn, rot)\n");
+        s.append("    kh = self.rope(self.norm(torch.slice(proj, 2, ").append(h).append(", ").append(h + k)
+            .append("), w[p + ").append(l.kNorm).append("]), c, sn, rot)\n");
+      }
+      case FULL_WIDTH -> {
+        s.append("    qn = self.norm(torch.reshape(torch.slice(proj, 2, 0, ").append(h).append("), [b, t, -1]), w[p + ")
+            .append(l.qNorm).append("])\n");
+        s.append("    qh = self.rope(torch.reshape(qn, [b, t, ").append(h).append(", ").append(d)
+            .append("]), c, sn, rot)\n");
+        s.append("    kn = self.norm(torch.reshape(torch.slice(proj, 2, ").append(h).append(", ").append(h + k)
+            .append("), [b, t, -1]), w[p + ").append(l.kNorm).append("])\n");
+        s.append("    kh = self.rope(torch.reshape(kn, [b, t, ").append(k).append(", ").append(d)
+            .append("]), c, sn, rot)\n");
+      }
+      default -> throw new IllegalStateException("unknown q/k norm " + c.qkNorm());
+    }
+    s.append("    vh = torch.slice(proj, 2, ").append(h + k).append(", ").append(h + 2 * k).append(")\n");
+    s.append("    q = torch.mul(torch.reshape(torch.permute(torch.reshape(qh, [b, t, ").append(k).append(", ").append(g)
+        .append(", ").append(d).append("]), [0, 2, 3, 1, 4]), [b, ").append(k).append(", ").append(g)
+        .append(" * t, ").append(d).append("]), ").append(literal(scale)).append(")\n");
+    s.append("    kw = torch.slice(kc, 3, length, end)\n");
+    s.append("    kw.copy_(torch.permute(kh, [0, 2, 3, 1]))\n");
+    s.append("    vw = torch.slice(vc, 2, length, end)\n");
+    s.append("    vw.copy_(torch.permute(vh, [0, 2, 1, 3]))\n");
+    s.append("    scores = torch.add(torch.matmul(q, torch.slice(kc, 3, 0, end)), mask)\n");
+    s.append(f32 ? "    probs = torch.softmax(scores, -1)\n"
+        : "    probs = torch.to(torch.softmax(torch.to(scores, 6), -1), " + typeCode(compute) + ")\n");
+    s.append("    context = torch.matmul(probs, torch.slice(vc, 2, 0, end))\n");
+    s.append("    context = torch.reshape(torch.permute(torch.reshape(context, [b, ").append(k).append(", ").append(g)
+        .append(", t, ").append(d).append("]), [0, 3, 1, 2, 4]), [b, t, ").append(h * d).append("])\n");
+    s.append("    return torch.linear(context, w[p + ").append(l.out).append("], ").append(optional(l.outBias))
+        .append(")\n");
+  }
+
+  private static String optional(int index) {
+    return index < 0 ? "None" : "w[p + " + index + "]";
+  }
+
+  /** A float as a TorchScript literal that parses back to the same float32 value. */
+  private static String literal(float v) {
+    return Float.toString(v).replace("E", "e");
+  }
+
+  /** libtorch's ScalarType code for a type. */
+  private static int typeCode(DataType t) {
+    return t == DataType.BFLOAT16 ? 15 : 6;
+  }
+}
