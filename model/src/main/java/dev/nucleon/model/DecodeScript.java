@@ -9,6 +9,7 @@ import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.IValueUtils;
+import ai.djl.pytorch.jni.JniUtils;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -36,12 +37,17 @@ import java.util.Map;
 final class DecodeScript implements AutoCloseable {
 
   private static final String CLASS = "DecodeStep";
+  /** Whether this thread's graph executor was already set not to optimize (a per-thread libtorch setting). */
+  private static final ThreadLocal<Boolean> PLAIN_EXECUTOR = ThreadLocal.withInitial(() -> false);
 
   private final NDManager manager;
   private final PtSymbolBlock module;
-  /** Embedding, final norm, output head, then each distinct rotary table's cos, sin and rotation. */
+  /**
+   * The query scale (a 0-d float32 tensor, what eager attention multiplies by), then each distinct rotary table's
+   * cos, sin and rotation.
+   */
   private final List<NDArray> globals;
-  /** Per layer, in the order the source indexes them (see {@link #layerParameters}). */
+  /** Every layer's parameters, in the order the source indexes them ({@link Layout}). */
   private final Parameter[] layerParameters;
   private final Parameter[] globalParameters;
 
@@ -61,7 +67,12 @@ final class DecodeScript implements AutoCloseable {
       });
     }
     globalParameters = new Parameter[] {embed, finalNorm, head == null ? embed : head};
+    manager = parent.newSubManager();
+    manager.setName("decode-script");
     globals = new ArrayList<>();
+    // the same constant eager attention multiplies queries by (Ops.mul): a float32 tensor on the model's device, so
+    // both paths round alike in bfloat16 on any device (a literal would stay a double scalar on a GPU)
+    globals.add(Ops.scalar(manager, layers.isEmpty() ? 1f : layers.get(0).attention().scale()));
     for (Rope r : ropes) {
       globals.add(r.cosTable());
       globals.add(r.sinTable());
@@ -75,15 +86,17 @@ final class DecodeScript implements AutoCloseable {
       params.addAll(l.parameters);
     }
     layerParameters = params.toArray(new Parameter[0]);
-    manager = parent.newSubManager();
-    manager.setName("decode-script");
-    module = TorchScripts.load(manager, CLASS, source(config, precision.compute(), layout, ropes.size(), ropeOf,
-        layers.isEmpty() ? 1f : layers.get(0).attention().scale()));
+    module = TorchScripts.load(manager, CLASS, source(config, precision.compute(), layout, ropes.size(), ropeOf));
   }
 
   /**
    * Runs the decoder over {@code T} new tokens per sequence, writing their keys and values into {@code cache} at its
    * current length (the caller advances it). Logits are float32; they live in {@code tokens}' manager.
+   *
+   * <p>DJL runs the call in libtorch's inference mode: the logits are inference tensors, which later ops may read
+   * and view but not modify in place. The calling thread's graph executor is set not to optimize (the profiling
+   * executor would re-specialize the graph as batch and cache lengths change, and on a GPU fuse element-wise ops,
+   * which rounds differently from the eager path).
    *
    * @param masks each layer's additive mask, grouped for its query heads ({@link LlamaModel}'s layer masks)
    */
@@ -107,6 +120,10 @@ final class DecodeScript implements AutoCloseable {
       m[i] = (PtNDArray) masks[i];
       keys[i] = (PtNDArray) cache.keys(i);
       values[i] = (PtNDArray) cache.values(i);
+    }
+    if (!PLAIN_EXECUTOR.get()) {
+      JniUtils.setGraphExecutorOptimize(false);
+      PLAIN_EXECUTOR.set(true);
     }
     IValue[] in = new IValue[9];
     try {
@@ -180,7 +197,7 @@ final class DecodeScript implements AutoCloseable {
   }
 
   /** The module's TorchScript source for this config; every index and flag is a constant in it. */
-  static String source(LlamaConfig c, DataType compute, Layout l, int ropeCount, int[] ropeOf, float scale) {
+  static String source(LlamaConfig c, DataType compute, Layout l, int ropeCount, int[] ropeOf) {
     boolean f32 = compute == DataType.FLOAT32;
     int h = c.numHeads();
     int k = c.numKvHeads();
@@ -199,7 +216,7 @@ final class DecodeScript implements AutoCloseable {
     s.append("    ss : List[Tensor] = []\n");
     s.append("    rs : List[Tensor] = []\n");
     for (int r = 0; r < ropeCount; r++) {
-      int at = 3 + 3 * r;
+      int at = 4 + 3 * r;
       s.append("    cs.append(torch.reshape(torch.embedding(g[").append(at).append("], positions), [b, t, 1, ")
           .append(d).append("]))\n");
       s.append("    ss.append(torch.reshape(torch.embedding(g[").append(at + 1).append("], positions), [b, t, 1, ")
@@ -215,7 +232,7 @@ final class DecodeScript implements AutoCloseable {
     s.append("      p = i * ").append(l == null ? 0 : l.parameters.size()).append("\n");
     s.append("      r = rope_of[i]\n");
     if (l != null) {
-      String attend = "self.attend(%s, cs[r], ss[r], rs[r], w, p, masks[i], keys[i], values[i], length, end)";
+      String attend = "self.attend(%s, cs[r], ss[r], rs[r], g[3], w, p, masks[i], keys[i], values[i], length, end)";
       if (c.normPlacement() == LlamaConfig.NormPlacement.PRE) {
         s.append("      x = torch.add(x, ").append(String.format(Locale.ROOT, attend,
             "self.norm(x, w[p + " + l.firstNorm + "])")).append(")\n");
@@ -228,7 +245,7 @@ final class DecodeScript implements AutoCloseable {
     }
     s.append("    if last_only:\n");
     s.append("      x = torch.slice(x, 1, t - 1, t)\n");
-    s.append("    logits = torch.linear(self.norm(x, g[1]), g[2])\n");
+    s.append("    logits = torch.matmul(self.norm(x, g[1]), torch.t(g[2]))\n");
     s.append(f32 ? "    return logits\n" : "    return torch.to(logits, 6)\n");
 
     // RMSNorm over the last axis, statistics in float32 (RmsNorm.normalize)
@@ -244,29 +261,27 @@ final class DecodeScript implements AutoCloseable {
     s.append("    return torch.add(torch.mul(x, c), torch.mul(torch.matmul(x, rot), sn))\n");
 
     if (l != null) {
-      appendAttend(s, self, c, l, h, k, d, g, scale, compute);
+      appendAttend(s, self, c, l, h, k, d, g, compute);
       // SwiGLU (SwiGluMlp's decoding path: one product for gate and up, then split)
       s.append("  def mlp(").append(self).append(", x: Tensor, w: List[Tensor], p: int) -> Tensor:\n");
-      s.append("    parts = torch.chunk(torch.linear(x, w[p + ").append(l.gateUp).append("], ")
-          .append(optional(l.gateUpBias)).append("), 2, -1)\n");
+      s.append("    parts = torch.chunk(").append(linear("x", l.gateUp, l.gateUpBias)).append(", 2, -1)\n");
       s.append("    gate = parts[0]\n");
       s.append("    hidden = torch.mul(torch.mul(gate, torch.sigmoid(gate)), parts[1])\n");
-      s.append("    return torch.linear(hidden, w[p + ").append(l.down).append("], ").append(optional(l.downBias))
-          .append(")\n");
+      s.append("    return ").append(linear("hidden", l.down, l.downBias)).append("\n");
     }
     return s.toString();
   }
 
   /** Attention's decoding path (Attention.apply without autograd, with a cache). */
   private static void appendAttend(StringBuilder s, String self, LlamaConfig c, Layout l, int h, int k, int d, int g,
-      float scale, DataType compute) {
+      DataType compute) {
     boolean f32 = compute == DataType.FLOAT32;
-    s.append("  def attend(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor, ")
+    s.append("  def attend(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor, scale: Tensor, ")
         .append("w: List[Tensor], p: int, mask: Tensor, kc: Tensor, vc: Tensor, length: int, end: int) -> Tensor:\n");
     s.append("    b = torch.size(x, 0)\n");
     s.append("    t = torch.size(x, 1)\n");
-    s.append("    proj = torch.reshape(torch.linear(x, w[p + ").append(l.qkv).append("], ")
-        .append(optional(l.qkvBias)).append("), [b, t, ").append(h + 2 * k).append(", ").append(d).append("])\n");
+    s.append("    proj = torch.reshape(").append(linear("x", l.qkv, l.qkvBias)).append(", [b, t, ").append(h + 2 * k)
+        .append(", ").append(d).append("])\n");
     switch (c.qkNorm()) {
       case NONE -> {
         s.append("    qk = self.rope(torch.slice(proj, 2, 0, ").append(h + k).append("), c, sn, rot)\n");
@@ -292,9 +307,15 @@ final class DecodeScript implements AutoCloseable {
       default -> throw new IllegalStateException("unknown q/k norm " + c.qkNorm());
     }
     s.append("    vh = torch.slice(proj, 2, ").append(h + k).append(", ").append(h + 2 * k).append(")\n");
-    s.append("    q = torch.mul(torch.reshape(torch.permute(torch.reshape(qh, [b, t, ").append(k).append(", ").append(g)
+    // one new token (a decode step): folding the query heads into rows is a reshape, no permutation
+    s.append("    if t == 1:\n");
+    s.append("      grouped = torch.reshape(qh, [b, ").append(k).append(", ").append(g).append(", ").append(d)
+        .append("])\n");
+    s.append("    else:\n");
+    s.append("      grouped = torch.reshape(torch.permute(torch.reshape(qh, [b, t, ").append(k).append(", ").append(g)
         .append(", ").append(d).append("]), [0, 2, 3, 1, 4]), [b, ").append(k).append(", ").append(g)
-        .append(" * t, ").append(d).append("]), ").append(literal(scale)).append(")\n");
+        .append(" * t, ").append(d).append("])\n");
+    s.append("    q = torch.mul(grouped, scale)\n");
     s.append("    kw = torch.slice(kc, 3, length, end)\n");
     s.append("    kw.copy_(torch.permute(kh, [0, 2, 3, 1]))\n");
     s.append("    vw = torch.slice(vc, 2, length, end)\n");
@@ -303,14 +324,23 @@ final class DecodeScript implements AutoCloseable {
     s.append(f32 ? "    probs = torch.softmax(scores, -1)\n"
         : "    probs = torch.to(torch.softmax(torch.to(scores, 6), -1), " + typeCode(compute) + ")\n");
     s.append("    context = torch.matmul(probs, torch.slice(vc, 2, 0, end))\n");
-    s.append("    context = torch.reshape(torch.permute(torch.reshape(context, [b, ").append(k).append(", ").append(g)
-        .append(", t, ").append(d).append("]), [0, 3, 1, 2, 4]), [b, t, ").append(h * d).append("])\n");
-    s.append("    return torch.linear(context, w[p + ").append(l.out).append("], ").append(optional(l.outBias))
-        .append(")\n");
+    s.append("    if t == 1:\n");
+    s.append("      context = torch.reshape(context, [b, 1, ").append(h * d).append("])\n");
+    s.append("    else:\n");
+    s.append("      context = torch.reshape(torch.permute(torch.reshape(context, [b, ").append(k).append(", ")
+        .append(g).append(", t, ").append(d).append("]), [0, 3, 1, 2, 4]), [b, t, ").append(h * d).append("])\n");
+    s.append("    return ").append(linear("context", l.out, l.outBias)).append("\n");
   }
 
-  private static String optional(int index) {
-    return index < 0 ? "None" : "w[p + " + index + "]";
+  /**
+   * {@code x} times weight {@code w[p + weight]} transposed, plus the bias where there is one, as DJL's
+   * {@code Linear.linear} computes it for inputs of three or more dimensions (libtorch's C++ {@code
+   * nn::functional::linear}): a product, then the bias added in place. {@code aten::linear} would fold the bias into
+   * the product ({@code addmm}), which rounds once instead of twice in bfloat16.
+   */
+  private static String linear(String x, int weight, int bias) {
+    String product = "torch.matmul(" + x + ", torch.t(w[p + " + weight + "]))";
+    return bias < 0 ? product : "torch.add_(" + product + ", w[p + " + bias + "])";
   }
 
   /** A float as a TorchScript literal that parses back to the same float32 value. */

@@ -69,9 +69,7 @@ public final class KvCache implements AutoCloseable {
    */
   NDArray[] append(int layer, NDArray k, NDArray v, NDManager stepManager) {
     long t = v.getShape().get(2);
-    if (length + t > capacity) {
-      throw new IllegalStateException("KV cache full: " + length + " + " + t + " > capacity " + capacity);
-    }
+    requireRoom(t);
     Ops.writeAlong(keys[layer], k, 3, length);
     Ops.writeAlong(values[layer], v, 2, length);
     long end = length + t;
@@ -81,10 +79,15 @@ public final class KvCache implements AutoCloseable {
 
   /** Marks {@code t} more positions as filled (after every layer has appended them, or as masked gaps). */
   public void advance(int t) {
+    requireRoom(t);
+    length += t;
+  }
+
+  /** Throws unless {@code t} more positions fit. */
+  void requireRoom(long t) {
     if (length + t > capacity) {
       throw new IllegalStateException("KV cache full: " + length + " + " + t + " > capacity " + capacity);
     }
-    length += t;
   }
 
   /**

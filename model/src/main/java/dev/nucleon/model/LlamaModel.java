@@ -298,6 +298,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     if (script != null) {
       NDManager step = tokens.getManager();
       int t = (int) tokens.getShape().get(1);
+      cache.requireRoom(t); // the script's slices would stop at the capacity instead
       NDArray[] masks = layerMasks(precision.fromFloat32(mask, step), t, step);
       NDArray logits = script.forward(tokens, positions, masks, cache, lastOnly);
       cache.advance(t);

@@ -34,6 +34,17 @@ public final class TinyModels {
         new int[] {2}, false, new int[] {3, 0});
   }
 
+  /**
+   * OLMo 3 with YaRN (factor 4 over 16 original positions): the full-attention layer's rotary table is scaled, the
+   * windowed layer's is not, so the model holds two tables.
+   */
+  public static LlamaConfig olmo3Yarn() {
+    LlamaConfig.RopeScaling yarn = new LlamaConfig.RopeScaling("yarn", 4.0, 0, 0, 16, 32, 1, 1.1386294361119891,
+        true);
+    return new LlamaConfig("Olmo3ForCausalLM", 43, 32, 40, 2, 4, 2, 8, 5e5, yarn, 1e-6, 64, false, false, 1,
+        new int[] {2}, false, new int[] {3, 0});
+  }
+
   /** By name, for parameterized tests. */
   public static LlamaConfig named(String name) {
     return switch (name) {
@@ -43,6 +54,7 @@ public final class TinyModels {
       case "olmo2Like" -> olmo2Like();
       case "ernieBiased" -> ernieBiased();
       case "olmo3Like" -> olmo3Like();
+      case "olmo3Yarn" -> olmo3Yarn();
       default -> throw new IllegalArgumentException("no tiny model named " + name);
     };
   }
