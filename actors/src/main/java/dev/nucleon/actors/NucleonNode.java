@@ -350,14 +350,7 @@ public final class NucleonNode implements AutoCloseable {
 
   /** Tokenizer and template files of the base model, copied into every checkpoint's model folder. */
   private List<Path> modelFiles() {
-    List<Path> files = new ArrayList<>();
-    Path dir = java.nio.file.Files.isDirectory(settings.model().path()) ? settings.model().path() : null;
-    for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "chat_template.jinja", "generation_config.json")) {
-      if (dir != null && java.nio.file.Files.isRegularFile(dir.resolve(name))) {
-        files.add(dir.resolve(name));
-      }
-    }
+    List<Path> files = new ArrayList<>(dev.nucleon.model.ModelFiles.companionFiles(settings.model().path()));
     Path tok = settings.model().tokenizer();
     if (tok != null && java.nio.file.Files.isRegularFile(tok) && !files.contains(tok)) {
       files.add(tok);

@@ -5,11 +5,14 @@ import ai.djl.ndarray.types.DataType;
 import dev.nucleon.model.io.HfCheckpoint;
 import dev.nucleon.model.io.HostTensor;
 import dev.nucleon.model.io.Llama2cCheckpoint;
+import dev.nucleon.model.lora.PeftAdapter;
 import dev.nucleon.model.tokenizer.HfTokenizer;
 import dev.nucleon.model.tokenizer.Llama2cTokenizer;
 import dev.nucleon.model.tokenizer.TextTokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -37,6 +40,32 @@ public final class ModelFiles {
       return LlamaModel.create(config, manager,
           WeightLayout.fromHuggingFace(config, huggingFace, source.toString()), precision);
     }
+
+    /** This checkpoint with a LoRA adapter merged into its weights (see {@link PeftAdapter#mergeInto}). */
+    public Checkpoint withAdapter(PeftAdapter adapter) {
+      return new Checkpoint(config, adapter.mergeInto(config, huggingFace), source, storedType);
+    }
+  }
+
+  /**
+   * The tokenizer, chat-template and generation files of a model that exist (for a llama2.c file, a
+   * {@code tokenizer.bin} beside it): what a folder derived from the model (a checkpoint, a merged adapter) copies
+   * so that it loads as the original does.
+   */
+  public static List<Path> companionFiles(Path model) {
+    List<Path> files = new ArrayList<>();
+    if (Files.isDirectory(model)) {
+      for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+          "added_tokens.json", "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja",
+          "generation_config.json")) {
+        if (Files.isRegularFile(model.resolve(name))) {
+          files.add(model.resolve(name));
+        }
+      }
+    } else if (Files.isRegularFile(model.resolveSibling("tokenizer.bin"))) {
+      files.add(model.resolveSibling("tokenizer.bin"));
+    }
+    return files;
   }
 
   /** Reads a model folder or llama2.c file. */

@@ -69,7 +69,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
     Device device = modelOptions.startEngine();
     Path modelPath = Path.of(modelOptions.model);
-    ModelFiles.Checkpoint ckpt = ModelFiles.read(modelPath);
+    ModelFiles.Checkpoint ckpt = modelOptions.checkpoint();
     try (TextTokenizer tok = ModelFiles.tokenizer(modelPath, tokenizer, ckpt.config());
         NDManager manager = NDManager.newBaseManager(device);
         LlamaModel model = ckpt.instantiate(manager);

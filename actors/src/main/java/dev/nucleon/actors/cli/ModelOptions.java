@@ -8,6 +8,7 @@ import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.ModelFiles;
 import dev.nucleon.model.Precision;
+import dev.nucleon.model.lora.PeftAdapter;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -22,6 +23,11 @@ final class ModelOptions {
   @Option(names = "--model", required = true, paramLabel = "PATH",
       description = "Hugging Face model folder, llama2.c .bin, or random:dim=D,layers=L,vocab=V[,heads=H,kv-heads=K,ffn=F]")
   String model;
+
+  @Option(names = "--adapter", paramLabel = "DIR",
+      description = "a LoRA adapter in PEFT's layout (adapter_config.json + adapter_model.safetensors), merged into "
+          + "the model's weights as they load")
+  Path adapter;
 
   @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu or gpu:N (default: ${DEFAULT-VALUE})")
   String device;
@@ -54,10 +60,20 @@ final class ModelOptions {
   }
 
   LlamaModel load(NDManager parent, Precision precision) {
-    return model.startsWith("random:")
-        ? LlamaModel.create(randomConfig(model), parent, LlamaModel.randomWeights(randomConfig(model),
-            randomSeed(model)), precision)
-        : ModelFiles.read(Path.of(model)).instantiate(parent, precision);
+    if (model.startsWith("random:")) {
+      if (adapter != null) {
+        throw new IllegalArgumentException("--adapter needs a model folder or file, not a random model");
+      }
+      return LlamaModel.create(randomConfig(model), parent, LlamaModel.randomWeights(randomConfig(model),
+          randomSeed(model)), precision);
+    }
+    return checkpoint().instantiate(parent, precision);
+  }
+
+  /** The model's files as read, with the adapter merged when --adapter names one. */
+  ModelFiles.Checkpoint checkpoint() {
+    ModelFiles.Checkpoint c = ModelFiles.read(Path.of(model));
+    return adapter == null ? c : c.withAdapter(PeftAdapter.read(adapter));
   }
 
   Device startEngine() {
