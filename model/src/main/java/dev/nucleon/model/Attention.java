@@ -36,6 +36,8 @@ public final class Attention extends AbstractBlock {
   private final boolean fullWidthNorm;
   private final float normEps;
   private Rope rope;
+  /** LoRA on q, k, v and o ({@code null} where a projection is not adapted); null when no adapter is attached. */
+  private LoraPart[] lora;
 
   private final Precision precision;
 
@@ -112,6 +114,11 @@ public final class Attention extends AbstractBlock {
     this.rope = rope;
   }
 
+  /** Attaches LoRA to q, k, v and o ({@code parts} in that order, null entries not adapted), or detaches (null). */
+  void setLora(LoraPart[] parts) {
+    this.lora = parts;
+  }
+
   Parameter qkv() {
     return qkv;
   }
@@ -141,16 +148,20 @@ public final class Attention extends AbstractBlock {
     NDArray qh; // [B, T, H, D], rotated
     NDArray kh; // [B, T, K, D], rotated
     NDArray vh; // [B, T, K, D]
-    if (JniUtils.isGradMode()) {
+    if (JniUtils.isGradMode() || lora != null) {
       // training: one product per part against a view of its rows, so activations and their gradients are
       // contiguous and backward accumulates weight-sized slices (see SwiGluMlp); the fused weight is cast to the
-      // activations' type once, so mixed precision keeps one low-precision copy of it until backward, not three
+      // activations' type once, so mixed precision keeps one low-precision copy of it until backward, not three.
+      // LoRA's side products go on each part, so an adapted model takes this path with or without autograd
       NDArray w = precision.weight(qkv, step);
       NDArray bias = precision.weight(qkvBias, step);
-      qh = rope.apply(norm(project(x, w, bias, 0, heads).reshape(b, t, heads, headDim), qNorm), angles);
-      kh = rope.apply(norm(project(x, w, bias, heads, heads + kvHeads).reshape(b, t, kvHeads, headDim), kNorm),
-          angles);
-      vh = project(x, w, bias, heads + kvHeads, heads + 2L * kvHeads).reshape(b, t, kvHeads, headDim);
+      LoraPart[] l = lora == null ? new LoraPart[4] : lora;
+      NDArray q = LoraPart.add(l[0], x, project(x, w, bias, 0, heads));
+      NDArray k = LoraPart.add(l[1], x, project(x, w, bias, heads, heads + kvHeads));
+      NDArray v = LoraPart.add(l[2], x, project(x, w, bias, heads + kvHeads, heads + 2L * kvHeads));
+      qh = rope.apply(norm(q.reshape(b, t, heads, headDim), qNorm), angles);
+      kh = rope.apply(norm(k.reshape(b, t, kvHeads, headDim), kNorm), angles);
+      vh = v.reshape(b, t, kvHeads, headDim);
     } else {
       // decoding: one product for q, k and v and one rotation for q and k, the fewest native calls per token
       NDArray proj = Linear.linear(x, precision.weight(qkv, step), precision.weight(qkvBias, step))
@@ -194,7 +205,9 @@ public final class Attention extends AbstractBlock {
     scores.close();
     NDArray context = probs.matMul(values).reshape(b, kvHeads, group, t, headDim).transpose(0, 3, 1, 2, 4)
         .reshape(b, t, (long) heads * headDim);
-    return Linear.linear(context, precision.weight(out, step), precision.weight(outBias, step)).singletonOrThrow();
+    NDArray o = Linear.linear(context, precision.weight(out, step), precision.weight(outBias, step))
+        .singletonOrThrow();
+    return lora == null ? o : LoraPart.add(lora[3], context, o);
   }
 
   /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix {@code w} (plus their bias). */

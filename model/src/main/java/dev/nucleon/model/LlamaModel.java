@@ -14,6 +14,7 @@ import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.model.lora.PeftAdapter;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -50,6 +51,9 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private final Rope[] layerRopes;
   private boolean scriptedDecode = true;
   private DecodeScript decodeScript;
+  /** LoRA parameters by PEFT's tensor names ({@code base_model.model.<module>.lora_A.weight}); empty when none. */
+  private final Map<String, Parameter> lora = new LinkedHashMap<>();
+  private PeftAdapter.Settings loraSettings;
 
   private LlamaModel(LlamaConfig config, Precision precision) {
     this.config = config;
@@ -222,11 +226,151 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     return bytes;
   }
 
-  /** Turns gradients on (learner) or off (generation, reference models) for every parameter. */
+  /**
+   * Turns gradients on (learner) or off (generation, reference models) for the trained parameters: every
+   * parameter, or with LoRA attached only the adapter's (the base stays frozen).
+   */
   public void setTrainable(boolean trainable) {
     for (Parameter p : named.values()) {
+      p.freeze(!trainable || !lora.isEmpty());
+    }
+    for (Parameter p : lora.values()) {
       p.freeze(!trainable);
     }
+  }
+
+  /** The parameters a learner trains: the LoRA adapter's when one is attached, else all of them. */
+  public Map<String, Parameter> trainableParameters() {
+    return Collections.unmodifiableMap(lora.isEmpty() ? named : lora);
+  }
+
+  /**
+   * Attaches a fresh LoRA adapter to the modules {@code settings} targets, as PEFT initializes one: {@code A}
+   * uniform in {@code +-1/sqrt(in)} (Kaiming-uniform with {@code a = sqrt(5)}), {@code B} zero, so the model's
+   * outputs are unchanged until B is trained. The base parameters are frozen from then on.
+   */
+  public void attachLora(PeftAdapter.Settings settings, long seed) {
+    SplittableRandom rng = new SplittableRandom(seed);
+    List<PeftAdapter.Module> modules = new ArrayList<>();
+    for (String module : settings.modules(config)) {
+      long[] shape = loraShape(module);
+      int r = settings.rankOf(module);
+      float[] a = new float[(int) (r * shape[1])];
+      double bound = 1 / Math.sqrt(shape[1]);
+      for (int i = 0; i < a.length; i++) {
+        a[i] = (float) ((2 * rng.nextDouble() - 1) * bound);
+      }
+      modules.add(new PeftAdapter.Module(module, new HostTensor("lora_A", new long[] {r, shape[1]}, a),
+          new HostTensor("lora_B", new long[] {shape[0], r}, new float[(int) (shape[0] * r)]),
+          settings.scalingOf(module)));
+    }
+    attachLora(new PeftAdapter(settings, modules));
+  }
+
+  /**
+   * Attaches a LoRA adapter with the given values (to continue training one, or to run base + adapter without
+   * merging). The base parameters are frozen from then on; generation with a cache runs op by op.
+   */
+  public synchronized void attachLora(PeftAdapter adapter) {
+    if (!lora.isEmpty()) {
+      throw new IllegalStateException("a LoRA adapter is already attached");
+    }
+    Map<Integer, LoraPart[]> attention = new java.util.TreeMap<>();
+    Map<Integer, LoraPart[]> mlp = new java.util.TreeMap<>();
+    NDManager m = manager.newSubManager();
+    m.setName("lora");
+    for (PeftAdapter.Module module : adapter.modules().values()) {
+      long[] shape = loraShape(module.name());
+      if (module.b().shape()[0] != shape[0] || module.a().shape()[1] != shape[1]) {
+        throw new IllegalArgumentException("LoRA module " + module.name() + ": B @ A is [" + module.b().shape()[0]
+            + ", " + module.a().shape()[1] + "] but the layer is [" + shape[0] + ", " + shape[1] + "]");
+      }
+      String[] parts = module.name().split("\\.");
+      int layer = Integer.parseInt(parts[2]);
+      String proj = parts[4];
+      Parameter a = loraParameter(module.name() + ".lora_A.weight", module.a(), m);
+      Parameter b = loraParameter(module.name() + ".lora_B.weight", module.b(), m);
+      LoraPart part = new LoraPart(a, b, module.scaling(), adapter.settings().dropout(), precision);
+      int at = PeftAdapter.LINEAR_MODULES.indexOf(proj);
+      if (at < 4) {
+        attention.computeIfAbsent(layer, k -> new LoraPart[4])[at] = part;
+      } else {
+        mlp.computeIfAbsent(layer, k -> new LoraPart[3])[at - 4] = part;
+      }
+    }
+    attention.forEach((i, parts) -> layers.get(i).attention().setLora(parts));
+    mlp.forEach((i, parts) -> layers.get(i).mlp().setLora(parts));
+    loraSettings = adapter.settings();
+    for (Parameter p : named.values()) {
+      p.freeze(true);
+    }
+  }
+
+  /** The attached adapter's current values (float32), or null when none is attached. */
+  public PeftAdapter lora() {
+    if (lora.isEmpty()) {
+      return null;
+    }
+    List<PeftAdapter.Module> modules = new ArrayList<>();
+    List<Map.Entry<String, Parameter>> entries = new ArrayList<>(lora.entrySet());
+    for (int i = 0; i < entries.size(); i += 2) {
+      String name = entries.get(i).getKey();
+      String module = name.substring(PREFIX_LORA.length(), name.length() - ".lora_A.weight".length());
+      modules.add(new PeftAdapter.Module(module, hostCopy(entries.get(i)), hostCopy(entries.get(i + 1)),
+          loraSettings.scalingOf(module)));
+    }
+    return new PeftAdapter(loraSettings, modules);
+  }
+
+  private static final String PREFIX_LORA = "base_model.model.";
+
+  private HostTensor hostCopy(Map.Entry<String, Parameter> e) {
+    NDArray a = e.getValue().getArray();
+    float[] data;
+    if (precision.weights() == DataType.FLOAT32) {
+      data = a.toFloatArray();
+    } else {
+      try (NDManager scratch = manager.newSubManager()) {
+        data = Bf16Casts.cast(a, DataType.FLOAT32, scratch).toFloatArray();
+      }
+    }
+    return new HostTensor(e.getKey(), a.getShape().getShape(), data);
+  }
+
+  /** A LoRA matrix as a (frozen) parameter named {@code base_model.model.<tensor>}, registered in {@link #lora}. */
+  private Parameter loraParameter(String tensor, HostTensor values, NDManager m) {
+    String name = PREFIX_LORA + tensor;
+    Parameter p = Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT).build();
+    p.setArray(hostToDevice(m, values, precision.weights()));
+    p.freeze(true);
+    lora.put(name, p);
+    return p;
+  }
+
+  /** {@code [out, in]} of a projection module ({@code model.layers.N.self_attn.q_proj}, ...). */
+  private long[] loraShape(String module) {
+    String[] parts = module.split("\\.");
+    if (parts.length != 5 || !parts[0].equals("model") || !parts[1].equals("layers")
+        || !PeftAdapter.LINEAR_MODULES.contains(parts[4])) {
+      throw new IllegalArgumentException("LoRA module '" + module + "' is not a projection of a decoder block "
+          + "(model.layers.N.self_attn.{q,k,v,o}_proj or model.layers.N.mlp.{gate,up,down}_proj)");
+    }
+    int layer = Integer.parseInt(parts[2]);
+    if (layer < 0 || layer >= config.numLayers()) {
+      throw new IllegalArgumentException("LoRA module '" + module + "': the model has " + config.numLayers()
+          + " layers");
+    }
+    long d = config.hiddenSize();
+    long q = (long) config.numHeads() * config.headDim();
+    long kv = (long) config.numKvHeads() * config.headDim();
+    long inner = config.intermediateSize();
+    return switch (parts[4]) {
+      case "q_proj" -> new long[] {q, d};
+      case "k_proj", "v_proj" -> new long[] {kv, d};
+      case "o_proj" -> new long[] {d, q};
+      case "gate_proj", "up_proj" -> new long[] {inner, d};
+      default -> new long[] {d, inner};
+    };
   }
 
   /** Copies the parameters to host memory (internal names), as float32 whatever the parameters' type. */
@@ -328,7 +472,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /** The compiled decode step, made on first use; null when eager decoding is chosen or the precision is mixed. */
   private synchronized DecodeScript decodeScript() {
-    if (!scriptedDecode || precision.weights() != precision.compute() || manager == null) {
+    if (!scriptedDecode || !lora.isEmpty() || precision.weights() != precision.compute() || manager == null) {
       return null;
     }
     if (decodeScript == null) {

@@ -28,6 +28,8 @@ public final class SwiGluMlp extends AbstractBlock {
   private final Parameter downBias;
 
   private final Precision precision;
+  /** LoRA on gate, up and down (null entries not adapted); null when no adapter is attached. */
+  private LoraPart[] lora;
 
   SwiGluMlp(int dim, int inner, boolean bias, Precision precision) {
     this.precision = precision;
@@ -57,16 +59,22 @@ public final class SwiGluMlp extends AbstractBlock {
     return down;
   }
 
+  /** Attaches LoRA to gate, up and down ({@code parts} in that order, null entries not adapted), or detaches. */
+  void setLora(LoraPart[] parts) {
+    this.lora = parts;
+  }
+
   /** Applies the block to {@code x [..., d]}; the result lives in x's manager. */
   public NDArray apply(NDArray x) {
     NDArray gate;
     NDArray up;
     NDArray w = precision.weight(gateUp, x.getManager());
     NDArray bias = precision.weight(gateUpBias, x.getManager());
-    if (JniUtils.isGradMode()) {
+    if (JniUtils.isGradMode() || lora != null) {
       long inner = w.getShape().get(0) / 2;
-      gate = Ops.linearRows(x, w, bias, 0, inner);
-      up = Ops.linearRows(x, w, bias, inner, 2 * inner);
+      LoraPart[] l = lora == null ? new LoraPart[3] : lora;
+      gate = LoraPart.add(l[0], x, Ops.linearRows(x, w, bias, 0, inner));
+      up = LoraPart.add(l[1], x, Ops.linearRows(x, w, bias, inner, 2 * inner));
     } else {
       NDArray proj = Linear.linear(x, w, bias).singletonOrThrow();
       NDList gu = proj.split(2, proj.getShape().dimension() - 1);
@@ -74,8 +82,9 @@ public final class SwiGluMlp extends AbstractBlock {
       up = gu.get(1);
     }
     NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
-    return Linear.linear(hidden, precision.weight(down, x.getManager()), precision.weight(downBias, x.getManager()))
-        .singletonOrThrow();
+    NDArray out = Linear.linear(hidden, precision.weight(down, x.getManager()),
+        precision.weight(downBias, x.getManager())).singletonOrThrow();
+    return lora == null ? out : LoraPart.add(lora[2], hidden, out);
   }
 
   @Override
