@@ -315,9 +315,16 @@ public final class NucleonNode implements AutoCloseable {
     Learner learner;
     try {
       DataType dtype = settings.learner().dtype();
-      LlamaModel policy = CompletableFuture.supplyAsync(() -> (ckpt.isPresent()
-          ? LearnerCheckpoint.model(ckpt.get()) : base).instantiate(manager, Precision.training(dtype)), thread)
-          .join();
+      LlamaModel policy = CompletableFuture.supplyAsync(() -> {
+        LlamaModel p = (ckpt.isPresent() ? LearnerCheckpoint.model(ckpt.get()) : base)
+            .instantiate(manager, Precision.training(dtype));
+        if (settings.training().lora() != null) {
+          // a fresh adapter on the frozen base; a resumed run's checkpoint overwrites its values below
+          p.attachLora(settings.training().lora().withBaseModel(settings.model().path().toString()),
+              settings.run().seed());
+        }
+        return p;
+      }, thread).join();
       LlamaModel reference = settings.training().loss().klCoef() > 0
           ? CompletableFuture.supplyAsync(() -> base.instantiate(manager, Precision.inference(dtype)), thread).join()
           : null;

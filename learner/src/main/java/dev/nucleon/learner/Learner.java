@@ -88,7 +88,8 @@ public final class Learner implements AutoCloseable {
     if (reference != null) {
       reference.setTrainable(false);
     }
-    this.optimizer = new AdamW(policy.namedParameters(), policy.manager(), optimizer);
+    // the LoRA adapter's parameters when one is attached (the base stays frozen), else every parameter
+    this.optimizer = new AdamW(policy.trainableParameters(), policy.manager(), optimizer);
     this.spikes = new GradSpikeGuard(spikes);
   }
 

@@ -11,6 +11,7 @@ import dev.nucleon.model.WeightLayout;
 import dev.nucleon.model.io.HfCheckpoint;
 import dev.nucleon.model.io.HostTensor;
 import dev.nucleon.model.io.Safetensors;
+import dev.nucleon.model.lora.PeftAdapter;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -38,6 +39,8 @@ public final class LearnerCheckpoint {
   public static final String OPTIMIZER = "optimizer.safetensors";
   public static final String STATE = "trainer-state.json";
   public static final String MASTER = "master-weights.safetensors";
+  /** With LoRA: the adapter in PEFT's layout (the model folder then holds the frozen base). */
+  public static final String ADAPTER = "adapter";
 
   /**
    * How a checkpoint's model folder is written.
@@ -71,6 +74,7 @@ public final class LearnerCheckpoint {
     long step = learner.optimizer().step();
     int version = learner.version();
     Map<String, HostTensor> model = learner.policy().toHuggingFace();
+    PeftAdapter adapter = learner.policy().lora();
     Map<String, HostTensor> optimizer = learner.optimizer().state();
     Map<String, String> states = new HashMap<>(rng);
     states.put("policy-version", Integer.toString(learner.version()));
@@ -84,6 +88,9 @@ public final class LearnerCheckpoint {
       }
       for (Path f : folder.files()) {
         java.nio.file.Files.copy(f, dir.resolve(MODEL).resolve(f.getFileName().toString()));
+      }
+      if (adapter != null) {
+        adapter.write(dir.resolve(ADAPTER));
       }
       Safetensors.write(dir.resolve(OPTIMIZER), optimizer.values(), Map.of("optimizer", "adamw",
           "step", Long.toString(step)));
@@ -120,8 +127,21 @@ public final class LearnerCheckpoint {
         checkpoint.dir().resolve(MODEL).toString());
     boolean gradMode = JniUtils.isGradMode();
     JniUtils.setGradMode(false);
+    boolean saved = checkpoint.has(ADAPTER + "/" + PeftAdapter.CONFIG);
+    boolean training = learner.policy().lora() != null;
+    if (saved != training) {
+      throw new IllegalArgumentException(checkpoint.dir() + (saved
+          ? ": the checkpoint trained a LoRA adapter but this run trains every weight (nucleon.learner.lora.rank = 0)"
+          : ": the checkpoint trained every weight but this run trains a LoRA adapter (nucleon.learner.lora)"));
+    }
     try {
       learner.policy().loadParameters(internal);
+      if (saved) {
+        // resolve() checks that the manifest lists (and so verified) both files
+        checkpoint.resolve(ADAPTER + "/" + PeftAdapter.WEIGHTS);
+        learner.policy().setLoraValues(PeftAdapter.read(checkpoint.resolve(ADAPTER + "/" + PeftAdapter.CONFIG)
+            .getParent()));
+      }
     } finally {
       JniUtils.setGradMode(gradMode);
     }

@@ -2,6 +2,7 @@ package dev.nucleon.learner;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
+import dev.nucleon.model.lora.PeftAdapter;
 import java.util.Locale;
 import java.util.function.DoublePredicate;
 
@@ -13,9 +14,10 @@ import java.util.function.DoublePredicate;
  * @param optimizer AdamW and its schedule ({@code nucleon.learner})
  * @param temperature the rollouts' sampling temperature ({@code nucleon.algorithm.temperature})
  * @param spikes the gradient-spike guard ({@code nucleon.learner.grad-spike-*})
+ * @param lora LoRA adapters to train on a frozen base ({@code nucleon.learner.lora}), or null to train every weight
  */
 public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, float temperature,
-    GradSpikeGuard.Settings spikes) {
+    GradSpikeGuard.Settings spikes, PeftAdapter.Settings lora) {
 
   public static LearnerSettings from(Config config) {
     String l = "nucleon.algorithm.loss.";
@@ -56,7 +58,30 @@ public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, fl
         (int) number(config, "nucleon.learner.grad-spike-window", v -> v >= 3 && v == Math.rint(v),
             "an integer >= 3"),
         config.getBoolean("nucleon.learner.grad-spike-skip"));
-    return new LearnerSettings(loss, optimizer, temperature, spikes);
+    return new LearnerSettings(loss, optimizer, temperature, spikes, lora(config));
+  }
+
+  /** {@code nucleon.learner.lora}: null when {@code rank = 0}. */
+  private static PeftAdapter.Settings lora(Config config) {
+    String k = "nucleon.learner.lora.";
+    int rank = (int) number(config, k + "rank", v -> v >= 0 && v == Math.rint(v), "an integer >= 0 (0 = off)");
+    if (rank == 0) {
+      return null;
+    }
+    double alpha = number(config, k + "alpha", v -> v > 0, "a number > 0");
+    double dropout = number(config, k + "dropout", v -> v >= 0 && v < 1, "a number in [0, 1)");
+    java.util.List<String> targets = config.getStringList(k + "targets");
+    for (String t : targets) {
+      if (!t.equals("all-linear") && !PeftAdapter.LINEAR_MODULES.contains(t)) {
+        throw new ConfigException.BadValue(config.getValue(k + "targets").origin(), k + "targets",
+            "expected all-linear or some of " + PeftAdapter.LINEAR_MODULES + ", got '" + t + "'");
+      }
+    }
+    if (targets.isEmpty()) {
+      throw new ConfigException.BadValue(config.getValue(k + "targets").origin(), k + "targets",
+          "expected all-linear or some of " + PeftAdapter.LINEAR_MODULES + ", got an empty list");
+    }
+    return PeftAdapter.Settings.of(rank, alpha, dropout, targets);
   }
 
   private static double number(Config config, String key, DoublePredicate ok, String expected) {

@@ -306,6 +306,56 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     }
   }
 
+  /**
+   * The weights the model computes with, in internal names: the parameters, with the attached LoRA adapter merged
+   * into them (what a rollout engine without the adapter needs to generate as this model does).
+   */
+  public Map<String, HostTensor> effectiveHostTensors() {
+    Map<String, HostTensor> base = toHostTensors();
+    PeftAdapter adapter = lora();
+    return adapter == null ? base
+        : WeightLayout.fromHuggingFace(config, adapter.mergeInto(config, WeightLayout.toHuggingFace(config, base)),
+            "the policy with its LoRA adapter merged");
+  }
+
+  /**
+   * Overwrites the attached adapter's values (resuming a run). Call it with gradients off; the adapter must name
+   * the attached modules with the same shapes.
+   */
+  public void setLoraValues(PeftAdapter adapter) {
+    PeftAdapter current = lora();
+    if (current == null) {
+      throw new IllegalStateException("no LoRA adapter is attached");
+    }
+    if (!current.modules().keySet().equals(adapter.modules().keySet())) {
+      throw new IllegalArgumentException("the adapter's modules " + adapter.modules().keySet()
+          + " differ from the attached ones " + current.modules().keySet());
+    }
+    for (PeftAdapter.Module m : adapter.modules().values()) {
+      double attached = current.modules().get(m.name()).scaling();
+      if (Math.abs(m.scaling() - attached) > 1e-12 * attached) {
+        throw new IllegalArgumentException("LoRA module " + m.name() + ": the adapter's scaling " + m.scaling()
+            + " differs from the attached one " + attached + " (lora_alpha or r changed)");
+      }
+      setValues(lora.get(PREFIX_LORA + m.name() + ".lora_A.weight"), m.a());
+      setValues(lora.get(PREFIX_LORA + m.name() + ".lora_B.weight"), m.b());
+    }
+  }
+
+  private void setValues(Parameter p, HostTensor t) {
+    if (!new Shape(t.shape()).equals(p.getShape())) {
+      throw new IllegalArgumentException(p.getName() + " has shape " + p.getShape() + ", the values "
+          + new Shape(t.shape()));
+    }
+    if (precision.weights() == DataType.FLOAT32) {
+      p.getArray().set(FloatBuffer.wrap(t.data()));
+    } else {
+      try (NDManager scratch = manager.newSubManager()) {
+        Ops.writeAlong(p.getArray(), hostToDevice(scratch, t, precision.weights()), 0, 0);
+      }
+    }
+  }
+
   /** The attached adapter's current values (float32), or null when none is attached. */
   public PeftAdapter lora() {
     if (lora.isEmpty()) {

@@ -123,6 +123,11 @@ public final class PeftAdapter {
           Map.of(), null);
     }
 
+    /** These settings naming the base model they adapt ({@code base_model_name_or_path}). */
+    public Settings withBaseModel(String base) {
+      return new Settings(rank, alpha, dropout, rslora, targets, targetsAsString, rankPattern, alphaPattern, base);
+    }
+
     /** The rank of a module: its {@code rank_pattern} entry, else {@code r}. */
     public int rankOf(String module) {
       String key = patternKey(rankPattern.keySet(), module);

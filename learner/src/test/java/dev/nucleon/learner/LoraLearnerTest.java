@@ -1,0 +1,129 @@
+package dev.nucleon.learner;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
+import dev.nucleon.learner.checkpoint.Checkpoint;
+import dev.nucleon.learner.checkpoint.CheckpointStore;
+import dev.nucleon.model.Engines;
+import dev.nucleon.model.LlamaModel;
+import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.model.lora.PeftAdapter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A learner with a LoRA adapter attached trains the adapter only, publishes weights that generate as the adapted
+ * policy does, and checkpoints base + adapter (PEFT's layout) so a resumed run continues exactly.
+ */
+class LoraLearnerTest {
+
+  static final PeftAdapter.Settings LORA = PeftAdapter.Settings.of(4, 8, 0, List.of("all-linear"));
+  static final int N = 3;
+
+  @Test
+  void trainsTheAdapterOnlyAndPublishesTheAdaptedPolicy() {
+    Engines.start();
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel policy = LlamaModel.create(ExactResumeTest.SHAPE, m, LlamaModel.randomWeights(ExactResumeTest.SHAPE,
+            3));
+        LlamaModel published = LlamaModel.create(ExactResumeTest.SHAPE, m,
+            LlamaModel.randomWeights(ExactResumeTest.SHAPE, 3))) {
+      policy.attachLora(LORA, 5);
+      Map<String, HostTensor> base = policy.toHostTensors();
+      try (Learner learner = new Learner(policy, null, ExactResumeTest.LOSS, ExactResumeTest.OPTIMIZER, 1f, 0)) {
+        Map<String, HostTensor> state = learner.optimizer().state();
+        // two moments for each of the 7 projections' A and B in every layer, nothing for the frozen base
+        assertEquals(7 * 2 * 2 * ExactResumeTest.SHAPE.numLayers(), state.size(), state.keySet().toString());
+        assertTrue(state.keySet().stream().allMatch(k -> k.contains(".lora_")), state.keySet().toString());
+        ExactResumeTest.train(learner, 0, N);
+      }
+      Map<String, HostTensor> after = policy.toHostTensors();
+      for (var e : base.entrySet()) {
+        assertArrayEquals(e.getValue().data(), after.get(e.getKey()).data(), e.getKey() + " is frozen");
+      }
+      double movedB = 0;
+      for (PeftAdapter.Module mod : policy.lora().modules().values()) {
+        for (float v : mod.b().data()) {
+          movedB = Math.max(movedB, Math.abs(v));
+        }
+      }
+      assertTrue(movedB > 1e-4, "the adapter trained (largest B entry " + movedB + ")");
+
+      JniUtils.setGradMode(false);
+      published.loadParameters(policy.effectiveHostTensors());
+      long[] ids = {1, 5, 9, 13, 2};
+      float[] want = policy.logits(m.create(ids, new Shape(1, ids.length))).toFloatArray();
+      float[] got = published.logits(m.create(ids, new Shape(1, ids.length))).toFloatArray();
+      double err = 0;
+      for (int i = 0; i < want.length; i++) {
+        err = Math.max(err, Math.abs(want[i] - got[i]));
+      }
+      assertTrue(err < 1e-5, "published (merged) weights vs the adapted policy: max abs difference " + err);
+    } finally {
+      JniUtils.setGradMode(false);
+    }
+  }
+
+  @Test
+  void resumedLoraTrainingMatchesUninterruptedTraining(@TempDir Path dir) throws Exception {
+    Engines.start();
+    Map<String, HostTensor> straight;
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = policy(m);
+        Learner learner = new Learner(model, null, ExactResumeTest.LOSS, ExactResumeTest.OPTIMIZER, 1f, 0)) {
+      ExactResumeTest.train(learner, 0, 2 * N);
+      straight = model.effectiveHostTensors();
+    }
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = policy(m);
+        Learner learner = new Learner(model, null, ExactResumeTest.LOSS, ExactResumeTest.OPTIMIZER, 1f, 0)) {
+      ExactResumeTest.train(learner, 0, N);
+      LearnerCheckpoint.save(new CheckpointStore(dir, 2), learner, 8L * N, Map.of(), new byte[0],
+          LearnerCheckpoint.ModelFolder.FLOAT32);
+    }
+    Checkpoint ckpt = new CheckpointStore(dir, 2).latestValid().orElseThrow();
+    assertTrue(ckpt.has("adapter/adapter_config.json") && ckpt.has("adapter/adapter_model.safetensors"),
+        "the adapter is saved in PEFT's layout beside the base");
+    Map<String, HostTensor> resumed;
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel model = LearnerCheckpoint.model(ckpt).instantiate(m)) {
+      model.attachLora(LORA, 99); // fresh values, which the checkpoint overwrites
+      try (Learner learner = new Learner(model, null, ExactResumeTest.LOSS, ExactResumeTest.OPTIMIZER, 1f, 0)) {
+        LearnerCheckpoint.restore(ckpt, learner);
+        assertEquals(N, learner.version());
+        ExactResumeTest.train(learner, N, 2 * N);
+        resumed = model.effectiveHostTensors();
+      }
+    }
+    double maxDiff = 0;
+    for (var e : straight.entrySet()) {
+      float[] a = e.getValue().data();
+      float[] b = resumed.get(e.getKey()).data();
+      for (int i = 0; i < a.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+      }
+    }
+    assertTrue(maxDiff <= 1e-6, "resumed vs uninterrupted LoRA training: max difference " + maxDiff);
+
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel model = LearnerCheckpoint.model(ckpt).instantiate(m);
+        Learner learner = new Learner(model, null, ExactResumeTest.LOSS, ExactResumeTest.OPTIMIZER, 1f, 0)) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> LearnerCheckpoint.restore(ckpt, learner));
+      assertTrue(e.getMessage().contains("trained a LoRA adapter but this run trains every weight"), e.getMessage());
+    }
+  }
+
+  private static LlamaModel policy(NDManager m) {
+    LlamaModel model = LlamaModel.create(ExactResumeTest.SHAPE, m, LlamaModel.randomWeights(ExactResumeTest.SHAPE, 3));
+    model.attachLora(LORA, 5);
+    return model;
+  }
+}
