@@ -79,11 +79,16 @@ class EmbeddedRunTest {
     o.put("nucleon.run.total-steps", "5");
     RunReporter.Summary resumed = run(o, dir, true);
     assertEquals(5, resumed.steps());
+    int checked = 0;
     for (JsonNode row : TestRuns.rows(dir, "step")) {
       // on-policy steps: the rollout engine generated with the weights the learner scores (base + adapter merged)
-      assertTrue(row.get("logprob_gap_max").asDouble() < 1e-3, "step " + row.get("step") + ": sampler vs learner "
-          + "log-prob gap " + row.get("logprob_gap_max"));
+      if (row.has("logprob_gap_max")) {
+        checked++;
+        assertTrue(row.get("logprob_gap_max").asDouble() < 1e-3, "step " + row.get("step") + ": sampler vs "
+            + "learner log-prob gap " + row.get("logprob_gap_max"));
+      }
     }
+    assertTrue(checked >= 3, "steps with a log-prob gap: " + checked);
   }
 
   @Test

@@ -74,7 +74,7 @@ public final class LearnerCheckpoint {
     long step = learner.optimizer().step();
     int version = learner.version();
     Map<String, HostTensor> model = learner.policy().toHuggingFace();
-    PeftAdapter adapter = learner.policy().lora();
+    PeftAdapter adapter = learner.policy().hasLora() ? learner.policy().lora() : null;
     Map<String, HostTensor> optimizer = learner.optimizer().state();
     Map<String, String> states = new HashMap<>(rng);
     states.put("policy-version", Integer.toString(learner.version()));
@@ -125,15 +125,15 @@ public final class LearnerCheckpoint {
     }
     Map<String, HostTensor> internal = WeightLayout.fromHuggingFace(model.config(), model.huggingFace(),
         checkpoint.dir().resolve(MODEL).toString());
-    boolean gradMode = JniUtils.isGradMode();
-    JniUtils.setGradMode(false);
     boolean saved = checkpoint.has(ADAPTER + "/" + PeftAdapter.CONFIG);
-    boolean training = learner.policy().lora() != null;
+    boolean training = learner.policy().hasLora();
     if (saved != training) {
       throw new IllegalArgumentException(checkpoint.dir() + (saved
           ? ": the checkpoint trained a LoRA adapter but this run trains every weight (nucleon.learner.lora.rank = 0)"
           : ": the checkpoint trained every weight but this run trains a LoRA adapter (nucleon.learner.lora)"));
     }
+    boolean gradMode = JniUtils.isGradMode();
+    JniUtils.setGradMode(false);
     try {
       learner.policy().loadParameters(internal);
       if (saved) {

@@ -69,7 +69,10 @@ public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, fl
       return null;
     }
     double alpha = number(config, k + "alpha", v -> v > 0, "a number > 0");
-    double dropout = number(config, k + "dropout", v -> v >= 0 && v < 1, "a number in [0, 1)");
+    // dropout would make the learner's log-probs a random sample: on-policy ratios against the sampler's log-probs
+    // would stop being 1 (and the clip would act on noise), and a resumed run could not repeat them
+    double dropout = number(config, k + "dropout", v -> v == 0, "0 (LoRA dropout is not supported in RL training: "
+        + "it would randomize the learner's log-probs against the sampler's)");
     java.util.List<String> targets = config.getStringList(k + "targets");
     for (String t : targets) {
       if (!t.equals("all-linear") && !PeftAdapter.LINEAR_MODULES.contains(t)) {

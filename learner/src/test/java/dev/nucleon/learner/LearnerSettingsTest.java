@@ -25,6 +25,24 @@ class LearnerSettingsTest {
     assertEquals(1.0, s.optimizer().clipNorm());
     assertEquals(LrSchedule.Type.CONSTANT, s.optimizer().schedule().type());
     assertEquals(1f, s.temperature());
+    assertEquals(null, s.lora(), "LoRA is off by default");
+  }
+
+  @Test
+  void loraSettingsAreReadAndDropoutIsRefused() {
+    LearnerSettings s = LearnerSettings.from(with("nucleon.learner.lora { rank = 8, alpha = 32, targets = [q_proj,"
+        + " v_proj] }"));
+    assertEquals(8, s.lora().rank());
+    assertEquals(4.0, s.lora().scalingOf("model.layers.0.self_attn.q_proj"));
+    assertEquals(java.util.List.of("q_proj", "v_proj"), s.lora().targets());
+    var e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with(
+        "nucleon.learner.lora { rank = 8, dropout = 0.05 }")));
+    assertTrue(e.getMessage().contains("nucleon.learner.lora.dropout") && e.getMessage().contains("run.conf"),
+        e.getMessage());
+    e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with(
+        "nucleon.learner.lora { rank = 8, targets = [qkv] }")));
+    assertTrue(e.getMessage().contains("nucleon.learner.lora.targets") && e.getMessage().contains("'qkv'"),
+        e.getMessage());
   }
 
   @Test

@@ -59,15 +59,19 @@ class LoraLearnerTest {
       assertTrue(movedB > 1e-4, "the adapter trained (largest B entry " + movedB + ")");
 
       JniUtils.setGradMode(false);
-      published.loadParameters(policy.effectiveHostTensors());
       long[] ids = {1, 5, 9, 13, 2};
+      float[] base0 = published.logits(m.create(ids, new Shape(1, ids.length))).toFloatArray();
+      published.loadParameters(policy.effectiveHostTensors());
       float[] want = policy.logits(m.create(ids, new Shape(1, ids.length))).toFloatArray();
       float[] got = published.logits(m.create(ids, new Shape(1, ids.length))).toFloatArray();
       double err = 0;
+      double moved = 0;
       for (int i = 0; i < want.length; i++) {
         err = Math.max(err, Math.abs(want[i] - got[i]));
+        moved = Math.max(moved, Math.abs(want[i] - base0[i]));
       }
       assertTrue(err < 1e-5, "published (merged) weights vs the adapted policy: max abs difference " + err);
+      assertTrue(moved > 1e-3, "the trained adapter moved the logits away from the base's by " + moved);
     } finally {
       JniUtils.setGradMode(false);
     }

@@ -197,6 +197,13 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     return manager;
   }
 
+  /** The base parameters and the attached adapter's. */
+  private List<Parameter> allParameters() {
+    List<Parameter> all = new ArrayList<>(named.values());
+    all.addAll(lora.values());
+    return all;
+  }
+
   /** Parameters by internal name, in model order. */
   public Map<String, Parameter> namedParameters() {
     return Collections.unmodifiableMap(named);
@@ -205,7 +212,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   /** Bytes the parameters take on the device, in the type they are held in. */
   public long parameterBytes() {
     long bytes = 0;
-    for (Parameter p : named.values()) {
+    for (Parameter p : allParameters()) {
       NDArray a = p.getArray();
       bytes += a.getShape().size() * precision.weights().getNumOfBytes();
     }
@@ -215,7 +222,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   /** Bytes the parameters' gradients take on the device (0 while the model is frozen). */
   public long gradientBytes() {
     long bytes = 0;
-    for (Parameter p : named.values()) {
+    for (Parameter p : allParameters()) {
       NDArray a = p.getArray();
       if (a.hasGradient()) {
         try (NDArray g = a.getGradient()) {
@@ -269,22 +276,31 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /**
    * Attaches a LoRA adapter with the given values (to continue training one, or to run base + adapter without
-   * merging). The base parameters are frozen from then on; generation with a cache runs op by op.
+   * merging). The base parameters are frozen from then on; generation with a cache runs op by op. Call it before
+   * the model is made trainable and before other threads use it (forwards read the adapter without locking).
    */
   public synchronized void attachLora(PeftAdapter adapter) {
     if (!lora.isEmpty()) {
       throw new IllegalStateException("a LoRA adapter is already attached");
+    }
+    for (Parameter p : named.values()) {
+      if (p.requiresGradient()) {
+        // a learner built before would hold the base's parameters in its optimizer and never see the adapter's
+        throw new IllegalStateException("attach LoRA before the model is made trainable (before building a learner)");
+      }
+    }
+    for (PeftAdapter.Module module : adapter.modules().values()) { // all checked before anything changes
+      long[] shape = loraShape(module.name());
+      if (module.b().shape()[0] != shape[0] || module.a().shape()[1] != shape[1]) {
+        throw new IllegalArgumentException("LoRA module " + module.name() + ": B @ A is [" + module.b().shape()[0]
+            + ", " + module.a().shape()[1] + "] but the layer is [" + shape[0] + ", " + shape[1] + "]");
+      }
     }
     Map<Integer, LoraPart[]> attention = new java.util.TreeMap<>();
     Map<Integer, LoraPart[]> mlp = new java.util.TreeMap<>();
     NDManager m = manager.newSubManager();
     m.setName("lora");
     for (PeftAdapter.Module module : adapter.modules().values()) {
-      long[] shape = loraShape(module.name());
-      if (module.b().shape()[0] != shape[0] || module.a().shape()[1] != shape[1]) {
-        throw new IllegalArgumentException("LoRA module " + module.name() + ": B @ A is [" + module.b().shape()[0]
-            + ", " + module.a().shape()[1] + "] but the layer is [" + shape[0] + ", " + shape[1] + "]");
-      }
       String[] parts = module.name().split("\\.");
       int layer = Integer.parseInt(parts[2]);
       String proj = parts[4];
@@ -331,22 +347,29 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       throw new IllegalArgumentException("the adapter's modules " + adapter.modules().keySet()
           + " differ from the attached ones " + current.modules().keySet());
     }
-    for (PeftAdapter.Module m : adapter.modules().values()) {
+    for (PeftAdapter.Module m : adapter.modules().values()) { // all checked before anything is overwritten
       double attached = current.modules().get(m.name()).scaling();
       if (Math.abs(m.scaling() - attached) > 1e-12 * attached) {
         throw new IllegalArgumentException("LoRA module " + m.name() + ": the adapter's scaling " + m.scaling()
             + " differs from the attached one " + attached + " (lora_alpha or r changed)");
       }
+      requireShape(lora.get(PREFIX_LORA + m.name() + ".lora_A.weight"), m.a());
+      requireShape(lora.get(PREFIX_LORA + m.name() + ".lora_B.weight"), m.b());
+    }
+    for (PeftAdapter.Module m : adapter.modules().values()) {
       setValues(lora.get(PREFIX_LORA + m.name() + ".lora_A.weight"), m.a());
       setValues(lora.get(PREFIX_LORA + m.name() + ".lora_B.weight"), m.b());
     }
   }
 
-  private void setValues(Parameter p, HostTensor t) {
+  private static void requireShape(Parameter p, HostTensor t) {
     if (!new Shape(t.shape()).equals(p.getShape())) {
       throw new IllegalArgumentException(p.getName() + " has shape " + p.getShape() + ", the values "
           + new Shape(t.shape()));
     }
+  }
+
+  private void setValues(Parameter p, HostTensor t) {
     if (precision.weights() == DataType.FLOAT32) {
       p.getArray().set(FloatBuffer.wrap(t.data()));
     } else {
@@ -354,6 +377,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         Ops.writeAlong(p.getArray(), hostToDevice(scratch, t, precision.weights()), 0, 0);
       }
     }
+  }
+
+  /** Whether a LoRA adapter is attached. */
+  public boolean hasLora() {
+    return !lora.isEmpty();
   }
 
   /** The attached adapter's current values (float32), or null when none is attached. */

@@ -110,6 +110,39 @@ class LoraTest {
     }
   }
 
+  /** Mixed precision: bf16 compute, float32 masters; the adapter's float32 matrices get float32 gradients. */
+  @Test
+  void mixedPrecisionTrainsFloat32AdapterMatrices() {
+    Engines.start();
+    LlamaConfig c = TinyModels.qwenLike();
+    long[] ids = {5, 1, 7, 3};
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel model = LlamaModel.create(c, m, LlamaModel.randomWeights(c, 4), Precision.BF16_MIXED)) {
+      JniUtils.setGradMode(false);
+      model.attachLora(PeftAdapter.Settings.of(2, 4, 0, List.of("all-linear")), 7);
+      NDArray nudge = Ops.scalar(m, 0.01);
+      for (Parameter p : model.trainableParameters().values()) {
+        p.getArray().addi(nudge);
+      }
+      model.setTrainable(true);
+      assertThrows(IllegalStateException.class,
+          () -> model.attachLora(PeftAdapter.Settings.of(2, 4, 0, List.of("q_proj")), 1));
+      try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+        gc.backward(model.logits(m.create(ids, new Shape(1, ids.length))).square().sum());
+      }
+      for (Parameter p : model.trainableParameters().values()) {
+        NDArray g = p.getArray().getGradient();
+        assertEquals(ai.djl.ndarray.types.DataType.FLOAT32, g.getDataType(), p.getName());
+        assertTrue(g.abs().sum().getFloat() > 0, p.getName() + " has a gradient");
+      }
+      for (Parameter p : model.namedParameters().values()) {
+        assertFalse(p.requiresGradient(), p.getName() + " is frozen");
+      }
+    } finally {
+      JniUtils.setGradMode(false);
+    }
+  }
+
   @Test
   void anAdapterForAnotherShapeIsRefused() {
     Engines.start();
