@@ -38,6 +38,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /** Additive mask value for positions a query must not see (finite, so fully masked pad rows stay finite). */
   public static final float MASKED = -1e9f;
+  /** The prefix of PEFT's tensor names, which the LoRA parameters carry. */
+  private static final String PREFIX_LORA = "base_model.model.";
 
   private final LlamaConfig config;
   private final Precision precision;
@@ -399,8 +401,6 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     }
     return new PeftAdapter(loraSettings, modules);
   }
-
-  private static final String PREFIX_LORA = "base_model.model.";
 
   private HostTensor hostCopy(Map.Entry<String, Parameter> e) {
     NDArray a = e.getValue().getArray();
