@@ -402,6 +402,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     return new PeftAdapter(loraSettings, modules);
   }
 
+  /** A parameter's values on the host, as float32 whatever its type, under its map key. */
   private HostTensor hostCopy(Map.Entry<String, Parameter> e) {
     NDArray a = e.getValue().getArray();
     float[] data;
@@ -455,16 +456,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   public Map<String, HostTensor> toHostTensors() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (var e : named.entrySet()) {
-      NDArray a = e.getValue().getArray();
-      float[] data;
-      if (precision.weights() == DataType.FLOAT32) {
-        data = a.toFloatArray();
-      } else {
-        try (NDManager scratch = manager.newSubManager()) {
-          data = Bf16Casts.cast(a, DataType.FLOAT32, scratch).toFloatArray();
-        }
-      }
-      out.put(e.getKey(), new HostTensor(e.getKey(), a.getShape().getShape(), data));
+      out.put(e.getKey(), hostCopy(e));
     }
     return out;
   }
