@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.nucleon.rollout.data.Dataset;
 import dev.nucleon.rollout.data.DatasetRow;
 import dev.nucleon.rollout.data.DatasetSettings;
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -26,10 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class MultiNodeRunTest {
 
-  static int freePort() throws Exception {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
+  static int freePort() {
+    return TestPorts.free();
   }
 
   @Test

@@ -1,8 +1,5 @@
 package dev.nucleon.actors.monitor;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -28,10 +25,6 @@ final class ExternalTools {
 
   /** A free TCP port on 127.0.0.1 (for programs that cannot be told to pick one). */
   static int freePort() {
-    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
+    return dev.nucleon.actors.TestPorts.free();
   }
 }
