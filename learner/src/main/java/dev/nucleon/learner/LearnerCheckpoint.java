@@ -74,7 +74,7 @@ public final class LearnerCheckpoint {
     long step = learner.optimizer().step();
     int version = learner.version();
     Map<String, HostTensor> model = learner.policy().toHuggingFace();
-    PeftAdapter adapter = learner.policy().hasLora() ? learner.policy().lora() : null;
+    PeftAdapter adapter = learner.policy().lora();
     Map<String, HostTensor> optimizer = learner.optimizer().state();
     Map<String, String> states = new HashMap<>(rng);
     states.put("policy-version", Integer.toString(learner.version()));

@@ -74,15 +74,10 @@ public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, fl
     double dropout = number(config, k + "dropout", v -> v == 0, "0 (LoRA dropout is not supported in RL training: "
         + "it would randomize the learner's log-probs against the sampler's)");
     java.util.List<String> targets = config.getStringList(k + "targets");
-    for (String t : targets) {
-      if (!t.equals("all-linear") && !PeftAdapter.LINEAR_MODULES.contains(t)) {
-        throw new ConfigException.BadValue(config.getValue(k + "targets").origin(), k + "targets",
-            "expected all-linear or some of " + PeftAdapter.LINEAR_MODULES + ", got '" + t + "'");
-      }
-    }
-    if (targets.isEmpty()) {
-      throw new ConfigException.BadValue(config.getValue(k + "targets").origin(), k + "targets",
-          "expected all-linear or some of " + PeftAdapter.LINEAR_MODULES + ", got an empty list");
+    try {
+      PeftAdapter.checkTargets(targets);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException.BadValue(config.getValue(k + "targets").origin(), k + "targets", e.getMessage());
     }
     return PeftAdapter.Settings.of(rank, alpha, dropout, targets);
   }

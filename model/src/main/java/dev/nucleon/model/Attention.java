@@ -38,6 +38,7 @@ public final class Attention extends AbstractBlock {
   private Rope rope;
   /** LoRA on q, k, v and o ({@code null} where a projection is not adapted); null when no adapter is attached. */
   private LoraPart[] lora;
+  private static final LoraPart[] NO_LORA = new LoraPart[4];
 
   private final Precision precision;
 
@@ -155,7 +156,7 @@ public final class Attention extends AbstractBlock {
       // LoRA's side products go on each part, so an adapted model takes this path with or without autograd
       NDArray w = precision.weight(qkv, step);
       NDArray bias = precision.weight(qkvBias, step);
-      LoraPart[] l = lora == null ? new LoraPart[4] : lora;
+      LoraPart[] l = lora == null ? NO_LORA : lora;
       NDArray q = LoraPart.add(l[0], x, project(x, w, bias, 0, heads));
       NDArray k = LoraPart.add(l[1], x, project(x, w, bias, heads, heads + kvHeads));
       NDArray v = LoraPart.add(l[2], x, project(x, w, bias, heads + kvHeads, heads + 2L * kvHeads));

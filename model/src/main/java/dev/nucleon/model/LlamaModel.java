@@ -55,6 +55,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private DecodeScript decodeScript;
   /** LoRA parameters by PEFT's tensor names ({@code base_model.model.<module>.lora_A.weight}); empty when none. */
   private final Map<String, Parameter> lora = new LinkedHashMap<>();
+  /** The adapted projections by module name ({@code model.layers.0.self_attn.q_proj}), in attach order. */
+  private final Map<String, LoraPart> loraModules = new LinkedHashMap<>();
   private PeftAdapter.Settings loraSettings;
 
   private LlamaModel(LlamaConfig config, Precision precision) {
@@ -309,6 +311,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       Parameter a = loraParameter(module.name() + ".lora_A.weight", module.a(), m);
       Parameter b = loraParameter(module.name() + ".lora_B.weight", module.b(), m);
       LoraPart part = new LoraPart(a, b, module.scaling(), adapter.settings().dropout(), precision);
+      loraModules.put(module.name(), part);
       int at = PeftAdapter.LINEAR_MODULES.indexOf(proj);
       if (at < 4) {
         attention.computeIfAbsent(layer, k -> new LoraPart[4])[at] = part;
@@ -341,44 +344,24 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * the attached modules with the same shapes.
    */
   public void setLoraValues(PeftAdapter adapter) {
-    PeftAdapter current = lora();
-    if (current == null) {
+    if (loraModules.isEmpty()) {
       throw new IllegalStateException("no LoRA adapter is attached");
     }
-    if (!current.modules().keySet().equals(adapter.modules().keySet())) {
+    if (!loraModules.keySet().equals(adapter.modules().keySet())) {
       throw new IllegalArgumentException("the adapter's modules " + adapter.modules().keySet()
-          + " differ from the attached ones " + current.modules().keySet());
+          + " differ from the attached ones " + loraModules.keySet());
     }
-    for (PeftAdapter.Module m : adapter.modules().values()) { // all checked before anything is overwritten
-      double attached = current.modules().get(m.name()).scaling();
+    Map<String, HostTensor> values = new LinkedHashMap<>();
+    for (PeftAdapter.Module m : adapter.modules().values()) {
+      double attached = loraModules.get(m.name()).scaling();
       if (Math.abs(m.scaling() - attached) > 1e-12 * attached) {
         throw new IllegalArgumentException("LoRA module " + m.name() + ": the adapter's scaling " + m.scaling()
             + " differs from the attached one " + attached + " (lora_alpha or r changed)");
       }
-      requireShape(lora.get(PREFIX_LORA + m.name() + ".lora_A.weight"), m.a());
-      requireShape(lora.get(PREFIX_LORA + m.name() + ".lora_B.weight"), m.b());
+      values.put(PREFIX_LORA + m.name() + ".lora_A.weight", m.a());
+      values.put(PREFIX_LORA + m.name() + ".lora_B.weight", m.b());
     }
-    for (PeftAdapter.Module m : adapter.modules().values()) {
-      setValues(lora.get(PREFIX_LORA + m.name() + ".lora_A.weight"), m.a());
-      setValues(lora.get(PREFIX_LORA + m.name() + ".lora_B.weight"), m.b());
-    }
-  }
-
-  private static void requireShape(Parameter p, HostTensor t) {
-    if (!new Shape(t.shape()).equals(p.getShape())) {
-      throw new IllegalArgumentException(p.getName() + " has shape " + p.getShape() + ", the values "
-          + new Shape(t.shape()));
-    }
-  }
-
-  private void setValues(Parameter p, HostTensor t) {
-    if (precision.weights() == DataType.FLOAT32) {
-      p.getArray().set(FloatBuffer.wrap(t.data()));
-    } else {
-      try (NDManager scratch = manager.newSubManager()) {
-        Ops.writeAlong(p.getArray(), hostToDevice(scratch, t, precision.weights()), 0, 0);
-      }
-    }
+    write(lora, values);
   }
 
   /** Whether a LoRA adapter is attached. */
@@ -392,19 +375,14 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       return null;
     }
     List<PeftAdapter.Module> modules = new ArrayList<>();
-    List<Map.Entry<String, Parameter>> entries = new ArrayList<>(lora.entrySet());
-    for (int i = 0; i < entries.size(); i += 2) {
-      String name = entries.get(i).getKey();
-      String module = name.substring(PREFIX_LORA.length(), name.length() - ".lora_A.weight".length());
-      modules.add(new PeftAdapter.Module(module, hostCopy(entries.get(i)), hostCopy(entries.get(i + 1)),
-          loraSettings.scalingOf(module)));
-    }
+    loraModules.forEach((module, part) -> modules.add(new PeftAdapter.Module(module,
+        hostCopy(part.a().getName(), part.a()), hostCopy(part.b().getName(), part.b()), part.scaling())));
     return new PeftAdapter(loraSettings, modules);
   }
 
   /** A parameter's values on the host, as float32 whatever its type, under its map key. */
-  private HostTensor hostCopy(Map.Entry<String, Parameter> e) {
-    NDArray a = e.getValue().getArray();
+  private HostTensor hostCopy(String name, Parameter p) {
+    NDArray a = p.getArray();
     float[] data;
     if (precision.weights() == DataType.FLOAT32) {
       data = a.toFloatArray();
@@ -413,7 +391,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         data = Bf16Casts.cast(a, DataType.FLOAT32, scratch).toFloatArray();
       }
     }
-    return new HostTensor(e.getKey(), a.getShape().getShape(), data);
+    return new HostTensor(name, a.getShape().getShape(), data);
   }
 
   /** A LoRA matrix as a (frozen) parameter named {@code base_model.model.<tensor>}, registered in {@link #lora}. */
@@ -456,7 +434,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   public Map<String, HostTensor> toHostTensors() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (var e : named.entrySet()) {
-      out.put(e.getKey(), hostCopy(e));
+      out.put(e.getKey(), hostCopy(e.getKey(), e.getValue()));
     }
     return out;
   }
@@ -471,23 +449,35 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * off on the calling thread; every tensor must match its parameter's shape.
    */
   public void loadParameters(Map<String, HostTensor> weights) {
+    Map<String, HostTensor> byName = new LinkedHashMap<>();
     for (HostTensor t : weights.values()) {
-      Parameter p = named.get(t.name());
+      byName.put(t.name(), t);
+    }
+    write(named, byName);
+  }
+
+  /**
+   * Overwrites {@code targets} (by name) in place with {@code values}; every name and shape is checked before
+   * anything is written.
+   */
+  private void write(Map<String, Parameter> targets, Map<String, HostTensor> values) {
+    for (var e : values.entrySet()) {
+      Parameter p = targets.get(e.getKey());
       if (p == null) {
-        throw new IllegalArgumentException("unknown parameter '" + t.name() + "'");
+        throw new IllegalArgumentException("unknown parameter '" + e.getKey() + "'");
       }
-      if (!new Shape(t.shape()).equals(p.getShape())) {
-        throw new IllegalArgumentException("parameter '" + t.name() + "' has shape " + new Shape(t.shape())
-            + ", expected " + p.getShape());
+      if (!new Shape(e.getValue().shape()).equals(p.getShape())) {
+        throw new IllegalArgumentException("parameter '" + e.getKey() + "' has shape "
+            + new Shape(e.getValue().shape()) + ", expected " + p.getShape());
       }
     }
-    for (HostTensor t : weights.values()) {
-      NDArray p = named.get(t.name()).getArray();
+    for (var e : values.entrySet()) {
+      NDArray p = targets.get(e.getKey()).getArray();
       if (precision.weights() == DataType.FLOAT32) {
-        p.set(FloatBuffer.wrap(t.data()));
+        p.set(FloatBuffer.wrap(e.getValue().data()));
       } else {
         try (NDManager scratch = manager.newSubManager()) {
-          Ops.writeAlong(p, hostToDevice(scratch, t, precision.weights()), 0, 0); // rounds to nearest even
+          Ops.writeAlong(p, hostToDevice(scratch, e.getValue(), precision.weights()), 0, 0); // rounds to nearest even
         }
       }
     }

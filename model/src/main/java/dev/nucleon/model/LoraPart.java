@@ -28,6 +28,18 @@ final class LoraPart {
     this.precision = precision;
   }
 
+  Parameter a() {
+    return a;
+  }
+
+  Parameter b() {
+    return b;
+  }
+
+  double scaling() {
+    return scaling;
+  }
+
   /** {@code base + scaling * B (A x)}, where {@code base} is the frozen projection of {@code x}. */
   static NDArray add(LoraPart part, NDArray x, NDArray base) {
     return part == null ? base : base.add(part.delta(x));

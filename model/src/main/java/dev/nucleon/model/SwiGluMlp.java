@@ -30,6 +30,7 @@ public final class SwiGluMlp extends AbstractBlock {
   private final Precision precision;
   /** LoRA on gate, up and down (null entries not adapted); null when no adapter is attached. */
   private LoraPart[] lora;
+  private static final LoraPart[] NO_LORA = new LoraPart[3];
 
   SwiGluMlp(int dim, int inner, boolean bias, Precision precision) {
     this.precision = precision;
@@ -72,7 +73,7 @@ public final class SwiGluMlp extends AbstractBlock {
     NDArray bias = precision.weight(gateUpBias, x.getManager());
     if (JniUtils.isGradMode() || lora != null) {
       long inner = w.getShape().get(0) / 2;
-      LoraPart[] l = lora == null ? new LoraPart[3] : lora;
+      LoraPart[] l = lora == null ? NO_LORA : lora;
       gate = LoraPart.add(l[0], x, Ops.linearRows(x, w, bias, 0, inner));
       up = LoraPart.add(l[1], x, Ops.linearRows(x, w, bias, inner, 2 * inner));
     } else {

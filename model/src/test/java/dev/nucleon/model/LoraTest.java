@@ -199,11 +199,7 @@ class LoraTest {
   }
 
   private static HostTensor random(long[] shape, SplittableRandom rng) {
-    float[] v = new float[(int) HostTensor.numel(shape)];
-    for (int i = 0; i < v.length; i++) {
-      v[i] = (float) (rng.nextDouble() - 0.5) * 0.3f;
-    }
-    return new HostTensor("t", shape, v);
+    return TinyModels.randomTensor("t", shape, rng, 0.3f);
   }
 
   private static void assertClose(float[] want, float[] got, double tolerance, String what) {

@@ -45,6 +45,16 @@ public final class TinyModels {
         new int[] {2}, false, new int[] {3, 0});
   }
 
+  /** A tensor of values uniform in {@code +-scale/2} from {@code rng} (LoRA matrices, hand-made weights). */
+  public static dev.nucleon.model.io.HostTensor randomTensor(String name, long[] shape,
+      java.util.SplittableRandom rng, float scale) {
+    float[] v = new float[(int) dev.nucleon.model.io.HostTensor.numel(shape)];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = (float) (rng.nextDouble() - 0.5) * scale;
+    }
+    return new dev.nucleon.model.io.HostTensor(name, shape, v);
+  }
+
   /** By name, for parameterized tests. */
   public static LlamaConfig named(String name) {
     return switch (name) {

@@ -76,10 +76,6 @@ class MergeCommandTest {
   }
 
   private static HostTensor random(long[] shape, SplittableRandom rng) {
-    float[] v = new float[(int) HostTensor.numel(shape)];
-    for (int i = 0; i < v.length; i++) {
-      v[i] = (float) (rng.nextDouble() - 0.5) * 0.2f;
-    }
-    return new HostTensor("t", shape, v);
+    return TinyModels.randomTensor("t", shape, rng, 0.2f);
   }
 }

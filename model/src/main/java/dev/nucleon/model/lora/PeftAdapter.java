@@ -147,20 +147,8 @@ public final class PeftAdapter {
      * projection of every block; the output head is not a target, as in PEFT).
      */
     public List<String> modules(LlamaConfig c) {
-      List<String> shortNames = new ArrayList<>();
-      for (String t : targets) {
-        if (t.equals("all-linear")) {
-          shortNames.addAll(LINEAR_MODULES);
-        } else if (LINEAR_MODULES.contains(t)) {
-          shortNames.add(t);
-        } else {
-          throw new IllegalArgumentException("unknown LoRA target '" + t + "': expected all-linear or some of "
-              + LINEAR_MODULES);
-        }
-      }
-      if (shortNames.isEmpty()) {
-        throw new IllegalArgumentException("LoRA targets are empty: name all-linear or some of " + LINEAR_MODULES);
-      }
+      checkTargets(targets);
+      List<String> shortNames = targets.contains("all-linear") ? LINEAR_MODULES : targets;
       List<String> out = new ArrayList<>();
       for (int i = 0; i < c.numLayers(); i++) {
         for (String m : LINEAR_MODULES) {
@@ -170,6 +158,22 @@ public final class PeftAdapter {
         }
       }
       return out;
+    }
+  }
+
+  /**
+   * Throws naming the first target that is neither {@code all-linear} nor a projection of {@link #LINEAR_MODULES},
+   * or when there is none.
+   */
+  public static void checkTargets(List<String> targets) {
+    for (String t : targets) {
+      if (!t.equals("all-linear") && !LINEAR_MODULES.contains(t)) {
+        throw new IllegalArgumentException("unknown LoRA target '" + t + "': expected all-linear or some of "
+            + LINEAR_MODULES);
+      }
+    }
+    if (targets.isEmpty()) {
+      throw new IllegalArgumentException("LoRA targets are empty: name all-linear or some of " + LINEAR_MODULES);
     }
   }
 

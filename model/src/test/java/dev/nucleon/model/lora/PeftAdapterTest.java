@@ -258,10 +258,6 @@ class PeftAdapterTest {
   }
 
   private static HostTensor random(String name, long[] shape, SplittableRandom rng) {
-    float[] v = new float[(int) HostTensor.numel(shape)];
-    for (int i = 0; i < v.length; i++) {
-      v[i] = (float) (rng.nextDouble() - 0.5) * 0.2f;
-    }
-    return new HostTensor(name, shape, v);
+    return TinyModels.randomTensor(name, shape, rng, 0.2f);
   }
 }
