@@ -123,7 +123,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
         ctx.messageAdapter(Receptionist.Listing.class, WorkersListing::new)));
     if (learner.version() > 0) {
       // resumed: workers start from the base model and must get these weights first
-      this.published = onLearnerThread(() -> learner.policy().effectiveHostTensors()).join();
+      this.published = onLearnerThread(() -> learner.policy().policyUpdate()).join();
     }
     replay.tell(new ReplayActor.VersionChanged(learner.version()));
     replay.tell(new ReplayActor.LearnerReady(ctx.getSelf()));
@@ -164,7 +164,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
         || nextVersion >= settings.run().totalSteps();
     getContext().pipeToSelf(onLearnerThread(() -> {
       StepStats stats = learner.train(t.batch());
-      Map<String, HostTensor> weights = publish ? learner.policy().effectiveHostTensors() : null;
+      Map<String, HostTensor> weights = publish ? learner.policy().policyUpdate() : null;
       return new Trained(t.batch(), stats, weights, null);
     }), (result, error) -> error != null ? new Trained(t.batch(), null, null, error) : result);
     return this;
@@ -367,7 +367,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     }
     finishing = true;
     int version = learner.version();
-    getContext().pipeToSelf(onLearnerThread(() -> learner.policy().effectiveHostTensors()),
+    getContext().pipeToSelf(onLearnerThread(() -> learner.policy().policyUpdate()),
         (weights, error) -> new FinalWeights(version, weights, error));
     return this;
   }

@@ -329,7 +329,7 @@ public final class NucleonNode implements AutoCloseable {
           ? CompletableFuture.supplyAsync(() -> base.instantiate(manager, Precision.inference(dtype)), thread).join()
           : null;
       learner = new Learner(policy, reference, settings.training().loss(), settings.training().optimizer(),
-          settings.training().spikes(), settings.training().temperature(), 0);
+          settings.training().spikes(), settings.training().updates(), settings.training().temperature(), 0);
       if (ckpt.isPresent()) {
         Learner l = learner;
         TrainerState state = CompletableFuture.supplyAsync(() -> {
@@ -396,6 +396,10 @@ public final class NucleonNode implements AutoCloseable {
       NDManager manager = NDManager.newBaseManager(Engines.device(devices.get(i)));
       resources.add(manager);
       LlamaModel model = base.instantiate(manager, Precision.inference(settings.rollout().dtype()));
+      if (settings.training().lora() != null) {
+        // the learner sends each version's adapter alone; the base stays as loaded here
+        model.takeAdapterUpdates(settings.training().lora(), settings.rollout().adapterUpdates());
+      }
       RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling,
           settings.rollout().batchSlots());
       String name = "rollout-" + i;

@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import ai.djl.ndarray.types.DataType;
 import dev.nucleon.learner.LearnerSettings;
+import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.Precision;
 import dev.nucleon.replay.ReplaySettings;
 import java.nio.file.Path;
@@ -28,7 +29,7 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
 
   /** {@code nucleon.rollout}; {@code dtype} is float32 or bfloat16 (weights and compute). */
   public record Rollout(List<String> devices, int groupsPerBatch, int topK, float topP, int maxNewTokens, int threads,
-      Duration groupTimeout, DataType dtype, int batchSlots) {}
+      Duration groupTimeout, DataType dtype, int batchSlots, LlamaModel.AdapterUpdates adapterUpdates) {}
 
   /**
    * {@code nucleon.learner}; {@code dtype} is the compute type (bfloat16: mixed precision over float32 masters),
@@ -76,7 +77,7 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     Rollout rollout = new Rollout(devices, atLeast(c, "nucleon.rollout.groups-per-batch", 1),
         atLeast(c, "nucleon.rollout.top-k", 0), (float) topP, atLeast(c, "nucleon.rollout.max-new-tokens", 1),
         atLeast(c, "nucleon.rollout.threads", 0), c.getDuration("nucleon.rollout.group-timeout"),
-        dtype(c, "nucleon.rollout.dtype"), atLeast(c, "nucleon.rollout.batch-slots", 0));
+        dtype(c, "nucleon.rollout.dtype"), atLeast(c, "nucleon.rollout.batch-slots", 0), adapterUpdates(c));
     String learnerDevice = c.getString("nucleon.learner.device");
     checkDevice(c, "nucleon.learner.device", learnerDevice);
     long chunk = c.getBytes("nucleon.learner.weight-chunk-bytes");
@@ -165,6 +166,16 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     if (!(n.equals("cpu") || n.equals("gpu") || n.matches("gpu:\\d+"))) {
       throw bad(c, key, "device '" + d + "': expected cpu, gpu or gpu:N");
     }
+  }
+
+  /** {@code nucleon.rollout.adapter-updates}: merged or side-products. */
+  private static LlamaModel.AdapterUpdates adapterUpdates(Config c) {
+    String key = "nucleon.rollout.adapter-updates";
+    return switch (c.getString(key)) {
+      case "merged" -> LlamaModel.AdapterUpdates.MERGED;
+      case "side-products" -> LlamaModel.AdapterUpdates.SIDE_PRODUCTS;
+      default -> throw bad(c, key, "must be merged or side-products, got '" + c.getString(key) + "'");
+    };
   }
 
   private static DataType dtype(Config c, String key) {

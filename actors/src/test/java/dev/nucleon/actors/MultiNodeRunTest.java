@@ -165,6 +165,49 @@ class MultiNodeRunTest {
     }
   }
 
+  /**
+   * A LoRA run across two nodes: the learner streams each policy version's adapter alone (PEFT's tensors, a tenth
+   * of the model here), the rollout node merges it into its own copy of the base, and what it samples scores the
+   * same under the learner's base + adapter (the log-prob gap of on-policy steps).
+   */
+  @Test
+  void loraVersionsTravelAsTheAdapterAloneAndTheWorkerComputesTheLearnersModel(@TempDir Path dir)
+      throws Exception {
+    int portA = freePort();
+    Map<String, String> common = smallCluster(portA, 6);
+    common.put("nucleon.algorithm.max-staleness", "0");
+    common.put("nucleon.run.eval.size", "0");
+    common.put("nucleon.learner.lora.rank", "4");
+    common.put("nucleon.learner.optimizer.lr", "1e-2");
+    Map<String, String> a = node(common, "[coordinator, learner]", portA);
+    Map<String, String> b = node(common, "[rollout, reward]", freePort());
+    RunReporter.Summary summary;
+    String scrape;
+    try (NucleonNode nodeA = NucleonNode.start(TestRuns.settings(a), dir, false, null);
+        NucleonNode nodeB = NucleonNode.start(TestRuns.settings(b), dir.resolve("b"), false, null)) {
+      summary = nodeA.finished().get(240, TimeUnit.SECONDS);
+      scrape = nodeB.metrics().scrapeText();
+    }
+    assertEquals(6, summary.steps());
+    double fetched = metric(scrape, "nucleon_weights_fetched_bytes_total");
+    double versions = metric(scrape, "nucleon_weights_fetch_seconds_count");
+    long adapter = adapterWireBytes(4);
+    long whole = quickstartWireBytes(false);
+    assertTrue(versions >= 6, "the worker fetched " + versions + " versions");
+    assertTrue(fetched <= versions * adapter, "the worker streamed " + fetched + " bytes for " + versions
+        + " versions; an adapter is " + adapter + " bytes on the wire (the whole model " + whole + ")");
+    assertTrue(adapter * 5 < whole, "the adapter is " + adapter + " bytes, the model " + whole);
+    int checked = 0;
+    for (JsonNode row : TestRuns.rows(dir, "step")) {
+      if (row.has("logprob_gap_max")) {
+        checked++;
+        assertTrue(row.get("logprob_gap_max").asDouble() < 1e-3, "step " + row.get("step") + ": the worker's "
+            + "log-probs differ from the learner's base + adapter by " + row.get("logprob_gap_max"));
+      }
+    }
+    assertTrue(checked >= 5, "on-policy steps with a log-prob gap: " + checked);
+  }
+
   /** The value of a one-series metric in a Prometheus scrape. */
   private static double metric(String scrape, String name) {
     return scrape.lines().filter(l -> l.startsWith(name + "{")).mapToDouble(l -> Double.parseDouble(
@@ -186,6 +229,18 @@ class MultiNodeRunTest {
     common.put("nucleon.reward-scorer.scorers", "1");
     common.put("nucleon.cluster.seed-nodes", "[\"pekko://nucleon@127.0.0.1:" + seedPort + "\"]");
     return common;
+  }
+
+  /** Bytes of one version of an all-linear LoRA adapter of rank {@code rank} on the quickstart model, in float32. */
+  private static long adapterWireBytes(int rank) {
+    dev.nucleon.model.Engines.start();
+    try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager();
+        dev.nucleon.model.LlamaModel model = dev.nucleon.model.ModelFiles.read(
+            TestRuns.REPO.resolve("conf/models/quickstart-base")).instantiate(m)) {
+      model.attachLora(dev.nucleon.model.lora.PeftAdapter.Settings.of(rank, 16, 0, List.of("all-linear")), 1);
+      return dev.nucleon.actors.weights.WeightStream.wireBytes(model.policyUpdate().values().stream()
+          .map(dev.nucleon.actors.weights.TensorSource::of).toList(), false);
+    }
   }
 
   /** Bytes of one whole version of the quickstart base model on the wire. */

@@ -123,6 +123,11 @@ public final class AdamW implements AutoCloseable {
     return apply(measure(), false);
   }
 
+  /** {@link #apply(Norms, boolean, long)} at the schedule position of the optimizer step count. */
+  public Update apply(Norms norms, boolean skip) {
+    return apply(norms, skip, step);
+  }
+
   /**
    * Applies the accumulated gradients, then zeroes them. A non-finite norm, or {@code skip}, leaves weights and
    * moments as they are (the step is not counted). Runs with autograd off on the calling thread (in-place updates
@@ -135,10 +140,12 @@ public final class AdamW implements AutoCloseable {
    *
    * @param norms what {@link #measure()} returned for these gradients
    * @param skip true to drop this update (for example a gradient spike the caller refuses)
+   * @param schedulePosition the step of the learning-rate schedule this update takes its rate from (the learner
+   *     counts training batches there when it takes several updates per batch)
    */
-  public Update apply(Norms norms, boolean skip) {
+  public Update apply(Norms norms, boolean skip, long schedulePosition) {
     double norm = norms.norm();
-    double lr = settings.lr() * settings.schedule().multiplier(step);
+    double lr = settings.lr() * settings.schedule().multiplier(schedulePosition);
     boolean gradMode = JniUtils.isGradMode();
     JniUtils.setGradMode(false);
     try (NDManager tmp = manager.newSubManager()) {

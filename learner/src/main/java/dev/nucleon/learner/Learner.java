@@ -16,7 +16,8 @@ import java.util.List;
 /**
  * Trains the policy: per training batch, forward and backward over every micro-batch (gradients accumulate, and
  * the loss normalizer spans the whole batch, so the step equals one large-batch step), then one AdamW update, and
- * the policy version goes up by one.
+ * the policy version goes up by one. With {@link Updates} above one, the batch is cut into minibatches and each
+ * gets that treatment, possibly for several epochs, before the version goes up.
  *
  * <p>Thread-confined: DJL's autograd mode is per thread and only one gradient collector may be open per process,
  * so one thread (the learner actor's) drives every call.
@@ -31,6 +32,7 @@ public final class Learner implements AutoCloseable {
   private final float temperature;
   private final AdamW optimizer;
   private final GradSpikeGuard spikes;
+  private final Updates updates;
   private int version;
   private StepProbe probe = StepProbe.NONE;
 
@@ -72,6 +74,21 @@ public final class Learner implements AutoCloseable {
    */
   public Learner(LlamaModel policy, LlamaModel reference, LossSettings loss, OptimizerSettings optimizer,
       GradSpikeGuard.Settings spikes, float temperature, int version) {
+    this(policy, reference, loss, optimizer, spikes, Updates.ONE, temperature, version);
+  }
+
+  /**
+   * @param policy the model to train (made trainable here)
+   * @param reference frozen model for the KL term, or null
+   * @param loss loss settings
+   * @param optimizer optimizer settings; its schedule advances once per training batch
+   * @param spikes when a gradient norm counts as a spike, and whether such an update is skipped
+   * @param updates optimizer steps per training batch
+   * @param temperature the sampling temperature whose distribution produced the behaviour log-probs
+   * @param version the policy version of the current weights
+   */
+  public Learner(LlamaModel policy, LlamaModel reference, LossSettings loss, OptimizerSettings optimizer,
+      GradSpikeGuard.Settings spikes, Updates updates, float temperature, int version) {
     if (loss.klCoef() > 0 && reference == null) {
       throw new IllegalArgumentException("kl-coef > 0 needs a reference model");
     }
@@ -83,6 +100,7 @@ public final class Learner implements AutoCloseable {
     this.reference = reference;
     this.loss = loss;
     this.temperature = temperature;
+    this.updates = java.util.Objects.requireNonNull(updates, "updates");
     this.version = version;
     policy.setTrainable(true);
     if (reference != null) {
@@ -121,8 +139,10 @@ public final class Learner implements AutoCloseable {
   }
 
   /**
-   * One policy-gradient step on a training batch. The version goes up by one per step, also when the update was
-   * skipped because the gradient was not finite (then the weights of the new version equal the old ones).
+   * One policy-gradient step on a training batch: {@link Updates#perBatch()} optimizer steps (one by default), each
+   * over one minibatch of the batch with its own loss normalizer. The version goes up by one per batch, also when
+   * an update was skipped because the gradient was not finite (then the weights of the new version may equal the
+   * old ones).
    */
   public StepStats train(TrainingBatch batch) {
     long start = System.nanoTime();
@@ -130,59 +150,155 @@ public final class Learner implements AutoCloseable {
     for (TrainingSample s : batch.samples()) {
       tokens += s.trajectory().completionTokens().length;
     }
-    int sequences = batch.samples().size();
-    double normalizer = PolicyLoss.normalizer(loss, tokens, sequences);
-    double lossSum = 0;
-    double clipped = 0;
-    double ratioSum = 0;
-    double ratioMax = 0;
-    double klSum = 0;
-    double entropySum = 0;
-    double tisCapped = 0;
-    double tokenCount = 0;
+    List<List<List<TrainingSample>>> minibatches = minibatches(batch, updates.minibatches());
+    // TIS weighs each token by the policy at the start of the step over the behaviour policy: after the first
+    // update of a batch that policy is no longer the one being trained, so its log-probs are taken up front
+    java.util.Map<TrainingSample, float[]> proximal =
+        loss.tisCap() > 0 && updates.epochs() * minibatches.size() > 1 ? proximalLogProbs(batch) : null;
+    Sums sums = new Sums();
     LogProbGap.Accumulator gap = new LogProbGap.Accumulator();
+    Applied last = null;
+    double gradNormSum = 0;
+    Applied largest = null;
+    boolean skipped = false;
+    boolean spike = false;
+    int applied = 0;
+    for (int epoch = 0; epoch < updates.epochs(); epoch++) {
+      for (List<List<TrainingSample>> minibatch : minibatches) {
+        // the log-prob gap compares the sampler with these exact weights: only before the batch's first update
+        accumulate(minibatch, proximal, sums, applied == 0 ? gap : null);
+        probe.beforeUpdate();
+        last = update(version);
+        applied++;
+        gradNormSum += last.update().gradNorm();
+        if (largest == null || !(last.update().gradNorm() <= largest.update().gradNorm())) {
+          largest = last;
+        }
+        skipped |= last.update().skipped();
+        spike |= last.verdict().spike();
+      }
+    }
+    // a skipped update (non-finite gradient) still ends the step: the batch is consumed and the version counts
+    // batches, so the coordinator's admission bookkeeping (groups per version) stays exact
+    version++;
+    double n = Math.max(1, sums.tokenCount);
+    AdamW.Norms norms = largest.update().norms();
+    return new StepStats(optimizer.step(), version, sums.loss / applied, batch.samples().size(), tokens,
+        sums.clipped / n, sums.ratio / n, sums.ratioMax, sums.kl / n, sums.entropy / n, sums.tisCapped / n,
+        gradNormSum / applied, last.update().lr(), skipped, (System.nanoTime() - start) / 1e9,
+        norms.maxParamNorm(), norms.maxParam(), spike, last.verdict().median(), gap.result());
+  }
+
+  /** Statistics summed over the micro-batches of a training step. */
+  private static final class Sums {
+    double loss;
+    double clipped;
+    double ratio;
+    double ratioMax;
+    double kl;
+    double entropy;
+    double tisCapped;
+    double tokenCount;
+  }
+
+  /**
+   * Forward and backward over a minibatch's micro-batches: gradients accumulate, and the loss normalizer spans the
+   * minibatch, so its update equals one large-batch step over it.
+   */
+  private void accumulate(List<List<TrainingSample>> micros, java.util.Map<TrainingSample, float[]> proximal,
+      Sums sums, LogProbGap.Accumulator gap) {
+    long tokens = 0;
+    int sequences = 0;
+    for (List<TrainingSample> micro : micros) {
+      for (TrainingSample s : micro) {
+        tokens += s.trajectory().completionTokens().length;
+        sequences++;
+      }
+    }
+    double normalizer = PolicyLoss.normalizer(loss, tokens, sequences);
     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-      for (List<TrainingSample> micro : batch.microBatches()) {
+      for (List<TrainingSample> micro : micros) {
         if (micro.stream().allMatch(s -> s.trajectory().completionTokens().length == 0)) {
           continue; // nothing to score: no loss, no gradient
         }
         try (NDManager m = policy.manager().newSubManager()) {
-          MicroBatch mb = MicroBatch.of(m, micro);
+          MicroBatch mb = MicroBatch.of(m, micro, proximal);
           NDArray logProbs = policy.logSoftmaxAt(mb.tokens(), mb.positions(), temperature);
           NDArray logp = LlamaModel.pick(logProbs, mb.targets());
-          if (mb.sampledBy(version)) {
+          if (gap != null && mb.sampledBy(version)) {
             NDArray seen = logp.stopGradient();
             seen.attach(m);
             gap.add(seen.toFloatArray(), mb.behaviourValues(), mb.tokenVersions(), version);
           }
           NDArray ref = reference == null || loss.klCoef() == 0 ? null : referenceLogProbs(mb);
-          PolicyLoss.Output out = PolicyLoss.compute(loss,
-              new PolicyLoss.Inputs(logp, mb.behaviour(), mb.advantages(), mb.mask(), mb.lengths(), ref),
-              normalizer);
+          PolicyLoss.Output out = PolicyLoss.compute(loss, new PolicyLoss.Inputs(logp, mb.behaviour(),
+              mb.advantages(), mb.mask(), mb.lengths(), ref, mb.proximal()), normalizer);
           probe.beforeBackward();
           gc.backward(out.loss());
-          lossSum += out.loss().getFloat();
-          clipped += out.clippedTokens();
-          ratioSum += out.ratioSum();
-          ratioMax = Math.max(ratioMax, out.ratioMax());
-          klSum += out.klSum();
-          tisCapped += out.tisCappedTokens();
-          tokenCount += out.tokens();
-          entropySum += entropy(logProbs);
+          sums.loss += out.loss().getFloat();
+          sums.clipped += out.clippedTokens();
+          sums.ratio += out.ratioSum();
+          sums.ratioMax = Math.max(sums.ratioMax, out.ratioMax());
+          sums.kl += out.klSum();
+          sums.tisCapped += out.tisCappedTokens();
+          sums.tokenCount += out.tokens();
+          sums.entropy += entropy(logProbs);
         }
       }
     }
-    probe.beforeUpdate();
-    Applied a = update();
-    AdamW.Update u = a.update();
-    // a skipped update (non-finite gradient) still ends the step: the batch is consumed and the version counts
-    // optimizer steps, so the coordinator's admission bookkeeping (groups per version) stays exact
-    version++;
-    double n = Math.max(1, tokenCount);
-    return new StepStats(optimizer.step(), version, lossSum, sequences, tokens, clipped / n, ratioSum / n, ratioMax,
-        klSum / n, entropySum / n, tisCapped / n, u.gradNorm(), u.lr(), u.skipped(),
-        (System.nanoTime() - start) / 1e9, u.norms().maxParamNorm(), u.norms().maxParam(), a.verdict().spike(),
-        a.verdict().median(), gap.result());
+  }
+
+  /**
+   * The batch cut into {@code parts} minibatches of consecutive samples (as even as whole samples allow; fewer when
+   * the batch has fewer samples), each as the batch's own micro-batches restricted to its samples, so every
+   * micro-batch stays within the token budget the batch was packed for.
+   */
+  static List<List<List<TrainingSample>>> minibatches(TrainingBatch batch, int parts) {
+    List<TrainingSample> samples = batch.samples();
+    int k = Math.max(1, Math.min(parts, samples.size()));
+    if (k == 1) {
+      return List.of(batch.microBatches());
+    }
+    java.util.Map<TrainingSample, Integer> part = new java.util.IdentityHashMap<>();
+    for (int i = 0; i < samples.size(); i++) {
+      part.put(samples.get(i), (int) ((long) i * k / samples.size()));
+    }
+    List<List<List<TrainingSample>>> out = new java.util.ArrayList<>(k);
+    for (int j = 0; j < k; j++) {
+      List<List<TrainingSample>> micros = new java.util.ArrayList<>();
+      for (List<TrainingSample> micro : batch.microBatches()) {
+        final int p = j;
+        List<TrainingSample> mine = micro.stream().filter(s -> part.get(s) == p).toList();
+        if (!mine.isEmpty()) {
+          micros.add(mine);
+        }
+      }
+      out.add(micros);
+    }
+    return out;
+  }
+
+  /** Each sample's completion log-probs under the current weights, without autograd (TIS's proximal policy). */
+  private java.util.Map<TrainingSample, float[]> proximalLogProbs(TrainingBatch batch) {
+    java.util.Map<TrainingSample, float[]> out = new java.util.IdentityHashMap<>();
+    boolean mode = JniUtils.isGradMode();
+    JniUtils.setGradMode(false);
+    try {
+      for (List<TrainingSample> micro : batch.microBatches()) {
+        try (NDManager m = policy.manager().newSubManager()) {
+          float[] all = MicroBatch.of(m, micro, null).logProbs(policy, temperature).toFloatArray();
+          int k = 0;
+          for (TrainingSample s : micro) {
+            int n = s.trajectory().completionTokens().length;
+            out.put(s, java.util.Arrays.copyOfRange(all, k, k + n));
+            k += n;
+          }
+        }
+      }
+    } finally {
+      JniUtils.setGradMode(mode);
+    }
+    return out;
   }
 
   /**
@@ -201,8 +317,11 @@ public final class Learner implements AutoCloseable {
 
   private record Applied(AdamW.Update update, GradSpikeGuard.Verdict verdict) {}
 
-  /** Measures the gradients, judges their norm against recent steps, and applies them unless refused. */
-  private Applied update() {
+  /**
+   * Measures the gradients, judges their norm against recent steps, and applies them unless refused, at a
+   * learning-rate schedule position.
+   */
+  private Applied update(long schedulePosition) {
     AdamW.Norms norms = optimizer.measure();
     GradSpikeGuard.Verdict verdict = spikes.observe(norms.norm());
     boolean refuse = verdict.spike() && spikes.settings().skip();
@@ -213,7 +332,7 @@ public final class Learner implements AutoCloseable {
           norms.maxParam(), String.format("%.4g", norms.maxParamNorm()),
           refuse ? "update skipped (grad-spike-skip = true)" : "update applied after clipping");
     }
-    return new Applied(optimizer.apply(norms, refuse), verdict);
+    return new Applied(optimizer.apply(norms, refuse, schedulePosition), verdict);
   }
 
   /**
@@ -260,7 +379,7 @@ public final class Learner implements AutoCloseable {
       }
     }
     probe.beforeUpdate();
-    Applied a = update();
+    Applied a = update(optimizer.step());
     AdamW.Update u = a.update();
     return new StepStats(optimizer.step(), version, lossSum, prompts.size(), tokens, 0, 1, 1, 0, 0, 0, u.gradNorm(),
         u.lr(), u.skipped(), (System.nanoTime() - start) / 1e9, u.norms().maxParamNorm(), u.norms().maxParam(),
@@ -280,7 +399,7 @@ public final class Learner implements AutoCloseable {
    * policy version that sampled each token are also kept on the host, for the log-prob gap.
    */
   record MicroBatch(NDArray tokens, NDArray positions, NDArray targets, NDArray mask, NDArray behaviour,
-      NDArray advantages, NDArray lengths, float[] behaviourValues, int[] tokenVersions) {
+      NDArray advantages, NDArray lengths, NDArray proximal, float[] behaviourValues, int[] tokenVersions) {
 
     /** Whether any token of this micro-batch was sampled by the weights of {@code version}. */
     boolean sampledBy(int version) {
@@ -307,6 +426,14 @@ public final class Learner implements AutoCloseable {
     }
 
     static MicroBatch of(NDManager m, List<TrainingSample> samples) {
+      return of(m, samples, null);
+    }
+
+    /**
+     * @param proximal each sample's log-probs under the policy at the start of the step (TIS), or null to take the
+     *     current forward's (detached) as the proximal ones
+     */
+    static MicroBatch of(NDManager m, List<TrainingSample> samples, java.util.Map<TrainingSample, float[]> proximal) {
       int b = samples.size();
       List<int[]> prompts = new java.util.ArrayList<>(b);
       List<int[]> completions = new java.util.ArrayList<>(b);
@@ -320,9 +447,13 @@ public final class Learner implements AutoCloseable {
       int[] versions = new int[n];
       float[] adv = new float[n];
       float[] len = new float[n];
+      float[] prox = proximal == null ? null : new float[n];
       int k = 0;
       for (TrainingSample s : samples) {
         Trajectory t = s.trajectory();
+        if (prox != null) {
+          System.arraycopy(proximal.get(s), 0, prox, k, t.completionTokens().length);
+        }
         int version = soleVersion(t.tokenVersions());
         for (int j = 0; j < t.completionTokens().length; j++, k++) {
           behaviour[k] = t.behaviourLogProbs()[j];
@@ -333,7 +464,7 @@ public final class Learner implements AutoCloseable {
       }
       Layout l = Layout.of(m, prompts, completions);
       return new MicroBatch(l.tokens, l.positions, l.targets, m.ones(new Shape(n)), m.create(behaviour),
-          m.create(adv), m.create(len), behaviour, versions);
+          m.create(adv), m.create(len), prox == null ? null : m.create(prox), behaviour, versions);
     }
 
     /**
@@ -352,7 +483,7 @@ public final class Learner implements AutoCloseable {
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {
       Layout l = Layout.of(m, prompts, targets);
-      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null, null, null);
+      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null, null, null, null);
     }
   }
 

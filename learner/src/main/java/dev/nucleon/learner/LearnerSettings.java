@@ -14,10 +14,11 @@ import java.util.function.DoublePredicate;
  * @param optimizer AdamW and its schedule ({@code nucleon.learner})
  * @param temperature the rollouts' sampling temperature ({@code nucleon.algorithm.temperature})
  * @param spikes the gradient-spike guard ({@code nucleon.learner.grad-spike-*})
+ * @param updates optimizer steps per training batch ({@code nucleon.learner.epochs} and {@code minibatches})
  * @param lora LoRA adapters to train on a frozen base ({@code nucleon.learner.lora}), or null to train every weight
  */
 public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, float temperature,
-    GradSpikeGuard.Settings spikes, PeftAdapter.Settings lora) {
+    GradSpikeGuard.Settings spikes, Updates updates, PeftAdapter.Settings lora) {
 
   public static LearnerSettings from(Config config) {
     String l = "nucleon.algorithm.loss.";
@@ -58,7 +59,10 @@ public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, fl
         (int) number(config, "nucleon.learner.grad-spike-window", v -> v >= 3 && v == Math.rint(v),
             "an integer >= 3"),
         config.getBoolean("nucleon.learner.grad-spike-skip"));
-    return new LearnerSettings(loss, optimizer, temperature, spikes, lora(config));
+    Updates updates = new Updates(
+        (int) number(config, "nucleon.learner.epochs", v -> v >= 1 && v == Math.rint(v), "an integer >= 1"),
+        (int) number(config, "nucleon.learner.minibatches", v -> v >= 1 && v == Math.rint(v), "an integer >= 1"));
+    return new LearnerSettings(loss, optimizer, temperature, spikes, updates, lora(config));
   }
 
   /** {@code nucleon.learner.lora}: null when {@code rank = 0}. */

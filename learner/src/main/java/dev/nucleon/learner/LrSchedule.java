@@ -3,7 +3,8 @@ package dev.nucleon.learner;
 import java.util.Locale;
 
 /**
- * The learning-rate multiplier at an optimizer step (0-based): linear warmup from {@code 1/warmup} to 1 over
+ * The learning-rate multiplier at a step (0-based; the RL learner counts training batches, pretraining counts
+ * optimizer steps): linear warmup from {@code 1/warmup} to 1 over
  * {@code warmupSteps}, then constant, or a linear or cosine decay to {@code minRatio} at {@code totalSteps}.
  *
  * @param type constant, linear or cosine

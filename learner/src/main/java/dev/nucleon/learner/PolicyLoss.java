@@ -11,13 +11,14 @@ import dev.nucleon.model.Ops;
  * <p>Per completion token, with advantage A of its sequence:
  * <ol>
  *   <li>Without TIS: {@code r = exp(logp - logp_behaviour)}. With TIS: {@code r = exp(logp - logp_prox)} where the
- *       proximal log-prob is {@code logp} itself, detached (the policy at the start of this step), and the token is
- *       weighted by {@code w = min(exp(logp_prox - logp_behaviour), tisCap)}, also detached.</li>
+ *       proximal log-prob is that of the policy at the start of the training step ({@code logp} itself, detached,
+ *       for the step's first update; recorded before it for later ones), and the token is weighted by
+ *       {@code w = min(exp(logp_prox - logp_behaviour), tisCap)}, also detached.</li>
  *   <li>{@code obj = w * min(r * A, clip(r, 1 - clipLow, 1 + clipHigh) * A)}; the token loss is {@code -obj}.
  *       Tokens whose ratio left the clip range on the side that would increase the objective get no gradient.</li>
  *   <li>With a KL coefficient: {@code + klCoef * kl}, where {@code kl} is k1 {@code logp - logp_ref} or k3
  *       {@code exp(logp_ref - logp) - (logp_ref - logp) - 1}.</li>
- *   <li>Masked to completion tokens and aggregated with a normalizer computed over the whole training batch (not
+ *   <li>Masked to completion tokens and aggregated with a normalizer computed over the whole minibatch (not
  *       the micro-batch), so accumulating micro-batches gives the gradient of one large batch: token-mean divides
  *       the sum by the batch's completion tokens; sequence-mean first divides each sequence's sum by its length,
  *       then by the number of sequences; constant-normalizer divides the sum by sequences times a constant.</li>
@@ -38,9 +39,18 @@ public final class PolicyLoss {
    * @param mask 1 on completion tokens, 0 elsewhere
    * @param lengths completion length of each sequence (at least 1), for sequence-mean
    * @param referenceLogp log-probs under the frozen reference model, or null when there is no KL term
+   * @param proximalLogp TIS's proximal log-probs (the policy at the start of the step), or null when that policy is
+   *     the current one ({@code logp} detached; always so with one update per batch)
    */
   public record Inputs(NDArray logp, NDArray behaviourLogp, NDArray advantages, NDArray mask, NDArray lengths,
-      NDArray referenceLogp) {}
+      NDArray referenceLogp, NDArray proximalLogp) {
+
+    /** Inputs whose proximal policy is the current one. */
+    public Inputs(NDArray logp, NDArray behaviourLogp, NDArray advantages, NDArray mask, NDArray lengths,
+        NDArray referenceLogp) {
+      this(logp, behaviourLogp, advantages, mask, lengths, referenceLogp, null);
+    }
+  }
 
   /**
    * The loss and sums for statistics (sums, so micro-batches add up).
@@ -85,10 +95,12 @@ public final class PolicyLoss {
     NDArray weight = null;
     double tisCapped = 0;
     if (s.tisCap() > 0) {
-      NDArray prox = logp.stopGradient();
+      NDArray prox = in.proximalLogp() == null ? logp.stopGradient() : in.proximalLogp();
+      NDArray proxRatio = in.proximalLogp() == null ? behaviourRatio
+          : logRatio(prox, in.behaviourLogp(), mask).exp();
       ratio = logRatio(logp, prox, mask).exp();
-      weight = Ops.minimum(behaviourRatio, s.tisCap());
-      tisCapped = behaviourRatio.gte(s.tisCap()).toType(DataType.FLOAT32, false).mul(mask).sum().getFloat();
+      weight = Ops.minimum(proxRatio, s.tisCap());
+      tisCapped = proxRatio.gte(s.tisCap()).toType(DataType.FLOAT32, false).mul(mask).sum().getFloat();
     } else {
       ratio = logRatio(logp, in.behaviourLogp(), mask).exp();
     }

@@ -26,6 +26,7 @@ class LearnerSettingsTest {
     assertEquals(LrSchedule.Type.CONSTANT, s.optimizer().schedule().type());
     assertEquals(1f, s.temperature());
     assertEquals(null, s.lora(), "LoRA is off by default");
+    assertEquals(Updates.ONE, s.updates(), "one optimizer step per batch by default");
   }
 
   @Test
@@ -49,7 +50,9 @@ class LearnerSettingsTest {
   void valuesAreRead() {
     LearnerSettings s = LearnerSettings.from(with("nucleon.algorithm { temperature = 0.7, loss { clip-high = 0.28,"
         + " aggregation = constant-normalizer, normalizer-constant = 512, kl-coef = 0.01, kl-estimator = k1 } }\n"
-        + "nucleon.learner.schedule { type = cosine, warmup-steps = 10, total-steps = 100 }"));
+        + "nucleon.learner.schedule { type = cosine, warmup-steps = 10, total-steps = 100 }\n"
+        + "nucleon.learner { epochs = 2, minibatches = 4 }"));
+    assertEquals(new Updates(2, 4), s.updates());
     assertEquals(0.28, s.loss().clipHigh());
     assertEquals(LossSettings.Aggregation.CONSTANT_NORMALIZER, s.loss().aggregation());
     assertEquals(512, s.loss().normalizerConstant());
@@ -72,5 +75,10 @@ class LearnerSettingsTest {
     e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with(
         "nucleon.learner.schedule { type = linear, warmup-steps = 10, total-steps = 5 }")));
     assertTrue(e.getMessage().contains("total-steps"), e.getMessage());
+    e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with("nucleon.learner.minibatches = 0")));
+    assertTrue(e.getMessage().contains("nucleon.learner.minibatches") && e.getMessage().contains("integer >= 1"),
+        e.getMessage());
+    e = assertThrows(ConfigException.class, () -> LearnerSettings.from(with("nucleon.learner.epochs = 1.5")));
+    assertTrue(e.getMessage().contains("nucleon.learner.epochs"), e.getMessage());
   }
 }

@@ -58,6 +58,16 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   /** The adapted projections by module name ({@code model.layers.0.self_attn.q_proj}), in attach order. */
   private final Map<String, LoraPart> loraModules = new LinkedHashMap<>();
   private PeftAdapter.Settings loraSettings;
+  /** Base copies for adapter-only updates merged into the weights, or null. */
+  private MergedLora mergedLora;
+
+  /** How a rollout model applies adapter-only policy versions ({@link #takeAdapterUpdates}). */
+  public enum AdapterUpdates {
+    /** Into the weights: base + scaling * B @ A once per version; one extra copy of the adapted weights. */
+    MERGED,
+    /** As low-rank side products in every forward, op by op; no extra copy of the weights. */
+    SIDE_PRODUCTS
+  }
 
   private LlamaModel(LlamaConfig config, Precision precision) {
     this.config = config;
@@ -328,6 +338,39 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   }
 
   /**
+   * Makes this (rollout) model take adapter-only versions: from now on {@link #loadParameters} accepts a LoRA
+   * adapter's tensors under PEFT's names for the modules {@code settings} targets, and computes as base + adapter,
+   * merged into its weights or as side products. Until the first adapter arrives it computes as the base.
+   *
+   * @param settings the learner's adapter settings (rank, alpha, targets)
+   * @param how merged into the weights, or side products per forward
+   */
+  public synchronized void takeAdapterUpdates(PeftAdapter.Settings settings, AdapterUpdates how) {
+    if (mergedLora != null || !lora.isEmpty()) {
+      throw new IllegalStateException("this model already takes a LoRA adapter");
+    }
+    if (how == AdapterUpdates.MERGED) {
+      mergedLora = new MergedLora(config, settings, named, manager);
+    } else {
+      attachLora(settings, 0); // B = 0: the base's outputs until the first version arrives
+    }
+  }
+
+  /**
+   * The tensors a rollout model needs for a new policy version, in float32 under their map keys: the attached
+   * adapter's alone (PEFT's names; for a model that {@linkplain #takeAdapterUpdates takes adapter updates}) when one
+   * is attached, else every parameter.
+   */
+  public Map<String, HostTensor> policyUpdate() {
+    if (lora.isEmpty()) {
+      return toHostTensors();
+    }
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    lora.forEach((name, p) -> out.put(name, hostCopy(name, p)));
+    return out;
+  }
+
+  /**
    * The weights the model computes with, in internal names: the parameters, with the attached LoRA adapter merged
    * into them (what a rollout engine without the adapter needs to generate as this model does).
    */
@@ -446,14 +489,45 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /**
    * Overwrites parameters in place with new values (for example a newer policy version). Call it with gradients
-   * off on the calling thread; every tensor must match its parameter's shape.
+   * off on the calling thread; every tensor must match its parameter's shape. A model that {@linkplain
+   * #takeAdapterUpdates takes adapter updates} is given adapter tensors (PEFT's names) instead, all of them at once.
    */
   public void loadParameters(Map<String, HostTensor> weights) {
     Map<String, HostTensor> byName = new LinkedHashMap<>();
+    boolean adapter = false;
     for (HostTensor t : weights.values()) {
       byName.put(t.name(), t);
+      adapter |= t.name().startsWith(PREFIX_LORA);
     }
-    write(named, byName);
+    if (!adapter) {
+      if (mergedLora != null && !byName.isEmpty()) {
+        throw new IllegalArgumentException("this model takes adapter-only versions (base weights frozen), but was "
+            + "given full weights (" + byName.keySet().iterator().next() + ", ...)");
+      }
+      write(named, byName);
+    } else if (mergedLora != null) {
+      mergedLora.apply(byName, PREFIX_LORA);
+    } else if (!lora.isEmpty()) {
+      if (!byName.keySet().equals(lora.keySet())) {
+        throw new IllegalArgumentException("an adapter-only version must hold every LoRA tensor of the attached "
+            + "adapter: got " + byName.size() + " of " + lora.size() + " (" + difference(lora.keySet(),
+                byName.keySet()) + ")");
+      }
+      write(lora, byName);
+    } else {
+      throw new IllegalArgumentException("'" + byName.keySet().stream().filter(n -> n.startsWith(PREFIX_LORA))
+          .findFirst().orElseThrow() + "' is a LoRA adapter tensor, but this model takes no adapter");
+    }
+  }
+
+  /** What one set of names has that the other lacks, in words. */
+  private static String difference(java.util.Set<String> expected, java.util.Set<String> got) {
+    java.util.Set<String> missing = new java.util.TreeSet<>(expected);
+    missing.removeAll(got);
+    java.util.Set<String> extra = new java.util.TreeSet<>(got);
+    extra.removeAll(expected);
+    return (missing.isEmpty() ? "" : "missing " + missing) + (missing.isEmpty() || extra.isEmpty() ? "" : "; ")
+        + (extra.isEmpty() ? "" : "unknown " + extra);
   }
 
   /**
@@ -782,6 +856,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   @Override
   public synchronized void close() {
+    if (mergedLora != null) {
+      mergedLora.close();
+      mergedLora = null;
+    }
     if (decodeScript != null) {
       decodeScript.close();
       decodeScript = null;

@@ -198,6 +198,31 @@ public final class WeightLayout {
     return t;
   }
 
+  /**
+   * Where a projection module ({@code model.layers.N.self_attn.k_proj}, ...) lives among the internal parameters:
+   * its weight's name and first row (q, k and v share one fused matrix, gate and up another).
+   */
+  record Placement(String weight, long firstRow, long rows) {}
+
+  /** {@link Placement} of a projection module of a decoder block. */
+  static Placement place(LlamaConfig c, String module) {
+    int dot = module.lastIndexOf('.');
+    String block = module.substring(0, dot + 1); // model.layers.N.self_attn. or model.layers.N.mlp.
+    long q = (long) c.numHeads() * c.headDim();
+    long kv = (long) c.numKvHeads() * c.headDim();
+    long inner = c.intermediateSize();
+    return switch (module.substring(dot + 1)) {
+      case "q_proj" -> new Placement(block + "qkv_proj.weight", 0, q);
+      case "k_proj" -> new Placement(block + "qkv_proj.weight", q, kv);
+      case "v_proj" -> new Placement(block + "qkv_proj.weight", q + kv, kv);
+      case "o_proj" -> new Placement(block + "o_proj.weight", 0, c.hiddenSize());
+      case "gate_proj" -> new Placement(block + "gate_up_proj.weight", 0, inner);
+      case "up_proj" -> new Placement(block + "gate_up_proj.weight", inner, inner);
+      case "down_proj" -> new Placement(block + "down_proj.weight", 0, c.hiddenSize());
+      default -> throw new IllegalArgumentException("'" + module + "' is not a projection of a decoder block");
+    };
+  }
+
   /** The fused projection: q rows, then k rows, then v rows. */
   static HostTensor fuseQkv(LlamaConfig c, String name, HostTensor q, HostTensor k, HostTensor v) {
     HostTensor qk = concatRows(name, q, k);

@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
 
@@ -154,6 +155,98 @@ class LoraTest {
       assertTrue(e.getMessage().contains("model.layers.0.self_attn.q_proj: B @ A is [48, 32] but the layer is "
           + "[32, 32]"), e.getMessage());
       assertNull(model.lora());
+    }
+  }
+
+  /**
+   * Adapter-only versions: a rollout model that holds the base and is sent the learner's adapter alone (merged
+   * into its weights, or as side products) computes what the learner's model computes, version after version
+   * (each merge starts from the base, so nothing accumulates).
+   */
+  @ParameterizedTest
+  @CsvSource({"qwenLike, MERGED", "qwenLike, SIDE_PRODUCTS", "ernieBiased, MERGED", "olmo3Like, MERGED",
+      "olmo3Like, SIDE_PRODUCTS"})
+  void adapterOnlyVersionsGiveTheLearnersModel(String shape, LlamaModel.AdapterUpdates how) {
+    Engines.start();
+    LlamaConfig c = TinyModels.named(shape);
+    Map<String, HostTensor> internal = LlamaModel.randomWeights(c, 4);
+    PeftAdapter.Settings settings = PeftAdapter.Settings.of(3, 6, 0, List.of("all-linear"));
+    long[] ids = {5, 1, 7, 3, 9, 2, 8};
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel learner = LlamaModel.create(c, m, internal);
+        LlamaModel rollout = LlamaModel.create(c, m, internal)) {
+      learner.attachLora(randomAdapter(c, settings, 12));
+      rollout.takeAdapterUpdates(settings, how);
+      assertEquals(how == LlamaModel.AdapterUpdates.MERGED, rollout.decodesScripted(),
+          "merged versions keep the one-call decode step");
+      for (long version = 1; version <= 2; version++) {
+        learner.setLoraValues(randomAdapter(c, settings, 12 + version));
+        Map<String, HostTensor> update = learner.policyUpdate();
+        assertTrue(update.keySet().stream().allMatch(n -> n.startsWith("base_model.model.model.layers.")
+            && n.contains(".lora_")), "a version carries the adapter alone: " + update.keySet());
+        assertEquals(2 * 7 * c.numLayers(), update.size());
+        rollout.loadParameters(update);
+        assertClose(cachedLogits(learner, ids, m), cachedLogits(rollout, ids, m), 2e-5,
+            shape + " " + how + " version " + version);
+      }
+    }
+  }
+
+  /** In bfloat16 the merged weights are rounded once, as the full-weight path rounds the learner's merged ones. */
+  @Test
+  void mergedAdapterVersionsInBfloat16MatchFullWeightVersions() {
+    Engines.start();
+    LlamaConfig c = TinyModels.qwen3Like();
+    Map<String, HostTensor> internal = LlamaModel.randomWeights(c, 4);
+    PeftAdapter.Settings settings = PeftAdapter.Settings.of(4, 8, 0, List.of("q_proj", "v_proj", "down_proj"));
+    Precision bf16 = Precision.inference(ai.djl.ndarray.types.DataType.BFLOAT16);
+    long[] ids = {5, 1, 7, 3, 9, 2, 8};
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel learner = LlamaModel.create(c, m, internal);
+        LlamaModel full = LlamaModel.create(c, m, internal, bf16);
+        LlamaModel rollout = LlamaModel.create(c, m, internal, bf16)) {
+      learner.attachLora(randomAdapter(c, settings, 3));
+      rollout.takeAdapterUpdates(settings, LlamaModel.AdapterUpdates.MERGED);
+      rollout.loadParameters(learner.policyUpdate());
+      full.loadParameters(learner.effectiveHostTensors());
+      assertClose(cachedLogits(full, ids, m), cachedLogits(rollout, ids, m), 2e-2, "bf16 merged vs full weights");
+    }
+  }
+
+  @Test
+  void adapterVersionsThatDoNotFitAreRefusedWithTheReason() {
+    Engines.start();
+    LlamaConfig c = TinyModels.qwenLike();
+    Map<String, HostTensor> internal = LlamaModel.randomWeights(c, 4);
+    PeftAdapter.Settings settings = PeftAdapter.Settings.of(2, 4, 0, List.of("q_proj", "v_proj"));
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel learner = LlamaModel.create(c, m, internal);
+        LlamaModel merged = LlamaModel.create(c, m, internal);
+        LlamaModel side = LlamaModel.create(c, m, internal);
+        LlamaModel plain = LlamaModel.create(c, m, internal)) {
+      learner.attachLora(randomAdapter(c, settings, 3));
+      merged.takeAdapterUpdates(settings, LlamaModel.AdapterUpdates.MERGED);
+      side.takeAdapterUpdates(settings, LlamaModel.AdapterUpdates.SIDE_PRODUCTS);
+      Map<String, HostTensor> update = learner.policyUpdate();
+      Map<String, HostTensor> partial = new java.util.LinkedHashMap<>(update);
+      partial.remove("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight");
+      for (LlamaModel rollout : List.of(merged, side)) {
+        var e = assertThrows(IllegalArgumentException.class, () -> rollout.loadParameters(partial));
+        assertTrue(e.getMessage().contains("layers.1.self_attn.v_proj"), e.getMessage());
+      }
+      var e = assertThrows(IllegalArgumentException.class, () -> merged.loadParameters(internal));
+      assertTrue(e.getMessage().contains("adapter-only") && e.getMessage().contains("full weights"), e.getMessage());
+      e = assertThrows(IllegalArgumentException.class, () -> plain.loadParameters(update));
+      assertTrue(e.getMessage().contains("takes no adapter"), e.getMessage());
+      try (NDManager lm = NDManager.newBaseManager(); LlamaModel other = LlamaModel.create(c, lm, internal)) {
+        other.attachLora(randomAdapter(c, PeftAdapter.Settings.of(2, 4, 0, List.of("q_proj", "o_proj")), 3));
+        e = assertThrows(IllegalArgumentException.class, () -> merged.loadParameters(other.policyUpdate()));
+        assertTrue(e.getMessage().contains("o_proj") && e.getMessage().contains("do not target"), e.getMessage());
+      }
+      // nothing was written by the refused versions: the models still compute as the base
+      long[] ids = {5, 1, 7, 3};
+      assertClose(cachedLogits(plain, ids, m), cachedLogits(merged, ids, m), 0, "merged after refusals");
+      assertClose(cachedLogits(plain, ids, m), cachedLogits(side, ids, m), 2e-6, "side products after refusals");
     }
   }
 

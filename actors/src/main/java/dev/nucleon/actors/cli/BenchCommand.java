@@ -12,11 +12,14 @@ import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.generate.GenerationRequest;
 import dev.nucleon.model.generate.Generator;
 import dev.nucleon.model.generate.SamplingParams;
+import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.model.lora.PeftAdapter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -73,6 +76,28 @@ final class BenchCommand {
     return Math.round(v * f) / f;
   }
 
+  /** A random adapter for every linear projection, as a LoRA learner publishes a version (PEFT's names). */
+  static Map<String, HostTensor> randomAdapterVersion(LlamaConfig c, PeftAdapter.Settings lora) {
+    java.util.SplittableRandom rng = new java.util.SplittableRandom(7);
+    Map<String, long[]> shapes = dev.nucleon.model.WeightLayout.huggingFaceShapes(c);
+    Map<String, HostTensor> out = new java.util.LinkedHashMap<>();
+    for (String module : lora.modules(c)) {
+      long[] w = shapes.get(module + ".weight");
+      int r = lora.rankOf(module);
+      out.putAll(randomTensor("base_model.model." + module + ".lora_A.weight", new long[] {r, w[1]}, rng));
+      out.putAll(randomTensor("base_model.model." + module + ".lora_B.weight", new long[] {w[0], r}, rng));
+    }
+    return out;
+  }
+
+  private static Map<String, HostTensor> randomTensor(String name, long[] shape, java.util.SplittableRandom rng) {
+    float[] v = new float[(int) (shape[0] * shape[1])];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = (float) ((rng.nextDouble() - 0.5) * 0.02);
+    }
+    return Map.of(name, new HostTensor(name, shape, v));
+  }
+
   @Command(name = "generate", mixinStandardHelpOptions = true,
       description = "Batched KV-cache sampling throughput (T=1, no stop tokens, so every row makes N tokens).")
   static final class Generate implements Callable<Integer> {
@@ -116,9 +141,26 @@ final class BenchCommand {
             + "DJL, as training runs (default: ${DEFAULT-VALUE})")
     String decode;
 
+    @Option(names = "--lora", defaultValue = "0", paramLabel = "RANK",
+        description = "generate as a LoRA run's worker: a random all-linear adapter of this rank (alpha = 2 x rank) "
+            + "arrives as an adapter-only version and is applied as --adapter-updates says; prints the time one "
+            + "version takes to apply (default: 0, no adapter)")
+    int loraRank;
+
+    @Option(names = "--adapter-updates", defaultValue = "merged", paramLabel = "merged|side-products",
+        description = "with --lora: merged into the weights, or side products in every forward "
+            + "(nucleon.rollout.adapter-updates) (default: ${DEFAULT-VALUE})")
+    String adapterUpdates;
+
     @Override
     public Integer call() throws Exception {
       int[] range = lengthRange();
+      LlamaModel.AdapterUpdates how = switch (adapterUpdates) {
+        case "merged" -> LlamaModel.AdapterUpdates.MERGED;
+        case "side-products" -> LlamaModel.AdapterUpdates.SIDE_PRODUCTS;
+        default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+            "--adapter-updates: expected merged or side-products, got '" + adapterUpdates + "'");
+      };
       boolean scripted = switch (decode) {
         case "script" -> true;
         case "eager" -> false;
@@ -132,6 +174,21 @@ final class BenchCommand {
           Generator generator = new Generator(model, 0)) {
         LlamaConfig c = model.config();
         model.setScriptedDecode(scripted);
+        double adapterMs = Double.NaN;
+        if (loraRank > 0) {
+          PeftAdapter.Settings lora = PeftAdapter.Settings.of(loraRank, 2.0 * loraRank, 0, List.of("all-linear"));
+          model.takeAdapterUpdates(lora, how);
+          Map<String, HostTensor> version = randomAdapterVersion(c, lora);
+          generator.updateWeights(1, version); // the first application is untimed (warm-up)
+          long t0 = System.nanoTime();
+          int repeats = 5;
+          for (int i = 0; i < repeats; i++) {
+            java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+            generator.updateWeights(2 + i, version, done::countDown);
+            done.await();
+          }
+          adapterMs = (System.nanoTime() - t0) / 1e6 / repeats;
+        }
         double rssModel = rssAfterGc();
         int[][] prompts = randomPrompts(batch, promptLen, c.vocabSize(), 1);
         for (int w = 0; w < warmup; w++) {
@@ -188,6 +245,11 @@ final class BenchCommand {
         o.put("useful_tokens_per_s", round(tokens / seconds, 1));
         o.put("batching", batching);
         o.put("decode", decode);
+        if (loraRank > 0) {
+          o.put("lora_rank", loraRank);
+          o.put("adapter_updates", adapterUpdates);
+          o.put("adapter_version_apply_ms", round(adapterMs, 2));
+        }
         if (!continuous) {
           o.put("slot_utilization", round((double) tokens / slotSteps, 3));
           o.put("ms_per_step", round(seconds * 1000 / ((double) slotSteps / batch), 3));
