@@ -329,7 +329,9 @@ public final class NucleonNode implements AutoCloseable {
           ? CompletableFuture.supplyAsync(() -> base.instantiate(manager, Precision.inference(dtype)), thread).join()
           : null;
       learner = new Learner(policy, reference, settings.training().loss(), settings.training().optimizer(),
-          settings.training().spikes(), settings.training().updates(), settings.training().temperature(), 0);
+          settings.training().spikes(), settings.training().updates().packedTo(
+              settings.replay().microBatchTokens(), settings.replay().microBatchCost()),
+          settings.training().temperature(), 0);
       if (ckpt.isPresent()) {
         Learner l = learner;
         TrainerState state = CompletableFuture.supplyAsync(() -> {

@@ -139,7 +139,7 @@ public final class Learner implements AutoCloseable {
   }
 
   /**
-   * One policy-gradient step on a training batch: {@link Updates#perBatch()} optimizer steps (one by default), each
+   * One policy-gradient step on a training batch: {@link Updates} says how many optimizer steps (one by default), each
    * over one minibatch of the batch with its own loss normalizer. The version goes up by one per batch, also when
    * an update was skipped because the gradient was not finite (then the weights of the new version may equal the
    * old ones).
@@ -150,7 +150,7 @@ public final class Learner implements AutoCloseable {
     for (TrainingSample s : batch.samples()) {
       tokens += s.trajectory().completionTokens().length;
     }
-    List<List<List<TrainingSample>>> minibatches = minibatches(batch, updates.minibatches());
+    List<List<List<TrainingSample>>> minibatches = updates.cut(batch);
     // TIS weighs each token by the policy at the start of the step over the behaviour policy: after the first
     // update of a batch that policy is no longer the one being trained, so its log-probs are taken up front
     java.util.Map<TrainingSample, float[]> proximal =
@@ -158,7 +158,6 @@ public final class Learner implements AutoCloseable {
     Sums sums = new Sums();
     LogProbGap.Accumulator gap = new LogProbGap.Accumulator();
     Applied last = null;
-    double gradNormSum = 0;
     Applied largest = null;
     boolean skipped = false;
     boolean spike = false;
@@ -170,7 +169,6 @@ public final class Learner implements AutoCloseable {
         probe.beforeUpdate();
         last = update(version);
         applied++;
-        gradNormSum += last.update().gradNorm();
         if (largest == null || !(last.update().gradNorm() <= largest.update().gradNorm())) {
           largest = last;
         }
@@ -185,7 +183,7 @@ public final class Learner implements AutoCloseable {
     AdamW.Norms norms = largest.update().norms();
     return new StepStats(optimizer.step(), version, sums.loss / applied, batch.samples().size(), tokens,
         sums.clipped / n, sums.ratio / n, sums.ratioMax, sums.kl / n, sums.entropy / n, sums.tisCapped / n,
-        gradNormSum / applied, last.update().lr(), skipped, (System.nanoTime() - start) / 1e9,
+        largest.update().gradNorm(), last.update().lr(), skipped, (System.nanoTime() - start) / 1e9,
         norms.maxParamNorm(), norms.maxParam(), spike, last.verdict().median(), gap.result());
   }
 
@@ -249,44 +247,20 @@ public final class Learner implements AutoCloseable {
   }
 
   /**
-   * The batch cut into {@code parts} minibatches of consecutive samples (as even as whole samples allow; fewer when
-   * the batch has fewer samples), each as the batch's own micro-batches restricted to its samples, so every
-   * micro-batch stays within the token budget the batch was packed for.
+   * Each sample's completion log-probs under the current weights (TIS's proximal policy), computed in the training
+   * forward's mode (autograd on: the per-part products), so the first update's ratio against them is exactly 1;
+   * nothing is kept for a backward pass.
    */
-  static List<List<List<TrainingSample>>> minibatches(TrainingBatch batch, int parts) {
-    List<TrainingSample> samples = batch.samples();
-    int k = Math.max(1, Math.min(parts, samples.size()));
-    if (k == 1) {
-      return List.of(batch.microBatches());
-    }
-    java.util.Map<TrainingSample, Integer> part = new java.util.IdentityHashMap<>();
-    for (int i = 0; i < samples.size(); i++) {
-      part.put(samples.get(i), (int) ((long) i * k / samples.size()));
-    }
-    List<List<List<TrainingSample>>> out = new java.util.ArrayList<>(k);
-    for (int j = 0; j < k; j++) {
-      List<List<TrainingSample>> micros = new java.util.ArrayList<>();
-      for (List<TrainingSample> micro : batch.microBatches()) {
-        final int p = j;
-        List<TrainingSample> mine = micro.stream().filter(s -> part.get(s) == p).toList();
-        if (!mine.isEmpty()) {
-          micros.add(mine);
-        }
-      }
-      out.add(micros);
-    }
-    return out;
-  }
-
-  /** Each sample's completion log-probs under the current weights, without autograd (TIS's proximal policy). */
   private java.util.Map<TrainingSample, float[]> proximalLogProbs(TrainingBatch batch) {
     java.util.Map<TrainingSample, float[]> out = new java.util.IdentityHashMap<>();
     boolean mode = JniUtils.isGradMode();
-    JniUtils.setGradMode(false);
+    JniUtils.setGradMode(true);
     try {
       for (List<TrainingSample> micro : batch.microBatches()) {
         try (NDManager m = policy.manager().newSubManager()) {
-          float[] all = MicroBatch.of(m, micro, null).logProbs(policy, temperature).toFloatArray();
+          NDArray logp = MicroBatch.of(m, micro, null).logProbs(policy, temperature).stopGradient();
+          logp.attach(m);
+          float[] all = logp.toFloatArray();
           int k = 0;
           for (TrainingSample s : micro) {
             int n = s.trajectory().completionTokens().length;

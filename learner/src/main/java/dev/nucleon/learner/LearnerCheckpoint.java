@@ -26,8 +26,8 @@ import java.util.Map;
  *   <li>{@code master-weights.safetensors}: when the model folder is stored below float32, the learner's float32
  *       master weights (Hugging Face names), which a resume reads instead, so it continues exactly;</li>
  *   <li>{@code optimizer.safetensors}: AdamW's first and second moments;</li>
- *   <li>{@code trainer-state.json}: optimizer step (which fixes the learning-rate schedule position), policy
- *       version, samples seen, named RNG states and an opaque blob from the caller (the coordinator's dataset
+ *   <li>{@code trainer-state.json}: optimizer step, policy version (which fixes the learning-rate schedule
+ *       position), samples seen, named RNG states and an opaque blob from the caller (the coordinator's dataset
  *       cursor and prompt accounting).</li>
  * </ul>
  * The store writes it atomically with checksums and keeps the last N; a corrupt checkpoint is refused and the

@@ -14,7 +14,7 @@ package dev.nucleon.learner;
  * @param kl mean KL estimate per token (0 without a reference model)
  * @param entropy mean entropy of the policy's next-token distribution per token, in nats
  * @param tisCappedFraction fraction of tokens whose TIS weight hit the cap
- * @param gradNorm global gradient norm before clipping (the mean over the step's updates)
+ * @param gradNorm global gradient norm before clipping (the largest of the step's updates)
  * @param lr learning rate used
  * @param skipped true when an update of the step was not made (a non-finite gradient, or a spike the guard was
  *     told to skip)

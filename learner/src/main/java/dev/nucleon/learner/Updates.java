@@ -1,5 +1,14 @@
 package dev.nucleon.learner;
 
+import dev.nucleon.replay.MicroBatchCost;
+import dev.nucleon.replay.MicroBatcher;
+import dev.nucleon.replay.TrainingBatch;
+import dev.nucleon.replay.TrainingSample;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
 /**
  * How many optimizer steps the learner takes on one training batch ({@code nucleon.learner.epochs} and
  * {@code nucleon.learner.minibatches}): the batch is split into {@code minibatches} parts of consecutive samples,
@@ -12,8 +21,11 @@ package dev.nucleon.learner;
  *
  * @param epochs passes over the batch, at least 1
  * @param minibatches optimizer steps per pass, at least 1 (a batch with fewer samples takes one per sample)
+ * @param packTokens the micro-batch token budget each minibatch is packed to ({@code nucleon.replay.micro-batch-
+ *     tokens}), or 0 to keep the batch's micro-batches, restricted to the minibatch's samples
+ * @param packCost how that budget is measured
  */
-public record Updates(int epochs, int minibatches) {
+public record Updates(int epochs, int minibatches, int packTokens, MicroBatchCost packCost) {
 
   /** One optimizer step per batch. */
   public static final Updates ONE = new Updates(1, 1);
@@ -23,10 +35,58 @@ public record Updates(int epochs, int minibatches) {
       throw new IllegalArgumentException("epochs and minibatches must be at least 1, got " + epochs + " and "
           + minibatches);
     }
+    if (packTokens < 0 || packCost == null) {
+      throw new IllegalArgumentException("a packing budget >= 0 and its cost are needed, got " + packTokens + " and "
+          + packCost);
+    }
   }
 
-  /** Optimizer steps per training batch. */
-  public int perBatch() {
-    return epochs * minibatches;
+  /** Minibatches that keep the batch's micro-batches, restricted to their samples. */
+  public Updates(int epochs, int minibatches) {
+    this(epochs, minibatches, 0, MicroBatchCost.PADDED);
+  }
+
+  /** These updates with each minibatch packed into micro-batches of {@code tokens} (the replay buffer's budget). */
+  public Updates packedTo(int tokens, MicroBatchCost cost) {
+    return new Updates(epochs, minibatches, tokens, cost);
+  }
+
+  /**
+   * The batch cut into {@link #minibatches} minibatches of consecutive samples (as even as whole samples allow;
+   * fewer when the batch has fewer samples), each as a list of micro-batches. A minibatch is packed anew to the
+   * budget when there is one: restricting the batch's micro-batches would leave each about 1/M full, since they
+   * are packed longest first across the whole batch.
+   */
+  List<List<List<TrainingSample>>> cut(TrainingBatch batch) {
+    List<TrainingSample> samples = batch.samples();
+    int k = Math.max(1, Math.min(minibatches, samples.size()));
+    if (k == 1) {
+      return List.of(batch.microBatches());
+    }
+    List<List<List<TrainingSample>>> out = new ArrayList<>(k);
+    Map<TrainingSample, Integer> part = new IdentityHashMap<>();
+    for (int j = 0; j < k; j++) {
+      List<TrainingSample> mine = samples.subList(j * samples.size() / k, (j + 1) * samples.size() / k);
+      if (packTokens > 0) {
+        out.add(MicroBatcher.pack(mine, packTokens, packCost));
+      } else {
+        mine.forEach(s -> part.put(s, out.size()));
+        out.add(null);
+      }
+    }
+    if (packTokens == 0) {
+      for (int j = 0; j < k; j++) {
+        List<List<TrainingSample>> micros = new ArrayList<>();
+        for (List<TrainingSample> micro : batch.microBatches()) {
+          final int p = j;
+          List<TrainingSample> mine = micro.stream().filter(s -> part.get(s) == p).toList();
+          if (!mine.isEmpty()) {
+            micros.add(mine);
+          }
+        }
+        out.set(j, micros);
+      }
+    }
+    return out;
   }
 }

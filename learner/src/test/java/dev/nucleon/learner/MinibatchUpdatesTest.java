@@ -8,6 +8,7 @@ import dev.nucleon.core.rollout.Trajectory;
 import dev.nucleon.model.Engines;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.io.HostTensor;
+import dev.nucleon.replay.MicroBatchCost;
 import dev.nucleon.replay.TrainingBatch;
 import dev.nucleon.replay.TrainingSample;
 import java.util.ArrayList;
@@ -26,24 +27,62 @@ class MinibatchUpdatesTest {
     TrainingBatch batch = ExactResumeTest.batch(0, 0);
     int n = batch.samples().size();
     for (int parts : new int[] {1, 3, n, n + 5}) {
-      List<List<List<TrainingSample>>> minibatches = Learner.minibatches(batch, parts);
+      List<List<List<TrainingSample>>> minibatches = new Updates(1, parts).cut(batch);
       assertEquals(Math.min(parts, n), minibatches.size(), parts + " parts");
-      List<TrainingSample> seen = new ArrayList<>();
+      List<TrainingSample> seen = everySample(minibatches, n);
       for (List<List<TrainingSample>> minibatch : minibatches) {
-        List<TrainingSample> mine = new ArrayList<>();
         for (List<TrainingSample> micro : minibatch) {
           assertTrue(batch.microBatches().stream().anyMatch(m -> containsAll(m, micro)),
               "a minibatch's micro-batch must be part of one of the batch's micro-batches");
-          mine.addAll(micro);
         }
-        int expected = n / minibatches.size();
-        assertTrue(mine.size() == expected || mine.size() == expected + 1, "even parts: " + mine.size());
-        seen.addAll(mine);
       }
-      Map<TrainingSample, Boolean> once = new IdentityHashMap<>();
-      seen.forEach(s -> assertTrue(once.put(s, true) == null, "a sample is in two minibatches"));
-      assertEquals(n, seen.size(), "every sample is in a minibatch");
+      assertEquals(batch.samples(), seen.stream().sorted(java.util.Comparator.comparingInt(
+          s -> indexOf(batch.samples(), s))).toList(), "every sample once");
     }
+  }
+
+  /** With the replay buffer's budget, each minibatch is packed anew: full micro-batches, none over the budget. */
+  @Test
+  void packedMinibatchesFitTheBudgetWithoutNearEmptyMicroBatches() {
+    TrainingBatch batch = ExactResumeTest.batch(0, 0);
+    int budget = 40;
+    List<List<List<TrainingSample>>> restricted = new Updates(1, 4).cut(batch);
+    List<List<List<TrainingSample>>> packed = new Updates(1, 4).packedTo(budget, MicroBatchCost.PADDED).cut(batch);
+    everySample(packed, batch.samples().size());
+    int restrictedPasses = restricted.stream().mapToInt(List::size).sum();
+    int packedPasses = packed.stream().mapToInt(List::size).sum();
+    for (List<List<TrainingSample>> minibatch : packed) {
+      for (List<TrainingSample> micro : minibatch) {
+        int longest = micro.stream().mapToInt(TrainingSample::tokens).max().orElseThrow();
+        assertTrue(micro.size() == 1 || micro.size() * longest <= budget, "over the budget: " + micro.size()
+            + " rows of " + longest);
+      }
+    }
+    assertTrue(packedPasses <= restrictedPasses, packedPasses + " packed vs " + restrictedPasses + " restricted");
+  }
+
+  /** Every sample of the minibatches, checking each appears once and the parts are as even as whole samples allow. */
+  private static List<TrainingSample> everySample(List<List<List<TrainingSample>>> minibatches, int n) {
+    List<TrainingSample> seen = new ArrayList<>();
+    for (List<List<TrainingSample>> minibatch : minibatches) {
+      int size = minibatch.stream().mapToInt(List::size).sum();
+      int expected = n / minibatches.size();
+      assertTrue(size == expected || size == expected + 1, "even parts: " + size);
+      minibatch.forEach(seen::addAll);
+    }
+    Map<TrainingSample, Boolean> once = new IdentityHashMap<>();
+    seen.forEach(s -> assertTrue(once.put(s, true) == null, "a sample is in two minibatches"));
+    assertEquals(n, seen.size(), "every sample is in a minibatch");
+    return seen;
+  }
+
+  private static int indexOf(List<TrainingSample> samples, TrainingSample s) {
+    for (int i = 0; i < samples.size(); i++) {
+      if (samples.get(i) == s) {
+        return i;
+      }
+    }
+    return -1;
   }
 
   private static boolean containsAll(List<TrainingSample> outer, List<TrainingSample> inner) {
@@ -55,7 +94,7 @@ class MinibatchUpdatesTest {
   void twoMinibatchesEqualTwoBatchesOfTheHalves() {
     Engines.start();
     TrainingBatch batch = ExactResumeTest.batch(0, 0);
-    List<List<List<TrainingSample>>> halves = Learner.minibatches(batch, 2);
+    List<List<List<TrainingSample>>> halves = new Updates(1, 2).cut(batch);
     Map<String, HostTensor> split;
     try (NDManager m = NDManager.newBaseManager();
         LlamaModel model = LlamaModel.random(ExactResumeTest.SHAPE, m, 3);
@@ -92,7 +131,7 @@ class MinibatchUpdatesTest {
           LlamaModel model = LlamaModel.random(ExactResumeTest.SHAPE, m, 3);
           Learner learner = learner(model, updates, ExactResumeTest.LOSS, fast)) {
         StepStats st = learner.train(onPolicy(model, ExactResumeTest.batch(0, 0)));
-        if (updates.perBatch() == 1) {
+        if (updates.epochs() * updates.minibatches() == 1) {
           assertEquals(0, st.clipFraction(), "on-policy ratio is 1");
           assertEquals(1, st.ratioMean(), 1e-5);
         } else {

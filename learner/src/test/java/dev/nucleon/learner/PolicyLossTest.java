@@ -22,6 +22,12 @@ class PolicyLossTest {
 
   /** Gradient of the loss w.r.t. each log-prob, for one row of tokens. */
   static float[] grad(LossSettings s, float[] logp, float[] behaviour, float adv, float[] ref, double normalizer) {
+    return grad(s, logp, behaviour, adv, ref, null, normalizer);
+  }
+
+  /** As above, with TIS's proximal log-probs given (null: the current ones). */
+  static float[] grad(LossSettings s, float[] logp, float[] behaviour, float adv, float[] ref, float[] proximal,
+      double normalizer) {
     try (NDManager m = NDManager.newBaseManager()) {
       NDArray lp = m.create(logp, new Shape(1, logp.length));
       lp.setRequiresGradient(true);
@@ -29,7 +35,8 @@ class PolicyLossTest {
         PolicyLoss.Output out = PolicyLoss.compute(s, new PolicyLoss.Inputs(lp,
             m.create(behaviour, new Shape(1, logp.length)), m.create(new float[] {adv}, new Shape(1, 1)),
             m.ones(new Shape(1, logp.length)), m.create(new float[] {logp.length}, new Shape(1, 1)),
-            ref == null ? null : m.create(ref, new Shape(1, logp.length))), normalizer);
+            ref == null ? null : m.create(ref, new Shape(1, logp.length)),
+            proximal == null ? null : m.create(proximal, new Shape(1, logp.length))), normalizer);
         gc.backward(out.loss());
       }
       return lp.getGradient().toFloatArray();
@@ -66,6 +73,28 @@ class PolicyLossTest {
     // pi / pi_behaviour = 0.5, 1.5, 5: the last weight is capped at 2; the proximal ratio is 1, so no clipping
     float[] g = grad(s, logp, ratios(0.5f, 1.5f, 5f), 1f, null, 3);
     assertArrayEquals(new float[] {-0.5f / 3, -1.5f / 3, -2f / 3}, g, 1e-6f);
+  }
+
+  /**
+   * A later update of a step: the ratio is taken against the recorded proximal policy (and clipped), the weight is
+   * proximal over behaviour (and capped), whatever the current policy's ratio to the behaviour.
+   */
+  @Test
+  void truncatedImportanceSamplingWithARecordedProximalPolicy() {
+    LossSettings s = new LossSettings(0.2, 0.2, 2.0, LossSettings.Aggregation.TOKEN_MEAN, 1, 0,
+        LossSettings.KlEstimator.K3);
+    float[] logp = new float[4];
+    float[] r = {0.5f, 1.0f, 1.1f, 1.5f}; // pi / pi_prox
+    float[] w = {1.5f, 0.5f, 3f, 1f}; // pi_prox / pi_behaviour, the third capped at 2
+    float[] proximal = new float[4];
+    float[] behaviour = new float[4];
+    for (int i = 0; i < 4; i++) {
+      proximal[i] = (float) -Math.log(r[i]);
+      behaviour[i] = (float) (proximal[i] - Math.log(w[i]));
+    }
+    float[] g = grad(s, logp, behaviour, 1f, null, proximal, 4);
+    // d(-w r A / N)/dlogp = -w r A / N; the last ratio (1.5 > 1.2, A > 0) is clipped: no gradient
+    assertArrayEquals(new float[] {-1.5f * 0.5f / 4, -0.5f * 1f / 4, -2f * 1.1f / 4, 0f}, g, 1e-6f);
   }
 
   @Test

@@ -60,6 +60,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private PeftAdapter.Settings loraSettings;
   /** Base copies for adapter-only updates merged into the weights, or null. */
   private MergedLora mergedLora;
+  /** Whether this model takes adapter-only versions (merged or as side products) instead of full weights. */
+  private boolean takesAdapters;
 
   /** How a rollout model applies adapter-only policy versions ({@link #takeAdapterUpdates}). */
   public enum AdapterUpdates {
@@ -354,6 +356,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     } else {
       attachLora(settings, 0); // B = 0: the base's outputs until the first version arrives
     }
+    takesAdapters = true;
   }
 
   /**
@@ -500,7 +503,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       adapter |= t.name().startsWith(PREFIX_LORA);
     }
     if (!adapter) {
-      if (mergedLora != null && !byName.isEmpty()) {
+      if (takesAdapters && !byName.isEmpty()) {
         throw new IllegalArgumentException("this model takes adapter-only versions (base weights frozen), but was "
             + "given full weights (" + byName.keySet().iterator().next() + ", ...)");
       }

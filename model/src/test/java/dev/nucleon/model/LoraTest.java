@@ -234,8 +234,12 @@ class LoraTest {
         var e = assertThrows(IllegalArgumentException.class, () -> rollout.loadParameters(partial));
         assertTrue(e.getMessage().contains("layers.1.self_attn.v_proj"), e.getMessage());
       }
-      var e = assertThrows(IllegalArgumentException.class, () -> merged.loadParameters(internal));
-      assertTrue(e.getMessage().contains("adapter-only") && e.getMessage().contains("full weights"), e.getMessage());
+      for (LlamaModel rollout : List.of(merged, side)) {
+        var e = assertThrows(IllegalArgumentException.class, () -> rollout.loadParameters(internal));
+        assertTrue(e.getMessage().contains("adapter-only") && e.getMessage().contains("full weights"),
+            e.getMessage());
+      }
+      IllegalArgumentException e;
       e = assertThrows(IllegalArgumentException.class, () -> plain.loadParameters(update));
       assertTrue(e.getMessage().contains("takes no adapter"), e.getMessage());
       try (NDManager lm = NDManager.newBaseManager(); LlamaModel other = LlamaModel.create(c, lm, internal)) {

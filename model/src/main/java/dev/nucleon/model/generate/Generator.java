@@ -48,8 +48,12 @@ public final class Generator implements AutoCloseable {
   private final LlamaModel model;
   private final ExecutorService thread;
   private final ConcurrentLinkedQueue<WeightUpdate> updates = new ConcurrentLinkedQueue<>();
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Generator.class);
+
   private volatile int version;
   private volatile boolean closed;
+  /** Why the newest queued version could not be applied, or null: generation refuses to go on with older weights. */
+  private volatile IllegalStateException updateFailure;
 
   private record WeightUpdate(int version, Map<String, HostTensor> weights, Runnable applied) {}
 
@@ -97,14 +101,36 @@ public final class Generator implements AutoCloseable {
     thread.execute(this::applyUpdates);
   }
 
+  /**
+   * Applies the queued versions in order. A version the model refuses (wrong names or shapes, an adapter for
+   * other settings) is logged and remembered: the next generate call fails with the reason instead of sampling on
+   * with weights the caller believes replaced, until a later version applies.
+   */
   private void applyUpdates() {
     WeightUpdate u;
     while ((u = updates.poll()) != null) {
-      model.loadParameters(u.weights());
-      version = u.version();
-      if (u.applied() != null) {
-        u.applied().run();
+      try {
+        model.loadParameters(u.weights());
+        version = u.version();
+        updateFailure = null;
+      } catch (RuntimeException e) {
+        updateFailure = new IllegalStateException("policy version " + u.version() + " could not be applied to the "
+            + "rollout model (it still holds version " + version + "): " + e.getMessage(), e);
+        LOG.error(updateFailure.getMessage(), e);
+      } finally {
+        if (u.applied() != null) {
+          u.applied().run();
+        }
       }
+    }
+  }
+
+  /** Applies queued versions, and refuses to generate when the newest could not be applied. */
+  private void applyUpdatesOrFail() {
+    applyUpdates();
+    IllegalStateException failure = updateFailure;
+    if (failure != null) {
+      throw failure;
     }
   }
 
@@ -221,7 +247,7 @@ public final class Generator implements AutoCloseable {
   }
 
   private List<GenerationResult> run(List<GenerationRequest> requests) {
-    applyUpdates();
+    applyUpdatesOrFail();
     check(requests);
     int b = requests.size();
     int vocab = model.config().vocabSize();
@@ -307,7 +333,7 @@ public final class Generator implements AutoCloseable {
    * to its running rows.
    */
   private List<GenerationResult> runContinuous(List<GenerationRequest> requests, int slots) {
-    applyUpdates();
+    applyUpdatesOrFail();
     check(requests);
     int vocab = model.config().vocabSize();
     // a running row spans at most the longest prompt plus its own new tokens (grown columns included); the slack

@@ -183,6 +183,30 @@ class GeneratorTest {
     }
   }
 
+  /**
+   * A version the model refuses stops generation with the reason (rather than sampling on with the weights the
+   * caller believes replaced), the generator's thread survives it, and a later version that applies lifts it.
+   */
+  @Test
+  void aRefusedVersionStopsGenerationUntilAVersionApplies() throws Exception {
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel other = LlamaModel.random(TinyModels.qwenLike(), m, 99);
+        LlamaModel copy = LlamaModel.random(TinyModels.qwenLike(), m, 11);
+        Generator g = new Generator(copy, 3)) {
+      java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+      var wrong = new dev.nucleon.model.io.HostTensor("model.norm.weight", new long[] {3}, new float[3]);
+      g.updateWeights(4, java.util.Map.of(wrong.name(), wrong), done::countDown);
+      done.await(); // applied (and refused) on the idle generator's own thread
+      var e = assertThrows(IllegalStateException.class,
+          () -> g.generate(requests(SamplingParams.greedy(3), 0, PROMPTS)));
+      assertTrue(e.getMessage().contains("policy version 4") && e.getMessage().contains("model.norm.weight")
+          && e.getMessage().contains("still holds version 3"), e.getMessage());
+      g.updateWeights(5, other.toHostTensors());
+      var after = g.generate(requests(SamplingParams.greedy(3), 0, PROMPTS));
+      assertTrue(Arrays.stream(after.get(0).versions()).allMatch(v -> v == 5));
+    }
+  }
+
   @Test
   void badRequestsAreRefusedWithAReason() {
     var tooLong = new GenerationRequest(new int[] {1, 2}, SamplingParams.greedy(500), 0);
