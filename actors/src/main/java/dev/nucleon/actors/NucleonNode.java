@@ -22,6 +22,7 @@ import dev.nucleon.model.ModelFiles;
 import dev.nucleon.model.Precision;
 import dev.nucleon.model.generate.Generator;
 import dev.nucleon.model.generate.SamplingParams;
+import dev.nucleon.model.lora.PeftAdapter;
 import dev.nucleon.model.tokenizer.TextTokenizer;
 import dev.nucleon.replay.ReplayBuffer;
 import dev.nucleon.reward.Rewards;
@@ -90,8 +91,12 @@ public final class NucleonNode implements AutoCloseable {
     if (settings.hasRole("learner")) {
       Engines.device(settings.learner().device());
     }
-    ModelFiles.Checkpoint base = settings.hasRole("rollout") || settings.hasRole("learner")
+    ModelFiles.Checkpoint read = settings.hasRole("rollout") || settings.hasRole("learner")
         ? ModelFiles.read(settings.model().path()) : null;
+    PeftAdapter start = read == null ? null : startAdapter(read.config());
+    // without LoRA training a starting adapter is part of the model every role loads; with it, the base stays
+    // apart and the adapter reaches workers as the learner's first version
+    ModelFiles.Checkpoint base = start != null && settings.training().lora() == null ? read.withAdapter(start) : read;
     Dataset dataset = settings.hasRole("coordinator") ? Dataset.load(DatasetSettings.from(settings.config())) : null;
     if (settings.hasRole("reward")) {
       RewardSettings.from(settings.config());
@@ -107,7 +112,7 @@ public final class NucleonNode implements AutoCloseable {
           SingletonActor.of(coordinatorBehavior, "coordinator")
               .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
       if (settings.hasRole("learner")) {
-        startLearner(ctx, coordinator, base, resume);
+        startLearner(ctx, coordinator, base, start, resume);
       }
       if (settings.hasRole("reward")) {
         startScorers(ctx);
@@ -297,8 +302,37 @@ public final class NucleonNode implements AutoCloseable {
     return new CheckpointStore(runDir.resolve("checkpoints"), settings.run().keepLast());
   }
 
+  /**
+   * {@code nucleon.model.adapter} read and, for LoRA training, checked against {@code nucleon.learner.lora} (the
+   * rollout models merge versions with those settings); null when none is named.
+   */
+  private PeftAdapter startAdapter(dev.nucleon.model.LlamaConfig config) {
+    Path dir = settings.model().adapter();
+    if (dir == null) {
+      return null;
+    }
+    PeftAdapter adapter;
+    try {
+      adapter = PeftAdapter.read(dir);
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException("nucleon.model.adapter: " + e.getMessage(), e);
+    }
+    if (settings.training().lora() != null) {
+      try {
+        adapter.requireLike(settings.training().lora(), config);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("nucleon.model.adapter (" + dir + "): " + e.getMessage() + "; set "
+            + "nucleon.learner.lora to the adapter's rank, alpha and targets to continue training it", e);
+      }
+    }
+    return adapter;
+  }
+
+  /**
+   * @param start the adapter LoRA training continues from ({@code nucleon.model.adapter}), or null for a fresh one
+   */
   private void startLearner(org.apache.pekko.actor.typed.javadsl.ActorContext<Void> ctx,
-      ActorRef<Coordinator.Command> coordinator, ModelFiles.Checkpoint base, boolean resume) {
+      ActorRef<Coordinator.Command> coordinator, ModelFiles.Checkpoint base, PeftAdapter start, boolean resume) {
     CheckpointStore store = store();
     Optional<Checkpoint> ckpt = resume ? store.latestValid() : Optional.empty();
     if (resume && ckpt.isEmpty()) {
@@ -318,7 +352,9 @@ public final class NucleonNode implements AutoCloseable {
       LlamaModel policy = CompletableFuture.supplyAsync(() -> {
         LlamaModel p = (ckpt.isPresent() ? LearnerCheckpoint.model(ckpt.get()) : base)
             .instantiate(manager, Precision.training(dtype));
-        if (settings.training().lora() != null) {
+        if (settings.training().lora() != null && start != null) {
+          p.attachLora(start); // continues the given adapter; a resumed run's checkpoint overwrites its values below
+        } else if (settings.training().lora() != null) {
           // a fresh adapter on the frozen base; a resumed run's checkpoint overwrites its values below
           p.attachLora(settings.training().lora().withBaseModel(settings.model().path().toString()),
               settings.run().seed());
@@ -326,7 +362,9 @@ public final class NucleonNode implements AutoCloseable {
         return p;
       }, thread).join();
       LlamaModel reference = settings.training().loss().klCoef() > 0
-          ? CompletableFuture.supplyAsync(() -> base.instantiate(manager, Precision.inference(dtype)), thread).join()
+          // the initial policy: with a starting adapter under LoRA training, the base with it merged
+          ? CompletableFuture.supplyAsync(() -> (start != null && settings.training().lora() != null
+              ? base.withAdapter(start) : base).instantiate(manager, Precision.inference(dtype)), thread).join()
           : null;
       learner = new Learner(policy, reference, settings.training().loss(), settings.training().optimizer(),
           settings.training().spikes(), settings.training().updates().packedTo(

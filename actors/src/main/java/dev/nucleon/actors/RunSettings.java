@@ -24,8 +24,13 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
   public record Run(String name, Path dir, int totalSteps, long seed, int logEverySteps, int evalEverySteps,
       int evalSize, int checkpointEverySteps, int keepLast, boolean deterministic) {}
 
-  /** {@code nucleon.model}. */
-  public record Model(Path path, Path tokenizer) {}
+  /**
+   * {@code nucleon.model}.
+   *
+   * @param adapter a LoRA adapter in PEFT's layout to start from, or null: with {@code nucleon.learner.lora} its
+   *     training continues, without it the adapter is merged into the base and every weight trains
+   */
+  public record Model(Path path, Path tokenizer, Path adapter) {}
 
   /** {@code nucleon.rollout}; {@code dtype} is float32 or bfloat16 (weights and compute). */
   public record Rollout(List<String> devices, int groupsPerBatch, int topK, float topP, int maxNewTokens, int threads,
@@ -62,7 +67,9 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
         atLeast(c, "nucleon.run.checkpoint.keep-last", 1),
         c.getBoolean("nucleon.run.deterministic"));
     String tok = c.getString("nucleon.model.tokenizer");
-    Model model = new Model(Path.of(nonEmpty(c, "nucleon.model.path")), tok.isBlank() ? null : Path.of(tok));
+    String adapter = c.getString("nucleon.model.adapter");
+    Model model = new Model(Path.of(nonEmpty(c, "nucleon.model.path")), tok.isBlank() ? null : Path.of(tok),
+        adapter.isBlank() ? null : Path.of(adapter));
     List<String> devices = c.getStringList("nucleon.rollout.devices");
     if (devices.isEmpty()) {
       throw bad(c, "nucleon.rollout.devices", "must name at least one device (cpu, gpu or gpu:N)");

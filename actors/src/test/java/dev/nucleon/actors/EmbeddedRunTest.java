@@ -1,6 +1,7 @@
 package dev.nucleon.actors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -67,6 +68,8 @@ class EmbeddedRunTest {
     run(o, dir);
     Path adapter = dir.resolve("checkpoints/step-000000003/adapter");
     dev.nucleon.model.lora.PeftAdapter saved = dev.nucleon.model.lora.PeftAdapter.read(adapter);
+    Path kept = dir.resolve("adapter-at-3"); // the resume below keeps only the newest checkpoints
+    saved.write(kept);
     assertEquals(7 * 2, saved.modules().size(), "all-linear over the quickstart model's 2 layers");
     assertTrue(saved.modules().values().stream().anyMatch(m -> {
       for (float v : m.b().data()) {
@@ -89,6 +92,29 @@ class EmbeddedRunTest {
       }
     }
     assertTrue(checked >= 3, "steps with a log-prob gap: " + checked);
+
+    // a new run that starts from the trained adapter (train --adapter): at a learning rate too small to move it,
+    // its first checkpoint holds that adapter, not a fresh one (whose B would be zero)
+    Path next = dir.resolve("continued");
+    Map<String, String> c = new java.util.LinkedHashMap<>(o);
+    c.put("nucleon.model.adapter", "\"" + kept.toString().replace("\\", "/") + "\"");
+    c.put("nucleon.run.total-steps", "1");
+    c.put("nucleon.learner.optimizer.lr", "1e-12");
+    run(c, next);
+    dev.nucleon.model.lora.PeftAdapter continued = dev.nucleon.model.lora.PeftAdapter.read(
+        next.resolve("checkpoints/step-000000001/adapter"));
+    for (var m : saved.modules().values()) {
+      float[] want = m.b().data();
+      float[] got = continued.modules().get(m.name()).b().data();
+      for (int i = 0; i < want.length; i++) {
+        assertEquals(want[i], got[i], 1e-6, m.name() + " B[" + i + "]");
+      }
+    }
+    // an adapter whose rank the settings do not give is refused before anything starts, with the reason
+    c.put("nucleon.learner.lora.rank", "8");
+    var e = assertThrows(IllegalArgumentException.class, () -> run(c, dir.resolve("refused")));
+    assertTrue(e.getMessage().contains("nucleon.model.adapter") && e.getMessage().contains("r = 4"),
+        e.getMessage());
   }
 
   @Test

@@ -33,6 +33,11 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "-D", paramLabel = "KEY=VALUE", description = "override a config key (HOCON value)")
   Map<String, String> overrides = new LinkedHashMap<>();
 
+  @Option(names = "--adapter", paramLabel = "DIR", description = "start from a LoRA adapter in PEFT's layout "
+      + "(nucleon.model.adapter): with nucleon.learner.lora its training continues, without it it is merged into "
+      + "the base")
+  Path adapter;
+
   @Option(names = "--resume", description = "continue the newest run of this name from its newest valid checkpoint")
   boolean resume;
 
@@ -41,6 +46,9 @@ final class TrainCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if (adapter != null) {
+      overrides.put("nucleon.model.adapter", com.typesafe.config.ConfigUtil.quoteString(adapter.toString()));
+    }
     Config config = RunConfig.load(conf, overrides);
     RunSettings settings = RunSettings.from(config);
     Path dir = runDir;

@@ -208,6 +208,33 @@ public final class PeftAdapter {
     return modules;
   }
 
+  /**
+   * Checks that this adapter is what {@code expected} would attach to a model of {@code config}: the same modules,
+   * each with the same rank and scaling (what a rollout model merging adapter-only versions assumes).
+   *
+   * @throws IllegalArgumentException naming the first difference
+   */
+  public void requireLike(Settings expected, LlamaConfig config) {
+    java.util.Set<String> want = new java.util.LinkedHashSet<>(expected.modules(config));
+    if (!want.equals(modules.keySet())) {
+      java.util.Set<String> missing = new java.util.TreeSet<>(want);
+      missing.removeAll(modules.keySet());
+      java.util.Set<String> extra = new java.util.TreeSet<>(modules.keySet());
+      extra.removeAll(want);
+      throw new IllegalArgumentException("the adapter adapts other modules than targets " + expected.targets()
+          + " give" + (missing.isEmpty() ? "" : "; it lacks " + missing) + (extra.isEmpty() ? "" : "; it also has "
+          + extra));
+    }
+    for (Module m : modules.values()) {
+      double s = expected.scalingOf(m.name());
+      if (m.rank() != expected.rankOf(m.name()) || Math.abs(m.scaling() - s) > 1e-12 * s) {
+        throw new IllegalArgumentException("LoRA module " + m.name() + " has r = " + m.rank() + " and scaling "
+            + m.scaling() + " in the adapter, but the settings give r = " + expected.rankOf(m.name())
+            + " and scaling " + s + " (lora alpha / r)");
+      }
+    }
+  }
+
   /** Reads an adapter folder ({@code adapter_config.json} + {@code adapter_model.safetensors}). */
   public static PeftAdapter read(Path dir) {
     Path configFile = dir.resolve(CONFIG);
