@@ -350,8 +350,12 @@ public final class NucleonNode implements AutoCloseable {
     try {
       DataType dtype = settings.learner().dtype();
       LlamaModel policy = CompletableFuture.supplyAsync(() -> {
+        // a LoRA run's base never changes: in bfloat16 compute it is held in bfloat16 (what the float32 masters
+        // would be cast to in every forward), half their memory; the adapter trains in float32
+        Precision precision = settings.training().lora() != null ? Precision.inference(dtype)
+            : Precision.training(dtype);
         LlamaModel p = (ckpt.isPresent() ? LearnerCheckpoint.model(ckpt.get()) : base)
-            .instantiate(manager, Precision.training(dtype));
+            .instantiate(manager, precision);
         if (settings.training().lora() != null && start != null) {
           p.attachLora(start); // continues the given adapter; a resumed run's checkpoint overwrites its values below
         } else if (settings.training().lora() != null) {

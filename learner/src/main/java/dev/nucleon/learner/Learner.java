@@ -92,9 +92,13 @@ public final class Learner implements AutoCloseable {
     if (loss.klCoef() > 0 && reference == null) {
       throw new IllegalArgumentException("kl-coef > 0 needs a reference model");
     }
-    if (policy.precision().weights() != ai.djl.ndarray.types.DataType.FLOAT32) {
-      throw new IllegalArgumentException("the learner trains float32 master weights, but the policy holds "
-          + policy.precision() + ": build it with Precision.training(type)");
+    // what trains must be float32 (masters); a frozen base under a LoRA adapter may be bfloat16
+    for (var e : policy.trainableParameters().entrySet()) {
+      if (dev.nucleon.model.Precision.typeOf(e.getValue().getArray()) != ai.djl.ndarray.types.DataType.FLOAT32) {
+        throw new IllegalArgumentException("the learner trains float32 master weights, but " + e.getKey() + " is "
+            + policy.precision() + ": build the policy with Precision.training(type), or attach a LoRA adapter "
+            + "(float32) to a bfloat16 base");
+      }
     }
     this.policy = policy;
     this.reference = reference;

@@ -80,7 +80,9 @@ public final class LearnerCheckpoint {
     states.put("policy-version", Integer.toString(learner.version()));
     states.put(SPIKE_HISTORY, learner.spikeGuard().history());
     TrainerState state = new TrainerState(step, samplesSeen, states, blob);
-    boolean narrower = folder.type() != learner.policy().precision().weights();
+    // masters are kept only when the folder rounds them (a float32 folder holds a bfloat16 LoRA base exactly)
+    boolean narrower = folder.type() == DataType.BFLOAT16
+        && learner.policy().precision().weights() == DataType.FLOAT32;
     return store.save(version, dir -> {
       HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model, folder.type());
       if (narrower) {

@@ -77,6 +77,47 @@ class LoraLearnerTest {
     }
   }
 
+  /**
+   * Over a base held in bfloat16 the adapter trains exactly as over float32 masters computing in bfloat16 (the
+   * masters would be cast to those very bfloat16 values in every forward), in float32, with half the base's bytes.
+   */
+  @Test
+  void aBfloat16BaseTrainsTheAdapterAsFloat32MastersDo() {
+    Engines.start();
+    Map<String, HostTensor> weights = LlamaModel.randomWeights(ExactResumeTest.SHAPE, 3);
+    PeftAdapter[] adapters = new PeftAdapter[2];
+    long[] baseBytes = new long[2];
+    dev.nucleon.model.Precision[] precisions = {dev.nucleon.model.Precision.BF16_MIXED,
+        dev.nucleon.model.Precision.BF16};
+    for (int i = 0; i < 2; i++) {
+      try (NDManager m = NDManager.newBaseManager();
+          LlamaModel model = LlamaModel.create(ExactResumeTest.SHAPE, m, weights, precisions[i])) {
+        baseBytes[i] = model.parameterBytes();
+        model.attachLora(LORA, 5);
+        model.trainableParameters().values().forEach(p -> assertEquals(ai.djl.ndarray.types.DataType.FLOAT32,
+            p.getArray().getDataType(), "the adapter trains in float32"));
+        try (Learner learner = new Learner(model, null, ExactResumeTest.LOSS, ExactResumeTest.OPTIMIZER, 1f, 0)) {
+          ExactResumeTest.train(learner, 0, N);
+        }
+        adapters[i] = model.lora();
+      }
+    }
+    for (var module : adapters[0].modules().values()) {
+      assertArrayEquals(module.a().data(), adapters[1].modules().get(module.name()).a().data(), module.name());
+      assertArrayEquals(module.b().data(), adapters[1].modules().get(module.name()).b().data(), module.name());
+    }
+    assertTrue(adapters[1].modules().values().stream().anyMatch(mod -> {
+      for (float v : mod.b().data()) {
+        if (v != 0) {
+          return true;
+        }
+      }
+      return false;
+    }), "the adapter trained");
+    assertTrue(baseBytes[1] * 2 <= baseBytes[0] + 8, "bf16 base " + baseBytes[1] + " bytes vs masters "
+        + baseBytes[0]);
+  }
+
   @Test
   void resumedLoraTrainingMatchesUninterruptedTraining(@TempDir Path dir) throws Exception {
     Engines.start();

@@ -230,7 +230,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     long bytes = 0;
     for (Parameter p : allParameters()) {
       NDArray a = p.getArray();
-      bytes += a.getShape().size() * precision.weights().getNumOfBytes();
+      bytes += a.getShape().size() * Precision.typeOf(a).getNumOfBytes();
     }
     return bytes;
   }
@@ -242,7 +242,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       NDArray a = p.getArray();
       if (a.hasGradient()) {
         try (NDArray g = a.getGradient()) {
-          bytes += g.getShape().size() * precision.weights().getNumOfBytes(); // gradients take their type
+          bytes += g.getShape().size() * Precision.typeOf(a).getNumOfBytes(); // gradients take their type
         }
       }
     }
@@ -430,7 +430,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private HostTensor hostCopy(String name, Parameter p) {
     NDArray a = p.getArray();
     float[] data;
-    if (precision.weights() == DataType.FLOAT32) {
+    if (Precision.typeOf(a) == DataType.FLOAT32) {
       data = a.toFloatArray();
     } else {
       try (NDManager scratch = manager.newSubManager()) {
@@ -444,7 +444,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private Parameter loraParameter(String tensor, HostTensor values, NDManager m) {
     String name = PREFIX_LORA + tensor;
     Parameter p = Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT).build();
-    p.setArray(hostToDevice(m, values, precision.weights()));
+    // float32 whatever the base's type: an adapter trains in float32 over a bfloat16 base as over float32 masters
+    p.setArray(hostToDevice(m, values, DataType.FLOAT32));
     p.freeze(true);
     lora.put(name, p);
     return p;
@@ -550,11 +551,12 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     }
     for (var e : values.entrySet()) {
       NDArray p = targets.get(e.getKey()).getArray();
-      if (precision.weights() == DataType.FLOAT32) {
+      DataType type = Precision.typeOf(p);
+      if (type == DataType.FLOAT32) {
         p.set(FloatBuffer.wrap(e.getValue().data()));
       } else {
         try (NDManager scratch = manager.newSubManager()) {
-          Ops.writeAlong(p, hostToDevice(scratch, e.getValue(), precision.weights()), 0, 0); // rounds to nearest even
+          Ops.writeAlong(p, hostToDevice(scratch, e.getValue(), type), 0, 0); // rounds to nearest even
         }
       }
     }

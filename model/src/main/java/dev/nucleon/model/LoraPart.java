@@ -11,6 +11,8 @@ import ai.djl.pytorch.jni.JniUtils;
  * One projection adapted by LoRA: {@code y = W x + scaling * B (A dropout(x))}, with {@code A [r, in]} and
  * {@code B [out, r]} as PEFT names them ({@code lora_A}, {@code lora_B}). The low-rank side product is added to the
  * frozen projection's output, so gradients reach A and B only. Dropout acts only while autograd records (training).
+ * A and B are float32 parameters over a base of either type (a bfloat16 base needs no float32 masters: it never
+ * changes).
  */
 final class LoraPart {
 
@@ -49,7 +51,10 @@ final class LoraPart {
     NDManager m = x.getManager();
     NDArray in = dropout > 0 && JniUtils.isGradMode()
         ? Dropout.dropout(x, dropout, true).singletonOrThrow() : x;
-    NDArray low = Linear.linear(in, precision.weight(a, m)).singletonOrThrow();
-    return Ops.mul(Linear.linear(low, precision.weight(b, m)).singletonOrThrow(), scaling);
+    // A and B are float32 whatever the base's type: in the compute type for the products (a cast autograd
+    // carries back, so their gradients stay float32)
+    NDArray low = Linear.linear(in, Precision.as(a.getArray(), precision.compute(), m)).singletonOrThrow();
+    return Ops.mul(Linear.linear(low, Precision.as(b.getArray(), precision.compute(), m)).singletonOrThrow(),
+        scaling);
   }
 }
