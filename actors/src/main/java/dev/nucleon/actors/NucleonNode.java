@@ -2,6 +2,7 @@ package dev.nucleon.actors;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.pytorch.jni.JniUtils;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.nucleon.actors.coordinator.Coordinator;
@@ -118,7 +119,7 @@ public final class NucleonNode implements AutoCloseable {
         startScorers(ctx);
       }
       if (settings.hasRole("rollout")) {
-        startWorkers(ctx, coordinator, base);
+        startWorkers(ctx, coordinator, base, start);
       }
       ctx.spawn(NodeReporter.create(metrics, coordinator, Duration.ofSeconds(2)), "node-reporter");
       coordinatorProxy = coordinator;
@@ -324,6 +325,8 @@ public final class NucleonNode implements AutoCloseable {
         throw new IllegalArgumentException("nucleon.model.adapter (" + dir + "): " + e.getMessage() + "; set "
             + "nucleon.learner.lora to the adapter's rank, alpha and targets to continue training it", e);
       }
+      // trained with the run's settings (no dropout), saved as an adapter of the run's base
+      return adapter.withSettings(settings.training().lora().withBaseModel(settings.model().path().toString()));
     }
     return adapter;
   }
@@ -426,8 +429,11 @@ public final class NucleonNode implements AutoCloseable {
     }
   }
 
+  /**
+   * @param start the adapter a LoRA run starts from (applied to every rollout model as version 0), or null
+   */
   private void startWorkers(org.apache.pekko.actor.typed.javadsl.ActorContext<Void> ctx,
-      ActorRef<Coordinator.Command> coordinator, ModelFiles.Checkpoint base) {
+      ActorRef<Coordinator.Command> coordinator, ModelFiles.Checkpoint base, PeftAdapter start) {
     TextTokenizer tokenizer = ModelFiles.tokenizer(settings.model().path(), settings.model().tokenizer(),
         base.config());
     resources.add(tokenizer);
@@ -443,6 +449,16 @@ public final class NucleonNode implements AutoCloseable {
       if (settings.training().lora() != null) {
         // the learner sends each version's adapter alone; the base stays as loaded here
         model.takeAdapterUpdates(settings.training().lora(), settings.rollout().adapterUpdates());
+        if (start != null) {
+          // version 0 is base + the starting adapter: the learner publishes only the versions after it
+          boolean gradMode = JniUtils.isGradMode();
+          JniUtils.setGradMode(false);
+          try {
+            model.loadParameters(start.tensors());
+          } finally {
+            JniUtils.setGradMode(gradMode);
+          }
+        }
       }
       RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling,
           settings.rollout().batchSlots());

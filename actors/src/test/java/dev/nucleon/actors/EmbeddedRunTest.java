@@ -103,6 +103,10 @@ class EmbeddedRunTest {
     run(c, next);
     dev.nucleon.model.lora.PeftAdapter continued = dev.nucleon.model.lora.PeftAdapter.read(
         next.resolve("checkpoints/step-000000001/adapter"));
+    // and its first batch was sampled by base + that adapter, which the learner scores
+    JsonNode first = TestRuns.rows(next, "step").get(0);
+    assertTrue(first.has("logprob_gap_max") && first.get("logprob_gap_max").asDouble() < 1e-3,
+        "the first batch of a run from an adapter must be sampled with it: " + first);
     for (var m : saved.modules().values()) {
       float[] want = m.b().data();
       float[] got = continued.modules().get(m.name()).b().data();

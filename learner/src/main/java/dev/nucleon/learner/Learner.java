@@ -96,8 +96,9 @@ public final class Learner implements AutoCloseable {
     for (var e : policy.trainableParameters().entrySet()) {
       if (dev.nucleon.model.Precision.typeOf(e.getValue().getArray()) != ai.djl.ndarray.types.DataType.FLOAT32) {
         throw new IllegalArgumentException("the learner trains float32 master weights, but " + e.getKey() + " is "
-            + policy.precision() + ": build the policy with Precision.training(type), or attach a LoRA adapter "
-            + "(float32) to a bfloat16 base");
+            + dev.nucleon.model.Precision.name(dev.nucleon.model.Precision.typeOf(e.getValue().getArray()))
+            + ": build the policy with Precision.training(type), or attach a LoRA adapter (float32) to a bfloat16 "
+            + "base");
       }
     }
     this.policy = policy;

@@ -62,6 +62,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private MergedLora mergedLora;
   /** Whether this model takes adapter-only versions (merged or as side products) instead of full weights. */
   private boolean takesAdapters;
+  /** The type of attached LoRA matrices: float32 to train them, the weights' type on a rollout model. */
+  private DataType loraType = DataType.FLOAT32;
 
   /** How a rollout model applies adapter-only policy versions ({@link #takeAdapterUpdates}). */
   public enum AdapterUpdates {
@@ -354,6 +356,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     if (how == AdapterUpdates.MERGED) {
       mergedLora = new MergedLora(config, settings, named, manager);
     } else {
+      loraType = precision.weights(); // nothing trains here: no cast of A and B in every forward
       attachLora(settings, 0); // B = 0: the base's outputs until the first version arrives
     }
     takesAdapters = true;
@@ -444,8 +447,9 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private Parameter loraParameter(String tensor, HostTensor values, NDManager m) {
     String name = PREFIX_LORA + tensor;
     Parameter p = Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT).build();
-    // float32 whatever the base's type: an adapter trains in float32 over a bfloat16 base as over float32 masters
-    p.setArray(hostToDevice(m, values, DataType.FLOAT32));
+    // float32 whatever the base's type (an adapter trains in float32 over a bfloat16 base as over float32
+    // masters), except on a rollout model taking side products
+    p.setArray(hostToDevice(m, values, loraType));
     p.freeze(true);
     lora.put(name, p);
     return p;

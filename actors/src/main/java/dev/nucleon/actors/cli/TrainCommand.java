@@ -35,7 +35,7 @@ final class TrainCommand implements Callable<Integer> {
 
   @Option(names = "--adapter", paramLabel = "DIR", description = "start from a LoRA adapter in PEFT's layout "
       + "(nucleon.model.adapter): with nucleon.learner.lora its training continues, without it it is merged into "
-      + "the base")
+      + "the base; give it again with --resume (the KL reference model is base + adapter)")
   Path adapter;
 
   @Option(names = "--resume", description = "continue the newest run of this name from its newest valid checkpoint")

@@ -235,6 +235,24 @@ public final class PeftAdapter {
     }
   }
 
+  /**
+   * The adapter's tensors under PEFT's names ({@code base_model.model.<module>.lora_A.weight}, {@code lora_B}), in
+   * module order: as the weights file holds them, and as a policy version carries them to rollout models.
+   */
+  public Map<String, HostTensor> tensors() {
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    for (Module m : modules.values()) {
+      out.put(PREFIX + m.name() + A_SUFFIX, m.a().renamed(PREFIX + m.name() + A_SUFFIX));
+      out.put(PREFIX + m.name() + B_SUFFIX, m.b().renamed(PREFIX + m.name() + B_SUFFIX));
+    }
+    return out;
+  }
+
+  /** This adapter's matrices under other settings (the run's dropout and base model; the same ranks and scalings). */
+  public PeftAdapter withSettings(Settings other) {
+    return new PeftAdapter(other, List.copyOf(modules.values()));
+  }
+
   /** Reads an adapter folder ({@code adapter_config.json} + {@code adapter_model.safetensors}). */
   public static PeftAdapter read(Path dir) {
     Path configFile = dir.resolve(CONFIG);
@@ -443,12 +461,7 @@ public final class PeftAdapter {
       c.put("init_lora_weights", true);
       c.put("inference_mode", true);
       Files.writeString(dir.resolve(CONFIG), JSON.writeValueAsString(c));
-      List<HostTensor> tensors = new ArrayList<>();
-      for (Module m : modules.values()) {
-        tensors.add(m.a().renamed(PREFIX + m.name() + A_SUFFIX));
-        tensors.add(m.b().renamed(PREFIX + m.name() + B_SUFFIX));
-      }
-      Safetensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
+      Safetensors.write(dir.resolve(WEIGHTS), tensors().values(), Map.of("format", "pt"));
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write the adapter to " + dir, e);
     }
