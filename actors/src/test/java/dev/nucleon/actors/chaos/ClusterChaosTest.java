@@ -19,6 +19,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -117,6 +118,45 @@ class ClusterChaosTest {
               + "%s%n", node, KILL_AT_STEP, firstAfterKill, seconds(kill, up), longestGap,
           reissued(coordinatorLog), summary.toString());
       assertTrue(longestGap <= MAX_GAP_S, "longest gap between steps after the replacement was up: " + longestGap);
+    } finally {
+      run(env, "deploy/local/stop-cluster.sh", cluster.toString());
+    }
+  }
+
+  /**
+   * A LoRA run on three JVMs (deploy/local): the learner's node streams each policy version's adapter alone to the
+   * rollout node, which merges it into its base; every step's batch, sampled there, scores the same under the
+   * learner's base + adapter.
+   */
+  @Test
+  void loraVersionsMoveAsAdaptersBetweenJvms(@TempDir Path dir) throws Exception {
+    Path cluster = dir.resolve("cluster");
+    int base = freePorts();
+    int steps = 20;
+    Map<String, String> env = Map.of("NUCLEON_CLUSTER_DIR", cluster.toString(), "NUCLEON_BASE_PORT",
+        String.valueOf(base), "NUCLEON_JAR", REPO.resolve("actors/target/nucleon.jar").toString());
+    try {
+      run(env, "deploy/local/start-cluster.sh", "conf/quickstart-lora.conf", "--detach",
+          "-Dnucleon.run.total-steps=" + steps, "-Dnucleon.algorithm.max-staleness=0",
+          "-Dnucleon.run.eval.every-steps=0", "-Dnucleon.run.eval.size=50",
+          "-Dnucleon.monitor.dashboard.enabled=false");
+      await(() -> Files.exists(cluster.resolve("run/summary.json")), 600, "the end of the run");
+      List<JsonNode> history = stepRows(cluster.resolve("run/metrics.jsonl"));
+      assertEquals(steps, history.size(), "step rows");
+      for (JsonNode row : history) {
+        assertTrue(row.has("logprob_gap_max") && row.get("logprob_gap_max").asDouble() < 1e-3, "step "
+            + row.get("step") + ": the rollout node's log-probs differ from the learner's base + adapter: " + row);
+      }
+      // "policy version N: 0.2 MB (f32) streamed in ..." on the rollout node: the adapter (161 KB), not the model
+      var m = java.util.regex.Pattern.compile("policy version (\\d+): ([0-9.]+) MB").matcher(
+          Files.readString(logOf(cluster, 2)));
+      int versions = 0;
+      while (m.find()) {
+        versions++;
+        double mb = Double.parseDouble(m.group(2));
+        assertTrue(mb <= 0.2, "policy version " + m.group(1) + " took " + mb + " MB: more than the adapter");
+      }
+      assertTrue(versions >= steps - 1, "versions the rollout node streamed: " + versions);
     } finally {
       run(env, "deploy/local/stop-cluster.sh", cluster.toString());
     }
