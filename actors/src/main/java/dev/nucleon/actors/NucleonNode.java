@@ -357,8 +357,9 @@ public final class NucleonNode implements AutoCloseable {
         // would be cast to in every forward), half their memory; the adapter trains in float32
         Precision precision = settings.training().lora() != null ? Precision.inference(dtype)
             : Precision.training(dtype);
-        LlamaModel p = (ckpt.isPresent() ? LearnerCheckpoint.model(ckpt.get()) : base)
-            .instantiate(manager, precision);
+        // a LoRA checkpoint holds the adapter alone: its policy is the run's base with it restored below
+        boolean full = ckpt.isPresent() && settings.training().lora() == null;
+        LlamaModel p = (full ? LearnerCheckpoint.model(ckpt.get()) : base).instantiate(manager, precision);
         if (settings.training().lora() != null && start != null) {
           p.attachLora(start); // continues the given adapter; a resumed run's checkpoint overwrites its values below
         } else if (settings.training().lora() != null) {

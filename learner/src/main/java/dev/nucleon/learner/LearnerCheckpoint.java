@@ -30,6 +30,9 @@ import java.util.Map;
  *       position), samples seen, named RNG states and an opaque blob from the caller (the coordinator's dataset
  *       cursor and prompt accounting).</li>
  * </ul>
+ * A LoRA run's checkpoint holds {@code adapter/} (PEFT's layout) instead of {@code model/}: the base never changes,
+ * so it is not copied into every checkpoint; the adapter's config names it ({@code base_model_name_or_path}), and a
+ * resume builds the policy from the run's base ({@link #hasModel}) before restoring the adapter into it.
  * The store writes it atomically with checksums and keeps the last N; a corrupt checkpoint is refused and the
  * previous one used.
  */
@@ -39,7 +42,7 @@ public final class LearnerCheckpoint {
   public static final String OPTIMIZER = "optimizer.safetensors";
   public static final String STATE = "trainer-state.json";
   public static final String MASTER = "master-weights.safetensors";
-  /** With LoRA: the adapter in PEFT's layout (the model folder then holds the frozen base). */
+  /** With LoRA: the adapter in PEFT's layout (instead of a model folder: the base is the run's). */
   public static final String ADAPTER = "adapter";
 
   /**
@@ -73,8 +76,9 @@ public final class LearnerCheckpoint {
       byte[] blob, ModelFolder folder) throws IOException {
     long step = learner.optimizer().step();
     int version = learner.version();
-    Map<String, HostTensor> model = learner.policy().toHuggingFace();
     PeftAdapter adapter = learner.policy().lora();
+    // a LoRA run's base never changes: the checkpoint holds the adapter alone
+    Map<String, HostTensor> model = adapter == null ? learner.policy().toHuggingFace() : null;
     Map<String, HostTensor> optimizer = learner.optimizer().state();
     Map<String, String> states = new HashMap<>(rng);
     states.put("policy-version", Integer.toString(learner.version()));
@@ -84,14 +88,15 @@ public final class LearnerCheckpoint {
     boolean narrower = folder.type() == DataType.BFLOAT16
         && learner.policy().precision().weights() == DataType.FLOAT32;
     return store.save(version, dir -> {
-      HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model, folder.type());
-      if (narrower) {
-        Safetensors.write(dir.resolve(MASTER), model.values(), Map.of("content", "float32 master weights"));
-      }
-      for (Path f : folder.files()) {
-        java.nio.file.Files.copy(f, dir.resolve(MODEL).resolve(f.getFileName().toString()));
-      }
-      if (adapter != null) {
+      if (model != null) {
+        HfCheckpoint.write(dir.resolve(MODEL), learner.policy().config(), model, folder.type());
+        if (narrower) {
+          Safetensors.write(dir.resolve(MASTER), model.values(), Map.of("content", "float32 master weights"));
+        }
+        for (Path f : folder.files()) {
+          java.nio.file.Files.copy(f, dir.resolve(MODEL).resolve(f.getFileName().toString()));
+        }
+      } else {
         adapter.write(dir.resolve(ADAPTER));
       }
       Safetensors.write(dir.resolve(OPTIMIZER), optimizer.values(), Map.of("optimizer", "adamw",
@@ -100,11 +105,21 @@ public final class LearnerCheckpoint {
     });
   }
 
+  /** Whether the checkpoint holds the policy's weights (a full-weight run), rather than a LoRA adapter alone. */
+  public static boolean hasModel(Checkpoint checkpoint) {
+    return checkpoint.has(MODEL + "/config.json");
+  }
+
   /**
    * Reads a checkpoint's policy weights (Hugging Face layout), for building the model of a resumed run: the master
-   * weights where the model folder was stored below them, else the model folder's.
+   * weights where the model folder was stored below them, else the model folder's. A LoRA checkpoint has none
+   * ({@link #hasModel}): its policy is the run's base.
    */
   public static ModelFiles.Checkpoint model(Checkpoint checkpoint) {
+    if (!hasModel(checkpoint)) {
+      throw new IllegalArgumentException(checkpoint.dir() + " holds a LoRA adapter, not a model: build the policy "
+          + "from the run's base model");
+    }
     if (!checkpoint.has(MASTER)) {
       return ModelFiles.read(checkpoint.dir().resolve(MODEL));
     }
@@ -120,14 +135,21 @@ public final class LearnerCheckpoint {
    */
   public static TrainerState restore(Checkpoint checkpoint, Learner learner) throws IOException {
     TrainerState state = TrainerState.read(checkpoint.resolve(STATE));
-    ModelFiles.Checkpoint model = model(checkpoint);
-    if (!model.config().equals(learner.policy().config())) {
-      throw new IllegalArgumentException(checkpoint.dir() + ": the checkpoint's model " + model.config()
-          + " differs from the run's " + learner.policy().config());
-    }
-    Map<String, HostTensor> internal = WeightLayout.fromHuggingFace(model.config(), model.huggingFace(),
-        checkpoint.dir().resolve(MODEL).toString());
     boolean saved = checkpoint.has(ADAPTER + "/" + PeftAdapter.CONFIG);
+    // full weights, or (a LoRA checkpoint written before adapters were saved alone) the base
+    Map<String, HostTensor> internal = null;
+    if (hasModel(checkpoint)) {
+      ModelFiles.Checkpoint model = model(checkpoint);
+      if (!model.config().equals(learner.policy().config())) {
+        throw new IllegalArgumentException(checkpoint.dir() + ": the checkpoint's model " + model.config()
+            + " differs from the run's " + learner.policy().config());
+      }
+      internal = WeightLayout.fromHuggingFace(model.config(), model.huggingFace(),
+          checkpoint.dir().resolve(MODEL).toString());
+    }
+    if (!saved && internal == null) {
+      throw new IllegalArgumentException(checkpoint.dir() + ": holds neither a model folder nor a LoRA adapter");
+    }
     boolean training = learner.policy().hasLora();
     if (saved != training) {
       throw new IllegalArgumentException(checkpoint.dir() + (saved
@@ -137,7 +159,9 @@ public final class LearnerCheckpoint {
     boolean gradMode = JniUtils.isGradMode();
     JniUtils.setGradMode(false);
     try {
-      learner.policy().loadParameters(internal);
+      if (internal != null && !saved) {
+        learner.policy().loadParameters(internal);
+      }
       if (saved) {
         // resolve() checks that the manifest lists (and so verified) both files
         checkpoint.resolve(ADAPTER + "/" + PeftAdapter.WEIGHTS);

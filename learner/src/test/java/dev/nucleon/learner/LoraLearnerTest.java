@@ -135,10 +135,13 @@ class LoraLearnerTest {
     }
     Checkpoint ckpt = new CheckpointStore(dir, 2).latestValid().orElseThrow();
     assertTrue(ckpt.has("adapter/adapter_config.json") && ckpt.has("adapter/adapter_model.safetensors"),
-        "the adapter is saved in PEFT's layout beside the base");
+        "the adapter is saved in PEFT's layout");
+    assertTrue(!LearnerCheckpoint.hasModel(ckpt) && !java.nio.file.Files.exists(ckpt.dir().resolve("model")),
+        "the frozen base is not copied into the checkpoint");
     Map<String, HostTensor> resumed;
     try (NDManager m = NDManager.newBaseManager();
-        LlamaModel model = LearnerCheckpoint.model(ckpt).instantiate(m)) {
+        LlamaModel model = LlamaModel.create(ExactResumeTest.SHAPE, m,
+            LlamaModel.randomWeights(ExactResumeTest.SHAPE, 3))) { // the run's base
       model.attachLora(LORA, 99); // fresh values, which the checkpoint overwrites
       try (Learner learner = new Learner(model, null, ExactResumeTest.LOSS, ExactResumeTest.OPTIMIZER, 1f, 0)) {
         LearnerCheckpoint.restore(ckpt, learner);
@@ -158,7 +161,8 @@ class LoraLearnerTest {
     assertTrue(maxDiff <= 1e-6, "resumed vs uninterrupted LoRA training: max difference " + maxDiff);
 
     try (NDManager m = NDManager.newBaseManager();
-        LlamaModel model = LearnerCheckpoint.model(ckpt).instantiate(m);
+        LlamaModel model = LlamaModel.create(ExactResumeTest.SHAPE, m,
+            LlamaModel.randomWeights(ExactResumeTest.SHAPE, 3));
         Learner learner = new Learner(model, null, ExactResumeTest.LOSS, ExactResumeTest.OPTIMIZER, 1f, 0)) {
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
           () -> LearnerCheckpoint.restore(ckpt, learner));
