@@ -369,7 +369,9 @@ public final class NucleonNode implements AutoCloseable {
         }
         return p;
       }, thread).join();
+      // a fresh LoRA adapter's initial policy is its base: the learner's policy with the adapter off, no copy
       LlamaModel reference = settings.training().loss().klCoef() > 0
+          && (settings.training().lora() == null || start != null)
           // the initial policy: with a starting adapter under LoRA training, the base with it merged
           ? CompletableFuture.supplyAsync(() -> (start != null && settings.training().lora() != null
               ? base.withAdapter(start) : base).instantiate(manager, Precision.inference(dtype)), thread).join()

@@ -79,7 +79,7 @@ public final class Learner implements AutoCloseable {
 
   /**
    * @param policy the model to train (made trainable here)
-   * @param reference frozen model for the KL term, or null
+   * @param reference frozen model for the KL term, or null (a LoRA policy then uses its base: adapter off)
    * @param loss loss settings
    * @param optimizer optimizer settings; its schedule advances once per training batch
    * @param spikes when a gradient norm counts as a spike, and whether such an update is skipped
@@ -89,8 +89,8 @@ public final class Learner implements AutoCloseable {
    */
   public Learner(LlamaModel policy, LlamaModel reference, LossSettings loss, OptimizerSettings optimizer,
       GradSpikeGuard.Settings spikes, Updates updates, float temperature, int version) {
-    if (loss.klCoef() > 0 && reference == null) {
-      throw new IllegalArgumentException("kl-coef > 0 needs a reference model");
+    if (loss.klCoef() > 0 && reference == null && !policy.hasLora()) {
+      throw new IllegalArgumentException("kl-coef > 0 needs a reference model (or a LoRA policy, whose base is one)");
     }
     // what trains must be float32 (masters); a frozen base under a LoRA adapter may be bfloat16
     for (var e : policy.trainableParameters().entrySet()) {
@@ -233,7 +233,7 @@ public final class Learner implements AutoCloseable {
             seen.attach(m);
             gap.add(seen.toFloatArray(), mb.behaviourValues(), mb.tokenVersions(), version);
           }
-          NDArray ref = reference == null || loss.klCoef() == 0 ? null : referenceLogProbs(mb);
+          NDArray ref = loss.klCoef() == 0 ? null : referenceLogProbs(mb);
           PolicyLoss.Output out = PolicyLoss.compute(loss, new PolicyLoss.Inputs(logp, mb.behaviour(),
               mb.advantages(), mb.mask(), mb.lengths(), ref, mb.proximal()), normalizer);
           probe.beforeBackward();
@@ -282,13 +282,15 @@ public final class Learner implements AutoCloseable {
 
   /**
    * The frozen reference model's log-probs of the targets, computed without autograd (the decoding path, nothing
-   * recorded) and with its full-vocabulary distribution freed at once.
+   * recorded) and with its full-vocabulary distribution freed at once. Without a reference model, a LoRA policy's
+   * base is the reference: the policy with its adapter switched off.
    */
   private NDArray referenceLogProbs(MicroBatch mb) {
     boolean mode = JniUtils.isGradMode();
     JniUtils.setGradMode(false);
     try {
-      return mb.logProbs(reference, temperature);
+      return reference != null ? mb.logProbs(reference, temperature)
+          : policy.withoutAdapter(() -> mb.logProbs(policy, temperature));
     } finally {
       JniUtils.setGradMode(mode);
     }

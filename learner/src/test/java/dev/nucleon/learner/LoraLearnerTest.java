@@ -118,6 +118,42 @@ class LoraLearnerTest {
         + baseBytes[0]);
   }
 
+  /**
+   * A LoRA policy's KL reference is its base: with the adapter switched off the learner needs no second copy of
+   * the model, and trains as with an explicit frozen copy of the base (up to the per-part versus fused products).
+   */
+  @Test
+  void theBaseUnderTheAdapterIsTheKlReference() {
+    Engines.start();
+    LossSettings kl = new LossSettings(0.2, 0.28, 0, LossSettings.Aggregation.TOKEN_MEAN, 1, 0.5,
+        LossSettings.KlEstimator.K3);
+    double[][] kls = new double[2][N];
+    PeftAdapter[] trained = new PeftAdapter[2];
+    for (int i = 0; i < 2; i++) {
+      try (NDManager m = NDManager.newBaseManager(); LlamaModel model = policy(m);
+          LlamaModel copy = i == 0 ? LlamaModel.create(ExactResumeTest.SHAPE, m,
+              LlamaModel.randomWeights(ExactResumeTest.SHAPE, 3)) : null;
+          Learner learner = new Learner(model, copy, kl, ExactResumeTest.OPTIMIZER, 1f, 0)) {
+        for (int s = 0; s < N; s++) {
+          kls[i][s] = learner.train(ExactResumeTest.batch(s, learner.version())).kl();
+        }
+        trained[i] = model.lora();
+      }
+    }
+    assertEquals(0, kls[1][0], 1e-6, "a fresh adapter (B = 0) is its base: no KL at the first step");
+    assertTrue(kls[1][N - 1] > 1e-6, "the policy moved away from its base: KL " + kls[1][N - 1]);
+    for (int s = 0; s < N; s++) {
+      assertEquals(kls[0][s], kls[1][s], 1e-5 + 1e-3 * kls[0][s], "KL at step " + s);
+    }
+    for (var module : trained[0].modules().values()) {
+      float[] want = module.b().data();
+      float[] got = trained[1].modules().get(module.name()).b().data();
+      for (int j = 0; j < want.length; j++) {
+        assertEquals(want[j], got[j], 1e-5, module.name());
+      }
+    }
+  }
+
   @Test
   void resumedLoraTrainingMatchesUninterruptedTraining(@TempDir Path dir) throws Exception {
     Engines.start();

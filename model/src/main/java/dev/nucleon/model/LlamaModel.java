@@ -413,6 +413,20 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     write(lora, values);
   }
 
+  /**
+   * Runs {@code task} with the attached adapter switched off, so the model computes as its base (PEFT's
+   * {@code disable_adapter}): a LoRA learner's KL reference without a second copy of the base. Only for the thread
+   * that owns the model: the switch is the model's, not the thread's.
+   */
+  public <T> T withoutAdapter(java.util.function.Supplier<T> task) {
+    loraModules.values().forEach(p -> p.setEnabled(false));
+    try {
+      return task.get();
+    } finally {
+      loraModules.values().forEach(p -> p.setEnabled(true));
+    }
+  }
+
   /** Whether a LoRA adapter is attached. */
   public boolean hasLora() {
     return !lora.isEmpty();

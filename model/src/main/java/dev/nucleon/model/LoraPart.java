@@ -21,6 +21,8 @@ final class LoraPart {
   private final double scaling;
   private final float dropout;
   private final Precision precision;
+  /** False while the model computes as its base ({@link LlamaModel#withoutAdapter}). */
+  private boolean enabled = true;
 
   LoraPart(Parameter a, Parameter b, double scaling, double dropout, Precision precision) {
     this.a = a;
@@ -42,9 +44,13 @@ final class LoraPart {
     return scaling;
   }
 
+  void setEnabled(boolean enabled) {
+    this.enabled = enabled;
+  }
+
   /** {@code base + scaling * B (A x)}, where {@code base} is the frozen projection of {@code x}. */
   static NDArray add(LoraPart part, NDArray x, NDArray base) {
-    return part == null ? base : base.add(part.delta(x));
+    return part == null || !part.enabled ? base : base.add(part.delta(x));
   }
 
   private NDArray delta(NDArray x) {
