@@ -35,6 +35,22 @@ final class TestRuns {
     return RunSettings.from(RunConfig.load(REPO.resolve("conf/quickstart.conf"), overrides));
   }
 
+  /**
+   * Checks that on every step row with a log-prob gap (tokens the learner's current weights sampled) the sampler's
+   * log-probs lie within 1e-3 of the learner's, and that at least {@code atLeast} rows had one.
+   */
+  static void assertSamplerMatchesLearner(Path runDir, int atLeast) throws IOException {
+    int checked = 0;
+    for (JsonNode row : rows(runDir, "step")) {
+      if (row.has("logprob_gap_max")) {
+        checked++;
+        org.junit.jupiter.api.Assertions.assertTrue(row.get("logprob_gap_max").asDouble() < 1e-3, "step "
+            + row.get("step") + ": sampler vs learner log-prob gap " + row.get("logprob_gap_max"));
+      }
+    }
+    org.junit.jupiter.api.Assertions.assertTrue(checked >= atLeast, "steps with a log-prob gap: " + checked);
+  }
+
   static List<JsonNode> rows(Path runDir, String type) throws IOException {
     ObjectMapper json = new ObjectMapper();
     List<JsonNode> out = new ArrayList<>();

@@ -46,9 +46,7 @@ class ClusterChaosTest {
   @ValueSource(ints = {2, 3, 1}) // rollout, reward, coordinator + learner
   void aRunSurvivesTheLossOfANode(int node, @TempDir Path dir) throws Exception {
     Path cluster = dir.resolve("cluster");
-    int base = freePorts();
-    Map<String, String> env = Map.of("NUCLEON_CLUSTER_DIR", cluster.toString(), "NUCLEON_BASE_PORT",
-        String.valueOf(base), "NUCLEON_JAR", REPO.resolve("actors/target/nucleon.jar").toString());
+    Map<String, String> env = clusterEnv(cluster);
     try {
       run(env, "deploy/local/start-cluster.sh", "conf/quickstart.conf", "--detach",
           "-Dnucleon.run.total-steps=" + STEPS, "-Dnucleon.run.checkpoint.every-steps=5",
@@ -131,10 +129,8 @@ class ClusterChaosTest {
   @Test
   void loraVersionsMoveAsAdaptersBetweenJvms(@TempDir Path dir) throws Exception {
     Path cluster = dir.resolve("cluster");
-    int base = freePorts();
     int steps = 20;
-    Map<String, String> env = Map.of("NUCLEON_CLUSTER_DIR", cluster.toString(), "NUCLEON_BASE_PORT",
-        String.valueOf(base), "NUCLEON_JAR", REPO.resolve("actors/target/nucleon.jar").toString());
+    Map<String, String> env = clusterEnv(cluster);
     try {
       run(env, "deploy/local/start-cluster.sh", "conf/quickstart-lora.conf", "--detach",
           "-Dnucleon.run.total-steps=" + steps, "-Dnucleon.algorithm.max-staleness=0",
@@ -160,6 +156,12 @@ class ClusterChaosTest {
     } finally {
       run(env, "deploy/local/stop-cluster.sh", cluster.toString());
     }
+  }
+
+  /** The environment of deploy/local's scripts for a cluster in {@code cluster} on three free ports. */
+  private static Map<String, String> clusterEnv(Path cluster) throws IOException {
+    return Map.of("NUCLEON_CLUSTER_DIR", cluster.toString(), "NUCLEON_BASE_PORT", String.valueOf(freePorts()),
+        "NUCLEON_JAR", REPO.resolve("actors/target/nucleon.jar").toString());
   }
 
   private static double seconds(Instant a, Instant b) {
@@ -203,10 +205,8 @@ class ClusterChaosTest {
   /** Three consecutive free ports (the cluster's nodes take BASE, BASE + 1, BASE + 2). */
   private static int freePorts() throws IOException {
     for (int attempt = 0; attempt < 50; attempt++) {
-      int base;
-      try (ServerSocket s = new ServerSocket(0)) {
-        base = s.getLocalPort();
-      }
+      // below the kernel's ephemeral range, where no other socket of this JVM can take it first (TestPorts)
+      int base = dev.nucleon.actors.TestPorts.free();
       if (base > 65000) {
         continue;
       }
