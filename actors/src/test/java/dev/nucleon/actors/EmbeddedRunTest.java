@@ -55,7 +55,7 @@ class EmbeddedRunTest {
 
   /**
    * A LoRA run: the rollout engine samples from the base with the adapter merged (sampler and learner log-probs of
-   * the same version agree), checkpoints hold the base and a PEFT adapter, and a resumed run continues.
+   * the same version agree), checkpoints hold the PEFT adapter alone, and a resumed run continues.
    */
   @Test
   void loraRunTrainsAnAdapterAndResumesFromIt(@TempDir Path dir) throws Exception {

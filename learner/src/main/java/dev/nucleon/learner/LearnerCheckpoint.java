@@ -117,8 +117,8 @@ public final class LearnerCheckpoint {
    */
   public static ModelFiles.Checkpoint model(Checkpoint checkpoint) {
     if (!hasModel(checkpoint)) {
-      throw new IllegalArgumentException(checkpoint.dir() + " holds a LoRA adapter, not a model: build the policy "
-          + "from the run's base model");
+      throw new IllegalArgumentException(checkpoint.dir() + ": the checkpoint trained a LoRA adapter (it holds the "
+          + "adapter, not a model), but this run trains every weight (nucleon.learner.lora.rank = 0)");
     }
     if (!checkpoint.has(MASTER)) {
       return ModelFiles.read(checkpoint.dir().resolve(MODEL));
@@ -138,7 +138,14 @@ public final class LearnerCheckpoint {
     boolean saved = checkpoint.has(ADAPTER + "/" + PeftAdapter.CONFIG);
     // full weights, or (a LoRA checkpoint written before adapters were saved alone) the base
     Map<String, HostTensor> internal = null;
-    if (hasModel(checkpoint)) {
+    if (hasModel(checkpoint) && saved) {
+      // an older LoRA checkpoint with a copy of the base: only its shape is compared, the run's base is the policy
+      LlamaConfig config = LlamaConfig.fromHuggingFace(checkpoint.resolve(MODEL + "/config.json"));
+      if (!config.equals(learner.policy().config())) {
+        throw new IllegalArgumentException(checkpoint.dir() + ": the checkpoint's model " + config
+            + " differs from the run's " + learner.policy().config());
+      }
+    } else if (hasModel(checkpoint)) {
       ModelFiles.Checkpoint model = model(checkpoint);
       if (!model.config().equals(learner.policy().config())) {
         throw new IllegalArgumentException(checkpoint.dir() + ": the checkpoint's model " + model.config()
@@ -159,7 +166,7 @@ public final class LearnerCheckpoint {
     boolean gradMode = JniUtils.isGradMode();
     JniUtils.setGradMode(false);
     try {
-      if (internal != null && !saved) {
+      if (internal != null) {
         learner.policy().loadParameters(internal);
       }
       if (saved) {

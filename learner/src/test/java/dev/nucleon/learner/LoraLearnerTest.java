@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A learner with a LoRA adapter attached trains the adapter only, publishes weights that generate as the adapted
- * policy does, and checkpoints base + adapter (PEFT's layout) so a resumed run continues exactly.
+ * policy does, and checkpoints the adapter alone (PEFT's layout) so a resumed run continues exactly.
  */
 class LoraLearnerTest {
 
@@ -203,6 +203,10 @@ class LoraLearnerTest {
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
           () -> LearnerCheckpoint.restore(ckpt, learner));
       assertTrue(e.getMessage().contains("trained a LoRA adapter but this run trains every weight"), e.getMessage());
+      // a full-weight run builds its policy from the checkpoint, which holds no model: refused with the same reason
+      e = assertThrows(IllegalArgumentException.class, () -> LearnerCheckpoint.model(ckpt));
+      assertTrue(e.getMessage().contains("trained a LoRA adapter") && e.getMessage().contains("rank = 0"),
+          e.getMessage());
     }
   }
 

@@ -11,8 +11,8 @@ import ai.djl.pytorch.jni.JniUtils;
  * One projection adapted by LoRA: {@code y = W x + scaling * B (A dropout(x))}, with {@code A [r, in]} and
  * {@code B [out, r]} as PEFT names them ({@code lora_A}, {@code lora_B}). The low-rank side product is added to the
  * frozen projection's output, so gradients reach A and B only. Dropout acts only while autograd records (training).
- * A and B are float32 parameters over a base of either type (a bfloat16 base needs no float32 masters: it never
- * changes).
+ * To train, A and B are float32 parameters over a base of either type (a bfloat16 base needs no float32 masters:
+ * it never changes); a rollout model taking side products holds them in its weights' type.
  */
 final class LoraPart {
 
