@@ -390,7 +390,9 @@ public final class NucleonNode implements AutoCloseable {
           }
         }, thread).join();
         samplesSeen = state.samplesSeen();
-        ctx.getLog().info("resumed from {} at policy version {}", ckpt.get().dir(), learner.version());
+        // on the console too: it is the run's own news (ConsoleFilter)
+        org.slf4j.LoggerFactory.getLogger(dev.nucleon.actors.run.ConsoleFilter.RUN_LOGGER).info(
+            "resumed from {} at policy version {}", ckpt.get().dir(), learner.version());
       }
     } catch (RuntimeException e) {
       thread.shutdown();

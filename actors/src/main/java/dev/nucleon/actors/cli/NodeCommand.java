@@ -51,6 +51,7 @@ final class NodeCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    dev.nucleon.actors.run.ConsoleFilter.setVerbose(true); // a node's console is its log (deploy/ scripts keep it)
     if (roles != null) {
       overrides.put("nucleon.cluster.roles", "[" + String.join(",", roles) + "]");
     }

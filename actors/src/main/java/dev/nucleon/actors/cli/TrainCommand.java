@@ -38,11 +38,26 @@ final class TrainCommand implements Callable<Integer> {
       + "the base; give it again with --resume (the KL reference model is base + adapter)")
   Path adapter;
 
+  @Option(names = {"-v", "--verbose"}, description = "show every log line on the console (default: the run's "
+      + "progress, evaluations, warnings and errors; the rest is in RUN_DIR/nucleon.log)")
+  boolean verbose;
+
   @Option(names = "--resume", description = "continue the newest run of this name from its newest valid checkpoint")
   boolean resume;
 
   @Option(names = "--run-dir", paramLabel = "DIR", description = "use this run directory (default: a new one)")
   Path runDir;
+
+  /** {@code nucleon.monitor.console}: run or verbose. */
+  static boolean consoleVerbose(Config config) {
+    String key = "nucleon.monitor.console";
+    return switch (config.getString(key)) {
+      case "run" -> false;
+      case "verbose" -> true;
+      default -> throw new com.typesafe.config.ConfigException.BadValue(config.getValue(key).origin(), key,
+          "expected run or verbose, got '" + config.getString(key) + "'");
+    };
+  }
 
   @Override
   public Integer call() throws Exception {
@@ -50,6 +65,7 @@ final class TrainCommand implements Callable<Integer> {
       overrides.put("nucleon.model.adapter", com.typesafe.config.ConfigUtil.quoteString(adapter.toString()));
     }
     Config config = RunConfig.load(conf, overrides);
+    dev.nucleon.actors.run.ConsoleFilter.setVerbose(verbose || consoleVerbose(config));
     RunSettings settings = RunSettings.from(config);
     Path dir = runDir;
     if (dir == null && resume) {
