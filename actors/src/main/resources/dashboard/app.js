@@ -96,7 +96,7 @@
       else if (v && typeof v === 'object' && Array.isArray(v.actors)) {
         for (const a of v.actors) {
           if (!a || typeof a.actor !== 'string') continue;
-          if (a.tokens > 0 && typeof a.tokensPerSecond === 'number') out['actor_tokens_per_s.' + a.actor] = a.tokensPerSecond;
+          if (a.role === 'rollout' && a.tokens > 0 && typeof a.tokensPerSecond === 'number') out['actor_tokens_per_s.' + a.actor] = a.tokensPerSecond;
           if (typeof a.busyRatio === 'number' && a.busyRatio >= 0) out['actor_busy_ratio.' + a.actor] = a.busyRatio;
         }
       } else if (v && typeof v === 'object' && !Array.isArray(v) && depth < 2) numbers(v, key, out, depth + 1);
@@ -187,7 +187,7 @@
     const t = typeof run.elapsed_seconds === 'number' ? run.elapsed_seconds : (s.time_ms || Date.now()) / 1000;
     const actors = s.actors || [];
     for (const a of actors) {
-      if (a.role !== 'rollout' && !(a.tokens > 0)) continue;
+      if (a.role !== 'rollout') continue; // the chart is per rollout worker (the learner's row counts trained tokens)
       const key = a.actor + (actors.filter(b => b.actor === a.actor).length > 1 ? '@' + a.node : '');
       if (!state.live.has(key)) state.live.set(key, []);
       const pts = state.live.get(key);

@@ -182,7 +182,7 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
           s.gradNorm());
     }
     samplesSeen += t.batch().samples().size();
-    metrics.learnerStep(s.seconds(), s.tokens());
+    metrics.learnerStep(s.seconds(), s.tokens(), s.sequences());
     metrics.learnerFlagged(s.gradSpike(), s.skipped());
     metrics.policyVersion(s.version());
     Map<String, Double> stats = statistics(s, t.batch().stats(),

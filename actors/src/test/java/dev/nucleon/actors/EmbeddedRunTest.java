@@ -122,6 +122,24 @@ class EmbeddedRunTest {
     run(o, dir);
     List<JsonNode> steps = TestRuns.rows(dir, "step");
     assertEquals(6, steps.size());
+    // the status view's learner row counts what the learner trained (it showed 0 tokens before)
+    long trained = 0;
+    long samples = 0;
+    for (JsonNode row : steps) {
+      trained += row.get("completion_tokens").asLong();
+      samples += row.get("samples").asLong();
+    }
+    JsonNode last = steps.get(steps.size() - 1).get("node");
+    JsonNode learnerRow = null;
+    for (JsonNode actor : last.get("actors")) {
+      if (actor.get("role").asText().equals("learner")) {
+        learnerRow = actor;
+      }
+    }
+    assertEquals(trained, learnerRow.get("tokens").asLong(), "learner row tokens vs the step rows: " + learnerRow);
+    assertEquals(samples, learnerRow.get("trajectories").asLong(), "learner row trajectories: " + learnerRow);
+    assertEquals(6, learnerRow.get("batches").asLong(), "a learner batch is a step");
+    assertTrue(learnerRow.get("tokensPerSecond").asDouble() > 0, "learner tokens/s: " + learnerRow);
     for (JsonNode row : steps) {
       assertTrue(row.get("staleness_max").asInt() <= 1, "batch of step " + row.get("step") + " has staleness "
           + row.get("staleness_max"));

@@ -101,8 +101,8 @@ public final class RunHistory {
    * The numeric fields of a row, flattened: top-level numbers as they are, numbers inside nested objects as
    * {@code parent.child} (e.g. per-actor maps {@code tokens_per_s.rollout-0}). Booleans, strings and arrays are
    * left out. A nested {@link NodeSnapshot} (an object with an {@code actors} array, as the run reporter writes under
-   * {@code node}) gives per-actor figures only: {@code actor_tokens_per_s.<actor>} for actors that generated
-   * tokens and {@code actor_busy_ratio.<actor>} for actors with a busy tracker.
+   * {@code node}) gives per-actor figures only: {@code actor_tokens_per_s.<actor>} for rollout workers that
+   * generated tokens and {@code actor_busy_ratio.<actor>} for actors with a busy tracker.
    */
   public static Map<String, Double> numbers(JsonNode row) {
     Map<String, Double> out = new LinkedHashMap<>();
@@ -119,7 +119,9 @@ public final class RunHistory {
         if (actor == null) {
           continue;
         }
-        if (a.path("tokens").asLong() > 0 && a.path("tokensPerSecond").isNumber()) {
+        // generated tokens (the rollout workers'; the learner's row counts tokens it trained on)
+        if (a.path("role").asText().equals(NucleonMetrics.ROLE_ROLLOUT) && a.path("tokens").asLong() > 0
+            && a.path("tokensPerSecond").isNumber()) {
           out.put("actor_tokens_per_s." + actor, a.path("tokensPerSecond").asDouble());
         }
         if (a.path("busyRatio").isNumber() && a.path("busyRatio").asDouble() >= 0) {

@@ -47,7 +47,7 @@ class DashboardBrowserTest {
     for (int s = 1; s <= 30; s++) {
       metrics.rolloutTokens("rollout-0", 4000);
       metrics.rolloutTokens("rollout-1", 3000);
-      metrics.learnerStep(0.4, 5000);
+      metrics.learnerStep(0.4, 5000, 16);
       metrics.trajectoryStaleness(s % 3);
       // step 17's gradient was a spike, step 23's update was skipped: the page must say so
       String flags = s == 17 ? ",\"grad_spike\":1,\"grad_norm\":4200.0,\"grad_norm_max_param\":3900.0"

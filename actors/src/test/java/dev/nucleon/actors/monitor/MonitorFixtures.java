@@ -12,7 +12,7 @@ public final class MonitorFixtures {
 
   public static ClusterStatus twoNodeStatus() {
     NucleonMetrics a = new NucleonMetrics("pekko://nucleon@127.0.0.1:25520", List.of("coordinator", "learner"));
-    a.learnerStep(0.5, 2048);
+    a.learnerStep(0.5, 2048, 16);
     a.policyVersion(3);
     a.replayGroups(4);
     a.replayDropped("zero_variance", 2);

@@ -67,9 +67,9 @@ class NucleonMetricsTest {
     metrics.trajectoryStaleness(1);
     metrics.trajectoryStaleness(1);
     metrics.trajectoryStaleness(3);
-    metrics.learnerStep(0.5, 4096);
+    metrics.learnerStep(0.5, 4096, 16);
     metrics.learnerFlagged(false, false);
-    metrics.learnerStep(0.7, 1000);
+    metrics.learnerStep(0.7, 1000, 16);
     metrics.learnerFlagged(true, true);
     metrics.policyVersion(2);
     metrics.weightsPublished(0.12, 1_600_000);

@@ -168,7 +168,7 @@ final class KryoSamples {
     metrics.rolloutTokens("rollout-0", 1000);
     metrics.rewardScored("match", "ok", 10);
     metrics.rewardSeconds("match", 0.01);
-    metrics.learnerStep(0.5, 4096);
+    metrics.learnerStep(0.5, 4096, 16);
     metrics.policyVersion(3);
     metrics.busyTracker("rollout", "rollout-0").record(1_000_000);
     dev.nucleon.actors.monitor.NodeSnapshot snapshot = metrics.snapshot();
