@@ -2,7 +2,6 @@ package dev.nucleon.actors;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.pytorch.jni.JniUtils;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.nucleon.actors.coordinator.Coordinator;
@@ -352,29 +351,28 @@ public final class NucleonNode implements AutoCloseable {
     Learner learner;
     try {
       DataType dtype = settings.learner().dtype();
+      PeftAdapter.Settings lora = settings.training().lora();
       LlamaModel policy = CompletableFuture.supplyAsync(() -> {
         // a LoRA run's base never changes: in bfloat16 compute it is held in bfloat16 (what the float32 masters
-        // would be cast to in every forward), half their memory; the adapter trains in float32
-        Precision precision = settings.training().lora() != null ? Precision.inference(dtype)
-            : Precision.training(dtype);
-        // a LoRA checkpoint holds the adapter alone: its policy is the run's base with it restored below
-        boolean full = ckpt.isPresent() && settings.training().lora() == null;
-        LlamaModel p = (full ? LearnerCheckpoint.model(ckpt.get()) : base).instantiate(manager, precision);
-        if (settings.training().lora() != null && start != null) {
+        // would be cast to in every forward), half their memory; the adapter trains in float32.
+        // A LoRA checkpoint holds the adapter alone: its policy is the run's base with it restored below.
+        LlamaModel p = lora != null ? base.instantiate(manager, Precision.inference(dtype))
+            : (ckpt.isPresent() ? LearnerCheckpoint.model(ckpt.get()) : base)
+                .instantiate(manager, Precision.training(dtype));
+        if (lora != null && start != null) {
           p.attachLora(start); // continues the given adapter; a resumed run's checkpoint overwrites its values below
-        } else if (settings.training().lora() != null) {
+        } else if (lora != null) {
           // a fresh adapter on the frozen base; a resumed run's checkpoint overwrites its values below
-          p.attachLora(settings.training().lora().withBaseModel(settings.model().path().toString()),
-              settings.run().seed());
+          p.attachLora(lora.withBaseModel(settings.model().path().toString()), settings.run().seed());
         }
         return p;
       }, thread).join();
-      // a fresh LoRA adapter's initial policy is its base: the learner's policy with the adapter off, no copy
-      LlamaModel reference = settings.training().loss().klCoef() > 0
-          && (settings.training().lora() == null || start != null)
-          // the initial policy: with a starting adapter under LoRA training, the base with it merged
-          ? CompletableFuture.supplyAsync(() -> (start != null && settings.training().lora() != null
-              ? base.withAdapter(start) : base).instantiate(manager, Precision.inference(dtype)), thread).join()
+      // the KL reference is the initial policy: the base (with the starting adapter merged, if any); a fresh LoRA
+      // adapter's base is the policy itself with the adapter off, so no copy is loaded
+      ModelFiles.Checkpoint initial = lora == null ? base : start == null ? null : base.withAdapter(start);
+      LlamaModel reference = settings.training().loss().klCoef() > 0 && initial != null
+          ? CompletableFuture.supplyAsync(() -> initial.instantiate(manager, Precision.inference(dtype)), thread)
+              .join()
           : null;
       learner = new Learner(policy, reference, settings.training().loss(), settings.training().optimizer(),
           settings.training().spikes(), settings.training().updates().packedTo(
@@ -454,19 +452,13 @@ public final class NucleonNode implements AutoCloseable {
       if (settings.training().lora() != null) {
         // the learner sends each version's adapter alone; the base stays as loaded here
         model.takeAdapterUpdates(settings.training().lora(), settings.rollout().adapterUpdates());
-        if (start != null) {
-          // version 0 is base + the starting adapter: the learner publishes only the versions after it
-          boolean gradMode = JniUtils.isGradMode();
-          JniUtils.setGradMode(false);
-          try {
-            model.loadParameters(start.tensors());
-          } finally {
-            JniUtils.setGradMode(gradMode);
-          }
-        }
       }
-      RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tokenizer, sampling,
-          settings.rollout().batchSlots());
+      Generator generator = new Generator(model, 0);
+      if (settings.training().lora() != null && start != null) {
+        // version 0 is base + the starting adapter: the learner publishes only the versions after it
+        generator.updateWeights(0, start.tensors());
+      }
+      RolloutEngine engine = new RolloutEngine(generator, tokenizer, sampling, settings.rollout().batchSlots());
       String name = "rollout-" + i;
       // workers beside the learner get its tensors in memory and have no one to relay to
       RolloutWorker.Relay relay = settings.learner().weightFanout() > 0 && !settings.hasRole("learner")

@@ -5,9 +5,10 @@ import dev.nucleon.replay.MicroBatcher;
 import dev.nucleon.replay.TrainingBatch;
 import dev.nucleon.replay.TrainingSample;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
+import java.util.Set;
 
 /**
  * How many optimizer steps the learner takes on one training batch ({@code nucleon.learner.epochs} and
@@ -64,27 +65,22 @@ public record Updates(int epochs, int minibatches, int packTokens, MicroBatchCos
       return List.of(batch.microBatches());
     }
     List<List<List<TrainingSample>>> out = new ArrayList<>(k);
-    Map<TrainingSample, Integer> part = new IdentityHashMap<>();
     for (int j = 0; j < k; j++) {
       List<TrainingSample> mine = samples.subList(j * samples.size() / k, (j + 1) * samples.size() / k);
-      if (packTokens > 0) {
-        out.add(MicroBatcher.pack(mine, packTokens, packCost));
-      } else {
-        mine.forEach(s -> part.put(s, out.size()));
-        out.add(null);
-      }
+      out.add(packTokens > 0 ? MicroBatcher.pack(mine, packTokens, packCost) : restrict(batch.microBatches(), mine));
     }
-    if (packTokens == 0) {
-      for (int j = 0; j < k; j++) {
-        List<List<TrainingSample>> micros = new ArrayList<>();
-        for (List<TrainingSample> micro : batch.microBatches()) {
-          final int p = j;
-          List<TrainingSample> mine = micro.stream().filter(s -> part.get(s) == p).toList();
-          if (!mine.isEmpty()) {
-            micros.add(mine);
-          }
-        }
-        out.set(j, micros);
+    return out;
+  }
+
+  /** The micro-batches restricted to {@code samples} (by identity), empty ones left out. */
+  private static List<List<TrainingSample>> restrict(List<List<TrainingSample>> micros, List<TrainingSample> samples) {
+    Set<TrainingSample> mine = Collections.newSetFromMap(new IdentityHashMap<>());
+    mine.addAll(samples);
+    List<List<TrainingSample>> out = new ArrayList<>();
+    for (List<TrainingSample> micro : micros) {
+      List<TrainingSample> kept = micro.stream().filter(mine::contains).toList();
+      if (!kept.isEmpty()) {
+        out.add(kept);
       }
     }
     return out;

@@ -512,7 +512,9 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   /**
    * Overwrites parameters in place with new values (for example a newer policy version). Call it with gradients
    * off on the calling thread; every tensor must match its parameter's shape. A model that {@linkplain
-   * #takeAdapterUpdates takes adapter updates} is given adapter tensors (PEFT's names) instead, all of them at once.
+   * #takeAdapterUpdates takes adapter updates} (or has an adapter attached) is given adapter tensors (PEFT's names)
+   * instead, all of them at once: paired by {@link PeftAdapter#of}, then merged or written as
+   * {@link #setLoraValues}.
    */
   public void loadParameters(Map<String, HostTensor> weights) {
     Map<String, HostTensor> byName = new LinkedHashMap<>();
@@ -527,29 +529,23 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
             + "given full weights (" + byName.keySet().iterator().next() + ", ...)");
       }
       write(named, byName);
-    } else if (mergedLora != null) {
-      mergedLora.apply(byName, PREFIX_LORA);
-    } else if (!lora.isEmpty()) {
-      if (!byName.keySet().equals(lora.keySet())) {
-        throw new IllegalArgumentException("an adapter-only version must hold every LoRA tensor of the attached "
-            + "adapter: got " + byName.size() + " of " + lora.size() + " (" + difference(lora.keySet(),
-                byName.keySet()) + ")");
+    } else if (mergedLora != null || !lora.isEmpty()) {
+      PeftAdapter version;
+      try {
+        version = PeftAdapter.of(mergedLora != null ? mergedLora.settings() : loraSettings, byName.values(),
+            "an adapter-only version");
+      } catch (ModelFormatException e) {
+        throw new IllegalArgumentException(e.getMessage(), e);
       }
-      write(lora, byName);
+      if (mergedLora != null) {
+        mergedLora.apply(version);
+      } else {
+        setLoraValues(version);
+      }
     } else {
       throw new IllegalArgumentException("'" + byName.keySet().stream().filter(n -> n.startsWith(PREFIX_LORA))
           .findFirst().orElseThrow() + "' is a LoRA adapter tensor, but this model takes no adapter");
     }
-  }
-
-  /** What one set of names has that the other lacks, in words. */
-  private static String difference(java.util.Set<String> expected, java.util.Set<String> got) {
-    java.util.Set<String> missing = new java.util.TreeSet<>(expected);
-    missing.removeAll(got);
-    java.util.Set<String> extra = new java.util.TreeSet<>(got);
-    extra.removeAll(expected);
-    return (missing.isEmpty() ? "" : "missing " + missing) + (missing.isEmpty() || extra.isEmpty() ? "" : "; ")
-        + (extra.isEmpty() ? "" : "unknown " + extra);
   }
 
   /**

@@ -16,9 +16,8 @@ import java.util.Map;
  * and rounded once to the parameters' type. The model then computes exactly as an unadapted one (no side products
  * per token, the decode script stays on), at the cost of one copy of the adapted weights.
  *
- * <p>A version carries the adapter's tensors under PEFT's names ({@code base_model.model.<module>.lora_A.weight}
- * and {@code lora_B}), for every module the settings target; the scaling of each module comes from the settings,
- * as the learner's does.
+ * <p>A version is the adapter of every module the settings target ({@link PeftAdapter#of} pairs its tensors); the
+ * scaling of each module comes from the settings, as the learner's does.
  */
 final class MergedLora implements AutoCloseable {
 
@@ -27,7 +26,7 @@ final class MergedLora implements AutoCloseable {
   /** Per adapted module: where it lives, its weight, and the base values of its rows. */
   private final Map<String, Slot> slots = new LinkedHashMap<>();
 
-  private record Slot(WeightLayout.Placement place, Parameter weight, NDArray base, double scaling, long rank) {}
+  private record Slot(WeightLayout.Placement place, Parameter weight, NDArray base, double scaling) {}
 
   /**
    * @param config the model's shape
@@ -48,7 +47,7 @@ final class MergedLora implements AutoCloseable {
       NDArray base = Ops.slice(weight.getArray(), 0, place.firstRow(), place.firstRow() + place.rows(), manager)
           .duplicate();
       base.attach(manager);
-      slots.put(module, new Slot(place, weight, base, settings.scalingOf(module), settings.rankOf(module)));
+      slots.put(module, new Slot(place, weight, base, settings.scalingOf(module)));
     }
   }
 
@@ -57,53 +56,37 @@ final class MergedLora implements AutoCloseable {
     return slots.keySet();
   }
 
+  /** The adapter settings versions are merged with. */
+  PeftAdapter.Settings settings() {
+    return settings;
+  }
+
   /**
-   * Sets every adapted projection to base + scaling * B @ A from a version's adapter tensors (PEFT names, at
-   * least one A and one B per adapted module; all checked before anything is written). Call it with gradients
-   * off.
+   * Sets every adapted projection to base + scaling * B @ A from a version's adapter (every adapted module, each
+   * the shape of its rows; all checked before anything is written). Call it with gradients off.
    */
-  void apply(Map<String, HostTensor> adapter, String prefix) {
-    Map<String, HostTensor[]> pairs = new LinkedHashMap<>();
-    for (HostTensor t : adapter.values()) {
-      String name = t.name();
-      boolean isA = name.endsWith(".lora_A.weight");
-      if (!name.startsWith(prefix) || !(isA || name.endsWith(".lora_B.weight"))) {
-        throw new IllegalArgumentException("'" + name + "' is not a LoRA tensor (" + prefix
-            + "<module>.lora_A.weight or lora_B.weight)");
-      }
-      String module = name.substring(prefix.length(), name.length() - ".lora_A.weight".length());
-      if (!slots.containsKey(module)) {
-        throw new IllegalArgumentException("LoRA tensor '" + name + "' is for " + module + ", which this model's "
-            + "adapter settings do not target (targets " + settings.targets() + ")");
-      }
-      pairs.computeIfAbsent(module, k -> new HostTensor[2])[isA ? 0 : 1] = t;
-    }
-    if (!pairs.keySet().equals(slots.keySet())) {
+  void apply(PeftAdapter adapter) {
+    if (!adapter.modules().keySet().equals(slots.keySet())) {
       java.util.Set<String> missing = new java.util.TreeSet<>(slots.keySet());
-      missing.removeAll(pairs.keySet());
-      throw new IllegalArgumentException("an adapter-only version must hold every adapted module; missing " + missing);
+      missing.removeAll(adapter.modules().keySet());
+      java.util.Set<String> extra = new java.util.TreeSet<>(adapter.modules().keySet());
+      extra.removeAll(slots.keySet());
+      throw new IllegalArgumentException("an adapter-only version must hold exactly the adapted modules"
+          + (missing.isEmpty() ? "" : "; missing " + missing) + (extra.isEmpty() ? "" : "; it also adapts " + extra
+              + ", which this model's adapter settings do not target (targets " + settings.targets() + ")"));
     }
-    for (var e : pairs.entrySet()) {
-      Slot slot = slots.get(e.getKey());
-      HostTensor a = e.getValue()[0];
-      HostTensor b = e.getValue()[1];
-      if (a == null || b == null) {
-        throw new IllegalArgumentException("LoRA module " + e.getKey() + ": the version holds " + (a == null
-            ? "lora_B but no lora_A" : "lora_A but no lora_B"));
-      }
-      long[] baseShape = slot.base().getShape().getShape();
-      if (a.shape().length != 2 || b.shape().length != 2 || a.shape()[0] != slot.rank() || b.shape()[1] != slot.rank()
-          || a.shape()[1] != baseShape[1] || b.shape()[0] != baseShape[0]) {
-        throw new IllegalArgumentException("LoRA module " + e.getKey() + ": A " + java.util.Arrays.toString(a.shape())
-            + " and B " + java.util.Arrays.toString(b.shape()) + " do not make a rank-" + slot.rank() + " update of "
-            + java.util.Arrays.toString(baseShape));
+    for (PeftAdapter.Module m : adapter.modules().values()) {
+      long[] rows = slots.get(m.name()).base().getShape().getShape();
+      if (m.b().shape()[0] != rows[0] || m.a().shape()[1] != rows[1]) {
+        throw new IllegalArgumentException("LoRA module " + m.name() + ": B @ A is [" + m.b().shape()[0] + ", "
+            + m.a().shape()[1] + "] but the layer is " + java.util.Arrays.toString(rows));
       }
     }
-    for (var e : pairs.entrySet()) {
-      Slot slot = slots.get(e.getKey());
+    for (PeftAdapter.Module m : adapter.modules().values()) {
+      Slot slot = slots.get(m.name());
       try (NDManager tmp = manager.newSubManager()) {
-        NDArray a = tmp.create(e.getValue()[0].data(), new ai.djl.ndarray.types.Shape(e.getValue()[0].shape()));
-        NDArray b = tmp.create(e.getValue()[1].data(), new ai.djl.ndarray.types.Shape(e.getValue()[1].shape()));
+        NDArray a = tmp.create(m.a().data(), new ai.djl.ndarray.types.Shape(m.a().shape()));
+        NDArray b = tmp.create(m.b().data(), new ai.djl.ndarray.types.Shape(m.b().shape()));
         NDArray merged = Ops.mul(b.matMul(a), slot.scaling()).addi(float32(slot.base(), tmp));
         NDArray weight = slot.weight().getArray();
         DataType type = Bf16Casts.typeOf(weight);

@@ -271,14 +271,26 @@ public final class PeftAdapter {
           ? " (adapter_model.bin is a pickle, which is not read: save the adapter with safe_serialization=True)"
           : ""));
     }
+    return of(settings, Safetensors.read(weights).values(), weights.toString());
+  }
+
+  /**
+   * An adapter from its tensors under PEFT's names ({@code [base_model.model.]<module>.lora_A.weight} and
+   * {@code lora_B}), paired by module, with the scalings {@code settings} give: as a weights file or a policy
+   * version holds them.
+   *
+   * @param source what the tensors came from, for messages
+   * @throws ModelFormatException naming a tensor that is not a LoRA matrix, or a module without its A or B
+   */
+  public static PeftAdapter of(Settings settings, java.util.Collection<HostTensor> tensors, String source) {
     Map<String, HostTensor[]> pairs = new LinkedHashMap<>();
-    for (HostTensor t : Safetensors.read(weights).values()) {
+    for (HostTensor t : tensors) {
       String n = t.name();
       boolean isA = n.endsWith(A_SUFFIX);
       // PeftModel.save_pretrained prefixes base_model.model.; transformers' own save of an adapter does not
       String bare = n.startsWith(PREFIX) ? n.substring(PREFIX.length()) : n;
       if (!(isA || n.endsWith(B_SUFFIX)) || bare.length() <= A_SUFFIX.length()) {
-        throw new ModelFormatException(weights + ": tensor '" + n + "' is not a LoRA matrix (expected "
+        throw new ModelFormatException(source + ": tensor '" + n + "' is not a LoRA matrix (expected "
             + PREFIX + "<module>" + A_SUFFIX + " or " + B_SUFFIX + "; embedding adapters, DoRA magnitudes and "
             + "saved modules are not supported)");
       }
@@ -286,7 +298,7 @@ public final class PeftAdapter {
       pairs.computeIfAbsent(module, k -> new HostTensor[2])[isA ? 0 : 1] = t;
     }
     if (pairs.isEmpty()) {
-      throw new ModelFormatException(weights + ": holds no LoRA matrices");
+      throw new ModelFormatException(source + ": holds no LoRA matrices");
     }
     List<Module> modules = new ArrayList<>();
     for (var e : pairs.entrySet()) {
@@ -294,7 +306,7 @@ public final class PeftAdapter {
       if (ab[0] == null || ab[1] == null) {
         String has = ab[0] == null ? "lora_B" : "lora_A";
         String lacks = ab[0] == null ? "lora_A" : "lora_B";
-        throw new ModelFormatException(weights + ": module " + e.getKey() + " has " + has + " but no " + lacks);
+        throw new ModelFormatException(source + ": module " + e.getKey() + " has " + has + " but no " + lacks);
       }
       modules.add(new Module(e.getKey(), ab[0], ab[1], settings.scalingOf(e.getKey())));
     }
