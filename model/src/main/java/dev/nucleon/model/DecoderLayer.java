@@ -11,8 +11,8 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
 /**
- * One transformer block: attention and a SwiGLU MLP, each a residual branch with an RMSNorm whose placement the
- * family chooses ({@link LlamaConfig#normPlacement()}):
+ * One transformer block: attention and an MLP (a dense SwiGLU, or in a model's sparse layers a {@link MoeMlp}), each a
+ * residual branch with an RMSNorm whose placement the family chooses ({@link LlamaConfig#normPlacement()}):
  * <ul>
  *   <li>pre-norm (Llama, Qwen): {@code h = x + attn(norm1(x)); out = h + mlp(norm2(h))};</li>
  *   <li>post-norm (OLMo 2): {@code h = x + norm1(attn(x)); out = h + norm2(mlp(h))}.</li>
@@ -26,14 +26,20 @@ public final class DecoderLayer extends AbstractBlock {
   private final Attention attention;
   private final RmsNorm secondNorm;
   private final SwiGluMlp mlp;
+  private final MoeMlp moe;
+  private final int index;
 
-  DecoderLayer(LlamaConfig c, Precision precision) {
+  DecoderLayer(LlamaConfig c, int index, Precision precision) {
+    this.index = index;
     preNorm = c.normPlacement() == LlamaConfig.NormPlacement.PRE;
     normNames = WeightLayout.blockNorms(c);
     firstNorm = addChildBlock(normNames[0], new RmsNorm(c.hiddenSize(), c.rmsNormEps(), precision));
     attention = addChildBlock("self_attn", new Attention(c, precision));
     secondNorm = addChildBlock(normNames[1], new RmsNorm(c.hiddenSize(), c.rmsNormEps(), precision));
-    mlp = addChildBlock("mlp", new SwiGluMlp(c.hiddenSize(), c.intermediateSize(), c.outputBias(), precision));
+    boolean sparse = c.isSparse(index);
+    mlp = sparse ? null
+        : addChildBlock("mlp", new SwiGluMlp(c.hiddenSize(), c.intermediateSize(), c.outputBias(), precision));
+    moe = sparse ? addChildBlock("mlp", new MoeMlp(c.hiddenSize(), c.moe(), precision)) : null;
   }
 
   Attention attention() {
@@ -48,6 +54,7 @@ public final class DecoderLayer extends AbstractBlock {
     return secondNorm;
   }
 
+  /** The dense MLP, or null in a sparse layer. */
   SwiGluMlp mlp() {
     return mlp;
   }
@@ -62,6 +69,9 @@ public final class DecoderLayer extends AbstractBlock {
     }
     if (name.equals(normNames[1] + ".weight")) {
       return secondNorm.weight();
+    }
+    if (moe != null && name.startsWith("mlp.")) {
+      return moe.parameter(name);
     }
     return switch (name) {
       case "self_attn.qkv_proj.weight" -> attention.qkv();
@@ -78,13 +88,22 @@ public final class DecoderLayer extends AbstractBlock {
     };
   }
 
-  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, int layer, NDManager step) {
+  /**
+   * The block over {@code x [B, T, d]}.
+   *
+   * @param routing records or replays a sparse layer's expert choices (null: the router chooses)
+   */
+  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, Routing routing, NDManager step) {
     if (preNorm) {
-      NDArray h = x.add(attention.apply(firstNorm.apply(x), angles, mask, cache, layer, step));
-      return h.add(mlp.apply(secondNorm.apply(h)));
+      NDArray h = x.add(attention.apply(firstNorm.apply(x), angles, mask, cache, index, step));
+      return h.add(feedForward(secondNorm.apply(h), routing));
     }
-    NDArray h = x.add(firstNorm.apply(attention.apply(x, angles, mask, cache, layer, step)));
-    return h.add(secondNorm.apply(mlp.apply(h)));
+    NDArray h = x.add(firstNorm.apply(attention.apply(x, angles, mask, cache, index, step)));
+    return h.add(secondNorm.apply(feedForward(h, routing)));
+  }
+
+  private NDArray feedForward(NDArray x, Routing routing) {
+    return moe == null ? mlp.apply(x) : moe.apply(x, routing, index);
   }
 
   /** Inputs: {@code x [B, T, d]}, positions int64 {@code [B, T]}, additive mask {@code [B or 1, 1, T, T]}. */
@@ -92,7 +111,7 @@ public final class DecoderLayer extends AbstractBlock {
   protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
     NDArray x = inputs.get(0);
     NDArray mask = LlamaModel.groupRows(inputs.get(2), attention.group());
-    return new NDList(apply(x, attention.angles(inputs.get(1)), mask, null, 0, x.getManager()));
+    return new NDList(apply(x, attention.angles(inputs.get(1)), mask, null, null, x.getManager()));
   }
 
   @Override

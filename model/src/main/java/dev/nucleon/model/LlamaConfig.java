@@ -21,7 +21,8 @@ import java.util.Map;
  * blocks, see {@link #normPlacement()}, and full-width q/k norms), ERNIE 4.5 dense (interleaved rotary pairs, see
  * {@link #ropeLayout()}), Mistral (full attention), SmolLM and TinyLlama
  * share this shape: a family is a choice of parts (OLMo 3 adds a sliding window per layer, see
- * {@link #slidingWindows()}). Models that add mixture-of-experts, latent attention or attention sinks are refused by
+ * {@link #slidingWindows()}); Qwen3-MoE and ERNIE 4.5 MoE replace the MLP of some layers by a mixture of experts
+ * (see {@link #moe()}). Models that add latent attention or attention sinks are refused by
  * {@link #fromHuggingFace(Path)} with a message naming the architecture.
  *
  * @param architecture the Hugging Face architecture name written back on save (e.g. {@code LlamaForCausalLM})
@@ -44,6 +45,7 @@ import java.util.Map;
  *     {@code use_bias}; the output head never does)
  * @param slidingWindows per layer: 0 for full attention, {@code w > 0} for a sliding window in which a query at
  *     position i sees keys j with {@code i - w < j <= i} (OLMo 3's {@code layer_types})
+ * @param moe the mixture-of-experts MLP of the sparse layers, or {@code null} for a dense model
  */
 public record LlamaConfig(
     String architecture,
@@ -63,7 +65,8 @@ public record LlamaConfig(
     int bosTokenId,
     int[] eosTokenIds,
     boolean outputBias,
-    int[] slidingWindows) {
+    int[] slidingWindows,
+    Moe moe) {
 
   /** A config without output and MLP biases (every family but ERNIE 4.5 with {@code use_bias}). */
   public LlamaConfig(String architecture, int vocabSize, int hiddenSize, int intermediateSize, int numLayers,
@@ -72,12 +75,70 @@ public record LlamaConfig(
       int[] eosTokenIds) {
     this(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, ropeTheta,
         ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bosTokenId, eosTokenIds,
-        false, null);
+        false, null, null);
+  }
+
+  /** A dense config (every family without mixture-of-experts layers). */
+  public LlamaConfig(String architecture, int vocabSize, int hiddenSize, int intermediateSize, int numLayers,
+      int numHeads, int numKvHeads, int headDim, double ropeTheta, RopeScaling ropeScaling, double rmsNormEps,
+      int maxPositionEmbeddings, boolean tieWordEmbeddings, boolean attentionBias, int bosTokenId,
+      int[] eosTokenIds, boolean outputBias, int[] slidingWindows) {
+    this(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, ropeTheta,
+        ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bosTokenId, eosTokenIds,
+        outputBias, slidingWindows, null);
   }
 
   /** Architectures whose weights and forward pass this decoder reproduces. */
   public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
-      "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM", "Ernie4_5ForCausalLM");
+      "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM", "Ernie4_5ForCausalLM", "Qwen3MoeForCausalLM",
+      "Ernie4_5_MoeForCausalLM");
+
+  /**
+   * The mixture-of-experts MLP of a model's sparse layers (the other layers keep the dense SwiGLU of
+   * {@code intermediateSize}): a router scores every expert for every token, the {@code topK} best run, and their
+   * SwiGLU outputs are summed with the routing weights; shared experts, where the family has them, run for every
+   * token and are added unweighted.
+   *
+   * @param numExperts routed experts per sparse layer
+   * @param topK experts each token is sent to
+   * @param expertSize inner width of one routed expert's SwiGLU
+   * @param sharedSize inner width of the shared experts (the checkpoints store them as one SwiGLU), 0 for none
+   * @param normalizeTopK whether the chosen experts' weights are divided by their sum
+   * @param normMin the smallest divisor when normalizing (ERNIE clamps the sum at {@code moe_norm_min}); 0: none
+   * @param correctionBias whether a per-expert bias is added to the scores for the choice only, not for the weights
+   *     (ERNIE's {@code moe_statics.e_score_correction_bias})
+   * @param sparseLayers the layers whose MLP is this mixture, ascending
+   */
+  public record Moe(int numExperts, int topK, int expertSize, int sharedSize, boolean normalizeTopK, double normMin,
+      boolean correctionBias, List<Integer> sparseLayers) {
+
+    public Moe {
+      sparseLayers = List.copyOf(sparseLayers);
+      require(numExperts > 0, "the number of experts must be positive, got " + numExperts);
+      require(topK > 0 && topK <= numExperts, "experts per token (" + topK + ") must be between 1 and the number of "
+          + "experts (" + numExperts + ")");
+      require(expertSize > 0, "moe_intermediate_size must be positive, got " + expertSize);
+      require(sharedSize >= 0, "the shared experts' size must not be negative, got " + sharedSize);
+      require(normMin >= 0, "moe_norm_min must not be negative, got " + normMin);
+      for (int i = 1; i < sparseLayers.size(); i++) {
+        require(sparseLayers.get(i) > sparseLayers.get(i - 1), "sparse layers must ascend: " + sparseLayers);
+      }
+    }
+
+    /** Parameters of one sparse layer's MLP: router, routed experts, shared experts, correction bias. */
+    long parameters(long d) {
+      return numExperts * d + 3L * numExperts * d * expertSize + 3L * d * sharedSize
+          + (correctionBias ? numExperts : 0);
+    }
+
+    /**
+     * Parameters one token computes with in a sparse layer's MLP: router and correction bias (they choose for every
+     * token), its topK experts, the shared ones.
+     */
+    long activeParameters(long d) {
+      return parameters(d) - (long) (numExperts - topK) * 3 * d * expertSize;
+    }
+  }
 
   /** How attention normalizes queries and keys before the rotary embedding. */
   public enum QkNorm {
@@ -111,7 +172,6 @@ public record LlamaConfig(
       "GptOssForCausalLM", "mixture-of-experts with attention sinks and sliding-window layers",
       "MixtralForCausalLM", "mixture-of-experts",
       "Qwen2MoeForCausalLM", "mixture-of-experts",
-      "Qwen3MoeForCausalLM", "mixture-of-experts with QK-norm",
       "OlmoForCausalLM", "non-parametric layer norm",
       "Gemma2ForCausalLM", "soft-capped logits and sliding-window layers");
 
@@ -161,6 +221,12 @@ public record LlamaConfig(
     require(ropeTheta > 0, "rope_theta must be positive, got " + ropeTheta);
     require(rmsNormEps > 0, "rms_norm_eps must be positive, got " + rmsNormEps);
     require(maxPositionEmbeddings > 0, "max_position_embeddings must be positive, got " + maxPositionEmbeddings);
+    if (moe != null) {
+      for (int layer : moe.sparseLayers()) {
+        require(layer >= 0 && layer < numLayers, "mixture-of-experts layer " + layer + " is outside the model's "
+            + numLayers + " layers");
+      }
+    }
   }
 
   private static void require(boolean ok, String message) {
@@ -179,7 +245,7 @@ public record LlamaConfig(
   /** The family's q/k normalization (a part of the decoder chosen by the architecture). */
   public QkNorm qkNorm() {
     return switch (architecture) {
-      case "Qwen3ForCausalLM" -> QkNorm.PER_HEAD;
+      case "Qwen3ForCausalLM", "Qwen3MoeForCausalLM" -> QkNorm.PER_HEAD;
       case "Olmo2ForCausalLM", "Olmo3ForCausalLM" -> QkNorm.FULL_WIDTH;
       default -> QkNorm.NONE;
     };
@@ -187,7 +253,7 @@ public record LlamaConfig(
 
   /** The family's rotary pairing (a part of the decoder chosen by the architecture). */
   public RopeLayout ropeLayout() {
-    return architecture.equals("Ernie4_5ForCausalLM") ? RopeLayout.INTERLEAVED : RopeLayout.ROTATE_HALF;
+    return architecture.startsWith("Ernie4_5") ? RopeLayout.INTERLEAVED : RopeLayout.ROTATE_HALF;
   }
 
   /** The family's norm placement in a block (a part of the decoder chosen by the architecture). */
@@ -204,14 +270,14 @@ public record LlamaConfig(
   public LlamaConfig withSpecialTokens(int bos, int[] eos) {
     return new LlamaConfig(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads,
         headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bos, eos,
-        outputBias, slidingWindows);
+        outputBias, slidingWindows, moe);
   }
 
   /** Copy with the output head tied to the embedding (every other field kept). */
   public LlamaConfig withTiedHead() {
     return new LlamaConfig(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads,
         headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, true, attentionBias, bosTokenId,
-        eosTokenIds, outputBias, slidingWindows);
+        eosTokenIds, outputBias, slidingWindows, moe);
   }
 
   /**
@@ -236,7 +302,25 @@ public record LlamaConfig(
     long outputBiases = outputBias ? 2 * d + 2L * intermediateSize : 0;
     long perLayer = attn + mlp + 2 * d + qkNorm + outputBiases;
     long emb = (long) vocabSize * d;
-    return emb + (tieWordEmbeddings ? 0 : emb) + numLayers * perLayer + d;
+    long sparse = moe == null ? 0 : moe.sparseLayers().size() * (moe.parameters(d) - mlp);
+    return emb + (tieWordEmbeddings ? 0 : emb) + numLayers * perLayer + d + sparse;
+  }
+
+  /**
+   * Parameters one token computes with: {@link #parameterCount()} less the routed experts it is not sent to (the
+   * embedding counted once, as the families' model cards count it).
+   */
+  public long activeParameterCount() {
+    if (moe == null) {
+      return parameterCount();
+    }
+    long d = hiddenSize;
+    return parameterCount() - moe.sparseLayers().size() * (moe.parameters(d) - moe.activeParameters(d));
+  }
+
+  /** Whether layer i's MLP is the mixture of experts ({@link #moe()}). */
+  public boolean isSparse(int layer) {
+    return moe != null && moe.sparseLayers().contains(layer);
   }
 
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -288,7 +372,11 @@ public record LlamaConfig(
           : ropeParams.path("rope_theta").asDouble(10000.0);
       RopeScaling scaling = ropeScaling(file, root.hasNonNull("rope_scaling") ? root.get("rope_scaling") : ropeParams,
           root.path("max_position_embeddings").asInt(2048));
-      boolean ernieBias = arch.equals("Ernie4_5ForCausalLM") && root.path("use_bias").asBoolean(false);
+      boolean ernieBias = arch.startsWith("Ernie4_5") && root.path("use_bias").asBoolean(false);
+      if (ernieBias && arch.equals("Ernie4_5_MoeForCausalLM")) {
+        throw new ModelFormatException(file + ": use_bias = true (biases on the experts too) is not supported for "
+            + arch);
+      }
       if (root.path("attention_bias").asBoolean(false) && !arch.equals("Qwen2ForCausalLM") && !ernieBias) {
         // these families put a bias on o_proj too when attention_bias is set: not built yet
         throw new ModelFormatException(file + ": attention_bias = true (q/k/v and o_proj biases) is not supported "
@@ -312,7 +400,8 @@ public record LlamaConfig(
           root.hasNonNull("bos_token_id") ? root.get("bos_token_id").asInt() : -1,
           ids(root.get("eos_token_id")),
           ernieBias,
-          windows(file, arch, root));
+          windows(file, arch, root),
+          moe(file, arch, root));
     } catch (IllegalArgumentException e) {
       throw new ModelFormatException(file + ": " + e.getMessage(), e);
     }
@@ -346,7 +435,7 @@ public record LlamaConfig(
               : (i + 1) % 4 != 0 ? "sliding_attention" : "full_attention", i) ? window : 0;
         }
       }
-      case "Qwen2ForCausalLM", "Qwen3ForCausalLM" -> {
+      case "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM" -> {
         if (!root.path("use_sliding_window").asBoolean(false)) {
           return out;
         }
@@ -379,6 +468,62 @@ public record LlamaConfig(
     return out;
   }
 
+  /**
+   * The mixture of experts as transformers reads the family's config, or null for a dense family:
+   * <ul>
+   *   <li>Qwen3-MoE: layer i is sparse unless listed in {@code mlp_only_layers}, when {@code num_experts > 0} and
+   *       {@code (i + 1) % decoder_sparse_step == 0}; softmax router, top {@code num_experts_per_tok},
+   *       renormalized when {@code norm_topk_prob} (default false); no shared expert;</li>
+   *   <li>ERNIE 4.5 MoE: layer i is sparse when {@code (i + 1) % moe_layer_interval == 0} and it lies in
+   *       {@code [moe_layer_start_index, moe_layer_end_index]} (-1: the last layer); softmax router, top
+   *       {@code moe_k} chosen with the correction bias, weights renormalized with the sum clamped at
+   *       {@code moe_norm_min} (1e-12); {@code moe_num_shared_experts} shared experts of the same size.</li>
+   * </ul>
+   */
+  private static Moe moe(Path file, String arch, JsonNode root) {
+    int layers = requiredInt(file, root, "num_hidden_layers");
+    List<Integer> sparse = new java.util.ArrayList<>();
+    switch (arch) {
+      case "Qwen3MoeForCausalLM" -> {
+        int experts = intOr(file, root, "num_experts", 128);
+        int step = intOr(file, root, "decoder_sparse_step", 1);
+        if (step <= 0) {
+          throw new ModelFormatException(file + ": decoder_sparse_step must be positive, got " + step);
+        }
+        java.util.Set<Integer> dense = new java.util.HashSet<>();
+        root.path("mlp_only_layers").forEach(n -> dense.add(n.asInt()));
+        for (int i = 0; i < layers; i++) {
+          if (!dense.contains(i) && experts > 0 && (i + 1) % step == 0) {
+            sparse.add(i);
+          }
+        }
+        return sparse.isEmpty() ? null : new Moe(experts, intOr(file, root, "num_experts_per_tok", 8),
+            intOr(file, root, "moe_intermediate_size", 768), 0, root.path("norm_topk_prob").asBoolean(false), 0,
+            false, sparse);
+      }
+      case "Ernie4_5_MoeForCausalLM" -> {
+        int start = intOr(file, root, "moe_layer_start_index", 1);
+        int end = intOr(file, root, "moe_layer_end_index", -1);
+        int interval = intOr(file, root, "moe_layer_interval", 1);
+        if (interval <= 0) {
+          throw new ModelFormatException(file + ": moe_layer_interval must be positive, got " + interval);
+        }
+        sparse.addAll(everyNth(Math.max(0, start), Math.min(layers - 1, end == -1 ? layers - 1 : end), interval));
+        int size = intOr(file, root, "moe_intermediate_size", 1536);
+        return sparse.isEmpty() ? null : new Moe(intOr(file, root, "moe_num_experts", 64),
+            intOr(file, root, "moe_k", 6), size, size * intOr(file, root, "moe_num_shared_experts", 2), true,
+            root.path("moe_norm_min").asDouble(1e-12), true, sparse);
+      }
+      default -> {
+        return null;
+      }
+    }
+  }
+
+  private static int intOr(Path file, JsonNode root, String key, int otherwise) {
+    return root.hasNonNull(key) ? requiredInt(file, root, key) : otherwise;
+  }
+
   private static boolean sliding(Path file, String type, int layer) {
     return switch (type) {
       case "sliding_attention" -> true;
@@ -406,6 +551,8 @@ public record LlamaConfig(
       case "olmo2" -> "Olmo2ForCausalLM";
       case "olmo3" -> "Olmo3ForCausalLM";
       case "ernie4_5" -> "Ernie4_5ForCausalLM";
+      case "qwen3_moe" -> "Qwen3MoeForCausalLM";
+      case "ernie4_5_moe" -> "Ernie4_5_MoeForCausalLM";
       case "mistral" -> "MistralForCausalLM";
       case "" -> throw new ModelFormatException(file + ": neither 'architectures' nor 'model_type' is set");
       default -> type;
@@ -497,6 +644,8 @@ public record LlamaConfig(
       case "Olmo2ForCausalLM" -> "olmo2";
       case "Olmo3ForCausalLM" -> "olmo3";
       case "Ernie4_5ForCausalLM" -> "ernie4_5";
+      case "Qwen3MoeForCausalLM" -> "qwen3_moe";
+      case "Ernie4_5_MoeForCausalLM" -> "ernie4_5_moe";
       case "MistralForCausalLM" -> "mistral";
       default -> "llama";
     });
@@ -528,12 +677,15 @@ public record LlamaConfig(
     o.put("max_position_embeddings", maxPositionEmbeddings);
     o.put("tie_word_embeddings", tieWordEmbeddings);
     o.put("attention_bias", attentionBias);
-    if (architecture.equals("Ernie4_5ForCausalLM")) {
+    if (architecture.startsWith("Ernie4_5")) {
       o.put("use_bias", outputBias);
+    }
+    if (moe != null) {
+      writeMoe(o);
     }
     int window = Arrays.stream(slidingWindows).max().orElse(0);
     switch (architecture) {
-      case "Olmo3ForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM" -> {
+      case "Olmo3ForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM" -> {
         ArrayNode types = o.putArray("layer_types");
         Arrays.stream(slidingWindows).forEach(w -> types.add(w > 0 ? "sliding_attention" : "full_attention"));
         if (architecture.equals("Olmo3ForCausalLM")) {
@@ -575,6 +727,54 @@ public record LlamaConfig(
     Files.writeString(file, JSON.writeValueAsString(o));
   }
 
+  /**
+   * The mixture's keys as the family spells them: every sparse layer listed by the family's own rule where it can
+   * express the set, else refused (a set no rule of the family produces cannot be written as its config).
+   */
+  private void writeMoe(ObjectNode o) {
+    List<Integer> sparse = moe.sparseLayers();
+    switch (architecture) {
+      case "Qwen3MoeForCausalLM" -> {
+        o.put("num_experts", moe.numExperts());
+        o.put("num_experts_per_tok", moe.topK());
+        o.put("moe_intermediate_size", moe.expertSize());
+        o.put("norm_topk_prob", moe.normalizeTopK());
+        o.put("decoder_sparse_step", 1);
+        ArrayNode dense = o.putArray("mlp_only_layers");
+        for (int i = 0; i < numLayers; i++) {
+          if (!sparse.contains(i)) {
+            dense.add(i);
+          }
+        }
+      }
+      case "Ernie4_5_MoeForCausalLM" -> {
+        int start = sparse.get(0);
+        int end = sparse.get(sparse.size() - 1);
+        int interval = 1;
+        while (!sparse.equals(everyNth(start, end, interval))) {
+          if (++interval > numLayers) {
+            throw new IllegalStateException("ERNIE 4.5 MoE sparse layers " + sparse + " follow no layer interval");
+          }
+        }
+        o.put("moe_num_experts", moe.numExperts());
+        o.put("moe_k", moe.topK());
+        o.put("moe_intermediate_size", moe.expertSize());
+        o.put("moe_num_shared_experts", moe.sharedSize() / moe.expertSize());
+        o.put("moe_layer_start_index", start);
+        o.put("moe_layer_end_index", end);
+        o.put("moe_layer_interval", interval);
+        o.put("moe_norm_min", moe.normMin());
+        o.put("moe_use_aux_free", true);
+      }
+      default -> throw new IllegalStateException(architecture + " has no mixture-of-experts config keys");
+    }
+  }
+
+  /** Layers i in {@code [start, end]} with {@code (i + 1) % interval == 0} (ERNIE 4.5 MoE's rule). */
+  private static List<Integer> everyNth(int start, int end, int interval) {
+    return java.util.stream.IntStream.rangeClosed(start, end).filter(i -> (i + 1) % interval == 0).boxed().toList();
+  }
+
   @Override
   public boolean equals(Object other) {
     return other instanceof LlamaConfig c && architecture.equals(c.architecture) && vocabSize == c.vocabSize
@@ -584,7 +784,7 @@ public record LlamaConfig(
         && rmsNormEps == c.rmsNormEps && maxPositionEmbeddings == c.maxPositionEmbeddings
         && tieWordEmbeddings == c.tieWordEmbeddings && attentionBias == c.attentionBias
         && bosTokenId == c.bosTokenId && Arrays.equals(eosTokenIds, c.eosTokenIds) && outputBias == c.outputBias
-        && Arrays.equals(slidingWindows, c.slidingWindows);
+        && Arrays.equals(slidingWindows, c.slidingWindows) && java.util.Objects.equals(moe, c.moe);
   }
 
   @Override
@@ -596,6 +796,8 @@ public record LlamaConfig(
   public String toString() {
     return architecture + "{vocab=" + vocabSize + ", d=" + hiddenSize + ", ffn=" + intermediateSize + ", layers="
         + numLayers + ", heads=" + numHeads + "/" + numKvHeads + ", headDim=" + headDim + ", theta=" + ropeTheta
-        + ", tied=" + tieWordEmbeddings + ", qkvBias=" + attentionBias + (outputBias ? ", outputBias=true" : "") + "}";
+        + ", tied=" + tieWordEmbeddings + ", qkvBias=" + attentionBias + (outputBias ? ", outputBias=true" : "")
+        + (moe == null ? "" : ", experts=" + moe.numExperts() + " top-" + moe.topK() + " in layers "
+            + moe.sparseLayers()) + "}";
   }
 }

@@ -80,7 +80,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     embed = addParameter(Parameter.builder().setName("embed_tokens").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(config.vocabSize(), config.hiddenSize())).build());
     for (int i = 0; i < config.numLayers(); i++) {
-      layers.add(addChildBlock("layers." + i, new DecoderLayer(config, precision)));
+      layers.add(addChildBlock("layers." + i, new DecoderLayer(config, i, precision)));
     }
     norm = addChildBlock("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps(), precision));
     head = config.tieWordEmbeddings() ? null
@@ -132,7 +132,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         throw new IllegalArgumentException("parameter '" + e.getKey() + "' has shape " + new Shape(t.shape())
             + ", expected " + want);
       }
-      e.getValue().setInitializer((mgr, shape, type) -> hostToDevice(mgr, t, precision.weights()));
+      DataType type = WeightLayout.keepsFloat32(e.getKey()) ? DataType.FLOAT32 : precision.weights();
+      e.getValue().setInitializer((mgr, shape, ignored) -> hostToDevice(mgr, t, type));
     }
     m.materialize(parent);
     for (Parameter p : m.named.values()) {
@@ -164,8 +165,9 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       SplittableRandom rng = root.split();
       if (name.endsWith("norm.weight")) {
         java.util.Arrays.fill(data, 1f);
-      } else if (!name.endsWith(".bias")) {
-        double std = name.endsWith("o_proj.weight") || name.endsWith("down_proj.weight") ? residual : 0.02;
+      } else if (!name.endsWith("bias")) {
+        double std = name.endsWith("o_proj.weight") || name.endsWith("down_proj.weight")
+            || name.endsWith(WeightLayout.EXPERTS_DOWN) ? residual : 0.02;
         for (int i = 0; i < data.length; i++) {
           data[i] = (float) (gaussian(rng) * std);
         }
@@ -482,6 +484,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       throw new IllegalArgumentException("LoRA module '" + module + "': the model has " + config.numLayers()
           + " layers");
     }
+    if (config.isSparse(layer) && !PeftAdapter.ATTENTION_MODULES.contains(parts[4])) {
+      throw new IllegalArgumentException("LoRA module '" + module + "': layer " + layer + "'s MLP is a mixture of "
+          + "experts, and LoRA on experts is not supported (adapt its attention projections)");
+    }
     long d = config.hiddenSize();
     long q = (long) config.numHeads() * config.headDim();
     long kv = (long) config.numKvHeads() * config.headDim();
@@ -591,6 +597,15 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * @param lastOnly return logits of the last position only ({@code [B, 1, V]}) instead of all ({@code [B, T, V]})
    */
   public NDArray forward(NDArray tokens, NDArray positions, NDArray mask, KvCache cache, boolean lastOnly) {
+    return forward(tokens, positions, mask, cache, lastOnly, null);
+  }
+
+  /**
+   * {@link #forward(NDArray, NDArray, NDArray, KvCache, boolean)} whose sparse layers record or replay their expert
+   * choices in {@code routing} (null: the routers choose, nothing is recorded; ignored by a dense model).
+   */
+  public NDArray forward(NDArray tokens, NDArray positions, NDArray mask, KvCache cache, boolean lastOnly,
+      Routing routing) {
     DecodeScript script = cache == null || JniUtils.isGradMode() ? null : decodeScript();
     if (script != null) {
       NDManager step = tokens.getManager();
@@ -601,7 +616,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       cache.advance(t);
       return logits;
     }
-    NDArray x = hidden(tokens, positions, mask, cache);
+    NDArray x = hidden(tokens, positions, mask, cache, routing);
     if (lastOnly) {
       long t = x.getShape().get(1);
       x = Ops.slice(x, 1, t - 1, t, tokens.getManager());
@@ -623,9 +638,13 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     return decodeScript() != null;
   }
 
-  /** The compiled decode step, made on first use; null when eager decoding is chosen or the precision is mixed. */
+  /**
+   * The compiled decode step, made on first use; null when eager decoding is chosen, the precision is mixed, or the
+   * model has mixture-of-experts layers (their token grouping is not scripted: they decode op by op).
+   */
   private synchronized DecodeScript decodeScript() {
-    if (!scriptedDecode || !lora.isEmpty() || precision.weights() != precision.compute() || manager == null) {
+    if (!scriptedDecode || !lora.isEmpty() || precision.weights() != precision.compute() || manager == null
+        || config.moe() != null) {
       return null;
     }
     if (decodeScript == null) {
@@ -654,7 +673,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   }
 
   /** The decoder layers over the new tokens (before the final norm); appends to and advances the cache. */
-  private NDArray hidden(NDArray tokens, NDArray positions, NDArray mask, KvCache cache) {
+  private NDArray hidden(NDArray tokens, NDArray positions, NDArray mask, KvCache cache, Routing routing) {
     NDManager step = tokens.getManager();
     NDArray rows = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
     // rows of the embedding in its parameters' type; under mixed precision cast here, not the whole table
@@ -670,12 +689,12 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         try (NDManager scope = step.newSubManager()) {
           NDArray in = x.reshape(x.getShape()); // an alias of x owned by the scope, so results land there too
           in.attach(scope);
-          NDArray out = layers.get(i).apply(in, anglesOf(i, angles, positions), masks[i], null, i, scope);
+          NDArray out = layers.get(i).apply(in, anglesOf(i, angles, positions), masks[i], null, routing, scope);
           out.attach(step);
           x = out;
         }
       } else {
-        x = layers.get(i).apply(x, anglesOf(i, angles, positions), masks[i], cache, i, step);
+        x = layers.get(i).apply(x, anglesOf(i, angles, positions), masks[i], cache, routing, step);
       }
     }
     if (cache != null) {
@@ -725,7 +744,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   public NDArray hiddenStates(NDArray tokens) {
     NDManager m = tokens.getManager();
     int t = (int) tokens.getShape().get(1);
-    return precision.toFloat32(norm.apply(hidden(tokens, positions(tokens), causalMask(m, t), null)), m);
+    return precision.toFloat32(norm.apply(hidden(tokens, positions(tokens), causalMask(m, t), null, null)), m);
   }
 
   /** Positions 0..T-1 for every row of right-padded {@code tokens}, checked against the rotary tables. */
@@ -741,8 +760,13 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /** Logits {@code [B, T, V]} of right-padded sequences (positions 0..T-1, causal attention). */
   public NDArray logits(NDArray tokens) {
+    return logits(tokens, null);
+  }
+
+  /** {@link #logits(NDArray)} with the sparse layers' expert choices recorded or replayed in {@code routing}. */
+  public NDArray logits(NDArray tokens, Routing routing) {
     return forward(tokens, positions(tokens), causalMask(tokens.getManager(), (int) tokens.getShape().get(1)), null,
-        false);
+        false, routing);
   }
 
   /** An additive causal mask {@code [1, 1, T, T]}. */
@@ -786,12 +810,20 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * @return {@code [N, V]} float32, differentiable when gradients are on and the model is trainable
    */
   public NDArray logSoftmaxAt(NDArray tokens, NDArray positions, float temperature) {
+    return logSoftmaxAt(tokens, positions, temperature, null);
+  }
+
+  /**
+   * {@link #logSoftmaxAt(NDArray, NDArray, float)} whose sparse layers record or replay their expert choices in
+   * {@code routing} (the tokens in {@code [B, T]} order; null: the routers choose).
+   */
+  public NDArray logSoftmaxAt(NDArray tokens, NDArray positions, float temperature, Routing routing) {
     if (!(temperature > 0)) {
       throw new IllegalArgumentException("temperature must be positive for scoring, got " + temperature);
     }
     NDManager m = tokens.getManager();
     int t = (int) tokens.getShape().get(1);
-    NDArray h = hidden(tokens, positions(tokens), causalMask(m, t), null);
+    NDArray h = hidden(tokens, positions(tokens), causalMask(m, t), null, routing);
     NDArray rows = Embedding.embedding(positions, h.reshape(-1, config.hiddenSize()), SparseFormat.DENSE)
         .singletonOrThrow();
     NDArray logits = headLogits(norm.apply(rows));

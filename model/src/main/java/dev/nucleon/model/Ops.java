@@ -60,6 +60,11 @@ public final class Ops {
     return withScalar(x, c, NDArray::minimum);
   }
 
+  /** {@code max(x, c)} element-wise, safe under autograd. */
+  public static NDArray maximum(NDArray x, double c) {
+    return withScalar(x, c, NDArray::maximum);
+  }
+
   /** {@code op(x, c)} with {@code c} as a libtorch-owned scalar, whose handle is closed right after the op. */
   private static NDArray withScalar(NDArray x, double c, BinaryOperator<NDArray> op) {
     try (NDArray k = scalar(x.getManager(), c)) {

@@ -2,6 +2,7 @@ package dev.nucleon.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
@@ -67,10 +68,20 @@ public final class SwiGluMlp extends AbstractBlock {
 
   /** Applies the block to {@code x [..., d]}; the result lives in x's manager. */
   public NDArray apply(NDArray x) {
+    NDManager m = x.getManager();
+    return apply(x, precision.weight(gateUp, m), precision.weight(gateUpBias, m), precision.weight(down, m),
+        precision.weight(downBias, m), lora);
+  }
+
+  /**
+   * SwiGLU with the given weights in the compute type ({@code gateUp [2 * inner, d]}, gate rows first; biases may
+   * be null): the block's arithmetic for any weights, such as one routed expert's slice of a {@link MoeMlp}.
+   *
+   * @param lora LoRA parts on gate, up and down (null entries not adapted), or null for none
+   */
+  static NDArray apply(NDArray x, NDArray w, NDArray bias, NDArray down, NDArray downBias, LoraPart[] lora) {
     NDArray gate;
     NDArray up;
-    NDArray w = precision.weight(gateUp, x.getManager());
-    NDArray bias = precision.weight(gateUpBias, x.getManager());
     if (JniUtils.isGradMode() || lora != null) {
       long inner = w.getShape().get(0) / 2;
       LoraPart[] l = lora == null ? NO_LORA : lora;
@@ -83,8 +94,7 @@ public final class SwiGluMlp extends AbstractBlock {
       up = gu.get(1);
     }
     NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
-    NDArray out = Linear.linear(hidden, precision.weight(down, x.getManager()),
-        precision.weight(downBias, x.getManager())).singletonOrThrow();
+    NDArray out = Linear.linear(hidden, down, downBias).singletonOrThrow();
     return lora == null ? out : LoraPart.add(lora[2], hidden, out);
   }
 

@@ -19,6 +19,26 @@ public final class WeightLayout {
 
   private WeightLayout() {}
 
+  /** A sparse layer's router ({@code [experts, d]}), by its name within the layer (Hugging Face's and ours). */
+  static final String ROUTER = "mlp.gate.weight";
+  /** A sparse layer's per-expert choice bias {@code [experts]} (ours, and DeepSeek-V3's name). */
+  static final String CORRECTION_BIAS = "mlp.gate.e_score_correction_bias";
+  /** ERNIE 4.5's name for the choice bias, {@code [1, experts]}. */
+  static final String ERNIE_CORRECTION_BIAS = "mlp.moe_statics.e_score_correction_bias";
+  /** Every routed expert's gate and up rows, stacked: {@code [experts, 2 * inner, d]} (transformers 5's name). */
+  static final String EXPERTS_GATE_UP = "mlp.experts.gate_up_proj";
+  /** Every routed expert's down projection, stacked: {@code [experts, d, inner]}. */
+  static final String EXPERTS_DOWN = "mlp.experts.down_proj";
+
+  /**
+   * Whether a parameter stays float32 in a model held in bfloat16: the router and its choice bias (as transformers
+   * keeps ERNIE's, and the published bfloat16 checkpoints store them), so that which experts a token goes to does
+   * not move with the weights' rounding.
+   */
+  static boolean keepsFloat32(String name) {
+    return name.endsWith(ROUTER) || name.endsWith(CORRECTION_BIAS);
+  }
+
   /** What every layer's tensor names start with, before the layer index. */
   static final String LAYERS = "model.layers.";
 
@@ -63,6 +83,19 @@ public final class WeightLayout {
         names.add(p + "self_attn.k_norm.weight");
       }
       names.add(p + norms[1] + ".weight");
+      if (c.isSparse(i)) {
+        names.add(p + ROUTER);
+        if (c.moe().correctionBias()) {
+          names.add(p + CORRECTION_BIAS);
+        }
+        names.add(p + EXPERTS_GATE_UP);
+        names.add(p + EXPERTS_DOWN);
+        if (c.moe().sharedSize() > 0) {
+          names.add(p + "mlp.shared_experts.gate_up_proj.weight");
+          names.add(p + "mlp.shared_experts.down_proj.weight");
+        }
+        continue;
+      }
       names.add(p + "mlp.gate_up_proj.weight");
       names.add(p + "mlp.down_proj.weight");
       if (c.outputBias()) {
@@ -106,6 +139,24 @@ public final class WeightLayout {
         m.put(p + "self_attn.k_norm.weight", new long[] {qkNorm[1]});
       }
       m.put(p + norms[1] + ".weight", new long[] {d});
+      if (c.isSparse(i)) {
+        LlamaConfig.Moe moe = c.moe();
+        m.put(p + ROUTER, new long[] {moe.numExperts(), d});
+        if (moe.correctionBias()) {
+          m.put(p + ERNIE_CORRECTION_BIAS, new long[] {1, moe.numExperts()});
+        }
+        for (int e = 0; e < moe.numExperts(); e++) {
+          m.put(p + "mlp.experts." + e + ".gate_proj.weight", new long[] {moe.expertSize(), d});
+          m.put(p + "mlp.experts." + e + ".up_proj.weight", new long[] {moe.expertSize(), d});
+          m.put(p + "mlp.experts." + e + ".down_proj.weight", new long[] {d, moe.expertSize()});
+        }
+        if (moe.sharedSize() > 0) {
+          m.put(p + "mlp.shared_experts.gate_proj.weight", new long[] {moe.sharedSize(), d});
+          m.put(p + "mlp.shared_experts.up_proj.weight", new long[] {moe.sharedSize(), d});
+          m.put(p + "mlp.shared_experts.down_proj.weight", new long[] {d, moe.sharedSize()});
+        }
+        continue;
+      }
       m.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), d});
       m.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), d});
       m.put(p + "mlp.down_proj.weight", new long[] {d, c.intermediateSize()});
@@ -156,6 +207,11 @@ public final class WeightLayout {
         String suffix = name.endsWith("weight") ? "weight" : "bias";
         t = fuseQkv(c, name, hf.get(p + "q_proj." + suffix), hf.get(p + "k_proj." + suffix),
             hf.get(p + "v_proj." + suffix));
+      } else if (name.endsWith(EXPERTS_GATE_UP) || name.endsWith(EXPERTS_DOWN)) {
+        t = stackExperts(c, name, hf);
+      } else if (name.endsWith(CORRECTION_BIAS)) {
+        HostTensor ernie = hf.get(name.replace(CORRECTION_BIAS, ERNIE_CORRECTION_BIAS));
+        t = new HostTensor(name, new long[] {c.moe().numExperts()}, ernie.data());
       } else if (name.endsWith("gate_up_proj.weight") || name.endsWith("gate_up_proj.bias")) {
         String p = name.substring(0, name.indexOf("gate_up_proj."));
         String suffix = name.endsWith("weight") ? "weight" : "bias";
@@ -174,20 +230,68 @@ public final class WeightLayout {
     for (String name : huggingFaceShapes(c).keySet()) {
       String p = name.contains("self_attn.") ? name.substring(0, name.indexOf("self_attn.") + 10)
           : name.contains("mlp.") ? name.substring(0, name.indexOf("mlp.") + 4) : "";
-      if (name.matches(".*\\.[qkv]_proj\\.(weight|bias)")) {
+      java.util.regex.Matcher expert = EXPERT.matcher(name);
+      if (expert.matches()) {
+        String stacked = expert.group(1) + (expert.group(3).equals("down") ? EXPERTS_DOWN : EXPERTS_GATE_UP);
+        out.put(name, expertPart(c, require(internal, stacked), Integer.parseInt(expert.group(2)), expert.group(3),
+            name));
+      } else if (name.endsWith(ERNIE_CORRECTION_BIAS)) {
+        HostTensor bias = require(internal, name.replace(ERNIE_CORRECTION_BIAS, CORRECTION_BIAS));
+        out.put(name, new HostTensor(name, new long[] {1, c.moe().numExperts()}, bias.data()));
+      } else if (name.matches(".*\\.[qkv]_proj\\.(weight|bias)")) {
         String suffix = name.endsWith("weight") ? "weight" : "bias";
         HostTensor fused = require(internal, p + "qkv_proj." + suffix);
         out.put(name, splitQkv(c, fused, name.charAt(name.lastIndexOf('_') - 1), name));
       } else if (name.matches(".*\\.(gate|up)_proj\\.(weight|bias)")) {
         String suffix = name.endsWith("weight") ? "weight" : "bias";
-        HostTensor fused = require(internal, p + "gate_up_proj." + suffix);
-        out.put(name, rows(fused, name.contains("gate_proj.") ? 0 : c.intermediateSize(), c.intermediateSize(),
-            name));
+        String mlp = name.substring(0, name.lastIndexOf(name.contains("gate_proj.") ? "gate_proj." : "up_proj."));
+        HostTensor fused = require(internal, mlp + "gate_up_proj." + suffix);
+        int inner = (int) fused.shape()[0] / 2; // the dense MLP's or the shared experts'
+        out.put(name, rows(fused, name.contains("gate_proj.") ? 0 : inner, inner, name));
       } else {
         out.put(name, require(internal, name));
       }
     }
     return out;
+  }
+
+  /** A routed expert's projection in Hugging Face's per-expert layout: prefix, expert index, gate / up / down. */
+  private static final java.util.regex.Pattern EXPERT =
+      java.util.regex.Pattern.compile("(.*\\.)mlp\\.experts\\.(\\d+)\\.(gate|up|down)_proj\\.weight");
+
+  /**
+   * A sparse layer's stacked expert tensor from the per-expert ones: {@code [E, 2I, d]} with each expert's gate
+   * rows then its up rows, or {@code [E, d, I]} of down projections.
+   */
+  private static HostTensor stackExperts(LlamaConfig c, String name, Map<String, HostTensor> hf) {
+    String p = name.substring(0, name.indexOf("mlp.experts."));
+    int experts = c.moe().numExperts();
+    long inner = c.moe().expertSize();
+    long d = c.hiddenSize();
+    boolean down = name.endsWith(EXPERTS_DOWN);
+    int slab = (int) ((down ? 1 : 2) * inner * d);
+    float[] out = new float[experts * slab];
+    for (int e = 0; e < experts; e++) {
+      String expert = p + "mlp.experts." + e + ".";
+      if (down) {
+        System.arraycopy(hf.get(expert + "down_proj.weight").data(), 0, out, e * slab, slab);
+      } else {
+        float[] gate = hf.get(expert + "gate_proj.weight").data();
+        System.arraycopy(gate, 0, out, e * slab, gate.length);
+        System.arraycopy(hf.get(expert + "up_proj.weight").data(), 0, out, e * slab + gate.length, gate.length);
+      }
+    }
+    return new HostTensor(name, down ? new long[] {experts, d, inner} : new long[] {experts, 2 * inner, d}, out);
+  }
+
+  /** Inverse of {@link #stackExperts}: expert {@code e}'s gate, up or down projection. */
+  private static HostTensor expertPart(LlamaConfig c, HostTensor stacked, int e, String part, String name) {
+    int inner = c.moe().expertSize();
+    int d = c.hiddenSize();
+    int slab = (part.equals("down") ? 1 : 2) * inner * d;
+    int from = e * slab + (part.equals("up") ? inner * d : 0);
+    long[] shape = part.equals("down") ? new long[] {d, inner} : new long[] {inner, d};
+    return new HostTensor(name, shape, Arrays.copyOfRange(stacked.data(), from, from + inner * d));
   }
 
   private static HostTensor require(Map<String, HostTensor> m, String name) {

@@ -13,7 +13,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 class KvCacheTest {
 
   @ParameterizedTest
-  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "olmo3Like"})
+  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "olmo3Like", "qwen3MoeLike",
+      "ernieMoeLike"})
   void cachedDecodingMatchesFullForward(String shape) {
     Engines.start();
     LlamaConfig c = TinyModels.named(shape);

@@ -22,7 +22,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 class TrainingPathTest {
 
   @ParameterizedTest
-  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "ernieBiased", "olmo3Like"})
+  @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "ernieBiased", "olmo3Like",
+      "qwen3MoeLike", "ernieMoeLike"})
   void trainingAndDecodingPathsGiveTheSameLogProbs(String shape) {
     Engines.start();
     LlamaConfig c = TinyModels.named(shape);

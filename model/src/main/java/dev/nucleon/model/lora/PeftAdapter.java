@@ -46,7 +46,7 @@ public final class PeftAdapter {
   public static final List<String> LINEAR_MODULES =
       List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
 
-  private static final List<String> ATTENTION_MODULES = List.of("q_proj", "k_proj", "v_proj", "o_proj");
+  public static final List<String> ATTENTION_MODULES = List.of("q_proj", "k_proj", "v_proj", "o_proj");
   private static final String PREFIX = "base_model.model.";
   private static final String A_SUFFIX = ".lora_A.weight";
   private static final String B_SUFFIX = ".lora_B.weight";
@@ -144,7 +144,8 @@ public final class PeftAdapter {
 
     /**
      * The modules these targets name in a model of config {@code c}, in model order ({@code all-linear}: every
-     * projection of every block; the output head is not a target, as in PEFT).
+     * projection of every block; the output head is not a target, as in PEFT; in a mixture-of-experts layer only
+     * the attention projections, since LoRA on experts is not built).
      */
     public List<String> modules(LlamaConfig c) {
       checkTargets(targets);
@@ -152,7 +153,8 @@ public final class PeftAdapter {
       List<String> out = new ArrayList<>();
       for (int i = 0; i < c.numLayers(); i++) {
         for (String m : LINEAR_MODULES) {
-          if (shortNames.contains(m)) {
+          // a sparse layer's MLP is a mixture of experts: its experts are not adapted (attention still is)
+          if (shortNames.contains(m) && (ATTENTION_MODULES.contains(m) || !c.isSparse(i))) {
             out.add("model.layers." + i + (ATTENTION_MODULES.contains(m) ? ".self_attn." : ".mlp.") + m);
           }
         }

@@ -1,0 +1,132 @@
+package dev.nucleon.model;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The experts one forward pass sends its tokens to, per sparse layer: what routing replay records where the
+ * rollout samples and forces where the learner scores the same tokens (the R3 fix for the router decisions of
+ * rollout and training engines that differ for the same token).
+ *
+ * <p>A forward's tokens are its input rows in {@code [B, T]} order, {@code N = B * T}; a layer's choices are
+ * {@code N * k} expert ids, token by token (each token's k ids in the router's order, best first). In a given
+ * (reference) choice, a token whose first id is negative has none: the router chooses for it.
+ *
+ * <p>One instance serves one forward pass on one thread; {@link MoeMlp} calls {@link #route} once per sparse layer.
+ */
+public final class Routing {
+
+  private final Map<Integer, int[]> reference;
+  private final boolean force;
+  private final Map<Integer, int[]> chosen = new TreeMap<>();
+  private final Map<Integer, long[]> expertTokens = new TreeMap<>();
+  private long compared;
+  private long differing;
+
+  private Routing(Map<Integer, int[]> reference, boolean force) {
+    this.reference = reference;
+    this.force = force;
+  }
+
+  /** The router chooses; the choices are recorded ({@link #chosen()}). */
+  public static Routing record() {
+    return new Routing(Map.of(), false);
+  }
+
+  /**
+   * The given choices are used where given (the router's own where a token has none); where they differ from
+   * what the router would have chosen is counted ({@link #disagreement()}).
+   *
+   * @param ids per sparse layer, {@code N * k} expert ids
+   */
+  public static Routing replay(Map<Integer, int[]> ids) {
+    return new Routing(new LinkedHashMap<>(ids), true);
+  }
+
+  /** The router chooses, and where its choices differ from the given ones is counted. */
+  public static Routing compare(Map<Integer, int[]> ids) {
+    return new Routing(new LinkedHashMap<>(ids), false);
+  }
+
+  /**
+   * The ids layer {@code layer} uses, given the router's own choice {@code free} ({@code N * k}, best first); the
+   * result is recorded.
+   */
+  int[] route(int layer, int[] free, int k, int experts) {
+    int[] given = reference.get(layer);
+    int[] out = free;
+    if (given != null) {
+      if (given.length != free.length) {
+        throw new IllegalArgumentException("routing for layer " + layer + " gives " + given.length / k
+            + " tokens' experts, but the forward pass has " + free.length / k + " tokens");
+      }
+      out = force ? free.clone() : free;
+      for (int token = 0; token < free.length / k; token++) {
+        int at = token * k;
+        if (given[at] < 0) {
+          continue;
+        }
+        compared++;
+        if (!sameSet(free, given, at, k)) {
+          differing++;
+        }
+        if (force) {
+          for (int j = 0; j < k; j++) {
+            int e = given[at + j];
+            if (e >= experts) {
+              throw new IllegalArgumentException("routing for layer " + layer + " names expert " + e + ", but the "
+                  + "layer has " + experts);
+            }
+            out[at + j] = e;
+          }
+        }
+      }
+    }
+    long[] counts = expertTokens.computeIfAbsent(layer, l -> new long[experts]);
+    for (int e : out) {
+      counts[e]++;
+    }
+    chosen.put(layer, out);
+    return out;
+  }
+
+  private static boolean sameSet(int[] a, int[] b, int at, int k) {
+    for (int i = at; i < at + k; i++) {
+      boolean found = false;
+      for (int j = at; j < at + k && !found; j++) {
+        found = a[i] == b[j];
+      }
+      if (!found) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** The ids every sparse layer used, {@code N * k} per layer, by layer index. */
+  public Map<Integer, int[]> chosen() {
+    return Collections.unmodifiableMap(chosen);
+  }
+
+  /** Tokens sent to each expert, per sparse layer (a token counts once for each of its k experts). */
+  public Map<Integer, long[]> expertTokens() {
+    return Collections.unmodifiableMap(expertTokens);
+  }
+
+  /** (token, layer) pairs that had a given choice. */
+  public long compared() {
+    return compared;
+  }
+
+  /** Of {@link #compared()}, those where the router's own set of experts differs from the given one. */
+  public long differing() {
+    return differing;
+  }
+
+  /** {@link #differing()} over {@link #compared()}, or 0 when nothing was compared. */
+  public double disagreement() {
+    return compared == 0 ? 0 : (double) differing / compared;
+  }
+}

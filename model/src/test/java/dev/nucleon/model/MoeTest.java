@@ -1,0 +1,244 @@
+package dev.nucleon.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.nucleon.model.lora.PeftAdapter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Mixture-of-experts layers: which layers are sparse and how many parameters a model has, as each family's config
+ * says; routing replay forcing the given experts (and only from the token it changes on); gradients reaching the
+ * router and exactly the experts that had tokens.
+ */
+class MoeTest {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  @TempDir
+  Path tmp;
+
+  /** The parameter counts the golden cases' READMEs give (counted by transformers from the checkpoints). */
+  @Test
+  void goldenConfigsHaveTheirFamiliesSparseLayersAndParameterCounts() {
+    record Case(String name, List<Integer> sparse, long parameters, long inactive) {}
+    List<Case> cases = List.of(
+        // 2 sparse layers of 8 experts, top 2: 6 experts of 3 * 64 * 32 idle per token and layer
+        new Case("qwen3_moe-tiny", List.of(1, 2), 210_464, 2L * 6 * 3 * 64 * 32),
+        new Case("qwen3_moe-tiny-bf16", List.of(1, 3), 218_624, 2L * 3 * 3 * 64 * 32),
+        new Case("ernie4_5_moe-tiny", List.of(1, 2), 194_000, 2L * 6 * 3 * 64 * 32), // the choice bias is active
+        new Case("ernie4_5_moe-tiny-bf16", List.of(1), 105_158, 3L * 3 * 64 * 24));
+    for (Case k : cases) {
+      LlamaConfig c = LlamaConfig.fromHuggingFace(TestResources.path("golden/" + k.name() + "/config.json"));
+      assertEquals(k.sparse(), c.moe().sparseLayers(), k.name());
+      assertEquals(k.parameters(), c.parameterCount(), k.name());
+      assertEquals(k.parameters() - k.inactive(), c.activeParameterCount(), k.name());
+    }
+  }
+
+  @Test
+  void familyRulesChooseTheSparseLayers() throws Exception {
+    ObjectNode qwen = (ObjectNode) JSON.readTree(TestResources.path("golden/qwen3_moe-tiny/config.json").toFile());
+    qwen.put("num_hidden_layers", 6);
+    qwen.put("decoder_sparse_step", 2);
+    qwen.putArray("mlp_only_layers").add(3);
+    assertEquals(List.of(1, 5), read(qwen).moe().sparseLayers(), "every 2nd layer, less mlp_only_layers");
+    qwen.put("num_experts", 0);
+    assertEquals(null, read(qwen).moe(), "no experts: a dense model");
+
+    ObjectNode ernie = (ObjectNode) JSON.readTree(TestResources.path("golden/ernie4_5_moe-tiny/config.json")
+        .toFile());
+    ernie.put("num_hidden_layers", 7);
+    ernie.put("moe_layer_end_index", -1);
+    ernie.put("moe_layer_interval", 2);
+    LlamaConfig c = read(ernie);
+    assertEquals(List.of(1, 3, 5), c.moe().sparseLayers(), "from start to the last layer, every 2nd");
+    assertEquals(32, c.moe().sharedSize(), "one shared expert of moe_intermediate_size");
+    Path again = tmp.resolve("again.json");
+    c.writeHuggingFace(again);
+    assertEquals(c, LlamaConfig.fromHuggingFace(again), "written and read back");
+
+    ernie.put("moe_k", 9);
+    var e = assertThrows(ModelFormatException.class, () -> read(ernie));
+    assertTrue(e.getMessage().contains("experts per token (9)"), e.getMessage());
+  }
+
+  private LlamaConfig read(ObjectNode config) throws Exception {
+    Path file = Files.createTempFile(tmp, "config", ".json");
+    Files.writeString(file, JSON.writeValueAsString(config));
+    return LlamaConfig.fromHuggingFace(file);
+  }
+
+  /**
+   * Replaying the recorded choice computes exactly the free forward; replaying a changed choice for one token
+   * changes the logits from that token on and nowhere before it (attention is causal), and is counted as one
+   * disagreement; comparing without forcing changes nothing but the count.
+   */
+  @Test
+  void replayForcesTheGivenExperts() throws Exception {
+    Engines.start();
+    Path dir = TestResources.path("golden/qwen3_moe-tiny");
+    long[] ids = {5, 17, 3, 99, 250, 7, 42, 11, 300, 8};
+    int changed = 4;
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = ModelFiles.read(dir).instantiate(m)) {
+      int k = model.config().moe().topK();
+      int experts = model.config().moe().numExperts();
+      int vocab = model.config().vocabSize();
+      Routing recorded = Routing.record();
+      float[] free = logits(model, m, ids, recorded);
+      assertEquals(List.of(1, 2), List.copyOf(recorded.chosen().keySet()));
+      assertEquals(ids.length * k, recorded.chosen().get(1).length);
+
+      Routing same = Routing.replay(recorded.chosen());
+      assertArrayEquals(free, logits(model, m, ids, same), "replaying the router's own choice");
+      assertEquals(2L * ids.length, same.compared());
+      assertEquals(0, same.differing());
+
+      int[] other = recorded.chosen().get(1).clone();
+      int[] mine = {other[changed * k], other[changed * k + 1]};
+      for (int j = 0, e = 0; j < k; e++) {
+        if (e != mine[0] && e != mine[1]) {
+          other[changed * k + j++] = e; // two experts the router did not choose
+        }
+      }
+      assertTrue(e(other, changed, k) != e(recorded.chosen().get(1), changed, k));
+      Map<Integer, int[]> given = Map.of(1, other);
+      Routing forced = Routing.replay(given);
+      float[] replayed = logits(model, m, ids, forced);
+      assertArrayEquals(other, forced.chosen().get(1));
+      assertEquals(1, forced.differing());
+      assertEquals(ids.length, forced.compared(), "only layer 1 was given");
+      for (int pos = 0; pos < ids.length; pos++) {
+        double gap = 0;
+        for (int v = pos * vocab; v < (pos + 1) * vocab; v++) {
+          gap = Math.max(gap, Math.abs(free[v] - replayed[v]));
+        }
+        // other experts' rows are grouped differently, so a product may round differently: 1e-5, not bits
+        if (pos < changed) {
+          assertTrue(gap < 1e-5, "position " + pos + " precedes the changed token, yet moved by " + gap);
+        } else {
+          assertTrue(gap > 1e-3, "position " + pos + " follows the changed token, yet moved by only " + gap);
+        }
+      }
+
+      Routing compared = Routing.compare(given);
+      assertArrayEquals(free, logits(model, m, ids, compared), "compare does not force");
+      assertEquals(1, compared.differing());
+
+      int[] none = other.clone();
+      java.util.Arrays.fill(none, 0, none.length, -1);
+      Routing unrecorded = Routing.replay(Map.of(1, none));
+      assertArrayEquals(free, logits(model, m, ids, unrecorded), "tokens without a recorded choice route freely");
+      assertEquals(0, unrecorded.compared());
+
+      int[] bad = other.clone();
+      bad[0] = experts;
+      var e = assertThrows(IllegalArgumentException.class, () -> logits(model, m, ids, Routing.replay(Map.of(1, bad))));
+      assertTrue(e.getMessage().contains("names expert " + experts), e.getMessage());
+    }
+  }
+
+  /** A token's expert set as a bit mask. */
+  private static int e(int[] ids, int token, int k) {
+    int mask = 0;
+    for (int j = 0; j < k; j++) {
+      mask |= 1 << ids[token * k + j];
+    }
+    return mask;
+  }
+
+  /**
+   * Backward through a mixture reaches the router (through the chosen weights) and every expert that had a token,
+   * and leaves exactly zero on the experts no token went to.
+   */
+  @Test
+  void gradientsReachTheRouterAndTheExpertsThatHadTokens() {
+    Engines.start();
+    LlamaConfig c = TinyModels.ernieMoeLike();
+    long[] seq = {1, 7, 3, 9, 4, 11, 5, 2};
+    boolean mode = JniUtils.isGradMode();
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = LlamaModel.random(c, m, 7)) {
+      model.setTrainable(true);
+      JniUtils.setGradMode(true);
+      Routing routing = Routing.record();
+      try (NDManager step = m.newSubManager();
+          GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+        NDArray tokens = step.create(seq, new Shape(1, seq.length));
+        NDArray ls = model.logSoftmaxAt(tokens, step.create(new long[] {0, 2, 3, 6}), 1f, routing);
+        gc.backward(ls.max(new int[] {1}).sum());
+      }
+      JniUtils.setGradMode(false);
+      for (int layer : c.moe().sparseLayers()) {
+        String p = "model.layers." + layer + ".";
+        long[] tokensPerExpert = routing.expertTokens().get(layer);
+        assertEquals((long) seq.length * c.moe().topK(), java.util.Arrays.stream(tokensPerExpert).sum());
+        float[] router = grad(model, p + WeightLayout.ROUTER);
+        assertTrue(norm(router, 0, router.length) > 0, "router of layer " + layer + " has a gradient");
+        float[] gateUp = grad(model, p + WeightLayout.EXPERTS_GATE_UP);
+        int slab = gateUp.length / c.moe().numExperts();
+        int idle = 0;
+        for (int e = 0; e < c.moe().numExperts(); e++) {
+          double n = norm(gateUp, e * slab, slab);
+          if (tokensPerExpert[e] == 0) {
+            idle++;
+            assertEquals(0.0, n, "expert " + e + " of layer " + layer + " had no token");
+          } else {
+            assertTrue(n > 0, "expert " + e + " of layer " + layer + " had " + tokensPerExpert[e] + " tokens");
+          }
+        }
+        assertTrue(norm(grad(model, p + "mlp.shared_experts.gate_up_proj.weight"), 0, 1) >= 0);
+        System.out.printf("layer %d: tokens per expert %s, %d idle%n", layer,
+            java.util.Arrays.toString(tokensPerExpert), idle);
+      }
+    } finally {
+      JniUtils.setGradMode(mode);
+    }
+  }
+
+  /** LoRA on a mixture-of-experts model adapts attention everywhere and the MLP of dense layers only. */
+  @Test
+  void loraLeavesTheExpertsAlone() {
+    LlamaConfig c = TinyModels.qwen3MoeLike();
+    List<String> modules = PeftAdapter.Settings.of(4, 8, 0, List.of("all-linear")).modules(c);
+    assertTrue(modules.contains("model.layers.0.mlp.gate_proj"));
+    assertTrue(modules.contains("model.layers.1.self_attn.q_proj"));
+    assertTrue(modules.stream().noneMatch(s -> s.startsWith("model.layers.1.mlp.")), modules.toString());
+  }
+
+  private static float[] grad(LlamaModel model, String name) {
+    return model.namedParameters().get(name).getArray().getGradient().toFloatArray();
+  }
+
+  private static double norm(float[] x, int from, int n) {
+    double s = 0;
+    for (int i = from; i < from + n; i++) {
+      s += (double) x[i] * x[i];
+    }
+    return Math.sqrt(s);
+  }
+
+  private static float[] logits(LlamaModel model, NDManager parent, long[] ids, Routing routing) {
+    boolean mode = JniUtils.isGradMode();
+    JniUtils.setGradMode(false);
+    try (NDManager m = parent.newSubManager()) {
+      return model.logits(m.create(ids, new Shape(1, ids.length)), routing).toFloatArray();
+    } finally {
+      JniUtils.setGradMode(mode);
+    }
+  }
+}
