@@ -227,6 +227,13 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
       m.put("token_mult_prob_error", s.logProbGap().multProbError());
       m.put("logprob_gap_tokens", (double) s.logProbGap().tokens());
     }
+    if (s.routing().compared() > 0) {
+      // mixture of experts: where the learner's routers chose other experts than the rollout for the same token
+      m.put("router_disagreement", s.routing().disagreement());
+    }
+    if (s.routing().loadImbalance() > 0) {
+      m.put("expert_load_imbalance", s.routing().loadImbalance());
+    }
     m.put("ratio_mean", s.ratioMean());
     m.put("ratio_max", s.ratioMax());
     m.put("lr", s.lr());

@@ -378,6 +378,7 @@ public final class NucleonNode implements AutoCloseable {
           settings.training().spikes(), settings.training().updates().packedTo(
               settings.replay().microBatchTokens(), settings.replay().microBatchCost()),
           settings.training().temperature(), 0);
+      learner.setRoutingReplay(settings.training().routingReplay());
       if (ckpt.isPresent()) {
         Learner l = learner;
         TrainerState state = CompletableFuture.supplyAsync(() -> {

@@ -35,6 +35,7 @@ public final class Learner implements AutoCloseable {
   private final Updates updates;
   private int version;
   private StepProbe probe = StepProbe.NONE;
+  private boolean replayRouting = true;
 
   /**
    * Test seam: called on the learner thread between the phases of a step, so tests can put GC pressure between
@@ -120,6 +121,11 @@ public final class Learner implements AutoCloseable {
     return policy;
   }
 
+  /** The policy's mixture-of-experts layers (empty for a dense model). */
+  private List<Integer> sparseLayers() {
+    return policy.config().moe() == null ? List.of() : policy.config().moe().sparseLayers();
+  }
+
   public AdamW optimizer() {
     return optimizer;
   }
@@ -132,6 +138,16 @@ public final class Learner implements AutoCloseable {
   /** The policy version of the current weights. */
   public int version() {
     return version;
+  }
+
+  /**
+   * Whether a mixture-of-experts policy is scored with the experts the rollout recorded for each token (the
+   * default), or with its own routers' choices ({@link LearnerSettings.RoutingReplay}). Either way the share of
+   * (token, layer) choices where its routers differ from the rollout's is measured ({@link
+   * StepStats#routerDisagreement()}).
+   */
+  public void setRoutingReplay(LearnerSettings.RoutingReplay mode) {
+    this.replayRouting = mode == LearnerSettings.RoutingReplay.ROLLOUT;
   }
 
   void setProbe(StepProbe probe) {
@@ -170,6 +186,7 @@ public final class Learner implements AutoCloseable {
     for (int epoch = 0; epoch < updates.epochs(); epoch++) {
       for (List<List<TrainingSample>> minibatch : minibatches) {
         // the log-prob gap compares the sampler with these exact weights: only before the batch's first update
+        sums.countExperts = epoch == 0; // tokens per expert over one pass of the batch
         accumulate(minibatch, proximal, sums, applied == 0 ? gap : null);
         probe.beforeUpdate();
         last = update(version);
@@ -189,7 +206,7 @@ public final class Learner implements AutoCloseable {
     return new StepStats(optimizer.step(), version, sums.loss / applied, batch.samples().size(), tokens,
         sums.clipped / n, sums.ratio / n, sums.ratioMax, sums.kl / n, sums.entropy / n, sums.tisCapped / n,
         largest.update().gradNorm(), last.update().lr(), skipped, (System.nanoTime() - start) / 1e9,
-        norms.maxParamNorm(), norms.maxParam(), spike, last.verdict().median(), gap.result());
+        norms.maxParamNorm(), norms.maxParam(), spike, last.verdict().median(), gap.result(), sums.routing());
   }
 
   /** Statistics summed over the micro-batches of a training step. */
@@ -202,6 +219,40 @@ public final class Learner implements AutoCloseable {
     double entropy;
     double tisCapped;
     double tokenCount;
+    long routed;
+    long routedDiffering;
+    /** Per sparse layer, tokens per expert (the step's first pass over the batch). */
+    final java.util.Map<Integer, long[]> expertTokens = new java.util.TreeMap<>();
+    boolean countExperts;
+
+    void add(dev.nucleon.model.Routing r) {
+      if (r == null) {
+        return;
+      }
+      routed += r.compared();
+      routedDiffering += r.differing();
+      if (countExperts) {
+        r.expertTokens().forEach((layer, counts) -> {
+          long[] sum = expertTokens.computeIfAbsent(layer, l -> new long[counts.length]);
+          for (int e = 0; e < counts.length; e++) {
+            sum[e] += counts[e];
+          }
+        });
+      }
+    }
+
+    StepStats.Routing routing() {
+      if (expertTokens.isEmpty()) {
+        return StepStats.Routing.NONE;
+      }
+      double imbalance = 0;
+      for (long[] counts : expertTokens.values()) {
+        long max = java.util.Arrays.stream(counts).max().orElse(0);
+        double mean = java.util.Arrays.stream(counts).average().orElse(0);
+        imbalance = Math.max(imbalance, mean == 0 ? 0 : max / mean);
+      }
+      return new StepStats.Routing(routed, routed == 0 ? Double.NaN : (double) routedDiffering / routed, imbalance);
+    }
   }
 
   /**
@@ -225,8 +276,10 @@ public final class Learner implements AutoCloseable {
           continue; // nothing to score: no loss, no gradient
         }
         try (NDManager m = policy.manager().newSubManager()) {
-          MicroBatch mb = MicroBatch.of(m, micro, proximal);
-          NDArray logProbs = policy.logSoftmaxAt(mb.tokens(), mb.positions(), temperature);
+          MicroBatch mb = MicroBatch.of(m, micro, proximal, sparseLayers());
+          dev.nucleon.model.Routing routing = mb.routing(replayRouting);
+          NDArray logProbs = policy.logSoftmaxAt(mb.tokens(), mb.positions(), temperature, routing);
+          sums.add(routing);
           NDArray logp = LlamaModel.pick(logProbs, mb.targets());
           if (gap != null && mb.sampledBy(version)) {
             NDArray seen = logp.stopGradient();
@@ -263,7 +316,8 @@ public final class Learner implements AutoCloseable {
     try {
       for (List<TrainingSample> micro : batch.microBatches()) {
         try (NDManager m = policy.manager().newSubManager()) {
-          NDArray logp = MicroBatch.of(m, micro, null).logProbs(policy, temperature).stopGradient();
+          NDArray logp = MicroBatch.of(m, micro, null, sparseLayers()).logProbs(policy, temperature, replayRouting)
+              .stopGradient();
           logp.attach(m);
           float[] all = logp.toFloatArray();
           int k = 0;
@@ -289,8 +343,8 @@ public final class Learner implements AutoCloseable {
     boolean mode = JniUtils.isGradMode();
     JniUtils.setGradMode(false);
     try {
-      return reference != null ? mb.logProbs(reference, temperature)
-          : policy.withoutAdapter(() -> mb.logProbs(policy, temperature));
+      return reference != null ? mb.logProbs(reference, temperature, replayRouting)
+          : policy.withoutAdapter(() -> mb.logProbs(policy, temperature, replayRouting));
     } finally {
       JniUtils.setGradMode(mode);
     }
@@ -352,7 +406,7 @@ public final class Learner implements AutoCloseable {
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.supervised(m, prompts.subList(from, to), targets.subList(from, to));
           // clamped so one impossible token (-inf) cannot turn the whole step's gradient into NaN
-          NDArray ce = Ops.div(mb.logProbs(policy, 1f).clip(-1e4f, 0f).sum().neg(), Math.max(1, tokens));
+          NDArray ce = Ops.div(mb.logProbs(policy, 1f, false).clip(-1e4f, 0f).sum().neg(), Math.max(1, tokens));
           probe.beforeBackward();
           gc.backward(ce);
           lossSum += ce.getFloat();
@@ -364,7 +418,7 @@ public final class Learner implements AutoCloseable {
     AdamW.Update u = a.update();
     return new StepStats(optimizer.step(), version, lossSum, prompts.size(), tokens, 0, 1, 1, 0, 0, 0, u.gradNorm(),
         u.lr(), u.skipped(), (System.nanoTime() - start) / 1e9, u.norms().maxParamNorm(), u.norms().maxParam(),
-        a.verdict().spike(), a.verdict().median(), LogProbGap.NONE);
+        a.verdict().spike(), a.verdict().median(), LogProbGap.NONE, StepStats.Routing.NONE);
   }
 
   @Override
@@ -380,7 +434,19 @@ public final class Learner implements AutoCloseable {
    * policy version that sampled each token are also kept on the host, for the log-prob gap.
    */
   record MicroBatch(NDArray tokens, NDArray positions, NDArray targets, NDArray mask, NDArray behaviour,
-      NDArray advantages, NDArray lengths, NDArray proximal, float[] behaviourValues, int[] tokenVersions) {
+      NDArray advantages, NDArray lengths, NDArray proximal, float[] behaviourValues, int[] tokenVersions,
+      java.util.Map<Integer, int[]> routes) {
+
+    /**
+     * A routing for one forward pass over these rows: the rollout's recorded experts replayed, or compared with the
+     * router's own choice; null when no row has recorded experts.
+     */
+    dev.nucleon.model.Routing routing(boolean replay) {
+      if (routes == null) {
+        return null;
+      }
+      return replay ? dev.nucleon.model.Routing.replay(routes) : dev.nucleon.model.Routing.compare(routes);
+    }
 
     /** Whether any token of this micro-batch was sampled by the weights of {@code version}. */
     boolean sampledBy(int version) {
@@ -400,21 +466,28 @@ public final class Learner implements AutoCloseable {
      * handle is closed at once: backward, where there is one, keeps what it needs of it.
      */
     NDArray logProbs(LlamaModel model, float temperature) {
-      NDArray all = model.logSoftmaxAt(tokens, positions, temperature);
+      return logProbs(model, temperature, true);
+    }
+
+    /** {@link #logProbs(LlamaModel, float)} with the rollout's experts replayed or the router's own. */
+    NDArray logProbs(LlamaModel model, float temperature, boolean replay) {
+      NDArray all = model.logSoftmaxAt(tokens, positions, temperature, routing(replay));
       NDArray picked = LlamaModel.pick(all, targets);
       all.close();
       return picked;
     }
 
     static MicroBatch of(NDManager m, List<TrainingSample> samples) {
-      return of(m, samples, null);
+      return of(m, samples, null, List.of());
     }
 
     /**
      * @param proximal each sample's log-probs under the policy at the start of the step (TIS), or null to take the
      *     current forward's (detached) as the proximal ones
+     * @param sparseLayers the policy's mixture-of-experts layers, whose recorded experts the rows may carry
      */
-    static MicroBatch of(NDManager m, List<TrainingSample> samples, java.util.Map<TrainingSample, float[]> proximal) {
+    static MicroBatch of(NDManager m, List<TrainingSample> samples, java.util.Map<TrainingSample, float[]> proximal,
+        List<Integer> sparseLayers) {
       int b = samples.size();
       List<int[]> prompts = new java.util.ArrayList<>(b);
       List<int[]> completions = new java.util.ArrayList<>(b);
@@ -445,7 +518,48 @@ public final class Learner implements AutoCloseable {
       }
       Layout l = Layout.of(m, prompts, completions);
       return new MicroBatch(l.tokens, l.positions, l.targets, m.ones(new Shape(n)), m.create(behaviour),
-          m.create(adv), m.create(len), prox == null ? null : m.create(prox), behaviour, versions);
+          m.create(adv), m.create(len), prox == null ? null : m.create(prox), behaviour, versions,
+          routes(samples, sparseLayers, (int) l.tokens.getShape().get(1)));
+    }
+
+    /**
+     * The rows' recorded experts per sparse layer, {@code [B * width * k]} ids in the rows' {@code [B, width]}
+     * order, -1 where nothing was recorded (padding, each row's last token, rows of a dense rollout); null when no
+     * row has any.
+     */
+    static java.util.Map<Integer, int[]> routes(List<TrainingSample> samples, List<Integer> sparseLayers, int width) {
+      int k = 0;
+      for (TrainingSample s : samples) {
+        dev.nucleon.core.rollout.RoutedExperts r = s.trajectory().routedExperts();
+        if (r == null) {
+          continue;
+        }
+        if (r.layers() != sparseLayers.size() || (k != 0 && r.topK() != k)) {
+          throw new IllegalArgumentException("prompt " + s.trajectory().promptId() + " sample "
+              + s.trajectory().sampleIndex() + " carries experts of " + r.layers() + " sparse layers, top-"
+              + r.topK() + ", but the policy has " + sparseLayers.size() + " sparse layers"
+              + (k != 0 ? ", top-" + k : "") + ": its rollout ran another model");
+        }
+        k = r.topK();
+      }
+      if (k == 0) {
+        return null;
+      }
+      java.util.Map<Integer, int[]> out = new java.util.TreeMap<>();
+      for (int l = 0; l < sparseLayers.size(); l++) {
+        int[] ids = new int[samples.size() * width * k];
+        java.util.Arrays.fill(ids, -1);
+        for (int b = 0; b < samples.size(); b++) {
+          dev.nucleon.core.rollout.RoutedExperts r = samples.get(b).trajectory().routedExperts();
+          for (int p = 0; r != null && p < r.positions(); p++) {
+            for (int j = 0; j < k; j++) {
+              ids[(b * width + p) * k + j] = r.expert(p, l, j);
+            }
+          }
+        }
+        out.put(sparseLayers.get(l), ids);
+      }
+      return out;
     }
 
     /**
@@ -464,7 +578,7 @@ public final class Learner implements AutoCloseable {
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {
       Layout l = Layout.of(m, prompts, targets);
-      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null, null, null, null);
+      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null, null, null, null, null);
     }
   }
 

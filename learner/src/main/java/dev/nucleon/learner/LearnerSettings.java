@@ -16,9 +16,27 @@ import java.util.function.DoublePredicate;
  * @param spikes the gradient-spike guard ({@code nucleon.learner.grad-spike-*})
  * @param updates optimizer steps per training batch ({@code nucleon.learner.epochs} and {@code minibatches})
  * @param lora LoRA adapters to train on a frozen base ({@code nucleon.learner.lora}), or null to train every weight
+ * @param routingReplay whether a mixture-of-experts policy is scored with the experts the rollout chose
+ *     ({@code nucleon.learner.routing-replay})
  */
 public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, float temperature,
-    GradSpikeGuard.Settings spikes, Updates updates, PeftAdapter.Settings lora) {
+    GradSpikeGuard.Settings spikes, Updates updates, PeftAdapter.Settings lora, RoutingReplay routingReplay) {
+
+  /** Which experts the learner's forward pass of a mixture-of-experts policy uses. */
+  public enum RoutingReplay {
+    /** Its own routers' choices; where they differ from the rollout's is measured (router_disagreement). */
+    OFF,
+    /** The choices the rollout recorded for each token (R3); the router still gets gradients through the weights. */
+    ROLLOUT;
+
+    static RoutingReplay parse(String s) {
+      return switch (s) {
+        case "off" -> OFF;
+        case "rollout" -> ROLLOUT;
+        default -> throw new IllegalArgumentException(s);
+      };
+    }
+  }
 
   public static LearnerSettings from(Config config) {
     String l = "nucleon.algorithm.loss.";
@@ -62,7 +80,8 @@ public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, fl
     Updates updates = new Updates(
         (int) number(config, "nucleon.learner.epochs", v -> v >= 1 && v == Math.rint(v), "an integer >= 1"),
         (int) number(config, "nucleon.learner.minibatches", v -> v >= 1 && v == Math.rint(v), "an integer >= 1"));
-    return new LearnerSettings(loss, optimizer, temperature, spikes, updates, lora(config));
+    return new LearnerSettings(loss, optimizer, temperature, spikes, updates, lora(config),
+        choice(config, "nucleon.learner.routing-replay", RoutingReplay::parse, "off or rollout"));
   }
 
   /** {@code nucleon.learner.lora}: null when {@code rank = 0}. */

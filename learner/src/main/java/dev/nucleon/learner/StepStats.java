@@ -25,8 +25,23 @@ package dev.nucleon.learner;
  * @param gradSpike the gradient norm exceeded the spike factor times the recent median ({@link GradSpikeGuard})
  * @param gradNormMedian the median of recent gradient norms it was compared with (NaN before enough history)
  * @param logProbGap behaviour against learner log-probs on the tokens the learner's current weights sampled
+ * @param routing a mixture-of-experts policy's router statistics ({@link Routing#NONE} for a dense one)
  */
 public record StepStats(long step, int version, double loss, int sequences, long tokens, double clipFraction,
     double ratioMean, double ratioMax, double kl, double entropy, double tisCappedFraction, double gradNorm,
     double lr, boolean skipped, double seconds, double maxParamGradNorm, String maxParamGradName, boolean gradSpike,
-    double gradNormMedian, LogProbGap logProbGap) {}
+    double gradNormMedian, LogProbGap logProbGap, Routing routing) {
+
+  /**
+   * What the routers of a mixture-of-experts policy did in a step.
+   *
+   * @param compared (token, sparse layer) pairs that had a choice recorded by the rollout
+   * @param disagreement the share of those where the learner's routers chose another set of experts than the
+   *     rollout (with routing replay on, the choice replayed instead); NaN when nothing was compared
+   * @param loadImbalance the most tokens any expert got over the mean per expert, in the layer where that is
+   *     largest (1 = perfectly balanced), over the batch's first pass
+   */
+  public record Routing(long compared, double disagreement, double loadImbalance) {
+    public static final Routing NONE = new Routing(0, Double.NaN, 0);
+  }
+}

@@ -210,6 +210,70 @@ class MoeTest {
     }
   }
 
+  /**
+   * Generation records the experts of every position it read: a static batch and a continuous one (slots refilled,
+   * prompts prefilled on the side) record the same ids for the same seeds, and replaying them in a full forward pass
+   * over prompt + completion gives the generator's own log-probs.
+   */
+  @Test
+  void generationRecordsTheExpertsOfEveryPositionItRead() throws Exception {
+    Engines.start();
+    Path dir = TestResources.path("golden/qwen3_moe-tiny");
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = ModelFiles.read(dir).instantiate(m);
+        dev.nucleon.model.generate.Generator generator = new dev.nucleon.model.generate.Generator(model, 0)) {
+      List<dev.nucleon.model.generate.GenerationRequest> requests = new java.util.ArrayList<>();
+      int[][] prompts = {{5, 17, 3}, {99, 250, 7, 42, 11}, {300}, {8, 8, 9, 10}, {1, 2}};
+      for (int i = 0; i < prompts.length; i++) {
+        requests.add(new dev.nucleon.model.generate.GenerationRequest(prompts[i],
+            dev.nucleon.model.generate.SamplingParams.sample(1f, 3 + 2 * i), 31L * i));
+      }
+      var stat = generator.generate(requests);
+      var continuous = generator.generate(requests, 2);
+      for (int i = 0; i < prompts.length; i++) {
+        var r = stat.get(i);
+        assertArrayEquals(r.tokens(), continuous.get(i).tokens(), "request " + i);
+        assertEquals(r.routedExperts(), continuous.get(i).routedExperts(), "request " + i + ": static vs continuous");
+        int read = prompts[i].length + r.tokens().length - 1;
+        assertEquals(read, r.routedExperts().positions(), "request " + i);
+
+        long[] seq = new long[prompts[i].length + r.tokens().length];
+        for (int t = 0; t < seq.length; t++) {
+          seq[t] = t < prompts[i].length ? prompts[i][t] : r.tokens()[t - prompts[i].length];
+        }
+        Map<Integer, int[]> recorded = new java.util.TreeMap<>();
+        List<Integer> layers = model.config().moe().sparseLayers();
+        int k = model.config().moe().topK();
+        for (int l = 0; l < layers.size(); l++) {
+          int[] ids = new int[seq.length * k];
+          java.util.Arrays.fill(ids, -1);
+          for (int p = 0; p < read; p++) {
+            for (int j = 0; j < k; j++) {
+              ids[p * k + j] = r.routedExperts().expert(p, l, j);
+            }
+          }
+          recorded.put(layers.get(l), ids);
+        }
+        Routing replayed = Routing.replay(recorded);
+        float[] logits = logits(model, m, seq, replayed);
+        assertEquals(0, replayed.differing(), "the same weights choose the same experts");
+        int vocab = model.config().vocabSize();
+        for (int j = 0; j < r.tokens().length; j++) {
+          int pos = prompts[i].length - 1 + j;
+          double max = Double.NEGATIVE_INFINITY;
+          for (int v = 0; v < vocab; v++) {
+            max = Math.max(max, logits[pos * vocab + v]);
+          }
+          double sum = 0;
+          for (int v = 0; v < vocab; v++) {
+            sum += Math.exp(logits[pos * vocab + v] - max);
+          }
+          double logp = logits[pos * vocab + r.tokens()[j]] - max - Math.log(sum);
+          assertEquals(r.modelLogProbs()[j], logp, 1e-4, "request " + i + " token " + j);
+        }
+      }
+    }
+  }
+
   /** LoRA on a mixture-of-experts model adapts attention everywhere and the MLP of dense layers only. */
   @Test
   void loraLeavesTheExpertsAlone() {

@@ -100,7 +100,7 @@ public final class RolloutEngine implements AutoCloseable {
         for (int i = 0; i < g.groupSize(); i++) {
           GenerationResult r = results.get(k++);
           group.add(new Trajectory(g.promptId(), i, prompts.get(gi), r.tokens(), r.samplingLogProbs(), r.versions(),
-              r.finishReason(), completionText(r)));
+              r.finishReason(), completionText(r), r.routedExperts()));
         }
         out.add(group);
       }

@@ -122,6 +122,7 @@ final class KryoSamples {
     s.put(RewardRequest.class, new RewardRequest("What is 2+3?", " 5", new int[] {5, 2}, "5",
         Map.of("numbers", "2,3")));
     s.put(ScoredTrajectory.class, new ScoredTrajectory(trajectory, RewardResult.failed("timed out after 5s")));
+    s.put(dev.nucleon.core.rollout.RoutedExperts.class, trajectory.routedExperts());
 
     // --- actors' messages: add a sample for every class appended to KryoRegistrations
     @SuppressWarnings({"rawtypes", "unchecked"})
@@ -182,9 +183,17 @@ final class KryoSamples {
     return s;
   }
 
-  /** A trajectory with a weight update in the middle (two versions) and a stop token. */
+  /**
+   * A trajectory with a weight update in the middle (two versions), a stop token, and a mixture-of-experts model's
+   * choices (7 positions read x 2 sparse layers x top 2, ids up to 255).
+   */
   static Trajectory trajectory() {
+    byte[] experts = new byte[7 * 2 * 2];
+    for (int i = 0; i < experts.length; i++) {
+      experts[i] = (byte) (i * 37 % 256);
+    }
     return new Trajectory(12L, 3, new int[] {1, 40, 41, 42}, new int[] {7, 8, 9, 2},
-        new float[] {-0.1f, -2.5f, -0.01f, -1e-6f}, new int[] {4, 4, 5, 5}, FinishReason.STOP, " 5");
+        new float[] {-0.1f, -2.5f, -0.01f, -1e-6f}, new int[] {4, 4, 5, 5}, FinishReason.STOP, " 5",
+        new dev.nucleon.core.rollout.RoutedExperts(2, 2, experts));
   }
 }

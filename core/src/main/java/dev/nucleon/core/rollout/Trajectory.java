@@ -18,6 +18,8 @@ import java.util.Objects;
  * @param tokenVersions per completion token, the policy version that produced it
  * @param finishReason why the completion ended
  * @param completionText the decoded completion, stop token excluded
+ * @param routedExperts for a mixture-of-experts model, the experts each position the model read was sent to (every
+ *     token but the last); null for a dense model or when not recorded
  */
 public record Trajectory(
     long promptId,
@@ -27,7 +29,15 @@ public record Trajectory(
     float[] behaviourLogProbs,
     int[] tokenVersions,
     FinishReason finishReason,
-    String completionText) {
+    String completionText,
+    RoutedExperts routedExperts) {
+
+  /** A trajectory without recorded expert choices (a dense model's). */
+  public Trajectory(long promptId, int sampleIndex, int[] promptTokens, int[] completionTokens,
+      float[] behaviourLogProbs, int[] tokenVersions, FinishReason finishReason, String completionText) {
+    this(promptId, sampleIndex, promptTokens, completionTokens, behaviourLogProbs, tokenVersions, finishReason,
+        completionText, null);
+  }
 
   public Trajectory {
     Objects.requireNonNull(promptTokens, "promptTokens");
@@ -41,6 +51,11 @@ public record Trajectory(
           + tokenVersions.length + " versions");
     }
     completionText = completionText == null ? "" : completionText;
+    if (routedExperts != null && routedExperts.positions() != promptTokens.length + completionTokens.length - 1) {
+      throw new IllegalArgumentException("prompt " + promptId + " sample " + sampleIndex + ": experts recorded for "
+          + routedExperts.positions() + " positions, but the model read "
+          + (promptTokens.length + completionTokens.length - 1));
+    }
   }
 
   /** The oldest policy version among the completion's tokens (the one staleness is measured from). */

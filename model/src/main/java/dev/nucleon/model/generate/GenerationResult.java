@@ -1,6 +1,7 @@
 package dev.nucleon.model.generate;
 
 import dev.nucleon.core.rollout.FinishReason;
+import dev.nucleon.core.rollout.RoutedExperts;
 
 /**
  * A completion with, for every generated token, two log-probs and the policy version that produced it.
@@ -13,6 +14,15 @@ import dev.nucleon.core.rollout.FinishReason;
  *     no truncation)
  * @param versions the policy version whose weights produced each token
  * @param finishReason STOP or LENGTH
+ * @param routedExperts a mixture-of-experts model's expert choices at every position it read (prompt and
+ *     completion but the last token), for routing replay; null for a dense model
  */
 public record GenerationResult(int[] tokens, float[] samplingLogProbs, float[] modelLogProbs, int[] versions,
-    FinishReason finishReason) {}
+    FinishReason finishReason, RoutedExperts routedExperts) {
+
+  /** A dense model's result (no expert choices). */
+  public GenerationResult(int[] tokens, float[] samplingLogProbs, float[] modelLogProbs, int[] versions,
+      FinishReason finishReason) {
+    this(tokens, samplingLogProbs, modelLogProbs, versions, finishReason, null);
+  }
+}

@@ -5,9 +5,12 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.nucleon.core.rollout.FinishReason;
+import dev.nucleon.core.rollout.RoutedExperts;
 import dev.nucleon.model.KvCache;
+import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.Ops;
+import dev.nucleon.model.Routing;
 import dev.nucleon.model.io.HostTensor;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -262,7 +265,7 @@ public final class Generator implements AutoCloseable {
     for (int i = 0; i < b; i++) {
       pad[i] = promptLen - requests.get(i).prompt().length;
     }
-    Batch state = new Batch(requests);
+    Batch state = new Batch(requests, model.config().moe());
     try (NDManager batchManager = model.manager().newSubManager();
         KvCache cache = new KvCache(batchManager, model.config(), b, capacity,
             model.precision().compute())) {
@@ -270,7 +273,7 @@ public final class Generator implements AutoCloseable {
       int[] rows = identity(b);
       try (NDManager step = batchManager.newSubManager()) {
         List<int[]> prompts = requests.stream().map(GenerationRequest::prompt).toList();
-        state.sample(prefill(prompts, pad, promptLen, cache, step), rows, vocab, version);
+        state.sample(prefill(prompts, rows, pad, promptLen, cache, state, step), rows, vocab, version);
       }
       for (int s = 1; s < maxNew && !state.allDone() && !closed; s++) {
         applyUpdates();
@@ -283,8 +286,10 @@ public final class Generator implements AutoCloseable {
           }
           int len = cache.length() + 1;
           NDArray mask = Ops.slice(padMask, 3, 0, len, step);
+          Routing routing = state.routing();
           NDArray logits = model.forward(step.create(tokens, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
-              mask, cache, true);
+              mask, cache, true, routing);
+          state.routedLastTokens(routing, rows);
           state.sample(logits, rows, vocab, version);
         }
       }
@@ -298,9 +303,11 @@ public final class Generator implements AutoCloseable {
   /**
    * One forward pass over prompts left-padded to {@code promptLen} ({@code pad[i]} pad tokens before prompt i, hidden
    * from every query; positions count from each prompt's first real token), written into {@code cache}; returns the
-   * logits of each row's last position.
+   * logits of each row's last position. Row i is request {@code requests[i]} of {@code state}, which records the
+   * prompt tokens' expert choices.
    */
-  private NDArray prefill(List<int[]> prompts, int[] pad, int promptLen, KvCache cache, NDManager m) {
+  private NDArray prefill(List<int[]> prompts, int[] requests, int[] pad, int promptLen, KvCache cache, Batch state,
+      NDManager m) {
     int b = prompts.size();
     long[] tokens = new long[b * promptLen];
     long[] positions = new long[b * promptLen];
@@ -312,8 +319,17 @@ public final class Generator implements AutoCloseable {
       }
     }
     NDArray mask = LlamaModel.causalMask(m, promptLen).add(padMask(m, pad, promptLen));
-    return model.forward(m.create(tokens, new Shape(b, promptLen)), m.create(positions, new Shape(b, promptLen)), mask,
-        cache, true);
+    Routing routing = state.routing();
+    NDArray logits = model.forward(m.create(tokens, new Shape(b, promptLen)),
+        m.create(positions, new Shape(b, promptLen)), mask, cache, true, routing);
+    if (routing != null) {
+      for (int i = 0; i < b; i++) {
+        for (int c = pad[i]; c < promptLen; c++) {
+          state.route(routing, i * promptLen + c, requests[i], c - pad[i]);
+        }
+      }
+    }
+    return logits;
   }
 
   private static int[] identity(int n) {
@@ -345,7 +361,7 @@ public final class Generator implements AutoCloseable {
       maxNew = Math.max(maxNew, r.params().maxNewTokens());
     }
     int capacity = maxPrompt + maxNew + Math.max(16, (maxPrompt + maxNew) / 8);
-    Batch state = new Batch(requests);
+    Batch state = new Batch(requests, model.config().moe());
     java.util.ArrayDeque<Integer> waiting = new java.util.ArrayDeque<>();
     for (int i = 0; i < requests.size(); i++) {
       waiting.add(i);
@@ -413,9 +429,11 @@ public final class Generator implements AutoCloseable {
               Arrays.fill(stepMask, r * len, (r + 1) * len - 1, LlamaModel.MASKED); // idle: its own column only
             }
           }
+          Routing routing = state.routing();
           NDArray logits = model.forward(step.create(tokens, new Shape(rows, 1)),
               step.create(positions, new Shape(rows, 1)), step.create(stepMask, new Shape(rows, 1, 1, len)),
-              cache, true);
+              cache, true, routing);
+          state.routedLastTokens(routing, rowRequest);
           state.sample(logits, rowRequest, vocab, version);
         }
         for (int r = 0; r < rows; r++) {
@@ -484,11 +502,11 @@ public final class Generator implements AutoCloseable {
     }
     try (NDManager side = batchManager.newSubManager();
         KvCache prefill = new KvCache(side, model.config(), n, promptLen, model.precision().compute())) {
-      NDArray logits = prefill(prompts, pad, promptLen, prefill, side);
       int[] rows = new int[n];
       for (int i = 0; i < n; i++) {
         rows[i] = newcomers.get(i);
       }
+      NDArray logits = prefill(prompts, rows, pad, promptLen, prefill, state, side);
       state.sample(logits, rows, vocab, version);
       int grow = promptLen - cache.length();
       if (grow > 0) {
@@ -543,8 +561,15 @@ public final class Generator implements AutoCloseable {
     private final int[][] versions;
     private final int[] count;
     private final FinishReason[] finish;
+    /** The model's mixture of experts whose choices are recorded, or null (dense, or too many experts). */
+    private final LlamaConfig.Moe moe;
+    /** Per request, the recorded expert ids ({@link RoutedExperts}'s layout), or null. */
+    private final byte[][] routes;
 
-    Batch(List<GenerationRequest> requests) {
+    /**
+     * @param moe the model's mixture of experts (its choices are recorded for routing replay), or null
+     */
+    Batch(List<GenerationRequest> requests, LlamaConfig.Moe moe) {
       this.requests = requests;
       int b = requests.size();
       rngs = new SplittableRandom[b];
@@ -554,6 +579,8 @@ public final class Generator implements AutoCloseable {
       versions = new int[b][];
       count = new int[b];
       finish = new FinishReason[b];
+      this.moe = moe != null && moe.numExperts() <= RoutedExperts.MAX_EXPERTS ? moe : null;
+      routes = this.moe == null ? null : new byte[b][];
       for (int i = 0; i < b; i++) {
         SamplingParams p = requests.get(i).params();
         rngs[i] = new SplittableRandom(requests.get(i).seed());
@@ -562,6 +589,43 @@ public final class Generator implements AutoCloseable {
         samplingLogProbs[i] = new float[n];
         modelLogProbs[i] = new float[n];
         versions[i] = new int[n];
+        if (routes != null) {
+          routes[i] = new byte[(requests.get(i).prompt().length + n) * this.moe.sparseLayers().size()
+              * this.moe.topK()];
+        }
+      }
+    }
+
+    /** A routing to record the next forward's expert choices in, or null when none are recorded. */
+    Routing routing() {
+      return moe == null ? null : Routing.record();
+    }
+
+    /** Records forward row {@code row}'s choices as request {@code i}'s at sequence position {@code position}. */
+    void route(Routing routing, int row, int i, int position) {
+      int k = moe.topK();
+      List<Integer> layers = moe.sparseLayers();
+      for (int l = 0; l < layers.size(); l++) {
+        int[] ids = routing.chosen().get(layers.get(l));
+        for (int j = 0; j < k; j++) {
+          routes[i][(position * layers.size() + l) * k + j] = (byte) ids[row * k + j];
+        }
+      }
+    }
+
+    /**
+     * Records a decode step's choices: row r fed its request's last token (requests {@code rows[r]}, -1 idle), at
+     * the position after its prompt and the tokens before it.
+     */
+    void routedLastTokens(Routing routing, int[] rows) {
+      if (routing == null) {
+        return;
+      }
+      for (int r = 0; r < rows.length; r++) {
+        int i = rows[r];
+        if (live(i)) {
+          route(routing, r, i, requests.get(i).prompt().length + count[i] - 1);
+        }
       }
     }
 
@@ -687,8 +751,14 @@ public final class Generator implements AutoCloseable {
       List<GenerationResult> out = new ArrayList<>(requests.size());
       for (int i = 0; i < requests.size(); i++) {
         int n = count[i];
+        RoutedExperts routed = null;
+        if (routes != null) {
+          int layers = moe.sparseLayers().size();
+          int read = requests.get(i).prompt().length + n - 1; // the last token was never fed back
+          routed = new RoutedExperts(layers, moe.topK(), Arrays.copyOf(routes[i], read * layers * moe.topK()));
+        }
         out.add(new GenerationResult(Arrays.copyOf(tokens[i], n), Arrays.copyOf(samplingLogProbs[i], n),
-            Arrays.copyOf(modelLogProbs[i], n), Arrays.copyOf(versions[i], n), finish[i]));
+            Arrays.copyOf(modelLogProbs[i], n), Arrays.copyOf(versions[i], n), finish[i], routed));
       }
       return out;
     }
