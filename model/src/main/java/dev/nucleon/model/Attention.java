@@ -19,6 +19,9 @@ import ai.djl.util.PairList;
  * rotary embedding turns queries and keys in one go. The G query heads that share a key/value head are folded
  * into the row axis ({@code [B, K, G*T, D]}), so scores are one batched product against {@code [B, K, D, S]} keys
  * without expanding the keys per query head.
+ *
+ * <p>With attention sinks (gpt-oss), each query head has a learned logit joined to its scores as one more column
+ * before the softmax and dropped after it: the probabilities over the keys then sum to less than one.
  */
 public final class Attention extends AbstractBlock {
 
@@ -33,6 +36,7 @@ public final class Attention extends AbstractBlock {
   private final Parameter outBias;
   private final Parameter qNorm;
   private final Parameter kNorm;
+  private final Parameter sinks;
   private final boolean fullWidthNorm;
   private final float normEps;
   private Rope rope;
@@ -69,6 +73,12 @@ public final class Attention extends AbstractBlock {
     kNorm = normed ? addParameter(Parameter.builder().setName("k_norm").setType(Parameter.Type.WEIGHT)
         .optShape(new Shape(fullWidthNorm ? (long) kvHeads * headDim : headDim)).build()) : null;
     normEps = (float) c.rmsNormEps();
+    sinks = c.attentionSinks() ? addParameter(Parameter.builder().setName("sinks").setType(Parameter.Type.WEIGHT)
+        .optShape(new Shape(heads)).build()) : null;
+  }
+
+  Parameter sinks() {
+    return sinks;
   }
 
   int group() {
@@ -192,7 +202,7 @@ public final class Attention extends AbstractBlock {
     NDArray masked = scores.add(mask);
     // the softmax in float32 whatever the activations' type, as transformers computes it
     NDArray wide = precision.toFloat32(masked, step);
-    NDArray softmax = wide.softmax(-1);
+    NDArray softmax = sinks == null ? wide.softmax(-1) : withSinks(wide, t, step);
     NDArray probs = precision.fromFloat32(softmax, step); // [B,K,G*T,S]
     // softmax's backward needs only its output, which autograd keeps: free the score tensors (and the float32
     // probabilities once cast) now, not at the end of the step
@@ -209,6 +219,20 @@ public final class Attention extends AbstractBlock {
     NDArray o = Linear.linear(context, precision.weight(out, step), precision.weight(outBias, step))
         .singletonOrThrow();
     return lora == null ? o : LoraPart.add(lora[3], context, o);
+  }
+
+  /**
+   * The softmax of float32 scores {@code [B, K, G*T, S]} over the keys and each query head's sink logit, the sink's
+   * share dropped: {@code [B, K, G*T, S]}.
+   */
+  private NDArray withSinks(NDArray scores, long t, NDManager step) {
+    Shape s = scores.getShape();
+    // rows are ordered (query head, position): head h = k * G + g repeats over the T positions
+    NDArray own = Ops.slice(sinks.getArray(), 0, 0, heads, step); // a view owned by the step, not the parameter
+    NDArray sink = Precision.as(own, ai.djl.ndarray.types.DataType.FLOAT32, step).reshape(kvHeads, group, 1).repeat(2, t).reshape(1, kvHeads, group * t, 1)
+        .broadcast(new Shape(s.get(0), kvHeads, group * t, 1));
+    NDArray joined = scores.concat(sink, -1).softmax(-1);
+    return Ops.slice(joined, 3, 0, s.get(3), step);
   }
 
   /** {@code x} times the rows of heads {@code [from, to)} of the fused q/k/v matrix {@code w} (plus their bias). */

@@ -80,6 +80,7 @@ public final class DecoderLayer extends AbstractBlock {
       case "self_attn.o_proj.bias" -> attention.outBias();
       case "self_attn.q_norm.weight" -> attention.qNorm();
       case "self_attn.k_norm.weight" -> attention.kNorm();
+      case "self_attn.sinks" -> attention.sinks();
       case "mlp.gate_up_proj.weight" -> mlp.gateUp();
       case "mlp.gate_up_proj.bias" -> mlp.gateUpBias();
       case "mlp.down_proj.weight" -> mlp.down();

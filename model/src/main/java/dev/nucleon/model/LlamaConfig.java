@@ -21,8 +21,9 @@ import java.util.Map;
  * blocks, see {@link #normPlacement()}, and full-width q/k norms), ERNIE 4.5 dense (interleaved rotary pairs, see
  * {@link #ropeLayout()}), Mistral (full attention), SmolLM and TinyLlama
  * share this shape: a family is a choice of parts (OLMo 3 adds a sliding window per layer, see
- * {@link #slidingWindows()}); Qwen3-MoE and ERNIE 4.5 MoE replace the MLP of some layers by a mixture of experts
- * (see {@link #moe()}). Models that add latent attention or attention sinks are refused by
+ * {@link #slidingWindows()}); Qwen3-MoE, ERNIE 4.5 MoE and gpt-oss replace the MLP of some or all layers by a mixture
+ * of experts (see {@link #moe()}), gpt-oss adds attention sinks ({@link #attentionSinks()}). Models that add latent
+ * attention are refused by
  * {@link #fromHuggingFace(Path)} with a message naming the architecture.
  *
  * @param architecture the Hugging Face architecture name written back on save (e.g. {@code LlamaForCausalLM})
@@ -91,7 +92,7 @@ public record LlamaConfig(
   /** Architectures whose weights and forward pass this decoder reproduces. */
   public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
       "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM", "Ernie4_5ForCausalLM", "Qwen3MoeForCausalLM",
-      "Ernie4_5_MoeForCausalLM");
+      "Ernie4_5_MoeForCausalLM", "GptOssForCausalLM");
 
   /**
    * The mixture-of-experts MLP of a model's sparse layers (the other layers keep the dense SwiGLU of
@@ -103,41 +104,92 @@ public record LlamaConfig(
    * @param topK experts each token is sent to
    * @param expertSize inner width of one routed expert's SwiGLU
    * @param sharedSize inner width of the shared experts (the checkpoints store them as one SwiGLU), 0 for none
-   * @param normalizeTopK whether the chosen experts' weights are divided by their sum
-   * @param normMin the smallest divisor when normalizing (ERNIE clamps the sum at {@code moe_norm_min}); 0: none
-   * @param correctionBias whether a per-expert bias is added to the scores for the choice only, not for the weights
-   *     (ERNIE's {@code moe_statics.e_score_correction_bias})
+   * @param router how the experts are chosen and weighted
+   * @param expertBias whether the routed experts' projections carry biases (gpt-oss)
+   * @param swigluLimit 0 for the plain SwiGLU; above 0 gpt-oss's clamped one: {@code gate <= limit},
+   *     {@code -limit <= up <= limit}, {@code (up + 1) * gate * sigmoid(1.702 gate)}
    * @param sparseLayers the layers whose MLP is this mixture, ascending
    */
-  public record Moe(int numExperts, int topK, int expertSize, int sharedSize, boolean normalizeTopK, double normMin,
-      boolean correctionBias, List<Integer> sparseLayers) {
+  public record Moe(int numExperts, int topK, int expertSize, int sharedSize, Router router, boolean expertBias,
+      double swigluLimit, List<Integer> sparseLayers) {
 
     public Moe {
       sparseLayers = List.copyOf(sparseLayers);
+      java.util.Objects.requireNonNull(router, "router");
       require(numExperts > 0, "the number of experts must be positive, got " + numExperts);
       require(topK > 0 && topK <= numExperts, "experts per token (" + topK + ") must be between 1 and the number of "
           + "experts (" + numExperts + ")");
       require(expertSize > 0, "moe_intermediate_size must be positive, got " + expertSize);
       require(sharedSize >= 0, "the shared experts' size must not be negative, got " + sharedSize);
-      require(normMin >= 0, "moe_norm_min must not be negative, got " + normMin);
+      require(swigluLimit >= 0, "swiglu_limit must not be negative, got " + swigluLimit);
+      require(numExperts % router.groups() == 0, "n_group (" + router.groups() + ") must divide the number of "
+          + "experts (" + numExperts + ")");
+      require(router.topKGroups() * (numExperts / router.groups()) >= topK, "topk_group (" + router.topKGroups()
+          + ") groups of " + numExperts / router.groups() + " experts cannot hold " + topK + " experts");
       for (int i = 1; i < sparseLayers.size(); i++) {
         require(sparseLayers.get(i) > sparseLayers.get(i - 1), "sparse layers must ascend: " + sparseLayers);
       }
     }
 
-    /** Parameters of one sparse layer's MLP: router, routed experts, shared experts, correction bias. */
+    /** Parameters of one sparse layer's MLP: router, routed experts, shared experts. */
     long parameters(long d) {
-      return numExperts * d + 3L * numExperts * d * expertSize + 3L * d * sharedSize
-          + (correctionBias ? numExperts : 0);
+      long expert = 3L * d * expertSize + (expertBias ? 2L * expertSize + d : 0);
+      return numExperts * d + router.biases(numExperts) + numExperts * expert + 3L * d * sharedSize;
     }
 
     /**
-     * Parameters one token computes with in a sparse layer's MLP: router and correction bias (they choose for every
+     * Parameters one token computes with in a sparse layer's MLP: the router (it scores every expert for every
      * token), its topK experts, the shared ones.
      */
     long activeParameters(long d) {
-      return parameters(d) - (long) (numExperts - topK) * 3 * d * expertSize;
+      long expert = 3L * d * expertSize + (expertBias ? 2L * expertSize + d : 0);
+      return parameters(d) - (long) (numExperts - topK) * expert;
     }
+  }
+
+  /**
+   * How a sparse layer's router chooses experts and weighs them.
+   *
+   * @param scoring how the router's logits become scores
+   * @param bias whether the router's projection has a bias (gpt-oss)
+   * @param correctionBias whether a per-expert bias is added to the scores for the choice only, not for the weights
+   *     (ERNIE's {@code moe_statics}, DeepSeek-V3's {@code e_score_correction_bias})
+   * @param normalizeTopK whether the chosen experts' weights are divided by their sum
+   * @param normMin the smallest divisor when normalizing (ERNIE clamps the sum at {@code moe_norm_min}); 0: none
+   * @param scaling factor on the routed experts' weights (DeepSeek's {@code routed_scaling_factor}; 1 elsewhere)
+   * @param groups expert groups (DeepSeek's {@code n_group}; 1: no groups)
+   * @param topKGroups groups a token's experts may come from, chosen by the sum of each group's two best scores
+   */
+  public record Router(Scoring scoring, boolean bias, boolean correctionBias, boolean normalizeTopK, double normMin,
+      double scaling, int groups, int topKGroups) {
+
+    public Router {
+      java.util.Objects.requireNonNull(scoring, "scoring");
+      require(normMin >= 0, "moe_norm_min must not be negative, got " + normMin);
+      require(scaling > 0, "routed_scaling_factor must be positive, got " + scaling);
+      require(groups >= 1 && topKGroups >= 1 && topKGroups <= groups, "topk_group (" + topKGroups + ") must be "
+          + "between 1 and n_group (" + groups + ")");
+    }
+
+    /** Softmax over every expert, the top k chosen, optionally renormalized (Qwen3-MoE). */
+    public static Router softmax(boolean normalizeTopK) {
+      return new Router(Scoring.SOFTMAX, false, false, normalizeTopK, 0, 1, 1, 1);
+    }
+
+    /** Bias parameters of the router: its projection's and the choice bias. */
+    long biases(int experts) {
+      return (bias ? experts : 0) + (correctionBias ? experts : 0);
+    }
+  }
+
+  /** How router logits become the scores experts are chosen by and weighted with. */
+  public enum Scoring {
+    /** Softmax over every expert (Qwen3-MoE, ERNIE). */
+    SOFTMAX,
+    /** Each expert's sigmoid, independently (DeepSeek-V3). */
+    SIGMOID,
+    /** The top k logits chosen first, then a softmax over those k (gpt-oss). */
+    SOFTMAX_OF_TOP_K
   }
 
   /** How attention normalizes queries and keys before the rotary embedding. */
@@ -169,7 +221,6 @@ public record LlamaConfig(
   private static final Map<String, String> REFUSED = Map.of(
       "DeepseekV3ForCausalLM", "mixture-of-experts with multi-head latent attention",
       "DeepseekV2ForCausalLM", "mixture-of-experts with multi-head latent attention",
-      "GptOssForCausalLM", "mixture-of-experts with attention sinks and sliding-window layers",
       "MixtralForCausalLM", "mixture-of-experts",
       "Qwen2MoeForCausalLM", "mixture-of-experts",
       "OlmoForCausalLM", "non-parametric layer norm",
@@ -299,23 +350,33 @@ public record LlamaConfig(
       case PER_HEAD -> 2L * headDim;
       case FULL_WIDTH -> (long) (numHeads + numKvHeads) * headDim;
     };
-    long outputBiases = outputBias ? 2 * d + 2L * intermediateSize : 0;
-    long perLayer = attn + mlp + 2 * d + qkNorm + outputBiases;
+    long mlpBiases = outputBias ? d + 2L * intermediateSize : 0;
+    long attnExtras = (outputBias ? d : 0) + (attentionSinks() ? numHeads : 0);
+    long dense = mlp + mlpBiases;
+    long perLayer = attn + attnExtras + 2 * d + qkNorm;
     long emb = (long) vocabSize * d;
-    long sparse = moe == null ? 0 : moe.sparseLayers().size() * (moe.parameters(d) - mlp);
-    return emb + (tieWordEmbeddings ? 0 : emb) + numLayers * perLayer + d + sparse;
+    long sparse = moe == null ? 0 : moe.sparseLayers().size();
+    long mlps = (numLayers - sparse) * dense + (moe == null ? 0 : sparse * moe.parameters(d));
+    return emb + (tieWordEmbeddings ? 0 : emb) + numLayers * perLayer + mlps + d;
   }
 
   /**
-   * Parameters one token computes with: {@link #parameterCount()} less the routed experts it is not sent to (the
-   * embedding counted once, as the families' model cards count it).
+   * Parameters one token computes with, as the model cards count them (gpt-oss-20b: 3.6B of 20.9B): {@link
+   * #parameterCount()} less the routed experts it is not sent to, and less the embedding table, which a token reads
+   * one row of (the output head multiplies, so it counts; a tied table counts once, as the head).
    */
   public long activeParameterCount() {
-    if (moe == null) {
-      return parameterCount();
-    }
     long d = hiddenSize;
-    return parameterCount() - moe.sparseLayers().size() * (moe.parameters(d) - moe.activeParameters(d));
+    long idle = moe == null ? 0 : moe.sparseLayers().size() * (moe.parameters(d) - moe.activeParameters(d));
+    return parameterCount() - idle - (tieWordEmbeddings ? 0 : (long) vocabSize * d);
+  }
+
+  /**
+   * Whether attention has a learned sink logit per query head, joined to each softmax and then dropped, so a query
+   * may attend to nothing (gpt-oss).
+   */
+  public boolean attentionSinks() {
+    return architecture.equals("GptOssForCausalLM");
   }
 
   /** Whether layer i's MLP is the mixture of experts ({@link #moe()}). */
@@ -377,7 +438,9 @@ public record LlamaConfig(
         throw new ModelFormatException(file + ": use_bias = true (biases on the experts too) is not supported for "
             + arch);
       }
-      if (root.path("attention_bias").asBoolean(false) && !arch.equals("Qwen2ForCausalLM") && !ernieBias) {
+      boolean gptOss = arch.equals("GptOssForCausalLM");
+      if (root.path("attention_bias").asBoolean(false) && !arch.equals("Qwen2ForCausalLM") && !ernieBias
+          && !gptOss) {
         // these families put a bias on o_proj too when attention_bias is set: not built yet
         throw new ModelFormatException(file + ": attention_bias = true (q/k/v and o_proj biases) is not supported "
             + "for " + arch);
@@ -399,7 +462,7 @@ public record LlamaConfig(
           bias,
           root.hasNonNull("bos_token_id") ? root.get("bos_token_id").asInt() : -1,
           ids(root.get("eos_token_id")),
-          ernieBias,
+          ernieBias || gptOss && bias, // gpt-oss's attention_bias also means an o_proj bias (it has no dense MLP)
           windows(file, arch, root),
           moe(file, arch, root));
     } catch (IllegalArgumentException e) {
@@ -444,6 +507,14 @@ public record LlamaConfig(
         int from = root.hasNonNull("max_window_layers") ? root.get("max_window_layers").asInt() : 28;
         for (int i = 0; i < layers; i++) {
           out[i] = (typed ? sliding(file, types.path(i).asText(""), i) : i >= from) ? window : 0;
+        }
+      }
+      case "GptOssForCausalLM" -> {
+        // transformers' GptOssConfig: sliding_window 128, layer_types alternating sliding (even) / full (odd)
+        int window = root.hasNonNull("sliding_window") ? requiredInt(file, root, "sliding_window") : 128;
+        for (int i = 0; i < layers; i++) {
+          out[i] = sliding(file, typed ? types.path(i).asText("") : i % 2 == 0 ? "sliding_attention"
+              : "full_attention", i) ? window : 0;
         }
       }
       case "MistralForCausalLM" -> {
@@ -498,8 +569,19 @@ public record LlamaConfig(
           }
         }
         return sparse.isEmpty() ? null : new Moe(experts, intOr(file, root, "num_experts_per_tok", 8),
-            intOr(file, root, "moe_intermediate_size", 768), 0, root.path("norm_topk_prob").asBoolean(false), 0,
-            false, sparse);
+            intOr(file, root, "moe_intermediate_size", 768), 0,
+            Router.softmax(root.path("norm_topk_prob").asBoolean(false)), false, 0, sparse);
+      }
+      case "GptOssForCausalLM" -> {
+        for (int i = 0; i < layers; i++) {
+          sparse.add(i);
+        }
+        int k = root.hasNonNull("num_experts_per_tok") ? requiredInt(file, root, "num_experts_per_tok")
+            : intOr(file, root, "experts_per_token", 4);
+        // transformers hard-codes the limit 7.0; the published configs say the same in swiglu_limit
+        return new Moe(intOr(file, root, "num_local_experts", 128), k, requiredInt(file, root, "intermediate_size"),
+            0, new Router(Scoring.SOFTMAX_OF_TOP_K, true, false, false, 0, 1, 1, 1), true,
+            root.path("swiglu_limit").asDouble(7.0), sparse);
       }
       case "Ernie4_5_MoeForCausalLM" -> {
         int start = intOr(file, root, "moe_layer_start_index", 1);
@@ -510,9 +592,11 @@ public record LlamaConfig(
         }
         sparse.addAll(everyNth(Math.max(0, start), Math.min(layers - 1, end == -1 ? layers - 1 : end), interval));
         int size = intOr(file, root, "moe_intermediate_size", 1536);
+        Router router = new Router(Scoring.SOFTMAX, false, true, true, root.path("moe_norm_min").asDouble(1e-12), 1,
+            1, 1);
         return sparse.isEmpty() ? null : new Moe(intOr(file, root, "moe_num_experts", 64),
-            intOr(file, root, "moe_k", 6), size, size * intOr(file, root, "moe_num_shared_experts", 2), true,
-            root.path("moe_norm_min").asDouble(1e-12), true, sparse);
+            intOr(file, root, "moe_k", 6), size, size * intOr(file, root, "moe_num_shared_experts", 2), router, false,
+            0, sparse);
       }
       default -> {
         return null;
@@ -553,6 +637,7 @@ public record LlamaConfig(
       case "ernie4_5" -> "Ernie4_5ForCausalLM";
       case "qwen3_moe" -> "Qwen3MoeForCausalLM";
       case "ernie4_5_moe" -> "Ernie4_5_MoeForCausalLM";
+      case "gpt_oss" -> "GptOssForCausalLM";
       case "mistral" -> "MistralForCausalLM";
       case "" -> throw new ModelFormatException(file + ": neither 'architectures' nor 'model_type' is set");
       default -> type;
@@ -646,6 +731,7 @@ public record LlamaConfig(
       case "Ernie4_5ForCausalLM" -> "ernie4_5";
       case "Qwen3MoeForCausalLM" -> "qwen3_moe";
       case "Ernie4_5_MoeForCausalLM" -> "ernie4_5_moe";
+      case "GptOssForCausalLM" -> "gpt_oss";
       case "MistralForCausalLM" -> "mistral";
       default -> "llama";
     });
@@ -685,10 +771,10 @@ public record LlamaConfig(
     }
     int window = Arrays.stream(slidingWindows).max().orElse(0);
     switch (architecture) {
-      case "Olmo3ForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM" -> {
+      case "Olmo3ForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "GptOssForCausalLM" -> {
         ArrayNode types = o.putArray("layer_types");
         Arrays.stream(slidingWindows).forEach(w -> types.add(w > 0 ? "sliding_attention" : "full_attention"));
-        if (architecture.equals("Olmo3ForCausalLM")) {
+        if (architecture.equals("Olmo3ForCausalLM") || architecture.equals("GptOssForCausalLM")) {
           o.put("sliding_window", window > 0 ? window : 4096);
         } else {
           o.put("use_sliding_window", window > 0);
@@ -738,7 +824,7 @@ public record LlamaConfig(
         o.put("num_experts", moe.numExperts());
         o.put("num_experts_per_tok", moe.topK());
         o.put("moe_intermediate_size", moe.expertSize());
-        o.put("norm_topk_prob", moe.normalizeTopK());
+        o.put("norm_topk_prob", moe.router().normalizeTopK());
         o.put("decoder_sparse_step", 1);
         ArrayNode dense = o.putArray("mlp_only_layers");
         for (int i = 0; i < numLayers; i++) {
@@ -763,8 +849,14 @@ public record LlamaConfig(
         o.put("moe_layer_start_index", start);
         o.put("moe_layer_end_index", end);
         o.put("moe_layer_interval", interval);
-        o.put("moe_norm_min", moe.normMin());
+        o.put("moe_norm_min", moe.router().normMin());
         o.put("moe_use_aux_free", true);
+      }
+      case "GptOssForCausalLM" -> {
+        o.put("num_local_experts", moe.numExperts());
+        o.put("num_experts_per_tok", moe.topK());
+        o.put("experts_per_token", moe.topK());
+        o.put("swiglu_limit", moe.swigluLimit());
       }
       default -> throw new IllegalStateException(architecture + " has no mixture-of-experts config keys");
     }

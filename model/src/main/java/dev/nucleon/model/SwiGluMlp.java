@@ -70,16 +70,22 @@ public final class SwiGluMlp extends AbstractBlock {
   public NDArray apply(NDArray x) {
     NDManager m = x.getManager();
     return apply(x, precision.weight(gateUp, m), precision.weight(gateUpBias, m), precision.weight(down, m),
-        precision.weight(downBias, m), lora);
+        precision.weight(downBias, m), lora, 0);
   }
+
+  /** gpt-oss's factor inside its gate's sigmoid. */
+  private static final double CLAMPED_ALPHA = 1.702;
 
   /**
    * SwiGLU with the given weights in the compute type ({@code gateUp [2 * inner, d]}, gate rows first; biases may
    * be null): the block's arithmetic for any weights, such as one routed expert's slice of a {@link MoeMlp}.
    *
    * @param lora LoRA parts on gate, up and down (null entries not adapted), or null for none
+   * @param limit 0 for {@code silu(gate) * up}; above 0 gpt-oss's clamped form: {@code gate <= limit},
+   *     {@code -limit <= up <= limit}, then {@code (up + 1) * gate * sigmoid(1.702 gate)}
    */
-  static NDArray apply(NDArray x, NDArray w, NDArray bias, NDArray down, NDArray downBias, LoraPart[] lora) {
+  static NDArray apply(NDArray x, NDArray w, NDArray bias, NDArray down, NDArray downBias, LoraPart[] lora,
+      double limit) {
     NDArray gate;
     NDArray up;
     if (JniUtils.isGradMode() || lora != null) {
@@ -93,7 +99,14 @@ public final class SwiGluMlp extends AbstractBlock {
       gate = gu.get(0);
       up = gu.get(1);
     }
-    NDArray hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
+    NDArray hidden;
+    if (limit > 0) {
+      gate = Ops.minimum(gate, limit);
+      up = Ops.maximum(Ops.minimum(up, limit), -limit);
+      hidden = Ops.add(up, 1).mul(gate.mul(Ops.mul(gate, CLAMPED_ALPHA).getNDArrayInternal().sigmoid()));
+    } else {
+      hidden = gate.mul(gate.getNDArrayInternal().sigmoid()).mul(up);
+    }
     NDArray out = Linear.linear(hidden, down, downBias).singletonOrThrow();
     return lora == null ? out : LoraPart.add(lora[2], hidden, out);
   }

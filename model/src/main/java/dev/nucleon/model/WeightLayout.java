@@ -21,6 +21,8 @@ public final class WeightLayout {
 
   /** A sparse layer's router ({@code [experts, d]}), by its name within the layer (Hugging Face's and ours). */
   static final String ROUTER = "mlp.gate.weight";
+  /** A sparse layer's router bias ({@code [experts]}, gpt-oss). */
+  static final String ROUTER_BIAS = "mlp.gate.bias";
   /** A sparse layer's per-expert choice bias {@code [experts]} (ours, and DeepSeek-V3's name). */
   static final String CORRECTION_BIAS = "mlp.gate.e_score_correction_bias";
   /** ERNIE 4.5's name for the choice bias, {@code [1, experts]}. */
@@ -29,6 +31,22 @@ public final class WeightLayout {
   static final String EXPERTS_GATE_UP = "mlp.experts.gate_up_proj";
   /** Every routed expert's down projection, stacked: {@code [experts, d, inner]}. */
   static final String EXPERTS_DOWN = "mlp.experts.down_proj";
+  /** Every routed expert's gate and up biases, stacked: {@code [experts, 2 * inner]}, gate first (gpt-oss). */
+  static final String EXPERTS_GATE_UP_BIAS = "mlp.experts.gate_up_proj_bias";
+  /** Every routed expert's down bias, stacked: {@code [experts, d]} (gpt-oss). */
+  static final String EXPERTS_DOWN_BIAS = "mlp.experts.down_proj_bias";
+  /** Attention's per-head sink logits {@code [heads]} (gpt-oss). */
+  static final String SINKS = "self_attn.sinks";
+
+  /**
+   * Whether the family's checkpoints store the routed experts stacked, as gpt-oss's do: {@code mlp.router.*},
+   * {@code mlp.experts.gate_up_proj [E, d, 2I]} with gate and up in alternating columns, {@code down_proj
+   * [E, I, d]} (inputs times weights, not weights times inputs), biases beside them. The others store one module
+   * per expert.
+   */
+  private static boolean stackedExperts(LlamaConfig c) {
+    return c.architecture().equals("GptOssForCausalLM");
+  }
 
   /**
    * Whether a parameter stays float32 in a model held in bfloat16: the router and its choice bias (as transformers
@@ -36,7 +54,7 @@ public final class WeightLayout {
    * not move with the weights' rounding.
    */
   static boolean keepsFloat32(String name) {
-    return name.endsWith(ROUTER) || name.endsWith(CORRECTION_BIAS);
+    return name.endsWith(ROUTER) || name.endsWith(ROUTER_BIAS) || name.endsWith(CORRECTION_BIAS);
   }
 
   /** What every layer's tensor names start with, before the layer index. */
@@ -82,14 +100,24 @@ public final class WeightLayout {
         names.add(p + "self_attn.q_norm.weight");
         names.add(p + "self_attn.k_norm.weight");
       }
+      if (c.attentionSinks()) {
+        names.add(p + SINKS);
+      }
       names.add(p + norms[1] + ".weight");
       if (c.isSparse(i)) {
         names.add(p + ROUTER);
-        if (c.moe().correctionBias()) {
+        if (c.moe().router().bias()) {
+          names.add(p + ROUTER_BIAS);
+        }
+        if (c.moe().router().correctionBias()) {
           names.add(p + CORRECTION_BIAS);
         }
         names.add(p + EXPERTS_GATE_UP);
         names.add(p + EXPERTS_DOWN);
+        if (c.moe().expertBias()) {
+          names.add(p + EXPERTS_GATE_UP_BIAS);
+          names.add(p + EXPERTS_DOWN_BIAS);
+        }
         if (c.moe().sharedSize() > 0) {
           names.add(p + "mlp.shared_experts.gate_up_proj.weight");
           names.add(p + "mlp.shared_experts.down_proj.weight");
@@ -138,11 +166,26 @@ public final class WeightLayout {
         m.put(p + "self_attn.q_norm.weight", new long[] {qkNorm[0]});
         m.put(p + "self_attn.k_norm.weight", new long[] {qkNorm[1]});
       }
+      if (c.attentionSinks()) {
+        m.put(p + SINKS, new long[] {c.numHeads()});
+      }
       m.put(p + norms[1] + ".weight", new long[] {d});
+      if (c.isSparse(i) && stackedExperts(c)) {
+        LlamaConfig.Moe moe = c.moe();
+        long e = moe.numExperts();
+        long inner = moe.expertSize();
+        m.put(p + "mlp.router.weight", new long[] {e, d});
+        m.put(p + "mlp.router.bias", new long[] {e});
+        m.put(p + EXPERTS_GATE_UP, new long[] {e, d, 2 * inner});
+        m.put(p + EXPERTS_GATE_UP_BIAS, new long[] {e, 2 * inner});
+        m.put(p + EXPERTS_DOWN, new long[] {e, inner, d});
+        m.put(p + EXPERTS_DOWN_BIAS, new long[] {e, d});
+        continue;
+      }
       if (c.isSparse(i)) {
         LlamaConfig.Moe moe = c.moe();
         m.put(p + ROUTER, new long[] {moe.numExperts(), d});
-        if (moe.correctionBias()) {
+        if (moe.router().correctionBias()) {
           m.put(p + ERNIE_CORRECTION_BIAS, new long[] {1, moe.numExperts()});
         }
         for (int e = 0; e < moe.numExperts(); e++) {
@@ -207,6 +250,8 @@ public final class WeightLayout {
         String suffix = name.endsWith("weight") ? "weight" : "bias";
         t = fuseQkv(c, name, hf.get(p + "q_proj." + suffix), hf.get(p + "k_proj." + suffix),
             hf.get(p + "v_proj." + suffix));
+      } else if (stackedExperts(c) && name.contains(".mlp.")) {
+        t = fromStacked(c, name, hf);
       } else if (name.endsWith(EXPERTS_GATE_UP) || name.endsWith(EXPERTS_DOWN)) {
         t = stackExperts(c, name, hf);
       } else if (name.endsWith(CORRECTION_BIAS)) {
@@ -231,7 +276,9 @@ public final class WeightLayout {
       String p = name.contains("self_attn.") ? name.substring(0, name.indexOf("self_attn.") + 10)
           : name.contains("mlp.") ? name.substring(0, name.indexOf("mlp.") + 4) : "";
       java.util.regex.Matcher expert = EXPERT.matcher(name);
-      if (expert.matches()) {
+      if (stackedExperts(c) && name.contains(".mlp.")) {
+        out.put(name, toStacked(c, name, internal));
+      } else if (expert.matches()) {
         String stacked = expert.group(1) + (expert.group(3).equals("down") ? EXPERTS_DOWN : EXPERTS_GATE_UP);
         out.put(name, expertPart(c, require(internal, stacked), Integer.parseInt(expert.group(2)), expert.group(3),
             name));
@@ -282,6 +329,82 @@ public final class WeightLayout {
       }
     }
     return new HostTensor(name, down ? new long[] {experts, d, inner} : new long[] {experts, 2 * inner, d}, out);
+  }
+
+  /**
+   * One of our sparse-layer tensors from gpt-oss's stacked layout: router weight and bias renamed; {@code
+   * gate_up_proj [E, d, 2I]} (column 2j = gate j, 2j + 1 = up j) transposed to {@code [E, 2I, d]} with gate rows
+   * first, its bias de-interleaved alike; {@code down_proj [E, I, d]} transposed to {@code [E, d, I]}.
+   */
+  private static HostTensor fromStacked(LlamaConfig c, String name, Map<String, HostTensor> hf) {
+    String p = name.substring(0, name.indexOf("mlp.") + 4);
+    int experts = c.moe().numExperts();
+    int inner = c.moe().expertSize();
+    int d = c.hiddenSize();
+    String part = name.substring(p.length());
+    return switch ("mlp." + part) {
+      case ROUTER -> hf.get(p + "router.weight").renamed(name);
+      case ROUTER_BIAS -> hf.get(p + "router.bias").renamed(name);
+      case EXPERTS_DOWN_BIAS -> hf.get(name);
+      case EXPERTS_GATE_UP, EXPERTS_GATE_UP_BIAS, EXPERTS_DOWN -> {
+        boolean bias = name.endsWith(EXPERTS_GATE_UP_BIAS);
+        boolean down = name.endsWith(EXPERTS_DOWN);
+        float[] src = hf.get(name).data();
+        int rows = down ? d : 2 * inner; // ours: [E, rows, cols]
+        int cols = bias ? 1 : down ? inner : d;
+        float[] out = new float[src.length];
+        for (int e = 0; e < experts; e++) {
+          for (int r = 0; r < rows; r++) {
+            // HF column of our row r: down: r (of d); gate_up: gate j at 2j, up j at 2j + 1
+            int column = down ? r : r < inner ? 2 * r : 2 * (r - inner) + 1;
+            for (int k = 0; k < cols; k++) {
+              // HF [E, cols, rows]: element (k, column); a bias is [E, 2I]: element (column)
+              out[(e * rows + r) * cols + k] = bias ? src[e * rows + column] : src[(e * cols + k) * rows + column];
+            }
+          }
+        }
+        yield new HostTensor(name, bias ? new long[] {experts, 2L * inner} : new long[] {experts, rows, cols}, out);
+      }
+      default -> throw new IllegalStateException("no gpt-oss tensor for '" + name + "'");
+    };
+  }
+
+  /** Inverse of {@link #fromStacked}: a gpt-oss tensor of a sparse layer from ours. */
+  private static HostTensor toStacked(LlamaConfig c, String name, Map<String, HostTensor> internal) {
+    String p = name.substring(0, name.indexOf("mlp.") + 4);
+    int experts = c.moe().numExperts();
+    int inner = c.moe().expertSize();
+    int d = c.hiddenSize();
+    String part = name.substring(p.length());
+    return switch (part) {
+      case "router.weight" -> require(internal, p + "gate.weight").renamed(name);
+      case "router.bias" -> require(internal, p + "gate.bias").renamed(name);
+      case "experts.down_proj_bias" -> require(internal, name);
+      case "experts.gate_up_proj", "experts.gate_up_proj_bias", "experts.down_proj" -> {
+        boolean bias = part.endsWith("_bias");
+        boolean down = part.equals("experts.down_proj");
+        float[] src = require(internal, name).data();
+        int rows = down ? d : 2 * inner;
+        int cols = bias ? 1 : down ? inner : d;
+        float[] out = new float[src.length];
+        for (int e = 0; e < experts; e++) {
+          for (int r = 0; r < rows; r++) {
+            int column = down ? r : r < inner ? 2 * r : 2 * (r - inner) + 1;
+            for (int k = 0; k < cols; k++) {
+              float v = src[(e * rows + r) * cols + k];
+              if (bias) {
+                out[e * rows + column] = v;
+              } else {
+                out[(e * cols + k) * rows + column] = v;
+              }
+            }
+          }
+        }
+        yield new HostTensor(name, bias ? new long[] {experts, 2L * inner}
+            : down ? new long[] {experts, inner, d} : new long[] {experts, d, 2L * inner}, out);
+      }
+      default -> throw new IllegalStateException("no tensor of ours for gpt-oss's '" + name + "'");
+    };
   }
 
   /** Inverse of {@link #stackExperts}: expert {@code e}'s gate, up or down projection. */

@@ -38,7 +38,7 @@ class HfGoldenTest {
   @ParameterizedTest
   @ValueSource(strings = {"qwen3-tiny", "qwen3-tiny-tied-bf16", "llama3-tiny", "llama3-tiny-scaled-bf16", "olmo2-tiny",
       "olmo2-tiny-gqa-bf16", "ernie4_5-tiny", "ernie4_5-tiny-bias-bf16", "olmo3-tiny", "qwen3_moe-tiny",
-      "qwen3_moe-tiny-bf16", "ernie4_5_moe-tiny", "ernie4_5_moe-tiny-bf16"})
+      "qwen3_moe-tiny-bf16", "ernie4_5_moe-tiny", "ernie4_5_moe-tiny-bf16", "gpt_oss-tiny", "gpt_oss-tiny-bf16"})
   void matchesTheReference(String name) throws Exception {
     Engines.start();
     Path dir = TestResources.path("golden/" + name);
@@ -106,7 +106,7 @@ class HfGoldenTest {
   @ParameterizedTest
   @ValueSource(strings = {"qwen3-tiny", "qwen3-tiny-tied-bf16", "llama3-tiny", "llama3-tiny-scaled-bf16", "olmo2-tiny",
       "olmo2-tiny-gqa-bf16", "ernie4_5-tiny", "ernie4_5-tiny-bias-bf16", "olmo3-tiny", "qwen3_moe-tiny",
-      "qwen3_moe-tiny-bf16", "ernie4_5_moe-tiny", "ernie4_5_moe-tiny-bf16"})
+      "qwen3_moe-tiny-bf16", "ernie4_5_moe-tiny", "ernie4_5_moe-tiny-bf16", "gpt_oss-tiny", "gpt_oss-tiny-bf16"})
   void bf16StaysNearTheReference(String name) throws Exception {
     Engines.start();
     Path dir = TestResources.path("golden/" + name);

@@ -38,17 +38,48 @@ class MoeTest {
   void goldenConfigsHaveTheirFamiliesSparseLayersAndParameterCounts() {
     record Case(String name, List<Integer> sparse, long parameters, long inactive) {}
     List<Case> cases = List.of(
-        // 2 sparse layers of 8 experts, top 2: 6 experts of 3 * 64 * 32 idle per token and layer
-        new Case("qwen3_moe-tiny", List.of(1, 2), 210_464, 2L * 6 * 3 * 64 * 32),
-        new Case("qwen3_moe-tiny-bf16", List.of(1, 3), 218_624, 2L * 3 * 3 * 64 * 32),
-        new Case("ernie4_5_moe-tiny", List.of(1, 2), 194_000, 2L * 6 * 3 * 64 * 32), // the choice bias is active
-        new Case("ernie4_5_moe-tiny-bf16", List.of(1), 105_158, 3L * 3 * 64 * 24));
+        // 2 sparse layers of 8 experts, top 2: 6 experts of 3 * 64 * 32 idle per token and layer; the untied
+        // embedding table (a lookup) is not active either
+        new Case("qwen3_moe-tiny", List.of(1, 2), 210_464, 2L * 6 * 3 * 64 * 32 + 384 * 64),
+        new Case("qwen3_moe-tiny-bf16", List.of(1, 3), 218_624, 2L * 3 * 3 * 64 * 32 + 256 * 64),
+        new Case("ernie4_5_moe-tiny", List.of(1, 2), 194_000, 2L * 6 * 3 * 64 * 32), // tied; the choice bias acts
+        new Case("ernie4_5_moe-tiny-bf16", List.of(1), 105_158, 3L * 3 * 64 * 24),
+        // 4 layers of 4 experts, top 2: 2 idle experts of 3 * 64 * 32 weights and 2 * 32 + 64 biases
+        new Case("gpt_oss-tiny", List.of(0, 1, 2, 3), 192_864, 4L * 2 * (3 * 64 * 32 + 2 * 32 + 64) + 320 * 64),
+        new Case("gpt_oss-tiny-bf16", List.of(0, 1), 92_176, gptOssInactive("gpt_oss-tiny-bf16")));
     for (Case k : cases) {
       LlamaConfig c = LlamaConfig.fromHuggingFace(TestResources.path("golden/" + k.name() + "/config.json"));
       assertEquals(k.sparse(), c.moe().sparseLayers(), k.name());
       assertEquals(k.parameters(), c.parameterCount(), k.name());
       assertEquals(k.parameters() - k.inactive(), c.activeParameterCount(), k.name());
     }
+  }
+
+  private static long gptOssInactive(String name) {
+    LlamaConfig c = LlamaConfig.fromHuggingFace(TestResources.path("golden/" + name + "/config.json"));
+    LlamaConfig.Moe moe = c.moe();
+    long d = c.hiddenSize();
+    long expert = 3 * d * moe.expertSize() + 2L * moe.expertSize() + d;
+    return moe.sparseLayers().size() * (moe.numExperts() - moe.topK()) * expert + (long) c.vocabSize() * d;
+  }
+
+  /**
+   * The published gpt-oss-20b config: 24 layers of 32 experts (top 4), attention with sinks alternating a
+   * 128-token window and full attention, YaRN; 20.91B parameters of which 3.61B active per token, as OpenAI's
+   * model card counts them (the embedding table not active, the output head active).
+   */
+  @Test
+  void gptOss20bHasThePublishedParameterCounts() {
+    LlamaConfig c = LlamaConfig.fromHuggingFace(TestResources.path("hf-real/configs/gpt-oss-20b.config.json"));
+    assertEquals(32, c.moe().numExperts());
+    assertEquals(4, c.moe().topK());
+    assertEquals(24, c.moe().sparseLayers().size());
+    assertTrue(c.attentionSinks());
+    assertEquals(128, c.slidingWindows()[0]);
+    assertEquals(0, c.slidingWindows()[1]);
+    assertEquals("yarn", c.ropeScaling().type());
+    assertEquals(20.91e9, c.parameterCount(), 0.005e9, "total");
+    assertEquals(3.61e9, c.activeParameterCount(), 0.005e9, "active");
   }
 
   @Test

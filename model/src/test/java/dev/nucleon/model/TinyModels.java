@@ -50,13 +50,16 @@ public final class TinyModels {
    */
   public static LlamaConfig qwen3MoeLike() {
     return new LlamaConfig("Qwen3MoeForCausalLM", 59, 32, 40, 2, 4, 2, 8, 1e6, null, 1e-6, 64, false, false, 1,
-        new int[] {2}, false, null, new LlamaConfig.Moe(6, 2, 16, 0, true, 0, false, java.util.List.of(1)));
+        new int[] {2}, false, null, new LlamaConfig.Moe(6, 2, 16, 0,
+            LlamaConfig.Router.softmax(true), false, 0, java.util.List.of(1)));
   }
 
   /** ERNIE 4.5 MoE: both layers mixtures of 5 experts (top 2, correction bias) plus a shared expert; vocab 41. */
   public static LlamaConfig ernieMoeLike() {
     return new LlamaConfig("Ernie4_5_MoeForCausalLM", 41, 32, 40, 2, 4, 2, 8, 5e5, null, 1e-5, 64, true, false, 1,
-        new int[] {2}, false, null, new LlamaConfig.Moe(5, 2, 16, 16, true, 1e-12, true, java.util.List.of(0, 1)));
+        new int[] {2}, false, null, new LlamaConfig.Moe(5, 2, 16, 16,
+            new LlamaConfig.Router(LlamaConfig.Scoring.SOFTMAX, false, true, true, 1e-12, 1, 1, 1), false, 0,
+            java.util.List.of(0, 1)));
   }
 
   /** A tensor of values uniform in {@code +-scale/2} from {@code rng} (LoRA matrices, hand-made weights). */

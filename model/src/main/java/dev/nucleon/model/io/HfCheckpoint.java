@@ -37,12 +37,41 @@ public final class HfCheckpoint {
    */
   public record Contents(LlamaConfig config, Map<String, HostTensor> tensors, DataType storedType) {}
 
+  /**
+   * Refuses weights stored quantized (config.json's {@code quantization_config}): gpt-oss's published experts are
+   * MXFP4 ({@code *_blocks} / {@code *_scales}), DeepSeek-V3's and R1's linear layers FP8 with 128 x 128 block
+   * scales. Nucleon computes in float32 or bfloat16 and trains every weight it holds, so such a checkpoint has to
+   * be dequantized once, offline, into a bfloat16 folder (about twice the bytes of MXFP4 experts / FP8 weights).
+   */
+  private static void refuseQuantized(Path config) {
+    JsonNode quant;
+    try {
+      quant = new ObjectMapper().readTree(config.toFile()).get("quantization_config");
+    } catch (IOException e) {
+      throw new ModelFormatException(config + ": not readable JSON: " + e.getMessage(), e);
+    }
+    if (quant == null || quant.isNull()) {
+      return;
+    }
+    String method = quant.path("quant_method").asText("unknown");
+    String how = switch (method) {
+      case "mxfp4" -> "load it with transformers' Mxfp4Config(dequantize=True) and save_pretrained in bfloat16";
+      case "fp8" -> "convert it with DeepSeek's inference/fp8_cast_bf16.py (or load and save_pretrained in "
+          + "bfloat16)";
+      default -> "load it in transformers and save_pretrained in bfloat16";
+    };
+    throw new ModelFormatException(config + ": the weights are quantized (quantization_config.quant_method = "
+        + method + "); Nucleon reads unquantized float32 / bfloat16 / float16 weights: dequantize the checkpoint "
+        + "first (" + how + ")");
+  }
+
   /** Reads a model folder. */
   public static Contents read(Path dir) {
     if (!Files.isDirectory(dir)) {
       throw new ModelFormatException(dir + ": not a model folder (expected config.json and model.safetensors)");
     }
     LlamaConfig config = LlamaConfig.fromHuggingFace(dir.resolve("config.json"));
+    refuseQuantized(dir.resolve("config.json"));
     Path single = dir.resolve("model.safetensors");
     Path index = dir.resolve("model.safetensors.index.json");
     Map<String, HostTensor> tensors;

@@ -186,6 +186,20 @@ class CheckpointTest {
     assertTrue(e.getMessage().contains("truncated"), e.getMessage());
   }
 
+  /** gpt-oss's MXFP4 and DeepSeek's FP8 checkpoints are refused with the method and the way to dequantize. */
+  @Test
+  void quantizedCheckpointsAreRefusedWithTheWayOut(@TempDir Path dir) throws Exception {
+    LlamaConfig c = TinyModels.llamaTied();
+    HfCheckpoint.write(dir, c, WeightLayoutAccess.hf(c));
+    com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+    var config = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(dir.resolve("config.json").toFile());
+    config.putObject("quantization_config").put("quant_method", "mxfp4");
+    java.nio.file.Files.writeString(dir.resolve("config.json"), json.writeValueAsString(config));
+    var e = assertThrows(ModelFormatException.class, () -> HfCheckpoint.read(dir));
+    assertTrue(e.getMessage().contains("quant_method = mxfp4") && e.getMessage().contains("dequantize"),
+        e.getMessage());
+  }
+
   @Test
   void shapeDisagreeingWithConfigNamesTheTensor(@TempDir Path dir) throws Exception {
     LlamaConfig c = TinyModels.llamaTied();
