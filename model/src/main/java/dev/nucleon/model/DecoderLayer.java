@@ -11,8 +11,9 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
 /**
- * One transformer block: attention and an MLP (a dense SwiGLU, or in a model's sparse layers a {@link MoeMlp}), each a
- * residual branch with an RMSNorm whose placement the family chooses ({@link LlamaConfig#normPlacement()}):
+ * One transformer block: attention (grouped-query {@link Attention}, or DeepSeek's {@link LatentAttention}) and an
+ * MLP (a dense SwiGLU, or in a model's sparse layers a {@link MoeMlp}), each a residual branch with an RMSNorm whose
+ * placement the family chooses ({@link LlamaConfig#normPlacement()}):
  * <ul>
  *   <li>pre-norm (Llama, Qwen): {@code h = x + attn(norm1(x)); out = h + mlp(norm2(h))};</li>
  *   <li>post-norm (OLMo 2): {@code h = x + norm1(attn(x)); out = h + norm2(mlp(h))}.</li>
@@ -24,6 +25,7 @@ public final class DecoderLayer extends AbstractBlock {
   private final String[] normNames;
   private final RmsNorm firstNorm;
   private final Attention attention;
+  private final LatentAttention latent;
   private final RmsNorm secondNorm;
   private final SwiGluMlp mlp;
   private final MoeMlp moe;
@@ -34,7 +36,8 @@ public final class DecoderLayer extends AbstractBlock {
     preNorm = c.normPlacement() == LlamaConfig.NormPlacement.PRE;
     normNames = WeightLayout.blockNorms(c);
     firstNorm = addChildBlock(normNames[0], new RmsNorm(c.hiddenSize(), c.rmsNormEps(), precision));
-    attention = addChildBlock("self_attn", new Attention(c, precision));
+    attention = c.latent() == null ? addChildBlock("self_attn", new Attention(c, precision)) : null;
+    latent = c.latent() != null ? addChildBlock("self_attn", new LatentAttention(c, precision)) : null;
     secondNorm = addChildBlock(normNames[1], new RmsNorm(c.hiddenSize(), c.rmsNormEps(), precision));
     boolean sparse = c.isSparse(index);
     mlp = sparse ? null
@@ -42,8 +45,17 @@ public final class DecoderLayer extends AbstractBlock {
     moe = sparse ? addChildBlock("mlp", new MoeMlp(c.hiddenSize(), c.moe(), precision)) : null;
   }
 
+  /** The grouped-query attention, or null in a latent-attention model. */
   Attention attention() {
     return attention;
+  }
+
+  void setRope(Rope rope) {
+    if (attention != null) {
+      attention.setRope(rope);
+    } else {
+      latent.setRope(rope);
+    }
   }
 
   RmsNorm firstNorm() {
@@ -73,6 +85,9 @@ public final class DecoderLayer extends AbstractBlock {
     if (moe != null && name.startsWith("mlp.")) {
       return moe.parameter(name);
     }
+    if (latent != null && name.startsWith("self_attn.")) {
+      return latent.parameter(name);
+    }
     return switch (name) {
       case "self_attn.qkv_proj.weight" -> attention.qkv();
       case "self_attn.qkv_proj.bias" -> attention.qkvBias();
@@ -96,11 +111,16 @@ public final class DecoderLayer extends AbstractBlock {
    */
   NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, Routing routing, NDManager step) {
     if (preNorm) {
-      NDArray h = x.add(attention.apply(firstNorm.apply(x), angles, mask, cache, index, step));
+      NDArray h = x.add(attend(firstNorm.apply(x), angles, mask, cache, step));
       return h.add(feedForward(secondNorm.apply(h), routing));
     }
-    NDArray h = x.add(firstNorm.apply(attention.apply(x, angles, mask, cache, index, step)));
+    NDArray h = x.add(firstNorm.apply(attend(x, angles, mask, cache, step)));
     return h.add(secondNorm.apply(feedForward(h, routing)));
+  }
+
+  private NDArray attend(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, NDManager step) {
+    return attention != null ? attention.apply(x, angles, mask, cache, index, step)
+        : latent.apply(x, angles, mask, cache, index, step);
   }
 
   private NDArray feedForward(NDArray x, Routing routing) {
@@ -111,8 +131,9 @@ public final class DecoderLayer extends AbstractBlock {
   @Override
   protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
     NDArray x = inputs.get(0);
-    NDArray mask = LlamaModel.groupRows(inputs.get(2), attention.group());
-    return new NDList(apply(x, attention.angles(inputs.get(1)), mask, null, null, x.getManager()));
+    NDArray mask = attention == null ? inputs.get(2) : LlamaModel.groupRows(inputs.get(2), attention.group());
+    Rope.Angles angles = attention != null ? attention.angles(inputs.get(1)) : latent.angles(inputs.get(1));
+    return new NDList(apply(x, angles, mask, null, null, x.getManager()));
   }
 
   @Override

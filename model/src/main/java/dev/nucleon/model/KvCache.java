@@ -10,6 +10,11 @@ import ai.djl.ndarray.types.Shape;
  *
  * <p>Keys are stored transposed, {@code [B, K, D, capacity]}, and values as {@code [B, K, capacity, D]}, so
  * attention reads the filled part of both as views, without a transpose or a copy per step.
+ *
+ * <p>For multi-head latent attention (DeepSeek-V3) a layer caches what every head's keys and values are expanded
+ * from: the normalized latent and the rotated shared key, {@code [B, 1, kvLoraRank + qkRopeDim, capacity]} as its
+ * "keys", and no values (the latent part of the keys serves as the values, read transposed). That is
+ * {@code kvLoraRank + qkRopeDim} numbers per position and layer instead of {@code heads x (qk + v)}.
  */
 public final class KvCache implements AutoCloseable {
 
@@ -34,7 +39,12 @@ public final class KvCache implements AutoCloseable {
     int layers = config.numLayers();
     keys = new NDArray[layers];
     values = new NDArray[layers];
+    LlamaConfig.Latent latent = config.latent();
     for (int l = 0; l < layers; l++) {
+      if (latent != null) {
+        keys[l] = zeros(new Shape(batch, 1, latent.kvLoraRank() + latent.qkRopeDim(), capacity), type);
+        continue; // values stay null: the latent part of the keys is read as the values
+      }
       keys[l] = zeros(new Shape(batch, config.numKvHeads(), config.headDim(), capacity), type);
       values[l] = zeros(new Shape(batch, config.numKvHeads(), capacity, config.headDim()), type);
     }
@@ -49,7 +59,7 @@ public final class KvCache implements AutoCloseable {
     return keys[layer];
   }
 
-  /** Layer {@code layer}'s values, {@code [B, K, capacity, D]}. */
+  /** Layer {@code layer}'s values, {@code [B, K, capacity, D]} (null for latent attention). */
   NDArray values(int layer) {
     return values[layer];
   }
@@ -68,13 +78,15 @@ public final class KvCache implements AutoCloseable {
    * and returns views of everything written so far (owned by {@code stepManager}).
    */
   NDArray[] append(int layer, NDArray k, NDArray v, NDManager stepManager) {
-    long t = v.getShape().get(2);
+    long t = k.getShape().get(3);
     requireRoom(t);
     Ops.writeAlong(keys[layer], k, 3, length);
-    Ops.writeAlong(values[layer], v, 2, length);
+    if (v != null) {
+      Ops.writeAlong(values[layer], v, 2, length);
+    }
     long end = length + t;
-    return new NDArray[] {
-        Ops.slice(keys[layer], 3, 0, end, stepManager), Ops.slice(values[layer], 2, 0, end, stepManager)};
+    return new NDArray[] {Ops.slice(keys[layer], 3, 0, end, stepManager),
+        v == null ? null : Ops.slice(values[layer], 2, 0, end, stepManager)};
   }
 
   /** Marks {@code t} more positions as filled (after every layer has appended them, or as masked gaps). */
@@ -102,9 +114,11 @@ public final class KvCache implements AutoCloseable {
     }
     for (int l = 0; l < keys.length; l++) {
       NDArray k = Ops.slice(Ops.slice(src.keys[l], 0, srcRow, srcRow + 1, stepManager), 3, 0, n, stepManager);
-      NDArray v = Ops.slice(Ops.slice(src.values[l], 0, srcRow, srcRow + 1, stepManager), 2, 0, n, stepManager);
       Ops.writeBlock(keys[l], k, new long[] {dstRow, 0, 0, length - n});
-      Ops.writeBlock(values[l], v, new long[] {dstRow, 0, length - n, 0});
+      if (values[l] != null) {
+        NDArray v = Ops.slice(Ops.slice(src.values[l], 0, srcRow, srcRow + 1, stepManager), 2, 0, n, stepManager);
+        Ops.writeBlock(values[l], v, new long[] {dstRow, 0, length - n, 0});
+      }
     }
   }
 
@@ -112,7 +126,7 @@ public final class KvCache implements AutoCloseable {
   public void keepRows(int[] keep) {
     for (int l = 0; l < keys.length; l++) {
       keys[l] = rows(keys[l], keep);
-      values[l] = rows(values[l], keep);
+      values[l] = values[l] == null ? null : rows(values[l], keep);
     }
   }
 
@@ -138,7 +152,7 @@ public final class KvCache implements AutoCloseable {
     }
     for (int l = 0; l < keys.length; l++) {
       keys[l] = shifted(keys[l], 3, n);
-      values[l] = shifted(values[l], 2, n);
+      values[l] = values[l] == null ? null : shifted(values[l], 2, n);
     }
     length -= n;
   }

@@ -47,6 +47,9 @@ import java.util.Map;
  * @param slidingWindows per layer: 0 for full attention, {@code w > 0} for a sliding window in which a query at
  *     position i sees keys j with {@code i - w < j <= i} (OLMo 3's {@code layer_types})
  * @param moe the mixture-of-experts MLP of the sparse layers, or {@code null} for a dense model
+ * @param latent multi-head latent attention's shape (DeepSeek-V3), or {@code null} for grouped-query attention;
+ *     with it, {@code headDim} is a query's and key's width (no-rope plus rope part) and {@code numKvHeads} equals
+ *     {@code numHeads}
  */
 public record LlamaConfig(
     String architecture,
@@ -67,7 +70,8 @@ public record LlamaConfig(
     int[] eosTokenIds,
     boolean outputBias,
     int[] slidingWindows,
-    Moe moe) {
+    Moe moe,
+    Latent latent) {
 
   /** A config without output and MLP biases (every family but ERNIE 4.5 with {@code use_bias}). */
   public LlamaConfig(String architecture, int vocabSize, int hiddenSize, int intermediateSize, int numLayers,
@@ -76,7 +80,7 @@ public record LlamaConfig(
       int[] eosTokenIds) {
     this(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, ropeTheta,
         ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bosTokenId, eosTokenIds,
-        false, null, null);
+        false, null, null, null);
   }
 
   /** A dense config (every family without mixture-of-experts layers). */
@@ -86,13 +90,23 @@ public record LlamaConfig(
       int[] eosTokenIds, boolean outputBias, int[] slidingWindows) {
     this(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, ropeTheta,
         ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bosTokenId, eosTokenIds,
-        outputBias, slidingWindows, null);
+        outputBias, slidingWindows, null, null);
+  }
+
+  /** A config with grouped-query attention (every family but DeepSeek-V3). */
+  public LlamaConfig(String architecture, int vocabSize, int hiddenSize, int intermediateSize, int numLayers,
+      int numHeads, int numKvHeads, int headDim, double ropeTheta, RopeScaling ropeScaling, double rmsNormEps,
+      int maxPositionEmbeddings, boolean tieWordEmbeddings, boolean attentionBias, int bosTokenId,
+      int[] eosTokenIds, boolean outputBias, int[] slidingWindows, Moe moe) {
+    this(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, ropeTheta,
+        ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bosTokenId, eosTokenIds,
+        outputBias, slidingWindows, moe, null);
   }
 
   /** Architectures whose weights and forward pass this decoder reproduces. */
   public static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
       "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM", "Ernie4_5ForCausalLM", "Qwen3MoeForCausalLM",
-      "Ernie4_5_MoeForCausalLM", "GptOssForCausalLM");
+      "Ernie4_5_MoeForCausalLM", "GptOssForCausalLM", "DeepseekV3ForCausalLM");
 
   /**
    * The mixture-of-experts MLP of a model's sparse layers (the other layers keep the dense SwiGLU of
@@ -192,6 +206,54 @@ public record LlamaConfig(
     SOFTMAX_OF_TOP_K
   }
 
+  /**
+   * Multi-head latent attention (DeepSeek-V2/V3): queries through an optional low-rank bottleneck ({@code q_a_proj},
+   * RMSNorm, {@code q_b_proj}), keys and values through a shared low-rank latent ({@code kv_a_proj_with_mqa} gives
+   * the latent and one rotary key shared by all heads; RMSNorm; {@code kv_b_proj} expands the latent into every
+   * head's no-rope key part and value). Only the latent and the rotary key need caching.
+   *
+   * @param qLoraRank the query bottleneck's width, 0 for a plain {@code q_proj}
+   * @param kvLoraRank the latent's width
+   * @param qkNopeDim the width of a query's and key's part without rotary embedding
+   * @param qkRopeDim the width of the rotary part
+   * @param vHeadDim the width of a value head
+   * @param mscaleAllDim YaRN's {@code mscale_all_dim} (0: none), which also scales the softmax
+   */
+  public record Latent(int qLoraRank, int kvLoraRank, int qkNopeDim, int qkRopeDim, int vHeadDim,
+      double mscaleAllDim) {
+
+    public Latent {
+      require(qLoraRank >= 0, "q_lora_rank must not be negative, got " + qLoraRank);
+      require(kvLoraRank > 0, "kv_lora_rank must be positive, got " + kvLoraRank);
+      require(qkNopeDim > 0 && qkRopeDim > 0 && qkRopeDim % 2 == 0, "qk_nope_head_dim must be positive and "
+          + "qk_rope_head_dim positive and even, got " + qkNopeDim + " and " + qkRopeDim);
+      require(vHeadDim > 0, "v_head_dim must be positive, got " + vHeadDim);
+      require(mscaleAllDim >= 0, "mscale_all_dim must not be negative, got " + mscaleAllDim);
+    }
+
+    /**
+     * The factor on {@code q . k}: {@code (qkNope + qkRope)^-1/2}, times {@code mscale^2} with YaRN's
+     * {@code mscale = 0.1 mscale_all_dim ln(factor) + 1} where the scaling names {@code mscale_all_dim}
+     * (transformers' DeepseekV3Attention).
+     */
+    double softmaxScale(RopeScaling scaling) {
+      double scale = 1 / Math.sqrt(qkNopeDim + qkRopeDim);
+      if (scaling != null && mscaleAllDim != 0 && scaling.factor() > 1) {
+        double m = 0.1 * mscaleAllDim * Math.log(scaling.factor()) + 1;
+        scale *= m * m;
+      }
+      return scale;
+    }
+
+    /** Parameters of one layer's attention (its two RMSNorms included). */
+    long parameters(long d, long heads) {
+      long qk = qkNopeDim + qkRopeDim;
+      long q = qLoraRank == 0 ? d * heads * qk : d * qLoraRank + qLoraRank + (long) qLoraRank * heads * qk;
+      return q + d * (kvLoraRank + qkRopeDim) + kvLoraRank + (long) kvLoraRank * heads * (qkNopeDim + vHeadDim)
+          + heads * vHeadDim * d;
+    }
+  }
+
   /** How attention normalizes queries and keys before the rotary embedding. */
   public enum QkNorm {
     /** No normalization (Llama, Qwen2, Mistral). */
@@ -219,7 +281,6 @@ public record LlamaConfig(
   }
 
   private static final Map<String, String> REFUSED = Map.of(
-      "DeepseekV3ForCausalLM", "mixture-of-experts with multi-head latent attention",
       "DeepseekV2ForCausalLM", "mixture-of-experts with multi-head latent attention",
       "MixtralForCausalLM", "mixture-of-experts",
       "Qwen2MoeForCausalLM", "mixture-of-experts",
@@ -272,6 +333,11 @@ public record LlamaConfig(
     require(ropeTheta > 0, "rope_theta must be positive, got " + ropeTheta);
     require(rmsNormEps > 0, "rms_norm_eps must be positive, got " + rmsNormEps);
     require(maxPositionEmbeddings > 0, "max_position_embeddings must be positive, got " + maxPositionEmbeddings);
+    if (latent != null) {
+      require(numKvHeads == numHeads, "multi-head latent attention has as many key/value heads as query heads");
+      require(headDim == latent.qkNopeDim() + latent.qkRopeDim(), "head_dim (" + headDim + ") must be "
+          + "qk_nope_head_dim + qk_rope_head_dim (" + (latent.qkNopeDim() + latent.qkRopeDim()) + ")");
+    }
     if (moe != null) {
       for (int layer : moe.sparseLayers()) {
         require(layer >= 0 && layer < numLayers, "mixture-of-experts layer " + layer + " is outside the model's "
@@ -304,7 +370,8 @@ public record LlamaConfig(
 
   /** The family's rotary pairing (a part of the decoder chosen by the architecture). */
   public RopeLayout ropeLayout() {
-    return architecture.startsWith("Ernie4_5") ? RopeLayout.INTERLEAVED : RopeLayout.ROTATE_HALF;
+    // DeepSeek-V3: rope_interleave (default true; false is refused when reading)
+    return architecture.startsWith("Ernie4_5") || latent != null ? RopeLayout.INTERLEAVED : RopeLayout.ROTATE_HALF;
   }
 
   /** The family's norm placement in a block (a part of the decoder chosen by the architecture). */
@@ -321,14 +388,14 @@ public record LlamaConfig(
   public LlamaConfig withSpecialTokens(int bos, int[] eos) {
     return new LlamaConfig(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads,
         headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, tieWordEmbeddings, attentionBias, bos, eos,
-        outputBias, slidingWindows, moe);
+        outputBias, slidingWindows, moe, latent);
   }
 
   /** Copy with the output head tied to the embedding (every other field kept). */
   public LlamaConfig withTiedHead() {
     return new LlamaConfig(architecture, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads,
         headDim, ropeTheta, ropeScaling, rmsNormEps, maxPositionEmbeddings, true, attentionBias, bosTokenId,
-        eosTokenIds, outputBias, slidingWindows, moe);
+        eosTokenIds, outputBias, slidingWindows, moe, latent);
   }
 
   /**
@@ -353,7 +420,7 @@ public record LlamaConfig(
     long mlpBiases = outputBias ? d + 2L * intermediateSize : 0;
     long attnExtras = (outputBias ? d : 0) + (attentionSinks() ? numHeads : 0);
     long dense = mlp + mlpBiases;
-    long perLayer = attn + attnExtras + 2 * d + qkNorm;
+    long perLayer = (latent == null ? attn + attnExtras + qkNorm : latent.parameters(d, numHeads)) + 2 * d;
     long emb = (long) vocabSize * d;
     long sparse = moe == null ? 0 : moe.sparseLayers().size();
     long mlps = (numLayers - sparse) * dense + (moe == null ? 0 : sparse * moe.parameters(d));
@@ -377,6 +444,11 @@ public record LlamaConfig(
    */
   public boolean attentionSinks() {
     return architecture.equals("GptOssForCausalLM");
+  }
+
+  /** The width of the part of a query and key that the rotary embedding turns. */
+  public int ropeDim() {
+    return latent == null ? headDim : latent.qkRopeDim();
   }
 
   /** Whether layer i's MLP is the mixture of experts ({@link #moe()}). */
@@ -423,7 +495,9 @@ public record LlamaConfig(
       int hidden = requiredInt(file, root, "hidden_size");
       int heads = requiredInt(file, root, "num_attention_heads");
       int kvHeads = root.hasNonNull("num_key_value_heads") ? requiredInt(file, root, "num_key_value_heads") : heads;
-      int headDim = root.hasNonNull("head_dim") ? requiredInt(file, root, "head_dim") : hidden / heads;
+      Latent latent = latent(file, arch, root);
+      int headDim = latent != null ? latent.qkNopeDim() + latent.qkRopeDim()
+          : root.hasNonNull("head_dim") ? requiredInt(file, root, "head_dim") : hidden / heads;
       JsonNode ropeParams = root.path("rope_parameters");
       if (ropeParams.has("full_attention") || ropeParams.has("sliding_attention")) {
         throw new ModelFormatException(file + ": rope_parameters per layer type (full_attention / "
@@ -464,7 +538,8 @@ public record LlamaConfig(
           ids(root.get("eos_token_id")),
           ernieBias || gptOss && bias, // gpt-oss's attention_bias also means an o_proj bias (it has no dense MLP)
           windows(file, arch, root),
-          moe(file, arch, root));
+          moe(file, arch, root),
+          latent);
     } catch (IllegalArgumentException e) {
       throw new ModelFormatException(file + ": " + e.getMessage(), e);
     }
@@ -583,6 +658,21 @@ public record LlamaConfig(
             0, new Router(Scoring.SOFTMAX_OF_TOP_K, true, false, false, 0, 1, 1, 1), true,
             root.path("swiglu_limit").asDouble(7.0), sparse);
       }
+      case "DeepseekV3ForCausalLM" -> {
+        // transformers: layers from first_k_dense_replace on are sparse (moe_layer_freq is not read); sigmoid
+        // scores, the choice with e_score_correction_bias among the topk_group best of n_group groups
+        int first = intOr(file, root, "first_k_dense_replace", 3);
+        for (int i = first; i < layers; i++) {
+          sparse.add(i);
+        }
+        int size = intOr(file, root, "moe_intermediate_size", 2048);
+        Router router = new Router(Scoring.SIGMOID, false, true, root.path("norm_topk_prob").asBoolean(true), 0,
+            root.path("routed_scaling_factor").asDouble(2.5), intOr(file, root, "n_group", 8),
+            intOr(file, root, "topk_group", 4));
+        return sparse.isEmpty() ? null : new Moe(intOr(file, root, "n_routed_experts", 256),
+            intOr(file, root, "num_experts_per_tok", 8), size, size * intOr(file, root, "n_shared_experts", 1),
+            router, false, 0, sparse);
+      }
       case "Ernie4_5_MoeForCausalLM" -> {
         int start = intOr(file, root, "moe_layer_start_index", 1);
         int end = intOr(file, root, "moe_layer_end_index", -1);
@@ -602,6 +692,22 @@ public record LlamaConfig(
         return null;
       }
     }
+  }
+
+  /** DeepSeek-V3's multi-head latent attention as transformers reads it, or null for the other families. */
+  private static Latent latent(Path file, String arch, JsonNode root) {
+    if (!arch.equals("DeepseekV3ForCausalLM")) {
+      return null;
+    }
+    if (!root.path("rope_interleave").asBoolean(true)) {
+      throw new ModelFormatException(file + ": rope_interleave = false is not supported (DeepSeek-V3's rotary pairs "
+          + "are interleaved)");
+    }
+    JsonNode scaling = root.path("rope_scaling");
+    return new Latent(root.hasNonNull("q_lora_rank") ? requiredInt(file, root, "q_lora_rank") : 0,
+        intOr(file, root, "kv_lora_rank", 512), intOr(file, root, "qk_nope_head_dim", 128),
+        intOr(file, root, "qk_rope_head_dim", 64), intOr(file, root, "v_head_dim", 128),
+        scaling.path("mscale_all_dim").asDouble(0));
   }
 
   private static int intOr(Path file, JsonNode root, String key, int otherwise) {
@@ -638,6 +744,7 @@ public record LlamaConfig(
       case "qwen3_moe" -> "Qwen3MoeForCausalLM";
       case "ernie4_5_moe" -> "Ernie4_5_MoeForCausalLM";
       case "gpt_oss" -> "GptOssForCausalLM";
+      case "deepseek_v3" -> "DeepseekV3ForCausalLM";
       case "mistral" -> "MistralForCausalLM";
       case "" -> throw new ModelFormatException(file + ": neither 'architectures' nor 'model_type' is set");
       default -> type;
@@ -732,6 +839,7 @@ public record LlamaConfig(
       case "Qwen3MoeForCausalLM" -> "qwen3_moe";
       case "Ernie4_5_MoeForCausalLM" -> "ernie4_5_moe";
       case "GptOssForCausalLM" -> "gpt_oss";
+      case "DeepseekV3ForCausalLM" -> "deepseek_v3";
       case "MistralForCausalLM" -> "mistral";
       default -> "llama";
     });
@@ -768,6 +876,17 @@ public record LlamaConfig(
     }
     if (moe != null) {
       writeMoe(o);
+    }
+    if (latent != null) {
+      o.put("q_lora_rank", latent.qLoraRank() == 0 ? null : latent.qLoraRank());
+      o.put("kv_lora_rank", latent.kvLoraRank());
+      o.put("qk_nope_head_dim", latent.qkNopeDim());
+      o.put("qk_rope_head_dim", latent.qkRopeDim());
+      o.put("v_head_dim", latent.vHeadDim());
+      o.put("rope_interleave", true);
+      if (ropeScaling != null && latent.mscaleAllDim() != 0) {
+        ((ObjectNode) o.get("rope_scaling")).put("mscale_all_dim", latent.mscaleAllDim());
+      }
     }
     int window = Arrays.stream(slidingWindows).max().orElse(0);
     switch (architecture) {
@@ -852,6 +971,19 @@ public record LlamaConfig(
         o.put("moe_norm_min", moe.router().normMin());
         o.put("moe_use_aux_free", true);
       }
+      case "DeepseekV3ForCausalLM" -> {
+        o.put("n_routed_experts", moe.numExperts());
+        o.put("num_experts_per_tok", moe.topK());
+        o.put("moe_intermediate_size", moe.expertSize());
+        o.put("n_shared_experts", moe.sharedSize() / moe.expertSize());
+        o.put("first_k_dense_replace", sparse.get(0));
+        o.put("norm_topk_prob", moe.router().normalizeTopK());
+        o.put("routed_scaling_factor", moe.router().scaling());
+        o.put("n_group", moe.router().groups());
+        o.put("topk_group", moe.router().topKGroups());
+        o.put("scoring_func", "sigmoid");
+        o.put("topk_method", "noaux_tc");
+      }
       case "GptOssForCausalLM" -> {
         o.put("num_local_experts", moe.numExperts());
         o.put("num_experts_per_tok", moe.topK());
@@ -876,7 +1008,8 @@ public record LlamaConfig(
         && rmsNormEps == c.rmsNormEps && maxPositionEmbeddings == c.maxPositionEmbeddings
         && tieWordEmbeddings == c.tieWordEmbeddings && attentionBias == c.attentionBias
         && bosTokenId == c.bosTokenId && Arrays.equals(eosTokenIds, c.eosTokenIds) && outputBias == c.outputBias
-        && Arrays.equals(slidingWindows, c.slidingWindows) && java.util.Objects.equals(moe, c.moe);
+        && Arrays.equals(slidingWindows, c.slidingWindows) && java.util.Objects.equals(moe, c.moe)
+        && java.util.Objects.equals(latent, c.latent);
   }
 
   @Override

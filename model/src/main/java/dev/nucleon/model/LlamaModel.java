@@ -193,7 +193,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         ? new Rope(manager, config, false, precision.compute()) : rope;
     for (int i = 0; i < layers.size(); i++) {
       layerRopes[i] = config.slidingWindows()[i] > 0 ? plain : rope;
-      layers.get(i).attention().setRope(layerRopes[i]);
+      layers.get(i).setRope(layerRopes[i]);
     }
     setTrainable(false);
   }
@@ -640,11 +640,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /**
    * The compiled decode step, made on first use; null when eager decoding is chosen, the precision is mixed, or the
-   * model has mixture-of-experts layers (their token grouping is not scripted: they decode op by op).
+   * model has mixture-of-experts layers or latent attention (not scripted: they decode op by op).
    */
   private synchronized DecodeScript decodeScript() {
     if (!scriptedDecode || !lora.isEmpty() || precision.weights() != precision.compute() || manager == null
-        || config.moe() != null) {
+        || config.moe() != null || config.latent() != null) {
       return null;
     }
     if (decodeScript == null) {

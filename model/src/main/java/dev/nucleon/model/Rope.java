@@ -32,7 +32,7 @@ final class Rope {
    *     transformers casts its float32 cos/sin to the query's type
    */
   Rope(NDManager manager, LlamaConfig config, boolean scaled, ai.djl.ndarray.types.DataType type) {
-    headDim = config.headDim();
+    headDim = config.ropeDim();
     maxPositions = config.maxPositionEmbeddings();
     double[] invFreq = inverseFrequencies(config, scaled);
     double scale = config.ropeScaling() == null || !scaled ? 1.0 : config.ropeScaling().attentionFactor();
@@ -76,10 +76,10 @@ final class Rope {
   }
 
   static double[] inverseFrequencies(LlamaConfig config, boolean scaled) {
-    int half = config.headDim() / 2;
+    int half = config.ropeDim() / 2;
     double[] inv = new double[half];
     for (int j = 0; j < half; j++) {
-      inv[j] = 1.0 / Math.pow(config.ropeTheta(), (2.0 * j) / config.headDim());
+      inv[j] = 1.0 / Math.pow(config.ropeTheta(), (2.0 * j) / config.ropeDim());
     }
     LlamaConfig.RopeScaling sc = scaled ? config.ropeScaling() : null;
     if (sc != null && sc.type().equals("yarn")) {
@@ -107,7 +107,7 @@ final class Rope {
    * kept, with a linear ramp between.
    */
   private static void yarn(double[] inv, LlamaConfig config, LlamaConfig.RopeScaling sc) {
-    int dim = config.headDim();
+    int dim = config.ropeDim();
     double base = config.ropeTheta();
     double low = correctionDim(sc.betaFast(), dim, base, sc.originalMaxPositionEmbeddings());
     double high = correctionDim(sc.betaSlow(), dim, base, sc.originalMaxPositionEmbeddings());

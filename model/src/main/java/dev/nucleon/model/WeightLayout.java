@@ -57,6 +57,36 @@ public final class WeightLayout {
     return name.endsWith(ROUTER) || name.endsWith(ROUTER_BIAS) || name.endsWith(CORRECTION_BIAS);
   }
 
+  /** Whether the family stores the choice bias as ERNIE does ({@code moe_statics}, {@code [1, E]}). */
+  private static boolean erniesChoiceBias(LlamaConfig c) {
+    return c.architecture().equals("Ernie4_5_MoeForCausalLM");
+  }
+
+  /**
+   * A latent-attention layer's tensors (names within the layer, as DeepSeek-V3's checkpoints and the model both
+   * name them) and their shapes: the query bottleneck or plain query projection, the latent projection (latent plus
+   * the shared rotary key), the latent's expansion into every head's no-rope key and value, the output projection.
+   */
+  static Map<String, long[]> latentShapes(LlamaConfig c) {
+    LlamaConfig.Latent l = c.latent();
+    long d = c.hiddenSize();
+    long h = c.numHeads();
+    long qk = l.qkNopeDim() + l.qkRopeDim();
+    Map<String, long[]> m = new LinkedHashMap<>();
+    if (l.qLoraRank() > 0) {
+      m.put("self_attn.q_a_proj.weight", new long[] {l.qLoraRank(), d});
+      m.put("self_attn.q_a_layernorm.weight", new long[] {l.qLoraRank()});
+      m.put("self_attn.q_b_proj.weight", new long[] {h * qk, l.qLoraRank()});
+    } else {
+      m.put("self_attn.q_proj.weight", new long[] {h * qk, d});
+    }
+    m.put("self_attn.kv_a_proj_with_mqa.weight", new long[] {l.kvLoraRank() + l.qkRopeDim(), d});
+    m.put("self_attn.kv_a_layernorm.weight", new long[] {l.kvLoraRank()});
+    m.put("self_attn.kv_b_proj.weight", new long[] {h * (l.qkNopeDim() + l.vHeadDim()), l.kvLoraRank()});
+    m.put("self_attn.o_proj.weight", new long[] {d, h * l.vHeadDim()});
+    return m;
+  }
+
   /** What every layer's tensor names start with, before the layer index. */
   static final String LAYERS = "model.layers.";
 
@@ -88,13 +118,17 @@ public final class WeightLayout {
     for (int i = 0; i < c.numLayers(); i++) {
       String p = layer(i);
       names.add(p + norms[0] + ".weight");
-      names.add(p + "self_attn.qkv_proj.weight");
-      if (c.attentionBias()) {
-        names.add(p + "self_attn.qkv_proj.bias");
-      }
-      names.add(p + "self_attn.o_proj.weight");
-      if (c.outputBias()) {
-        names.add(p + "self_attn.o_proj.bias");
+      if (c.latent() != null) {
+        latentShapes(c).keySet().forEach(n -> names.add(p + n));
+      } else {
+        names.add(p + "self_attn.qkv_proj.weight");
+        if (c.attentionBias()) {
+          names.add(p + "self_attn.qkv_proj.bias");
+        }
+        names.add(p + "self_attn.o_proj.weight");
+        if (c.outputBias()) {
+          names.add(p + "self_attn.o_proj.bias");
+        }
       }
       if (c.qkNorm() != LlamaConfig.QkNorm.NONE) {
         names.add(p + "self_attn.q_norm.weight");
@@ -150,17 +184,21 @@ public final class WeightLayout {
     for (int i = 0; i < c.numLayers(); i++) {
       String p = layer(i);
       m.put(p + norms[0] + ".weight", new long[] {d});
-      m.put(p + "self_attn.q_proj.weight", new long[] {qDim, d});
-      m.put(p + "self_attn.k_proj.weight", new long[] {kvDim, d});
-      m.put(p + "self_attn.v_proj.weight", new long[] {kvDim, d});
-      if (c.attentionBias()) {
-        m.put(p + "self_attn.q_proj.bias", new long[] {qDim});
-        m.put(p + "self_attn.k_proj.bias", new long[] {kvDim});
-        m.put(p + "self_attn.v_proj.bias", new long[] {kvDim});
-      }
-      m.put(p + "self_attn.o_proj.weight", new long[] {d, qDim});
-      if (c.outputBias()) {
-        m.put(p + "self_attn.o_proj.bias", new long[] {d});
+      if (c.latent() != null) {
+        latentShapes(c).forEach((n, shape) -> m.put(p + n, shape));
+      } else {
+        m.put(p + "self_attn.q_proj.weight", new long[] {qDim, d});
+        m.put(p + "self_attn.k_proj.weight", new long[] {kvDim, d});
+        m.put(p + "self_attn.v_proj.weight", new long[] {kvDim, d});
+        if (c.attentionBias()) {
+          m.put(p + "self_attn.q_proj.bias", new long[] {qDim});
+          m.put(p + "self_attn.k_proj.bias", new long[] {kvDim});
+          m.put(p + "self_attn.v_proj.bias", new long[] {kvDim});
+        }
+        m.put(p + "self_attn.o_proj.weight", new long[] {d, qDim});
+        if (c.outputBias()) {
+          m.put(p + "self_attn.o_proj.bias", new long[] {d});
+        }
       }
       if (c.qkNorm() != LlamaConfig.QkNorm.NONE) {
         m.put(p + "self_attn.q_norm.weight", new long[] {qkNorm[0]});
@@ -185,8 +223,10 @@ public final class WeightLayout {
       if (c.isSparse(i)) {
         LlamaConfig.Moe moe = c.moe();
         m.put(p + ROUTER, new long[] {moe.numExperts(), d});
-        if (moe.router().correctionBias()) {
+        if (moe.router().correctionBias() && erniesChoiceBias(c)) {
           m.put(p + ERNIE_CORRECTION_BIAS, new long[] {1, moe.numExperts()});
+        } else if (moe.router().correctionBias()) {
+          m.put(p + CORRECTION_BIAS, new long[] {moe.numExperts()});
         }
         for (int e = 0; e < moe.numExperts(); e++) {
           m.put(p + "mlp.experts." + e + ".gate_proj.weight", new long[] {moe.expertSize(), d});
@@ -236,7 +276,8 @@ public final class WeightLayout {
       }
     }
     for (String name : hf.keySet()) {
-      boolean ignorable = name.endsWith("rotary_emb.inv_freq") || (c.tieWordEmbeddings() && name.equals("lm_head.weight"));
+      boolean ignorable = name.endsWith("rotary_emb.inv_freq")
+          || (c.tieWordEmbeddings() && name.equals("lm_head.weight")) || multiTokenPrediction(c, name);
       if (!expected.containsKey(name) && !ignorable) {
         throw new ModelFormatException(source + ": unexpected tensor '" + name + "' for " + c.architecture()
             + " with " + c.numLayers() + " layers");
@@ -254,7 +295,7 @@ public final class WeightLayout {
         t = fromStacked(c, name, hf);
       } else if (name.endsWith(EXPERTS_GATE_UP) || name.endsWith(EXPERTS_DOWN)) {
         t = stackExperts(c, name, hf);
-      } else if (name.endsWith(CORRECTION_BIAS)) {
+      } else if (name.endsWith(CORRECTION_BIAS) && erniesChoiceBias(c)) {
         HostTensor ernie = hf.get(name.replace(CORRECTION_BIAS, ERNIE_CORRECTION_BIAS));
         t = new HostTensor(name, new long[] {c.moe().numExperts()}, ernie.data());
       } else if (name.endsWith("gate_up_proj.weight") || name.endsWith("gate_up_proj.bias")) {
@@ -285,7 +326,7 @@ public final class WeightLayout {
       } else if (name.endsWith(ERNIE_CORRECTION_BIAS)) {
         HostTensor bias = require(internal, name.replace(ERNIE_CORRECTION_BIAS, CORRECTION_BIAS));
         out.put(name, new HostTensor(name, new long[] {1, c.moe().numExperts()}, bias.data()));
-      } else if (name.matches(".*\\.[qkv]_proj\\.(weight|bias)")) {
+      } else if (c.latent() == null && name.matches(".*\\.[qkv]_proj\\.(weight|bias)")) {
         String suffix = name.endsWith("weight") ? "weight" : "bias";
         HostTensor fused = require(internal, p + "qkv_proj." + suffix);
         out.put(name, splitQkv(c, fused, name.charAt(name.lastIndexOf('_') - 1), name));
@@ -300,6 +341,20 @@ public final class WeightLayout {
       }
     }
     return out;
+  }
+
+  /**
+   * Whether a tensor belongs to DeepSeek-V3's multi-token-prediction module, stored as layers after the last
+   * decoder layer ({@code num_nextn_predict_layers}): transformers does not load it, nor does Nucleon.
+   */
+  private static boolean multiTokenPrediction(LlamaConfig c, String name) {
+    if (c.latent() == null || !name.startsWith(LAYERS)) {
+      return false;
+    }
+    String rest = name.substring(LAYERS.length());
+    int dot = rest.indexOf('.');
+    return dot > 0 && rest.substring(0, dot).chars().allMatch(Character::isDigit)
+        && Integer.parseInt(rest.substring(0, dot)) >= c.numLayers();
   }
 
   /** A routed expert's projection in Hugging Face's per-expert layout: prefix, expert index, gate / up / down. */

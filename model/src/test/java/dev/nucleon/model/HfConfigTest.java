@@ -78,11 +78,20 @@ class HfConfigTest {
     assertEquals(134_515_008L, c.parameterCount());
   }
 
+  /** MLA (q_lora_rank 1536, kv_lora_rank 512), 3 dense then 58 sparse layers of 256 experts in 8 groups. */
   @Test
-  void deepSeekIsRefusedByArchitecture() {
-    var e = assertThrows(ModelFormatException.class, () -> LlamaConfig.fromHuggingFace(config("deepseek-r1")));
-    assertTrue(e.getMessage().contains("DeepseekV3ForCausalLM"), e.getMessage());
-    assertTrue(e.getMessage().contains("deepseek-r1.config.json"), e.getMessage());
+  void deepSeekR1HasThePublishedParameterCounts() {
+    LlamaConfig c = LlamaConfig.fromHuggingFace(config("deepseek-r1"));
+    // DeepSeek-V3's report: 671B total (the multi-token-prediction module's 14B not included), 37B activated
+    assertEquals(671.0e9, c.parameterCount(), 0.05e9, "total: " + c.parameterCount());
+    assertEquals(37e9, c.activeParameterCount(), 0.5e9, "active: " + c.activeParameterCount());
+    assertEquals(61, c.numLayers());
+    assertEquals(58, c.moe().sparseLayers().size(), "first_k_dense_replace 3");
+    assertEquals(256, c.moe().numExperts());
+    assertEquals(8, c.moe().router().groups());
+    assertEquals(512, c.latent().kvLoraRank());
+    assertEquals(1536, c.latent().qLoraRank());
+    assertEquals(64, c.ropeDim());
   }
 
   @Test

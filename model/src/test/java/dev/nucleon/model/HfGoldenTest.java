@@ -18,6 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -38,7 +39,8 @@ class HfGoldenTest {
   @ParameterizedTest
   @ValueSource(strings = {"qwen3-tiny", "qwen3-tiny-tied-bf16", "llama3-tiny", "llama3-tiny-scaled-bf16", "olmo2-tiny",
       "olmo2-tiny-gqa-bf16", "ernie4_5-tiny", "ernie4_5-tiny-bias-bf16", "olmo3-tiny", "qwen3_moe-tiny",
-      "qwen3_moe-tiny-bf16", "ernie4_5_moe-tiny", "ernie4_5_moe-tiny-bf16", "gpt_oss-tiny", "gpt_oss-tiny-bf16"})
+      "qwen3_moe-tiny-bf16", "ernie4_5_moe-tiny", "ernie4_5_moe-tiny-bf16", "gpt_oss-tiny", "gpt_oss-tiny-bf16",
+      "deepseek_v3-tiny", "deepseek_v3-tiny-noqlora-bf16"})
   void matchesTheReference(String name) throws Exception {
     Engines.start();
     Path dir = TestResources.path("golden/" + name);
@@ -106,7 +108,8 @@ class HfGoldenTest {
   @ParameterizedTest
   @ValueSource(strings = {"qwen3-tiny", "qwen3-tiny-tied-bf16", "llama3-tiny", "llama3-tiny-scaled-bf16", "olmo2-tiny",
       "olmo2-tiny-gqa-bf16", "ernie4_5-tiny", "ernie4_5-tiny-bias-bf16", "olmo3-tiny", "qwen3_moe-tiny",
-      "qwen3_moe-tiny-bf16", "ernie4_5_moe-tiny", "ernie4_5_moe-tiny-bf16", "gpt_oss-tiny", "gpt_oss-tiny-bf16"})
+      "qwen3_moe-tiny-bf16", "ernie4_5_moe-tiny", "ernie4_5_moe-tiny-bf16", "gpt_oss-tiny", "gpt_oss-tiny-bf16",
+      "deepseek_v3-tiny", "deepseek_v3-tiny-noqlora-bf16"})
   void bf16StaysNearTheReference(String name) throws Exception {
     Engines.start();
     Path dir = TestResources.path("golden/" + name);
@@ -161,7 +164,10 @@ class HfGoldenTest {
       }
       JniUtils.setGradMode(false);
       long[] ids = ids(golden.get(2).get("input_ids"));
-      double cacheGap = maxDiff(logits(bf16, m, ids), cachedLogits(bf16, m, ids));
+      // the recompute's experts replayed step by step: the question is the cache, not a flipped route
+      Routing recompute = Routing.record();
+      float[] full = logits(bf16, m, ids, recompute);
+      double cacheGap = maxDiff(full, cachedLogits(bf16, m, ids, recompute.chosen()));
       double mean = sumDecoding / count;
       System.out.printf("golden %s in bf16: max |logit - reference| %.3f (bf16), %.3f (mixed, training path), "
           + "mean %.4f, cache vs recompute %.3f; bound %.3f; %d decided top-1 tokens agree; %d of %d routes replayed "
@@ -180,8 +186,11 @@ class HfGoldenTest {
     }
   }
 
-  /** Logits of every position computed one token at a time through the KV cache, as decoding does. */
-  private static float[] cachedLogits(LlamaModel model, NDManager parent, long[] ids) {
+  /**
+   * Logits of every position computed one token at a time through the KV cache, as decoding does; a mixture's
+   * experts replayed from {@code experts} (each sparse layer's ids for every position) when given.
+   */
+  private static float[] cachedLogits(LlamaModel model, NDManager parent, long[] ids, Map<Integer, int[]> experts) {
     int vocab = model.config().vocabSize();
     float[] out = new float[ids.length * vocab];
     try (NDManager m = parent.newSubManager();
@@ -189,8 +198,19 @@ class HfGoldenTest {
       NDArray none = m.zeros(new Shape(1, 1, 1, ids.length));
       for (int t = 0; t < ids.length; t++) {
         try (NDManager step = m.newSubManager()) {
+          Routing routing = null;
+          if (!experts.isEmpty()) {
+            Map<Integer, int[]> at = new java.util.TreeMap<>();
+            int position = t;
+            experts.forEach((layer, all) -> {
+              int k = all.length / ids.length;
+              at.put(layer, java.util.Arrays.copyOfRange(all, position * k, (position + 1) * k));
+            });
+            routing = Routing.replay(at);
+          }
           NDArray logits = model.forward(step.create(new long[] {ids[t]}, new Shape(1, 1)),
-              step.create(new long[] {t}, new Shape(1, 1)), Ops.slice(none, 3, 0, t + 1, step), cache, true);
+              step.create(new long[] {t}, new Shape(1, 1)), Ops.slice(none, 3, 0, t + 1, step), cache, true,
+              routing);
           System.arraycopy(logits.toFloatArray(), 0, out, t * vocab, vocab);
         }
       }

@@ -14,7 +14,7 @@ class KvCacheTest {
 
   @ParameterizedTest
   @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "olmo3Like", "qwen3MoeLike",
-      "ernieMoeLike"})
+      "ernieMoeLike", "deepseekLike"})
   void cachedDecodingMatchesFullForward(String shape) {
     Engines.start();
     LlamaConfig c = TinyModels.named(shape);

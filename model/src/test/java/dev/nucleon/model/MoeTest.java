@@ -46,7 +46,10 @@ class MoeTest {
         new Case("ernie4_5_moe-tiny-bf16", List.of(1), 105_158, 3L * 3 * 64 * 24),
         // 4 layers of 4 experts, top 2: 2 idle experts of 3 * 64 * 32 weights and 2 * 32 + 64 biases
         new Case("gpt_oss-tiny", List.of(0, 1, 2, 3), 192_864, 4L * 2 * (3 * 64 * 32 + 2 * 32 + 64) + 320 * 64),
-        new Case("gpt_oss-tiny-bf16", List.of(0, 1), 92_176, gptOssInactive("gpt_oss-tiny-bf16")));
+        new Case("gpt_oss-tiny-bf16", List.of(0, 1), 92_176, gptOssInactive("gpt_oss-tiny-bf16")),
+        // latent attention; 8 experts top 2 (of 3 * 64 * 32) in 2 sparse layers, untied head
+        new Case("deepseek_v3-tiny", List.of(1, 2), 220_792, 2L * 6 * 3 * 64 * 32 + 320 * 64),
+        new Case("deepseek_v3-tiny-noqlora-bf16", List.of(1, 2), 212_528, 2L * 5 * 3 * 64 * 24 + 256 * 64));
     for (Case k : cases) {
       LlamaConfig c = LlamaConfig.fromHuggingFace(TestResources.path("golden/" + k.name() + "/config.json"));
       assertEquals(k.sparse(), c.moe().sparseLayers(), k.name());

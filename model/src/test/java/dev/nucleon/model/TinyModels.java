@@ -62,6 +62,17 @@ public final class TinyModels {
             java.util.List.of(0, 1)));
   }
 
+  /**
+   * DeepSeek-V3: latent attention (q bottleneck 24, latent 16, no-rope 8 + rope 4, values 6), layer 0 dense, layer
+   * 1 a mixture of 8 experts in 4 groups (2 chosen), top 2 by sigmoid score, a shared expert; d=32, vocab 47.
+   */
+  public static LlamaConfig deepseekLike() {
+    return new LlamaConfig("DeepseekV3ForCausalLM", 47, 32, 40, 2, 4, 4, 12, 1e4, null, 1e-6, 64, false, false, 1,
+        new int[] {2}, false, null, new LlamaConfig.Moe(8, 2, 16, 16,
+            new LlamaConfig.Router(LlamaConfig.Scoring.SIGMOID, false, true, true, 0, 2.5, 4, 2), false, 0,
+            java.util.List.of(1)), new LlamaConfig.Latent(24, 16, 8, 4, 6, 0));
+  }
+
   /** A tensor of values uniform in {@code +-scale/2} from {@code rng} (LoRA matrices, hand-made weights). */
   public static dev.nucleon.model.io.HostTensor randomTensor(String name, long[] shape,
       java.util.SplittableRandom rng, float scale) {
@@ -84,6 +95,7 @@ public final class TinyModels {
       case "olmo3Yarn" -> olmo3Yarn();
       case "qwen3MoeLike" -> qwen3MoeLike();
       case "ernieMoeLike" -> ernieMoeLike();
+      case "deepseekLike" -> deepseekLike();
       default -> throw new IllegalArgumentException("no tiny model named " + name);
     };
   }

@@ -23,7 +23,7 @@ class TrainingPathTest {
 
   @ParameterizedTest
   @ValueSource(strings = {"qwenLike", "llamaTied", "qwen3Like", "olmo2Like", "ernieBiased", "olmo3Like",
-      "qwen3MoeLike", "ernieMoeLike"})
+      "qwen3MoeLike", "ernieMoeLike", "deepseekLike"})
   void trainingAndDecodingPathsGiveTheSameLogProbs(String shape) {
     Engines.start();
     LlamaConfig c = TinyModels.named(shape);
@@ -53,8 +53,9 @@ class TrainingPathTest {
         training = ls.toFloatArray();
         gc.backward(ls.max(new int[] {1}).sum());
       }
-      float[] grad = model.namedParameters().get("model.layers.0.self_attn.qkv_proj.weight").getArray()
-          .getGradient().toFloatArray();
+      String projection = c.latent() == null ? "model.layers.0.self_attn.qkv_proj.weight"
+          : "model.layers.0.self_attn.kv_a_proj_with_mqa.weight";
+      float[] grad = model.namedParameters().get(projection).getArray().getGradient().toFloatArray();
       int v = c.vocabSize();
       assertEquals(positions.length * v, training.length);
       double maxErr = 0;
@@ -78,10 +79,12 @@ class TrainingPathTest {
 
   /**
    * Autograd on the training path against central finite differences on the decoding path, for the parts the
-   * families add: q/k norms (per head and full width), post-norm placement, q/k/v and gate/up views.
+   * families add: q/k norms (per head and full width), post-norm placement, q/k/v and gate/up views, latent
+   * attention's projections and norms (both branches: the shared rotary key and the latent), routed and shared
+   * experts.
    */
   @ParameterizedTest
-  @ValueSource(strings = {"qwen3Like", "olmo2Like", "ernieBiased"})
+  @ValueSource(strings = {"qwen3Like", "olmo2Like", "ernieBiased", "deepseekLike"})
   void gradientsMatchFiniteDifferences(String shape) {
     Engines.start();
     LlamaConfig c = TinyModels.named(shape);
@@ -105,7 +108,11 @@ class TrainingPathTest {
       JniUtils.setGradMode(false);
       String first = WeightLayout.blockNorms(c)[0];
       int checked = 0;
-      java.util.List<String> names = c.outputBias()
+      java.util.List<String> names = c.latent() != null
+          ? java.util.List.of("model.layers.0.self_attn.q_a_layernorm.weight",
+              "model.layers.0.self_attn.kv_b_proj.weight", "model.layers.1.self_attn.kv_a_proj_with_mqa.weight", "model.layers.1.mlp.experts.gate_up_proj",
+              "model.layers.1.mlp.shared_experts.down_proj.weight")
+          : c.outputBias()
           ? java.util.List.of("model.layers.0.self_attn.o_proj.bias", "model.layers.1.mlp.gate_up_proj.bias",
               "model.layers.0." + first + ".weight", "model.layers.1.self_attn.qkv_proj.bias",
               "model.layers.0.mlp.down_proj.bias")

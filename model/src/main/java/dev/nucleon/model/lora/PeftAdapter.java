@@ -149,6 +149,10 @@ public final class PeftAdapter {
      */
     public List<String> modules(LlamaConfig c) {
       checkTargets(targets);
+      if (c.latent() != null) {
+        throw new IllegalArgumentException("LoRA on a model with multi-head latent attention (" + c.architecture()
+            + ") is not supported: its projections (q_a_proj, kv_b_proj, ...) are not LoRA targets yet");
+      }
       List<String> shortNames = targets.contains("all-linear") ? LINEAR_MODULES : targets;
       List<String> out = new ArrayList<>();
       for (int i = 0; i < c.numLayers(); i++) {
