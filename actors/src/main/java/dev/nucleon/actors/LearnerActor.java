@@ -234,6 +234,9 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     if (s.routing().loadImbalance() > 0) {
       m.put("expert_load_imbalance", s.routing().loadImbalance());
     }
+    if (Double.isFinite(s.routing().auxLoss())) {
+      m.put("router_aux_loss", s.routing().auxLoss());
+    }
     m.put("ratio_mean", s.ratioMean());
     m.put("ratio_max", s.ratioMax());
     m.put("lr", s.lr());

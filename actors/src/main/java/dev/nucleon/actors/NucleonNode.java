@@ -379,6 +379,7 @@ public final class NucleonNode implements AutoCloseable {
               settings.replay().microBatchTokens(), settings.replay().microBatchCost()),
           settings.training().temperature(), 0);
       learner.setRoutingReplay(settings.training().routingReplay());
+      learner.setRouterAuxLoss(settings.training().routerAuxLossCoef());
       if (ckpt.isPresent()) {
         Learner l = learner;
         TrainerState state = CompletableFuture.supplyAsync(() -> {

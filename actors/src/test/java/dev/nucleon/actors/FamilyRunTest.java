@@ -101,4 +101,78 @@ class FamilyRunTest {
       assertFalse(java.util.Arrays.equals(before, after), name + " was trained");
     }
   }
+
+  /**
+   * The loop on randomly initialized mixtures of experts (a Qwen3-MoE, a gpt-oss and a DeepSeek-V3 shape) with
+   * routing replay on, rollouts in bfloat16 and the learner in mixed precision: their routers, nearly uniform at
+   * initialization, choose differently for many tokens (the reported router disagreement is above zero), yet with
+   * the rollout's experts replayed the learner's log-probs stay within bfloat16's distance of the sampler's; the run
+   * trains the routers and saves in the family's layout.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"Qwen3MoeForCausalLM", "GptOssForCausalLM", "DeepseekV3ForCausalLM"})
+  void aRandomMixtureOfExpertsRunsTheLoopWithRoutingReplay(String architecture, @TempDir Path dir) throws Exception {
+    Path base = TestRuns.REPO.resolve("conf/models/quickstart-base");
+    LlamaConfig quick = LlamaConfig.fromHuggingFace(base.resolve("config.json"));
+    int v = quick.vocabSize();
+    int positions = quick.maxPositionEmbeddings();
+    LlamaConfig c = switch (architecture) {
+      case "Qwen3MoeForCausalLM" -> new LlamaConfig(architecture, v, 32, 64, 2, 4, 2, 8, 1e4, null, 1e-6, positions,
+          false, false, quick.bosTokenId(), quick.eosTokenIds(), false, null,
+          new LlamaConfig.Moe(4, 2, 32, 0, LlamaConfig.Router.softmax(true), false, 0, List.of(1)));
+      case "GptOssForCausalLM" -> new LlamaConfig(architecture, v, 32, 32, 2, 4, 2, 8, 1.5e5, null, 1e-5, positions,
+          false, true, quick.bosTokenId(), quick.eosTokenIds(), true, new int[] {4, 0},
+          new LlamaConfig.Moe(4, 2, 32, 0, new LlamaConfig.Router(LlamaConfig.Scoring.SOFTMAX_OF_TOP_K, true, false,
+              false, 0, 1, 1, 1), true, 7.0, List.of(0, 1)));
+      default -> new LlamaConfig(architecture, v, 32, 64, 2, 4, 4, 12, 1e4, null, 1e-6, positions, false, false,
+          quick.bosTokenId(), quick.eosTokenIds(), false, null,
+          new LlamaConfig.Moe(8, 2, 16, 16, new LlamaConfig.Router(LlamaConfig.Scoring.SIGMOID, false, true, true, 0,
+              2.5, 4, 2), false, 0, List.of(1)), new LlamaConfig.Latent(24, 16, 8, 4, 6, 0));
+    };
+    Path model = Files.createDirectories(dir.resolve("model"));
+    Engines.start();
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel random = LlamaModel.random(c, m, 5)) {
+      HfCheckpoint.write(model, c, random.toHuggingFace(), DataType.BFLOAT16);
+    }
+    Map<String, HostTensor> initial = ModelFiles.read(model).huggingFace();
+    for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
+      Files.copy(base.resolve(f), model.resolve(f));
+    }
+    Map<String, String> o = TestRuns.small();
+    o.put("nucleon.model.path", "\"" + model + "\"");
+    o.put("nucleon.run.total-steps", "3");
+    o.put("nucleon.rollout.dtype", "bf16");
+    o.put("nucleon.learner.dtype", "bf16");
+    o.put("nucleon.reward.name", "length");
+    o.put("nucleon.reward.length.mode", "budget");
+    o.put("nucleon.reward.length.max-length", "1");
+    o.put("nucleon.reward.length.soft-margin", "3");
+    Path run = dir.resolve("run");
+    RunReporter.Summary s = EmbeddedRunTest.run(o, run);
+    assertEquals(3, s.steps());
+    double disagreement = 0;
+    int gapSteps = 0;
+    for (JsonNode row : TestRuns.rows(run, "step")) {
+      assertTrue(Double.isFinite(row.get("loss").asDouble()) && row.get("grad_norm").asDouble() > 0, row.toString());
+      assertTrue(row.has("router_disagreement") && row.has("expert_load_imbalance"), row.toString());
+      disagreement = Math.max(disagreement, row.get("router_disagreement").asDouble());
+      if (row.has("logprob_gap_mean")) {
+        gapSteps++;
+        assertTrue(row.get("logprob_gap_mean").asDouble() < 0.05, "with replay, bf16 sampler vs learner: " + row);
+      }
+    }
+    assertTrue(gapSteps > 0, "no step compared the sampler's log-probs with the learner's");
+    assertTrue(disagreement > 0, architecture + ": near-uniform routers in bf16 and mixed precision never disagreed");
+
+    Path saved;
+    try (Stream<Path> ckpts = Files.list(run.resolve("checkpoints"))) {
+      saved = ckpts.sorted().reduce((a, b) -> b).orElseThrow().resolve("model");
+    }
+    assertEquals(c, ModelFiles.read(saved).config(), "saved in the family's layout and read back");
+    String router = architecture.equals("GptOssForCausalLM") ? "model.layers.1.mlp.router.weight"
+        : "model.layers.1.mlp.gate.weight";
+    Map<String, HostTensor> masters =
+        dev.nucleon.model.io.Safetensors.read(saved.resolveSibling("master-weights.safetensors"));
+    assertFalse(java.util.Arrays.equals(initial.get(router).data(), masters.get(router).data()), "the router trained");
+  }
 }

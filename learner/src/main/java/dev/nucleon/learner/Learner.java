@@ -36,6 +36,7 @@ public final class Learner implements AutoCloseable {
   private int version;
   private StepProbe probe = StepProbe.NONE;
   private boolean replayRouting = true;
+  private double routerAuxLossCoef;
 
   /**
    * Test seam: called on the learner thread between the phases of a step, so tests can put GC pressure between
@@ -150,6 +151,17 @@ public final class Learner implements AutoCloseable {
     this.replayRouting = mode == LearnerSettings.RoutingReplay.ROLLOUT;
   }
 
+  /**
+   * The weight of a mixture-of-experts policy's load-balancing loss ({@link dev.nucleon.model.Routing#auxLoss()}),
+   * added to the policy loss; 0 (the default) for none.
+   */
+  public void setRouterAuxLoss(double coef) {
+    if (!(coef >= 0)) {
+      throw new IllegalArgumentException("router aux loss coefficient must be >= 0, got " + coef);
+    }
+    this.routerAuxLossCoef = coef;
+  }
+
   void setProbe(StepProbe probe) {
     this.probe = probe == null ? StepProbe.NONE : probe;
   }
@@ -188,6 +200,7 @@ public final class Learner implements AutoCloseable {
         // the log-prob gap compares the sampler with these exact weights: only before the batch's first update
         sums.countExperts = epoch == 0; // tokens per expert over one pass of the batch
         accumulate(minibatch, proximal, sums, applied == 0 ? gap : null);
+        sums.auxPasses += routerAuxLossCoef > 0 && policy.config().moe() != null ? 1 : 0;
         probe.beforeUpdate();
         last = update(version);
         applied++;
@@ -221,6 +234,8 @@ public final class Learner implements AutoCloseable {
     double tokenCount;
     long routed;
     long routedDiffering;
+    double aux;
+    int auxPasses;
     /** Per sparse layer, tokens per expert (the step's first pass over the batch). */
     final java.util.Map<Integer, long[]> expertTokens = new java.util.TreeMap<>();
     boolean countExperts;
@@ -251,7 +266,8 @@ public final class Learner implements AutoCloseable {
         double mean = java.util.Arrays.stream(counts).average().orElse(0);
         imbalance = Math.max(imbalance, mean == 0 ? 0 : max / mean);
       }
-      return new StepStats.Routing(routed, routed == 0 ? Double.NaN : (double) routedDiffering / routed, imbalance);
+      return new StepStats.Routing(routed, routed == 0 ? Double.NaN : (double) routedDiffering / routed, imbalance,
+          auxPasses == 0 ? Double.NaN : aux / auxPasses);
     }
   }
 
@@ -263,9 +279,11 @@ public final class Learner implements AutoCloseable {
       Sums sums, LogProbGap.Accumulator gap) {
     long tokens = 0;
     int sequences = 0;
+    long realTokens = 0;
     for (List<TrainingSample> micro : micros) {
       for (TrainingSample s : micro) {
         tokens += s.trajectory().completionTokens().length;
+        realTokens += s.trajectory().totalTokens();
         sequences++;
       }
     }
@@ -278,6 +296,11 @@ public final class Learner implements AutoCloseable {
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.of(m, micro, proximal, sparseLayers());
           dev.nucleon.model.Routing routing = mb.routing(replayRouting);
+          boolean aux = routerAuxLossCoef > 0 && policy.config().moe() != null;
+          if (aux) {
+            routing = (routing == null ? dev.nucleon.model.Routing.record() : routing)
+                .collectingAux(mb.realTokens(), m);
+          }
           NDArray logProbs = policy.logSoftmaxAt(mb.tokens(), mb.positions(), temperature, routing);
           sums.add(routing);
           NDArray logp = LlamaModel.pick(logProbs, mb.targets());
@@ -289,8 +312,16 @@ public final class Learner implements AutoCloseable {
           NDArray ref = loss.klCoef() == 0 ? null : referenceLogProbs(mb);
           PolicyLoss.Output out = PolicyLoss.compute(loss, new PolicyLoss.Inputs(logp, mb.behaviour(),
               mb.advantages(), mb.mask(), mb.lengths(), ref, mb.proximal()), normalizer);
+          NDArray total = out.loss();
+          if (aux) {
+            // each micro-batch's share of the minibatch's tokens, so the minibatch's terms sum to one loss
+            NDArray a = routing.auxLoss();
+            double share = (double) mb.realTokenCount() / realTokens;
+            total = total.add(Ops.mul(a, routerAuxLossCoef * share));
+            sums.aux += a.getFloat() * share;
+          }
           probe.beforeBackward();
-          gc.backward(out.loss());
+          gc.backward(total);
           sums.loss += out.loss().getFloat();
           sums.clipped += out.clippedTokens();
           sums.ratio += out.ratioSum();
@@ -435,7 +466,27 @@ public final class Learner implements AutoCloseable {
    */
   record MicroBatch(NDArray tokens, NDArray positions, NDArray targets, NDArray mask, NDArray behaviour,
       NDArray advantages, NDArray lengths, NDArray proximal, float[] behaviourValues, int[] tokenVersions,
-      java.util.Map<Integer, int[]> routes) {
+      java.util.Map<Integer, int[]> routes, int[] rowLengths) {
+
+    /** Whether each of the rows' {@code [B, width]} tokens is real (prompt or completion), not padding. */
+    boolean[] realTokens() {
+      long b = tokens.getShape().get(0);
+      long width = tokens.getShape().get(1);
+      boolean[] real = new boolean[(int) (b * width)];
+      for (int i = 0; i < b; i++) {
+        java.util.Arrays.fill(real, (int) (i * width), (int) (i * width + rowLengths[i]), true);
+      }
+      return real;
+    }
+
+    /** Real (unpadded) tokens over all rows. */
+    long realTokenCount() {
+      long n = 0;
+      for (int len : rowLengths) {
+        n += len;
+      }
+      return n;
+    }
 
     /**
      * A routing for one forward pass over these rows: the rollout's recorded experts replayed, or compared with the
@@ -519,7 +570,8 @@ public final class Learner implements AutoCloseable {
       Layout l = Layout.of(m, prompts, completions);
       return new MicroBatch(l.tokens, l.positions, l.targets, m.ones(new Shape(n)), m.create(behaviour),
           m.create(adv), m.create(len), prox == null ? null : m.create(prox), behaviour, versions,
-          routes(samples, sparseLayers, (int) l.tokens.getShape().get(1)));
+          routes(samples, sparseLayers, (int) l.tokens.getShape().get(1)),
+          samples.stream().mapToInt(s -> s.trajectory().totalTokens()).toArray());
     }
 
     /**
@@ -578,7 +630,12 @@ public final class Learner implements AutoCloseable {
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {
       Layout l = Layout.of(m, prompts, targets);
-      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null, null, null, null, null);
+      int[] lengths = new int[prompts.size()];
+      for (int i = 0; i < lengths.length; i++) {
+        lengths[i] = prompts.get(i).length + targets.get(i).length;
+      }
+      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null, null, null, null, null,
+          lengths);
     }
   }
 

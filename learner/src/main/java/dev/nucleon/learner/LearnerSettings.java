@@ -18,9 +18,12 @@ import java.util.function.DoublePredicate;
  * @param lora LoRA adapters to train on a frozen base ({@code nucleon.learner.lora}), or null to train every weight
  * @param routingReplay whether a mixture-of-experts policy is scored with the experts the rollout chose
  *     ({@code nucleon.learner.routing-replay})
+ * @param routerAuxLossCoef the weight of a mixture-of-experts policy's load-balancing loss, 0 for none
+ *     ({@code nucleon.learner.router-aux-loss-coef})
  */
 public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, float temperature,
-    GradSpikeGuard.Settings spikes, Updates updates, PeftAdapter.Settings lora, RoutingReplay routingReplay) {
+    GradSpikeGuard.Settings spikes, Updates updates, PeftAdapter.Settings lora, RoutingReplay routingReplay,
+    double routerAuxLossCoef) {
 
   /** Which experts the learner's forward pass of a mixture-of-experts policy uses. */
   public enum RoutingReplay {
@@ -81,7 +84,8 @@ public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, fl
         (int) number(config, "nucleon.learner.epochs", v -> v >= 1 && v == Math.rint(v), "an integer >= 1"),
         (int) number(config, "nucleon.learner.minibatches", v -> v >= 1 && v == Math.rint(v), "an integer >= 1"));
     return new LearnerSettings(loss, optimizer, temperature, spikes, updates, lora(config),
-        choice(config, "nucleon.learner.routing-replay", RoutingReplay::parse, "off or rollout"));
+        choice(config, "nucleon.learner.routing-replay", RoutingReplay::parse, "off or rollout"),
+        number(config, "nucleon.learner.router-aux-loss-coef", v -> v >= 0, "a number >= 0 (0 = off)"));
   }
 
   /** {@code nucleon.learner.lora}: null when {@code rank = 0}. */

@@ -40,8 +40,9 @@ public record StepStats(long step, int version, double loss, int sequences, long
    *     rollout (with routing replay on, the choice replayed instead); NaN when nothing was compared
    * @param loadImbalance the most tokens any expert got over the mean per expert, in the layer where that is
    *     largest (1 = perfectly balanced), over the batch's first pass
+   * @param auxLoss the load-balancing loss (mean over the step's updates; NaN when it is off)
    */
-  public record Routing(long compared, double disagreement, double loadImbalance) {
-    public static final Routing NONE = new Routing(0, Double.NaN, 0);
+  public record Routing(long compared, double disagreement, double loadImbalance, double auxLoss) {
+    public static final Routing NONE = new Routing(0, Double.NaN, 0, Double.NaN);
   }
 }

@@ -100,6 +100,87 @@ class RoutingReplayTest {
     assertTrue(gaps[1].mean() < gaps[0].mean(), "replay narrows the mean gap: " + gaps[1] + " vs " + gaps[0]);
   }
 
+  /**
+   * A model built so that routing sits on near ties (every expert's router row the same vector up to 1e-7): the
+   * rollout's decode path and the learner's training path round differently, so their routers choose differently
+   * for some tokens. With replay off the disagreement shows and the learner's log-probs leave the sampler's; with
+   * replay on they equal the sampler's within the dense tolerance.
+   */
+  @Test
+  void onNearTiesReplayKeepsTheLearnerOnTheSamplersLogProbs() {
+    Engines.start();
+    Map<String, HostTensor> tied = new java.util.LinkedHashMap<>(weights(0));
+    String router = "model.layers.1.mlp.gate.weight";
+    HostTensor r = tied.get(router);
+    float[] rows = r.data().clone();
+    int d = SHAPE.hiddenSize();
+    java.util.SplittableRandom rng = new java.util.SplittableRandom(3);
+    for (int e = 1; e < SHAPE.moe().numExperts(); e++) {
+      for (int i = 0; i < d; i++) {
+        rows[e * d + i] = rows[i] + (float) ((rng.nextDouble() - 0.5) * 2e-7);
+      }
+    }
+    tied.put(router, new HostTensor(router, r.shape(), rows));
+    // the experts themselves differ a lot, so a different choice moves the log-probs
+    String experts = "model.layers.1.mlp.experts.gate_up_proj";
+    HostTensor x = tied.get(experts);
+    float[] big = x.data().clone();
+    for (int i = 0; i < big.length; i++) {
+      big[i] *= 20;
+    }
+    tied.put(experts, new HostTensor(experts, x.shape(), big));
+    LogProbGap[] gaps = new LogProbGap[2];
+    double[] disagreement = new double[2];
+    for (LearnerSettings.RoutingReplay mode : LearnerSettings.RoutingReplay.values()) {
+      try (NDManager m = NDManager.newBaseManager(); LlamaModel rollout = LlamaModel.create(SHAPE, m, tied);
+          LlamaModel policy = LlamaModel.create(SHAPE, m, tied); Learner learner = learner(policy)) {
+        learner.setRoutingReplay(mode);
+        StepStats st = learner.train(batch(rollout, 0));
+        gaps[mode.ordinal()] = st.logProbGap();
+        disagreement[mode.ordinal()] = st.routing().disagreement();
+      }
+    }
+    System.out.printf("near ties: disagreement %.3f; log-prob gap without replay %s, with replay %s%n",
+        disagreement[0], gaps[0], gaps[1]);
+    assertTrue(disagreement[0] > 0, "the routers sit on ties, yet never disagreed");
+    assertTrue(gaps[0].max() > 1e-3, "without replay a flipped route moves the log-probs: " + gaps[0]);
+    assertTrue(gaps[1].max() < 1e-4, "with replay the learner computes the sampler's log-probs: " + gaps[1]);
+  }
+
+  /**
+   * With the load-balancing loss on and no policy gradient (every reward in a group equal), training moves the
+   * routers toward balance: the reported loss falls step by step on the same batch.
+   */
+  @Test
+  void theLoadBalancingLossBalancesTheRouters() {
+    Engines.start();
+    Map<String, HostTensor> skewed = new java.util.LinkedHashMap<>(weights(0));
+    String router = "model.layers.1.mlp.gate.weight";
+    HostTensor r = skewed.get(router);
+    float[] rows = r.data().clone();
+    for (int i = 0; i < SHAPE.hiddenSize(); i++) {
+      rows[i] += 0.5f; // expert 0 wins for most tokens
+    }
+    skewed.put(router, new HostTensor(router, r.shape(), rows));
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel rollout = LlamaModel.create(SHAPE, m, skewed);
+        LlamaModel policy = LlamaModel.create(SHAPE, m, skewed); Learner learner = learner(policy)) {
+      learner.setRoutingReplay(LearnerSettings.RoutingReplay.OFF);
+      learner.setRouterAuxLoss(1.0);
+      TrainingBatch batch = batch(rollout, 0, true);
+      double first = Double.NaN;
+      double last = Double.NaN;
+      for (int step = 0; step < 5; step++) {
+        StepStats st = learner.train(batch);
+        assertEquals(0.0, st.loss(), 1e-6, "equal rewards: no policy gradient");
+        last = st.routing().auxLoss();
+        first = step == 0 ? last : first;
+      }
+      System.out.printf("load-balancing loss: %.4f -> %.4f (2 when balanced)%n", first, last);
+      assertTrue(first > 2.2, "expert 0 takes most tokens at first: " + first);
+      assertTrue(last < first - 0.05, "the loss balances the routers: " + first + " -> " + last);
+    }
+  }
+
   /** Recorded experts of another model's shape are refused with the reason, not replayed onto the wrong layers. */
   @Test
   void expertsFromAnotherModelAreRefused() {
@@ -143,6 +224,11 @@ class RoutingReplayTest {
 
   /** Groups of completions sampled by {@code rollout} at temperature 1, with rewards that differ within a group. */
   private static TrainingBatch batch(LlamaModel rollout, int version) {
+    return batch(rollout, version, false);
+  }
+
+  /** @param equalRewards every sample the same reward (no advantage, no policy gradient) */
+  private static TrainingBatch batch(LlamaModel rollout, int version, boolean equalRewards) {
     List<GenerationRequest> requests = new ArrayList<>();
     List<int[]> prompts = List.of(new int[] {1, 5, 9, 13}, new int[] {1, 22, 7});
     for (int[] p : prompts) {
@@ -159,7 +245,7 @@ class RoutingReplayTest {
       GenerationResult r = results.get(i);
       out.add(new ScoredTrajectory(new Trajectory(i / GROUP, i % GROUP, requests.get(i).prompt(), r.tokens(),
           r.samplingLogProbs(), r.versions(), r.finishReason(), "", r.routedExperts()),
-          RewardResult.ok(i % GROUP)));
+          RewardResult.ok(equalRewards ? 1 : i % GROUP)));
     }
     return buffered(out);
   }

@@ -118,6 +118,9 @@ public final class MoeMlp extends AbstractBlock {
         : scores.add(Precision.as(correction.getArray(), DataType.FLOAT32, m));
     int[] free = r.groups() > 1 ? groupedTopK(ranked.toFloatArray(), n) : topK(ranked, k);
     int[] ids = routing == null ? free : routing.route(layer, free, k, experts);
+    if (routing != null && routing.auxTokens() != null) {
+      collectAux(routing, r.scoring() == LlamaConfig.Scoring.SOFTMAX ? scores : logits.softmax(-1), ids, n, k, m);
+    }
 
     long[] chosen = new long[ids.length];
     for (int i = 0; i < ids.length; i++) {
@@ -172,6 +175,29 @@ public final class MoeMlp extends AbstractBlock {
       out = out.add(shared.apply(flat));
     }
     return out.reshape(shape);
+  }
+
+  /** Hands the load-balancing loss this layer's router probabilities and choices over the counted tokens. */
+  private void collectAux(Routing routing, NDArray probabilities, int[] ids, int n, int k, NDManager m) {
+    boolean[] counted = routing.auxTokens();
+    if (counted.length != n) {
+      throw new IllegalArgumentException("the load-balancing loss counts " + counted.length + " tokens, but the "
+          + "forward pass has " + n);
+    }
+    float[] mask = new float[n];
+    long[] counts = new long[moe.numExperts()];
+    long tokens = 0;
+    for (int t = 0; t < n; t++) {
+      if (counted[t]) {
+        mask[t] = 1f;
+        tokens++;
+        for (int j = 0; j < k; j++) {
+          counts[ids[t * k + j]]++;
+        }
+      }
+    }
+    NDArray sum = probabilities.mul(m.create(mask, new Shape(n, 1))).sum(new int[] {0});
+    routing.addAux(sum, counts, tokens);
   }
 
   /** The k best of each row of {@code ranked [n, E]}, best first (ids in the router's order). */

@@ -24,6 +24,13 @@ public final class Routing {
   private final Map<Integer, long[]> expertTokens = new TreeMap<>();
   private long compared;
   private long differing;
+  /** Which of the forward's tokens count for the load-balancing loss (null: none is collected). */
+  private boolean[] auxTokens;
+  private ai.djl.ndarray.NDManager auxOwner;
+  private ai.djl.ndarray.NDArray auxProbabilities;
+  private long[] auxCounts;
+  private int auxLayers;
+  private long auxRealTokens;
 
   private Routing(Map<Integer, int[]> reference, boolean force) {
     this.reference = reference;
@@ -90,6 +97,62 @@ public final class Routing {
     }
     chosen.put(layer, out);
     return out;
+  }
+
+  /**
+   * Makes the forward collect what the load-balancing loss needs ({@link #auxLoss()}) over the given tokens (the
+   * forward's rows in {@code [B, T]} order; padding left out).
+   *
+   * @param owner the manager the loss's arrays live in (the training forward frees each layer's own when the layer
+   *     ends)
+   */
+  public Routing collectingAux(boolean[] tokens, ai.djl.ndarray.NDManager owner) {
+    this.auxTokens = tokens.clone();
+    this.auxOwner = owner;
+    return this;
+  }
+
+  /** The tokens the load-balancing loss counts, or null when it is not collected. */
+  boolean[] auxTokens() {
+    return auxTokens;
+  }
+
+  /**
+   * One sparse layer's share of the load-balancing loss: the router probabilities summed over the counted tokens
+   * ({@code [E]}, differentiable) and how many of those tokens' k choices went to each expert.
+   */
+  void addAux(ai.djl.ndarray.NDArray probabilitySum, long[] counts, long tokens) {
+    probabilitySum.attach(auxOwner);
+    auxProbabilities = auxProbabilities == null ? probabilitySum : auxProbabilities.add(probabilitySum);
+    if (auxCounts == null) {
+      auxCounts = new long[counts.length];
+    }
+    for (int e = 0; e < counts.length; e++) {
+      auxCounts[e] += counts[e];
+    }
+    auxLayers++;
+    auxRealTokens += tokens;
+  }
+
+  /**
+   * The Switch Transformer's load-balancing loss as transformers' {@code load_balancing_loss_func} computes it over
+   * every sparse layer's counted tokens together: {@code E * sum_e f_e * P_e}, where {@code f_e} is the number of
+   * choices of expert e per token and {@code P_e} the mean router probability of e (a softmax over every expert's
+   * logit); 1 per choice when perfectly balanced ({@code k} in all). Differentiable through {@code P}; null when
+   * nothing was collected.
+   */
+  public ai.djl.ndarray.NDArray auxLoss() {
+    if (auxProbabilities == null || auxRealTokens == 0) {
+      return null;
+    }
+    int experts = auxCounts.length;
+    float[] f = new float[experts];
+    for (int e = 0; e < experts; e++) {
+      f[e] = (float) auxCounts[e] / auxRealTokens;
+    }
+    ai.djl.ndarray.NDManager m = auxProbabilities.getManager();
+    ai.djl.ndarray.NDArray meanP = Ops.div(auxProbabilities, auxRealTokens);
+    return Ops.mul(meanP.mul(m.create(f)).sum(), experts);
   }
 
   private static boolean sameSet(int[] a, int[] b, int at, int k) {

@@ -308,6 +308,43 @@ class MoeTest {
     }
   }
 
+  /**
+   * The load-balancing loss is {@code E * sum_e f_e P_e}: with a zero router every expert's probability is 1/E,
+   * so it is exactly k whatever the choice; padding tokens left out of the count change nothing then, and a real
+   * router that concentrates its probability where it sends tokens scores above that.
+   */
+  @Test
+  void loadBalancingLossCountsChoicesTimesProbabilities() throws Exception {
+    Engines.start();
+    Path dir = TestResources.path("golden/qwen3_moe-tiny");
+    ModelFiles.Checkpoint ckpt = ModelFiles.read(dir);
+    var internal = new java.util.LinkedHashMap<>(WeightLayout.fromHuggingFace(ckpt.config(), ckpt.huggingFace(),
+        "test"));
+    long[] ids = {5, 17, 3, 99, 250, 7, 42, 11};
+    boolean[] all = new boolean[ids.length];
+    java.util.Arrays.fill(all, true);
+    boolean[] some = all.clone();
+    some[6] = some[7] = false;
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel real = LlamaModel.create(ckpt.config(), m, internal)) {
+      Routing trained = Routing.record().collectingAux(all, m);
+      logits(real, m, ids, trained);
+      double aux = trained.auxLoss().getFloat();
+      assertTrue(aux > 2, "a trained router's choices follow its probabilities: " + aux);
+      for (int layer : ckpt.config().moe().sparseLayers()) {
+        String name = "model.layers." + layer + "." + WeightLayout.ROUTER;
+        var r = internal.get(name);
+        internal.put(name, new dev.nucleon.model.io.HostTensor(name, r.shape(), new float[r.data().length]));
+      }
+      try (LlamaModel uniform = LlamaModel.create(ckpt.config(), m, internal)) {
+        for (boolean[] counted : List.of(all, some)) {
+          Routing r = Routing.record().collectingAux(counted, m);
+          logits(uniform, m, ids, r);
+          assertEquals(2.0, r.auxLoss().getFloat(), 1e-5, "uniform probabilities: k");
+        }
+      }
+    }
+  }
+
   /** LoRA on a mixture-of-experts model adapts attention everywhere and the MLP of dense layers only. */
   @Test
   void loraLeavesTheExpertsAlone() {

@@ -16,12 +16,15 @@ import picocli.CommandLine.Option;
 
 /**
  * The options that pick a model: a Hugging Face folder, a llama2.c {@code .bin}, or for benchmarks a random model
- * described as {@code random:dim=512,layers=8,vocab=32000[,heads=8,kv-heads=8,ffn=1408,seed=0]}.
+ * described as {@code random:dim=512,layers=8,vocab=32000[,heads=8,kv-heads=8,ffn=1408,seed=0]}; with
+ * {@code experts=E,top-k=K[,expert-ffn=F]} a Qwen3-MoE whose every layer is a mixture of E experts of inner width F
+ * (top K, renormalized), and with {@code qk-norm=true} a dense Qwen3 (the same attention, for comparisons).
  */
 final class ModelOptions {
 
   @Option(names = "--model", required = true, paramLabel = "PATH",
-      description = "Hugging Face model folder, llama2.c .bin, or random:dim=D,layers=L,vocab=V[,heads=H,kv-heads=K,ffn=F]")
+      description = "Hugging Face model folder, llama2.c .bin, or random:dim=D,layers=L,vocab=V[,heads=H,kv-heads=K,"
+          + "ffn=F,experts=E,top-k=K,expert-ffn=F,qk-norm=true]")
   String model;
 
   @Option(names = "--adapter", paramLabel = "DIR",
@@ -89,7 +92,8 @@ final class ModelOptions {
   String describe(LlamaConfig c) {
     return (model.startsWith("random:") ? "random" : Path.of(model).getFileName().toString()) + " d=" + c.hiddenSize()
         + " layers=" + c.numLayers() + " heads=" + c.numHeads() + "/" + c.numKvHeads() + " vocab=" + c.vocabSize()
-        + " params=" + c.parameterCount() + " dtype=" + Precision.name(type());
+        + " params=" + c.parameterCount() + (c.moe() == null ? "" : " active=" + c.activeParameterCount() + " experts="
+            + c.moe().numExperts() + " top-" + c.moe().topK()) + " dtype=" + Precision.name(type());
   }
 
   static Map<String, String> spec(String spec) {
@@ -110,19 +114,35 @@ final class ModelOptions {
 
   static LlamaConfig randomConfig(String spec) {
     Map<String, String> kv = spec(spec);
+    java.util.Set<String> known = java.util.Set.of("dim", "layers", "vocab", "heads", "kv-heads", "ffn", "seed",
+        "max-positions", "experts", "top-k", "expert-ffn", "qk-norm");
     for (String k : kv.keySet()) {
-      if (!java.util.Set.of("dim", "layers", "vocab", "heads", "kv-heads", "ffn", "seed", "max-positions").contains(k)) {
-        throw new IllegalArgumentException("random model spec: unknown key '" + k
-            + "' (known: dim, layers, vocab, heads, kv-heads, ffn, seed, max-positions)");
+      if (!known.contains(k)) {
+        throw new IllegalArgumentException("random model spec: unknown key '" + k + "' (known: "
+            + new java.util.TreeSet<>(known) + ")");
       }
     }
     int dim = Integer.parseInt(kv.getOrDefault("dim", "512"));
     int heads = Integer.parseInt(kv.getOrDefault("heads", String.valueOf(Math.max(1, dim / 64))));
     int kvHeads = Integer.parseInt(kv.getOrDefault("kv-heads", String.valueOf(heads)));
     int ffn = Integer.parseInt(kv.getOrDefault("ffn", String.valueOf((dim * 8 / 3 + 63) / 64 * 64)));
-    return LlamaConfig.llama(Integer.parseInt(kv.getOrDefault("vocab", "32000")), dim, ffn,
-        Integer.parseInt(kv.getOrDefault("layers", "8")), heads, kvHeads,
-        Integer.parseInt(kv.getOrDefault("max-positions", "2048")), true);
+    int layers = Integer.parseInt(kv.getOrDefault("layers", "8"));
+    int vocab = Integer.parseInt(kv.getOrDefault("vocab", "32000"));
+    int positions = Integer.parseInt(kv.getOrDefault("max-positions", "2048"));
+    if (!kv.containsKey("experts")) {
+      if (!Boolean.parseBoolean(kv.getOrDefault("qk-norm", "false"))) {
+        return LlamaConfig.llama(vocab, dim, ffn, layers, heads, kvHeads, positions, true);
+      }
+      return new LlamaConfig("Qwen3ForCausalLM", vocab, dim, ffn, layers, heads, kvHeads, dim / heads, 1e6, null,
+          1e-6, positions, true, false, -1, new int[0]);
+    }
+    int experts = Integer.parseInt(kv.get("experts"));
+    int topK = Integer.parseInt(kv.getOrDefault("top-k", "2"));
+    int expertFfn = Integer.parseInt(kv.getOrDefault("expert-ffn", String.valueOf(ffn / topK)));
+    LlamaConfig.Moe moe = new LlamaConfig.Moe(experts, topK, expertFfn, 0, LlamaConfig.Router.softmax(true), false, 0,
+        java.util.stream.IntStream.range(0, layers).boxed().toList());
+    return new LlamaConfig("Qwen3MoeForCausalLM", vocab, dim, ffn, layers, heads, kvHeads, dim / heads, 1e6, null,
+        1e-6, positions, true, false, -1, new int[0], false, null, moe);
   }
 
   static long randomSeed(String spec) {
