@@ -633,8 +633,11 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     this.scriptedDecode = scripted;
   }
 
-  /** Whether a forward with a KV cache (and no autograd) runs the compiled decode step. */
-  boolean decodesScripted() {
+  /**
+   * Whether a forward with a KV cache (and no autograd) runs the compiled decode step (not with eager decoding
+   * chosen, mixed precision, LoRA side products, mixtures of experts or latent attention).
+   */
+  public boolean decodesScripted() {
     return decodeScript() != null;
   }
 

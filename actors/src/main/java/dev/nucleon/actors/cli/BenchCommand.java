@@ -246,8 +246,8 @@ final class BenchCommand {
         // tokens of the requests, per second; the share of decoded row-steps that produced one
         o.put("useful_tokens_per_s", round(tokens / seconds, 1));
         o.put("batching", batching);
-        // side products take the eager path whatever --decode says
-        o.put("decode", loraRank > 0 && how == LlamaModel.AdapterUpdates.SIDE_PRODUCTS ? "eager" : decode);
+        // what ran: LoRA side products, mixtures of experts and latent attention decode eagerly whatever --decode says
+        o.put("decode", model.decodesScripted() ? "script" : "eager");
         if (loraRank > 0) {
           o.put("lora_rank", loraRank);
           o.put("adapter_updates", adapterUpdates);
