@@ -10,7 +10,7 @@
   window.nucleonDashboard = state;
 
   if (typeof Chart === 'undefined') {
-    showError('chart library missing from the jar (dashboard/vendor/chart.umd.min.js): rebuild with npm available');
+    showError('chart library missing (vendor/chart.umd.min.js, from the org.webjars.npm:chart.js WebJar)');
     return;
   }
   Chart.defaults.animation = false;

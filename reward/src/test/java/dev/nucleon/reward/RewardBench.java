@@ -17,9 +17,9 @@ import java.util.Random;
  * Rewards per second of gsm8k, math and countdown on 10,000 responses built from the test data (half right, half
  * wrong), scored directly on one thread and through the guard with 1 and 2 threads.
  *
- * <p>Run: {@code mvn -o -q -pl reward -am test-compile} then
+ * <p>Run: {@code ./mvnw -o -q -pl reward -am test-compile} then
  * {@code java -cp reward/target/test-classes:reward/target/classes:$(cat cp.txt) dev.nucleon.reward.RewardBench}
- * where {@code cp.txt} comes from {@code mvn -o -q -pl reward dependency:build-classpath -Dmdep.outputFile=cp.txt}.
+ * where {@code cp.txt} comes from {@code ./mvnw -o -q -pl reward dependency:build-classpath -Dmdep.outputFile=cp.txt}.
  */
 public final class RewardBench {
 

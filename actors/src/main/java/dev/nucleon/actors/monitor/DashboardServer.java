@@ -93,7 +93,32 @@ public final class DashboardServer {
             : Directives.respondWithHeader(noStore, () -> Directives.complete(HttpResponse.create().withEntity(
                 HttpEntities.create(ContentTypes.parse("text/plain; version=0.0.4; charset=utf-8"),
                     metrics.scrapeText().getBytes(StandardCharsets.UTF_8)))))),
+        Directives.path(PathMatchers.segment("vendor").slash("chart.umd.min.js"),
+            () -> Directives.getFromResource(CHART_JS, ContentTypes.create(
+                org.apache.pekko.http.javadsl.model.MediaTypes.APPLICATION_JAVASCRIPT,
+                org.apache.pekko.http.javadsl.model.HttpCharsets.UTF_8))),
         Directives.getFromResourceDirectory("dashboard")));
+  }
+
+  /**
+   * Chart.js's browser bundle inside its WebJar ({@code org.webjars.npm:chart.js} on Maven Central, a dependency of
+   * this module), at the version the WebJar's own Maven metadata names, so the pom alone pins it.
+   */
+  static final String CHART_JS = "META-INF/resources/webjars/chart.js/" + webJarVersion("chart.js")
+      + "/dist/chart.umd.min.js";
+
+  private static String webJarVersion(String artifact) {
+    String file = "META-INF/maven/org.webjars.npm/" + artifact + "/pom.properties";
+    try (var in = DashboardServer.class.getClassLoader().getResourceAsStream(file)) {
+      if (in == null) {
+        throw new IllegalStateException(file + " is not on the class path: the " + artifact + " WebJar is missing");
+      }
+      java.util.Properties p = new java.util.Properties();
+      p.load(in);
+      return p.getProperty("version");
+    } catch (java.io.IOException e) {
+      throw new IllegalStateException("cannot read " + file, e);
+    }
   }
 
   private static CompletionStage<HttpResponse> statusResponse(Supplier<CompletionStage<ClusterStatus>> status) {
@@ -176,7 +201,6 @@ public final class DashboardServer {
 
   /** Names of the static resources the page needs, for checks. */
   static List<String> resources() {
-    return List.of("dashboard/index.html", "dashboard/app.js", "dashboard/app.css",
-        "dashboard/vendor/chart.umd.min.js");
+    return List.of("dashboard/index.html", "dashboard/app.js", "dashboard/app.css", CHART_JS);
   }
 }

@@ -25,7 +25,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The chaos suite ({@code mvn -Pchaos verify}): the quickstart as a 3-node cluster of real JVMs on 127.0.0.1
+ * The chaos suite ({@code ./mvnw -Pchaos verify}): the quickstart as a 3-node cluster of real JVMs on 127.0.0.1
  * ({@code deploy/local/start-cluster.sh}), one node SIGKILLed mid-run ({@code deploy/local/node.sh kill}) and a
  * replacement started 3 s later (the coordinator's with {@code --resume}). Each case asserts that the run finishes,
  * that every prompt of the run's history is trained exactly once, and that no two steps are more than 30 s apart
