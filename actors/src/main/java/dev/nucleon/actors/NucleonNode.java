@@ -98,6 +98,14 @@ public final class NucleonNode implements AutoCloseable {
     // apart and the adapter reaches workers as the learner's first version
     ModelFiles.Checkpoint base = start != null && settings.training().lora() == null ? read.withAdapter(start) : read;
     Dataset dataset = settings.hasRole("coordinator") ? Dataset.load(DatasetSettings.from(settings.config())) : null;
+    if (settings.hasRole("coordinator")) {
+      try {
+        // what produced the run: the build, the machine, the hashes of every input (nucleon verify-run)
+        dev.nucleon.actors.run.RunDirectory.writeProvenance(runDir, settings.config());
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot write the run's provenance record in " + runDir, e);
+      }
+    }
     if (settings.hasRole("reward")) {
       RewardSettings.from(settings.config());
     }

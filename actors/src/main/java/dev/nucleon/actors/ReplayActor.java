@@ -105,7 +105,6 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
     List<Long> stale = new ArrayList<>();
     boolean anyStale = false;
     for (ScoredTrajectory t : s.trajectories()) {
-      metrics.trajectoryStaleness(buffer.policyVersion() - t.trajectory().oldestVersion());
       AddResult r = buffer.add(t);
       if (r.sampleDropped() != null) {
         metrics.replayDropped(r.sampleDropped().label(), 1);
@@ -163,6 +162,11 @@ public final class ReplayActor extends AbstractBehavior<ReplayActor.Command> {
     }
     Optional<TrainingBatch> batch = flush ? buffer.flush() : buffer.pollBatch();
     if (batch.isPresent()) {
+      // staleness as the learner trains it (the version at the cut, as the step row's staleness_max); measured on
+      // arrival instead, a trajectory trained one version later counted as fresh
+      for (dev.nucleon.replay.TrainingSample t : batch.get().samples()) {
+        metrics.trajectoryStaleness(batch.get().policyVersion() - t.trajectory().oldestVersion());
+      }
       idleLearner.tell(new LearnerActor.Train(batch.get()));
       idleLearner = null;
       metrics.replayGroups(buffer.readyGroups());

@@ -55,7 +55,8 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
 
   /** Score greedy evaluation completions and send the results to the coordinator, then tell {@code ackTo}. */
   public record ScoreEval(long handoff, long evalId, int version, List<PromptGroup> prompts, List<String> completions,
-      ActorRef<Coordinator.Command> replyTo, ActorRef<Delivered> ackTo) implements Handoff, NucleonMessage {}
+      int samples, ActorRef<Coordinator.Command> replyTo, ActorRef<Delivered> ackTo)
+      implements Handoff, NucleonMessage {}
 
   /** The result of hand-off {@code handoff} went on to its receiver: the sender may forget it. */
   public record Delivered(long handoff) implements NucleonMessage {}
@@ -134,7 +135,15 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
               p.metadata()));
         }
         score(requests, results -> () -> {
-          e.replyTo().tell(new Coordinator.EvalScored(e.evalId(), e.version(), results));
+          // the first few evaluations as text, for the run's samples.jsonl
+          List<RunReporter.EvalSample> samples = new ArrayList<>();
+          for (int i = 0; i < Math.min(e.samples(), results.size()); i++) {
+            PromptGroup p = e.prompts().get(i);
+            RewardResult r = results.get(i);
+            samples.add(new RunReporter.EvalSample(p.promptId(), p.prompt(), p.groundTruth(), e.completions().get(i),
+                r.isOk() ? r.reward() : Double.NaN, r.isOk() ? "" : r.reason()));
+          }
+          e.replyTo().tell(new Coordinator.EvalScored(e.evalId(), e.version(), results, samples));
           e.ackTo().tell(new Delivered(e.handoff()));
         });
       }

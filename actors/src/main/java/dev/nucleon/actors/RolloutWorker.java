@@ -366,7 +366,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       e.eval().replyTo().tell(new Coordinator.EvalFailed(e.eval().evalId(), String.valueOf(e.error())));
     } else {
       toScorers(h -> new RewardScorer.ScoreEval(h, e.eval().evalId(), e.version(), e.eval().prompts(),
-          e.completions(), e.eval().replyTo(), deliveredAdapter));
+          e.completions(), e.eval().samples(), e.eval().replyTo(), deliveredAdapter));
     }
     getContext().getSelf().tell(AskForWork.INSTANCE);
     return this;

@@ -36,8 +36,19 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
       implements Command, NucleonMessage {}
 
   /** An evaluation of {@code version} on {@code n} held-out prompts. */
-  public record EvalDone(int version, double accuracy, double rewardMean, int n, int failed)
-      implements Command, NucleonMessage {}
+  public record EvalDone(int version, double accuracy, double rewardMean, int n, int failed,
+      List<EvalSample> samples) implements Command, NucleonMessage {}
+
+  /**
+   * One evaluated prompt as text, for samples.jsonl.
+   *
+   * @param reward the reward, or NaN when scoring failed ({@code error} says why)
+   */
+  public record EvalSample(long promptId, String prompt, String answer, String completion, double reward,
+      String error) implements NucleonMessage {}
+
+  /** What the model generated at each evaluation: the first {@code nucleon.run.eval.samples} prompts. */
+  public static final String SAMPLES = "samples.jsonl";
 
   /**
    * The run is over; {@code prompts}: the coordinator's accounting ({@code read}, {@code trained}, {@code unfinished},
@@ -181,6 +192,7 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
     row.put("eval_prompts", e.n());
     row.put("eval_failed_rewards", e.failed());
     write(row);
+    writeSamples(e);
     if (progress != null) {
       progress.eval(e.version(), e.accuracy(), e.n());
     }
@@ -242,6 +254,39 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
 
   private double elapsed() {
     return (System.nanoTime() - start) / 1e9;
+  }
+
+  /** Appends the evaluation's samples to samples.jsonl, one line each with the policy version that wrote it. */
+  private void writeSamples(EvalDone e) {
+    if (e.samples() == null || e.samples().isEmpty()) {
+      return;
+    }
+    StringBuilder lines = new StringBuilder();
+    for (EvalSample s : e.samples()) {
+      ObjectNode o = JSON.createObjectNode();
+      o.put("version", e.version());
+      o.put("prompt_id", s.promptId());
+      o.put("prompt", s.prompt());
+      o.put("answer", s.answer());
+      o.put("completion", s.completion());
+      if (Double.isNaN(s.reward())) {
+        o.putNull("reward");
+        o.put("error", s.error());
+      } else {
+        o.put("reward", s.reward());
+      }
+      try {
+        lines.append(JSON.writeValueAsString(o)).append('\n');
+      } catch (IOException ex) {
+        throw new java.io.UncheckedIOException(ex);
+      }
+    }
+    try {
+      Files.writeString(runDir.resolve(SAMPLES), lines, java.nio.file.StandardOpenOption.CREATE,
+          java.nio.file.StandardOpenOption.APPEND);
+    } catch (IOException ex) {
+      getContext().getLog().error("cannot append to {}", SAMPLES, ex);
+    }
   }
 
   private void write(ObjectNode row) {

@@ -22,7 +22,7 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
 
   /** {@code nucleon.run}. */
   public record Run(String name, Path dir, int totalSteps, long seed, int logEverySteps, int evalEverySteps,
-      int evalSize, int checkpointEverySteps, int keepLast, boolean deterministic) {}
+      int evalSize, int evalSamples, int checkpointEverySteps, int keepLast, boolean deterministic) {}
 
   /**
    * {@code nucleon.model}.
@@ -63,6 +63,7 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
         atLeast(c, "nucleon.run.log-every-steps", 1),
         atLeast(c, "nucleon.run.eval.every-steps", 0),
         atLeast(c, "nucleon.run.eval.size", 0),
+        atLeast(c, "nucleon.run.eval.samples", 0),
         atLeast(c, "nucleon.run.checkpoint.every-steps", 0),
         atLeast(c, "nucleon.run.checkpoint.keep-last", 1),
         c.getBoolean("nucleon.run.deterministic"));

@@ -51,6 +51,19 @@ class EmbeddedRunTest {
     assertTrue(Files.exists(ckpt.resolve("model/config.json")) && Files.exists(ckpt.resolve("model/tokenizer.json")),
         "the last checkpoint is a complete Hugging Face model folder");
     assertTrue(Files.exists(dir.resolve("summary.json")));
+    // the open run record: what produced it, and what the model wrote at each evaluation
+    JsonNode provenance = new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+        dir.resolve(dev.nucleon.actors.run.Provenance.FILE).toFile());
+    assertTrue(provenance.get("inputs").size() >= 2, "the model's files, hashed: " + provenance);
+    assertEquals(1, provenance.at("/seeds/nucleon.run.seed").asInt(), provenance.get("seeds").toString());
+    List<String> samples = Files.readAllLines(dir.resolve(RunReporter.SAMPLES));
+    assertEquals(2 * 8, samples.size(), "8 samples at each of the 2 evaluations");
+    JsonNode first = new com.fasterxml.jackson.databind.ObjectMapper().readTree(samples.get(0));
+    JsonNode lastSample = new com.fasterxml.jackson.databind.ObjectMapper().readTree(samples.get(15));
+    assertEquals(0, first.get("version").asInt());
+    assertEquals(4, lastSample.get("version").asInt());
+    assertTrue(first.has("prompt") && first.has("completion") && first.has("answer") && first.has("reward"),
+        first.toString());
   }
 
   /**
@@ -140,10 +153,21 @@ class EmbeddedRunTest {
     assertEquals(samples, learnerRow.get("trajectories").asLong(), "learner row trajectories: " + learnerRow);
     assertEquals(6, learnerRow.get("batches").asLong(), "a learner batch is a step");
     assertTrue(learnerRow.get("tokensPerSecond").asDouble() > 0, "learner tokens/s: " + learnerRow);
+    int stalest = 0;
     for (JsonNode row : steps) {
       assertTrue(row.get("staleness_max").asInt() <= 1, "batch of step " + row.get("step") + " has staleness "
           + row.get("staleness_max"));
+      stalest = Math.max(stalest, row.get("staleness_max").asInt());
     }
+    // the status view's staleness (node snapshot) is the trained batches' as metrics.jsonl has it: it read 0 while
+    // the chart read 1 when it was measured on arrival
+    assertEquals(1, stalest, "an asynchronous run trains data one version old");
+    assertEquals(stalest, last.get("stalenessMax").asInt(), "status staleness max vs the step rows: " + last);
+    long counted = 0;
+    for (var e : (Iterable<java.util.Map.Entry<String, JsonNode>>) () -> last.get("staleness").fields()) {
+      counted += e.getValue().asLong();
+    }
+    assertEquals(samples, counted, "the staleness histogram counts every trained trajectory once");
   }
 
   @Test

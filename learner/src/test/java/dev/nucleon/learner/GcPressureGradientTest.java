@@ -7,7 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 import dev.nucleon.model.Engines;
+import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.LlamaModel;
+import dev.nucleon.model.TinyModels;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -19,6 +21,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Autograd keeps tensors of the forward pass until backward; none of them may be freed in between. The same step is
@@ -66,6 +69,20 @@ class GcPressureGradientTest {
     assertSame(name, calm, stressed);
   }
 
+  /**
+   * A mixture of experts: the router's index arrays (gather, the gathers that group tokens by expert) and the
+   * load-balancing loss's token mask are kept by autograd past the layer that made them.
+   */
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"moe", "moe-aux-loss"})
+  void mixtureOfExpertsGradientIsTheSameUnderGcPressure(String name) {
+    double aux = name.equals("moe-aux-loss") ? 0.5 : 0;
+    LossSettings loss = new LossSettings(0.2, 0.28, 0, LossSettings.Aggregation.TOKEN_MEAN, 1, 0,
+        LossSettings.KlEstimator.K3);
+    assertSame(name, policyStep(TinyModels.qwen3MoeLike(), loss, aux, false),
+        policyStep(TinyModels.qwen3MoeLike(), loss, aux, true));
+  }
+
   static Stream<String> supervisedOnly() {
     return Stream.of("supervised");
   }
@@ -74,10 +91,15 @@ class GcPressureGradientTest {
   record Step(List<Map<String, float[]>> gradients, List<Double> losses) {}
 
   private static Step policyStep(LossSettings loss, boolean pressure) {
+    return policyStep(ExactResumeTest.SHAPE, loss, 0, pressure);
+  }
+
+  private static Step policyStep(LlamaConfig shape, LossSettings loss, double auxLoss, boolean pressure) {
     try (NDManager m = NDManager.newBaseManager();
-        LlamaModel model = LlamaModel.random(ExactResumeTest.SHAPE, m, 3);
-        LlamaModel reference = LlamaModel.random(ExactResumeTest.SHAPE, m, 4);
+        LlamaModel model = LlamaModel.random(shape, m, 3);
+        LlamaModel reference = LlamaModel.random(shape, m, 4);
         Learner learner = new Learner(model, reference, loss, OPTIMIZER, TEMPERATURE, 0)) {
+      learner.setRouterAuxLoss(auxLoss);
       Recorder r = new Recorder(model, pressure);
       learner.setProbe(r);
       List<Double> losses = new ArrayList<>();

@@ -849,7 +849,9 @@ public record LlamaConfig(
     o.put("num_hidden_layers", numLayers);
     o.put("num_attention_heads", numHeads);
     o.put("num_key_value_heads", numKvHeads);
-    o.put("head_dim", headDim);
+    if (latent == null) {
+      o.put("head_dim", headDim); // DeepSeek-V3's transformers config takes head_dim as the rotary width: not written
+    }
     o.put("hidden_act", "silu");
     o.put("rope_theta", ropeTheta);
     if (ropeScaling != null) {
@@ -876,6 +878,8 @@ public record LlamaConfig(
     }
     if (moe != null) {
       writeMoe(o);
+    } else if (latent != null) {
+      o.put("first_k_dense_replace", numLayers); // a DeepSeek-V3 shape without sparse layers
     }
     if (latent != null) {
       o.put("q_lora_rank", latent.qLoraRank() == 0 ? null : latent.qLoraRank());
@@ -972,6 +976,10 @@ public record LlamaConfig(
         o.put("moe_use_aux_free", true);
       }
       case "DeepseekV3ForCausalLM" -> {
+        if (!sparse.equals(java.util.stream.IntStream.range(sparse.get(0), numLayers).boxed().toList())) {
+          throw new IllegalStateException("DeepSeek-V3 sparse layers " + sparse + " are not every layer from the "
+              + "first one on (first_k_dense_replace)");
+        }
         o.put("n_routed_experts", moe.numExperts());
         o.put("num_experts_per_tok", moe.topK());
         o.put("moe_intermediate_size", moe.expertSize());
@@ -985,6 +993,10 @@ public record LlamaConfig(
         o.put("topk_method", "noaux_tc");
       }
       case "GptOssForCausalLM" -> {
+        if (sparse.size() != numLayers) {
+          throw new IllegalStateException("gpt-oss has a mixture of experts in every layer, not only " + sparse);
+        }
+        o.put("intermediate_size", moe.expertSize());
         o.put("num_local_experts", moe.numExperts());
         o.put("num_experts_per_tok", moe.topK());
         o.put("experts_per_token", moe.topK());

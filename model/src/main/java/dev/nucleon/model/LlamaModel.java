@@ -300,6 +300,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * the model is made trainable and before other threads use it (forwards read the adapter without locking).
    */
   public synchronized void attachLora(PeftAdapter adapter) {
+    if (config.latent() != null) {
+      throw new IllegalArgumentException("LoRA on a model with multi-head latent attention (" + config.architecture()
+          + ") is not supported: its projections (q_a_proj, kv_b_proj, ...) are not LoRA targets yet");
+    }
     if (!lora.isEmpty()) {
       throw new IllegalStateException("a LoRA adapter is already attached");
     }

@@ -126,7 +126,9 @@ public final class MoeMlp extends AbstractBlock {
     for (int i = 0; i < ids.length; i++) {
       chosen[i] = ids[i];
     }
-    NDArray weights = scores.gather(m.create(chosen, new Shape(n, k)), 1);
+    // index and mask arrays made from Java data are copied into libtorch's memory (Ops.owned): the training forward
+    // closes this layer's manager before backward, which reads them
+    NDArray weights = scores.gather(Ops.owned(m.create(chosen, new Shape(n, k))), 1);
     if (r.scoring() == LlamaConfig.Scoring.SOFTMAX_OF_TOP_K) {
       weights = weights.softmax(-1);
     }
@@ -157,7 +159,7 @@ public final class MoeMlp extends AbstractBlock {
       tokenOfRow[row] = a / k;
       rowOfAssignment[a] = row;
     }
-    NDArray rows = Embedding.embedding(m.create(tokenOfRow), flat, SparseFormat.DENSE).singletonOrThrow();
+    NDArray rows = Embedding.embedding(Ops.owned(m.create(tokenOfRow)), flat, SparseFormat.DENSE).singletonOrThrow();
     NDList outputs = new NDList();
     for (int e = 0; e < experts; e++) {
       if (count[e] == 0) {
@@ -168,7 +170,7 @@ public final class MoeMlp extends AbstractBlock {
           expert(downBias, e, m), null, moe.swigluLimit()));
     }
     NDArray sorted = outputs.size() == 1 ? outputs.get(0) : NDArrays.concat(outputs, 0);
-    NDArray perAssignment = Embedding.embedding(m.create(rowOfAssignment), sorted, SparseFormat.DENSE)
+    NDArray perAssignment = Embedding.embedding(Ops.owned(m.create(rowOfAssignment)), sorted, SparseFormat.DENSE)
         .singletonOrThrow().reshape(n, k, d);
     NDArray out = perAssignment.mul(weights.expandDims(-1)).sum(new int[] {1});
     if (shared != null) {
@@ -196,7 +198,7 @@ public final class MoeMlp extends AbstractBlock {
         }
       }
     }
-    NDArray sum = probabilities.mul(m.create(mask, new Shape(n, 1))).sum(new int[] {0});
+    NDArray sum = probabilities.mul(Ops.owned(m.create(mask, new Shape(n, 1)))).sum(new int[] {0});
     routing.addAux(sum, counts, tokens);
   }
 

@@ -65,6 +65,18 @@ public final class Ops {
     return withScalar(x, c, NDArray::maximum);
   }
 
+  /**
+   * Java data as a tensor whose memory libtorch owns: {@code m.create(...)} on the CPU wraps a Java direct buffer
+   * ({@code from_blob}, no copy), which the garbage collector may free once the array's manager is closed, while an
+   * autograd graph that kept the tensor (an index for {@code gather} or {@code embedding}, a mask multiplied in)
+   * still reads it in backward. The copy here lives as long as any reference to it; the wrapper is closed at once.
+   */
+  public static NDArray owned(NDArray fromJava) {
+    NDArray copy = fromJava.duplicate();
+    fromJava.close();
+    return copy;
+  }
+
   /** {@code op(x, c)} with {@code c} as a libtorch-owned scalar, whose handle is closed right after the op. */
   private static NDArray withScalar(NDArray x, double c, BinaryOperator<NDArray> op) {
     try (NDArray k = scalar(x.getManager(), c)) {

@@ -91,9 +91,18 @@ public final class Routing {
         }
       }
     }
+    if (auxTokens != null && auxTokens.length * k != free.length) {
+      throw new IllegalArgumentException("the load-balancing loss counts " + auxTokens.length + " tokens, but the "
+          + "forward pass has " + free.length / k);
+    }
+    // tokens per expert over the real tokens: the counted ones when the loss is collected, else those with a given
+    // choice when one was given (padding has none), else all
     long[] counts = expertTokens.computeIfAbsent(layer, l -> new long[experts]);
-    for (int e : out) {
-      counts[e]++;
+    for (int token = 0; token < out.length / k; token++) {
+      boolean real = auxTokens != null ? auxTokens[token] : given == null || given[token * k] >= 0;
+      for (int j = 0; real && j < k; j++) {
+        counts[out[token * k + j]]++;
+      }
     }
     chosen.put(layer, out);
     return out;
@@ -138,8 +147,9 @@ public final class Routing {
    * The Switch Transformer's load-balancing loss as transformers' {@code load_balancing_loss_func} computes it over
    * every sparse layer's counted tokens together: {@code E * sum_e f_e * P_e}, where {@code f_e} is the number of
    * choices of expert e per token and {@code P_e} the mean router probability of e (a softmax over every expert's
-   * logit); 1 per choice when perfectly balanced ({@code k} in all). Differentiable through {@code P}; null when
-   * nothing was collected.
+   * logit); 1 per choice when perfectly balanced ({@code k} in all). One departure: {@code f} counts the experts
+   * the forward used (replayed ones, or chosen with a choice bias), where transformers takes the plain softmax's
+   * top k again. Differentiable through {@code P}; null when nothing was collected.
    */
   public ai.djl.ndarray.NDArray auxLoss() {
     if (auxProbabilities == null || auxRealTokens == 0) {
@@ -152,7 +162,7 @@ public final class Routing {
     }
     ai.djl.ndarray.NDManager m = auxProbabilities.getManager();
     ai.djl.ndarray.NDArray meanP = Ops.div(auxProbabilities, auxRealTokens);
-    return Ops.mul(meanP.mul(m.create(f)).sum(), experts);
+    return Ops.mul(meanP.mul(Ops.owned(m.create(f))).sum(), experts);
   }
 
   private static boolean sameSet(int[] a, int[] b, int at, int k) {
@@ -173,7 +183,11 @@ public final class Routing {
     return Collections.unmodifiableMap(chosen);
   }
 
-  /** Tokens sent to each expert, per sparse layer (a token counts once for each of its k experts). */
+  /**
+   * Tokens sent to each expert, per sparse layer (a token counts once for each of its k experts): the tokens the
+   * load-balancing loss counts when it is collected, else those with a given choice when one was given (padding
+   * and each row's last token have none), else every token.
+   */
   public Map<Integer, long[]> expertTokens() {
     return Collections.unmodifiableMap(expertTokens);
   }

@@ -49,12 +49,14 @@ public final class WeightLayout {
   }
 
   /**
-   * Whether a parameter stays float32 in a model held in bfloat16: the router and its choice bias (as transformers
-   * keeps ERNIE's, and the published bfloat16 checkpoints store them), so that which experts a token goes to does
-   * not move with the weights' rounding.
+   * Whether a parameter stays float32 in a model held in bfloat16, and in a bfloat16 checkpoint (by our name or
+   * the family's): the router and its biases (as transformers keeps ERNIE's, and the published bfloat16
+   * checkpoints store them), so that which experts a token goes to does not move with the weights' rounding.
    */
-  static boolean keepsFloat32(String name) {
-    return name.endsWith(ROUTER) || name.endsWith(ROUTER_BIAS) || name.endsWith(CORRECTION_BIAS);
+  public static boolean keepsFloat32(String name) {
+    return name.endsWith(ROUTER) || name.endsWith(ROUTER_BIAS) || name.endsWith(CORRECTION_BIAS)
+        || name.endsWith(ERNIE_CORRECTION_BIAS) || name.endsWith(".mlp.router.weight")
+        || name.endsWith(".mlp.router.bias");
   }
 
   /** Whether the family stores the choice bias as ERNIE does ({@code moe_statics}, {@code [1, E]}). */

@@ -345,6 +345,34 @@ class MoeTest {
     }
   }
 
+  /**
+   * A bfloat16 checkpoint keeps a mixture's routers and choice biases in float32, as the published ones do: saved
+   * and read back, the file is still reported as bfloat16 and the router's values are exactly the float32 ones (a
+   * rounded router would move near-tied choices).
+   */
+  @Test
+  void bfloat16CheckpointsKeepTheRoutersInFloat32() throws Exception {
+    Path dir = TestResources.path("golden/ernie4_5_moe-tiny-bf16");
+    ModelFiles.Checkpoint ckpt = ModelFiles.read(dir);
+    assertEquals(ai.djl.ndarray.types.DataType.BFLOAT16, ckpt.storedType(), "its routers are F32, the rest BF16");
+    var hf = new java.util.LinkedHashMap<>(ckpt.huggingFace());
+    String router = "model.layers.1.mlp.gate.weight";
+    float[] precise = hf.get(router).data().clone();
+    precise[0] = 0.1234567f; // not a bfloat16 value
+    hf.put(router, new dev.nucleon.model.io.HostTensor(router, hf.get(router).shape(), precise));
+    Path saved = tmp.resolve("saved");
+    dev.nucleon.model.io.HfCheckpoint.write(saved, ckpt.config(), hf, ai.djl.ndarray.types.DataType.BFLOAT16);
+    ModelFiles.Checkpoint back = ModelFiles.read(saved);
+    assertEquals(ai.djl.ndarray.types.DataType.BFLOAT16, back.storedType());
+    assertArrayEquals(precise, back.huggingFace().get(router).data(), "the router is stored in float32");
+    String bias = "model.layers.1.mlp.moe_statics.e_score_correction_bias";
+    assertArrayEquals(ckpt.huggingFace().get(bias).data(), back.huggingFace().get(bias).data());
+    float[] expert = back.huggingFace().get("model.layers.1.mlp.experts.0.up_proj.weight").data();
+    for (float v : expert) {
+      assertEquals(v, Float.intBitsToFloat(Float.floatToRawIntBits(v) & 0xffff0000), "experts are bfloat16");
+    }
+  }
+
   /** LoRA on a mixture-of-experts model adapts attention everywhere and the MLP of dense layers only. */
   @Test
   void loraLeavesTheExpertsAlone() {

@@ -59,7 +59,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   public record NoWork(boolean finished) implements WorkReply {}
 
   /** Evaluate greedily on held-out prompts (groups of size 1) and have the scores sent to the coordinator. */
-  public record Evaluate(long evalId, List<PromptGroup> prompts, ActorRef<Command> replyTo) implements WorkReply {}
+  public record Evaluate(long evalId, List<PromptGroup> prompts, int samples, ActorRef<Command> replyTo)
+      implements WorkReply {}
 
   /** The replay buffer asks whether a scored group may enter. */
   public record GroupReady(long promptId, int attempt, ActorRef<Admission> replyTo) implements Command, NucleonMessage {}
@@ -93,7 +94,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
       implements Command, NucleonMessage {}
 
   /** Scores of an evaluation, in prompt order, for the policy version that generated them. */
-  public record EvalScored(long evalId, int version, List<RewardResult> results) implements Command, NucleonMessage {}
+  public record EvalScored(long evalId, int version, List<RewardResult> results,
+      List<RunReporter.EvalSample> samples) implements Command, NucleonMessage {}
 
   /** The learner saved a checkpoint ({@code dir} empty when saving failed); {@code last} after the final step. */
   public record CheckpointSaved(int version, String dir, boolean last) implements Command, NucleonMessage {}
@@ -268,7 +270,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
             + "undecodable or too long for the model)", skipped);
       }
       getContext().getLog().info("evaluating policy version {} on {} held-out prompts", r.version(), prompts.size());
-      r.replyTo().tell(new Evaluate(evalId, prompts, getContext().getSelf()));
+      r.replyTo().tell(new Evaluate(evalId, prompts, settings.run().evalSamples(), getContext().getSelf()));
       return this;
     }
     if (trainingDone || replay == null || r.version() < version - settings.replay().maxStaleness()) {
@@ -465,7 +467,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     }
     int n = e.results().size();
     double accuracy = n == 0 ? 0 : correct / n;
-    reporter.tell(new RunReporter.EvalDone(e.version(), accuracy, ok == 0 ? 0 : rewardSum / ok, n, n - ok));
+    reporter.tell(new RunReporter.EvalDone(e.version(), accuracy, ok == 0 ? 0 : rewardSum / ok, n, n - ok,
+        e.samples()));
     evalDone(e.version());
     return this;
   }

@@ -37,6 +37,12 @@ public record ClusterStatus(
     Map<String, Long> prompts,
     List<NodeSnapshot> nodes) {
 
+  /** A copy that names the run's folder. */
+  public ClusterStatus withRunDir(String dir) {
+    return new ClusterStatus(timeMillis, state, runName, dir, step, totalSteps, policyVersion, elapsedSeconds, members,
+        prompts, nodes);
+  }
+
   /**
    * One cluster member.
    *

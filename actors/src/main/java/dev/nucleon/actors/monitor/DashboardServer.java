@@ -86,7 +86,7 @@ public final class DashboardServer {
         Directives.pathSingleSlash(() -> Directives.getFromResource("dashboard/index.html",
             ContentTypes.TEXT_HTML_UTF8)),
         Directives.path(PathMatchers.segment("api").slash("status"), () -> Directives.respondWithHeader(noStore,
-            () -> Directives.completeWithFuture(statusResponse(status)))),
+            () -> Directives.completeWithFuture(statusResponse(status, runDir)))),
         Directives.path(PathMatchers.segment("api").slash("history"), () -> Directives.respondWithHeader(noStore,
             () -> Directives.parameterOptional("from", from -> Directives.complete(historyResponse(runDir, from))))),
         Directives.path("metrics", () -> metrics == null ? Directives.reject()
@@ -121,7 +121,12 @@ public final class DashboardServer {
     }
   }
 
-  private static CompletionStage<HttpResponse> statusResponse(Supplier<CompletionStage<ClusterStatus>> status) {
+  /**
+   * The coordinator's status as JSON; its run folder is the one this server reads the history from (the dashboard
+   * runs on the coordinator's node).
+   */
+  private static CompletionStage<HttpResponse> statusResponse(Supplier<CompletionStage<ClusterStatus>> status,
+      Supplier<Path> runDir) {
     CompletionStage<ClusterStatus> asked;
     try {
       asked = status.get();
@@ -134,7 +139,9 @@ public final class DashboardServer {
         err.put("error", e == null ? "no status yet" : String.valueOf(rootCause(e).getMessage()));
         return json(StatusCodes.SERVICE_UNAVAILABLE, err);
       }
-      return json(StatusCodes.OK, StatusView.toJson(s));
+      Path dir = runDir.get();
+      return json(StatusCodes.OK, StatusView.toJson(s.runDir().isEmpty() && dir != null
+          ? s.withRunDir(dir.toAbsolutePath().toString()) : s));
     });
   }
 

@@ -55,6 +55,23 @@ public final class RunDirectory {
     Files.writeString(runDir.resolve("config.conf"), text);
   }
 
+  /**
+   * Writes the run's provenance record ({@link Provenance}) with the files the config names as inputs: the model
+   * (file or folder), its tokenizer and starting adapter when given apart, the dataset and evaluation files and the
+   * chat template's tokenizer_config.json. Call it once the engine is up (the record names its version).
+   */
+  public static Path writeProvenance(Path runDir, Config config) throws IOException {
+    java.util.Map<String, Path> inputs = new java.util.LinkedHashMap<>();
+    for (String[] k : new String[][] {{"model", "nucleon.model.path"}, {"tokenizer", "nucleon.model.tokenizer"},
+        {"adapter", "nucleon.model.adapter"}, {"dataset", "nucleon.dataset.path"},
+        {"eval-dataset", "nucleon.dataset.eval.path"}, {"chat-template", "nucleon.dataset.tokenizer-config"}}) {
+      if (config.hasPath(k[1]) && !config.getString(k[1]).isBlank()) {
+        inputs.put(k[0], Path.of(config.getString(k[1])));
+      }
+    }
+    return Provenance.write(runDir, config, inputs);
+  }
+
   /** Sends every log line to {@code nucleon.log} in the run folder as well. */
   public static void logToFile(Path runDir) {
     if (!(LoggerFactory.getILoggerFactory() instanceof LoggerContext ctx)) {

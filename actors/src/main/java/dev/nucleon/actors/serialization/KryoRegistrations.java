@@ -199,6 +199,7 @@ public final class KryoRegistrations {
     e.add(Entry.of(dev.nucleon.actors.coordinator.Coordinator.EvalFailed.class));
     e.add(Entry.of(dev.nucleon.actors.ReplayActor.Flush.class));
     e.add(Entry.of(dev.nucleon.core.rollout.RoutedExperts.class)); // a core record, appended (ids never move)
+    e.add(Entry.of(dev.nucleon.actors.RunReporter.EvalSample.class));
 
     return List.copyOf(e);
   }

@@ -59,7 +59,8 @@ class DashboardServerTest {
     AtomicBoolean fail = new AtomicBoolean();
     DashboardServer server = DashboardServer.start(system, new MonitorSettings.Endpoint(true, "127.0.0.1", 0),
         () -> fail.get() ? CompletableFuture.failedFuture(new IllegalStateException("coordinator not up"))
-            : CompletableFuture.completedFuture(MonitorFixtures.twoNodeStatus()),
+            // as the coordinator sends it: without the run folder, which the dashboard's node knows
+            : CompletableFuture.completedFuture(MonitorFixtures.twoNodeStatus().withRunDir("")),
         () -> runDir, metrics).toCompletableFuture().get(20, TimeUnit.SECONDS);
     try {
       assertEquals("127.0.0.1", server.address().getAddress().getHostAddress());
@@ -81,6 +82,7 @@ class DashboardServerTest {
       assertTrue(status.headers().firstValue("Content-Type").orElse("").startsWith("application/json"));
       JsonNode s = JSON.readTree(status.body());
       assertEquals(3, s.at("/run/policy_version").asInt());
+      assertEquals(runDir.toAbsolutePath().toString(), s.at("/run/dir").asText(), "the run folder, not empty");
       assertEquals(2, s.get("members").size());
       fail.set(true);
       HttpResponse<String> down = get(server, "api/status");

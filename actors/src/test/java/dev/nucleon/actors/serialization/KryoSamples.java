@@ -132,15 +132,18 @@ final class KryoSamples {
         8, any));
     s.put(Coordinator.Work.class, new Coordinator.Work(List.of(group), any));
     s.put(Coordinator.NoWork.class, new Coordinator.NoWork(true));
-    s.put(Coordinator.Evaluate.class, new Coordinator.Evaluate(9L, List.of(group), any));
+    s.put(Coordinator.Evaluate.class, new Coordinator.Evaluate(9L, List.of(group), 8, any));
     s.put(Coordinator.GroupReady.class, new Coordinator.GroupReady(17L, 2, any));
     s.put(Coordinator.Admission.class, new Coordinator.Admission(17L, 2, true));
     s.put(Coordinator.GroupsFiltered.class, new Coordinator.GroupsFiltered(List.of(1L, 2L),
         List.of("zero-variance", "failed-reward"), List.of(3L)));
     s.put(Coordinator.PolicyUpdated.class, new Coordinator.PolicyUpdated(5, List.of(7L, 8L),
         Map.of("loss", 0.25, "reward_mean", 0.5)));
+    RunReporter.EvalSample sample = new RunReporter.EvalSample(12L, "What is 2+3?", "5", " 5", 1.0, "");
+    s.put(RunReporter.EvalSample.class, sample);
     s.put(Coordinator.EvalScored.class, new Coordinator.EvalScored(9L, 5, List.of(RewardResult.ok(1.0),
-        RewardResult.failed("timeout"))));
+        RewardResult.failed("timeout")), List.of(sample, new RunReporter.EvalSample(13L, "2+2", "4", "x", Double.NaN,
+            "timeout"))));
     s.put(Coordinator.CheckpointSaved.class, new Coordinator.CheckpointSaved(5, "/runs/x/checkpoints/step-5", true));
     s.put(Coordinator.SnapshotRequest.class, new Coordinator.SnapshotRequest(any));
     s.put(Coordinator.Snapshot.class, new Coordinator.Snapshot(new byte[] {1, 2, 3}));
@@ -149,13 +152,13 @@ final class KryoSamples {
     s.put(LearnerActor.RelayAt.class, new LearnerActor.RelayAt(any, "10.0.0.8", 40124));
     s.put(LearnerActor.Holds.class, new LearnerActor.Holds(any, 5));
     s.put(RewardScorer.ScoreGroup.class, new RewardScorer.ScoreGroup(41L, group, List.of(trajectory), any, any));
-    s.put(RewardScorer.ScoreEval.class, new RewardScorer.ScoreEval(42L, 9L, 5, List.of(group), List.of("55"), any,
+    s.put(RewardScorer.ScoreEval.class, new RewardScorer.ScoreEval(42L, 9L, 5, List.of(group), List.of("55"), 8, any,
         any));
     s.put(RewardScorer.Delivered.class, new RewardScorer.Delivered(41L));
     s.put(ReplayActor.Scored.class, new ReplayActor.Scored(group, List.of(new ScoredTrajectory(trajectory,
         RewardResult.ok(1.0)))));
     s.put(RunReporter.StepDone.class, new RunReporter.StepDone(5, List.of(3L, 4L), Map.of("loss", 0.1)));
-    s.put(RunReporter.EvalDone.class, new RunReporter.EvalDone(5, 0.5, 0.5, 500, 0));
+    s.put(RunReporter.EvalDone.class, new RunReporter.EvalDone(5, 0.5, 0.5, 500, 0, List.of(sample)));
     s.put(RunReporter.Finished.class, new RunReporter.Finished(250, 8000L, "/runs/x/checkpoints/step-250",
         new java.util.LinkedHashMap<>(Map.of("read", 8100L, "trained", 8000L, "dropped.zero-variance", 100L))));
     s.put(Coordinator.GroupsRejected.class, new Coordinator.GroupsRejected(List.of(4L), List.of(1), List.of("too-long")));

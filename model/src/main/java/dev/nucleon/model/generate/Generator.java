@@ -52,6 +52,9 @@ public final class Generator implements AutoCloseable {
   private final ExecutorService thread;
   private final ConcurrentLinkedQueue<WeightUpdate> updates = new ConcurrentLinkedQueue<>();
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Generator.class);
+  /** Whether the missing routing record of a model with too many experts was already logged. */
+  private static final java.util.concurrent.atomic.AtomicBoolean WARNED_EXPERTS =
+      new java.util.concurrent.atomic.AtomicBoolean();
 
   private volatile int version;
   private volatile boolean closed;
@@ -580,6 +583,11 @@ public final class Generator implements AutoCloseable {
       count = new int[b];
       finish = new FinishReason[b];
       this.moe = moe != null && moe.numExperts() <= RoutedExperts.MAX_EXPERTS ? moe : null;
+      if (moe != null && this.moe == null && !WARNED_EXPERTS.getAndSet(true)) {
+        LOG.warn("the model has {} experts per layer, more than the {} whose choices fit one byte: expert choices "
+            + "are not recorded, and the learner routes with its own routers (no routing replay)", moe.numExperts(),
+            RoutedExperts.MAX_EXPERTS);
+      }
       routes = this.moe == null ? null : new byte[b][];
       for (int i = 0; i < b; i++) {
         SamplingParams p = requests.get(i).params();

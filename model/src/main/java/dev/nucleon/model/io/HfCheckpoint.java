@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.ModelFormatException;
+import dev.nucleon.model.WeightLayout;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,7 +34,7 @@ public final class HfCheckpoint {
 
   /**
    * A checkpoint's config and tensors (Hugging Face names, widened to float32 in memory), and the type its files
-   * store: bfloat16 when every tensor is BF16, else float32 (what a save in "the input model's type" writes).
+   * store: bfloat16 when every tensor is BF16 (a mixture's routers, kept float32, aside), else float32 (what a save in "the input model's type" writes).
    */
   public record Contents(LlamaConfig config, Map<String, HostTensor> tensors, DataType storedType) {}
 
@@ -83,7 +84,9 @@ public final class HfCheckpoint {
     } else {
       throw new ModelFormatException(dir + ": neither model.safetensors nor model.safetensors.index.json found");
     }
-    boolean bf16 = !stored.isEmpty() && stored.values().stream().allMatch("BF16"::equals);
+    // a bfloat16 checkpoint of a mixture of experts keeps its routers in float32 (as the published ones do)
+    boolean bf16 = !stored.isEmpty() && stored.entrySet().stream().filter(e -> !WeightLayout.keepsFloat32(e.getKey()))
+        .allMatch(e -> e.getValue().equals("BF16"));
     return new Contents(config, tensors, bf16 ? DataType.BFLOAT16 : DataType.FLOAT32);
   }
 
@@ -157,7 +160,7 @@ public final class HfCheckpoint {
     }
     shards.add(current);
     if (shards.size() == 1) {
-      Safetensors.write(dir.resolve("model.safetensors"), current, Map.of(), bf16);
+      Safetensors.write(dir.resolve("model.safetensors"), current, Map.of(), bf16, WeightLayout::keepsFloat32);
       Files.deleteIfExists(dir.resolve("model.safetensors.index.json"));
       return;
     }
@@ -166,7 +169,7 @@ public final class HfCheckpoint {
     ObjectNode weightMap = index.putObject("weight_map");
     for (int i = 0; i < shards.size(); i++) {
       String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
-      Safetensors.write(dir.resolve(name), shards.get(i), Map.of(), bf16);
+      Safetensors.write(dir.resolve(name), shards.get(i), Map.of(), bf16, WeightLayout::keepsFloat32);
       for (HostTensor t : shards.get(i)) {
         weightMap.put(t.name(), name);
       }

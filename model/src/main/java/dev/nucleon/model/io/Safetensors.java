@@ -202,7 +202,15 @@ public final class Safetensors {
   /** Writes tensors as F32, or as BF16 when {@code bf16}, into {@code file} (atomically, as above). */
   public static void write(Path file, Collection<HostTensor> tensors, Map<String, String> metadata, boolean bf16)
       throws IOException {
-    int width = bf16 ? 2 : 4;
+    write(file, tensors, metadata, bf16, name -> false);
+  }
+
+  /**
+   * Writes tensors as F32, or as BF16 when {@code bf16} except those {@code keepF32} names (a bfloat16 checkpoint
+   * of a mixture of experts keeps its routers in float32), into {@code file} (atomically, as above).
+   */
+  public static void write(Path file, Collection<HostTensor> tensors, Map<String, String> metadata, boolean bf16,
+      java.util.function.Predicate<String> keepF32) throws IOException {
     ObjectNode header = JSON.createObjectNode();
     ObjectNode meta = header.putObject("__metadata__");
     meta.put("format", "pt");
@@ -211,7 +219,8 @@ public final class Safetensors {
     List<HostTensor> ordered = new ArrayList<>(tensors);
     for (HostTensor t : ordered) {
       ObjectNode n = header.putObject(t.name());
-      n.put("dtype", bf16 ? "BF16" : "F32");
+      int width = bf16 && !keepF32.test(t.name()) ? 2 : 4;
+      n.put("dtype", width == 2 ? "BF16" : "F32");
       var shape = n.putArray("shape");
       for (long s : t.shape()) {
         shape.add(s);
@@ -235,10 +244,12 @@ public final class Safetensors {
       ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
       for (HostTensor t : ordered) {
         float[] d = t.data();
+        boolean half = bf16 && !keepF32.test(t.name());
+        int width = half ? 2 : 4;
         int i = 0;
         while (i < d.length) {
           int n = Math.min(buf.remaining() / width, d.length - i);
-          if (bf16) {
+          if (half) {
             for (int k = 0; k < n; k++) {
               buf.putShort(toBf16(d[i + k]));
             }
