@@ -146,6 +146,11 @@ public final class NucleonNode implements AutoCloseable {
     this.monitoring = Monitoring.start(system, MonitorSettings.from(settings.config()), metrics,
         settings.hasRole("coordinator"), this::status, () -> runDir);
     Cluster cluster = Cluster.get(system);
+    if (settings.cluster().managementPort() > 0) {
+      // health checks for Kubernetes' probes (/alive, /ready)
+      org.apache.pekko.management.javadsl.PekkoManagement.get(
+          org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(system)).start();
+    }
     if (settings.cluster().seedNodes().isEmpty()) {
       cluster.manager().tell(Join.create(cluster.selfMember().address()));
     }
@@ -187,7 +192,8 @@ public final class NucleonNode implements AutoCloseable {
   private static RunSettings withPort(RunSettings s, int port) {
     RunSettings.Cluster c = s.cluster();
     return new RunSettings(s.run(), s.model(), s.rollout(), s.learner(), s.scorer(),
-        new RunSettings.Cluster(c.roles(), c.host(), port, c.seedNodes()), s.replay(), s.training(), s.config());
+        new RunSettings.Cluster(c.roles(), c.host(), port, c.seedNodes(), c.managementPort()), s.replay(),
+        s.training(), s.config());
   }
 
   /** Completes with the run's summary on the node that hosts the coordinator. */
@@ -236,6 +242,16 @@ public final class NucleonNode implements AutoCloseable {
         // weight streams read in 1 MiB pieces (128 KiB halves their speed: more, smaller pieces per version)
         + "  io.tcp.direct-buffer-size = 1MiB\n"
         + "}\n";
+    if (s.cluster().managementPort() > 0) {
+      hocon += "pekko.management {\n"
+          + "  http.hostname = \"" + s.cluster().host() + "\"\n"
+          + "  http.bind-hostname = \"0.0.0.0\"\n"
+          + "  http.port = " + s.cluster().managementPort() + "\n"
+          // ready once this node is a cluster member (Up, WeaklyUp); alive while the actor system runs
+          + "  health-checks.readiness-checks.cluster-membership = "
+          + "\"org.apache.pekko.management.cluster.scaladsl.ClusterMembershipCheck\"\n"
+          + "}\n";
+    }
     // these win over the run config, which already carries every reference.conf (pekko's own defaults included)
     return ConfigFactory.parseString(hocon).withFallback(s.config());
   }

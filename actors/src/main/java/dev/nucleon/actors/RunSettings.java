@@ -49,8 +49,13 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
   /** {@code nucleon.reward-scorer}. */
   public record Scorer(int scorers, int maxInFlight) {}
 
-  /** {@code nucleon.cluster}. */
-  public record Cluster(Set<String> roles, String host, int port, List<String> seedNodes) {}
+  /**
+   * {@code nucleon.cluster}.
+   *
+   * @param managementPort the port of Pekko Management's HTTP endpoint (health checks {@code /alive} and
+   *     {@code /ready}, what Kubernetes probes), or 0 for none ({@code nucleon.cluster.management})
+   */
+  public record Cluster(Set<String> roles, String host, int port, List<String> seedNodes, int managementPort) {}
 
   public static final Set<String> ROLES = Set.of("coordinator", "learner", "rollout", "reward");
 
@@ -116,8 +121,10 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
         throw bad(c, "nucleon.cluster.roles", "unknown role '" + r + "'; roles are " + ROLES);
       }
     }
+    int management = c.getBoolean("nucleon.cluster.management.enabled")
+        ? atLeast(c, "nucleon.cluster.management.port", 1) : 0;
     Cluster cluster = new Cluster(Set.copyOf(roles), c.getString("nucleon.cluster.host"),
-        atLeast(c, "nucleon.cluster.port", 0), c.getStringList("nucleon.cluster.seed-nodes"));
+        atLeast(c, "nucleon.cluster.port", 0), c.getStringList("nucleon.cluster.seed-nodes"), management);
     ReplaySettings replay = ReplaySettings.from(c);
     if (learner.publishEverySteps() > replay.maxStaleness() + 1) {
       throw bad(c, "nucleon.learner.publish-every-steps", "must be at most nucleon.algorithm.max-staleness + 1 ("

@@ -36,6 +36,7 @@ public final class Provenance {
   /** The first start's record. */
   public static final String FILE = "provenance.json";
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Provenance.class);
 
   private Provenance() {}
 
@@ -118,24 +119,40 @@ public final class Provenance {
     return out;
   }
 
-  /** The inputs' files (a folder's regular files, sorted), hashed. */
+  /**
+   * The inputs' files, hashed: a file, or a folder's regular files (sorted; symbolic links followed; hidden files and
+   * folders such as {@code .git} or {@code .cache} left out). An input that names nothing is logged.
+   */
   static List<Input> hashed(Map<String, Path> inputs) throws IOException {
     List<Input> out = new ArrayList<>();
     for (var e : inputs.entrySet()) {
-      Path p = e.getValue().toAbsolutePath().normalize();
+      Path given = e.getValue().toAbsolutePath().normalize();
+      Path p = Files.exists(given) ? given.toRealPath() : given;
       List<Path> files;
       if (Files.isDirectory(p)) {
-        try (Stream<Path> s = Files.walk(p)) {
-          files = s.filter(Files::isRegularFile).sorted().toList();
+        try (Stream<Path> s = Files.walk(p, java.nio.file.FileVisitOption.FOLLOW_LINKS)) {
+          files = s.filter(f -> Files.isRegularFile(f) && !hidden(p.relativize(f))).sorted().toList();
         }
       } else {
         files = Files.isRegularFile(p) ? List.of(p) : List.of();
+      }
+      if (files.isEmpty()) {
+        LOG.warn("provenance: {} input {} names no file; it is not recorded", e.getKey(), given);
       }
       for (Path f : files) {
         out.add(new Input(e.getKey(), f, sha256(f), Files.size(f)));
       }
     }
     return out;
+  }
+
+  private static boolean hidden(Path relative) {
+    for (Path part : relative) {
+      if (part.toString().startsWith(".")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** What changed in one recorded input since the run read it. */
@@ -154,8 +171,9 @@ public final class Provenance {
   public static List<Change> verify(Path runDir) throws IOException {
     List<Path> records;
     try (Stream<Path> s = Files.list(runDir)) {
-      records = s.filter(p -> p.getFileName().toString().matches("provenance(-resume-\\d+)?\\.json")).sorted()
-          .toList();
+      // the first start, then each resume in order (config.conf is rewritten at every start: the last one counts)
+      records = s.filter(p -> p.getFileName().toString().matches("provenance(-resume-\\d+)?\\.json"))
+          .sorted(java.util.Comparator.comparingInt(Provenance::startIndex)).toList();
     }
     if (records.isEmpty()) {
       throw new IOException(runDir + " has no " + FILE + " (runs before this version wrote none)");
@@ -165,6 +183,7 @@ public final class Provenance {
       JsonNode root = JSON.readTree(record.toFile());
       Path conf = runDir.resolve("config.conf");
       if (root.hasNonNull("config_sha256")) {
+        byPath.remove(conf.toString()); // the newest start's config is the one config.conf holds
         byPath.put(conf.toString(), new Change("config", conf.toString(), root.get("config_sha256").asText(),
             Files.isRegularFile(conf) ? sha256(conf) : "missing"));
       }
@@ -175,6 +194,12 @@ public final class Provenance {
       }
     }
     return new ArrayList<>(byPath.values());
+  }
+
+  /** 0 for provenance.json, N for provenance-resume-N.json. */
+  private static int startIndex(Path record) {
+    String n = record.getFileName().toString();
+    return n.equals(FILE) ? 0 : Integer.parseInt(n.substring("provenance-resume-".length(), n.length() - 5));
   }
 
   static String sha256(Path file) throws IOException {

@@ -55,7 +55,26 @@ class VerifyRunCommandTest {
     assertTrue(changed.out().contains("MISSING    model") && changed.out().contains("config.json"), changed.out());
     assertTrue(changed.out().contains("4 inputs: 2 unchanged, 1 changed, 1 missing"), changed.out());
 
-    // a resumed start adds its own record and keeps the first
-    assertTrue(RunDirectory.writeProvenance(run, config).getFileName().toString().equals("provenance-resume-1.json"));
+    // a resumed start (other settings: config.conf is rewritten) adds its own record and keeps the first; the check
+    // compares config.conf with the newest start's hash, and the inputs with what each start read
+    Files.writeString(data, "{\"prompt\": \"1+1=\", \"answer\": \"2\"}\n");
+    CliRun.copyResource("golden/qwen3-tiny/config.json", model);
+    Config resumed = ConfigFactory.parseString("nucleon.run.total-steps = 9").withFallback(config);
+    RunDirectory.writeConfig(run, resumed);
+    assertEquals("provenance-resume-1.json", RunDirectory.writeProvenance(run, resumed).getFileName().toString());
+    for (int i = 2; i <= 10; i++) {
+      RunDirectory.writeProvenance(run, resumed); // resume-10 must come after resume-2, not after provenance.json
+    }
+    CliRun again = CliRun.of("verify-run", run.toString());
+    assertEquals(0, again.exitCode(), again.out());
+    assertTrue(again.out().contains("4 inputs: 4 unchanged, 0 changed, 0 missing"), again.out());
+
+    // a model folder given through a symbolic link is hashed file by file; hidden folders (.git) are left out
+    Path link = Files.createSymbolicLink(tmp.resolve("model-link"), model);
+    Files.createDirectories(model.resolve(".git")).resolve("HEAD").toFile().createNewFile();
+    Path other = Files.createDirectories(tmp.resolve("run2"));
+    JsonNode linked = new ObjectMapper().readTree(RunDirectory.writeProvenance(other,
+        ConfigFactory.parseString("nucleon.model.path = \"" + link + "\"")).toFile());
+    assertEquals(2, linked.get("inputs").size(), linked.get("inputs").toString());
   }
 }
