@@ -39,31 +39,9 @@ class FamilyRunTest {
     LlamaConfig quick = LlamaConfig.fromHuggingFace(base.resolve("config.json"));
     LlamaConfig c = new LlamaConfig(architecture, quick.vocabSize(), 32, 64, 2, 4, 2, 8, 10000.0, null, 1e-6,
         quick.maxPositionEmbeddings(), false, false, quick.bosTokenId(), quick.eosTokenIds());
-    Path model = Files.createDirectories(dir.resolve("model"));
-    Engines.start();
-    Map<String, HostTensor> initial;
-    try (NDManager m = NDManager.newBaseManager(); LlamaModel random = LlamaModel.random(c, m, 5)) {
-      HfCheckpoint.write(model, c, random.toHuggingFace(), DataType.BFLOAT16);
-    }
-    initial = ModelFiles.read(model).huggingFace(); // as stored: rounded to bfloat16
-    for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
-      Files.copy(base.resolve(f), model.resolve(f));
-    }
-
-    Map<String, String> o = TestRuns.small();
-    o.put("nucleon.model.path", "\"" + model + "\"");
-    o.put("nucleon.run.total-steps", "3");
-    o.put("nucleon.rollout.dtype", "bf16");
-    o.put("nucleon.learner.dtype", "bf16");
-    // a random model never answers right: reward length instead (1 for one token, falling to 0 at four), so groups
-    // have reward variance and the policy gradient is not zero
-    o.put("nucleon.reward.name", "length");
-    o.put("nucleon.reward.length.mode", "budget");
-    o.put("nucleon.reward.length.max-length", "1");
-    o.put("nucleon.reward.length.soft-margin", "3");
+    Map<String, HostTensor> initial = randomModel(c, dir);
     Path run = dir.resolve("run");
-    RunReporter.Summary s = EmbeddedRunTest.run(o, run);
-    assertEquals(3, s.steps());
+    assertEquals(3, runThreeSteps(dir, run).steps());
     List<JsonNode> steps = TestRuns.rows(run, "step");
     assertEquals(3, steps.size());
     int gapSteps = 0;
@@ -129,27 +107,9 @@ class FamilyRunTest {
           new LlamaConfig.Moe(8, 2, 16, 16, new LlamaConfig.Router(LlamaConfig.Scoring.SIGMOID, false, true, true, 0,
               2.5, 4, 2), false, 0, List.of(1)), new LlamaConfig.Latent(24, 16, 8, 4, 6, 0));
     };
-    Path model = Files.createDirectories(dir.resolve("model"));
-    Engines.start();
-    try (NDManager m = NDManager.newBaseManager(); LlamaModel random = LlamaModel.random(c, m, 5)) {
-      HfCheckpoint.write(model, c, random.toHuggingFace(), DataType.BFLOAT16);
-    }
-    Map<String, HostTensor> initial = ModelFiles.read(model).huggingFace();
-    for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
-      Files.copy(base.resolve(f), model.resolve(f));
-    }
-    Map<String, String> o = TestRuns.small();
-    o.put("nucleon.model.path", "\"" + model + "\"");
-    o.put("nucleon.run.total-steps", "3");
-    o.put("nucleon.rollout.dtype", "bf16");
-    o.put("nucleon.learner.dtype", "bf16");
-    o.put("nucleon.reward.name", "length");
-    o.put("nucleon.reward.length.mode", "budget");
-    o.put("nucleon.reward.length.max-length", "1");
-    o.put("nucleon.reward.length.soft-margin", "3");
+    Map<String, HostTensor> initial = randomModel(c, dir);
     Path run = dir.resolve("run");
-    RunReporter.Summary s = EmbeddedRunTest.run(o, run);
-    assertEquals(3, s.steps());
+    assertEquals(3, runThreeSteps(dir, run).steps());
     double disagreement = 0;
     int gapSteps = 0;
     for (JsonNode row : TestRuns.rows(run, "step")) {
@@ -174,5 +134,38 @@ class FamilyRunTest {
     Map<String, HostTensor> masters =
         dev.nucleon.model.io.Safetensors.read(saved.resolveSibling("master-weights.safetensors"));
     assertFalse(java.util.Arrays.equals(initial.get(router).data(), masters.get(router).data()), "the router trained");
+  }
+
+  /**
+   * A random model of shape {@code c} saved in bfloat16 as {@code dir/model} with the quickstart's tokenizer; returns
+   * its tensors as stored (rounded to bfloat16).
+   */
+  private static Map<String, HostTensor> randomModel(LlamaConfig c, Path dir) throws Exception {
+    Path base = TestRuns.REPO.resolve("conf/models/quickstart-base");
+    Path model = Files.createDirectories(dir.resolve("model"));
+    Engines.start();
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel random = LlamaModel.random(c, m, 5)) {
+      HfCheckpoint.write(model, c, random.toHuggingFace(), DataType.BFLOAT16);
+    }
+    for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
+      Files.copy(base.resolve(f), model.resolve(f));
+    }
+    return ModelFiles.read(model).huggingFace();
+  }
+
+  /** Three steps of the loop on {@code dir/model} in bfloat16 (rollouts) and mixed precision (learner). */
+  private static RunReporter.Summary runThreeSteps(Path dir, Path run) throws Exception {
+    Map<String, String> o = TestRuns.small();
+    o.put("nucleon.model.path", "\"" + dir.resolve("model") + "\"");
+    o.put("nucleon.run.total-steps", "3");
+    o.put("nucleon.rollout.dtype", "bf16");
+    o.put("nucleon.learner.dtype", "bf16");
+    // a random model never answers right: reward length instead (1 for one token, falling to 0 at four), so groups
+    // have reward variance and the policy gradient is not zero
+    o.put("nucleon.reward.name", "length");
+    o.put("nucleon.reward.length.mode", "budget");
+    o.put("nucleon.reward.length.max-length", "1");
+    o.put("nucleon.reward.length.soft-margin", "3");
+    return EmbeddedRunTest.run(o, run);
   }
 }

@@ -412,8 +412,7 @@ public final class WeightLayout {
         float[] out = new float[src.length];
         for (int e = 0; e < experts; e++) {
           for (int r = 0; r < rows; r++) {
-            // HF column of our row r: down: r (of d); gate_up: gate j at 2j, up j at 2j + 1
-            int column = down ? r : r < inner ? 2 * r : 2 * (r - inner) + 1;
+            int column = stackedColumn(down, r, inner);
             for (int k = 0; k < cols; k++) {
               // HF [E, cols, rows]: element (k, column); a bias is [E, 2I]: element (column)
               out[(e * rows + r) * cols + k] = bias ? src[e * rows + column] : src[(e * cols + k) * rows + column];
@@ -424,6 +423,14 @@ public final class WeightLayout {
       }
       default -> throw new IllegalStateException("no gpt-oss tensor for '" + name + "'");
     };
+  }
+
+  /**
+   * The gpt-oss column that holds our stacked row {@code r}: for down projections the row itself (of d); for gate and
+   * up, gate j at column 2j and up j at 2j + 1 (our rows: gate 0..I-1, then up).
+   */
+  private static int stackedColumn(boolean down, int r, int inner) {
+    return down ? r : r < inner ? 2 * r : 2 * (r - inner) + 1;
   }
 
   /** Inverse of {@link #fromStacked}: a gpt-oss tensor of a sparse layer from ours. */
@@ -446,7 +453,7 @@ public final class WeightLayout {
         float[] out = new float[src.length];
         for (int e = 0; e < experts; e++) {
           for (int r = 0; r < rows; r++) {
-            int column = down ? r : r < inner ? 2 * r : 2 * (r - inner) + 1;
+            int column = stackedColumn(down, r, inner);
             for (int k = 0; k < cols; k++) {
               float v = src[(e * rows + r) * cols + k];
               if (bias) {

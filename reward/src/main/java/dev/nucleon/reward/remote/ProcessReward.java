@@ -51,9 +51,17 @@ public final class ProcessReward implements RewardFunction {
   private final boolean keepWorkDirs;
   private final Map<String, String> env;
   private final int maxStderr;
+  private final Sandbox sandbox;
+  private final Sandbox.Support support;
 
   public ProcessReward(List<String> command, Duration timeout, Path workRoot, boolean keepWorkDirs,
       Map<String, String> env, int maxStderr) {
+    this(command, timeout, workRoot, keepWorkDirs, env, maxStderr, Sandbox.NONE);
+  }
+
+  /** @param sandbox the limits the command runs under ({@link Sandbox}) */
+  public ProcessReward(List<String> command, Duration timeout, Path workRoot, boolean keepWorkDirs,
+      Map<String, String> env, int maxStderr, Sandbox sandbox) {
     if (command.isEmpty()) {
       throw new IllegalArgumentException("command is empty");
     }
@@ -63,6 +71,9 @@ public final class ProcessReward implements RewardFunction {
     this.keepWorkDirs = keepWorkDirs;
     this.env = Map.copyOf(env);
     this.maxStderr = maxStderr;
+    this.sandbox = sandbox;
+    this.support = sandbox.limits() ? Sandbox.support() : new Sandbox.Support(false, false, false);
+    sandbox.warnIfPartial(support, "process");
   }
 
   @Override
@@ -102,6 +113,11 @@ public final class ProcessReward implements RewardFunction {
     Path err = dir.resolve("stderr.txt");
     try {
       Files.createDirectory(work);
+      if (support.dropRoot()) {
+        // the command runs as nobody: it must reach and write its working directory
+        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Files.setPosixFilePermissions(work, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+      }
       StringBuilder lines = new StringBuilder();
       for (RewardRequest r : batch) {
         lines.append(WireFormat.JSON.writeValueAsString(WireFormat.request(r))).append('\n');
@@ -110,7 +126,7 @@ public final class ProcessReward implements RewardFunction {
     } catch (IOException e) {
       return WireFormat.allFailed(n, "process: cannot prepare the input: " + e);
     }
-    ProcessBuilder pb = new ProcessBuilder(command).directory(work.toFile())
+    ProcessBuilder pb = new ProcessBuilder(sandbox.wrap(command, support)).directory(work.toFile())
         .redirectInput(in.toFile()).redirectOutput(out.toFile()).redirectError(err.toFile());
     pb.environment().putAll(env);
     Process process;
@@ -228,8 +244,11 @@ public final class ProcessReward implements RewardFunction {
           env.put(key, e.getString("\"" + key + "\""));
         }
       }
+      Sandbox sandbox = new Sandbox(c.getDuration("sandbox.cpu-time").toSeconds(), c.getBytes("sandbox.memory"),
+          c.getBytes("sandbox.output"), ConfigValues.intAtLeast(c, "sandbox.processes", 0),
+          ConfigValues.bool(c, "sandbox.network"));
       return new ProcessReward(command, ConfigValues.positiveDuration(c, "timeout"), root,
-          ConfigValues.bool(c, "keep-work-dirs"), env, ConfigValues.intAtLeast(c, "max-stderr", 0));
+          ConfigValues.bool(c, "keep-work-dirs"), env, ConfigValues.intAtLeast(c, "max-stderr", 0), sandbox);
     }
   }
 }

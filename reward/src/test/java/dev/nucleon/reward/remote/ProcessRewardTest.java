@@ -24,6 +24,9 @@ class ProcessRewardTest {
   @TempDir
   Path root;
 
+  private static final String NO_SANDBOX = "sandbox { cpu-time = 0s, memory = 0, output = 0, processes = 0, "
+      + "network = true }";
+
   private RewardFunction reward(String script, String extra) {
     return new ProcessReward.Factory().create(ConfigFactory.parseString(extra)
         .withValue("command", ConfigValueFactory.fromIterable(List.of("/bin/sh", "-c", script)))
@@ -59,7 +62,9 @@ class ProcessRewardTest {
   @Test
   void aHangingCommandIsKilledWithItsChildren() throws Exception {
     Path pidFile = root.resolve("child.pid");
-    RewardFunction r = reward("sleep 60 & echo $! > " + pidFile + "; sleep 60", "timeout = 500ms");
+    // without the sandbox (whose PID namespace would hide the child's pid from this test): the kill of every
+    // descendant by the JVM itself
+    RewardFunction r = reward("sleep 60 & echo $! > " + pidFile + "; sleep 60", "timeout = 500ms, " + NO_SANDBOX);
     long start = System.nanoTime();
     List<RewardResult> out = r.score(requests(2));
     assertTrue((System.nanoTime() - start) / 1e9 < 10);
@@ -98,5 +103,69 @@ class ProcessRewardTest {
     assertConfigError(() -> new ProcessReward.Factory().create(ConfigFactory.empty()), "command");
     assertConfigError(() -> new ProcessReward.Factory().create(ConfigFactory.parseString(
         "command = [\"true\"], timeout = -1s")), "timeout");
+  }
+
+  // ------------------------------------------------------------------------------------------------ sandbox
+  // every hostile script below is bounded by itself too (a few dozen processes at most, a bounded loop), so that a
+  // machine without the sandbox stays intact and the test only fails
+
+  private static void assumeSandbox() {
+    Sandbox.Support s = Sandbox.support();
+    org.junit.jupiter.api.Assumptions.assumeTrue(s.prlimit() && s.namespaces(),
+        "prlimit and unprivileged user namespaces are needed: " + s);
+  }
+
+  @Test
+  void theSandboxHasNoNetworkUnlessAskedFor() throws Exception {
+    assumeSandbox();
+    try (java.net.ServerSocket listening = new java.net.ServerSocket(0, 50,
+        java.net.InetAddress.getLoopbackAddress())) {
+      String script = "while read -r l; do if (exec 3<>/dev/tcp/127.0.0.1/" + listening.getLocalPort()
+          + ") 2>/dev/null; then echo 1; else echo 0; fi; done";
+      List<String> bash = List.of("bash", "-c", script);
+      assertEquals(0.0, withCommand(bash, "").score(requests(1)).get(0).reward(), "no network by default");
+      assertEquals(1.0, withCommand(bash, "sandbox.network = true").score(requests(1)).get(0).reward());
+    }
+  }
+
+  @Test
+  void endlessOutputCpuLoopsAndHugeAllocationsFailWithinTheirLimits() {
+    assumeSandbox();
+    long start = System.nanoTime();
+    RewardResult yes = withCommand(List.of("bash", "-c", "yes"), "sandbox.output = 100KiB, timeout = 30s")
+        .score(requests(1)).get(0);
+    assertEquals(RewardResult.Outcome.FAILED, yes.outcome(), yes.toString());
+    RewardResult spin = withCommand(List.of("bash", "-c", "for ((i = 0; i < 4000000000; i++)); do :; done; echo 1"),
+        "sandbox.cpu-time = 1s, timeout = 30s").score(requests(1)).get(0);
+    assertEquals(RewardResult.Outcome.FAILED, spin.outcome(), spin.toString());
+    RewardResult hog = withCommand(List.of("bash", "-c",
+        "a=$(head -c 400000000 /dev/zero | tr '\\0' a); echo ${#a}"), "sandbox.memory = 200MiB, timeout = 30s")
+        .score(requests(1)).get(0);
+    assertEquals(RewardResult.Outcome.FAILED, hog.outcome(), hog.toString());
+    double seconds = (System.nanoTime() - start) / 1e9;
+    assertTrue(seconds < 25, "the limits ended them, not the 30 s timeouts: " + seconds + " s");
+  }
+
+  @Test
+  void aForkBombGetsFewProcessesAndNoneOutlivesTheCall() throws Exception {
+    assumeSandbox();
+    // 24 background sleeps of a marked length under a limit of 8 processes: bash's fork fails (after its own
+    // retries) and bash gives up, so the call fails by itself, well within its timeout
+    String script = "for i in {1..24}; do sleep 7.77 & done; while read -r l; do echo 1; done";
+    long start = System.nanoTime();
+    RewardResult r = withCommand(List.of("bash", "-c", script), "sandbox.processes = 8, timeout = 60s")
+        .score(requests(1)).get(0);
+    assertFailedWith(r, "bash exited with");
+    assertTrue((System.nanoTime() - start) / 1e9 < 45, "ended by the process limit, not the timeout");
+    // the sleeps it did start die with the PID namespace when the command ends
+    long left = ProcessHandle.allProcesses().filter(p -> p.info().arguments().map(a -> List.of(a).contains("7.77"))
+        .orElse(false)).count();
+    assertEquals(0, left, "no process of the call is left");
+  }
+
+  private RewardFunction withCommand(List<String> command, String extra) {
+    return new ProcessReward.Factory().create(ConfigFactory.parseString(extra)
+        .withValue("command", ConfigValueFactory.fromIterable(command))
+        .withValue("work-dir", ConfigValueFactory.fromAnyRef(root.toString())));
   }
 }
