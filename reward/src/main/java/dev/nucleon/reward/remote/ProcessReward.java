@@ -114,9 +114,18 @@ public final class ProcessReward implements RewardFunction {
     try {
       Files.createDirectory(work);
       if (support.dropRoot()) {
-        // the command runs as nobody: it must reach and write its working directory
-        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
-        Files.setPosixFilePermissions(work, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+        // the command runs as nobody: its working directory is nobody's alone (0700), the call's folder only
+        // traversable (0711), so no other user can plant links in it
+        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+        Files.setAttribute(work, "unix:uid", Sandbox.NOBODY);
+        Files.setAttribute(work, "unix:gid", Sandbox.NOBODY);
+        Files.setPosixFilePermissions(work, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+        // its output files are its own too: a command that reopens /dev/stdout must be allowed to write it
+        for (Path f : List.of(out, err)) {
+          Files.createFile(f);
+          Files.setAttribute(f, "unix:uid", Sandbox.NOBODY);
+          Files.setAttribute(f, "unix:gid", Sandbox.NOBODY);
+        }
       }
       StringBuilder lines = new StringBuilder();
       for (RewardRequest r : batch) {
@@ -128,6 +137,9 @@ public final class ProcessReward implements RewardFunction {
     }
     ProcessBuilder pb = new ProcessBuilder(sandbox.wrap(command, support)).directory(work.toFile())
         .redirectInput(in.toFile()).redirectOutput(out.toFile()).redirectError(err.toFile());
+    if (sandbox.limits()) {
+      Sandbox.restrictEnvironment(pb.environment(), work.toString());
+    }
     pb.environment().putAll(env);
     Process process;
     try {
@@ -206,7 +218,23 @@ public final class ProcessReward implements RewardFunction {
     }
   }
 
+  /**
+   * Deletes the call's folder without following any symbolic link: entries are removed relative to their open
+   * parent directory ({@link java.nio.file.SecureDirectoryStream}), so the command (or anyone) replacing a folder by
+   * a link while this runs cannot make it delete anything outside. Falls back to a walk where the file system offers
+   * no secure directory streams.
+   */
   private static void deleteTree(Path dir) {
+    try (java.nio.file.DirectoryStream<Path> top = Files.newDirectoryStream(dir)) {
+      if (top instanceof java.nio.file.SecureDirectoryStream<Path> secure) {
+        deleteContents(secure);
+        Files.delete(dir);
+        return;
+      }
+    } catch (IOException e) {
+      log.warn("could not delete {}: {}", dir, e.toString());
+      return;
+    }
     try (Stream<Path> paths = Files.walk(dir)) {
       paths.sorted(Comparator.reverseOrder()).forEach(p -> {
         try {
@@ -217,6 +245,25 @@ public final class ProcessReward implements RewardFunction {
       });
     } catch (IOException e) {
       log.warn("could not delete {}: {}", dir, e.toString());
+    }
+  }
+
+  private static void deleteContents(java.nio.file.SecureDirectoryStream<Path> dir) throws IOException {
+    List<Path> names = new ArrayList<>();
+    dir.forEach(p -> names.add(p.getFileName()));
+    for (Path name : names) {
+      java.nio.file.attribute.BasicFileAttributes a = dir.getFileAttributeView(name,
+          java.nio.file.attribute.BasicFileAttributeView.class, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+          .readAttributes();
+      if (a.isDirectory()) {
+        try (java.nio.file.SecureDirectoryStream<Path> sub = dir.newDirectoryStream(name,
+            java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+          deleteContents(sub);
+        }
+        dir.deleteDirectory(name);
+      } else {
+        dir.deleteFile(name); // a link is removed itself, never its target
+      }
     }
   }
 
@@ -244,9 +291,19 @@ public final class ProcessReward implements RewardFunction {
           env.put(key, e.getString("\"" + key + "\""));
         }
       }
-      Sandbox sandbox = new Sandbox(c.getDuration("sandbox.cpu-time").toSeconds(), c.getBytes("sandbox.memory"),
-          c.getBytes("sandbox.output"), ConfigValues.intAtLeast(c, "sandbox.processes", 0),
-          ConfigValues.bool(c, "sandbox.network"));
+      java.time.Duration cpu = c.getDuration("sandbox.cpu-time");
+      if (cpu.isNegative()) {
+        throw ConfigValues.bad(c, "sandbox.cpu-time", "must not be negative, got " + cpu);
+      }
+      for (String k : List.of("sandbox.memory", "sandbox.output")) {
+        if (c.getBytes(k) < 0) {
+          throw ConfigValues.bad(c, k, "must not be negative");
+        }
+      }
+      // whole seconds, rounded up: a limit under one second must not become 0 (no limit)
+      long cpuSeconds = (cpu.toMillis() + 999) / 1000;
+      Sandbox sandbox = new Sandbox(cpuSeconds, c.getBytes("sandbox.memory"), c.getBytes("sandbox.output"),
+          ConfigValues.intAtLeast(c, "sandbox.processes", 0), ConfigValues.bool(c, "sandbox.network"));
       return new ProcessReward(command, ConfigValues.positiveDuration(c, "timeout"), root,
           ConfigValues.bool(c, "keep-work-dirs"), env, ConfigValues.intAtLeast(c, "max-stderr", 0), sandbox);
     }

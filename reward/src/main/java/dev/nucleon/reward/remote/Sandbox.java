@@ -12,10 +12,12 @@ import org.slf4j.LoggerFactory;
  * {@code unshare} (no daemon, no privileges):
  *
  * <ul>
- *   <li>resource limits ({@code prlimit}): CPU seconds ({@code RLIMIT_CPU}: SIGXCPU, then SIGKILL), address space
- *       ({@code RLIMIT_AS}: allocations fail), bytes per written file ({@code RLIMIT_FSIZE}: stdout and stderr are
- *       files, so endless output ends with SIGXFSZ), processes ({@code RLIMIT_NPROC}, counted per user namespace on
- *       Linux 5.14 and later: a fork bomb's forks fail), open files;</li>
+ *   <li>resource limits ({@code prlimit}): CPU seconds per process ({@code RLIMIT_CPU}: SIGXCPU, then SIGKILL),
+ *       address space ({@code RLIMIT_AS}: allocations fail; it counts reserved, not used, memory, so a JVM or Node
+ *       command needs a larger value or 0), bytes per written file ({@code RLIMIT_FSIZE}: stdout and stderr are
+ *       files, so endless output ends: SIGXFSZ, or a failed write for the namespace's first process), processes and
+ *       threads ({@code RLIMIT_NPROC}, counted per user namespace on Linux 5.14 and later; on older kernels per
+ *       user, so a non-root JVM's own threads count too);</li>
  *   <li>namespaces ({@code unshare --user --map-root-user --net --pid --fork --kill-child}): a network namespace with
  *       no interface up (no network at all), a PID namespace whose every process the kernel kills when its first one
  *       ends (so killing the command kills everything it started, double-forked daemons included);</li>
@@ -27,7 +29,7 @@ import org.slf4j.LoggerFactory;
  * What the machine allows is probed once, when the reward is created; a part it does not allow (no {@code unshare},
  * user namespaces switched off) is logged as not enforced and skipped, never silently assumed.
  *
- * @param cpuSeconds CPU time per call, 0 for no limit
+ * @param cpuSeconds CPU time per process of the call (each process of the command has its own), 0 for no limit
  * @param memoryBytes address space per process, 0 for no limit
  * @param outputBytes size of any file the command writes (its stdout and stderr included), 0 for no limit
  * @param processes processes and threads in the sandbox, 0 for no limit
@@ -62,7 +64,7 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
   public static Support support() {
     Support s = probed;
     if (s == null) {
-      boolean root = "root".equals(System.getProperty("user.name"));
+      boolean root = isRoot();
       List<String> drop = List.of("setpriv", "--reuid=" + NOBODY, "--regid=" + NOBODY, "--clear-groups", "--");
       boolean dropRoot = root && runs(concat(drop, List.of("true")));
       List<String> unshare = List.of("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork",
@@ -74,6 +76,16 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
     return s;
   }
 
+  /** Whether this JVM runs as uid 0 (by the kernel's account, not the user name). */
+  static boolean isRoot() {
+    try {
+      return ((Number) java.nio.file.Files.getAttribute(java.nio.file.Path.of("/proc/self"), "unix:uid")).intValue()
+          == 0;
+    } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+      return "root".equals(System.getProperty("user.name"));
+    }
+  }
+
   private static List<String> concat(List<String> a, List<String> b) {
     List<String> out = new ArrayList<>(a);
     out.addAll(b);
@@ -81,15 +93,21 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
   }
 
   private static boolean runs(List<String> command) {
+    Process p = null;
     try {
-      Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-      p.getInputStream().readAllBytes();
-      return p.waitFor(10, TimeUnit.SECONDS) && p.exitValue() == 0;
+      p = new ProcessBuilder(command).redirectErrorStream(true)
+          .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+      boolean done = p.waitFor(10, TimeUnit.SECONDS);
+      return done && p.exitValue() == 0;
     } catch (IOException e) {
       return false;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return false;
+    } finally {
+      if (p != null && p.isAlive()) {
+        p.destroyForcibly();
+      }
     }
   }
 
@@ -102,6 +120,24 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
    * The command wrapped in what the machine supports of these limits; logs (once per reward) what cannot be
    * enforced here.
    */
+  /**
+   * The environment of a sandboxed command: only {@code PATH}, the locale and {@code TZ} of the JVM's (no tokens or
+   * keys a JVM may hold), {@code HOME} and {@code TMPDIR} set to the call's working directory; the reward's own
+   * {@code env} goes on top.
+   */
+  static void restrictEnvironment(java.util.Map<String, String> env, String workDir) {
+    java.util.Map<String, String> kept = new java.util.HashMap<>();
+    for (String k : List.of("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")) {
+      if (env.containsKey(k)) {
+        kept.put(k, env.get(k));
+      }
+    }
+    env.clear();
+    env.putAll(kept);
+    env.put("HOME", workDir);
+    env.put("TMPDIR", workDir);
+  }
+
   List<String> wrap(List<String> command, Support support) {
     if (!limits()) {
       return command;
@@ -144,7 +180,7 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
     if (!support.prlimit() && (cpuSeconds > 0 || memoryBytes > 0 || outputBytes > 0 || processes > 0)) {
       missing.add("CPU, memory, output and process limits (no working prlimit)");
     }
-    if (processes > 0 && "root".equals(System.getProperty("user.name")) && !support.dropRoot()) {
+    if (processes > 0 && isRoot() && !support.dropRoot()) {
       missing.add("the process limit (the JVM runs as root, which RLIMIT_NPROC exempts, and setpriv cannot drop to "
           + "nobody)");
     }

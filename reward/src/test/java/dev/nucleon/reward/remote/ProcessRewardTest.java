@@ -111,8 +111,8 @@ class ProcessRewardTest {
 
   private static void assumeSandbox() {
     Sandbox.Support s = Sandbox.support();
-    org.junit.jupiter.api.Assumptions.assumeTrue(s.prlimit() && s.namespaces(),
-        "prlimit and unprivileged user namespaces are needed: " + s);
+    org.junit.jupiter.api.Assumptions.assumeTrue(s.prlimit() && s.namespaces() && (s.dropRoot() || !Sandbox.isRoot()),
+        "prlimit, unprivileged user namespaces and (as root) setpriv are needed: " + s);
   }
 
   @Test
@@ -131,17 +131,22 @@ class ProcessRewardTest {
   @Test
   void endlessOutputCpuLoopsAndHugeAllocationsFailWithinTheirLimits() {
     assumeSandbox();
+    String strict = "sandbox { output = 100KiB, cpu-time = 1s, memory = 200MiB }, timeout = 30s";
+    // the control: a well-behaved command under the same limits, as nobody, in its own HOME, scores
+    RewardResult fine = withCommand(List.of("bash", "-c",
+        "while read -r l; do case \"$HOME\" in */work) echo 1;; *) echo 0;; esac; done"), strict)
+        .score(requests(1)).get(0);
+    assertEquals(RewardResult.ok(1), fine, "a well-behaved command runs, with HOME in its working directory");
     long start = System.nanoTime();
-    RewardResult yes = withCommand(List.of("bash", "-c", "yes"), "sandbox.output = 100KiB, timeout = 30s")
-        .score(requests(1)).get(0);
-    assertEquals(RewardResult.Outcome.FAILED, yes.outcome(), yes.toString());
+    // 50 MB of output at most, in case the limit did not hold
+    RewardResult yes = withCommand(List.of("bash", "-c", "yes | head -c 50000000"), strict).score(requests(1)).get(0);
+    assertFailedWith(yes, "exited with");
     RewardResult spin = withCommand(List.of("bash", "-c", "for ((i = 0; i < 4000000000; i++)); do :; done; echo 1"),
-        "sandbox.cpu-time = 1s, timeout = 30s").score(requests(1)).get(0);
-    assertEquals(RewardResult.Outcome.FAILED, spin.outcome(), spin.toString());
+        strict).score(requests(1)).get(0);
+    assertFailedWith(spin, "exited with");
     RewardResult hog = withCommand(List.of("bash", "-c",
-        "a=$(head -c 400000000 /dev/zero | tr '\\0' a); echo ${#a}"), "sandbox.memory = 200MiB, timeout = 30s")
-        .score(requests(1)).get(0);
-    assertEquals(RewardResult.Outcome.FAILED, hog.outcome(), hog.toString());
+        "a=$(head -c 400000000 /dev/zero | tr '\\0' a); echo ${#a}"), strict).score(requests(1)).get(0);
+    assertFailedWith(hog, "exited with");
     double seconds = (System.nanoTime() - start) / 1e9;
     assertTrue(seconds < 25, "the limits ended them, not the 30 s timeouts: " + seconds + " s");
   }
