@@ -122,6 +122,11 @@ public final class Learner implements AutoCloseable {
     return policy;
   }
 
+  /** Whether the load-balancing loss is added (a coefficient above 0 and a mixture-of-experts policy). */
+  private boolean auxLoss() {
+    return routerAuxLossCoef > 0 && policy.config().moe() != null;
+  }
+
   /** The policy's mixture-of-experts layers (empty for a dense model). */
   private List<Integer> sparseLayers() {
     return policy.config().moe() == null ? List.of() : policy.config().moe().sparseLayers();
@@ -200,7 +205,7 @@ public final class Learner implements AutoCloseable {
         // the log-prob gap compares the sampler with these exact weights: only before the batch's first update
         sums.countExperts = epoch == 0; // tokens per expert over one pass of the batch
         accumulate(minibatch, proximal, sums, applied == 0 ? gap : null);
-        sums.auxPasses += routerAuxLossCoef > 0 && policy.config().moe() != null ? 1 : 0;
+        sums.auxPasses += auxLoss() ? 1 : 0;
         probe.beforeUpdate();
         last = update(version);
         applied++;
@@ -296,7 +301,7 @@ public final class Learner implements AutoCloseable {
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.of(m, micro, proximal, sparseLayers());
           dev.nucleon.model.Routing routing = mb.routing(replayRouting);
-          boolean aux = routerAuxLossCoef > 0 && policy.config().moe() != null;
+          boolean aux = auxLoss();
           if (aux) {
             routing = (routing == null ? dev.nucleon.model.Routing.record() : routing)
                 .collectingAux(mb.realTokens(), m);

@@ -406,19 +406,9 @@ public final class WeightLayout {
       case EXPERTS_GATE_UP, EXPERTS_GATE_UP_BIAS, EXPERTS_DOWN -> {
         boolean bias = name.endsWith(EXPERTS_GATE_UP_BIAS);
         boolean down = name.endsWith(EXPERTS_DOWN);
-        float[] src = hf.get(name).data();
         int rows = down ? d : 2 * inner; // ours: [E, rows, cols]
         int cols = bias ? 1 : down ? inner : d;
-        float[] out = new float[src.length];
-        for (int e = 0; e < experts; e++) {
-          for (int r = 0; r < rows; r++) {
-            int column = stackedColumn(down, r, inner);
-            for (int k = 0; k < cols; k++) {
-              // HF [E, cols, rows]: element (k, column); a bias is [E, 2I]: element (column)
-              out[(e * rows + r) * cols + k] = bias ? src[e * rows + column] : src[(e * cols + k) * rows + column];
-            }
-          }
-        }
+        float[] out = restack(hf.get(name).data(), experts, rows, cols, down, inner, false);
         yield new HostTensor(name, bias ? new long[] {experts, 2L * inner} : new long[] {experts, rows, cols}, out);
       }
       default -> throw new IllegalStateException("no gpt-oss tensor for '" + name + "'");
@@ -426,11 +416,30 @@ public final class WeightLayout {
   }
 
   /**
-   * The gpt-oss column that holds our stacked row {@code r}: for down projections the row itself (of d); for gate and
-   * up, gate j at column 2j and up j at 2j + 1 (our rows: gate 0..I-1, then up).
+   * Moves a stacked expert tensor between our layout {@code [E, rows, cols]} and gpt-oss's {@code [E, cols, rows]}
+   * (a bias: {@code cols = 1}), where gpt-oss's column for our row r is the row itself for down projections, and for
+   * gate and up gate j at 2j, up j at 2j + 1 (our rows: gate 0..I-1, then up).
+   *
+   * @param toGptOss from ours to gpt-oss's, else the other way
    */
-  private static int stackedColumn(boolean down, int r, int inner) {
-    return down ? r : r < inner ? 2 * r : 2 * (r - inner) + 1;
+  private static float[] restack(float[] src, int experts, int rows, int cols, boolean down, int inner,
+      boolean toGptOss) {
+    float[] out = new float[src.length];
+    for (int e = 0; e < experts; e++) {
+      for (int r = 0; r < rows; r++) {
+        int column = down ? r : r < inner ? 2 * r : 2 * (r - inner) + 1;
+        for (int k = 0; k < cols; k++) {
+          int ours = (e * rows + r) * cols + k;
+          int theirs = (e * cols + k) * rows + column;
+          if (toGptOss) {
+            out[theirs] = src[ours];
+          } else {
+            out[ours] = src[theirs];
+          }
+        }
+      }
+    }
+    return out;
   }
 
   /** Inverse of {@link #fromStacked}: a gpt-oss tensor of a sparse layer from ours. */
@@ -447,23 +456,9 @@ public final class WeightLayout {
       case "experts.gate_up_proj", "experts.gate_up_proj_bias", "experts.down_proj" -> {
         boolean bias = part.endsWith("_bias");
         boolean down = part.equals("experts.down_proj");
-        float[] src = require(internal, name).data();
         int rows = down ? d : 2 * inner;
         int cols = bias ? 1 : down ? inner : d;
-        float[] out = new float[src.length];
-        for (int e = 0; e < experts; e++) {
-          for (int r = 0; r < rows; r++) {
-            int column = stackedColumn(down, r, inner);
-            for (int k = 0; k < cols; k++) {
-              float v = src[(e * rows + r) * cols + k];
-              if (bias) {
-                out[e * rows + column] = v;
-              } else {
-                out[(e * cols + k) * rows + column] = v;
-              }
-            }
-          }
-        }
+        float[] out = restack(require(internal, name).data(), experts, rows, cols, down, inner, true);
         yield new HostTensor(name, bias ? new long[] {experts, 2L * inner}
             : down ? new long[] {experts, inner, d} : new long[] {experts, d, 2L * inner}, out);
       }

@@ -178,22 +178,28 @@ public final class Provenance {
     if (records.isEmpty()) {
       throw new IOException(runDir + " has no " + FILE + " (runs before this version wrote none)");
     }
-    Map<String, Change> byPath = new LinkedHashMap<>();
+    // what each start recorded, the later start's entry for a file replacing the earlier one's
+    Path conf = runDir.resolve("config.conf");
+    Map<String, String[]> recorded = new LinkedHashMap<>(); // path -> {role, sha256}
     for (Path record : records) {
       JsonNode root = JSON.readTree(record.toFile());
-      Path conf = runDir.resolve("config.conf");
       if (root.hasNonNull("config_sha256")) {
-        byPath.remove(conf.toString()); // the newest start's config is the one config.conf holds
-        byPath.put(conf.toString(), new Change("config", conf.toString(), root.get("config_sha256").asText(),
-            Files.isRegularFile(conf) ? sha256(conf) : "missing"));
+        recorded.remove(conf.toString()); // the newest start's config is the one config.conf holds
+        recorded.put(conf.toString(), new String[] {"config", root.get("config_sha256").asText()});
       }
       for (JsonNode in : root.path("inputs")) {
-        Path p = Path.of(in.get("path").asText());
-        byPath.put(p.toString(), new Change(in.get("role").asText(), p.toString(), in.get("sha256").asText(),
-            Files.isRegularFile(p) ? sha256(p) : "missing"));
+        recorded.put(Path.of(in.get("path").asText()).toString(),
+            new String[] {in.get("role").asText(), in.get("sha256").asText()});
       }
     }
-    return new ArrayList<>(byPath.values());
+    // then each file hashed once (a model folder is named by every start's record)
+    List<Change> out = new ArrayList<>();
+    for (var e : recorded.entrySet()) {
+      Path p = Path.of(e.getKey());
+      out.add(new Change(e.getValue()[0], e.getKey(), e.getValue()[1],
+          Files.isRegularFile(p) ? sha256(p) : "missing"));
+    }
+    return out;
   }
 
   /** 0 for provenance.json, N for provenance-resume-N.json. */

@@ -140,7 +140,6 @@ public final class HfCheckpoint {
       throw new IllegalArgumentException("checkpoints are saved as float32 or bfloat16, not " + type);
     }
     boolean bf16 = type == DataType.BFLOAT16;
-    int width = bf16 ? 2 : 4;
     Files.createDirectories(dir);
     config.writeHuggingFace(dir.resolve("config.json"), bf16 ? "bfloat16" : "float32");
     List<List<HostTensor>> shards = new ArrayList<>();
@@ -148,7 +147,8 @@ public final class HfCheckpoint {
     long bytes = 0;
     long total = 0;
     for (HostTensor t : tensors.values()) {
-      long size = (long) width * t.data().length;
+      // the bytes Safetensors.write stores: routers stay float32 in a bfloat16 file
+      long size = (bf16 && !WeightLayout.keepsFloat32(t.name()) ? 2L : 4L) * t.data().length;
       if (!current.isEmpty() && bytes + size > shardBytes) {
         shards.add(current);
         current = new ArrayList<>();

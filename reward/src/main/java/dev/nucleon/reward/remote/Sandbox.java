@@ -113,7 +113,12 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
 
   /** Whether any limit is asked for. */
   public boolean limits() {
-    return cpuSeconds > 0 || memoryBytes > 0 || outputBytes > 0 || processes > 0 || !network;
+    return resourceLimits() || !network;
+  }
+
+  /** Whether any of the prlimit limits is asked for. */
+  private boolean resourceLimits() {
+    return cpuSeconds > 0 || memoryBytes > 0 || outputBytes > 0 || processes > 0;
   }
 
   /**
@@ -153,8 +158,7 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
       }
       out.add("--");
     }
-    boolean anyLimit = cpuSeconds > 0 || memoryBytes > 0 || outputBytes > 0 || processes > 0;
-    if (support.prlimit() && anyLimit) {
+    if (support.prlimit() && resourceLimits()) {
       out.add("prlimit");
       if (cpuSeconds > 0) {
         out.add("--cpu=" + cpuSeconds);
@@ -177,7 +181,7 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
   /** What of these limits the machine cannot enforce, for a warning ("" when everything is enforced). */
   String unenforced(Support support) {
     List<String> missing = new ArrayList<>();
-    if (!support.prlimit() && (cpuSeconds > 0 || memoryBytes > 0 || outputBytes > 0 || processes > 0)) {
+    if (!support.prlimit() && resourceLimits()) {
       missing.add("CPU, memory, output and process limits (no working prlimit)");
     }
     if (processes > 0 && isRoot() && !support.dropRoot()) {
