@@ -181,7 +181,9 @@ class MultiNodeRunTest {
     double versions = metric(scrape, "nucleon_weights_fetch_seconds_count");
     long adapter = adapterWireBytes(4);
     long whole = quickstartWireBytes(false);
-    assertTrue(versions >= 6, "the worker fetched " + versions + " versions");
+    // at staleness 0 steps 2..6 each need the version before them (1..5); version 6, published as the run ends,
+    // arrives before the scrape or not depending on timing
+    assertTrue(versions >= 5, "the worker fetched " + versions + " versions");
     assertTrue(fetched <= versions * adapter, "the worker streamed " + fetched + " bytes for " + versions
         + " versions; an adapter is " + adapter + " bytes on the wire (the whole model " + whole + ")");
     assertTrue(adapter * 5 < whole, "the adapter is " + adapter + " bytes, the model " + whole);
