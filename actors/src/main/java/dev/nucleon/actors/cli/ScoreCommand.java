@@ -37,8 +37,8 @@ import picocli.CommandLine.Spec;
  *
  * <p>Input, one JSON object per line: {@code response} (the completion, required), {@code gold} (the reference
  * answer), optional {@code prompt}, optional {@code tokens} (completion token ids); every other field becomes request
- * metadata (arrays of numbers are joined with commas, e.g. Countdown's {@code numbers}). Output, one line per scored
- * input: {@code {"line": N, "reward": R, "components": {...}, "outcome": "ok"|"failed", "reason": ...}}; a failed
+ * metadata (lists and objects as JSON text, as dataset fields carry them: Countdown's {@code numbers}, the code
+ * reward's {@code tests}). Output, one line per scored input: {@code {"line": N, "reward": R, "components": {...}, "outcome": "ok"|"failed", "reason": ...}}; a failed
  * score has {@code "reward": null}. A malformed input line is reported on stderr with its number and skipped; the
  * exit code is then 1.
  */
@@ -167,11 +167,8 @@ final class ScoreCommand implements Callable<Integer> {
         continue;
       }
       JsonNode v = f.getValue();
-      if (v.isArray()) {
-        List<String> parts = new ArrayList<>();
-        v.forEach(x -> parts.add(x.isValueNode() ? x.asText() : x.toString()));
-        metadata.put(key, String.join(",", parts));
-      } else if (!v.isNull()) {
+      if (!v.isNull()) {
+        // lists and objects as JSON text, as a dataset's metadata fields carry them (the code reward's tests)
         metadata.put(key, v.isValueNode() ? v.asText() : v.toString());
       }
     }

@@ -16,14 +16,9 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * A reward computed by an external command, one process per batch: how to sandbox code-execution rewards.
@@ -42,8 +37,6 @@ import org.slf4j.LoggerFactory;
  * </ol>
  */
 public final class ProcessReward implements RewardFunction {
-
-  private static final Logger log = LoggerFactory.getLogger(ProcessReward.class);
 
   private final List<String> command;
   private final Duration timeout;
@@ -89,44 +82,25 @@ public final class ProcessReward implements RewardFunction {
   @Override
   public List<RewardResult> score(List<RewardRequest> batch) {
     int n = batch.size();
-    Path dir;
+    Workspace ws;
     try {
-      Files.createDirectories(workRoot);
-      dir = Files.createTempDirectory(workRoot, "nucleon-reward-");
-    } catch (IOException e) {
+      ws = Workspace.create(workRoot, "nucleon-reward-", support.dropRoot(), keepWorkDirs);
+    } catch (IOException | RuntimeException e) {
       return WireFormat.allFailed(n, "process: cannot create a working directory under " + workRoot + ": " + e);
     }
-    try {
-      return run(batch, dir);
-    } finally {
-      if (!keepWorkDirs) {
-        deleteTree(dir);
-      }
+    try (ws) {
+      return run(batch, ws);
     }
   }
 
-  private List<RewardResult> run(List<RewardRequest> batch, Path dir) {
+  private List<RewardResult> run(List<RewardRequest> batch, Workspace ws) {
     int n = batch.size();
-    Path work = dir.resolve("work");
-    Path in = dir.resolve("stdin.jsonl");
-    Path out = dir.resolve("stdout.txt");
-    Path err = dir.resolve("stderr.txt");
+    Path in = ws.dir().resolve("stdin.jsonl");
+    Path out;
+    Path err;
     try {
-      Files.createDirectory(work);
-      if (support.dropRoot()) {
-        // the command runs as nobody: its working directory is nobody's alone (0700), the call's folder only
-        // traversable (0711), so no other user can plant links in it
-        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
-        Files.setAttribute(work, "unix:uid", Sandbox.NOBODY);
-        Files.setAttribute(work, "unix:gid", Sandbox.NOBODY);
-        Files.setPosixFilePermissions(work, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
-        // its output files are its own too: a command that reopens /dev/stdout must be allowed to write it
-        for (Path f : List.of(out, err)) {
-          Files.createFile(f);
-          Files.setAttribute(f, "unix:uid", Sandbox.NOBODY);
-          Files.setAttribute(f, "unix:gid", Sandbox.NOBODY);
-        }
-      }
+      out = ws.outputFile("stdout.txt");
+      err = ws.outputFile("stderr.txt");
       StringBuilder lines = new StringBuilder();
       for (RewardRequest r : batch) {
         lines.append(WireFormat.JSON.writeValueAsString(WireFormat.request(r))).append('\n');
@@ -135,34 +109,22 @@ public final class ProcessReward implements RewardFunction {
     } catch (IOException e) {
       return WireFormat.allFailed(n, "process: cannot prepare the input: " + e);
     }
-    ProcessBuilder pb = new ProcessBuilder(sandbox.wrap(command, support)).directory(work.toFile())
-        .redirectInput(in.toFile()).redirectOutput(out.toFile()).redirectError(err.toFile());
-    if (sandbox.limits()) {
-      Sandbox.restrictEnvironment(pb.environment(), work.toString());
-    }
-    pb.environment().putAll(env);
-    Process process;
+    Workspace.Exit exit;
     try {
-      process = pb.start();
+      exit = ws.run(sandbox.wrap(command, support), sandbox.limits(), env, in, out, err, timeout);
     } catch (IOException e) {
       return WireFormat.allFailed(n, "process: cannot start " + command + ": " + e.getMessage());
-    }
-    boolean finished;
-    try {
-      finished = process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      kill(process);
       return WireFormat.allFailed(n, "process: interrupted; killed " + command.get(0));
     }
-    if (!finished) {
-      kill(process);
+    if (exit.timedOut()) {
       return WireFormat.allFailed(n, "process: timed out after " + timeout.toMillis() + " ms; killed "
           + command.get(0) + " and its children" + stderrTail(err));
     }
-    int exit = process.exitValue();
-    if (exit != 0) {
-      return WireFormat.allFailed(n, "process: " + command.get(0) + " exited with " + exit + stderrTail(err));
+    if (exit.exitCode() != 0) {
+      return WireFormat.allFailed(n, "process: " + command.get(0) + " exited with " + exit.exitCode()
+          + stderrTail(err));
     }
     List<String> output;
     try {
@@ -189,82 +151,9 @@ public final class ProcessReward implements RewardFunction {
     return results;
   }
 
-  /** Kills the process and every descendant, children first. */
-  static void kill(Process process) {
-    List<ProcessHandle> descendants = process.descendants().toList();
-    descendants.forEach(ProcessHandle::destroyForcibly);
-    process.destroyForcibly();
-    try {
-      process.waitFor(5, TimeUnit.SECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-    for (ProcessHandle h : descendants) {
-      if (h.isAlive()) {
-        log.warn("reward process {} (pid {}) survived a forced kill", h.info().command().orElse("?"), h.pid());
-      }
-    }
-  }
-
   private String stderrTail(Path err) {
-    try {
-      String text = Files.readString(err, StandardCharsets.UTF_8).strip();
-      if (text.isEmpty()) {
-        return "";
-      }
-      return "; stderr: " + (text.length() <= maxStderr ? text : "..." + text.substring(text.length() - maxStderr));
-    } catch (IOException | UncheckedIOException e) {
-      return "";
-    }
-  }
-
-  /**
-   * Deletes the call's folder without following any symbolic link: entries are removed relative to their open
-   * parent directory ({@link java.nio.file.SecureDirectoryStream}), so the command (or anyone) replacing a folder by
-   * a link while this runs cannot make it delete anything outside. Falls back to a walk where the file system offers
-   * no secure directory streams.
-   */
-  private static void deleteTree(Path dir) {
-    try (java.nio.file.DirectoryStream<Path> top = Files.newDirectoryStream(dir)) {
-      if (top instanceof java.nio.file.SecureDirectoryStream<Path> secure) {
-        deleteContents(secure);
-        Files.delete(dir);
-        return;
-      }
-    } catch (IOException e) {
-      log.warn("could not delete {}: {}", dir, e.toString());
-      return;
-    }
-    try (Stream<Path> paths = Files.walk(dir)) {
-      paths.sorted(Comparator.reverseOrder()).forEach(p -> {
-        try {
-          Files.deleteIfExists(p);
-        } catch (IOException e) {
-          log.warn("could not delete {}: {}", p, e.toString());
-        }
-      });
-    } catch (IOException e) {
-      log.warn("could not delete {}: {}", dir, e.toString());
-    }
-  }
-
-  private static void deleteContents(java.nio.file.SecureDirectoryStream<Path> dir) throws IOException {
-    List<Path> names = new ArrayList<>();
-    dir.forEach(p -> names.add(p.getFileName()));
-    for (Path name : names) {
-      java.nio.file.attribute.BasicFileAttributes a = dir.getFileAttributeView(name,
-          java.nio.file.attribute.BasicFileAttributeView.class, java.nio.file.LinkOption.NOFOLLOW_LINKS)
-          .readAttributes();
-      if (a.isDirectory()) {
-        try (java.nio.file.SecureDirectoryStream<Path> sub = dir.newDirectoryStream(name,
-            java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-          deleteContents(sub);
-        }
-        dir.deleteDirectory(name);
-      } else {
-        dir.deleteFile(name); // a link is removed itself, never its target
-      }
-    }
+    String text = Workspace.tail(err, maxStderr);
+    return text.isEmpty() ? "" : "; stderr: " + text;
   }
 
   /** {@code nucleon.reward.process { command, timeout, work-dir, keep-work-dirs, env, max-stderr }}. */
@@ -291,21 +180,8 @@ public final class ProcessReward implements RewardFunction {
           env.put(key, e.getString("\"" + key + "\""));
         }
       }
-      java.time.Duration cpu = c.getDuration("sandbox.cpu-time");
-      if (cpu.isNegative()) {
-        throw ConfigValues.bad(c, "sandbox.cpu-time", "must not be negative, got " + cpu);
-      }
-      for (String k : List.of("sandbox.memory", "sandbox.output")) {
-        if (c.getBytes(k) < 0) {
-          throw ConfigValues.bad(c, k, "must not be negative");
-        }
-      }
-      // whole seconds, rounded up: a limit under one second must not become 0 (no limit)
-      long cpuSeconds = (cpu.toMillis() + 999) / 1000;
-      Sandbox sandbox = new Sandbox(cpuSeconds, c.getBytes("sandbox.memory"), c.getBytes("sandbox.output"),
-          ConfigValues.intAtLeast(c, "sandbox.processes", 0), ConfigValues.bool(c, "sandbox.network"));
       return new ProcessReward(command, ConfigValues.positiveDuration(c, "timeout"), root,
-          ConfigValues.bool(c, "keep-work-dirs"), env, ConfigValues.intAtLeast(c, "max-stderr", 0), sandbox);
+          ConfigValues.bool(c, "keep-work-dirs"), env, ConfigValues.intAtLeast(c, "max-stderr", 0), Sandbox.fromConfig(c));
     }
   }
 }

@@ -111,20 +111,37 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
     }
   }
 
+  /**
+   * The limits in a reward's {@code sandbox} block ({@code cpu-time}, {@code memory}, {@code output},
+   * {@code processes}, {@code network}); a bad value throws naming its key.
+   */
+  public static Sandbox fromConfig(com.typesafe.config.Config c) {
+    java.time.Duration cpu = c.getDuration("sandbox.cpu-time");
+    if (cpu.isNegative()) {
+      throw dev.nucleon.reward.ConfigValues.bad(c, "sandbox.cpu-time", "must not be negative, got " + cpu);
+    }
+    for (String k : List.of("sandbox.memory", "sandbox.output")) {
+      if (c.getBytes(k) < 0) {
+        throw dev.nucleon.reward.ConfigValues.bad(c, k, "must not be negative");
+      }
+    }
+    // whole seconds, rounded up: a limit under one second must not become 0 (no limit)
+    long cpuSeconds = (cpu.toMillis() + 999) / 1000;
+    return new Sandbox(cpuSeconds, c.getBytes("sandbox.memory"), c.getBytes("sandbox.output"),
+        dev.nucleon.reward.ConfigValues.intAtLeast(c, "sandbox.processes", 0),
+        dev.nucleon.reward.ConfigValues.bool(c, "sandbox.network"));
+  }
+
   /** Whether any limit is asked for. */
   public boolean limits() {
     return resourceLimits() || !network;
   }
 
   /** Whether any of the prlimit limits is asked for. */
-  private boolean resourceLimits() {
+  boolean resourceLimits() {
     return cpuSeconds > 0 || memoryBytes > 0 || outputBytes > 0 || processes > 0;
   }
 
-  /**
-   * The command wrapped in what the machine supports of these limits; logs (once per reward) what cannot be
-   * enforced here.
-   */
   /**
    * The environment of a sandboxed command: only {@code PATH}, the locale and {@code TZ} of the JVM's (no tokens or
    * keys a JVM may hold), {@code HOME} and {@code TMPDIR} set to the call's working directory; the reward's own
@@ -143,7 +160,8 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
     env.put("TMPDIR", workDir);
   }
 
-  List<String> wrap(List<String> command, Support support) {
+  /** The command wrapped in what the machine supports of these limits. */
+  public List<String> wrap(List<String> command, Support support) {
     if (!limits()) {
       return command;
     }
@@ -196,7 +214,7 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
   }
 
   /** Logs once what cannot be enforced here. */
-  void warnIfPartial(Support support, String reward) {
+  public void warnIfPartial(Support support, String reward) {
     String missing = unenforced(support);
     if (limits() && !missing.isEmpty()) {
       log.warn("{} reward sandbox: not enforced on this machine: {}", reward, missing);

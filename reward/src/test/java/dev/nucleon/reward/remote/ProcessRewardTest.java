@@ -24,6 +24,12 @@ class ProcessRewardTest {
   @TempDir
   Path root;
 
+  @org.junit.jupiter.api.BeforeEach
+  void othersMayTraverseTheWorkDir() throws Exception {
+    // a root JVM runs the command as nobody, who must reach its folder (JUnit makes the folder 0700)
+    Files.setPosixFilePermissions(root, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+  }
+
   private static final String NO_SANDBOX = "sandbox { cpu-time = 0s, memory = 0, output = 0, processes = 0, "
       + "network = true }";
 
