@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = NucleonCli.Version.class,
     description = "Asynchronous RL post-training of language models on Apache Pekko.",
-    subcommands = {TrainCommand.class, NodeCommand.class, PretrainCommand.class, GenerateCommand.class, LogitsCommand.class, MergeCommand.class, BenchCommand.class, ScoreCommand.class, StatusCommand.class, PlotCommand.class, VerifyRunCommand.class,
+    subcommands = {TrainCommand.class, NodeCommand.class, PretrainCommand.class, GenerateCommand.class, LogitsCommand.class, MergeCommand.class, BenchCommand.class, ScoreCommand.class, StatusCommand.class, PlotCommand.class, VerifyRunCommand.class, ServeCommand.class,
         CommandLine.HelpCommand.class})
 public final class NucleonCli {
 

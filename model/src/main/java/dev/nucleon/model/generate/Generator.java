@@ -690,6 +690,19 @@ public final class Generator implements AutoCloseable {
         } else if (count[i] == p.maxNewTokens()) {
           finish[i] = FinishReason.LENGTH;
         }
+        TokenListener listener = requests.get(i).listener();
+        if (listener != null) {
+          boolean goOn;
+          try {
+            goOn = listener.onToken(token, model[r], finish[i]);
+          } catch (RuntimeException e) {
+            LOG.warn("a token listener failed; its request stops: {}", e.toString());
+            goOn = false;
+          }
+          if (!goOn && finish[i] == null) {
+            finish[i] = FinishReason.LENGTH;
+          }
+        }
       }
     }
 

@@ -1,0 +1,683 @@
+package dev.nucleon.serve;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.nucleon.core.rollout.FinishReason;
+import dev.nucleon.model.generate.Generator;
+import dev.nucleon.model.generate.SamplingParams;
+import dev.nucleon.rollout.data.ChatTemplate;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An OpenAI-compatible HTTP server over one model: {@code GET /v1/models}, {@code POST /v1/completions} and
+ * {@code POST /v1/chat/completions}, answered whole or streamed as server-sent events, with the chosen tokens'
+ * log-probs on request. Concurrent requests are batched onto the model ({@link Batcher}).
+ *
+ * <p>A request asking for what this server does not do (tool calls, penalties, logit bias, alternatives in
+ * {@code top_logprobs}, {@code echo}, a JSON response format) is refused with a 400 naming the parameter, never
+ * answered as if it had been honoured. Errors use OpenAI's shape: {@code {"error": {"message", "type", "param",
+ * "code"}}}.
+ */
+public final class OpenAiServer implements AutoCloseable {
+
+  private static final Logger log = LoggerFactory.getLogger(OpenAiServer.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Request bodies larger than this are refused (413). */
+  private static final int MAX_BODY = 16 << 20;
+  /** How long a request waits for its next token before it gives up (a stuck generator). */
+  private static final long TOKEN_WAIT_MILLIS = 600_000;
+
+  private final ServedModel model;
+  private final Batcher batcher;
+  private final HttpServer http;
+  private final ExecutorService executor;
+  private final long created = System.currentTimeMillis() / 1000;
+
+  /**
+   * Starts serving at once.
+   *
+   * @param generator the model's generator (the server closes neither it nor the model)
+   * @param slots sequences decoded at once
+   * @param threads HTTP threads: the most requests answered at once (a streaming request holds one to its end)
+   */
+  public OpenAiServer(ServedModel model, Generator generator, String host, int port, int slots, int threads)
+      throws IOException {
+    this.model = model;
+    this.batcher = new Batcher(generator, slots, Math.max(slots, threads));
+    this.http = HttpServer.create(new InetSocketAddress(host, port), 128);
+    this.executor = Executors.newFixedThreadPool(threads, r -> {
+      Thread t = new Thread(r, "nucleon-serve-http");
+      t.setDaemon(true);
+      return t;
+    });
+    http.setExecutor(executor);
+    http.createContext("/", this::handle);
+    http.start();
+    log.info("serving {} at http://{}:{}/v1 ({} sequences at once)", model.name(), host, port(), slots);
+  }
+
+  /** The port it listens on (the one chosen when 0 was given). */
+  public int port() {
+    return http.getAddress().getPort();
+  }
+
+  /** Batches generated so far and the sequences in them. */
+  public long[] batchCounts() {
+    return batcher.counts();
+  }
+
+  /** Requests waiting for a batch. */
+  int queued() {
+    return batcher.queued();
+  }
+
+  @Override
+  public void close() {
+    http.stop(0);
+    batcher.close();
+    executor.shutdownNow();
+  }
+
+  // ------------------------------------------------------------------------------------------------ routing
+
+  /** A request the server refuses, with its HTTP status and OpenAI's error fields. */
+  static final class ApiError extends RuntimeException {
+    final int status;
+    final String type;
+    final String param;
+
+    ApiError(int status, String type, String param, String message) {
+      super(message);
+      this.status = status;
+      this.type = type;
+      this.param = param;
+    }
+
+    static ApiError invalid(String param, String message) {
+      return new ApiError(400, "invalid_request_error", param, message);
+    }
+  }
+
+  private void handle(HttpExchange ex) {
+    try (ex) {
+      String path = ex.getRequestURI().getPath().replaceAll("/+$", "");
+      String method = ex.getRequestMethod();
+      try {
+        switch (path) {
+          case "/v1/models" -> {
+            requireMethod(method, "GET");
+            sendJson(ex, 200, models());
+          }
+          case "/health" -> {
+            requireMethod(method, "GET");
+            sendJson(ex, 200, JSON.createObjectNode().put("status", "ok"));
+          }
+          case "/v1/completions" -> {
+            requireMethod(method, "POST");
+            complete(ex, body(ex), false);
+          }
+          case "/v1/chat/completions" -> {
+            requireMethod(method, "POST");
+            complete(ex, body(ex), true);
+          }
+          default -> throw new ApiError(404, "not_found_error", null, "no route " + method + " " + path
+              + "; this server has GET /v1/models, POST /v1/completions and POST /v1/chat/completions");
+        }
+      } catch (ApiError e) {
+        sendError(ex, e);
+      } catch (IOException e) {
+        log.debug("client {} went away: {}", ex.getRemoteAddress(), e.toString());
+      } catch (RuntimeException e) {
+        log.warn("request {} {} failed", method, path, e);
+        sendError(ex, new ApiError(500, "server_error", null, e.toString()));
+      }
+    }
+  }
+
+  private static void requireMethod(String method, String allowed) {
+    if (!method.equals(allowed)) {
+      throw new ApiError(405, "invalid_request_error", null, "method " + method + " not allowed; use " + allowed);
+    }
+  }
+
+  private ObjectNode models() {
+    ObjectNode out = JSON.createObjectNode().put("object", "list");
+    out.putArray("data").addObject().put("id", model.name()).put("object", "model").put("created", created)
+        .put("owned_by", "nucleon").put("max_model_len", model.maxPositions());
+    return out;
+  }
+
+  private static JsonNode body(HttpExchange ex) throws IOException {
+    byte[] bytes;
+    try (InputStream in = ex.getRequestBody()) {
+      bytes = in.readNBytes(MAX_BODY + 1);
+    }
+    if (bytes.length > MAX_BODY) {
+      throw new ApiError(413, "invalid_request_error", null, "request body over " + (MAX_BODY >> 20) + " MiB");
+    }
+    try {
+      JsonNode node = JSON.readTree(bytes);
+      if (node == null || !node.isObject()) {
+        throw ApiError.invalid(null, "the body must be a JSON object");
+      }
+      return node;
+    } catch (JsonProcessingException e) {
+      throw ApiError.invalid(null, "the body is not JSON: " + e.getOriginalMessage());
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------ requests
+
+  /** The generation settings of one request, checked. */
+  private record Params(int n, float temperature, float topP, int topK, Integer maxTokens, List<String> stop,
+      Long seed, boolean stream, boolean includeUsage, boolean logprobs) {}
+
+  private Params params(JsonNode b, boolean chat) {
+    String requested = b.path("model").asText("");
+    if (!requested.isEmpty() && !requested.equals(model.name())) {
+      throw new ApiError(404, "invalid_request_error", "model", "the model '" + requested + "' does not exist; "
+          + "this server serves '" + model.name() + "'");
+    }
+    for (String unsupported : List.of("tools", "functions", "tool_choice", "logit_bias", "suffix")) {
+      JsonNode v = b.get(unsupported);
+      if (v != null && !v.isNull() && !(v.isContainerNode() && v.isEmpty())
+          && !(unsupported.equals("tool_choice") && v.asText().equals("none"))) {
+        throw ApiError.invalid(unsupported, unsupported + " is not supported by this server");
+      }
+    }
+    for (String penalty : List.of("presence_penalty", "frequency_penalty")) {
+      if (b.path(penalty).asDouble(0) != 0) {
+        throw ApiError.invalid(penalty, penalty + " is not supported by this server (only 0)");
+      }
+    }
+    if (b.path("echo").asBoolean(false)) {
+      throw ApiError.invalid("echo", "echo is not supported by this server");
+    }
+    String format = b.path("response_format").path("type").asText("text");
+    if (!format.equals("text")) {
+      throw ApiError.invalid("response_format", "response_format " + format + " is not supported (only text)");
+    }
+    int n = intIn(b, "n", 1, 1, 64);
+    float temperature = (float) numberIn(b, "temperature", 1.0, 0, 2);
+    float topP = (float) numberIn(b, "top_p", 1.0, 0, 1);
+    if (topP == 0f) {
+      throw ApiError.invalid("top_p", "top_p must be above 0");
+    }
+    int topK = b.has("top_k") && b.get("top_k").asInt() == -1 ? 0 : intIn(b, "top_k", 0, 0, Integer.MAX_VALUE);
+    Integer maxTokens = null;
+    for (String key : List.of("max_completion_tokens", "max_tokens")) {
+      if (b.hasNonNull(key)) {
+        maxTokens = intIn(b, key, 1, 1, Integer.MAX_VALUE);
+        break;
+      }
+    }
+    List<String> stop = new ArrayList<>();
+    JsonNode s = b.get("stop");
+    if (s != null && !s.isNull()) {
+      if (s.isTextual()) {
+        stop.add(s.asText());
+      } else if (s.isArray()) {
+        s.forEach(x -> stop.add(x.asText()));
+      } else {
+        throw ApiError.invalid("stop", "stop must be a string or a list of strings");
+      }
+      if (stop.stream().anyMatch(String::isEmpty)) {
+        throw ApiError.invalid("stop", "a stop string must not be empty");
+      }
+    }
+    Long seed = b.hasNonNull("seed") ? b.get("seed").asLong() : null;
+    boolean stream = b.path("stream").asBoolean(false);
+    boolean usage = b.path("stream_options").path("include_usage").asBoolean(false);
+    boolean logprobs;
+    if (chat) {
+      logprobs = b.path("logprobs").asBoolean(false);
+      if (b.path("top_logprobs").asInt(0) > 0) {
+        throw ApiError.invalid("top_logprobs", "top_logprobs above 0 is not supported: this server returns the "
+            + "chosen token's log-prob only (logprobs = true)");
+      }
+    } else {
+      JsonNode lp = b.get("logprobs");
+      logprobs = lp != null && !lp.isNull();
+      if (logprobs && lp.asInt(-1) != 0) {
+        throw ApiError.invalid("logprobs", "logprobs must be 0: this server returns the chosen token's log-prob "
+            + "only, no alternatives");
+      }
+    }
+    return new Params(n, temperature, topP, topK, maxTokens, stop, seed, stream, usage, logprobs);
+  }
+
+  private static int intIn(JsonNode b, String key, int otherwise, int min, int max) {
+    JsonNode v = b.get(key);
+    if (v == null || v.isNull()) {
+      return otherwise;
+    }
+    if (!v.isIntegralNumber() || v.asLong() < min || v.asLong() > max) {
+      throw ApiError.invalid(key, key + " must be an integer in [" + min + ", " + max + "], got " + v);
+    }
+    return v.asInt();
+  }
+
+  private static double numberIn(JsonNode b, String key, double otherwise, double min, double max) {
+    JsonNode v = b.get(key);
+    if (v == null || v.isNull()) {
+      return otherwise;
+    }
+    if (!v.isNumber() || v.asDouble() < min || v.asDouble() > max) {
+      throw ApiError.invalid(key, key + " must be a number in [" + min + ", " + max + "], got " + v);
+    }
+    return v.asDouble();
+  }
+
+  /** The prompts of a request as token ids: the rendered chat, or the completion prompt(s). */
+  private List<int[]> prompts(JsonNode b, boolean chat) {
+    if (chat) {
+      ChatTemplate template = model.chatTemplate();
+      if (template == null) {
+        throw ApiError.invalid("messages", "the model " + model.name() + " has no chat template; use "
+            + "/v1/completions");
+      }
+      JsonNode messages = b.get("messages");
+      if (messages == null || !messages.isArray() || messages.isEmpty()) {
+        throw ApiError.invalid("messages", "messages must be a non-empty list");
+      }
+      List<ChatTemplate.Message> list = new ArrayList<>();
+      for (int i = 0; i < messages.size(); i++) {
+        JsonNode m = messages.get(i);
+        String role = m.path("role").asText("");
+        if (role.isEmpty()) {
+          throw ApiError.invalid("messages[" + i + "].role", "a message needs a role");
+        }
+        list.add(new ChatTemplate.Message(role, content(m.get("content"), i)));
+      }
+      String text;
+      try {
+        text = template.render(list, true);
+      } catch (ChatTemplate.ChatTemplateException e) {
+        throw ApiError.invalid("messages", "the chat template refused the messages: " + e.getMessage());
+      }
+      // the template writes the special tokens (BOS included) itself
+      return List.of(model.tokenizer().encode(text, false));
+    }
+    JsonNode p = b.get("prompt");
+    if (p == null || p.isNull()) {
+      throw ApiError.invalid("prompt", "prompt is required");
+    }
+    boolean bos = model.tokenizer().bosId() >= 0;
+    List<int[]> out = new ArrayList<>();
+    if (p.isTextual()) {
+      out.add(model.tokenizer().encode(p.asText(), bos));
+    } else if (p.isArray() && !p.isEmpty() && p.get(0).isIntegralNumber()) {
+      out.add(ids(p));
+    } else if (p.isArray() && !p.isEmpty()) {
+      for (JsonNode x : p) {
+        if (x.isTextual()) {
+          out.add(model.tokenizer().encode(x.asText(), bos));
+        } else if (x.isArray()) {
+          out.add(ids(x));
+        } else {
+          throw ApiError.invalid("prompt", "prompt must be a string, a list of strings, or token ids");
+        }
+      }
+    } else {
+      throw ApiError.invalid("prompt", "prompt must be a string, a list of strings, or token ids");
+    }
+    for (int[] ids : out) {
+      if (ids.length == 0) {
+        throw ApiError.invalid("prompt", "a prompt encodes to no tokens");
+      }
+      for (int t : ids) {
+        if (t < 0 || t >= model.vocabSize()) {
+          throw ApiError.invalid("prompt", "token id " + t + " is outside the vocabulary of " + model.vocabSize());
+        }
+      }
+    }
+    return out;
+  }
+
+  private static String content(JsonNode c, int i) {
+    if (c == null || c.isNull()) {
+      return "";
+    }
+    if (c.isTextual()) {
+      return c.asText();
+    }
+    if (c.isArray()) {
+      StringBuilder text = new StringBuilder();
+      for (JsonNode part : c) {
+        if (!part.path("type").asText().equals("text")) {
+          throw ApiError.invalid("messages[" + i + "].content", "only text content parts are supported, got "
+              + part.path("type").asText("?"));
+        }
+        text.append(part.path("text").asText());
+      }
+      return text.toString();
+    }
+    throw ApiError.invalid("messages[" + i + "].content", "content must be a string or a list of text parts");
+  }
+
+  private static int[] ids(JsonNode array) {
+    int[] ids = new int[array.size()];
+    for (int i = 0; i < ids.length; i++) {
+      if (!array.get(i).isIntegralNumber()) {
+        throw ApiError.invalid("prompt", "token ids must be integers");
+      }
+      ids[i] = array.get(i).asInt();
+    }
+    return ids;
+  }
+
+  // ------------------------------------------------------------------------------------------------ generation
+
+  /** One choice being generated: its completion and its text so far. */
+  private final class Choice {
+    final int index;
+    final Completion completion;
+    final List<Integer> tokens = new ArrayList<>();
+    final List<Float> logProbs = new ArrayList<>();
+    final List<String> stop;
+    String text = "";
+    int sent; // characters of text already streamed
+    int sentTokens; // tokens whose log-probs were streamed
+    String finish;
+    boolean roleSent;
+    boolean stopToken; // it ended on a stop token (not part of its text)
+
+    Choice(int index, Completion completion, List<String> stop) {
+      this.index = index;
+      this.completion = completion;
+      this.stop = stop;
+    }
+
+    /** Takes the next event; returns false when the choice is over. */
+    boolean take(long millis) throws InterruptedException, TimeoutException {
+      Completion.Event e = completion.next(millis);
+      if (e.error() != null) {
+        throw e.error();
+      }
+      stopToken = e.finish() == FinishReason.STOP;
+      if (!stopToken) {
+        tokens.add(e.token());
+        logProbs.add(e.logProb());
+      }
+      text = model.tokenizer().decode(tokens.stream().mapToInt(Integer::intValue).toArray(), true);
+      for (String s : stop) {
+        int at = text.indexOf(s);
+        if (at >= 0) {
+          text = text.substring(0, at);
+          finish = "stop";
+          completion.cancel();
+          return false;
+        }
+      }
+      if (e.finish() != null) {
+        finish = stopToken ? "stop" : "length";
+        return false;
+      }
+      return true;
+    }
+
+    /** Tokens generated, its stop token included. */
+    int generated() {
+      return tokens.size() + (stopToken ? 1 : 0);
+    }
+
+    /** Text that is safe to stream: not the start of a stop string, not half a character. */
+    String ready(boolean end) {
+      int upto = text.length();
+      if (!end) {
+        for (String s : stop) {
+          for (int k = Math.min(s.length() - 1, text.length()); k > 0; k--) {
+            if (text.endsWith(s.substring(0, k))) {
+              upto = Math.min(upto, text.length() - k);
+              break;
+            }
+          }
+        }
+        while (upto > 0 && text.charAt(upto - 1) == '\uFFFD') {
+          upto--;
+        }
+      }
+      if (upto <= sent) {
+        return "";
+      }
+      String delta = text.substring(sent, upto);
+      sent = upto;
+      return delta;
+    }
+  }
+
+  private void complete(HttpExchange ex, JsonNode b, boolean chat) throws IOException {
+    Params p = params(b, chat);
+    List<int[]> prompts = prompts(b, chat);
+    List<Choice> choices = new ArrayList<>();
+    long seed = p.seed() != null ? p.seed() : ThreadLocalRandom.current().nextLong();
+    int promptTokens = 0;
+    for (int[] prompt : prompts) {
+      int room = model.maxPositions() - prompt.length;
+      if (room < 1 || (p.maxTokens() != null && p.maxTokens() > room)) {
+        throw ApiError.invalid(p.maxTokens() != null ? "max_tokens" : "prompt", "the prompt has " + prompt.length
+            + " tokens" + (p.maxTokens() != null ? " and max_tokens is " + p.maxTokens() : "") + "; the model "
+            + "takes " + model.maxPositions() + " in all");
+      }
+      int maxNew = p.maxTokens() != null ? p.maxTokens() : Math.min(room, model.defaultMaxTokens());
+      SamplingParams sampling = new SamplingParams(p.temperature(), p.topK(), p.topP(), maxNew, model.stopIds());
+      promptTokens += prompt.length;
+      for (int j = 0; j < p.n(); j++) {
+        choices.add(new Choice(choices.size(), batcher.submit(prompt, sampling, seed + choices.size()), p.stop()));
+      }
+    }
+    String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
+    try {
+      if (p.stream()) {
+        stream(ex, id, chat, p, choices, promptTokens);
+      } else {
+        for (Choice c : choices) {
+          while (c.take(TOKEN_WAIT_MILLIS)) {
+            // until the choice ends
+          }
+        }
+        sendJson(ex, 200, whole(id, chat, p, choices, promptTokens));
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ApiError(503, "server_error", null, "interrupted");
+    } catch (TimeoutException e) {
+      throw new ApiError(504, "server_error", null, "generation stalled: " + e.getMessage());
+    } catch (IllegalStateException | IllegalArgumentException e) {
+      throw new ApiError(e instanceof IllegalArgumentException ? 400 : 503, "server_error", null, e.getMessage());
+    } finally {
+      choices.forEach(c -> c.completion.cancel()); // a client that went away stops its generation
+    }
+  }
+
+  private ObjectNode whole(String id, boolean chat, Params p, List<Choice> choices, int promptTokens) {
+    ObjectNode out = JSON.createObjectNode().put("id", id).put("object", chat ? "chat.completion" : "text_completion")
+        .put("created", System.currentTimeMillis() / 1000).put("model", model.name());
+    ArrayNode array = out.putArray("choices");
+    int completionTokens = 0;
+    for (Choice c : choices) {
+      completionTokens += c.generated();
+      ObjectNode o = array.addObject().put("index", c.index);
+      if (chat) {
+        o.putObject("message").put("role", "assistant").put("content", c.text);
+        o.set("logprobs", p.logprobs() ? chatLogProbs(c, 0, c.tokens.size()) : null);
+      } else {
+        o.put("text", c.text);
+        o.set("logprobs", p.logprobs() ? completionLogProbs(c, 0, c.tokens.size()) : null);
+      }
+      o.put("finish_reason", c.finish);
+    }
+    out.set("usage", usage(promptTokens, completionTokens));
+    return out;
+  }
+
+  private void stream(HttpExchange ex, String id, boolean chat, Params p, List<Choice> choices, int promptTokens)
+      throws IOException, InterruptedException, TimeoutException {
+    ex.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
+    ex.getResponseHeaders().set("Cache-Control", "no-cache");
+    ex.sendResponseHeaders(200, 0);
+    OutputStream out = ex.getResponseBody();
+    long created = System.currentTimeMillis() / 1000;
+    List<Choice> live = new ArrayList<>(choices);
+    long lastToken = System.currentTimeMillis();
+    while (!live.isEmpty()) {
+      boolean progressed = false;
+      for (java.util.Iterator<Choice> it = live.iterator(); it.hasNext(); ) {
+        Choice c = it.next();
+        boolean going = true;
+        boolean took = false;
+        try {
+          while (going) {
+            going = c.take(took ? 0 : (live.size() == 1 ? TOKEN_WAIT_MILLIS : 5));
+            took = true;
+          }
+        } catch (TimeoutException e) {
+          // nothing more from this choice for now
+        }
+        if (!took) {
+          continue;
+        }
+        progressed = true;
+        String delta = c.ready(!going);
+        int upto = c.tokens.size();
+        if (!delta.isEmpty() || !going || (chat && !c.roleSent)) {
+          send(out, chunk(id, created, chat, p, c, delta, upto, going ? null : c.finish));
+        }
+        if (!going) {
+          it.remove();
+        }
+      }
+      if (progressed) {
+        lastToken = System.currentTimeMillis();
+      } else if (System.currentTimeMillis() - lastToken > TOKEN_WAIT_MILLIS) {
+        throw new TimeoutException("no token in " + TOKEN_WAIT_MILLIS + " ms");
+      }
+    }
+    if (p.includeUsage()) {
+      int completionTokens = choices.stream().mapToInt(Choice::generated).sum();
+      ObjectNode u = JSON.createObjectNode().put("id", id)
+          .put("object", chat ? "chat.completion.chunk" : "text_completion").put("created", created)
+          .put("model", model.name());
+      u.putArray("choices");
+      u.set("usage", usage(promptTokens, completionTokens));
+      send(out, u);
+    }
+    out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+    out.flush();
+  }
+
+  private ObjectNode chunk(String id, long created, boolean chat, Params p, Choice c, String delta, int upto,
+      String finish) {
+    ObjectNode o = JSON.createObjectNode().put("id", id)
+        .put("object", chat ? "chat.completion.chunk" : "text_completion").put("created", created)
+        .put("model", model.name());
+    ObjectNode choice = o.putArray("choices").addObject().put("index", c.index);
+    JsonNode logprobs = null;
+    if (p.logprobs() && upto > c.sentTokens) {
+      logprobs = chat ? chatLogProbs(c, c.sentTokens, upto) : completionLogProbs(c, c.sentTokens, upto);
+      c.sentTokens = upto;
+    }
+    if (chat) {
+      ObjectNode d = choice.putObject("delta");
+      if (!c.roleSent) {
+        d.put("role", "assistant");
+        c.roleSent = true;
+      }
+      if (!delta.isEmpty() || finish == null) {
+        d.put("content", delta);
+      }
+    } else {
+      choice.put("text", delta);
+    }
+    choice.set("logprobs", logprobs);
+    choice.put("finish_reason", finish);
+    return o;
+  }
+
+  private static void send(OutputStream out, JsonNode event) throws IOException {
+    out.write(("data: " + JSON.writeValueAsString(event) + "\n\n").getBytes(StandardCharsets.UTF_8));
+    out.flush();
+  }
+
+  private String tokenText(int token) {
+    return model.tokenizer().decode(new int[] {token}, false);
+  }
+
+  private ObjectNode chatLogProbs(Choice c, int from, int to) {
+    ObjectNode o = JSON.createObjectNode();
+    ArrayNode content = o.putArray("content");
+    for (int i = from; i < to; i++) {
+      String t = tokenText(c.tokens.get(i));
+      ObjectNode entry = content.addObject().put("token", t).put("logprob", c.logProbs.get(i));
+      ArrayNode bytes = entry.putArray("bytes");
+      for (byte x : t.getBytes(StandardCharsets.UTF_8)) {
+        bytes.add(x & 0xff);
+      }
+      entry.putArray("top_logprobs");
+    }
+    return o;
+  }
+
+  private ObjectNode completionLogProbs(Choice c, int from, int to) {
+    ObjectNode o = JSON.createObjectNode();
+    ArrayNode tokens = o.putArray("tokens");
+    ArrayNode values = o.putArray("token_logprobs");
+    ArrayNode offsets = o.putArray("text_offset");
+    int offset = 0;
+    for (int i = 0; i < to; i++) {
+      String t = tokenText(c.tokens.get(i));
+      if (i >= from) {
+        tokens.add(t);
+        values.add(c.logProbs.get(i));
+        offsets.add(offset);
+      }
+      offset += t.length();
+    }
+    o.putNull("top_logprobs");
+    return o;
+  }
+
+  private static ObjectNode usage(int prompt, int completion) {
+    return JSON.createObjectNode().put("prompt_tokens", prompt).put("completion_tokens", completion)
+        .put("total_tokens", prompt + completion);
+  }
+
+  private static void sendJson(HttpExchange ex, int status, JsonNode body) throws IOException {
+    byte[] bytes = JSON.writeValueAsBytes(body);
+    ex.getResponseHeaders().set("Content-Type", "application/json");
+    ex.sendResponseHeaders(status, bytes.length);
+    try (OutputStream out = ex.getResponseBody()) {
+      out.write(bytes);
+    }
+  }
+
+  private static void sendError(HttpExchange ex, ApiError e) {
+    ObjectNode body = JSON.createObjectNode();
+    ObjectNode err = body.putObject("error").put("message", e.getMessage()).put("type", e.type);
+    err.put("param", e.param);
+    err.putNull("code");
+    try {
+      sendJson(ex, e.status, body);
+    } catch (IOException | RuntimeException io) {
+      log.debug("could not send an error ({}) to {}: {}", e.getMessage(), ex.getRemoteAddress(), io.toString());
+    }
+  }
+}
