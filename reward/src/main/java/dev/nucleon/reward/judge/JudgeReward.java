@@ -52,7 +52,6 @@ public final class JudgeReward implements RewardFunction {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Pattern PLACEHOLDER = Pattern.compile("\\{(question|response|reference)}");
-  private static final Pattern THINKING = Pattern.compile("(?s)<think>.*?</think>|^.*?</think>");
 
   /** Where the score comes from in the judge's answer. */
   public enum Parse { REGEX, JSON }
@@ -134,7 +133,7 @@ public final class JudgeReward implements RewardFunction {
   String render(RewardRequest r) {
     String question = s.questionField().isEmpty() ? r.prompt()
         : r.metadata().getOrDefault(s.questionField(), r.prompt());
-    String response = s.stripThinking() ? THINKING.matcher(r.completion()).replaceAll("").strip() : r.completion();
+    String response = s.stripThinking() ? dev.nucleon.reward.Thinking.strip(r.completion()).strip() : r.completion();
     StringBuilder out = new StringBuilder();
     Matcher m = PLACEHOLDER.matcher(s.prompt());
     while (m.find()) {

@@ -32,10 +32,10 @@ public final class AnswerExtractor {
   /** An extracted answer and whether it came from plain text (a number needing separator rules). */
   public record Answer(String text, boolean plainNumber) {}
 
-  private static final Pattern BOX = Pattern.compile("\\\\(?:boxed|fbox)");
+  private static final Pattern BOX = Pattern.compile("\\\\(?:boxed|fbox)|(?<=[a-zA-Z])boxed(?=\\s*\\{)");
   private static final Pattern NUMBER = Pattern.compile(
       "(?<![\\w.])(-?(?:\\d{1,3}(?:,\\d{3})+(?:\\.\\d+)?|\\d{1,3}(?: \\d{3})+(?![\\d.,])|\\d+(?:[.,]\\d+)?(?:/\\d+)?"
-          + "|\\.\\d+))(?![\\w])");
+          + "|\\.\\d+))(?![\\d.,]?\\d)(?!/\\d)");
   private static final Pattern MATH_CONNECTOR = Pattern.compile("(?i)\\s*(?:,|and|or|,\\s*and)?\\s*");
 
   private AnswerExtractor() {}
@@ -44,14 +44,29 @@ public final class AnswerExtractor {
   public static Optional<Answer> extract(String text, List<Fallback> fallbacks) {
     Optional<String> boxed = boxed(text);
     if (boxed.isPresent()) {
+      // "The final answer is $X$" after the last box states the answer the boxes led to
+      Span fin = fallbacks.contains(Fallback.LAST_LATEX) ? finalAnswerLatex(text) : null;
+      if (fin != null && fin.start > lastBoxEnd(text)) {
+        return Optional.of(new Answer(fin.text, false));
+      }
       return Optional.of(new Answer(boxed.get(), false));
     }
     if (fallbacks.contains(Fallback.WHOLE)) {
       return text.isBlank() ? Optional.empty() : Optional.of(new Answer(text, false));
     }
-    Span latex = fallbacks.contains(Fallback.LAST_LATEX) ? finalAnswerLatex(text) : null;
-    if (latex == null && fallbacks.contains(Fallback.LAST_LATEX)) {
-      latex = lastLatex(text);
+    if (fallbacks.isEmpty()) {
+      return Optional.empty();
+    }
+    // a bare answer (no prose: "-\frac{10}{9}", "(3, \frac{\pi}{2})", "x + 1") is the answer as it is
+    if (fallbacks.contains(Fallback.LAST_LATEX) && looksLikeMath(text) && !text.contains("$")) {
+      return Optional.of(new Answer(text.strip(), NUMBER.matcher(text.strip()).matches()));
+    }
+    Span latex = null;
+    if (fallbacks.contains(Fallback.LAST_LATEX)) {
+      latex = finalAnswerLatex(text);
+      if (latex == null) {
+        latex = latest(latest(lastLatex(text), bareLatex(text)), answerLine(text));
+      }
     }
     Span number = fallbacks.contains(Fallback.LAST_NUMBER) ? lastNumber(text) : null;
     if (latex != null && (number == null || latex.end >= number.end)) {
@@ -63,17 +78,110 @@ public final class AnswerExtractor {
     return Optional.empty();
   }
 
-  /** The reference answer: its box, else its last math span, else the whole text. */
+  private static Span latest(Span a, Span b) {
+    return a == null ? b : b == null ? a : b.end > a.end ? b : a;
+  }
+
+  /**
+   * The reference answer: its box, else its last math span, else the whole text; a reference written as prose
+   * ("the answer is 10000") gives its last number.
+   */
   public static String reference(String gold) {
     Optional<String> boxed = boxed(gold);
     if (boxed.isPresent()) {
       return boxed.get();
     }
     Span latex = lastLatex(gold);
-    return latex != null ? latex.text : gold;
+    if (latex != null) {
+      return latex.text;
+    }
+    if (!looksLikeMath(gold)) {
+      Span line = answerLine(gold);
+      Span number = lastNumber(gold);
+      if (line != null || number != null && gold.length() > 3 * number.text.length() + 20) {
+        return line != null ? line.text : number.text;
+      }
+    }
+    return gold;
+  }
+
+  /** A word of three or more letters that is not a function name or a connective. */
+  private static final Pattern PROSE_WORD = Pattern.compile(
+      "(?<!\\p{L})(?!(?:sqrt|sin|cos|tan|cot|sec|csc|log|exp|and|infty)(?!\\p{L}))\\p{L}{3,}"
+          + "|[\\p{IsHan}\\p{IsHiragana}\\p{IsKatakana}\\p{IsHangul}]");
+  private static final Pattern LATEX_WORDS = Pattern.compile(
+      "\\\\(?:begin|end|text|mathrm|textbf|mbox|operatorname)\\s*\\{[^{}]*\\}|\\\\[a-zA-Z]+");
+
+  /**
+   * Whether a text is an answer rather than prose: short, and without a word of three or more letters outside
+   * LaTeX commands and their names ({@code \\begin{pmatrix}}, {@code \\text{cm}}).
+   */
+  static boolean looksLikeMath(String text) {
+    String t = text.strip();
+    if (t.isEmpty() || t.length() > 200 || t.contains("\n\n")) {
+      return false;
+    }
+    return !PROSE_WORD.matcher(LATEX_WORDS.matcher(t).replaceAll(" ")).find();
+  }
+
+  private static final Pattern ANSWER_LINE = Pattern.compile("(?im)(?:^|[.!?]\\s)\\s*(?:the\\s+)?(?:final\\s+)?"
+      + "answer(?:\\s+is)?\\s*[:=]?\\s*([^\\n]+?)\\s*\\.?\\s*$");
+
+  /** The rest of the last line that starts "Answer:" or "The answer is", when it is an answer, not prose. */
+  static Span answerLine(String text) {
+    Matcher m = ANSWER_LINE.matcher(text);
+    Span last = null;
+    while (m.find()) {
+      String a = m.group(1).strip();
+      if (!a.isEmpty() && looksLikeMath(a) && !a.contains("$")) {
+        last = new Span(m.start(1), m.end(1), a);
+      }
+    }
+    return last;
+  }
+
+  private static final Pattern BARE_FRAC = Pattern.compile("-?\\d*\\\\[dt]?frac\\s*\\{");
+
+  /** The last {@code \frac{..}{..}} written outside math delimiters ("(\frac{2}{5}) 吨"), or null. */
+  static Span bareLatex(String text) {
+    Matcher m = BARE_FRAC.matcher(text);
+    Span last = null;
+    while (m.find()) {
+      int open = m.end() - 1;
+      int close = MathNormalizer.matchingBrace(text, open);
+      if (close < 0 || close + 1 >= text.length() || text.charAt(close + 1) != '{') {
+        continue;
+      }
+      int end = MathNormalizer.matchingBrace(text, close + 1);
+      if (end > 0 && !insideDollars(text, m.start())) {
+        last = new Span(m.start(), end + 1, text.substring(m.start(), end + 1));
+      }
+    }
+    return last;
+  }
+
+  private static boolean insideDollars(String text, int at) {
+    int count = 0;
+    for (int i = 0; i < at; i++) {
+      if (text.charAt(i) == '\\') {
+        i++;
+      } else if (text.charAt(i) == '$') {
+        count++;
+      }
+    }
+    return count % 2 == 1;
   }
 
   record Span(int start, int end, String text) {}
+
+  private static int lastBoxEnd(String text) {
+    Matcher m = BOX.matcher(text);
+    int end = -1;
+    while (m.find()) {
+      end = m.end();
+    }
+    return end;
+  }
 
   /** The last box's content, joined with boxes just before it; empty when there is none. */
   public static Optional<String> boxed(String text) {
@@ -107,7 +215,10 @@ public final class AnswerExtractor {
     parts.add(0, boxes.get(k).text);
     while (k > 0) {
       String gap = text.substring(boxes.get(k - 1).end, boxes.get(k).start);
-      if (gap.length() > 40 || gap.contains("\n\n") || gap.matches("(?s).*[.!?]\\s.*")) {
+      String words = MathNormalizer.unwrapText(gap.replaceAll("\\$|\\\\[()\\[\\]]|\\\\q?quad|\\\\[,;]", " ")).strip();
+      // a few words at most ("and", "papers and", "for part (a) and"): more ("no no no no no") separate answers
+      if (gap.length() > 40 || gap.contains("\n\n") || gap.matches("(?s).*[.!?]\\s.*")
+          || words.split("\\s+").length > 4) {
         break;
       }
       k--;
@@ -202,11 +313,20 @@ public final class AnswerExtractor {
     return -1;
   }
 
+  private static final Pattern PERCENT_AFTER = Pattern.compile("(?i)\\s*(?:\\\\?%|percentage|percent|pct)(?![a-z])");
+
+  /** The last number in plain text, with a percent sign or word right after it kept ("33.5 percent"). */
   static Span lastNumber(String text) {
     Matcher m = NUMBER.matcher(text);
     Span last = null;
     while (m.find()) {
       last = new Span(m.start(1), m.end(1), m.group(1));
+    }
+    if (last != null) {
+      Matcher p = PERCENT_AFTER.matcher(text).region(last.end, text.length());
+      if (p.lookingAt()) {
+        last = new Span(last.start, p.end(), text.substring(last.start, p.end()));
+      }
     }
     return last;
   }
@@ -214,7 +334,7 @@ public final class AnswerExtractor {
   /** A plain-text number in canonical form: thousands separators dropped, a decimal comma made a point. */
   public static String plainNumber(String raw) {
     String s = raw.strip();
-    if (s.matches("-?\\d{1,3}(?:,\\d{3})+(?:\\.\\d+)?") || s.matches("-?\\d{1,3}(?: \\d{3})+")) {
+    if (s.matches("-?[1-9]\\d{0,2}(?:,\\d{3})+(?:\\.\\d+)?") || s.matches("-?[1-9]\\d{0,2}(?: \\d{3})+")) {
       return s.replace(",", "").replace(" ", "");
     }
     if (s.matches("-?\\d+,\\d+")) {

@@ -73,7 +73,9 @@ public final class LatexExpression {
     if (latex.isBlank() || latex.length() > 2000) {
       return Optional.empty();
     }
-    String text = OPERATOR_COMMANDS_TIMES.matcher(latex).replaceAll("*");
+    latex = latex.replaceAll("\\\\[lr]?vert(?![a-zA-Z])|\\\\[lr]Vert(?![a-zA-Z])", "|");
+    String text = OPERATOR_COMMANDS_TIMES.matcher(integerFunctions(plainFunctions(latex.replace("**", "^"))))
+        .replaceAll("*");
     text = OPERATOR_COMMANDS_DIV.matcher(text).replaceAll("/");
     Translator t = new Translator(text);
     String infix;
@@ -92,6 +94,62 @@ public final class LatexExpression {
     } catch (Exception e) { // EvalEx throws checked ParseException and runtime errors for odd input
       return Optional.empty();
     }
+  }
+
+  private static final java.util.regex.Pattern PLAIN_SQRT =
+      java.util.regex.Pattern.compile("(?<![\\\\a-zA-Z])sqrt\\s*\\(");
+
+  private static final java.util.regex.Pattern BINOMIAL =
+      java.util.regex.Pattern.compile("\\\\[dt]?binom\\s*\\{\\s*(\\d{1,4})\\s*\\}\\s*\\{\\s*(\\d{1,4})\\s*\\}");
+  private static final java.util.regex.Pattern FACTORIAL = java.util.regex.Pattern.compile("(?<![\\w.])(\\d{1,3})!");
+
+  /** Binomial coefficients and factorials of integers, computed: {@code \binom{5}{2}} is 10, {@code 5!} 120. */
+  static String integerFunctions(String s) {
+    java.util.regex.Matcher b = BINOMIAL.matcher(s);
+    StringBuilder out = new StringBuilder();
+    while (b.find()) {
+      int n = Integer.parseInt(b.group(1));
+      int k = Integer.parseInt(b.group(2));
+      BigInteger v = BigInteger.ZERO;
+      if (k <= n) {
+        v = BigInteger.ONE;
+        for (int i = 0; i < Math.min(k, n - k); i++) {
+          v = v.multiply(BigInteger.valueOf(n - i)).divide(BigInteger.valueOf(i + 1));
+        }
+      }
+      b.appendReplacement(out, "(" + v + ")");
+    }
+    b.appendTail(out);
+    java.util.regex.Matcher f = FACTORIAL.matcher(out.toString());
+    StringBuilder done = new StringBuilder();
+    while (f.find()) {
+      BigInteger v = BigInteger.ONE;
+      for (int i = 2; i <= Integer.parseInt(f.group(1)); i++) {
+        v = v.multiply(BigInteger.valueOf(i));
+      }
+      f.appendReplacement(done, "(" + v + ")");
+    }
+    f.appendTail(done);
+    return done.toString();
+  }
+
+  /** Plain-text {@code sqrt(x)} (as programs and some models write it) as {@code \sqrt{x}}. */
+  static String plainFunctions(String s) {
+    java.util.regex.Matcher m = PLAIN_SQRT.matcher(s);
+    if (!m.find()) {
+      return s;
+    }
+    int open = m.end() - 1;
+    int depth = 0;
+    for (int i = open; i < s.length(); i++) {
+      char c = s.charAt(i);
+      depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+      if (depth == 0) {
+        return plainFunctions(s.substring(0, m.start()) + "\\sqrt{" + s.substring(open + 1, i) + "}"
+            + s.substring(i + 1));
+      }
+    }
+    return s;
   }
 
   /** The EvalEx infix form (for messages and tests). */
@@ -287,6 +345,15 @@ public final class LatexExpression {
         pos++;
         return variable(String.valueOf(c));
       }
+      if (c == '|') { // |x|
+        pos++;
+        String inner = sequence('|');
+        pos++;
+        if (inner.isBlank()) {
+          throw new IllegalArgumentException("empty absolute value");
+        }
+        return "ABS(" + inner + ")";
+      }
       if (c == '\\') {
         int start = ++pos;
         while (pos < s.length() && Character.isLetter(s.charAt(pos))) {
@@ -315,6 +382,7 @@ public final class LatexExpression {
           case "pi" -> {
             return "PI";
           }
+
           case "exp" -> {
             return "(E^(" + argument() + "))";
           }
@@ -341,6 +409,11 @@ public final class LatexExpression {
 
     private String function(String name) {
       skipSpaces();
+      if (name.equals("LOG") && pos < s.length() && s.charAt(pos) == '_') { // log_b x = ln x / ln b
+        pos++;
+        String base = argument();
+        return "(" + function(name) + "/LOG(" + base + "))";
+      }
       String power = null;
       if (pos < s.length() && s.charAt(pos) == '^') {
         pos++;

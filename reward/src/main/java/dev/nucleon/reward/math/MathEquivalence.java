@@ -52,10 +52,27 @@ public final class MathEquivalence {
     if (a.isEmpty() || b.isEmpty()) {
       return false;
     }
-    if (compact(a).equals(compact(b))) {
+    if (compact(a).equals(compact(b)) || equal(parse(a), parse(b), true)) {
       return true;
     }
-    return equal(parse(a), parse(b), true);
+    // a percentage is its number or a hundredth of it: 33.5\% is 0.335, 10\% may be written 10
+    boolean pa = MathNormalizer.hasPercent(response);
+    boolean pb = MathNormalizer.hasPercent(reference);
+    if (pa && !pb) {
+      return hundredth(a).map(x -> equal(parse(x), parse(b), true)).orElse(false);
+    }
+    if (pb && !pa) {
+      return hundredth(b).map(y -> equal(parse(a), parse(y), true)).orElse(false);
+    }
+    return false;
+  }
+
+  /** A single number or expression divided by 100 ({@code \frac{x}{100}}); empty for lists and relations. */
+  private static Optional<String> hundredth(String s) {
+    if (s.contains(",") || s.contains("=") || s.contains("<") || s.contains(">")) {
+      return Optional.empty();
+    }
+    return Optional.of("\\frac{" + s + "}{100}");
   }
 
   private static String compact(String s) {
@@ -78,13 +95,16 @@ public final class MathEquivalence {
   /** A chain {@code s0 op0 s1 op1 s2 ...} with ops among {@code < <= != =} after orientation. */
   record Relation(List<Value> sides, List<String> ops) implements Value {}
 
-  /** {@code lhs = v1 = v2 ...}; {@code value} is the final value (before an {@code \approx}). */
-  record Equation(String lhs, Value value, String lhsText, String rhsText) implements Value {}
+  /**
+   * {@code lhs = v1 = v2 ...}; {@code value} is the final value (before an {@code \approx}); {@code approx}: the
+   * value only approximates the left side ({@code \frac{9.5}{\pi} \approx 3.02}), which is an answer too.
+   */
+  record Equation(String lhs, Value value, String lhsText, String rhsText, boolean approx) implements Value {}
 
   private static final Pattern MATRIX = Pattern.compile(
       "^\\\\begin\\{([pbvBV]?matrix|array)\\}(?:\\{[^}]*\\})?(.*)\\\\end\\{\\1\\}$", Pattern.DOTALL);
   private static final Pattern LIST_WORD = Pattern.compile("(?i)(?<![A-Za-z\\\\])(?:and|or)(?![A-Za-z])");
-  private static final Pattern SIMPLE_LHS_CHARS = Pattern.compile("[A-Za-z\\\\{}()\\[\\],:/ ]+");
+  private static final Pattern SIMPLE_LHS_CHARS = Pattern.compile("[A-Za-z\\\\{}()\\[\\],:/| ]+");
 
   Value parse(String input) {
     String s = input.strip();
@@ -138,6 +158,10 @@ public final class MathEquivalence {
       }
       return new Seq(open, close, elements);
     }
+    Value computed = matrixArithmetic(s);
+    if (computed != null) {
+      return computed;
+    }
     Value matrix = matrix(s);
     if (matrix != null) {
       return matrix;
@@ -178,6 +202,134 @@ public final class MathEquivalence {
       rows.add(cells);
     }
     return rows.isEmpty() ? null : new Matrix(rows);
+  }
+
+  private static final Pattern MATRIX_BEGIN = Pattern.compile("\\\\begin\\{([pbvBV]?matrix)\\}");
+
+  /**
+   * Sums, differences and products of matrices with exact entries ({@code A + B}, {@code A B}, {@code A \\cdot B}),
+   * computed; null when the text is not only that.
+   */
+  private Value matrixArithmetic(String s) {
+    java.util.regex.Matcher m = MATRIX_BEGIN.matcher(s);
+    List<BigFraction[][]> terms = new ArrayList<>();
+    List<String> ops = new ArrayList<>();
+    int at = 0;
+    while (m.find(at)) {
+      String between = s.substring(at, m.start()).strip();
+      String end = "\\end{" + m.group(1) + "}";
+      int close = s.indexOf(end, m.end());
+      if (close < 0) {
+        return null;
+      }
+      if (!terms.isEmpty()) {
+        String op = between.isEmpty() || between.equals("\\cdot") || between.equals("\\times") ? "*" : between;
+        if (!op.equals("*") && !op.equals("+") && !op.equals("-")) {
+          return null;
+        }
+        ops.add(op);
+      } else if (!between.isEmpty()) {
+        return null;
+      }
+      BigFraction[][] cells = exactMatrix(s.substring(m.start(), close + end.length()));
+      if (cells == null) {
+        return null;
+      }
+      terms.add(cells);
+      at = close + end.length();
+    }
+    if (terms.size() < 2 || !s.substring(at).isBlank()) {
+      return null;
+    }
+    // products first, then sums, left to right
+    List<BigFraction[][]> sums = new ArrayList<>();
+    List<String> signs = new ArrayList<>();
+    BigFraction[][] acc = terms.get(0);
+    for (int i = 0; i < ops.size(); i++) {
+      if (ops.get(i).equals("*")) {
+        acc = multiply(acc, terms.get(i + 1));
+        if (acc == null) {
+          return null;
+        }
+      } else {
+        sums.add(acc);
+        signs.add(ops.get(i));
+        acc = terms.get(i + 1);
+      }
+    }
+    sums.add(acc);
+    BigFraction[][] total = sums.get(0);
+    for (int i = 1; i < sums.size(); i++) {
+      total = add(total, sums.get(i), signs.get(i - 1).equals("-"));
+      if (total == null) {
+        return null;
+      }
+    }
+    List<List<Value>> rows = new ArrayList<>();
+    for (BigFraction[] row : total) {
+      List<Value> cells = new ArrayList<>();
+      for (BigFraction f : row) {
+        cells.add(new Atom(f.getDenominator().equals(java.math.BigInteger.ONE) ? f.getNumerator().toString()
+            : "\\frac{" + f.getNumerator() + "}{" + f.getDenominator() + "}"));
+      }
+      rows.add(cells);
+    }
+    return new Matrix(rows);
+  }
+
+  private BigFraction[][] exactMatrix(String text) {
+    Value v = matrix(text);
+    if (!(v instanceof Matrix mx)) {
+      return null;
+    }
+    int cols = mx.rows().get(0).size();
+    BigFraction[][] out = new BigFraction[mx.rows().size()][cols];
+    for (int r = 0; r < out.length; r++) {
+      if (mx.rows().get(r).size() != cols) {
+        return null;
+      }
+      for (int c = 0; c < cols; c++) {
+        if (!(mx.rows().get(r).get(c) instanceof Atom a)) {
+          return null;
+        }
+        Optional<BigFraction> f = LatexExpression.parse(a.text()).flatMap(LatexExpression::exact);
+        if (f.isEmpty()) {
+          return null;
+        }
+        out[r][c] = f.get();
+      }
+    }
+    return out;
+  }
+
+  private static BigFraction[][] multiply(BigFraction[][] a, BigFraction[][] b) {
+    if (a[0].length != b.length) {
+      return null;
+    }
+    BigFraction[][] out = new BigFraction[a.length][b[0].length];
+    for (int i = 0; i < a.length; i++) {
+      for (int j = 0; j < b[0].length; j++) {
+        BigFraction sum = BigFraction.ZERO;
+        for (int k = 0; k < b.length; k++) {
+          sum = sum.add(a[i][k].multiply(b[k][j]));
+        }
+        out[i][j] = sum;
+      }
+    }
+    return out;
+  }
+
+  private static BigFraction[][] add(BigFraction[][] a, BigFraction[][] b, boolean subtract) {
+    if (a.length != b.length || a[0].length != b[0].length) {
+      return null;
+    }
+    BigFraction[][] out = new BigFraction[a.length][a[0].length];
+    for (int i = 0; i < a.length; i++) {
+      for (int j = 0; j < a[0].length; j++) {
+        out[i][j] = subtract ? a[i][j].subtract(b[i][j]) : a[i][j].add(b[i][j]);
+      }
+    }
+    return out;
   }
 
   private Value relation(String s) {
@@ -274,7 +426,12 @@ public final class MathEquivalence {
       return new Atom(String.join("", parts));
     }
     String firstRhs = parts.get(1).substring(1).strip();
-    return new Equation(lhs, parse(value), lhs, firstRhs);
+    boolean approx = parts.stream().skip(1).allMatch(p -> p.startsWith("~"));
+    // "2 = x": the name is on the right, the answer on the left
+    if (parts.size() == 2 && !approx && simpleLhs(value) && !simpleLhs(lhs)) {
+      return new Equation(value, parse(lhs), value, lhs, false);
+    }
+    return new Equation(lhs, parse(value), lhs, firstRhs, approx);
   }
 
   /** A left side that only names the answer: letters, subscripts, tuples of names, ratios of names. */
@@ -395,7 +552,7 @@ public final class MathEquivalence {
       return equationsProportional(ea, eb);
     }
     if (a instanceof Equation ea) {
-      return equal(ea.value(), b, false);
+      return equal(ea.value(), b, false) || ea.approx() && equal(parse(ea.lhs()), b, false);
     }
     if (b instanceof Equation eb) {
       return simpleLhs(eb.lhs()) && equal(a, eb.value(), false);
@@ -416,6 +573,10 @@ public final class MathEquivalence {
       return intervalOf(rb).map(i -> seqEqual(sa, i)).orElse(false);
     }
     if (a instanceof Relation ra && b instanceof Relation rb) {
+      if (ra.ops().size() == 1 && rb.ops().size() == 1 && ra.ops().equals(rb.ops())
+          && relationsProportional(ra, rb)) {
+        return true; // -x > -1 is x < 1: lhs - rhs of one is a positive multiple of the other's
+      }
       if (!ra.ops().equals(rb.ops()) || ra.sides().size() != rb.sides().size()) {
         return false;
       }
@@ -428,6 +589,13 @@ public final class MathEquivalence {
     }
     if (a instanceof Union ua && b instanceof Union ub) {
       return sameSet(ua.parts(), ub.parts());
+    }
+    // "x < -1 or x > 2" is the union of two intervals
+    if (a instanceof Seq sa && sa.open() == 0 && b instanceof Union ub) {
+      return asIntervals(sa).map(parts -> sameSet(parts, ub.parts())).orElse(false);
+    }
+    if (b instanceof Seq sb && sb.open() == 0 && a instanceof Union ua) {
+      return asIntervals(sb).map(parts -> sameSet(ua.parts(), parts)).orElse(false);
     }
     if (a instanceof Matrix ma && b instanceof Matrix mb) {
       if (ma.rows().size() != mb.rows().size()) {
@@ -451,6 +619,19 @@ public final class MathEquivalence {
       return atomsEqual(x.text(), y.text());
     }
     return false;
+  }
+
+  /** A bare list whose every item is a relation on one variable, as intervals. */
+  private static Optional<List<Value>> asIntervals(Seq s) {
+    List<Value> out = new ArrayList<>();
+    for (Value v : s.items()) {
+      Optional<Seq> i = v instanceof Relation r ? intervalOf(r) : Optional.empty();
+      if (i.isEmpty()) {
+        return Optional.empty();
+      }
+      out.add(i.get());
+    }
+    return Optional.of(out);
   }
 
   private boolean seqEqual(Seq a, Seq b) {
@@ -492,9 +673,27 @@ public final class MathEquivalence {
     return true;
   }
 
-  /** {@code lo < x < hi} as the interval (lo, hi), brackets from the relations. */
+  /**
+   * {@code lo < x < hi} as the interval (lo, hi), brackets from the relations; {@code x >= a} as
+   * {@code [a, \infty)} and {@code x < a} as {@code (-\infty, a)} when one side is a lone variable.
+   */
   private static Optional<Seq> intervalOf(Relation r) {
-    if (r.sides().size() != 3 || r.ops().stream().anyMatch(o -> !o.equals("<") && !o.equals("<="))) {
+    if (r.ops().stream().anyMatch(o -> !o.equals("<") && !o.equals("<="))) {
+      return Optional.empty();
+    }
+    if (r.sides().size() == 2) {
+      String left = ((Atom) r.sides().get(0)).text();
+      String right = ((Atom) r.sides().get(1)).text();
+      boolean open = r.ops().get(0).equals("<");
+      if (VARIABLE.matcher(left).matches() && !VARIABLE.matcher(right).matches()) {
+        return Optional.of(new Seq('(', open ? ')' : ']', List.of(new Atom("-\\infty"), r.sides().get(1))));
+      }
+      if (VARIABLE.matcher(right).matches() && !VARIABLE.matcher(left).matches()) {
+        return Optional.of(new Seq(open ? '(' : '[', ')', List.of(r.sides().get(0), new Atom("\\infty"))));
+      }
+      return Optional.empty();
+    }
+    if (r.sides().size() != 3) {
       return Optional.empty();
     }
     char open = r.ops().get(0).equals("<") ? '(' : '[';
@@ -502,6 +701,7 @@ public final class MathEquivalence {
     return Optional.of(new Seq(open, close, List.of(r.sides().get(0), r.sides().get(2))));
   }
 
+  private static final Pattern VARIABLE = Pattern.compile("[A-Za-z](?:_\\{?[A-Za-z0-9]+\\}?)?");
   private static final Pattern PAREN_LETTER = Pattern.compile("^\\(([A-Za-z])\\)$");
 
   boolean atomsEqual(String x, String y) {
@@ -576,12 +776,22 @@ public final class MathEquivalence {
     return compared > 0;
   }
 
-  /** Two equations are the same when lhs - rhs of one is a non-zero constant multiple of the other's. */
-  private boolean equationsProportional(Equation a, Equation b) {
-    Optional<LatexExpression> fa = LatexExpression.parse("(" + a.lhsText() + ")-(" + a.rhsText() + ")");
-    Optional<LatexExpression> fb = LatexExpression.parse("(" + b.lhsText() + ")-(" + b.rhsText() + ")");
+  /** Two one-step relations with the same operator hold together when lhs - rhs is a positive multiple. */
+  private boolean relationsProportional(Relation a, Relation b) {
+    Double ratio = differenceRatio(((Atom) a.sides().get(0)).text(), ((Atom) a.sides().get(1)).text(),
+        ((Atom) b.sides().get(0)).text(), ((Atom) b.sides().get(1)).text());
+    return ratio != null && ratio > 1e-12;
+  }
+
+  /**
+   * The constant c with {@code la - ra = c (lb - rb)} at every sample point, or null when there is none (or a side
+   * does not evaluate).
+   */
+  private static Double differenceRatio(String la, String ra, String lb, String rb) {
+    Optional<LatexExpression> fa = LatexExpression.parse("(" + la + ")-(" + ra + ")");
+    Optional<LatexExpression> fb = LatexExpression.parse("(" + lb + ")-(" + rb + ")");
     if (fa.isEmpty() || fb.isEmpty()) {
-      return false;
+      return null;
     }
     Set<String> vars = new LinkedHashSet<>(fa.get().variables());
     vars.addAll(fb.get().variables());
@@ -590,15 +800,22 @@ public final class MathEquivalence {
       double x = fa.get().evaluate(p);
       double y = fb.get().evaluate(p);
       if (!Double.isFinite(x) || !Double.isFinite(y) || Math.abs(y) < 1e-12) {
-        return false;
+        return null;
       }
       double r = x / y;
       if (ratio == null) {
         ratio = r;
       } else if (!close(r, ratio, 1e-9)) {
-        return false;
+        return null;
       }
     }
+    return ratio;
+  }
+
+  /** Two equations are the same when lhs - rhs of one is a non-zero constant multiple of the other's. */
+  private boolean equationsProportional(Equation a, Equation b) {
+    Double ratio = differenceRatio(a.lhsText(), a.rhsText(), b.lhsText(), b.rhsText());
     return ratio != null && Math.abs(ratio) > 1e-12;
   }
+
 }

@@ -141,12 +141,23 @@ public final class MathNormalizer {
   private static final Pattern SPACING = Pattern.compile("(?<!\\\\)\\\\[,;:! ]|\\\\q?quad(?![a-zA-Z])|~");
   private static final Pattern PERCENT_WORD = Pattern.compile("(?i)\\s*(?:percentage|percent|pct)\\b\\.?");
   private static final Pattern THOUSANDS_BRACE = Pattern.compile("(\\d)\\s*\\{\\s*,\\s*\\}\\s*(\\d{3})");
-  private static final Pattern THOUSANDS = Pattern.compile("-?\\d{1,3}(?:,\\d{3})+(?:\\.\\d+)?");
+  /** Thousands separated by commas; a first group of 0 ("0,111") is a decimal comma instead. */
+  private static final Pattern THOUSANDS = Pattern.compile("-?[1-9]\\d{0,2}(?:,\\d{3})+(?:\\.\\d+)?");
+  /** Thousands separated by (thin) spaces: 1\\,234 or 12 345 678. */
+  private static final Pattern THOUSANDS_SPACED = Pattern.compile("-?[1-9]\\d{0,2}(?: \\d{3})+(?:\\.\\d+)?");
+  /** A number and a unit word after it: 10 weeks, 10cm^2, 5 m². */
+  private static final Pattern UNIT_WORD_AFTER_NUMBER = Pattern.compile("^(-?\\d[\\d,]*(?:\\.\\d+)?)\\s*"
+      + "(?!(?:and|or|pi|sqrt|ln|log|sin|cos|tan|infty|i)(?![a-zA-Z]))[a-zA-Z]{2,}(?:\\s*\\^\\s*\\{?\\d\\}?|[²³])?"
+      + "(?:\\s+[a-zA-Z]{2,})?$");
+  /** A mixed number: 2\\frac{5}{8} is 2 and 5/8. */
+  private static final Pattern MIXED_NUMBER = Pattern.compile("^(-?)(\\d+)\\s*\\\\frac\\{(\\d+)\\}\\{(\\d+)\\}$");
+  private static final Pattern PERCENT = Pattern.compile("%|(?i)(?<![a-z])(?:percentage|percent|pct)(?![a-z])");
   private static final Pattern DEGREES = Pattern.compile("\\^\\s*\\{?\\s*\\\\circ\\s*\\}?|\\\\circ|°|\\\\degree");
   private static final Pattern SIZED_BRACKET = Pattern.compile(
       "\\\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|biggl|biggr)(?![a-zA-Z])\\.?");
   private static final Pattern UNIT_AFTER_NUMBER = Pattern.compile(
-      "^(.*?\\d\\}?)\\s*\\\\(?:text|textbf|textit|textrm|textnormal|mathrm|mbox)\\s*\\{[^{}]*\\}\\s*$");
+      "^(.*?\\d\\}?)\\s*\\\\(?:text|textbf|textit|textrm|textnormal|mathrm|mbox)\\s*\\{[^{}]*\\}"
+          + "(?:\\s*\\^\\s*\\{?\\d\\}?)?\\s*$");
   private static final Pattern LE = Pattern.compile("\\\\(?:leqslant|leq|le)(?![a-zA-Z])|≤");
   private static final Pattern GE = Pattern.compile("\\\\(?:geqslant|geq|ge)(?![a-zA-Z])|≥");
   private static final Pattern NE = Pattern.compile("\\\\(?:neq|ne)(?![a-zA-Z])|≠");
@@ -159,9 +170,22 @@ public final class MathNormalizer {
     if (!s.contains("\\begin{")) { // in matrices \\ separates rows
       s = DOUBLE_BACKSLASH_COMMAND.matcher(s).replaceAll("\\\\");
     }
+    s = s.replace("√", "\\sqrt").replace("π", "\\pi").replace("×", "\\times").replace("÷", "\\div")
+        .replace("·", "\\cdot").replace("²", "^2").replace("³", "^3").replace("½", "\\frac{1}{2}")
+        .replace("⅓", "\\frac{1}{3}").replace("¼", "\\frac{1}{4}").replace("¾", "\\frac{3}{4}")
+        .replace("\\varnothing", "\\emptyset").replace("°", "^\\circ");
+    s = repeatingDecimals(s);
+    Matcher sci = SCIENTIFIC.matcher(s.strip());
+    if (sci.matches()) {
+      s = sci.group(1) + "\\times10^{" + sci.group(2) + "}";
+    }
+    if (TRIG.matcher(s).find()) { // degrees inside sin(30^\circ) are an angle, in radians
+      s = DEGREE_ANGLE.matcher(s).replaceAll("($1\\\\cdot\\\\frac{\\\\pi}{180})");
+    }
     s = s.replace('−', '-').replace("∞", "\\infty").replace("\\displaystyle", "").replace("\\dfrac", "\\frac")
         .replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac");
     s = SIZED_BRACKET.matcher(s).replaceAll("");
+    s = s.replaceAll("(?<!\\\\)\\\\!", ""); // a negative thin space joins (16,\\!386.20)
     s = SPACING.matcher(s).replaceAll(" ");
     s = DEGREES.matcher(s).replaceAll("");
     s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "");
@@ -178,16 +202,61 @@ public final class MathNormalizer {
     s = GT.matcher(s).replaceAll(" > ");
     s = THOUSANDS_BRACE.matcher(s).replaceAll("$1,$2");
     s = s.replaceAll("\\s+", " ").strip();
-    while (s.endsWith(".") && !s.endsWith("..")) {
+    while (s.endsWith(".") && !s.endsWith("..") || s.endsWith("\\") && !s.endsWith("\\\\")) {
       s = s.substring(0, s.length() - 1).strip();
     }
-    String compact = s.replace(" ", "");
-    if (THOUSANDS.matcher(compact).matches()) {
-      s = compact.replace(",", "");
+    Matcher word = UNIT_WORD_AFTER_NUMBER.matcher(s);
+    if (word.matches()) {
+      s = word.group(1);
+    }
+    if (THOUSANDS_SPACED.matcher(s).matches()) {
+      s = s.replace(" ", "");
+    }
+    // "10,455" is a number; "32, 349" (a space after the comma) is a list
+    if (THOUSANDS.matcher(s).matches()) {
+      s = s.replace(",", "");
     }
     s = fixSqrt(s);
     s = fixFracsSpaced(s);
+    Matcher mixed = MIXED_NUMBER.matcher(s.strip());
+    if (mixed.matches() && new java.math.BigInteger(mixed.group(3)).compareTo(new java.math.BigInteger(mixed.group(4)))
+        < 0) {
+      s = mixed.group(1) + "(" + mixed.group(2) + "+\\frac{" + mixed.group(3) + "}{" + mixed.group(4) + "})";
+    }
     return s.strip();
+  }
+
+  private static final Pattern SCIENTIFIC = Pattern.compile("^(-?\\d+(?:\\.\\d+)?)[eE]([+-]?\\d{1,3})$");
+  private static final Pattern TRIG = Pattern.compile("\\\\(?:sin|cos|tan|cot|sec|csc)(?![a-zA-Z])");
+  private static final Pattern DEGREE_ANGLE = Pattern.compile(
+      "(\\d+(?:\\.\\d+)?)\\s*\\^\\s*\\{?\\s*\\\\circ\\s*\\}?");
+  private static final Pattern REPEATING = Pattern.compile(
+      "(?<![\\d.])(\\d*)\\.(\\d*)\\\\overline\\s*\\{\\s*(\\d{1,9})\\s*\\}");
+
+  /** {@code 0.1\\overline{6}} as the fraction it is (1/6). */
+  static String repeatingDecimals(String s) {
+    Matcher m = REPEATING.matcher(s);
+    StringBuilder out = new StringBuilder();
+    while (m.find()) {
+      java.math.BigInteger whole = new java.math.BigInteger(m.group(1).isEmpty() ? "0" : m.group(1));
+      String fixed = m.group(2);
+      String rep = m.group(3);
+      java.math.BigInteger tenN = java.math.BigInteger.TEN.pow(fixed.length());
+      java.math.BigInteger nines = java.math.BigInteger.TEN.pow(rep.length()).subtract(java.math.BigInteger.ONE);
+      // whole + fixed / 10^n + rep / ((10^r - 1) 10^n)
+      java.math.BigInteger den = tenN.multiply(nines);
+      java.math.BigInteger num = whole.multiply(den)
+          .add(new java.math.BigInteger(fixed.isEmpty() ? "0" : fixed).multiply(nines))
+          .add(new java.math.BigInteger(rep));
+      m.appendReplacement(out, Matcher.quoteReplacement("\\frac{" + num + "}{" + den + "}"));
+    }
+    m.appendTail(out);
+    return out.toString();
+  }
+
+  /** Whether an answer is written as a percentage ({@code 33.5\\%}, {@code 10 percent}). */
+  public static boolean hasPercent(String input) {
+    return PERCENT.matcher(input).find();
   }
 
   /** Like {@link #fixFracs} but tolerant of spaces ({@code \frac 1 2}). */

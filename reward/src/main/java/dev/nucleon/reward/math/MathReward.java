@@ -30,10 +30,18 @@ import java.util.Optional;
  */
 public final class MathReward implements RewardFunction {
 
+  private final boolean stripThinking;
+
   private final List<Fallback> fallbacks;
   private final MathEquivalence equivalence;
 
   public MathReward(List<Fallback> fallbacks, boolean orderedLists, int precision) {
+    this(fallbacks, orderedLists, precision, true);
+  }
+
+  /** @param stripThinking judge only what follows the reasoning ({@link dev.nucleon.reward.Thinking#strip}) */
+  public MathReward(List<Fallback> fallbacks, boolean orderedLists, int precision, boolean stripThinking) {
+    this.stripThinking = stripThinking;
     this.fallbacks = List.copyOf(fallbacks);
     this.equivalence = new MathEquivalence(orderedLists, precision);
   }
@@ -45,9 +53,12 @@ public final class MathReward implements RewardFunction {
     }
     String gold = request.groundTruth();
     String reference = AnswerExtractor.reference(gold);
-    Optional<Answer> answer = AnswerExtractor.extract(request.completion(), fallbacks);
-    boolean correct = false;
-    if (answer.isPresent()) {
+    String completion = stripThinking ? dev.nucleon.reward.Thinking.strip(request.completion())
+        : request.completion();
+    Optional<Answer> answer = AnswerExtractor.extract(completion, fallbacks);
+    // the reference itself, word for word, is right whatever its form
+    boolean correct = completion.strip().equals(gold.strip());
+    if (!correct && answer.isPresent()) {
       String text = answer.get().text();
       if (answer.get().plainNumber()) {
         // a number from plain text: read separators as in plain text, on both sides when the reference is bare
@@ -96,7 +107,7 @@ public final class MathReward implements RewardFunction {
       if (precision > 15) {
         throw ConfigValues.bad(c, "precision", "must be at most 15 (double precision), got " + precision);
       }
-      return new MathReward(fallbacks, ordered, precision);
+      return new MathReward(fallbacks, ordered, precision, ConfigValues.bool(c, "strip-thinking"));
     }
   }
 }
