@@ -65,7 +65,12 @@ public final class AnswerExtractor {
     if (fallbacks.contains(Fallback.LAST_LATEX)) {
       latex = finalAnswerLatex(text);
       if (latex == null) {
-        latex = latest(latest(lastLatex(text), bareLatex(text)), answerLine(text));
+        latex = latest(lastLatex(text), bareLatex(text));
+        // an answer marker ("Answer: 42", "Réponse : 220 $ ...") names the answer, whatever numbers follow it
+        Span marked = answerLine(text);
+        if (marked != null && (latex == null || latex.end <= marked.start)) {
+          return Optional.of(new Answer(marked.text, NUMBER.matcher(marked.text).matches()));
+        }
       }
     }
     Span number = fallbacks.contains(Fallback.LAST_NUMBER) ? lastNumber(text) : null;
@@ -124,17 +129,31 @@ public final class AnswerExtractor {
     return !PROSE_WORD.matcher(LATEX_WORDS.matcher(t).replaceAll(" ")).find();
   }
 
-  private static final Pattern ANSWER_LINE = Pattern.compile("(?im)(?:^|[.!?]\\s)\\s*(?:the\\s+)?(?:final\\s+)?"
-      + "answer(?:\\s+is)?\\s*[:=]?\\s*([^\\n]+?)\\s*\\.?\\s*$");
+  /** "Answer:", "The final answer is", and the marker in other languages lighteval's tests use. */
+  private static final Pattern ANSWER_LINE = Pattern.compile("(?im)(?:^|[.!?。]\\s*)\\s*(?:(?:the\\s+)?(?:final\\s+)?"
+      + "answer(?:\\s+is)?|réponse|respuesta|resposta|risposta|antwort|ответ|答案|回答)\\s*[:：=]?\\s*([^\\n]+?)\\s*[.。]?\\s*$");
 
-  /** The rest of the last line that starts "Answer:" or "The answer is", when it is an answer, not prose. */
+  /**
+   * The answer on the last line that starts with an answer marker: the rest of the line when it is math, else the
+   * number after its last '=' or its first number ("Réponse: Janeth aura encore 220 $ à payer" gives 220).
+   */
   static Span answerLine(String text) {
     Matcher m = ANSWER_LINE.matcher(text);
     Span last = null;
     while (m.find()) {
       String a = m.group(1).strip();
-      if (!a.isEmpty() && looksLikeMath(a) && !a.contains("$")) {
+      if (a.isEmpty() || a.contains("$") && looksLikeMath(a)) {
+        continue;
+      }
+      if (looksLikeMath(a)) {
         last = new Span(m.start(1), m.end(1), a);
+      } else {
+        // prose after the marker: the number after its last '=' ("est (35 + 70 = 105)"), else its first number
+        int from = a.lastIndexOf('=') + 1;
+        Matcher n = NUMBER.matcher(a);
+        if (n.find(from)) {
+          last = new Span(m.start(1) + n.start(1), m.start(1) + n.end(1), n.group(1));
+        }
       }
     }
     return last;

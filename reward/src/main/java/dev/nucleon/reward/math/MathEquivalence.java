@@ -102,7 +102,7 @@ public final class MathEquivalence {
   record Equation(String lhs, Value value, String lhsText, String rhsText, boolean approx) implements Value {}
 
   private static final Pattern MATRIX = Pattern.compile(
-      "^\\\\begin\\{([pbvBV]?matrix|array)\\}(?:\\{[^}]*\\})?(.*)\\\\end\\{\\1\\}$", Pattern.DOTALL);
+      "^\\\\begin\\{([pbvBV]?matrix|array|cases)\\}(?:\\{[^}]*\\})?(.*)\\\\end\\{\\1\\}$", Pattern.DOTALL);
   private static final Pattern LIST_WORD = Pattern.compile("(?i)(?<![A-Za-z\\\\])(?:and|or)(?![A-Za-z])");
   private static final Pattern SIMPLE_LHS_CHARS = Pattern.compile("[A-Za-z\\\\{}()\\[\\],:/| ]+");
 
@@ -119,6 +119,11 @@ public final class MathEquivalence {
     List<String> groups = splitTop(s, ";");
     if (groups.size() > 1 && !wrapped(s)) {
       return new Seq((char) 0, (char) 0, groups.stream().map(this::parse).toList());
+    }
+    // "p = 5, q = 2 and p = 7, q = 2": "and" between lists separates groups, as ';' does
+    List<String> byWord = splitTop(LIST_WORD.matcher(s.replace("\\text{and}", " and ")).replaceAll(";"), ";");
+    if (byWord.size() > 1 && !wrapped(s) && byWord.stream().allMatch(g -> splitTop(g, ",").size() > 1)) {
+      return new Seq((char) 0, (char) 0, byWord.stream().map(this::parse).toList());
     }
     String listed = LIST_WORD.matcher(s).replaceAll(",");
     List<String> items = splitTop(listed, ",").stream().map(String::strip).filter(x -> !x.isEmpty()).toList();
@@ -144,9 +149,9 @@ public final class MathEquivalence {
       char open = s.charAt(0);
       char close = s.charAt(s.length() - 1);
       String inner = s.substring(1, s.length() - 1).strip();
-      if (open == '{' && close == '}') {
-        List<Value> set = items(inner);
-        return set.size() == 1 ? set.get(0) : new Seq('{', '}', set);
+      if (open == '{' && close == '}') { // a TeX group: {1,3} reads 1,3, a bare list
+        List<Value> list = items(inner);
+        return list.size() == 1 ? list.get(0) : new Seq((char) 0, (char) 0, list);
       }
       Value matrix = matrix(inner);
       if (matrix != null && open == '(') {
@@ -555,7 +560,8 @@ public final class MathEquivalence {
       return equal(ea.value(), b, false) || ea.approx() && equal(parse(ea.lhs()), b, false);
     }
     if (b instanceof Equation eb) {
-      return simpleLhs(eb.lhs()) && equal(a, eb.value(), false);
+      // a reference "\\frac{\\sqrt{3}}{3} \\approx 0.577" is answered by its exact side
+      return simpleLhs(eb.lhs()) && equal(a, eb.value(), false) || eb.approx() && equal(a, parse(eb.lhs()), false);
     }
     if (a instanceof Seq sa && sa.items().size() == 1) {
       return equal(sa.items().get(0), b, false);
@@ -590,6 +596,13 @@ public final class MathEquivalence {
     if (a instanceof Union ua && b instanceof Union ub) {
       return sameSet(ua.parts(), ub.parts());
     }
+    // {1,3} \\cup {2,4} is the set {1,2,3,4}
+    if (a instanceof Seq sa && b instanceof Union ub && unionOfSets(ub) != null) {
+      return sameSet(sa.items(), unionOfSets(ub));
+    }
+    if (b instanceof Seq sb && a instanceof Union ua && unionOfSets(ua) != null) {
+      return sameSet(unionOfSets(ua), sb.items());
+    }
     // "x < -1 or x > 2" is the union of two intervals
     if (a instanceof Seq sa && sa.open() == 0 && b instanceof Union ub) {
       return asIntervals(sa).map(parts -> sameSet(parts, ub.parts())).orElse(false);
@@ -619,6 +632,19 @@ public final class MathEquivalence {
       return atomsEqual(x.text(), y.text());
     }
     return false;
+  }
+
+  /** The elements of a union of sets or bare lists, or null when a part is something else (an interval). */
+  private static List<Value> unionOfSets(Union u) {
+    List<Value> out = new ArrayList<>();
+    for (Value p : u.parts()) {
+      if (p instanceof Seq q && (q.open() == 0 || q.open() == '{')) {
+        out.addAll(q.items());
+      } else {
+        return null;
+      }
+    }
+    return out;
   }
 
   /** A bare list whose every item is a relation on one variable, as intervals. */

@@ -150,6 +150,8 @@ public final class MathNormalizer {
       + "(?!(?:and|or|pi|sqrt|ln|log|sin|cos|tan|infty|i)(?![a-zA-Z]))[a-zA-Z]{2,}(?:\\s*\\^\\s*\\{?\\d\\}?|[²³])?"
       + "(?:\\s+[a-zA-Z]{2,})?$");
   /** A mixed number: 2\\frac{5}{8} is 2 and 5/8. */
+  /** A mixed number in plain text: 1 1/2. */
+  private static final Pattern MIXED_PLAIN = Pattern.compile("^(-?)(\\d+)\\s+(\\d+)/(\\d+)$");
   private static final Pattern MIXED_NUMBER = Pattern.compile("^(-?)(\\d+)\\s*\\\\frac\\{(\\d+)\\}\\{(\\d+)\\}$");
   private static final Pattern PERCENT = Pattern.compile("%|(?i)(?<![a-z])(?:percentage|percent|pct)(?![a-z])");
   private static final Pattern DEGREES = Pattern.compile("\\^\\s*\\{?\\s*\\\\circ\\s*\\}?|\\\\circ|°|\\\\degree");
@@ -185,7 +187,8 @@ public final class MathNormalizer {
     s = s.replace('−', '-').replace("∞", "\\infty").replace("\\displaystyle", "").replace("\\dfrac", "\\frac")
         .replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac");
     s = SIZED_BRACKET.matcher(s).replaceAll("");
-    s = s.replaceAll("(?<!\\\\)\\\\!", ""); // a negative thin space joins (16,\\!386.20)
+    // a negative thin space joins digit groups (16,\\!386.20 and 11,\\! 111,\\! 100)
+    s = s.replaceAll(",\\\\!\\s*(?=\\d{3}(?!\\d))", ",").replaceAll("(?<!\\\\)\\\\!", "");
     s = SPACING.matcher(s).replaceAll(" ");
     s = DEGREES.matcher(s).replaceAll("");
     s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "");
@@ -218,6 +221,11 @@ public final class MathNormalizer {
     }
     s = fixSqrt(s);
     s = fixFracsSpaced(s);
+    Matcher plainMixed = MIXED_PLAIN.matcher(s.strip());
+    if (plainMixed.matches()) {
+      s = plainMixed.group(1) + plainMixed.group(2) + "\\frac{" + plainMixed.group(3) + "}{" + plainMixed.group(4)
+          + "}";
+    }
     Matcher mixed = MIXED_NUMBER.matcher(s.strip());
     if (mixed.matches() && new java.math.BigInteger(mixed.group(3)).compareTo(new java.math.BigInteger(mixed.group(4)))
         < 0) {
