@@ -23,6 +23,7 @@ final class Batcher implements AutoCloseable {
   private record Item(GenerationRequest request, Completion completion) {}
 
   private final Generator generator;
+  private final boolean slidingWindows;
   private final int slots;
   private final int maxWaiting;
   private final LinkedBlockingQueue<Item> queue = new LinkedBlockingQueue<>();
@@ -40,6 +41,7 @@ final class Batcher implements AutoCloseable {
       throw new IllegalArgumentException("need 1 <= slots <= max waiting, got " + slots + " and " + maxWaiting);
     }
     this.generator = generator;
+    this.slidingWindows = generator.model().config().hasSlidingWindows();
     this.slots = slots;
     this.maxWaiting = maxWaiting;
     this.thread = new Thread(this::loop, "nucleon-serve-batcher");
@@ -76,7 +78,8 @@ final class Batcher implements AutoCloseable {
       } catch (InterruptedException e) {
         break;
       }
-      queue.drainTo(batch, maxWaiting - 1);
+      // sliding-window models decode a call's requests all at once (no continuous batch): at most slots of them
+      queue.drainTo(batch, (slidingWindows ? slots : maxWaiting) - 1);
       // requests cancelled while they waited (their client went away) are not generated
       batch.removeIf(i -> i.completion().cancelled() && failCancelled(i));
       if (batch.isEmpty()) {
@@ -89,6 +92,10 @@ final class Batcher implements AutoCloseable {
       } catch (RuntimeException e) {
         log.warn("a batch of {} requests failed: {}", batch.size(), e.toString());
         batch.forEach(i -> i.completion().fail(e));
+      } catch (Throwable e) { // an Error (out of memory): the requests fail, the batcher goes on
+        log.error("a batch of {} requests failed", batch.size(), e);
+        IllegalStateException failure = new IllegalStateException("generation failed: " + e);
+        batch.forEach(i -> i.completion().fail(failure));
       }
     }
     List<Item> left = new ArrayList<>();

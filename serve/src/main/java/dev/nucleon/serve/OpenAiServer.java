@@ -44,6 +44,15 @@ public final class OpenAiServer implements AutoCloseable {
   private static final int MAX_BODY = 16 << 20;
   /** How long a request waits for its next token before it gives up (a stuck generator). */
   private static final long TOKEN_WAIT_MILLIS = 600_000;
+  /** Sequences one request may ask for (prompts x n). */
+  private static final int MAX_SEQUENCES = 256;
+
+  static {
+    // a client that trickles its request body does not hold an HTTP thread forever (read by the JDK server)
+    if (System.getProperty("sun.net.httpserver.maxReqTime") == null) {
+      System.setProperty("sun.net.httpserver.maxReqTime", "60");
+    }
+  }
 
   private final ServedModel model;
   private final Batcher batcher;
@@ -103,6 +112,8 @@ public final class OpenAiServer implements AutoCloseable {
     final int status;
     final String type;
     final String param;
+    /** Already sent to the client (as an event of a stream that had begun). */
+    boolean reported;
 
     ApiError(int status, String type, String param, String message) {
       super(message);
@@ -142,7 +153,9 @@ public final class OpenAiServer implements AutoCloseable {
               + "; this server has GET /v1/models, POST /v1/completions and POST /v1/chat/completions");
         }
       } catch (ApiError e) {
-        sendError(ex, e);
+        if (!e.reported) {
+          sendError(ex, e);
+        }
       } catch (IOException e) {
         log.debug("client {} went away: {}", ex.getRemoteAddress(), e.toString());
       } catch (RuntimeException e) {
@@ -314,7 +327,7 @@ public final class OpenAiServer implements AutoCloseable {
         throw ApiError.invalid("messages", "the chat template refused the messages: " + e.getMessage());
       }
       // the template writes the special tokens (BOS included) itself
-      return List.of(model.tokenizer().encode(text, false));
+      return checked(List.of(model.tokenizer().encode(text, false)), "messages");
     }
     JsonNode p = b.get("prompt");
     if (p == null || p.isNull()) {
@@ -339,17 +352,23 @@ public final class OpenAiServer implements AutoCloseable {
     } else {
       throw ApiError.invalid("prompt", "prompt must be a string, a list of strings, or token ids");
     }
-    for (int[] ids : out) {
+    return checked(out, "prompt");
+  }
+
+  /** Prompts the generator takes: not empty, every id in the vocabulary (else the whole batch would fail). */
+  private List<int[]> checked(List<int[]> prompts, String param) {
+    for (int[] ids : prompts) {
       if (ids.length == 0) {
-        throw ApiError.invalid("prompt", "a prompt encodes to no tokens");
+        throw ApiError.invalid(param, "a prompt encodes to no tokens");
       }
       for (int t : ids) {
         if (t < 0 || t >= model.vocabSize()) {
-          throw ApiError.invalid("prompt", "token id " + t + " is outside the vocabulary of " + model.vocabSize());
+          throw ApiError.invalid(param, "token id " + t + " is outside the model's vocabulary of "
+              + model.vocabSize());
         }
       }
     }
-    return out;
+    return prompts;
   }
 
   private static String content(JsonNode c, int i) {
@@ -376,8 +395,8 @@ public final class OpenAiServer implements AutoCloseable {
   private static int[] ids(JsonNode array) {
     int[] ids = new int[array.size()];
     for (int i = 0; i < ids.length; i++) {
-      if (!array.get(i).isIntegralNumber()) {
-        throw ApiError.invalid("prompt", "token ids must be integers");
+      if (!array.get(i).isIntegralNumber() || !array.get(i).canConvertToInt()) {
+        throw ApiError.invalid("prompt", "token ids must be integers, got " + array.get(i));
       }
       ids[i] = array.get(i).asInt();
     }
@@ -467,8 +486,12 @@ public final class OpenAiServer implements AutoCloseable {
   private void complete(HttpExchange ex, JsonNode b, boolean chat) throws IOException {
     Params p = params(b, chat);
     List<int[]> prompts = prompts(b, chat);
-    List<Choice> choices = new ArrayList<>();
-    long seed = p.seed() != null ? p.seed() : ThreadLocalRandom.current().nextLong();
+    if ((long) prompts.size() * p.n() > MAX_SEQUENCES) {
+      throw ApiError.invalid("n", prompts.size() + " prompts x n = " + p.n() + " is more than the "
+          + MAX_SEQUENCES + " sequences one request may ask for");
+    }
+    // every prompt is checked before any is queued: a refused request generates nothing
+    List<SamplingParams> sampling = new ArrayList<>();
     int promptTokens = 0;
     for (int[] prompt : prompts) {
       int room = model.maxPositions() - prompt.length;
@@ -478,15 +501,22 @@ public final class OpenAiServer implements AutoCloseable {
             + "takes " + model.maxPositions() + " in all");
       }
       int maxNew = p.maxTokens() != null ? p.maxTokens() : Math.min(room, model.defaultMaxTokens());
-      SamplingParams sampling = new SamplingParams(p.temperature(), p.topK(), p.topP(), maxNew, model.stopIds());
+      sampling.add(new SamplingParams(p.temperature(), p.topK(), p.topP(), maxNew, model.stopIds()));
       promptTokens += prompt.length;
-      for (int j = 0; j < p.n(); j++) {
-        choices.add(new Choice(choices.size(), batcher.submit(prompt, sampling, seed + choices.size()), p.stop()));
-      }
     }
+    long seed = p.seed() != null ? p.seed() : ThreadLocalRandom.current().nextLong();
+    List<Choice> choices = new ArrayList<>();
     String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
+    boolean[] streaming = {false};
     try {
+      for (int i = 0; i < prompts.size(); i++) {
+        for (int j = 0; j < p.n(); j++) {
+          choices.add(new Choice(choices.size(), batcher.submit(prompts.get(i), sampling.get(i),
+              seed + choices.size()), p.stop()));
+        }
+      }
       if (p.stream()) {
+        streaming[0] = true;
         stream(ex, id, chat, p, choices, promptTokens);
       } else {
         for (Choice c : choices) {
@@ -498,14 +528,37 @@ public final class OpenAiServer implements AutoCloseable {
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new ApiError(503, "server_error", null, "interrupted");
+      throw failed(ex, streaming[0], new ApiError(503, "server_error", null, "interrupted"));
     } catch (TimeoutException e) {
-      throw new ApiError(504, "server_error", null, "generation stalled: " + e.getMessage());
-    } catch (IllegalStateException | IllegalArgumentException e) {
-      throw new ApiError(e instanceof IllegalArgumentException ? 400 : 503, "server_error", null, e.getMessage());
+      throw failed(ex, streaming[0], new ApiError(504, "server_error", null, "generation stalled: "
+          + e.getMessage()));
+    } catch (RuntimeException e) {
+      throw failed(ex, streaming[0], e instanceof ApiError a ? a : new ApiError(500, "server_error", null,
+          "generation failed: " + e.getMessage()));
     } finally {
       choices.forEach(c -> c.completion.cancel()); // a client that went away stops its generation
     }
+  }
+
+  /**
+   * A failure after the answer began streaming cannot change its status: it goes out as an error event (and no
+   * {@code [DONE]}), so the client does not take the text so far for a whole answer. Returns the error to throw when
+   * nothing was sent yet.
+   */
+  private static ApiError failed(HttpExchange ex, boolean streaming, ApiError e) {
+    if (!streaming) {
+      return e;
+    }
+    log.warn("a streamed answer failed: {}", e.getMessage());
+    try {
+      ObjectNode body = JSON.createObjectNode();
+      body.putObject("error").put("message", e.getMessage()).put("type", e.type).putNull("param").putNull("code");
+      send(ex.getResponseBody(), body);
+    } catch (IOException io) {
+      log.debug("the client of the failed stream went away too: {}", io.toString());
+    }
+    e.reported = true;
+    return e;
   }
 
   private ObjectNode whole(String id, boolean chat, Params p, List<Choice> choices, int promptTokens) {

@@ -199,7 +199,7 @@ class OpenAiServerTest {
     HttpClient http = HttpClient.newHttpClient();
     String base = "http://127.0.0.1:" + server.port();
     for (String[] bad : new String[][] {{"/v1/completions", "{not json", "not JSON"},
-        {"/v1/completions", "{\"prompt\": [999999]}", "outside the vocabulary"},
+        {"/v1/completions", "{\"prompt\": [999999]}", "outside the model's vocabulary"},
         {"/v1/chat/completions", "{\"messages\": []}", "messages"},
         {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"1\"}], \"tools\": [{}]}",
             "tools"},
@@ -236,7 +236,9 @@ class OpenAiServerTest {
         answers.add(pool.submit(() -> client.completions().create(CompletionCreateParams.builder().model(NAME)
             .prompt(p).maxTokens(8).temperature(0.0).build()).choices().get(0).text()));
       }
+      long deadline = System.nanoTime() + 60_000_000_000L;
       while (waiting(before) < prompts.size()) {
+        assertTrue(System.nanoTime() < deadline, "the requests reached the batcher: " + waiting(before));
         Thread.sleep(10);
       }
       release.countDown();

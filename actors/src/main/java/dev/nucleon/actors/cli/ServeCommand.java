@@ -71,6 +71,16 @@ final class ServeCommand implements Callable<Integer> {
     ModelFiles.Checkpoint ckpt = modelOptions.checkpoint();
     String served = name != null ? name : modelPath.toAbsolutePath().normalize().getFileName().toString();
     CountDownLatch stopped = new CountDownLatch(1);
+    CountDownLatch closed = new CountDownLatch(1);
+    // on SIGTERM the JVM halts once the hooks return: the hook waits until the server and the model are closed
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      stopped.countDown();
+      try {
+        closed.await(30, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }, "nucleon-serve-stop"));
     try (TextTokenizer tok = ModelFiles.tokenizer(modelPath, tokenizer, ckpt.config());
         NDManager manager = NDManager.newBaseManager(device);
         LlamaModel model = modelOptions.load(manager);
@@ -78,12 +88,13 @@ final class ServeCommand implements Callable<Integer> {
       ServedModel served0 = ServedModel.of(served, Files.isDirectory(modelPath) ? modelPath : null, tok,
           ckpt.config().eosTokenIds(), model.config().vocabSize(), model.maxPositions(), defaultMaxTokens);
       try (OpenAiServer server = new OpenAiServer(served0, generator, host, port, maxBatch, httpThreads)) {
-        Runtime.getRuntime().addShutdownHook(new Thread(stopped::countDown, "nucleon-serve-stop"));
         spec.commandLine().getOut().println("serving " + served + " at http://" + host + ":" + server.port()
             + "/v1" + (served0.chatTemplate() == null ? " (no chat template: /v1/completions only)" : ""));
         spec.commandLine().getOut().flush();
         stopped.await();
       }
+    } finally {
+      closed.countDown();
     }
     return 0;
   }

@@ -78,7 +78,11 @@ public final class CodeReward implements RewardFunction {
     this.workRoot = workRoot;
     this.keepWorkDirs = keepWorkDirs;
     this.sandbox = sandbox;
-    this.support = sandbox.limits() ? Sandbox.support() : new Sandbox.Support(false, false, false);
+    this.support = Sandbox.support();
+    if (Sandbox.isRoot() && !support.dropRoot()) {
+      throw new IllegalStateException("code: the JVM runs as root and setpriv cannot run programs as nobody here; "
+          + "refusing to run model-written code as root (install util-linux's setpriv, or run as another user)");
+    }
     sandbox.warnIfPartial(support, "code");
     if (support.dropRoot()) {
       try {
@@ -164,9 +168,10 @@ public final class CodeReward implements RewardFunction {
       Path out = ws.outputFile("stdout.txt");
       Path err = ws.outputFile("stderr.txt");
       Workspace.Exit exit = run(ws, language, in, out, err);
-      // twice the expected size and a little more is enough to tell a match from a mismatch
-      boolean ok = exit.ok() && normalize(Workspace.readAtMost(out, 2L * c.output().length() + 1024, false))
-          .equals(normalize(c.output()));
+      // output longer than the expected one plus a little trailing white space cannot match
+      long limit = c.output().getBytes(java.nio.charset.StandardCharsets.UTF_8).length + 1024L;
+      boolean ok = exit.ok() && Files.size(out) <= limit
+          && normalize(Workspace.readAtMost(out, limit, false)).equals(normalize(c.output()));
       if (ok) {
         passed++;
       } else {
@@ -181,7 +186,8 @@ public final class CodeReward implements RewardFunction {
 
   private Workspace.Exit run(Workspace ws, Language language, Path stdin, Path out, Path err)
       throws IOException, InterruptedException {
-    return ws.run(sandbox.wrap(language.command(), support), sandbox.limits(), Map.of(), stdin, out, err, timeout);
+    // the sandbox's environment always: no tokens or keys of the JVM's reach model-written code
+    return ws.run(sandbox.wrap(language.command(), support), true, Map.of(), stdin, out, err, timeout);
   }
 
   private String describe(Workspace.Exit exit) {

@@ -51,6 +51,9 @@ import java.util.regex.Pattern;
 public final class JudgeReward implements RewardFunction {
 
   private static final ObjectMapper JSON = new ObjectMapper();
+  /** Refuses trailing tokens after a JSON value ({"score": 3} x is not an object). */
+  private static final ObjectMapper STRICT = new ObjectMapper()
+      .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
   private static final Pattern PLACEHOLDER = Pattern.compile("\\{(question|response|reference)}");
 
   /** Where the score comes from in the judge's answer. */
@@ -149,9 +152,11 @@ public final class JudgeReward implements RewardFunction {
   }
 
   private RewardResult judge(String prompt) {
-    String name = model();
-    if (name == null) {
-      return RewardResult.failed("judge: cannot learn the model's name from " + s.url() + "/models; set model");
+    String name;
+    try {
+      name = model();
+    } catch (IllegalStateException e) {
+      return RewardResult.failed("judge: " + e.getMessage());
     }
     ObjectNode body = JSON.createObjectNode().put("model", name).put("max_tokens", s.maxTokens())
         .put("temperature", s.temperature());
@@ -211,19 +216,22 @@ public final class JudgeReward implements RewardFunction {
     Matcher m = s.regex().matcher(text);
     String last = null;
     while (m.find()) {
-      last = m.group(1);
+      if (m.group(1) != null) {
+        last = m.group(1);
+      }
     }
     return number(last);
   }
 
   private Double byJson(String text) {
-    // the last {...} that parses as a JSON object with the field (a bounded search: answers are short)
+    // the last {...} that parses as a JSON object with the field, the outermost one at that end (a bounded search:
+    // answers are short); trailing text after the object does not parse
     int tries = 0;
     for (int end = text.lastIndexOf('}'); end >= 0 && tries < 400; end = text.lastIndexOf('}', end - 1)) {
-      for (int start = text.lastIndexOf('{', end); start >= 0 && tries++ < 400;
-          start = text.lastIndexOf('{', start - 1)) {
+      for (int start = text.indexOf('{'); start >= 0 && start < end && tries++ < 400;
+          start = text.indexOf('{', start + 1)) {
         try {
-          JsonNode node = JSON.readTree(text.substring(start, end + 1));
+          JsonNode node = STRICT.readTree(text.substring(start, end + 1));
           if (node != null && node.has(s.jsonField())) {
             JsonNode v = node.get(s.jsonField());
             return v.isNumber() ? Double.valueOf(v.asDouble()) : number(v.asText());
@@ -248,23 +256,32 @@ public final class JudgeReward implements RewardFunction {
     }
   }
 
-  /** The model's name: configured, or the first the server lists (asked once). */
+  /**
+   * The model's name: configured, or the first the server lists (asked until an answer names one).
+   *
+   * @throws IllegalStateException saying why the server did not name one
+   */
   private String model() {
     String m = model;
-    if (m == null) {
-      JsonPoster.Answer answer = poster.get(route("models"));
-      if (answer.ok()) {
-        try {
-          String id = JSON.readTree(answer.body()).path("data").path(0).path("id").asText("");
-          if (!id.isEmpty()) {
-            model = m = id;
-          }
-        } catch (JsonProcessingException e) {
-          return null;
-        }
-      }
+    if (m != null) {
+      return m;
     }
-    return m;
+    JsonPoster.Answer answer = poster.get(route("models"));
+    if (!answer.ok()) {
+      throw new IllegalStateException("cannot learn the model's name (set model): " + answer.failure());
+    }
+    String id;
+    try {
+      id = JSON.readTree(answer.body()).path("data").path(0).path("id").asText("");
+    } catch (JsonProcessingException e) {
+      id = "";
+    }
+    if (id.isEmpty()) {
+      throw new IllegalStateException("cannot learn the model's name (set model): " + route("models")
+          + " answered " + abbreviate(answer.body()));
+    }
+    model = id;
+    return id;
   }
 
   private URI route(String path) {

@@ -48,6 +48,12 @@ public final class JsonPoster {
     this.backoff = backoff;
     this.maxBackoff = maxBackoff;
     this.headers = Map.copyOf(headers);
+    try { // a header the HTTP client refuses (Host, Connection) is refused now, not at every call
+      HttpRequest.Builder probe = HttpRequest.newBuilder(URI.create("http://localhost/"));
+      this.headers.forEach(probe::header);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("headers: " + e.getMessage(), e);
+    }
     this.permits = new Semaphore(maxConcurrent, true);
     this.client = HttpClient.newBuilder().connectTimeout(connectTimeout).version(HttpClient.Version.HTTP_1_1)
         .build();
@@ -65,10 +71,14 @@ public final class JsonPoster {
         headers.put(key, h.getString("\"" + key + "\""));
       }
     }
-    return new JsonPoster(ConfigValues.positiveDuration(c, "connect-timeout"),
-        ConfigValues.positiveDuration(c, "read-timeout"), ConfigValues.intAtLeast(c, "retries", 0),
-        ConfigValues.duration(c, "backoff"), ConfigValues.duration(c, "max-backoff"),
-        ConfigValues.intAtLeast(c, "max-concurrent", 1), headers);
+    try {
+      return new JsonPoster(ConfigValues.positiveDuration(c, "connect-timeout"),
+          ConfigValues.positiveDuration(c, "read-timeout"), ConfigValues.intAtLeast(c, "retries", 0),
+          ConfigValues.duration(c, "backoff"), ConfigValues.duration(c, "max-backoff"),
+          ConfigValues.intAtLeast(c, "max-concurrent", 1), headers);
+    } catch (IllegalArgumentException e) {
+      throw ConfigValues.bad(c, "headers", e.getMessage());
+    }
   }
 
   /** The http(s) URL at {@code key}; empty or malformed throws naming the key, with {@code example}. */

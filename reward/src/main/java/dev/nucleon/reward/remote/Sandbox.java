@@ -77,7 +77,7 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
   }
 
   /** Whether this JVM runs as uid 0 (by the kernel's account, not the user name). */
-  static boolean isRoot() {
+  public static boolean isRoot() {
     try {
       return ((Number) java.nio.file.Files.getAttribute(java.nio.file.Path.of("/proc/self"), "unix:uid")).intValue()
           == 0;
@@ -162,12 +162,13 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
 
   /** The command wrapped in what the machine supports of these limits. */
   public List<String> wrap(List<String> command, Support support) {
-    if (!limits()) {
-      return command;
-    }
     List<String> out = new ArrayList<>();
-    if (support.dropRoot()) {
+    if (support.dropRoot()) { // never as root when the machine lets the JVM drop it, limits or not
       out.addAll(List.of("setpriv", "--reuid=" + NOBODY, "--regid=" + NOBODY, "--clear-groups", "--"));
+    }
+    if (!limits()) {
+      out.addAll(command);
+      return out;
     }
     if (support.namespaces()) {
       out.addAll(List.of("unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child"));

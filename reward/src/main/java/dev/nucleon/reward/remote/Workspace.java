@@ -55,7 +55,10 @@ public final class Workspace implements AutoCloseable {
     if (dropRoot) {
       requireTraversable(root);
     }
-    Workspace w = new Workspace(Files.createTempDirectory(root, prefix), dropRoot, keep);
+    // as nobody, every sandboxed command shares one uid: the folders live in a parent nobody cannot list, under
+    // random names, so one command cannot find (and tamper with) another's
+    Path parent = dropRoot ? privateParent(root) : root;
+    Workspace w = new Workspace(Files.createTempDirectory(parent, prefix), dropRoot, keep);
     try {
       Files.createDirectory(w.work);
       if (dropRoot) {
@@ -86,6 +89,26 @@ public final class Workspace implements AutoCloseable {
     }
   }
 
+  private static final java.util.Map<Path, Path> PRIVATE_PARENTS = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** A folder of this JVM's under {@code root}: random name, owned by it, 0711 (traversable, not listable). */
+  private static Path privateParent(Path root) throws IOException {
+    try {
+      return PRIVATE_PARENTS.computeIfAbsent(root.toAbsolutePath().normalize(), r -> {
+        try {
+          Path p = Files.createTempDirectory(r, "nucleon-sandbox-");
+          Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwx--x--x"));
+          p.toFile().deleteOnExit(); // empty by then: each call's folder is deleted
+          return p;
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      });
+    } catch (UncheckedIOException e) {
+      throw e.getCause();
+    }
+  }
+
   /** The folder of the call. */
   public Path dir() {
     return dir;
@@ -102,11 +125,10 @@ public final class Workspace implements AutoCloseable {
    */
   public Path write(Path file, String text) throws IOException {
     Files.deleteIfExists(file); // removes a link itself, never its target
+    // the JVM's own file, readable by all (0644): never handed to nobody, so no ownership change can be redirected
     Files.write(file, text.getBytes(StandardCharsets.UTF_8), java.nio.file.StandardOpenOption.CREATE_NEW,
         java.nio.file.StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS);
-    if (dropRoot) {
-      giveToNobody(file);
-    }
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-r--r--"));
     return file;
   }
 
@@ -121,9 +143,10 @@ public final class Workspace implements AutoCloseable {
     return f;
   }
 
+  /** Hands a file or folder the JVM just created to nobody (the link itself, never a target, should it be one). */
   private void giveToNobody(Path p) throws IOException {
-    Files.setAttribute(p, "unix:uid", Sandbox.NOBODY);
-    Files.setAttribute(p, "unix:gid", Sandbox.NOBODY);
+    Files.setAttribute(p, "unix:uid", Sandbox.NOBODY, LinkOption.NOFOLLOW_LINKS);
+    Files.setAttribute(p, "unix:gid", Sandbox.NOBODY, LinkOption.NOFOLLOW_LINKS);
   }
 
   /**

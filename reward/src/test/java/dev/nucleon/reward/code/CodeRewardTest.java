@@ -67,7 +67,7 @@ class CodeRewardTest {
 
   @AfterEach
   void nothingIsLeftBehind() throws Exception {
-    try (Stream<Path> left = Files.list(root)) {
+    try (Stream<Path> left = Files.walk(root)) {
       assertEquals(List.of(), left.filter(p -> p.getFileName().toString().startsWith("nucleon-code-")).toList(),
           "every request's folder is deleted");
     }
@@ -244,6 +244,16 @@ class CodeRewardTest {
     assertEquals(1.0, r.reward(), "both runs pass");
     assertEquals("keep", Files.readString(victim));
     Files.delete(victim);
+  }
+
+  @Test
+  void aProgramCannotFindOtherRequestsFolders() {
+    assumePython();
+    Assumptions.assumeTrue(Sandbox.isRoot() && Sandbox.support().dropRoot(), "programs run as nobody only under root");
+    // its own request folder and the folder of all requests are traversable, not listable
+    String code = "import os\ndef f():\n    for d in ('..', '../..'):\n        try:\n            os.listdir(d)\n"
+        + "            return 0\n        except PermissionError:\n            pass\n    return 1";
+    assertEquals(1.0, reward("").scoreOne(python(code, "[\"assert f() == 1\"]")).reward());
   }
 
   private static String pyString(String s) {

@@ -150,7 +150,8 @@ class JudgeRewardTest {
       s.stop(0);
     }
     AtomicInteger none = new AtomicInteger();
-    List<String> contents = List.of("I cannot decide.", "Score: 12", "{\"score\": 4, \"why\": \"close\"}");
+    List<String> contents = List.of("I cannot decide.", "Score: 12",
+        "Verdict: {\"detail\": {\"score\": 1}, \"score\": 4, \"why\": \"close\"} (final)");
     HttpServer t = scripted(none, n -> {
       try {
         return n == 3 ? new Object[] {400, "{\"error\": {\"message\": \"bad model\"}}"}
@@ -201,7 +202,7 @@ class JudgeRewardTest {
   void badConfigIsNamed() {
     for (String[] bad : new String[][] {{"url = \"\"", "url"}, {"prompt = \"no completion\"", "prompt"},
         {"regex = \"score\"", "regex"}, {"max-score = 0", "max-score"}, {"parse = vibes", "parse"},
-        {"endpoint = embeddings", "endpoint"}, {"url = \"ftp://x\"", "url"}}) {
+        {"endpoint = embeddings", "endpoint"}, {"url = \"ftp://x\"", "url"}, {"headers { Host = x }", "headers"}}) {
       ConfigException e = assertThrows(ConfigException.class, () -> new JudgeReward.Factory().create(
           ConfigFactory.parseString(bad[0]).withFallback(ConfigFactory.parseString("url = \"http://h/v1\""))));
       assertTrue(e.getMessage().contains(bad[1]), e.getMessage() + " names " + bad[1]);
