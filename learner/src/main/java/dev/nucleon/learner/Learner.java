@@ -186,7 +186,7 @@ public final class Learner implements AutoCloseable {
     long start = System.nanoTime();
     long tokens = 0;
     for (TrainingSample s : batch.samples()) {
-      tokens += s.trajectory().completionTokens().length;
+      tokens += s.trajectory().trainedTokens();
     }
     List<List<List<TrainingSample>>> minibatches = updates.cut(batch);
     // TIS weighs each token by the policy at the start of the step over the behaviour policy: after the first
@@ -287,7 +287,7 @@ public final class Learner implements AutoCloseable {
     long realTokens = 0;
     for (List<TrainingSample> micro : micros) {
       for (TrainingSample s : micro) {
-        tokens += s.trajectory().completionTokens().length;
+        tokens += s.trajectory().trainedTokens(); // an environment's tokens carry no loss
         realTokens += s.trajectory().totalTokens();
         sequences++;
       }
@@ -295,7 +295,7 @@ public final class Learner implements AutoCloseable {
     double normalizer = PolicyLoss.normalizer(loss, tokens, sequences);
     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
       for (List<TrainingSample> micro : micros) {
-        if (micro.stream().allMatch(s -> s.trajectory().completionTokens().length == 0)) {
+        if (micro.stream().allMatch(s -> s.trajectory().trainedTokens() == 0)) {
           continue; // nothing to score: no loss, no gradient
         }
         try (NDManager m = policy.manager().newSubManager()) {
@@ -557,6 +557,7 @@ public final class Learner implements AutoCloseable {
       int[] versions = new int[n];
       float[] adv = new float[n];
       float[] len = new float[n];
+      float[] mask = new float[n];
       float[] prox = proximal == null ? null : new float[n];
       int k = 0;
       for (TrainingSample s : samples) {
@@ -564,16 +565,20 @@ public final class Learner implements AutoCloseable {
         if (prox != null) {
           System.arraycopy(proximal.get(s), 0, prox, k, t.completionTokens().length);
         }
-        int version = soleVersion(t.tokenVersions());
+        int version = soleVersion(t);
+        int trained = Math.max(1, t.trainedTokens());
         for (int j = 0; j < t.completionTokens().length; j++, k++) {
-          behaviour[k] = t.behaviourLogProbs()[j];
-          versions[k] = version;
+          // an environment's token: mask 0 (no loss, no gradient), no version (left out of the log-prob gap)
+          boolean policy = t.trained(j);
+          mask[k] = policy ? 1f : 0f;
+          behaviour[k] = policy ? t.behaviourLogProbs()[j] : 0f;
+          versions[k] = policy ? version : -1;
           adv[k] = s.advantage();
-          len[k] = t.completionTokens().length;
+          len[k] = trained;
         }
       }
       Layout l = Layout.of(m, prompts, completions);
-      return new MicroBatch(l.tokens, l.positions, l.targets, m.ones(new Shape(n)), m.create(behaviour),
+      return new MicroBatch(l.tokens, l.positions, l.targets, m.create(mask), m.create(behaviour),
           m.create(adv), m.create(len), prox == null ? null : m.create(prox), behaviour, versions,
           routes(samples, sparseLayers, (int) l.tokens.getShape().get(1)),
           samples.stream().mapToInt(s -> s.trajectory().totalTokens()).toArray());
@@ -620,17 +625,24 @@ public final class Learner implements AutoCloseable {
     }
 
     /**
-     * The one policy version that sampled every token of a trajectory, or -1 where a weight update landed while it
-     * was decoded: its later tokens then attend over keys the older weights computed, so even tokens tagged with
-     * the learner's version would differ from the learner's log-probs by more than numerics.
+     * The one policy version that sampled every token of a trajectory the policy sampled (an environment's tokens
+     * have none that counts), or -1 where a weight update landed while it was decoded: its later tokens then attend
+     * over keys the older weights computed, so even tokens tagged with the learner's version would differ from the
+     * learner's log-probs by more than numerics.
      */
-    static int soleVersion(int[] tokenVersions) {
-      for (int v : tokenVersions) {
-        if (v != tokenVersions[0]) {
+    static int soleVersion(Trajectory t) {
+      int version = -1;
+      for (int j = 0; j < t.tokenVersions().length; j++) {
+        if (!t.trained(j)) {
+          continue;
+        }
+        if (version == -1) {
+          version = t.tokenVersions()[j];
+        } else if (t.tokenVersions()[j] != version) {
           return -1;
         }
       }
-      return tokenVersions.length == 0 ? -1 : tokenVersions[0];
+      return version;
     }
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {

@@ -23,9 +23,16 @@ class LogProbGapTest {
 
   @Test
   void aTrajectoryDecodedAcrossAWeightUpdateIsLeftOut() {
-    assertEquals(7, Learner.MicroBatch.soleVersion(new int[] {7, 7, 7}));
+    assertEquals(7, Learner.MicroBatch.soleVersion(sampled(new int[] {7, 7, 7}, null)));
     // tokens after an in-flight update attend over keys the older weights computed
-    assertEquals(-1, Learner.MicroBatch.soleVersion(new int[] {6, 6, 7}));
-    assertEquals(-1, Learner.MicroBatch.soleVersion(new int[0]));
+    assertEquals(-1, Learner.MicroBatch.soleVersion(sampled(new int[] {6, 6, 7}, null)));
+    assertEquals(-1, Learner.MicroBatch.soleVersion(sampled(new int[0], null)));
+    // an environment's tokens (mask 0) carry no version that counts
+    assertEquals(6, Learner.MicroBatch.soleVersion(sampled(new int[] {6, 9, 6}, new byte[] {1, 0, 1})));
+  }
+
+  private static dev.nucleon.core.rollout.Trajectory sampled(int[] versions, byte[] mask) {
+    return new dev.nucleon.core.rollout.Trajectory(0, 0, new int[] {1}, new int[versions.length],
+        new float[versions.length], versions, dev.nucleon.core.rollout.FinishReason.LENGTH, "", null, mask);
   }
 }

@@ -20,6 +20,9 @@ import java.util.Objects;
  * @param completionText the decoded completion, stop token excluded
  * @param routedExperts for a mixture-of-experts model, the experts each position the model read was sent to (every
  *     token but the last); null for a dense model or when not recorded
+ * @param lossMask per completion token, 1 where the policy sampled it (it is trained) and 0 where an environment or a
+ *     tool wrote it (a multi-turn episode's observations: no loss, log-prob, advantage or staleness); null when the
+ *     policy sampled every completion token
  */
 public record Trajectory(
     long promptId,
@@ -30,7 +33,16 @@ public record Trajectory(
     int[] tokenVersions,
     FinishReason finishReason,
     String completionText,
-    RoutedExperts routedExperts) {
+    RoutedExperts routedExperts,
+    byte[] lossMask) {
+
+  /** A trajectory whose completion the policy sampled whole. */
+  public Trajectory(long promptId, int sampleIndex, int[] promptTokens, int[] completionTokens,
+      float[] behaviourLogProbs, int[] tokenVersions, FinishReason finishReason, String completionText,
+      RoutedExperts routedExperts) {
+    this(promptId, sampleIndex, promptTokens, completionTokens, behaviourLogProbs, tokenVersions, finishReason,
+        completionText, routedExperts, null);
+  }
 
   /** A trajectory without recorded expert choices (a dense model's). */
   public Trajectory(long promptId, int sampleIndex, int[] promptTokens, int[] completionTokens,
@@ -51,6 +63,18 @@ public record Trajectory(
           + tokenVersions.length + " versions");
     }
     completionText = completionText == null ? "" : completionText;
+    if (lossMask != null) {
+      if (lossMask.length != completionTokens.length) {
+        throw new IllegalArgumentException("prompt " + promptId + " sample " + sampleIndex + ": a loss mask of "
+            + lossMask.length + " for " + completionTokens.length + " completion tokens");
+      }
+      for (int j = 0; j < lossMask.length; j++) {
+        if (lossMask[j] != 0 && lossMask[j] != 1) {
+          throw new IllegalArgumentException("prompt " + promptId + " sample " + sampleIndex + ": loss mask value "
+              + lossMask[j] + " at completion token " + j + " (0 or 1)");
+        }
+      }
+    }
     if (routedExperts != null && routedExperts.positions() != promptTokens.length + completionTokens.length - 1) {
       throw new IllegalArgumentException("prompt " + promptId + " sample " + sampleIndex + ": experts recorded for "
           + routedExperts.positions() + " positions, but the model read "
@@ -58,13 +82,35 @@ public record Trajectory(
     }
   }
 
-  /** The oldest policy version among the completion's tokens (the one staleness is measured from). */
+  /** Whether completion token {@code j} is the policy's (trained), not an environment's. */
+  public boolean trained(int j) {
+    return lossMask == null || lossMask[j] == 1;
+  }
+
+  /** How many completion tokens the policy sampled (the ones that carry loss). */
+  public int trainedTokens() {
+    if (lossMask == null) {
+      return completionTokens.length;
+    }
+    int n = 0;
+    for (byte b : lossMask) {
+      n += b;
+    }
+    return n;
+  }
+
+  /**
+   * The oldest policy version among the completion's sampled tokens (the one staleness is measured from; an
+   * environment's tokens have none that matters).
+   */
   public int oldestVersion() {
     int min = Integer.MAX_VALUE;
-    for (int v : tokenVersions) {
-      min = Math.min(min, v);
+    for (int j = 0; j < tokenVersions.length; j++) {
+      if (trained(j)) {
+        min = Math.min(min, tokenVersions[j]);
+      }
     }
-    return tokenVersions.length == 0 ? 0 : min;
+    return min == Integer.MAX_VALUE ? 0 : min;
   }
 
   /** Prompt plus completion length in tokens. */
