@@ -31,8 +31,8 @@ import org.slf4j.LoggerFactory;
  * {@code POST /v1/chat/completions}, answered whole or streamed as server-sent events, with the chosen tokens'
  * log-probs on request. Concurrent requests are batched onto the model ({@link Batcher}).
  *
- * <p>A request asking for what this server does not do (tool calls, penalties, logit bias, alternatives in
- * {@code top_logprobs}, {@code echo}, a JSON response format) is refused with a 400 naming the parameter, never
+ * <p>A request asking for what this server does not do (tool calls, penalties, logit bias, a JSON response format,
+ * alternatives or {@code echo} while streaming) is refused with a 400 naming the parameter, never
  * answered as if it had been honoured. Errors use OpenAI's shape: {@code {"error": {"message", "type", "param",
  * "code"}}}.
  */
@@ -55,6 +55,7 @@ public final class OpenAiServer implements AutoCloseable {
   }
 
   private final ServedModel model;
+  private final Generator generator;
   private final Batcher batcher;
   private final HttpServer http;
   private final ExecutorService executor;
@@ -70,6 +71,7 @@ public final class OpenAiServer implements AutoCloseable {
   public OpenAiServer(ServedModel model, Generator generator, String host, int port, int slots, int threads)
       throws IOException {
     this.model = model;
+    this.generator = generator;
     this.batcher = new Batcher(generator, slots, Math.max(slots, threads));
     this.http = HttpServer.create(new InetSocketAddress(host, port), 128);
     this.executor = Executors.newFixedThreadPool(threads, r -> {
@@ -201,7 +203,7 @@ public final class OpenAiServer implements AutoCloseable {
 
   /** The generation settings of one request, checked. */
   private record Params(int n, float temperature, float topP, int topK, Integer maxTokens, List<String> stop,
-      Long seed, boolean stream, boolean includeUsage, boolean logprobs) {}
+      Long seed, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs, boolean echo) {}
 
   private Params params(JsonNode b, boolean chat) {
     String requested = b.path("model").asText("");
@@ -221,8 +223,9 @@ public final class OpenAiServer implements AutoCloseable {
         throw ApiError.invalid(penalty, penalty + " is not supported by this server (only 0)");
       }
     }
-    if (b.path("echo").asBoolean(false)) {
-      throw ApiError.invalid("echo", "echo is not supported by this server");
+    boolean echo = b.path("echo").asBoolean(false);
+    if (echo && chat) {
+      throw ApiError.invalid("echo", "echo is a parameter of /v1/completions");
     }
     String format = b.path("response_format").path("type").asText("text");
     if (!format.equals("text")) {
@@ -238,7 +241,7 @@ public final class OpenAiServer implements AutoCloseable {
     Integer maxTokens = null;
     for (String key : List.of("max_completion_tokens", "max_tokens")) {
       if (b.hasNonNull(key)) {
-        maxTokens = intIn(b, key, 1, 1, Integer.MAX_VALUE);
+        maxTokens = intIn(b, key, 1, 0, Integer.MAX_VALUE);
         break;
       }
     }
@@ -260,21 +263,26 @@ public final class OpenAiServer implements AutoCloseable {
     boolean stream = b.path("stream").asBoolean(false);
     boolean usage = b.path("stream_options").path("include_usage").asBoolean(false);
     boolean logprobs;
+    int top;
     if (chat) {
       logprobs = b.path("logprobs").asBoolean(false);
-      if (b.path("top_logprobs").asInt(0) > 0) {
-        throw ApiError.invalid("top_logprobs", "top_logprobs above 0 is not supported: this server returns the "
-            + "chosen token's log-prob only (logprobs = true)");
+      top = intIn(b, "top_logprobs", 0, 0, 20);
+      if (top > 0 && !logprobs) {
+        throw ApiError.invalid("top_logprobs", "top_logprobs needs logprobs = true");
       }
     } else {
       JsonNode lp = b.get("logprobs");
       logprobs = lp != null && !lp.isNull();
-      if (logprobs && lp.asInt(-1) != 0) {
-        throw ApiError.invalid("logprobs", "logprobs must be 0: this server returns the chosen token's log-prob "
-            + "only, no alternatives");
-      }
+      top = logprobs ? intIn(b, "logprobs", 0, 0, 5) : 0;
     }
-    return new Params(n, temperature, topP, topK, maxTokens, stop, seed, stream, usage, logprobs);
+    if (maxTokens != null && maxTokens == 0 && !echo) {
+      throw ApiError.invalid("max_tokens", "max_tokens must be at least 1 (0 only with echo, to score a prompt)");
+    }
+    if (stream && (top > 0 || echo)) {
+      throw ApiError.invalid(top > 0 ? (chat ? "top_logprobs" : "logprobs") : "echo", (top > 0
+          ? "alternatives (top log-probs)" : "echo") + " are given with whole answers only, not while streaming");
+    }
+    return new Params(n, temperature, topP, topK, maxTokens, stop, seed, stream, usage, logprobs, top, echo);
   }
 
   private static int intIn(JsonNode b, String key, int otherwise, int min, int max) {
@@ -412,6 +420,10 @@ public final class OpenAiServer implements AutoCloseable {
     final List<Integer> tokens = new ArrayList<>();
     final List<Float> logProbs = new ArrayList<>();
     final List<String> stop;
+    final int[] prompt;
+    final String promptText;
+    /** The model's scores of prompt and completion (for alternatives and echo), or null. */
+    Generator.Scored scored;
     String text = "";
     int sent; // characters of text already streamed
     int sentTokens; // tokens whose log-probs were streamed
@@ -419,14 +431,20 @@ public final class OpenAiServer implements AutoCloseable {
     boolean roleSent;
     boolean stopToken; // it ended on a stop token (not part of its text)
 
-    Choice(int index, Completion completion, List<String> stop) {
+    Choice(int index, Completion completion, List<String> stop, int[] prompt, String promptText) {
       this.index = index;
       this.completion = completion;
       this.stop = stop;
+      this.prompt = prompt;
+      this.promptText = promptText;
     }
 
     /** Takes the next event; returns false when the choice is over. */
     boolean take(long millis) throws InterruptedException, TimeoutException {
+      if (completion == null) { // max_tokens 0: the prompt is only scored
+        finish = "length";
+        return false;
+      }
       Completion.Event e = completion.next(millis);
       if (e.error() != null) {
         throw e.error();
@@ -486,6 +504,13 @@ public final class OpenAiServer implements AutoCloseable {
   private void complete(HttpExchange ex, JsonNode b, boolean chat) throws IOException {
     Params p = params(b, chat);
     List<int[]> prompts = prompts(b, chat);
+    List<String> promptTexts = new ArrayList<>();
+    for (int i = 0; i < prompts.size(); i++) { // what echo gives back: the prompt as sent, or its ids decoded
+      JsonNode pr = b.get("prompt");
+      JsonNode one = pr == null ? null : pr.isArray() && !pr.isEmpty() && !pr.get(0).isIntegralNumber() ? pr.get(i)
+          : pr;
+      promptTexts.add(one != null && one.isTextual() ? one.asText() : model.tokenizer().decode(prompts.get(i), false));
+    }
     if ((long) prompts.size() * p.n() > MAX_SEQUENCES) {
       throw ApiError.invalid("n", prompts.size() + " prompts x n = " + p.n() + " is more than the "
           + MAX_SEQUENCES + " sequences one request may ask for");
@@ -495,13 +520,15 @@ public final class OpenAiServer implements AutoCloseable {
     int promptTokens = 0;
     for (int[] prompt : prompts) {
       int room = model.maxPositions() - prompt.length;
-      if (room < 1 || (p.maxTokens() != null && p.maxTokens() > room)) {
+      boolean scoreOnly = p.maxTokens() != null && p.maxTokens() == 0;
+      if (room < (scoreOnly ? 0 : 1) || (p.maxTokens() != null && p.maxTokens() > room)) {
         throw ApiError.invalid(p.maxTokens() != null ? "max_tokens" : "prompt", "the prompt has " + prompt.length
             + " tokens" + (p.maxTokens() != null ? " and max_tokens is " + p.maxTokens() : "") + "; the model "
             + "takes " + model.maxPositions() + " in all");
       }
       int maxNew = p.maxTokens() != null ? p.maxTokens() : Math.min(room, model.defaultMaxTokens());
-      sampling.add(new SamplingParams(p.temperature(), p.topK(), p.topP(), maxNew, model.stopIds()));
+      sampling.add(maxNew == 0 ? null : new SamplingParams(p.temperature(), p.topK(), p.topP(), maxNew,
+          model.stopIds()));
       promptTokens += prompt.length;
     }
     long seed = p.seed() != null ? p.seed() : ThreadLocalRandom.current().nextLong();
@@ -511,8 +538,9 @@ public final class OpenAiServer implements AutoCloseable {
     try {
       for (int i = 0; i < prompts.size(); i++) {
         for (int j = 0; j < p.n(); j++) {
-          choices.add(new Choice(choices.size(), batcher.submit(prompts.get(i), sampling.get(i),
-              seed + choices.size()), p.stop()));
+          Completion generated = sampling.get(i) == null ? null
+              : batcher.submit(prompts.get(i), sampling.get(i), seed + choices.size());
+          choices.add(new Choice(choices.size(), generated, p.stop(), prompts.get(i), promptTexts.get(i)));
         }
       }
       if (p.stream()) {
@@ -522,6 +550,12 @@ public final class OpenAiServer implements AutoCloseable {
         for (Choice c : choices) {
           while (c.take(TOKEN_WAIT_MILLIS)) {
             // until the choice ends
+          }
+          if (p.logprobs() && (p.topLogprobs() > 0 || p.echo())) {
+            // alternatives and the prompt's log-probs: one scoring pass over prompt and completion
+            int[] all = java.util.stream.IntStream.concat(java.util.Arrays.stream(c.prompt),
+                c.tokens.stream().mapToInt(Integer::intValue)).toArray();
+            c.scored = generator.score(all, p.topLogprobs());
           }
         }
         sendJson(ex, 200, whole(id, chat, p, choices, promptTokens));
@@ -536,7 +570,7 @@ public final class OpenAiServer implements AutoCloseable {
       throw failed(ex, streaming[0], e instanceof ApiError a ? a : new ApiError(500, "server_error", null,
           "generation failed: " + e.getMessage()));
     } finally {
-      choices.forEach(c -> c.completion.cancel()); // a client that went away stops its generation
+      choices.stream().filter(c -> c.completion != null).forEach(c -> c.completion.cancel()); // a client gone
     }
   }
 
@@ -573,8 +607,8 @@ public final class OpenAiServer implements AutoCloseable {
         o.putObject("message").put("role", "assistant").put("content", c.text);
         o.set("logprobs", p.logprobs() ? chatLogProbs(c, 0, c.tokens.size()) : null);
       } else {
-        o.put("text", c.text);
-        o.set("logprobs", p.logprobs() ? completionLogProbs(c, 0, c.tokens.size()) : null);
+        o.put("text", p.echo() ? c.promptText + c.text : c.text);
+        o.set("logprobs", p.logprobs() ? completionLogProbs(c, 0, c.tokens.size(), p.echo()) : null);
       }
       o.put("finish_reason", c.finish);
     }
@@ -645,7 +679,7 @@ public final class OpenAiServer implements AutoCloseable {
     ObjectNode choice = o.putArray("choices").addObject().put("index", c.index);
     JsonNode logprobs = null;
     if (p.logprobs() && upto > c.sentTokens) {
-      logprobs = chat ? chatLogProbs(c, c.sentTokens, upto) : completionLogProbs(c, c.sentTokens, upto);
+      logprobs = chat ? chatLogProbs(c, c.sentTokens, upto) : completionLogProbs(c, c.sentTokens, upto, false);
       c.sentTokens = upto;
     }
     if (chat) {
@@ -674,38 +708,94 @@ public final class OpenAiServer implements AutoCloseable {
     return model.tokenizer().decode(new int[] {token}, false);
   }
 
+  /** Characters a token adds to the text (special tokens such as BOS add none). */
+  private int textLength(int token) {
+    return model.tokenizer().decode(new int[] {token}, true).length();
+  }
+
+  /** Completion token {@code i}'s log-prob: from the scoring pass when there was one, else as it was sampled. */
+  private static float logProb(Choice c, int i) {
+    return c.scored != null ? c.scored.logProbs()[c.prompt.length - 1 + i] : c.logProbs.get(i);
+  }
+
   private ObjectNode chatLogProbs(Choice c, int from, int to) {
     ObjectNode o = JSON.createObjectNode();
     ArrayNode content = o.putArray("content");
     for (int i = from; i < to; i++) {
-      String t = tokenText(c.tokens.get(i));
-      ObjectNode entry = content.addObject().put("token", t).put("logprob", c.logProbs.get(i));
-      ArrayNode bytes = entry.putArray("bytes");
-      for (byte x : t.getBytes(StandardCharsets.UTF_8)) {
-        bytes.add(x & 0xff);
+      ObjectNode entry = tokenEntry(content.addObject(), c.tokens.get(i), logProb(c, i));
+      ArrayNode top = entry.putArray("top_logprobs");
+      if (c.scored != null && c.scored.topIds().length > 0 && c.scored.topIds()[0] != null) {
+        int at = c.prompt.length - 1 + i;
+        for (int j = 0; j < c.scored.topIds()[at].length; j++) {
+          tokenEntry(top.addObject(), c.scored.topIds()[at][j], c.scored.topLogProbs()[at][j]);
+        }
       }
-      entry.putArray("top_logprobs");
     }
     return o;
   }
 
-  private ObjectNode completionLogProbs(Choice c, int from, int to) {
+  private ObjectNode tokenEntry(ObjectNode entry, int token, float logProb) {
+    String t = tokenText(token);
+    entry.put("token", t).put("logprob", logProb);
+    ArrayNode bytes = entry.putArray("bytes");
+    for (byte x : t.getBytes(StandardCharsets.UTF_8)) {
+      bytes.add(x & 0xff);
+    }
+    return entry;
+  }
+
+  /**
+   * The legacy completions log-probs: tokens, their log-probs and text offsets, with {@code echo} the prompt's
+   * tokens first (the first one has none), and the most likely alternatives per position when asked.
+   */
+  private ObjectNode completionLogProbs(Choice c, int from, int to, boolean echo) {
     ObjectNode o = JSON.createObjectNode();
     ArrayNode tokens = o.putArray("tokens");
     ArrayNode values = o.putArray("token_logprobs");
     ArrayNode offsets = o.putArray("text_offset");
+    boolean alternatives = c.scored != null && c.scored.topIds().length > 0 && c.scored.topIds()[0] != null;
+    ArrayNode top = alternatives ? JSON.createArrayNode() : null;
     int offset = 0;
-    for (int i = 0; i < to; i++) {
-      String t = tokenText(c.tokens.get(i));
-      if (i >= from) {
-        tokens.add(t);
-        values.add(c.logProbs.get(i));
+    if (echo) {
+      for (int i = 0; i < c.prompt.length; i++) {
+        tokens.add(tokenText(c.prompt[i]));
         offsets.add(offset);
+        if (i == 0) {
+          values.addNull();
+          if (top != null) {
+            top.addNull();
+          }
+        } else {
+          values.add(c.scored.logProbs()[i - 1]);
+          if (top != null) {
+            top.add(alternatives(c, i - 1));
+          }
+        }
+        offset += textLength(c.prompt[i]);
       }
-      offset += t.length();
     }
-    o.putNull("top_logprobs");
+    for (int i = 0; i < to; i++) {
+      if (i >= from) {
+        tokens.add(tokenText(c.tokens.get(i)));
+        values.add(logProb(c, i));
+        offsets.add(offset);
+        if (top != null) {
+          top.add(alternatives(c, c.prompt.length - 1 + i));
+        }
+      }
+      offset += textLength(c.tokens.get(i));
+    }
+    o.set("top_logprobs", top);
     return o;
+  }
+
+  /** {token: log-prob} of the most likely tokens at a scored position. */
+  private ObjectNode alternatives(Choice c, int at) {
+    ObjectNode m = JSON.createObjectNode();
+    for (int j = 0; j < c.scored.topIds()[at].length; j++) {
+      m.put(tokenText(c.scored.topIds()[at][j]), c.scored.topLogProbs()[at][j]);
+    }
+    return m;
   }
 
   private static ObjectNode usage(int prompt, int completion) {

@@ -185,12 +185,56 @@ class OpenAiServerTest {
   }
 
   @Test
+  void givesAlternativesAndScoresEchoedPromptsAsEvaluationHarnessesAsk() throws Exception {
+    // chat: with greedy decoding every chosen token is the first of its alternatives
+    ChatCompletion chat = client.chat().completions().create(ChatCompletionCreateParams.builder().model(NAME)
+        .addUserMessage("12+34=").maxCompletionTokens(8).temperature(0.0).logprobs(true).topLogprobs(3).build());
+    List<ChatCompletionTokenLogprob> lp = chat.choices().get(0).logprobs().orElseThrow().content().orElseThrow();
+    assertTrue(!lp.isEmpty());
+    for (ChatCompletionTokenLogprob t : lp) {
+      assertEquals(3, t.topLogprobs().size());
+      assertEquals(t.token(), t.topLogprobs().get(0).token(), "greedy picks the most likely token");
+      assertEquals(t.logprob(), t.topLogprobs().get(0).logprob(), 1e-5);
+      assertTrue(t.topLogprobs().get(0).logprob() >= t.topLogprobs().get(1).logprob());
+    }
+    // completions, as lm-evaluation-harness scores a continuation: echo, one new token, logprobs = 1
+    HttpClient http = HttpClient.newHttpClient();
+    String url = "http://127.0.0.1:" + server.port() + "/v1/completions";
+    com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+    for (int maxTokens : new int[] {0, 1}) {
+      com.fasterxml.jackson.databind.JsonNode answer = json.readTree(http.send(HttpRequest.newBuilder(URI.create(url))
+          .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"12+34=46\", \"echo\": true, \"max_tokens\": "
+              + maxTokens + ", \"logprobs\": 1, \"temperature\": 0}")).build(),
+          HttpResponse.BodyHandlers.ofString()).body()).path("choices").path(0);
+      assertTrue(answer.path("text").asText().startsWith("12+34=46"), answer.toString());
+      com.fasterxml.jackson.databind.JsonNode values = answer.path("logprobs").path("token_logprobs");
+      int[] ids = tokenizer.encode("12+34=46", true);
+      // the new token, when it is not the stop token (which is no part of the text)
+      boolean continued = answer.path("text").asText().length() > "12+34=46".length();
+      assertEquals(ids.length + (continued ? 1 : 0), values.size(), answer.toString());
+      assertEquals(0, answer.path("logprobs").path("text_offset").get(1).asInt(), "BOS adds no text");
+      assertTrue(values.get(0).isNull(), "the first token has no log-prob");
+      // the model's own log-prob of each prompt token given the ones before it
+      float[] expected;
+      try (NDManager m = manager.newSubManager()) {
+        expected = model.tokenLogProbs(m, new int[][] {ids}, 1f).toFloatArray();
+      }
+      for (int i = 1; i < ids.length; i++) {
+        assertEquals(expected[i - 1], values.get(i).floatValue(), 1e-4, "prompt token " + i);
+        com.fasterxml.jackson.databind.JsonNode top = answer.path("logprobs").path("top_logprobs").get(i);
+        assertEquals(1, top.size());
+        assertTrue(top.elements().next().floatValue() >= values.get(i).floatValue() - 1e-6);
+      }
+    }
+  }
+
+  @Test
   void refusesWhatItDoesNotDoNamingTheParameter() throws Exception {
     NotFoundException missing = assertThrows(NotFoundException.class, () -> client.completions().create(
         CompletionCreateParams.builder().model("gpt-4o").prompt("1+1=").build()));
     assertTrue(missing.getMessage().contains(NAME), missing.getMessage());
     BadRequestException top = assertThrows(BadRequestException.class, () -> client.chat().completions().create(
-        ChatCompletionCreateParams.builder().model(NAME).addUserMessage("1+1=").logprobs(true).topLogprobs(3)
+        ChatCompletionCreateParams.builder().model(NAME).addUserMessage("1+1=").logprobs(true).topLogprobs(30)
             .build()));
     assertTrue(top.getMessage().contains("top_logprobs"), top.getMessage());
     BadRequestException tooLong = assertThrows(BadRequestException.class, () -> client.completions().create(
@@ -203,7 +247,9 @@ class OpenAiServerTest {
         {"/v1/chat/completions", "{\"messages\": []}", "messages"},
         {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"1\"}], \"tools\": [{}]}",
             "tools"},
-        {"/v1/completions", "{\"prompt\": \"1\", \"temperature\": 9}", "temperature"}}) {
+        {"/v1/completions", "{\"prompt\": \"1\", \"temperature\": 9}", "temperature"},
+        {"/v1/completions", "{\"prompt\": \"1\", \"echo\": true, \"stream\": true}", "echo"},
+        {"/v1/completions", "{\"prompt\": \"1\", \"max_tokens\": 0}", "max_tokens"}}) {
       HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + bad[0]))
           .POST(HttpRequest.BodyPublishers.ofString(bad[1])).build(), HttpResponse.BodyHandlers.ofString());
       assertEquals(400, r.statusCode(), bad[1] + " -> " + r.body());

@@ -187,6 +187,72 @@ public final class Generator implements AutoCloseable {
   }
 
   /**
+   * The model's next-token distribution along a sequence (temperature 1, the weights in use now), on the generator's
+   * thread between batches.
+   *
+   * @param logProbs entry {@code t}: the log-prob of token {@code t + 1} given the tokens before it
+   * @param topIds entry {@code t}: the {@code k} most likely tokens at that position, most likely first
+   * @param topLogProbs their log-probs
+   */
+  public record Scored(float[] logProbs, int[][] topIds, float[][] topLogProbs) {}
+
+  /**
+   * Scores a sequence (a prompt and its completion, for log-probs of every token and the most likely alternatives).
+   *
+   * @param topK alternatives per position, 0 for none
+   */
+  public Scored score(int[] sequence, int topK) {
+    if (sequence.length < 2) {
+      return new Scored(new float[0], new int[0][], new float[0][]);
+    }
+    return call(() -> {
+      applyUpdatesOrFail();
+      int vocab = model.config().vocabSize();
+      for (int t : sequence) {
+        if (t < 0 || t >= vocab) {
+          throw new IllegalArgumentException("token " + t + " outside vocabulary of " + vocab);
+        }
+      }
+      if (sequence.length > model.maxPositions()) {
+        throw new IllegalArgumentException(sequence.length + " tokens exceed the model's max_position_embeddings "
+            + model.maxPositions());
+      }
+      int n = sequence.length - 1;
+      try (NDManager m = model.manager().newSubManager()) {
+        long[] ids = new long[sequence.length];
+        long[] at = new long[n];
+        long[] next = new long[n];
+        for (int i = 0; i < sequence.length; i++) {
+          ids[i] = sequence[i];
+        }
+        for (int i = 0; i < n; i++) {
+          at[i] = i;
+          next[i] = sequence[i + 1];
+        }
+        NDArray all = model.logSoftmaxAt(m.create(ids, new Shape(1, sequence.length)), m.create(at), 1f);
+        float[] picked = LlamaModel.pick(all, m.create(next)).toFloatArray();
+        int[][] topIds = new int[n][];
+        float[][] topLp = new float[n][];
+        if (topK > 0) {
+          int k = Math.min(topK, model.config().vocabSize());
+          ai.djl.ndarray.NDList top = all.topK(k, -1, true, true);
+          float[] values = top.get(0).toFloatArray();
+          long[] indices = top.get(1).toType(ai.djl.ndarray.types.DataType.INT64, false).toLongArray();
+          for (int i = 0; i < n; i++) {
+            topIds[i] = new int[k];
+            topLp[i] = new float[k];
+            for (int j = 0; j < k; j++) {
+              topIds[i][j] = (int) indices[i * k + j];
+              topLp[i][j] = values[i * k + j];
+            }
+          }
+        }
+        return new Scored(picked, topIds, topLp);
+      }
+    });
+  }
+
+  /**
    * Starts libtorch's profiler on the generator's thread (where every op of a batch runs; the profiler records the
    * thread that started it).
    */
