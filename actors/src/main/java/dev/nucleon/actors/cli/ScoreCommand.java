@@ -38,8 +38,8 @@ import picocli.CommandLine.Spec;
  * <p>Input, one JSON object per line: {@code response} (the completion, required), {@code gold} (the reference
  * answer), optional {@code prompt}, optional {@code tokens} (completion token ids); every other field becomes request
  * metadata (lists and objects as JSON text, as dataset fields carry them: Countdown's {@code numbers}, the code
- * reward's {@code tests}). Output, one line per scored input: {@code {"line": N, "reward": R, "components": {...}, "outcome": "ok"|"failed", "reason": ...}}; a failed
- * score has {@code "reward": null}. A malformed input line is reported on stderr with its number and skipped; the
+ * reward's {@code tests}). Output, one line per scored input: {@code {"line": N, "reward": R, "components": {...},
+ * "outcome": "ok"|"failed", "reason": ...}}; a failed score has {@code "reward": null}. A malformed input line is reported on stderr with its number and skipped; the
  * exit code is then 1.
  */
 @Command(name = "score", mixinStandardHelpOptions = true,

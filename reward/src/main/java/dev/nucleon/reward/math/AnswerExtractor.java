@@ -34,8 +34,12 @@ public final class AnswerExtractor {
 
   private static final Pattern BOX = Pattern.compile("\\\\(?:boxed|fbox)|(?<=[a-zA-Z])boxed(?=\\s*\\{)");
   private static final Pattern NUMBER = Pattern.compile(
-      "(?<![\\w.])(-?(?:\\d{1,3}(?:,\\d{3})+(?:\\.\\d+)?|\\d{1,3}(?: \\d{3})+(?![\\d.,])|\\d+(?:[.,]\\d+)?(?:/\\d+)?"
+      "(?<![\\w.])(-?(?:\\d{1,3}(?:,\\d{3})+(?:\\.\\d+)?|\\d{1,3}(?: \\d{3})+(?![\\d.,])"
+          + "|\\d+(?:[.,]\\d+)?(?:[eE][+-]?\\d+(?![a-zA-Z]))?(?:/\\d+)?"
           + "|\\.\\d+))(?![\\d.,]?\\d)(?!/\\d)");
+  /** Words that correct an earlier answer rather than add to it ("\\boxed{4}, but actually \\boxed{5}"). */
+  private static final Pattern CORRECTION =
+      Pattern.compile("(?i)(?<![a-z])(?:but|actually|instead|wait|rather)(?![a-z])");
   private static final Pattern MATH_CONNECTOR = Pattern.compile("(?i)\\s*(?:,|and|or|,\\s*and)?\\s*");
 
   private AnswerExtractor() {}
@@ -131,7 +135,8 @@ public final class AnswerExtractor {
 
   /** "Answer:", "The final answer is", and the marker in other languages lighteval's tests use. */
   private static final Pattern ANSWER_LINE = Pattern.compile("(?im)(?:^|[.!?。]\\s*)\\s*(?:(?:the\\s+)?(?:final\\s+)?"
-      + "answer(?:\\s+is)?|réponse|respuesta|resposta|risposta|antwort|ответ|答案|回答)\\s*[:：=]?\\s*([^\\n]+?)\\s*[.。]?\\s*$");
+      + "answer(?:\\s+is)?|réponse|respuesta|resposta|risposta|antwort|ответ|答案|回答)\\s*[:：=]?\\s*"
+      + "([^\\n]+?)\\s*[.。]?\\s*$");
 
   /**
    * The answer on the last line that starts with an answer marker: the rest of the line when it is math, else the
@@ -237,7 +242,7 @@ public final class AnswerExtractor {
       String words = MathNormalizer.unwrapText(gap.replaceAll("\\$|\\\\[()\\[\\]]|\\\\q?quad|\\\\[,;]", " ")).strip();
       // a few words at most ("and", "papers and", "for part (a) and"): more ("no no no no no") separate answers
       if (gap.length() > 40 || gap.contains("\n\n") || gap.matches("(?s).*[.!?]\\s.*")
-          || words.split("\\s+").length > 4) {
+          || words.split("\\s+").length > 4 || CORRECTION.matcher(words).find()) {
         break;
       }
       k--;

@@ -181,7 +181,8 @@ public final class ProcessReward implements RewardFunction {
         }
       }
       return new ProcessReward(command, ConfigValues.positiveDuration(c, "timeout"), root,
-          ConfigValues.bool(c, "keep-work-dirs"), env, ConfigValues.intAtLeast(c, "max-stderr", 0), Sandbox.fromConfig(c));
+          ConfigValues.bool(c, "keep-work-dirs"), env, ConfigValues.intAtLeast(c, "max-stderr", 0),
+          Sandbox.fromConfig(c));
     }
   }
 }
