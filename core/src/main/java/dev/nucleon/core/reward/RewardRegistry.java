@@ -3,15 +3,8 @@ package dev.nucleon.core.reward;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
-import java.util.ArrayList;
-import java.util.Collections;
+import dev.nucleon.core.Plugins;
 import java.util.List;
-import java.util.Map;
-import java.util.Objects;
-import java.util.ServiceConfigurationError;
-import java.util.ServiceLoader;
-import java.util.TreeMap;
-import java.util.regex.Pattern;
 
 /**
  * The reward factories on the classpath, by identifier.
@@ -22,85 +15,45 @@ import java.util.regex.Pattern;
  */
 public final class RewardRegistry {
 
-  private static final Pattern IDENTIFIER = Pattern.compile("[a-z0-9][a-z0-9_-]*");
+  private final Plugins<RewardFactory> factories;
 
-  private final Map<String, RewardFactory> factories;
-
-  private RewardRegistry(Map<String, RewardFactory> factories) {
-    this.factories = Collections.unmodifiableMap(factories);
+  private RewardRegistry(Plugins<RewardFactory> factories) {
+    this.factories = factories;
   }
 
   /** The factories listed in {@code META-INF/services} of the context (or this class's) class loader. */
   public static RewardRegistry load() {
-    ClassLoader loader = Thread.currentThread().getContextClassLoader();
-    return load(loader == null ? RewardRegistry.class.getClassLoader() : loader);
+    return load(Plugins.defaultLoader(RewardRegistry.class));
   }
 
   /** The factories listed in {@code META-INF/services} visible to {@code loader}. */
   public static RewardRegistry load(ClassLoader loader) {
-    List<RewardFactory> found = new ArrayList<>();
-    try {
-      for (RewardFactory factory : ServiceLoader.load(RewardFactory.class, loader)) {
-        found.add(factory);
-      }
-    } catch (ServiceConfigurationError e) {
-      throw new IllegalStateException("a reward factory on the classpath could not be loaded: " + e.getMessage(), e);
-    }
-    return of(found);
+    return new RewardRegistry(Plugins.load("reward", RewardFactory.class, RewardFactory::identifier, loader));
   }
 
   /** A registry of exactly these factories. */
   public static RewardRegistry of(List<? extends RewardFactory> list) {
-    Map<String, RewardFactory> byName = new TreeMap<>();
-    for (RewardFactory factory : list) {
-      String id = factory.identifier();
-      if (id == null || !IDENTIFIER.matcher(id).matches()) {
-        throw new IllegalStateException(
-            "reward factory " + factory.getClass().getName() + " has an invalid identifier '" + id
-                + "' (expected lower case letters, digits, '-' or '_')");
-      }
-      RewardFactory previous = byName.putIfAbsent(id, factory);
-      if (previous != null) {
-        throw new IllegalStateException(
-            "two reward factories claim the identifier '" + id + "': " + previous.getClass().getName() + " ("
-                + where(previous) + ") and " + factory.getClass().getName() + " (" + where(factory)
-                + "); remove one of the jars from the classpath");
-      }
-    }
-    return new RewardRegistry(byName);
-  }
-
-  private static String where(RewardFactory factory) {
-    var source = factory.getClass().getProtectionDomain().getCodeSource();
-    return source == null || source.getLocation() == null ? "unknown location" : source.getLocation().toString();
+    return new RewardRegistry(Plugins.of("reward", RewardFactory.class, RewardFactory::identifier, list));
   }
 
   /** The identifiers available, sorted. */
   public List<String> names() {
-    return List.copyOf(factories.keySet());
+    return factories.names();
   }
 
   /** Whether a factory has this identifier. */
   public boolean contains(String name) {
-    return factories.containsKey(name);
+    return factories.contains(name);
   }
 
   /** The factory for {@code name}; an unknown name lists the available ones. */
   public RewardFactory factory(String name) {
-    Objects.requireNonNull(name, "name");
-    RewardFactory factory = factories.get(name);
-    if (factory == null) {
-      throw new IllegalArgumentException(
-          "unknown reward '" + name + "'; available rewards: " + String.join(", ", names())
-              + " (a third-party reward must be a jar on the classpath with META-INF/services/"
-              + RewardFactory.class.getName() + ")");
-    }
-    return factory;
+    return factories.factory(name);
   }
 
   /** A new reward {@code name} configured by {@code config} (its own block). */
   public RewardFunction create(String name, Config config) {
-    RewardFactory factory = factory(name);
+    RewardFactory factory = factories.factory(name);
     try {
       return factory.create(config == null ? ConfigFactory.empty() : config);
     } catch (ConfigException e) {

@@ -1,0 +1,16 @@
+package dev.nucleon.core.env;
+
+/**
+ * A multi-turn environment: an episode starts from a dataset row, receives each model turn and answers with an
+ * observation, an optional reward and whether it is done (the shape of Gymnasium's reset / step, with text).
+ * Implementations must be safe to use from several threads at once (one episode per thread).
+ */
+public interface Environment extends AutoCloseable {
+
+  /** Starts an episode. May throw: the guard turns it into a failed episode with the reason. */
+  Episode start(EpisodeStart start);
+
+  /** Releases what the environment holds; nothing by default. */
+  @Override
+  default void close() {}
+}
