@@ -127,6 +127,11 @@ class LossGradientTest {
   }
 
   Map<String, float[]> autograd(Function<NDManager, NDArray> lossFn) {
+    return autograd(model, manager, lossFn);
+  }
+
+  /** The gradient of {@code lossFn} with respect to every weight of {@code model}, which is left with none. */
+  static Map<String, float[]> autograd(LlamaModel model, NDManager manager, Function<NDManager, NDArray> lossFn) {
     Map<String, float[]> grads = new LinkedHashMap<>();
     try (NDManager m = manager.newSubManager()) {
       try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {

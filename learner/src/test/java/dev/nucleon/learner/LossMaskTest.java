@@ -16,7 +16,6 @@ import dev.nucleon.model.Engines;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.replay.TrainingSample;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
@@ -124,25 +123,13 @@ class LossMaskTest {
 
   /** The loss's gradient with respect to every weight of the model. */
   private Map<String, float[]> weightGradients(LossSettings s, List<TrainingSample> samples) {
-    Map<String, float[]> grads = new LinkedHashMap<>();
-    try (NDManager m = manager.newSubManager()) {
-      try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-        Learner.MicroBatch mb = Learner.MicroBatch.of(m, samples);
-        NDArray logp = mb.logProbs(model, LossGradientTest.TEMPERATURE);
-        NDArray ref = s.klCoef() > 0 ? mb.logProbs(reference, LossGradientTest.TEMPERATURE).stopGradient() : null;
-        gc.backward(PolicyLoss.compute(s, new PolicyLoss.Inputs(logp, mb.behaviour(), mb.advantages(), mb.mask(),
-            mb.lengths(), ref), PolicyLoss.normalizer(s, trained(samples), samples.size())).loss());
-      }
-      for (var e : model.namedParameters().entrySet()) {
-        NDArray g = e.getValue().getArray().getGradient();
-        g.attach(m);
-        grads.put(e.getKey(), g.toFloatArray());
-      }
-    }
-    try (AdamW zero = new AdamW(model.namedParameters(), manager, OptimizerSettings.adamw(1e-3))) {
-      zero.zeroGradients();
-    }
-    return grads;
+    return LossGradientTest.autograd(model, manager, m -> {
+      Learner.MicroBatch mb = Learner.MicroBatch.of(m, samples);
+      NDArray logp = mb.logProbs(model, LossGradientTest.TEMPERATURE);
+      NDArray ref = s.klCoef() > 0 ? mb.logProbs(reference, LossGradientTest.TEMPERATURE).stopGradient() : null;
+      return PolicyLoss.compute(s, new PolicyLoss.Inputs(logp, mb.behaviour(), mb.advantages(), mb.mask(),
+          mb.lengths(), ref), PolicyLoss.normalizer(s, trained(samples), samples.size())).loss();
+    });
   }
 
   @ParameterizedTest
