@@ -334,7 +334,7 @@ public final class Learner implements AutoCloseable {
           sums.kl += out.klSum();
           sums.tisCapped += out.tisCappedTokens();
           sums.tokenCount += out.tokens();
-          sums.entropy += entropy(logProbs);
+          sums.entropy += entropy(logProbs, mb.mask());
         }
       }
     }
@@ -410,11 +410,12 @@ public final class Learner implements AutoCloseable {
    * Sum over rows of the entropy of the next-token distributions {@code [N, V]} (no gradient). Its full-vocabulary
    * temporary is made in place and freed at once, so it never adds to the step's peak memory.
    */
-  private static double entropy(NDArray logProbs) {
+  /** The summed entropy of the rows the mask keeps (the policy's tokens; an environment's carry none). */
+  private static double entropy(NDArray logProbs, NDArray mask) {
     try (NDManager tmp = logProbs.getManager().newSubManager()) {
       NDArray lp = logProbs.stopGradient();
       lp.attach(tmp);
-      return -lp.exp().muli(lp).sum().getFloat();
+      return -lp.exp().muli(lp).sum(new int[] {1}).mul(mask).sum().getFloat();
     }
   }
 
@@ -625,24 +626,19 @@ public final class Learner implements AutoCloseable {
     }
 
     /**
-     * The one policy version that sampled every token of a trajectory the policy sampled (an environment's tokens
-     * have none that counts), or -1 where a weight update landed while it was decoded: its later tokens then attend
-     * over keys the older weights computed, so even tokens tagged with the learner's version would differ from the
-     * learner's log-probs by more than numerics.
+     * The one policy version whose weights read every token of a trajectory (an environment's tokens too: they
+     * were prefilled under some version), or -1 where a weight update landed while it was decoded: its later
+     * tokens then attend over keys the older weights computed, so even tokens tagged with the learner's version
+     * would differ from the learner's log-probs by more than numerics.
      */
     static int soleVersion(Trajectory t) {
-      int version = -1;
-      for (int j = 0; j < t.tokenVersions().length; j++) {
-        if (!t.trained(j)) {
-          continue;
-        }
-        if (version == -1) {
-          version = t.tokenVersions()[j];
-        } else if (t.tokenVersions()[j] != version) {
+      int[] v = t.tokenVersions();
+      for (int x : v) {
+        if (x != v[0]) {
           return -1;
         }
       }
-      return version;
+      return v.length == 0 ? -1 : v[0];
     }
 
     static MicroBatch supervised(NDManager m, List<int[]> prompts, List<int[]> targets) {

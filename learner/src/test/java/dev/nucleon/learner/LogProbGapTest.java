@@ -27,8 +27,9 @@ class LogProbGapTest {
     // tokens after an in-flight update attend over keys the older weights computed
     assertEquals(-1, Learner.MicroBatch.soleVersion(sampled(new int[] {6, 6, 7}, null)));
     assertEquals(-1, Learner.MicroBatch.soleVersion(sampled(new int[0], null)));
-    // an environment's tokens (mask 0) carry no version that counts
-    assertEquals(6, Learner.MicroBatch.soleVersion(sampled(new int[] {6, 9, 6}, new byte[] {1, 0, 1})));
+    // an environment's tokens were read by some version's weights too: one prefilled under another version counts
+    assertEquals(6, Learner.MicroBatch.soleVersion(sampled(new int[] {6, 6, 6}, new byte[] {1, 0, 1})));
+    assertEquals(-1, Learner.MicroBatch.soleVersion(sampled(new int[] {6, 9, 9}, new byte[] {1, 0, 1})));
   }
 
   private static dev.nucleon.core.rollout.Trajectory sampled(int[] versions, byte[] mask) {

@@ -430,6 +430,7 @@ public final class OpenAiServer implements AutoCloseable {
     String finish;
     boolean roleSent;
     boolean stopToken; // it ended on a stop token (not part of its text)
+    int stopId = -1; // that token
 
     Choice(int index, Completion completion, List<String> stop, int[] prompt, String promptText) {
       this.index = index;
@@ -450,7 +451,9 @@ public final class OpenAiServer implements AutoCloseable {
         throw e.error();
       }
       stopToken = e.finish() == FinishReason.STOP;
-      if (!stopToken) {
+      if (stopToken) {
+        stopId = e.token();
+      } else {
         tokens.add(e.token());
         logProbs.add(e.logProb());
       }
@@ -509,7 +512,7 @@ public final class OpenAiServer implements AutoCloseable {
       JsonNode pr = b.get("prompt");
       JsonNode one = pr == null ? null : pr.isArray() && !pr.isEmpty() && !pr.get(0).isIntegralNumber() ? pr.get(i)
           : pr;
-      promptTexts.add(one != null && one.isTextual() ? one.asText() : model.tokenizer().decode(prompts.get(i), false));
+      promptTexts.add(one != null && one.isTextual() ? one.asText() : model.tokenizer().decode(prompts.get(i), true));
     }
     if ((long) prompts.size() * p.n() > MAX_SEQUENCES) {
       throw ApiError.invalid("n", prompts.size() + " prompts x n = " + p.n() + " is more than the "
@@ -553,8 +556,11 @@ public final class OpenAiServer implements AutoCloseable {
           }
           if (p.logprobs() && (p.topLogprobs() > 0 || p.echo())) {
             // alternatives and the prompt's log-probs: one scoring pass over prompt and completion
-            int[] all = java.util.stream.IntStream.concat(java.util.Arrays.stream(c.prompt),
-                c.tokens.stream().mapToInt(Integer::intValue)).toArray();
+            // echo lists the stop token too (as evaluation harnesses expect one generated token at the end)
+            int[] all = java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(
+                java.util.Arrays.stream(c.prompt), c.tokens.stream().mapToInt(Integer::intValue)),
+                p.echo() && c.stopToken ? java.util.stream.IntStream.of(c.stopId)
+                    : java.util.stream.IntStream.empty()).toArray();
             c.scored = generator.score(all, p.topLogprobs());
           }
         }
@@ -785,6 +791,15 @@ public final class OpenAiServer implements AutoCloseable {
       }
       offset += textLength(c.tokens.get(i));
     }
+    if (echo && c.stopToken && c.scored != null) { // the stop token, which adds no text
+      int at = c.prompt.length - 1 + c.tokens.size();
+      tokens.add(tokenText(c.stopId));
+      values.add(c.scored.logProbs()[at]);
+      offsets.add(offset);
+      if (top != null) {
+        top.add(alternatives(c, at));
+      }
+    }
     o.set("top_logprobs", top);
     return o;
   }
@@ -793,7 +808,10 @@ public final class OpenAiServer implements AutoCloseable {
   private ObjectNode alternatives(Choice c, int at) {
     ObjectNode m = JSON.createObjectNode();
     for (int j = 0; j < c.scored.topIds()[at].length; j++) {
-      m.put(tokenText(c.scored.topIds()[at][j]), c.scored.topLogProbs()[at][j]);
+      String t = tokenText(c.scored.topIds()[at][j]);
+      if (!m.has(t)) { // two ids that decode alike: the likelier one stands
+        m.put(t, c.scored.topLogProbs()[at][j]);
+      }
     }
     return m;
   }

@@ -232,8 +232,9 @@ public final class KryoRegistrations {
   }
 
   /**
-   * A short hash of the list (class names, family flags and order): equal on two nodes exactly when they register
-   * the same classes under the same ids.
+   * A short hash of the list (class names, family flags, order, and each record's components with their types):
+   * equal on two nodes exactly when they register the same classes under the same ids and the same shapes, so a
+   * node built from another version of a message refuses it instead of misreading it.
    */
   public static String fingerprint(List<Entry> entries) {
     try {
@@ -241,6 +242,11 @@ public final class KryoRegistrations {
       sha.update(("kryo-registrations/" + FIRST_ID).getBytes(StandardCharsets.UTF_8));
       for (Entry e : entries) {
         sha.update(((e.family() ? "\nfamily " : "\nclass ") + e.type().getName()).getBytes(StandardCharsets.UTF_8));
+        if (e.type().isRecord()) {
+          for (java.lang.reflect.RecordComponent c : e.type().getRecordComponents()) {
+            sha.update((" " + c.getName() + ":" + c.getGenericType().getTypeName()).getBytes(StandardCharsets.UTF_8));
+          }
+        }
       }
       byte[] digest = sha.digest();
       StringBuilder hex = new StringBuilder();

@@ -105,12 +105,15 @@ public record Trajectory(
    */
   public int oldestVersion() {
     int min = Integer.MAX_VALUE;
+    int newest = 0;
     for (int j = 0; j < tokenVersions.length; j++) {
+      newest = Math.max(newest, tokenVersions[j]);
       if (trained(j)) {
         min = Math.min(min, tokenVersions[j]);
       }
     }
-    return min == Integer.MAX_VALUE ? 0 : min;
+    // no sampled token: nothing is stale; the newest version the episode saw
+    return min == Integer.MAX_VALUE ? newest : min;
   }
 
   /** Prompt plus completion length in tokens. */

@@ -23,6 +23,8 @@ class TrajectoryTest {
     assertFalse(t.trained(1));
     assertEquals(2, t.trainedTokens());
     assertEquals(7, t.oldestVersion(), "staleness is measured on the policy's tokens");
+    assertEquals(9, episode(new byte[] {0, 0, 0, 0}, new int[] {9, 9, 9, 9}).oldestVersion(),
+        "an episode without sampled tokens is not stale");
     Trajectory single = episode(null, new int[] {7, 2, 2, 8});
     assertEquals(4, single.trainedTokens());
     assertEquals(2, single.oldestVersion());

@@ -40,7 +40,7 @@ public final class AnswerExtractor {
   /** Words that correct an earlier answer rather than add to it ("\\boxed{4}, but actually \\boxed{5}"). */
   private static final Pattern CORRECTION =
       Pattern.compile("(?i)(?<![a-z])(?:but|actually|instead|wait|rather)(?![a-z])");
-  private static final Pattern MATH_CONNECTOR = Pattern.compile("(?i)\\s*(?:,|and|or|,\\s*and)?\\s*");
+  private static final Pattern MATH_CONNECTOR = Pattern.compile("(?i)(?:,|and|or|,[ \\t]{0,3}and)?");
 
   private AnswerExtractor() {}
 
@@ -92,8 +92,8 @@ public final class AnswerExtractor {
   }
 
   /**
-   * The reference answer: its box, else its last math span, else the whole text; a reference written as prose
-   * ("the answer is 10000") gives its last number.
+   * The reference answer: its box, else its last math span, else the whole text; a reference written as prose with
+   * an answer marker ("the answer is 10000") gives what the marker names.
    */
   public static String reference(String gold) {
     Optional<String> boxed = boxed(gold);
@@ -104,11 +104,10 @@ public final class AnswerExtractor {
     if (latex != null) {
       return latex.text;
     }
-    if (!looksLikeMath(gold)) {
+    if (!looksLikeMath(gold)) { // "the answer is 10000", not "all real numbers greater than 2"
       Span line = answerLine(gold);
-      Span number = lastNumber(gold);
-      if (line != null || number != null && gold.length() > 3 * number.text.length() + 20) {
-        return line != null ? line.text : number.text;
+      if (line != null) {
+        return line.text;
       }
     }
     return gold;
@@ -134,30 +133,55 @@ public final class AnswerExtractor {
   }
 
   /** "Answer:", "The final answer is", and the marker in other languages lighteval's tests use. */
-  private static final Pattern ANSWER_LINE = Pattern.compile("(?im)(?:^|[.!?。]\\s*)\\s*(?:(?:the\\s+)?(?:final\\s+)?"
-      + "answer(?:\\s+is)?|réponse|respuesta|resposta|risposta|antwort|ответ|答案|回答)\\s*[:：=]?\\s*"
-      + "([^\\n]+?)\\s*[.。]?\\s*$");
+  /** An answer marker; where it stands (a line start or after a sentence) is checked in Java, not by the regex. */
+  private static final Pattern ANSWER_MARKER = Pattern.compile("(?i)(?:the[ \\t]{1,3})?(?:final[ \\t]{1,3})?"
+      + "answer(?:[ \\t]{1,3}is)?|réponse|respuesta|resposta|risposta|antwort|ответ|答案|回答");
 
   /**
    * The answer on the last line that starts with an answer marker: the rest of the line when it is math, else the
    * number after its last '=' or its first number ("Réponse: Janeth aura encore 220 $ à payer" gives 220).
    */
   static Span answerLine(String text) {
-    Matcher m = ANSWER_LINE.matcher(text);
+    Matcher m = ANSWER_MARKER.matcher(text);
     Span last = null;
     while (m.find()) {
-      String a = m.group(1).strip();
+      // the marker opens a line or follows a sentence's end (white space between)
+      int before = m.start() - 1;
+      while (before >= 0 && (text.charAt(before) == ' ' || text.charAt(before) == '\t')) {
+        before--;
+      }
+      if (before >= 0 && "\n.!?。".indexOf(text.charAt(before)) < 0) {
+        continue;
+      }
+      if (m.end() < text.length() && Character.isLetter(text.charAt(m.end()))) {
+        continue; // "answered", "answers"
+      }
+      // the rest of its line, without the separator and a final period
+      int from = m.end();
+      int lineEnd = text.indexOf('\n', from);
+      lineEnd = lineEnd < 0 ? text.length() : lineEnd;
+      while (from < lineEnd && " \t:：=".indexOf(text.charAt(from)) >= 0) {
+        from++;
+      }
+      int to = lineEnd;
+      while (to > from && Character.isWhitespace(text.charAt(to - 1))) {
+        to--;
+      }
+      if (to > from && (text.charAt(to - 1) == '.' || text.charAt(to - 1) == '。')) {
+        to--;
+      }
+      String a = text.substring(from, to).strip();
       if (a.isEmpty() || a.contains("$") && looksLikeMath(a)) {
         continue;
       }
       if (looksLikeMath(a)) {
-        last = new Span(m.start(1), m.end(1), a);
+        last = new Span(from, to, a);
       } else {
         // prose after the marker: the number after its last '=' ("est (35 + 70 = 105)"), else its first number
-        int from = a.lastIndexOf('=') + 1;
+        int eq = a.lastIndexOf('=') + 1;
         Matcher n = NUMBER.matcher(a);
-        if (n.find(from)) {
-          last = new Span(m.start(1) + n.start(1), m.start(1) + n.end(1), n.group(1));
+        if (n.find(eq)) {
+          last = withMagnitude(a, new Span(n.start(1), n.end(1), n.group(1)), from);
         }
       }
     }
@@ -293,8 +317,8 @@ public final class AnswerExtractor {
     int k = spans.size() - 1;
     List<String> parts = new ArrayList<>();
     parts.add(spans.get(k).text);
-    while (k > 0 && MATH_CONNECTOR.matcher(text.substring(spans.get(k - 1).end, spans.get(k).start)).matches()
-        && !text.substring(spans.get(k - 1).end, spans.get(k).start).isEmpty()) {
+    while (k > 0 && !text.substring(spans.get(k - 1).end, spans.get(k).start).isEmpty()
+        && MATH_CONNECTOR.matcher(text.substring(spans.get(k - 1).end, spans.get(k).start).strip()).matches()) {
       k--;
       parts.add(0, spans.get(k).text);
     }
@@ -351,8 +375,21 @@ public final class AnswerExtractor {
       if (p.lookingAt()) {
         last = new Span(last.start, p.end(), text.substring(last.start, p.end()));
       }
+      last = withMagnitude(text, last, 0);
     }
     return last;
+  }
+
+  private static final Pattern MAGNITUDE = Pattern.compile(
+      "(?i)[ \\t]?(?:hundred|thousand|million|billion|trillion|dozen)s?(?![a-z])");
+
+  /** A number with a magnitude word after it ("5 million") kept whole, so it is not read as 5; shifted by base. */
+  private static Span withMagnitude(String text, Span number, int base) {
+    Matcher m = MAGNITUDE.matcher(text).region(number.end, text.length());
+    if (m.lookingAt()) {
+      return new Span(base + number.start, base + m.end(), text.substring(number.start, m.end()));
+    }
+    return new Span(base + number.start, base + number.end, number.text);
   }
 
   /** A plain-text number in canonical form: thousands separators dropped, a decimal comma made a point. */

@@ -220,6 +220,12 @@ public final class LatexExpression {
             if (e < 0 && a.signum() == 0) {
               return null;
             }
+            // ((9^256)^256)^256 would take seconds of exact arithmetic: past ~100k bits, numbers are compared
+            // numerically instead
+            long bits = Math.max(a.getNumerator().bitLength(), a.getDenominator().bitLength());
+            if (bits * Math.abs((long) e) > 100_000) {
+              return null;
+            }
             return e >= 0 ? a.pow(e) : a.pow(-e).reciprocal();
           }
           default -> {

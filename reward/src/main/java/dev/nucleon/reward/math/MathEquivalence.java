@@ -103,6 +103,7 @@ public final class MathEquivalence {
 
   private static final Pattern MATRIX = Pattern.compile(
       "^\\\\begin\\{([pbvBV]?matrix|array|cases)\\}(?:\\{[^}]*\\})?(.*)\\\\end\\{\\1\\}$", Pattern.DOTALL);
+  private static final Pattern AND_WORD = Pattern.compile("(?i)(?<![A-Za-z\\\\])and(?![A-Za-z])");
   private static final Pattern LIST_WORD = Pattern.compile("(?i)(?<![A-Za-z\\\\])(?:and|or)(?![A-Za-z])");
   private static final Pattern SIMPLE_LHS_CHARS = Pattern.compile("[A-Za-z\\\\{}()\\[\\],:/| ]+");
 
@@ -124,6 +125,13 @@ public final class MathEquivalence {
     List<String> byWord = splitTop(LIST_WORD.matcher(s.replace("\\text{and}", " and ")).replaceAll(";"), ";");
     if (byWord.size() > 1 && !wrapped(s) && byWord.stream().allMatch(g -> splitTop(g, ",").size() > 1)) {
       return new Seq((char) 0, (char) 0, byWord.stream().map(this::parse).toList());
+    }
+    // "x < -1 and x > 2" is an intersection, not a list: such a text compares as text only
+    if (AND_WORD.matcher(s).find() && !wrapped(s)) {
+      List<String> parts = splitTop(AND_WORD.matcher(s).replaceAll(";"), ";");
+      if (parts.size() > 1 && parts.stream().allMatch(x -> relation(x.strip()) != null)) {
+        return new Atom(s);
+      }
     }
     String listed = LIST_WORD.matcher(s).replaceAll(",");
     List<String> items = splitTop(listed, ",").stream().map(String::strip).filter(x -> !x.isEmpty()).toList();
@@ -557,11 +565,12 @@ public final class MathEquivalence {
       return equationsProportional(ea, eb);
     }
     if (a instanceof Equation ea) {
-      return equal(ea.value(), b, false) || ea.approx() && equal(parse(ea.lhs()), b, false);
+      return equal(ea.value(), b, false) || ea.approx() && consistent(ea) && equal(parse(ea.lhs()), b, false);
     }
     if (b instanceof Equation eb) {
       // a reference "\\frac{\\sqrt{3}}{3} \\approx 0.577" is answered by its exact side
-      return simpleLhs(eb.lhs()) && equal(a, eb.value(), false) || eb.approx() && equal(a, parse(eb.lhs()), false);
+      return simpleLhs(eb.lhs()) && equal(a, eb.value(), false)
+          || eb.approx() && consistent(eb) && equal(a, parse(eb.lhs()), false);
     }
     if (a instanceof Seq sa && sa.items().size() == 1) {
       return equal(sa.items().get(0), b, false);
@@ -645,6 +654,24 @@ public final class MathEquivalence {
       }
     }
     return out;
+  }
+
+  /**
+   * Whether an approximation holds: its left side within 1% of its value (so {@code 5 \\approx 7} is not two
+   * guesses).
+   */
+  private static boolean consistent(Equation e) {
+    if (!(e.value() instanceof Atom v)) {
+      return false;
+    }
+    Optional<LatexExpression> l = LatexExpression.parse(e.lhs());
+    Optional<LatexExpression> r = LatexExpression.parse(v.text());
+    if (l.isEmpty() || r.isEmpty() || !l.get().variables().isEmpty() || !r.get().variables().isEmpty()) {
+      return false;
+    }
+    double x = l.get().evaluate(Map.of());
+    double y = r.get().evaluate(Map.of());
+    return Double.isFinite(x) && Double.isFinite(y) && Math.abs(x - y) <= 1e-2 * Math.max(Math.abs(x), Math.abs(y));
   }
 
   /** A bare list whose every item is a relation on one variable, as intervals. */

@@ -147,7 +147,8 @@ public final class MathNormalizer {
   private static final Pattern THOUSANDS_SPACED = Pattern.compile("-?[1-9]\\d{0,2}(?: \\d{3})+(?:\\.\\d+)?");
   /** A number and a unit word after it: 10 weeks, 10cm^2, 5 m². */
   private static final Pattern UNIT_WORD_AFTER_NUMBER = Pattern.compile("^(-?\\d[\\d,]*(?:\\.\\d+)?)\\s*"
-      + "(?!(?:and|or|pi|sqrt|ln|log|sin|cos|tan|infty|i)(?![a-zA-Z]))[a-zA-Z]{2,}(?:\\s*\\^\\s*\\{?\\d\\}?|[²³])?"
+      + "(?!(?:and|or|pi|sqrt|ln|log|sin|cos|tan|infty|i|hundreds?|thousands?|millions?|billions?|trillions?|dozens?"
+      + "|squared|cubed)(?![a-zA-Z]))[a-zA-Z]{2,}(?:\\s*\\^\\s*\\{?\\d\\}?|[²³])?"
       + "(?:\\s+[a-zA-Z]{2,})?$");
   /** A mixed number: 2\\frac{5}{8} is 2 and 5/8. */
   /** A mixed number in plain text: 1 1/2. */
@@ -168,7 +169,7 @@ public final class MathNormalizer {
 
   /** The form compared by the math reward: spacing, units, wrappers and notation variants removed. */
   public static String canonical(String input) {
-    String s = input.replace('\n', ' ').replace('\r', ' ').replace('\t', ' ').strip();
+    String s = WHITE.matcher(input).replaceAll(" ").strip(); // one pass: later patterns see single spaces
     if (!s.contains("\\begin{")) { // in matrices \\ separates rows
       s = DOUBLE_BACKSLASH_COMMAND.matcher(s).replaceAll("\\\\");
     }
@@ -234,6 +235,7 @@ public final class MathNormalizer {
     return s.strip();
   }
 
+  private static final Pattern WHITE = Pattern.compile("\\s+");
   private static final Pattern SCIENTIFIC = Pattern.compile("^(-?\\d+(?:\\.\\d+)?)[eE]([+-]?\\d{1,3})$");
   private static final Pattern TRIG = Pattern.compile("\\\\(?:sin|cos|tan|cot|sec|csc)(?![a-zA-Z])");
   private static final Pattern DEGREE_ANGLE = Pattern.compile(

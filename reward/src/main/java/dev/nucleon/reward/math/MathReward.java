@@ -67,7 +67,11 @@ public final class MathReward implements RewardFunction {
           reference = AnswerExtractor.plainNumber(reference);
         }
       }
-      correct = equivalence.equivalent(text, reference);
+      try {
+        correct = equivalence.equivalent(text, reference);
+      } catch (StackOverflowError e) {
+        correct = false; // thousands of nested brackets: no answer a reference matches
+      }
     }
     double value = correct ? 1.0 : 0.0;
     return RewardResult.ok(value, Map.of("correct", value, "extracted", answer.isPresent() ? 1.0 : 0.0));

@@ -115,4 +115,33 @@ class MathRewardTest {
     assertTrue(g.getMessage().contains("ground truth"), g.getMessage());
     assertFalse(new MathReward(List.of(), false, 6).equivalent("", "1"));
   }
+
+  @Test
+  void hedgesIntersectionsMagnitudesAndProseReferencesAreNotRightAnswers() {
+    assertEquals(0.0, score("$\\boxed{5 \\approx 7}$", "5"), "an approximation that does not hold is no second guess");
+    assertEquals(1.0, score("$\\boxed{\\frac{9.5}{\\pi} \\approx 3.02}$", "\\frac{9.5}{\\pi}"));
+    assertEquals(0.0, score("$\\boxed{x < -1 \\text{ and } x > 2}$", "(-\\infty,-1)\\cup(2,\\infty)"),
+        "'and' between relations is their intersection (here empty), not a union");
+    assertEquals(1.0, score("$\\boxed{x < -1 \\text{ or } x > 2}$", "(-\\infty,-1)\\cup(2,\\infty)"));
+    assertEquals(0.0, score("The answer is 5 million.", "5"), "a magnitude is no unit");
+    assertEquals(0.0, score("$\\boxed{2}$", "The set of all real numbers greater than 2"),
+        "a reference in prose without an answer marker is not reduced to a number in it");
+    assertEquals(1.0, score("$\\boxed{10000}$", "the answer is 10000"));
+    String deep = "(".repeat(3000) + "1" + ")".repeat(3000);
+    assertEquals(0.0, score("$\\boxed{" + deep + "}$", "1"), "deep nesting is a wrong answer, not a failure");
+  }
+
+  @Test
+  void adversarialWhiteSpaceDoesNotMakeTheVerifierCrawl() {
+    // each of these took seconds to minutes with backtracking patterns (a reward runs millions of times)
+    List<String> hostile = List.of("x = 5\n" + "\n".repeat(20_000) + "y",
+        "So x = 5." + "\n".repeat(20_000) + "y", "The answer is 5" + " ".repeat(6000) + "x",
+        "$\\boxed{1" + " ".repeat(20_000) + "!}$", "$1$" + " ".repeat(20_000) + "$2$",
+        "$\\boxed{((9^{256})^{256})^{256} + ((9^{256})^{256})^{256}}$");
+    org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(20), () -> {
+      for (String h : hostile) {
+        score(h, "5");
+      }
+    });
+  }
 }
