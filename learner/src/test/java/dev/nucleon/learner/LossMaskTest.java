@@ -169,4 +169,54 @@ class LossMaskTest {
       return false;
     }));
   }
+
+  /**
+   * Through replay and the learner's step: the step's token count and its loss normalizer count the policy's tokens
+   * only (a loss computed over the batch at the same weights with that normalizer is the step's loss).
+   */
+  @org.junit.jupiter.api.Test
+  void aTrainingStepCountsAndNormalizesByThePolicysTokens() {
+    dev.nucleon.replay.ReplayBuffer replay = new dev.nucleon.replay.ReplayBuffer(new dev.nucleon.replay.ReplaySettings(
+        4, "grpo", 1e-4, 2, 1, false, false, 0, 40, dev.nucleon.replay.MicroBatchCost.PADDED,
+        dev.nucleon.replay.FailedRewardPolicy.DROP_SAMPLE));
+    java.util.SplittableRandom rng = new java.util.SplittableRandom(7);
+    for (int p = 0; p < 2; p++) {
+      for (int g = 0; g < 4; g++) {
+        int n = 5;
+        int[] completion = new int[n];
+        float[] behaviour = new float[n];
+        byte[] mask = {1, 0, 0, 1, 1}; // an observation between two model turns
+        for (int i = 0; i < n; i++) {
+          completion[i] = 2 + rng.nextInt(10); // the test model's vocabulary is 13
+          behaviour[i] = (float) (-3.3 + rng.nextDouble() * 0.6);
+        }
+        Trajectory t = new Trajectory(p, g, new int[] {1, 3 + p}, completion, behaviour, new int[n],
+            FinishReason.LENGTH, "", null, mask);
+        replay.add(new dev.nucleon.core.rollout.ScoredTrajectory(t,
+            dev.nucleon.core.reward.RewardResult.ok(g % 2 == 0 ? 1 : 0.25 * g)));
+      }
+    }
+    dev.nucleon.replay.TrainingBatch batch = replay.pollBatch().orElseThrow();
+    LossSettings s = LossGradientTest.variant("ppo-token-mean");
+    long trained = trained(batch.samples());
+    assertEquals(8 * 3, trained);
+    double expected;
+    boolean mode = JniUtils.isGradMode();
+    JniUtils.setGradMode(false);
+    try (NDManager m = manager.newSubManager()) {
+      Learner.MicroBatch mb = Learner.MicroBatch.of(m, batch.samples());
+      expected = PolicyLoss.compute(s, new PolicyLoss.Inputs(mb.logProbs(model, 1f), mb.behaviour(),
+          mb.advantages(), mb.mask(), mb.lengths(), null), PolicyLoss.normalizer(s, trained,
+          batch.samples().size())).loss().getFloat();
+    } finally {
+      JniUtils.setGradMode(mode);
+    }
+    try (Learner learner = new Learner(model, null, s, OptimizerSettings.adamw(1e-3), GradSpikeGuard.Settings.DEFAULT,
+        Updates.ONE, 1f, 0)) {
+      StepStats stats = learner.train(batch);
+      assertEquals(trained, stats.tokens(), "the step counts the policy's tokens");
+      assertEquals(expected, stats.loss(), 1e-5 * Math.max(1, Math.abs(expected)),
+          "the step's loss is normalized by the policy's tokens");
+    }
+  }
 }

@@ -317,7 +317,7 @@ public final class ReplayBuffer {
       Member m = trained.get(i);
       rewards[i] = m.reward;
       tokens += m.trajectory.totalTokens();
-      completion += m.trajectory.completionTokens().length;
+      completion += m.trajectory.trainedTokens(); // the tokens that carry loss (an environment's do not)
       if (m.trajectory.finishReason() == FinishReason.LENGTH) {
         truncated++;
       }
