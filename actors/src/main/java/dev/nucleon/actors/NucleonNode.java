@@ -466,8 +466,7 @@ public final class NucleonNode implements AutoCloseable {
     TextTokenizer tokenizer = ModelFiles.tokenizer(settings.model().path(), settings.model().tokenizer(),
         base.config());
     resources.add(tokenizer);
-    int[] stop = IntStream.concat(Arrays.stream(tokenizer.eosIds()), Arrays.stream(base.config().eosTokenIds()))
-        .distinct().toArray();
+    int[] stop = ModelFiles.stopIds(tokenizer, base.config());
     SamplingParams sampling = new SamplingParams(settings.training().temperature(), settings.rollout().topK(),
         settings.rollout().topP(), settings.rollout().maxNewTokens(), stop);
     List<String> devices = settings.rollout().devices();

@@ -86,6 +86,15 @@ public final class ModelFiles {
    * llama2.c tokenizer {@code .bin}), else {@code tokenizer.json} in the model folder, else a
    * {@code tokenizer.bin} beside a llama2.c model.
    */
+  /**
+   * The token ids that end a completion: the tokenizer's end-of-sequence ids and the checkpoint's
+   * ({@code eos_token_id} of config.json and generation_config.json), each once.
+   */
+  public static int[] stopIds(TextTokenizer tokenizer, LlamaConfig config) {
+    return java.util.stream.IntStream.concat(java.util.Arrays.stream(tokenizer.eosIds()),
+        java.util.Arrays.stream(config.eosTokenIds())).distinct().toArray();
+  }
+
   public static TextTokenizer tokenizer(Path modelPath, Path tokenizerPath, LlamaConfig config) {
     Path p = tokenizerPath;
     if (p == null) {

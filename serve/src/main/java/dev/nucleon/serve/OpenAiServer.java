@@ -420,6 +420,7 @@ public final class OpenAiServer implements AutoCloseable {
     final List<Integer> tokens = new ArrayList<>();
     final List<Float> logProbs = new ArrayList<>();
     final List<String> stop;
+    final boolean streamed;
     final int[] prompt;
     final String promptText;
     /** The model's scores of prompt and completion (for alternatives and echo), or null. */
@@ -432,8 +433,9 @@ public final class OpenAiServer implements AutoCloseable {
     boolean stopToken; // it ended on a stop token (not part of its text)
     int stopId = -1; // that token
 
-    Choice(int index, Completion completion, List<String> stop, int[] prompt, String promptText) {
+    Choice(int index, Completion completion, List<String> stop, boolean streamed, int[] prompt, String promptText) {
       this.index = index;
+      this.streamed = streamed;
       this.completion = completion;
       this.stop = stop;
       this.prompt = prompt;
@@ -456,6 +458,10 @@ public final class OpenAiServer implements AutoCloseable {
       } else {
         tokens.add(e.token());
         logProbs.add(e.logProb());
+      }
+      // the text so far is needed only to stream it or to find a stop string; otherwise once, at the end
+      if (!streamed && stop.isEmpty() && e.finish() == null) {
+        return true;
       }
       text = model.tokenizer().decode(tokens.stream().mapToInt(Integer::intValue).toArray(), true);
       for (String s : stop) {
@@ -543,7 +549,8 @@ public final class OpenAiServer implements AutoCloseable {
         for (int j = 0; j < p.n(); j++) {
           Completion generated = sampling.get(i) == null ? null
               : batcher.submit(prompts.get(i), sampling.get(i), seed + choices.size());
-          choices.add(new Choice(choices.size(), generated, p.stop(), prompts.get(i), promptTexts.get(i)));
+          choices.add(new Choice(choices.size(), generated, p.stop(), p.stream(), prompts.get(i),
+              promptTexts.get(i)));
         }
       }
       if (p.stream()) {

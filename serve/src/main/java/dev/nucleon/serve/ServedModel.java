@@ -7,8 +7,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
-import java.util.stream.IntStream;
 
 /**
  * What the server answers with: a checkpoint's tokenizer and chat template, and the generator behind the batcher.
@@ -35,12 +33,12 @@ public record ServedModel(String name, TextTokenizer tokenizer, ChatTemplate cha
 
   /**
    * The model of a checkpoint folder: its chat template from {@code tokenizer_config.json} (or
-   * {@code chat_template.jinja} beside it) when it has one, and the tokenizer's end-of-sequence ids together with
-   * the checkpoint's ({@code eos_token_id} of config.json and generation_config.json) as stop tokens.
+   * {@code chat_template.jinja} beside it) when it has one.
    *
    * @param folder the checkpoint folder, or null (a llama2.c file: no chat template)
+   * @param stopIds the ids that end a completion ({@code ModelFiles.stopIds})
    */
-  public static ServedModel of(String name, Path folder, TextTokenizer tokenizer, int[] checkpointStops,
+  public static ServedModel of(String name, Path folder, TextTokenizer tokenizer, int[] stopIds,
       int vocabSize, int maxPositions, int defaultMaxTokens) {
     ChatTemplate template = null;
     if (folder != null) {
@@ -59,8 +57,6 @@ public record ServedModel(String name, TextTokenizer tokenizer, ChatTemplate cha
         throw new UncheckedIOException("cannot read the chat template of " + folder + ": " + e.getMessage(), e);
       }
     }
-    int[] stops = IntStream.concat(Arrays.stream(tokenizer.eosIds()), Arrays.stream(checkpointStops)).distinct()
-        .toArray();
-    return new ServedModel(name, tokenizer, template, stops, vocabSize, maxPositions, defaultMaxTokens);
+    return new ServedModel(name, tokenizer, template, stopIds, vocabSize, maxPositions, defaultMaxTokens);
   }
 }

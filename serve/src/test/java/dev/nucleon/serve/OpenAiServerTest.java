@@ -78,7 +78,8 @@ class OpenAiServerTest {
     tokenizer = ModelFiles.tokenizer(folder, null, ckpt.config());
     model = ckpt.instantiate(manager);
     generator = new Generator(model, 0);
-    served = ServedModel.of(NAME, folder, tokenizer, ckpt.config().eosTokenIds(), model.config().vocabSize(),
+    served = ServedModel.of(NAME, folder, tokenizer, ModelFiles.stopIds(tokenizer, ckpt.config()),
+        model.config().vocabSize(),
         model.maxPositions(), 8);
     server = new OpenAiServer(served, generator, "127.0.0.1", 0, 8, 16);
     client = OpenAIOkHttpClient.builder().baseUrl("http://127.0.0.1:" + server.port() + "/v1").apiKey("unused")

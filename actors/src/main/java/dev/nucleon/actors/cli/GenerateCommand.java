@@ -75,8 +75,7 @@ final class GenerateCommand implements Callable<Integer> {
         LlamaModel model = ckpt.instantiate(manager);
         Generator generator = new Generator(model, 0)) {
       int[] promptIds = tok.encode(prompt, tok.bosId() >= 0);
-      int[] stop = IntStream.concat(Arrays.stream(tok.eosIds()), Arrays.stream(ckpt.config().eosTokenIds()))
-          .distinct().toArray();
+      int[] stop = ModelFiles.stopIds(tok, ckpt.config());
       SamplingParams params = new SamplingParams(temperature, topK, topP, maxNewTokens, stop);
       List<GenerationRequest> requests = new ArrayList<>();
       for (int i = 0; i < numSamples; i++) {

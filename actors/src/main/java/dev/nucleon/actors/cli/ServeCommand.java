@@ -86,7 +86,8 @@ final class ServeCommand implements Callable<Integer> {
         LlamaModel model = modelOptions.load(manager);
         Generator generator = new Generator(model, 0)) {
       ServedModel served0 = ServedModel.of(served, Files.isDirectory(modelPath) ? modelPath : null, tok,
-          ckpt.config().eosTokenIds(), model.config().vocabSize(), model.maxPositions(), defaultMaxTokens);
+          ModelFiles.stopIds(tok, ckpt.config()), model.config().vocabSize(), model.maxPositions(),
+          defaultMaxTokens);
       try (OpenAiServer server = new OpenAiServer(served0, generator, host, port, maxBatch, httpThreads)) {
         spec.commandLine().getOut().println("serving " + served + " at http://" + host + ":" + server.port()
             + "/v1" + (served0.chatTemplate() == null ? " (no chat template: /v1/completions only)" : ""));

@@ -207,12 +207,7 @@ public final class Generator implements AutoCloseable {
     }
     return call(() -> {
       applyUpdatesOrFail();
-      int vocab = model.config().vocabSize();
-      for (int t : sequence) {
-        if (t < 0 || t >= vocab) {
-          throw new IllegalArgumentException("token " + t + " outside vocabulary of " + vocab);
-        }
-      }
+      checkIds(sequence);
       if (sequence.length > model.maxPositions()) {
         throw new IllegalArgumentException(sequence.length + " tokens exceed the model's max_position_embeddings "
             + model.maxPositions());
@@ -291,16 +286,21 @@ public final class Generator implements AutoCloseable {
     }
   }
 
+  /** Refuses a token id outside the model's vocabulary. */
+  private void checkIds(int[] ids) {
+    int vocab = model.config().vocabSize();
+    for (int t : ids) {
+      if (t < 0 || t >= vocab) {
+        throw new IllegalArgumentException("prompt token " + t + " outside vocabulary of " + vocab);
+      }
+    }
+  }
+
   /** Checks every request; returns the longest prompt plus new tokens. */
   private int check(List<GenerationRequest> requests) {
-    int vocab = model.config().vocabSize();
     int longest = 0;
     for (GenerationRequest r : requests) {
-      for (int t : r.prompt()) {
-        if (t < 0 || t >= vocab) {
-          throw new IllegalArgumentException("prompt token " + t + " outside vocabulary of " + vocab);
-        }
-      }
+      checkIds(r.prompt());
       longest = Math.max(longest, r.prompt().length + r.params().maxNewTokens());
     }
     if (longest > model.maxPositions()) {

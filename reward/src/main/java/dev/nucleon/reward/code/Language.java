@@ -25,6 +25,7 @@ public record Language(String name, String file, List<String> command, String pr
   private static final Pattern BLOCK = Pattern.compile("```([\\w+#.-]*)[ \\t]*\\r?\\n(.*?)```", Pattern.DOTALL);
   private static final Pattern IMPORT = Pattern.compile(
       "^[ \\t]*import[ \\t]+(static[ \\t]+)?[\\w.*]+[ \\t]*;[ \\t]*$", Pattern.MULTILINE);
+  private static final Pattern PLACEHOLDER = Pattern.compile("\\{(code|tests|nonce|imports)}");
   private static final Pattern PACKAGE = Pattern.compile("^[ \\t]*package[ \\t]+[\\w.]+;[ \\t]*$", Pattern.MULTILINE);
 
   public Language {
@@ -84,7 +85,7 @@ public record Language(String name, String file, List<String> command, String pr
     }
     // one pass over the template: a placeholder inside the code or the tests is left as it is
     StringBuilder out = new StringBuilder();
-    Matcher m = Pattern.compile("\\{(code|tests|nonce|imports)}").matcher(program);
+    Matcher m = PLACEHOLDER.matcher(program);
     while (m.find()) {
       String value = switch (m.group(1)) {
         case "code" -> body;

@@ -208,6 +208,15 @@ public final class Workspace implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     for (ProcessHandle h : descendants) {
+      // a killed process stays "alive" until its parent (or init) reaps it: wait briefly for that before
+      // calling it a survivor (the warning used to fire on such zombies)
+      try {
+        h.onExit().get(2, TimeUnit.SECONDS);
+      } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+        // judged below
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
       if (h.isAlive()) {
         log.warn("sandboxed process {} (pid {}) survived a forced kill", h.info().command().orElse("?"), h.pid());
       }

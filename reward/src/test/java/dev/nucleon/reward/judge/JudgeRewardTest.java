@@ -67,7 +67,8 @@ class JudgeRewardTest {
         TextTokenizer tok = ModelFiles.tokenizer(QUICKSTART, null, ckpt.config());
         LlamaModel model = ckpt.instantiate(manager);
         Generator generator = new Generator(model, 0);
-        OpenAiServer server = new OpenAiServer(ServedModel.of("arith", QUICKSTART, tok, ckpt.config().eosTokenIds(),
+        OpenAiServer server = new OpenAiServer(ServedModel.of("arith", QUICKSTART, tok,
+            ModelFiles.stopIds(tok, ckpt.config()),
             model.config().vocabSize(), model.maxPositions(), 8), generator, "127.0.0.1", 0, 8, 16)) {
       String url = "http://127.0.0.1:" + server.port() + "/v1";
       RewardFunction judge = judge(url, "endpoint = completions, model = \"\", prompt = \"{reference}+{response}=\", "
