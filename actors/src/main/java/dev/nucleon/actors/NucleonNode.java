@@ -147,11 +147,15 @@ public final class NucleonNode implements AutoCloseable {
         settings.hasRole("coordinator"), this::status, () -> runDir);
     Cluster cluster = Cluster.get(system);
     if (settings.cluster().managementPort() > 0) {
-      // health checks for Kubernetes' probes (/alive, /ready)
+      // health checks for Kubernetes' probes (/alive, /ready), and the contact point Cluster Bootstrap asks
       org.apache.pekko.management.javadsl.PekkoManagement.get(
           org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(system)).start();
     }
-    if (settings.cluster().seedNodes().isEmpty()) {
+    if (settings.cluster().bootstrap() != null) {
+      // joins the cluster its discovered peers belong to, or forms one with them (deploy/README.md, "Kubernetes")
+      org.apache.pekko.management.cluster.bootstrap.ClusterBootstrap.get(
+          org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(system)).start();
+    } else if (settings.cluster().seedNodes().isEmpty()) {
       cluster.manager().tell(Join.create(cluster.selfMember().address()));
     }
   }
@@ -192,7 +196,8 @@ public final class NucleonNode implements AutoCloseable {
   private static RunSettings withPort(RunSettings s, int port) {
     RunSettings.Cluster c = s.cluster();
     return new RunSettings(s.run(), s.model(), s.rollout(), s.learner(), s.scorer(),
-        new RunSettings.Cluster(c.roles(), c.host(), port, c.seedNodes(), c.managementPort()), s.replay(),
+        new RunSettings.Cluster(c.roles(), c.host(), port, c.seedNodes(), c.managementPort(), c.bootstrap()),
+        s.replay(),
         s.training(), s.config());
   }
 
@@ -250,6 +255,15 @@ public final class NucleonNode implements AutoCloseable {
           // ready once this node is a cluster member (Up, WeaklyUp); alive while the actor system runs
           + "  health-checks.readiness-checks.cluster-membership = "
           + "\"org.apache.pekko.management.cluster.scaladsl.ClusterMembershipCheck\"\n"
+          + "}\n";
+    }
+    RunSettings.Bootstrap b = s.cluster().bootstrap();
+    if (b != null) {
+      // the discovery method's own settings (pekko.discovery.<method>) come from the run config
+      hocon += "pekko.management.cluster.bootstrap.contact-point-discovery {\n"
+          + "  discovery-method = \"" + b.discoveryMethod() + "\"\n"
+          + "  service-name = \"" + b.serviceName() + "\"\n"
+          + "  required-contact-point-nr = " + b.requiredContactPoints() + "\n"
           + "}\n";
     }
     // these win over the run config, which already carries every reference.conf (pekko's own defaults included)

@@ -54,8 +54,19 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
    *
    * @param managementPort the port of Pekko Management's HTTP endpoint (health checks {@code /alive} and
    *     {@code /ready}, what Kubernetes probes), or 0 for none ({@code nucleon.cluster.management})
+   * @param bootstrap how the node finds its cluster without seed nodes, or null to join {@code seedNodes}
    */
-  public record Cluster(Set<String> roles, String host, int port, List<String> seedNodes, int managementPort) {}
+  public record Cluster(Set<String> roles, String host, int port, List<String> seedNodes, int managementPort,
+      Bootstrap bootstrap) {}
+
+  /**
+   * {@code nucleon.cluster.bootstrap}: Pekko Management's Cluster Bootstrap.
+   *
+   * @param discoveryMethod how peers are found: {@code kubernetes-api}, {@code config}, {@code pekko-dns}, ...
+   * @param serviceName the name peers are discovered under
+   * @param requiredContactPoints peers that must be found before a new cluster is formed
+   */
+  public record Bootstrap(String discoveryMethod, String serviceName, int requiredContactPoints) {}
 
   public static final Set<String> ROLES = Set.of("coordinator", "learner", "rollout", "reward");
 
@@ -123,8 +134,26 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     }
     int management = c.getBoolean("nucleon.cluster.management.enabled")
         ? atLeast(c, "nucleon.cluster.management.port", 1) : 0;
+    List<String> seeds = c.getStringList("nucleon.cluster.seed-nodes");
+    Bootstrap bootstrap = null;
+    if (c.getBoolean("nucleon.cluster.bootstrap.enabled")) {
+      if (management == 0) {
+        throw bad(c, "nucleon.cluster.bootstrap.enabled", "Cluster Bootstrap asks its peers through Pekko "
+            + "Management: set nucleon.cluster.management.enabled = true");
+      }
+      if (!seeds.isEmpty()) {
+        throw bad(c, "nucleon.cluster.seed-nodes", "must be empty with nucleon.cluster.bootstrap.enabled (the "
+            + "node finds its cluster by discovery), got " + seeds);
+      }
+      String method = c.getString("nucleon.cluster.bootstrap.discovery-method");
+      String service = c.getString("nucleon.cluster.bootstrap.service-name");
+      if (method.isBlank() || service.isBlank()) {
+        throw bad(c, "nucleon.cluster.bootstrap", "discovery-method and service-name must not be empty");
+      }
+      bootstrap = new Bootstrap(method, service, atLeast(c, "nucleon.cluster.bootstrap.required-contact-points", 1));
+    }
     Cluster cluster = new Cluster(Set.copyOf(roles), c.getString("nucleon.cluster.host"),
-        atLeast(c, "nucleon.cluster.port", 0), c.getStringList("nucleon.cluster.seed-nodes"), management);
+        atLeast(c, "nucleon.cluster.port", 0), seeds, management, bootstrap);
     ReplaySettings replay = ReplaySettings.from(c);
     if (learner.publishEverySteps() > replay.maxStaleness() + 1) {
       throw bad(c, "nucleon.learner.publish-every-steps", "must be at most nucleon.algorithm.max-staleness + 1 ("

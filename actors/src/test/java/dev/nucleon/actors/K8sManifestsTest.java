@@ -23,10 +23,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * deploy/k8s agrees with the run config it ships and with itself: every workload runs known roles (all four
  * covered), exposes the remoting and management ports the config names, is probed on Pekko Management's /alive and
- * /ready; every pod's seed node is the coordinator StatefulSet's stable DNS name through its headless service, which
- * is also the address the coordinator advertises (Artery drops messages to any other name); the config map, with
- * the coordinator's command-line overrides, parses into valid run settings; the image's working directory holds the
- * conf the config includes.
+ * /ready; no pod names a seed node: every pod joins by Cluster Bootstrap with Kubernetes API discovery, so every pod
+ * carries the label the discovery selects, and its service account may list pods; the config map, with each pod's
+ * command-line overrides, parses into valid run settings; the image's working directory holds the conf the config
+ * includes.
  */
 class K8sManifestsTest {
 
@@ -63,16 +63,34 @@ class K8sManifestsTest {
     int management = settings.cluster().managementPort();
     assertTrue(remoting > 0 && management > 0, "fixed remoting and management ports: " + settings.cluster());
 
+    RunSettings.Bootstrap bootstrap = settings.cluster().bootstrap();
+    assertNotNull(bootstrap, "pods join by Cluster Bootstrap");
+    assertEquals("kubernetes-api", bootstrap.discoveryMethod());
+    assertTrue(settings.cluster().seedNodes().isEmpty(), "no fixed seed node");
+    // the pods the discovery lists: pekko.discovery.kubernetes-api.pod-label-selector with the service name
+    String[] selector = String.format(config.getString("pekko.discovery.kubernetes-api.pod-label-selector"),
+        bootstrap.serviceName()).split("=", 2);
+    assertTrue(config.getString("pekko.management.cluster.bootstrap.contact-point-discovery.port-name").isEmpty(),
+        "contact points are asked on the management port");
     JsonNode statefulSet = only(docs, "StatefulSet");
-    String serviceName = statefulSet.at("/spec/serviceName").asText();
-    JsonNode headless = docs.stream().filter(d -> d.path("kind").asText().equals("Service")
-        && d.at("/metadata/name").asText().equals(serviceName)).findFirst().orElseThrow();
-    assertEquals("None", headless.at("/spec/clusterIP").asText(), "the StatefulSet's service is headless");
-    assertTrue(headless.at("/spec/publishNotReadyAddresses").asBoolean(), "seed address resolvable before ready");
-    assertTrue(matches(headless.at("/spec/selector"), statefulSet.at("/spec/template/metadata/labels")));
-    String coordinatorPod = statefulSet.at("/metadata/name").asText() + "-0";
-    String seedHost = coordinatorPod + "." + serviceName + ".$(POD_NAMESPACE).svc.cluster.local";
-    String seed = "[\"pekko://nucleon@" + seedHost + ":" + remoting + "\"]";
+    JsonNode governing = docs.stream().filter(d -> d.path("kind").asText().equals("Service")
+        && d.at("/metadata/name").asText().equals(statefulSet.at("/spec/serviceName").asText())).findFirst()
+        .orElseThrow();
+    assertEquals("None", governing.at("/spec/clusterIP").asText(), "the StatefulSet's service is headless");
+    assertTrue(matches(governing.at("/spec/selector"), statefulSet.at("/spec/template/metadata/labels")));
+    // the pods' service account may list the pods of its namespace
+    Set<String> podReaders = new HashSet<>();
+    for (JsonNode binding : docs.stream().filter(d -> d.path("kind").asText().equals("RoleBinding")).toList()) {
+      JsonNode role = docs.stream().filter(d -> d.path("kind").asText().equals("Role")
+          && d.at("/metadata/name").asText().equals(binding.at("/roleRef/name").asText())).findFirst().orElseThrow();
+      boolean listsPods = false;
+      for (JsonNode rule : role.path("rules")) {
+        listsPods |= contains(rule.path("resources"), "pods") && contains(rule.path("verbs"), "list");
+      }
+      if (listsPods) {
+        binding.path("subjects").forEach(subject -> podReaders.add(subject.path("name").asText()));
+      }
+    }
 
     Set<String> accounts = new HashSet<>();
     docs.stream().filter(d -> d.path("kind").asText().equals("ServiceAccount"))
@@ -90,6 +108,9 @@ class K8sManifestsTest {
       assertTrue(matches(d.at("/spec/selector/matchLabels"), pod.at("/metadata/labels")), name + ": selector");
       assertEquals("nucleon", pod.at("/metadata/labels/app").asText(), name);
       assertTrue(accounts.contains(pod.at("/spec/serviceAccountName").asText()), name + ": service account");
+      assertTrue(podReaders.contains(pod.at("/spec/serviceAccountName").asText()), name + ": may list pods");
+      assertEquals(selector[1], pod.at("/metadata/labels/" + selector[0]).asText(), name + ": discovered by "
+          + String.join("=", selector));
       JsonNode c = pod.at("/spec/containers/0");
       assertEquals(remoting, port(c, "remoting"), name + ": remoting port");
       assertEquals(management, port(c, "management"), name + ": management port");
@@ -106,7 +127,8 @@ class K8sManifestsTest {
           overrides.put(kv[0], kv[1]);
         }
       }
-      assertEquals(seed, overrides.get("nucleon.cluster.seed-nodes"), name + ": joins through the coordinator");
+      assertTrue(overrides.keySet().stream().noneMatch(k -> k.startsWith("nucleon.cluster")), name + ": every pod "
+          + "joins alike (the config map's cluster settings): " + overrides);
       Set<String> env = new HashSet<>();
       c.path("env").forEach(e -> env.add(e.path("name").asText()));
       for (String a : args) {
@@ -128,14 +150,8 @@ class K8sManifestsTest {
       }
       assertTrue(mounted, name + ": mounts the config map");
       if (kind.equals("StatefulSet")) {
-        // the coordinator advertises the name the seed address uses: its settings, as the pod resolves them
-        Map<String, String> resolved = new java.util.LinkedHashMap<>();
-        overrides.forEach((k, v) -> resolved.put(k, v.replace("$(POD_NAME)", coordinatorPod)
-            .replace("$(POD_NAMESPACE)", "ns")));
-        RunSettings coordinator = RunSettings.from(RunConfig.load(conf, resolved));
-        String host = seedHost.replace("$(POD_NAMESPACE)", "ns");
-        assertEquals(host, coordinator.cluster().host(), "the coordinator's own address is its seed address");
-        assertEquals(List.of("pekko://nucleon@" + host + ":" + remoting), coordinator.cluster().seedNodes());
+        RunSettings coordinator = RunSettings.from(RunConfig.load(conf, overrides));
+        assertEquals(settings.cluster(), coordinator.cluster());
         String runDir = args.get(args.indexOf("--run-dir") + 1);
         assertTrue(runDir.startsWith(settings.run().dir().toString()), name + ": run dir " + runDir + " under "
             + settings.run().dir());
@@ -153,6 +169,15 @@ class K8sManifestsTest {
     List<JsonNode> found = docs.stream().filter(d -> d.path("kind").asText().equals(kind)).toList();
     assertEquals(1, found.size(), "one " + kind);
     return found.get(0);
+  }
+
+  private static boolean contains(JsonNode array, String value) {
+    for (JsonNode v : array) {
+      if (v.asText().equals(value)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static boolean matches(JsonNode selector, JsonNode labels) {
