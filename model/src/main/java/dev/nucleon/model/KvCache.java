@@ -21,7 +21,7 @@ public final class KvCache implements AutoCloseable {
   private final NDManager manager;
   private final NDArray[] keys;
   private final NDArray[] values;
-  private final int capacity;
+  private int capacity;
   private final DataType type;
   private int length;
 
@@ -120,6 +120,29 @@ public final class KvCache implements AutoCloseable {
         Ops.writeBlock(values[l], v, new long[] {dstRow, 0, length - n, 0});
       }
     }
+  }
+
+  /** Enlarges every row to {@code newCapacity} columns, keeping what is filled. */
+  public void grow(int newCapacity) {
+    if (newCapacity <= capacity) {
+      return;
+    }
+    for (int l = 0; l < keys.length; l++) {
+      keys[l] = widened(keys[l], 3, newCapacity);
+      values[l] = values[l] == null ? null : widened(values[l], 2, newCapacity);
+    }
+    capacity = newCapacity;
+  }
+
+  private NDArray widened(NDArray a, int axis, int newCapacity) {
+    long[] shape = a.getShape().getShape().clone();
+    shape[axis] = newCapacity;
+    NDArray fresh = zeros(new Shape(shape), type);
+    try (NDManager tmp = manager.newSubManager()) {
+      Ops.writeAlong(fresh, Ops.slice(a, axis, 0, length, tmp), axis, 0);
+    }
+    a.close();
+    return fresh;
   }
 
   /** Keeps only rows {@code keep} of the batch, in that order (row i of the result is row keep[i]). */

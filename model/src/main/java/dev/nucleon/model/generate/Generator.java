@@ -112,7 +112,7 @@ public final class Generator implements AutoCloseable {
    * other settings) is logged and remembered: the next generate call fails with the reason instead of sampling on
    * with weights the caller believes replaced, until a later version applies.
    */
-  private void applyUpdates() {
+  void applyUpdates() {
     WeightUpdate u;
     while ((u = updates.poll()) != null) {
       try {
@@ -138,6 +138,41 @@ public final class Generator implements AutoCloseable {
     if (failure != null) {
       throw failure;
     }
+  }
+
+  /** Whether {@link #close} was called: a running batch stops at its next step. */
+  boolean isClosed() {
+    return closed;
+  }
+
+  /**
+   * Generates multi-turn episodes together, on the generator's thread without blocking the caller: each model turn
+   * is followed by what {@code handler} answers, fed into the same KV cache (see {@link TurnHandler}); results are in
+   * request order. Expert choices are not recorded for episodes (a mixture-of-experts learner routes with its own
+   * routers).
+   */
+  public java.util.concurrent.CompletableFuture<List<EpisodeResult>> generateEpisodesAsync(
+      List<EpisodeRequest> requests, TurnHandler handler) {
+    java.util.concurrent.CompletableFuture<List<EpisodeResult>> result =
+        new java.util.concurrent.CompletableFuture<>();
+    if (requests.isEmpty()) {
+      result.complete(List.of());
+      return result;
+    }
+    thread.execute(() -> {
+      try {
+        applyUpdatesOrFail();
+        result.complete(new EpisodeBatch(this, requests, handler).run());
+      } catch (RuntimeException | Error e) {
+        result.completeExceptionally(e);
+      }
+    });
+    return result;
+  }
+
+  /** As {@link #generateEpisodesAsync}, waiting for the results. */
+  public List<EpisodeResult> generateEpisodes(List<EpisodeRequest> requests, TurnHandler handler) {
+    return generateEpisodesAsync(requests, handler).join();
   }
 
   /** Completes every request as one batch; results are in request order. */
@@ -287,7 +322,7 @@ public final class Generator implements AutoCloseable {
   }
 
   /** Refuses a token id outside the model's vocabulary. */
-  private void checkIds(int[] ids) {
+  void checkIds(int[] ids) {
     int vocab = model.config().vocabSize();
     for (int t : ids) {
       if (t < 0 || t >= vocab) {
@@ -617,6 +652,75 @@ public final class Generator implements AutoCloseable {
   /** The largest float below 1 (a double draw may round up to 1 as a float). */
   private static final float BELOW_ONE = Math.nextDown(1f);
 
+  /**
+   * Draws the next token of each row of {@code flat} ({@code [rows, V]} logits) from its own stream: row r samples
+   * with {@code params[r]} from {@code streams[r]}, or draws nothing that counts when its stream is null (an idle or
+   * finished row). On a GPU, or when the distributions are large ({@code rows x V >=} {@value #DEVICE_SAMPLING_MIN}),
+   * the draw happens on the logits' device and only ids and log-probs come back ({@link DeviceSampler}); for small
+   * ones, copying the log-probs to the host and drawing there costs less than the device's extra ops (measured with
+   * {@code bench generate}: stories260k, vocab 512, batch 64 is faster on the host; d=512 with vocab 32k on the
+   * device).
+   */
+  static void draw(NDArray flat, SamplingParams[] params, SplittableRandom[] streams, int[] drawn, float[] sampling,
+      float[] model) {
+    long vocab = flat.getShape().get(1);
+    if (flat.getDevice().isGpu() || params.length * vocab >= DEVICE_SAMPLING_MIN) {
+      drawOnDevice(flat, params, streams, drawn, sampling, model);
+    } else {
+      drawOnHost(flat, params, streams, (int) vocab, drawn, sampling, model);
+    }
+  }
+
+  private static void drawOnDevice(NDArray flat, SamplingParams[] params, SplittableRandom[] streams, int[] drawn,
+      float[] sampling, float[] model) {
+    int b = params.length;
+    float[] uniforms = new float[b];
+    for (int r = 0; r < b; r++) {
+      // rows without a stream draw nothing from one (their result is ignored)
+      uniforms[r] = streams[r] != null && !params[r].isGreedy()
+          ? Math.min((float) streams[r].nextDouble(), BELOW_ONE) : 0.5f;
+    }
+    DeviceSampler.Drawn d = DeviceSampler.draw(flat, params, uniforms);
+    for (int r = 0; r < b; r++) {
+      drawn[r] = (int) d.tokens()[r];
+      sampling[r] = d.samplingLogProbs()[r];
+      model[r] = d.modelLogProbs()[r];
+    }
+  }
+
+  private static void drawOnHost(NDArray flat, SamplingParams[] params, SplittableRandom[] streams, int vocab,
+      int[] drawn, float[] sampling, float[] model) {
+    int b = params.length;
+    float[] raw = flat.logSoftmax(1).toFloatArray();
+    float[] tempered = raw;
+    float[] inv = new float[b];
+    boolean unit = true;
+    for (int r = 0; r < b; r++) {
+      float t = params[r].temperature();
+      inv[r] = t == 0f ? 1f : 1f / t;
+      unit &= t == 0f || t == 1f;
+    }
+    if (!unit) {
+      tempered = flat.mul(flat.getManager().create(inv, new Shape(b, 1))).logSoftmax(1).toFloatArray();
+    }
+    for (int r = 0; r < b; r++) {
+      if (streams[r] == null) {
+        continue;
+      }
+      SamplingParams p = params[r];
+      int off = r * vocab;
+      if (p.isGreedy()) {
+        drawn[r] = Sampler.argmax(raw, off, vocab);
+        sampling[r] = 0f;
+      } else {
+        Sampler.Draw d = Sampler.sample(tempered, off, vocab, p, streams[r]);
+        drawn[r] = d.token();
+        sampling[r] = d.logProb();
+      }
+      model[r] = raw[off + drawn[r]];
+    }
+  }
+
   /** What an idle row of a continuous batch "samples" (nothing is kept). */
   private static final SamplingParams IDLE = SamplingParams.greedy(1);
 
@@ -721,24 +825,21 @@ public final class Generator implements AutoCloseable {
     }
 
     /**
-     * Draws the next token of every unfinished request from logits {@code [B, 1, V]}. Each request draws from its
-     * own seeded stream. On a GPU, or when the batch's distributions are large ({@code B x V >=}
-     * {@value #DEVICE_SAMPLING_MIN}), the draw happens on the logits' device and only ids and log-probs come back
-     * ({@link DeviceSampler}); for small ones, copying the log-probs to the host and drawing there costs less than
-     * the device's extra ops (measured with {@code bench generate}: stories260k, vocab 512, batch 64 is faster on the
-     * host; d=512 with vocab 32k on the device).
+     * Draws the next token of every unfinished request from logits {@code [B, 1, V]}, row r for request
+     * {@code rows[r]} (-1: an idle row), each from its own seeded stream ({@link Generator#draw}).
      */
     void sample(NDArray logits, int[] rows, int vocab, int version) {
       int b = rows.length;
-      NDArray flat = logits.reshape(b, vocab);
       int[] drawn = new int[b];
       float[] sampling = new float[b];
       float[] model = new float[b];
-      if (flat.getDevice().isGpu() || (long) b * vocab >= DEVICE_SAMPLING_MIN) {
-        drawOnDevice(flat, rows, drawn, sampling, model);
-      } else {
-        drawOnHost(flat, rows, vocab, drawn, sampling, model);
+      SamplingParams[] params = new SamplingParams[b];
+      SplittableRandom[] streams = new SplittableRandom[b];
+      for (int r = 0; r < b; r++) {
+        params[r] = params(rows[r]);
+        streams[r] = live(rows[r]) ? rngs[rows[r]] : null;
       }
+      draw(logits.reshape(b, vocab), params, streams, drawn, sampling, model);
       for (int r = 0; r < b; r++) {
         int i = rows[r];
         if (!live(i)) {
@@ -780,58 +881,6 @@ public final class Generator implements AutoCloseable {
     /** Row {@code r}'s settings (an idle row samples greedily, its result unused). */
     private SamplingParams params(int i) {
       return i >= 0 ? requests.get(i).params() : IDLE;
-    }
-
-    private void drawOnDevice(NDArray flat, int[] rows, int[] drawn, float[] sampling, float[] model) {
-      int b = rows.length;
-      SamplingParams[] params = new SamplingParams[b];
-      float[] uniforms = new float[b];
-      for (int r = 0; r < b; r++) {
-        int i = rows[r];
-        params[r] = params(i);
-        // finished and idle rows draw nothing from a stream (their result is ignored)
-        uniforms[r] = live(i) && !params[r].isGreedy()
-            ? Math.min((float) rngs[i].nextDouble(), BELOW_ONE) : 0.5f;
-      }
-      DeviceSampler.Drawn d = DeviceSampler.draw(flat, params, uniforms);
-      for (int r = 0; r < b; r++) {
-        drawn[r] = (int) d.tokens()[r];
-        sampling[r] = d.samplingLogProbs()[r];
-        model[r] = d.modelLogProbs()[r];
-      }
-    }
-
-    private void drawOnHost(NDArray flat, int[] rows, int vocab, int[] drawn, float[] sampling, float[] model) {
-      int b = rows.length;
-      float[] raw = flat.logSoftmax(1).toFloatArray();
-      float[] tempered = raw;
-      float[] inv = new float[b];
-      boolean unit = true;
-      for (int r = 0; r < b; r++) {
-        float t = params(rows[r]).temperature();
-        inv[r] = t == 0f ? 1f : 1f / t;
-        unit &= t == 0f || t == 1f;
-      }
-      if (!unit) {
-        tempered = flat.mul(flat.getManager().create(inv, new Shape(b, 1))).logSoftmax(1).toFloatArray();
-      }
-      for (int r = 0; r < b; r++) {
-        int i = rows[r];
-        if (!live(i)) {
-          continue;
-        }
-        SamplingParams p = requests.get(i).params();
-        int off = r * vocab;
-        if (p.isGreedy()) {
-          drawn[r] = Sampler.argmax(raw, off, vocab);
-          sampling[r] = 0f;
-        } else {
-          Sampler.Draw d = Sampler.sample(tempered, off, vocab, p, rngs[i]);
-          drawn[r] = d.token();
-          sampling[r] = d.logProb();
-        }
-        model[r] = raw[off + drawn[r]];
-      }
     }
 
     List<GenerationResult> results() {
