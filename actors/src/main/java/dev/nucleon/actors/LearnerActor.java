@@ -213,6 +213,12 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     if (b.accuracy() != null) {
       m.put("accuracy", b.accuracy());
     }
+    if (b.turnsMean() != null) {
+      // multi-turn episodes: turns taken, and how many ended by the environment, the turn or the token limit
+      m.put("turns_mean", b.turnsMean());
+      b.episodeEnds().forEach((end, count) -> m.put("episodes_ended_" + end, (double) count));
+      b.episodeCounters().forEach((name, count) -> m.put("episode_" + name, (double) count));
+    }
     m.put("kl", s.kl());
     m.put("clip_fraction", s.clipFraction());
     m.put("entropy", s.entropy());

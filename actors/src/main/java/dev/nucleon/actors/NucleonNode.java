@@ -30,7 +30,13 @@ import dev.nucleon.reward.RewardSettings;
 import dev.nucleon.rollout.PromptCheck;
 import dev.nucleon.rollout.RolloutEngine;
 import dev.nucleon.rollout.data.Dataset;
+import dev.nucleon.core.env.EnvironmentRegistry;
+import dev.nucleon.rollout.data.ChatTemplate;
 import dev.nucleon.rollout.data.DatasetSettings;
+import dev.nucleon.rollout.env.EpisodeRunner;
+import dev.nucleon.rollout.env.EpisodeSettings;
+import dev.nucleon.rollout.env.GuardedEnvironment;
+import dev.nucleon.rollout.env.TurnFormat;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -97,7 +103,8 @@ public final class NucleonNode implements AutoCloseable {
     // without LoRA training a starting adapter is part of the model every role loads; with it, the base stays
     // apart and the adapter reaches workers as the learner's first version
     ModelFiles.Checkpoint base = start != null && settings.training().lora() == null ? read.withAdapter(start) : read;
-    Dataset dataset = settings.hasRole("coordinator") ? Dataset.load(DatasetSettings.from(settings.config())) : null;
+    Dataset dataset = settings.hasRole("coordinator") ? Dataset.load(DatasetSettings.from(settings.config()),
+        EpisodeSettings.from(settings.config()).toolDeclarations(EnvironmentRegistry.load())) : null;
     if (settings.hasRole("coordinator")) {
       try {
         // what produced the run: the build, the machine, the hashes of every input (nucleon verify-run)
@@ -483,6 +490,12 @@ public final class NucleonNode implements AutoCloseable {
     int[] stop = ModelFiles.stopIds(tokenizer, base.config());
     SamplingParams sampling = new SamplingParams(settings.training().temperature(), settings.rollout().topK(),
         settings.rollout().topP(), settings.rollout().maxNewTokens(), stop);
+    EpisodeSettings episodes = EpisodeSettings.from(settings.config());
+    // one environment for the node's workers: a remote environment's servers are shared, not handed out twice
+    GuardedEnvironment environment = episodes.enabled() ? episodes.environment(EnvironmentRegistry.load()) : null;
+    if (environment != null) {
+      resources.add(environment);
+    }
     List<String> devices = settings.rollout().devices();
     for (int i = 0; i < devices.size(); i++) {
       NDManager manager = NDManager.newBaseManager(Engines.device(devices.get(i)));
@@ -498,6 +511,10 @@ public final class NucleonNode implements AutoCloseable {
         generator.updateWeights(0, start.tensors());
       }
       RolloutEngine engine = new RolloutEngine(generator, tokenizer, sampling, settings.rollout().batchSlots());
+      if (episodes.enabled()) {
+        engine.useEpisodes(new EpisodeRunner(environment, turnFormat(episodes), episodes.maxTurns(),
+            episodes.maxTokens()));
+      }
       String name = "rollout-" + i;
       // workers beside the learner get its tensors in memory and have no one to relay to
       RolloutWorker.Relay relay = settings.learner().weightFanout() > 0 && !settings.hasRole("learner")
@@ -505,6 +522,25 @@ public final class NucleonNode implements AutoCloseable {
       ctx.watch(ctx.spawn(RolloutWorker.create(name, engine, coordinator, settings.rollout().groupsPerBatch(),
           metrics, relay), name));
     }
+  }
+
+  /**
+   * How an environment's messages are written into an episode: through the model's chat template when the dataset
+   * renders prompts with it, otherwise as {@code nucleon.environment.message-format} says.
+   */
+  private TurnFormat turnFormat(EpisodeSettings episodes) {
+    DatasetSettings data = DatasetSettings.from(settings.config());
+    if (episodes.name().equals("tools") && episodes.config().hasPath("format")
+        && episodes.config().getString("format").equals("harmony")) {
+      // gpt-oss's template renders a tool message only after an assistant message carrying tool_calls
+      throw new IllegalArgumentException("nucleon.environment.tools.format = harmony: gpt-oss's chat template "
+          + "renders tool results only after an assistant message with tool_calls, which episodes' text turns do "
+          + "not carry; tool results cannot be fed through it (rollout/README.md, \"Tools\")");
+    }
+    if (!data.chatTemplate()) {
+      return TurnFormat.plain(episodes.messageFormat());
+    }
+    return TurnFormat.chat(ChatTemplate.fromTokenizerConfig(Path.of(data.tokenizerConfig())));
   }
 
   /** Leaves the cluster, stops the actor system and frees native memory. */

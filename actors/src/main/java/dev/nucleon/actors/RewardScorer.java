@@ -112,15 +112,20 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
         busy.begin();
       }
       if (c instanceof ScoreGroup g) {
+        // an episode the environment scored (or failed) keeps that; the run's reward scores the others
         List<RewardRequest> requests = new ArrayList<>();
         for (Trajectory t : g.trajectories()) {
-          requests.add(new RewardRequest(g.group().prompt(), t.completionText(), t.completionTokens(),
-              g.group().groundTruth(), g.group().metadata()));
+          if (given(t) == null) {
+            requests.add(new RewardRequest(g.group().prompt(), t.completionText(), t.completionTokens(),
+                g.group().groundTruth(), g.group().metadata()));
+          }
         }
         score(requests, results -> {
           List<ScoredTrajectory> scored = new ArrayList<>();
-          for (int i = 0; i < results.size(); i++) {
-            scored.add(new ScoredTrajectory(g.trajectories().get(i), results.get(i)));
+          int k = 0;
+          for (Trajectory t : g.trajectories()) {
+            RewardResult r = given(t);
+            scored.add(new ScoredTrajectory(t, r != null ? r : results.get(k++)));
           }
           return () -> {
             g.replyTo().tell(new ReplayActor.Scored(g.group(), scored));
@@ -148,6 +153,18 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
         });
       }
     }
+  }
+
+  /** The result an episode's environment decided (its reward, or its failure), or null. */
+  private static RewardResult given(Trajectory t) {
+    dev.nucleon.core.rollout.EpisodeOutcome e = t.episode();
+    if (e == null) {
+      return null;
+    }
+    if (e.failure() != null) {
+      return RewardResult.failed("environment: " + e.failure());
+    }
+    return e.reward() == null ? null : RewardResult.ok(e.reward());
   }
 
   private void score(List<RewardRequest> requests,

@@ -294,7 +294,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     } else if (reply instanceof Coordinator.Evaluate e) {
       busy.begin();
       int version = engine.version();
-      getContext().pipeToSelf(started(() -> engine.greedy(e.prompts().stream().map(PromptGroup::prompt).toList())),
+      getContext().pipeToSelf(started(() -> engine.evaluate(e.prompts())),
           (result, error) -> new EvalGenerated(e, version, result, error));
     } else {
       working = false;

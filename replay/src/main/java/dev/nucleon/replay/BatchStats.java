@@ -22,6 +22,10 @@ import java.util.Map;
  * @param failedRewards failed rewards that arrived since the previous batch
  * @param droppedSamples trajectories dropped since the previous batch, by {@link DropReason#label()}
  * @param droppedGroups groups dropped as a whole since the previous batch, by {@link DropReason#label()}
+ * @param turnsMean mean model turns of the batch's multi-turn episodes; {@code null} if it holds none
+ * @param episodeEnds the batch's episodes by how they ended: {@code environment} (it said so), {@code max_turns},
+ *     {@code max_tokens}
+ * @param episodeCounters the batch's episodes' counters summed ({@code tool_calls}, {@code tool_errors}, ...)
  */
 public record BatchStats(
     int groups,
@@ -38,10 +42,15 @@ public record BatchStats(
     Double scoredRewardMean,
     long failedRewards,
     Map<String, Long> droppedSamples,
-    Map<String, Long> droppedGroups) {
+    Map<String, Long> droppedGroups,
+    Double turnsMean,
+    Map<String, Long> episodeEnds,
+    Map<String, Long> episodeCounters) {
 
   public BatchStats {
     droppedSamples = Map.copyOf(droppedSamples);
     droppedGroups = Map.copyOf(droppedGroups);
+    episodeEnds = Map.copyOf(episodeEnds);
+    episodeCounters = Map.copyOf(episodeCounters);
   }
 }

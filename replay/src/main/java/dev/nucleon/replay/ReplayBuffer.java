@@ -313,8 +313,18 @@ public final class ReplayBuffer {
     int oldest = Integer.MAX_VALUE;
     double correctSum = 0;
     int correctCount = 0;
+    long turns = 0;
+    Map<String, Long> ends = new java.util.TreeMap<>();
+    Map<String, Long> counters = new java.util.TreeMap<>();
     for (int i = 0; i < n; i++) {
       Member m = trained.get(i);
+      dev.nucleon.core.rollout.EpisodeOutcome episode = m.trajectory.episode();
+      if (episode != null) {
+        turns += episode.turns();
+        String end = episode.endReason();
+        ends.merge(end.equals("max_turns") || end.equals("max_tokens") ? end : "environment", 1L, Long::sum);
+        episode.counters().forEach((k, v) -> counters.merge(k, v, Long::sum));
+      }
       rewards[i] = m.reward;
       tokens += m.trajectory.totalTokens();
       completion += m.trajectory.trainedTokens(); // the tokens that carry loss (an environment's do not)
@@ -345,7 +355,10 @@ public final class ReplayBuffer {
         scoredRewardCount == 0 ? null : scoredRewardSum / scoredRewardCount,
         delta.failedRewards(),
         delta.droppedSamples(),
-        delta.droppedGroups());
+        delta.droppedGroups(),
+        ends.isEmpty() ? null : (double) turns / ends.values().stream().mapToLong(Long::longValue).sum(),
+        ends,
+        counters);
   }
 
   // ------------------------------------------------------------------------------------------------ gauges

@@ -3,10 +3,13 @@ package dev.nucleon.rollout;
 import dev.nucleon.core.rollout.FinishReason;
 import dev.nucleon.core.rollout.PromptGroup;
 import dev.nucleon.core.rollout.Trajectory;
+import dev.nucleon.model.generate.EpisodeRequest;
+import dev.nucleon.model.generate.EpisodeResult;
 import dev.nucleon.model.generate.GenerationRequest;
 import dev.nucleon.model.generate.GenerationResult;
 import dev.nucleon.model.generate.Generator;
 import dev.nucleon.model.generate.SamplingParams;
+import dev.nucleon.model.generate.TurnHandler;
 import dev.nucleon.model.io.HostTensor;
 import dev.nucleon.model.tokenizer.TextTokenizer;
 import java.util.ArrayList;
@@ -28,6 +31,8 @@ public final class RolloutEngine implements AutoCloseable {
   private final boolean addBos;
   private final PromptCheck check;
   private final int slots;
+  /** Multi-turn episodes of an environment instead of single completions, or null. */
+  private volatile dev.nucleon.rollout.env.EpisodeRunner episodes;
 
   /**
    * @param sampling temperature, top-k, top-p, max new tokens; its stop tokens are used as given (add the
@@ -80,8 +85,28 @@ public final class RolloutEngine implements AutoCloseable {
     return tokenizer.encode(prompt, addBos);
   }
 
+  /**
+   * From now on, each sample is an episode of {@code runner}'s environment ({@link #generate}, {@link #evaluate});
+   * the engine closes it.
+   */
+  public void useEpisodes(dev.nucleon.rollout.env.EpisodeRunner runner) {
+    if (generator.model().config().hasSlidingWindows()) {
+      throw new IllegalArgumentException("multi-turn episodes (nucleon.environment.name) are not supported for "
+          + "models with sliding-window attention layers");
+    }
+    dev.nucleon.rollout.env.EpisodeRunner before = episodes;
+    this.episodes = runner;
+    if (before != null && before != runner) {
+      before.close();
+    }
+  }
+
   /** Samples every group; the result lists each group's trajectories in group order. */
   public CompletableFuture<List<List<Trajectory>>> generate(List<PromptGroup> groups) {
+    dev.nucleon.rollout.env.EpisodeRunner runner = episodes;
+    if (runner != null) {
+      return runner.generate(this, groups);
+    }
     List<GenerationRequest> requests = new ArrayList<>();
     List<int[]> prompts = new ArrayList<>();
     for (PromptGroup g : groups) {
@@ -108,6 +133,27 @@ public final class RolloutEngine implements AutoCloseable {
     });
   }
 
+  /**
+   * Generates multi-turn episodes on this engine's model (see
+   * {@link Generator#generateEpisodesAsync}); {@link dev.nucleon.rollout.env.EpisodeRunner} drives them.
+   */
+  public CompletableFuture<List<EpisodeResult>> generateEpisodes(List<EpisodeRequest> requests, TurnHandler handler) {
+    // batch-slots bounds the episodes decoded at once as it bounds single completions
+    return generator.generateEpisodesAsync(requests, handler, slots);
+  }
+
+  /**
+   * Greedy answers to held-out prompts (evaluation), in order: single completions, or with an environment the last
+   * model turn of each greedy episode.
+   */
+  public CompletableFuture<List<String>> evaluate(List<PromptGroup> prompts) {
+    dev.nucleon.rollout.env.EpisodeRunner runner = episodes;
+    if (runner == null) {
+      return greedy(prompts.stream().map(PromptGroup::prompt).toList());
+    }
+    return runner.evaluate(this, prompts).thenApply(ts -> ts.stream().map(Trajectory::completionText).toList());
+  }
+
   /** Greedy completions of prompts (evaluation), decoded. */
   public CompletableFuture<List<String>> greedy(List<String> prompts) {
     SamplingParams greedy = new SamplingParams(0f, 0, 1f, sampling.maxNewTokens(), sampling.stopTokens());
@@ -130,7 +176,7 @@ public final class RolloutEngine implements AutoCloseable {
   }
 
   /** A per-sample seed: the group's seed mixed with the sample index (SplitMix64's finalizer). */
-  static long sampleSeed(long groupSeed, int index) {
+  public static long sampleSeed(long groupSeed, int index) {
     long z = groupSeed + 0x9E3779B97F4A7C15L * (index + 1);
     z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
     z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
@@ -139,6 +185,11 @@ public final class RolloutEngine implements AutoCloseable {
 
   @Override
   public void close() {
+    // the generator first: a running batch must not step an environment that is closed
     generator.close();
+    dev.nucleon.rollout.env.EpisodeRunner runner = episodes;
+    if (runner != null) {
+      runner.close();
+    }
   }
 }

@@ -21,6 +21,12 @@ import dev.nucleon.rollout.data.ArithmeticTask;
 import dev.nucleon.rollout.data.Dataset;
 import dev.nucleon.rollout.data.DatasetRow;
 import dev.nucleon.rollout.data.DatasetSettings;
+import dev.nucleon.core.env.EnvironmentRegistry;
+import dev.nucleon.core.rollout.PromptGroup;
+import dev.nucleon.rollout.env.EpisodeRunner;
+import dev.nucleon.rollout.env.EpisodeSettings;
+import dev.nucleon.rollout.env.GuessEnvironment;
+import dev.nucleon.rollout.env.TurnFormat;
 import dev.nucleon.actors.run.RunConfig;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -38,14 +44,17 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code nucleon pretrain CONF}: builds a small base model from scratch with the supervised loss on the
- * project's arithmetic task (character tokenizer, Llama-shaped decoder), evaluating greedy accuracy on the
- * held-out problems and stopping at the first evaluation that reaches the target. One libtorch thread and a fixed
- * seed: two runs, in any two processes, write byte-identical weights (ReproducibilityTest). The quickstart's base
- * model in conf/models/ was made this way.
+ * {@code nucleon pretrain CONF}: builds a small base model from scratch with the supervised loss (character
+ * tokenizer, Llama-shaped decoder), evaluating greedy accuracy on the held-out rows and stopping at the first
+ * evaluation that reaches the target. The task is the project's arithmetic (one turn), or, with
+ * {@code nucleon.environment.name = guess}, transcripts of the guessing game played at random among the numbers still
+ * possible (a base model that knows the rules, not the strategy), evaluated by greedy episodes. One libtorch thread
+ * and a fixed seed: two runs, in any two processes, write byte-identical weights (ReproducibilityTest). The
+ * quickstarts' base models in conf/models/ were made this way.
  */
 @Command(name = "pretrain", mixinStandardHelpOptions = true,
-    description = "Trains a small base model on the arithmetic task with the supervised loss and saves it.")
+    description = "Trains a small base model with the supervised loss (the arithmetic task, or transcripts of an "
+        + "environment's episodes) and saves it.")
 final class PretrainCommand implements Callable<Integer> {
 
   @Spec
@@ -65,12 +74,10 @@ final class PretrainCommand implements Callable<Integer> {
     System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
     Engines.start();
     DatasetSettings ds = DatasetSettings.from(config);
-    if (ds.format() != DatasetSettings.Format.ARITHMETIC) {
-      throw new IllegalArgumentException("pretrain builds models for the arithmetic task (nucleon.dataset.format = "
-          + "arithmetic), got " + ds.format().id());
-    }
+    EpisodeSettings episodes = EpisodeSettings.from(config);
     Dataset data = Dataset.load(ds);
-    ArithmeticTask task = new ArithmeticTask(ds.arithmetic());
+    Task task = episodes.enabled() ? new EpisodeTask(episodes, p.getString("stop"), data)
+        : new SingleTurnTask(ds);
     Path out = Path.of(p.getString("output"));
     int vocab = CharVocabulary.write(out, task.vocabulary(), task.stop().charAt(0));
     PrintWriter log = spec.commandLine().getOut();
@@ -99,8 +106,7 @@ final class PretrainCommand implements Callable<Integer> {
       try (NDManager manager = NDManager.newBaseManager();
           LlamaModel policy = LlamaModel.random(shape, manager, seed);
           LlamaModel copy = LlamaModel.random(shape, manager, seed);
-          RolloutEngine evaluator = new RolloutEngine(new Generator(copy, 0), tok,
-              SamplingParams.greedy(6, eos));
+          RolloutEngine evaluator = task.evaluator(new Generator(copy, 0), tok, eos);
           Learner learner = new Learner(policy, null, LossSettings.defaults(), opt, 1f, 0)) {
         while (step < maxSteps) {
           List<int[]> prompts = new ArrayList<>();
@@ -108,13 +114,13 @@ final class PretrainCommand implements Callable<Integer> {
           for (int i = 0; i < batch; i++) {
             DatasetRow r = train.get(rng.nextInt(train.size()));
             prompts.add(tok.encode(r.prompt(), true));
-            targets.add(tok.encode(r.groundTruth() + task.stop(), false));
+            targets.add(tok.encode(task.target(r, rng), false));
           }
           var stats = learner.supervised(prompts, targets, batch);
           step++;
           if (step % evalEvery == 0 || step == maxSteps) {
             evaluator.updateWeights(step, policy.toHostTensors());
-            accuracy = greedyAccuracy(evaluator, eval);
+            accuracy = task.accuracy(evaluator, eval);
             log.printf("step %d  loss %.4f  held-out greedy accuracy %.1f%%  (%.1f s)%n", step, stats.loss(),
                 100 * accuracy, (System.nanoTime() - start) / 1e9);
             log.flush();
@@ -133,6 +139,139 @@ final class PretrainCommand implements Callable<Integer> {
     return 0;
   }
 
+  /** What the base model learns: its characters, its training texts and how it is evaluated. */
+  private interface Task {
+    String vocabulary();
+
+    /** The character that ends a model turn. */
+    String stop();
+
+    /** The text after a training row's prompt that the model learns to write. */
+    String target(DatasetRow row, SplittableRandom rng);
+
+    RolloutEngine evaluator(Generator generator, HfTokenizer tok, int eos);
+
+    /** Fraction of held-out rows the greedy model gets right. */
+    double accuracy(RolloutEngine evaluator, List<DatasetRow> rows);
+  }
+
+  /** The arithmetic task: the answer and the stop marker, one turn. */
+  private static final class SingleTurnTask implements Task {
+    private final ArithmeticTask task;
+
+    SingleTurnTask(DatasetSettings ds) {
+      if (ds.format() != DatasetSettings.Format.ARITHMETIC) {
+        throw new IllegalArgumentException("pretrain builds single-turn models for the arithmetic task "
+            + "(nucleon.dataset.format = arithmetic), got " + ds.format().id() + "; or name an environment that "
+            + "writes transcripts (nucleon.environment.name = guess)");
+      }
+      this.task = new ArithmeticTask(ds.arithmetic());
+    }
+
+    @Override
+    public String vocabulary() {
+      return task.vocabulary();
+    }
+
+    @Override
+    public String stop() {
+      return task.stop();
+    }
+
+    @Override
+    public String target(DatasetRow row, SplittableRandom rng) {
+      return row.groundTruth() + task.stop();
+    }
+
+    @Override
+    public RolloutEngine evaluator(Generator generator, HfTokenizer tok, int eos) {
+      return new RolloutEngine(generator, tok, SamplingParams.greedy(6, eos));
+    }
+
+    @Override
+    public double accuracy(RolloutEngine evaluator, List<DatasetRow> rows) {
+      return greedyAccuracy(evaluator, rows);
+    }
+  }
+
+  /**
+   * An environment's episodes: transcripts of the environment's own demonstration play (model turns and its
+   * answers as the run renders them, {@code nucleon.environment.message-format}); evaluated by greedy episodes.
+   */
+  private static final class EpisodeTask implements Task {
+    private final EpisodeSettings settings;
+    private final GuessEnvironment environment;
+    private final String stop;
+    private final TurnFormat format;
+    private final String vocabulary;
+
+    EpisodeTask(EpisodeSettings settings, String stop, Dataset data) {
+      dev.nucleon.core.env.Environment env = EnvironmentRegistry.load().create(settings.name(), settings.config());
+      if (!(env instanceof GuessEnvironment g)) {
+        env.close();
+        throw new IllegalArgumentException("environment '" + settings.name() + "' writes no pretraining "
+            + "transcripts; pretrain knows the arithmetic task and the guess environment");
+      }
+      if (stop.length() != 1 || Character.isDigit(stop.charAt(0))) {
+        throw new IllegalArgumentException("nucleon.pretrain.stop must be one character, not a digit, got '" + stop
+            + "'");
+      }
+      this.settings = settings;
+      this.environment = g;
+      this.stop = stop;
+      this.format = TurnFormat.plain(settings.messageFormat());
+      // every character the prompts and a sample of transcripts use, in first-seen order after the digits
+      java.util.LinkedHashSet<Character> chars = new java.util.LinkedHashSet<>();
+      "0123456789".chars().forEach(c -> chars.add((char) c));
+      SplittableRandom rng = new SplittableRandom(0);
+      List<DatasetRow> rows = new ArrayList<>(data.train());
+      rows.addAll(data.eval());
+      for (DatasetRow r : rows) {
+        r.prompt().chars().forEach(c -> chars.add((char) c));
+        target(r, rng).chars().forEach(c -> chars.add((char) c));
+      }
+      StringBuilder v = new StringBuilder();
+      chars.forEach(v::append);
+      this.vocabulary = v.toString();
+    }
+
+    @Override
+    public String vocabulary() {
+      return vocabulary;
+    }
+
+    @Override
+    public String stop() {
+      return stop;
+    }
+
+    @Override
+    public String target(DatasetRow row, SplittableRandom rng) {
+      return environment.randomPlay(Integer.parseInt(row.groundTruth().strip()), rng, stop, format, row.prompt());
+    }
+
+    @Override
+    public RolloutEngine evaluator(Generator generator, HfTokenizer tok, int eos) {
+      RolloutEngine engine = new RolloutEngine(generator, tok, SamplingParams.greedy(4, eos));
+      engine.useEpisodes(new EpisodeRunner(settings.environment(EnvironmentRegistry.load()), format,
+          settings.maxTurns(), settings.maxTokens()));
+      return engine;
+    }
+
+    @Override
+    public double accuracy(RolloutEngine evaluator, List<DatasetRow> rows) {
+      List<PromptGroup> prompts = rows.stream().map(r -> new PromptGroup(r.id(), 0, r.prompt(), r.groundTruth(),
+          r.metadata(), 1, 0)).toList();
+      List<String> last = evaluator.evaluate(prompts).join();
+      int found = 0;
+      for (int i = 0; i < rows.size(); i++) {
+        // the episode ends at the right guess, so it was found when the last turn is the number
+        found += last.get(i).equals(environment.format(Integer.parseInt(rows.get(i).groundTruth().strip()))) ? 1 : 0;
+      }
+      return rows.isEmpty() ? 0 : found / (double) rows.size();
+    }
+  }
+
   /** Fraction of held-out prompts whose greedy completion before the stop token is the answer. */
   static double greedyAccuracy(RolloutEngine evaluator, List<DatasetRow> rows) {
     List<String> completions = evaluator.greedy(rows.stream().map(DatasetRow::prompt).toList()).join();
@@ -149,7 +288,7 @@ final class PretrainCommand implements Callable<Integer> {
       int eval) throws java.io.IOException {
     ObjectMapper json = new ObjectMapper();
     ObjectNode o = json.createObjectNode();
-    o.put("made_by", "./nucleon pretrain (supervised cross-entropy on answer tokens)");
+    o.put("made_by", "./nucleon pretrain (supervised cross-entropy on the tokens after the prompt)");
     o.put("steps", steps);
     o.put("seconds", Math.round(seconds * 10) / 10.0);
     o.put("held_out_greedy_accuracy", accuracy);

@@ -200,6 +200,7 @@ public final class KryoRegistrations {
     e.add(Entry.of(dev.nucleon.actors.ReplayActor.Flush.class));
     e.add(Entry.of(dev.nucleon.core.rollout.RoutedExperts.class)); // a core record, appended (ids never move)
     e.add(Entry.of(dev.nucleon.actors.RunReporter.EvalSample.class));
+    e.add(Entry.of(dev.nucleon.core.rollout.EpisodeOutcome.class));
 
     return List.copyOf(e);
   }

@@ -123,6 +123,7 @@ final class KryoSamples {
         Map.of("numbers", "2,3")));
     s.put(ScoredTrajectory.class, new ScoredTrajectory(trajectory, RewardResult.failed("timed out after 5s")));
     s.put(dev.nucleon.core.rollout.RoutedExperts.class, trajectory.routedExperts());
+    s.put(dev.nucleon.core.rollout.EpisodeOutcome.class, trajectory.episode());
 
     // --- actors' messages: add a sample for every class appended to KryoRegistrations
     @SuppressWarnings({"rawtypes", "unchecked"})
@@ -188,7 +189,8 @@ final class KryoSamples {
 
   /**
    * A trajectory with a weight update in the middle (two versions), a stop token, a mixture-of-experts model's
-   * choices (7 positions read x 2 sparse layers x top 2, ids up to 255), and an environment's token (loss mask 0).
+   * choices (7 positions read x 2 sparse layers x top 2, ids up to 255), and an environment's token (loss mask 0)
+   * with its episode's record.
    */
   static Trajectory trajectory() {
     byte[] experts = new byte[7 * 2 * 2];
@@ -197,6 +199,8 @@ final class KryoSamples {
     }
     return new Trajectory(12L, 3, new int[] {1, 40, 41, 42}, new int[] {7, 8, 9, 2},
         new float[] {-0.1f, -2.5f, -0.01f, -1e-6f}, new int[] {4, 4, 5, 5}, FinishReason.STOP, " 5",
-        new dev.nucleon.core.rollout.RoutedExperts(2, 2, experts), new byte[] {1, 0, 1, 1});
+        new dev.nucleon.core.rollout.RoutedExperts(2, 2, experts), new byte[] {1, 0, 1, 1},
+        new dev.nucleon.core.rollout.EpisodeOutcome(2, "correct at turn 2", 1.0, null,
+            Map.of("tool_calls", 3L)));
   }
 }

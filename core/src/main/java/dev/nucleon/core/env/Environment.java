@@ -10,6 +10,14 @@ public interface Environment extends AutoCloseable {
   /** Starts an episode. May throw: the guard turns it into a failed episode with the reason. */
   Episode start(EpisodeStart start);
 
+  /**
+   * Episodes the environment can hold at once (a remote environment's servers, say); the runner starts no more
+   * than this many together. Unbounded by default.
+   */
+  default int capacity() {
+    return Integer.MAX_VALUE;
+  }
+
   /** Releases what the environment holds; nothing by default. */
   @Override
   default void close() {}

@@ -1,6 +1,7 @@
 package dev.nucleon.core.env;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * One episode of an {@link Environment}: the model's turns go in, observations come out, until it is done. Each
@@ -18,6 +19,14 @@ public interface Episode extends AutoCloseable {
    * framework's guard turns either into a failed step with the reason.
    */
   StepResult step(String modelTurn);
+
+  /**
+   * Counts the episode keeps so far (tool calls, malformed calls, ...), summed per training step into the run's
+   * metrics as {@code episode_<name>}; none by default.
+   */
+  default Map<String, Long> counters() {
+    return Map.of();
+  }
 
   /** Releases what the episode holds (a sandbox, a connection); nothing by default. */
   @Override

@@ -23,6 +23,8 @@ import java.util.Objects;
  * @param lossMask per completion token, 1 where the policy sampled it (it is trained) and 0 where an environment or a
  *     tool wrote it (a multi-turn episode's observations: no loss, log-prob, advantage or staleness); null when the
  *     policy sampled every completion token
+ * @param episode how the multi-turn episode this trajectory holds went (its completion text is the last model
+ *     turn); null for a single-turn completion
  */
 public record Trajectory(
     long promptId,
@@ -34,7 +36,16 @@ public record Trajectory(
     FinishReason finishReason,
     String completionText,
     RoutedExperts routedExperts,
-    byte[] lossMask) {
+    byte[] lossMask,
+    EpisodeOutcome episode) {
+
+  /** A single-turn trajectory, or one whose loss mask comes without an episode's record. */
+  public Trajectory(long promptId, int sampleIndex, int[] promptTokens, int[] completionTokens,
+      float[] behaviourLogProbs, int[] tokenVersions, FinishReason finishReason, String completionText,
+      RoutedExperts routedExperts, byte[] lossMask) {
+    this(promptId, sampleIndex, promptTokens, completionTokens, behaviourLogProbs, tokenVersions, finishReason,
+        completionText, routedExperts, lossMask, null);
+  }
 
   /** A trajectory whose completion the policy sampled whole. */
   public Trajectory(long promptId, int sampleIndex, int[] promptTokens, int[] completionTokens,

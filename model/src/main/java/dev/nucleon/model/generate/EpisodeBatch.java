@@ -105,9 +105,10 @@ final class EpisodeBatch {
   List<EpisodeResult> run() {
     int promptLen = 0;
     int turnMax = 0;
-    for (EpisodeRequest r : requests) {
+    for (int i = 0; i < b; i++) {
+      EpisodeRequest r = requests.get(i);
       promptLen = Math.max(promptLen, r.prompt().length);
-      turnMax = Math.max(turnMax, r.turn().maxNewTokens());
+      turnMax = Math.max(turnMax, Math.min(r.turn().maxNewTokens(), budget[i]));
     }
     capacity = promptLen + turnMax + 16;
     mask = new float[b * capacity];
@@ -261,18 +262,18 @@ final class EpisodeBatch {
           ids[r * t + u] = feed[r][u - pad];
           positions[r * t + u] = position[r] + u - pad;
         }
-        for (int q = 0; q < t; q++) {
-          int at = (r * t + q) * len;
-          if (q >= pad) {
-            System.arraycopy(mask, r * capacity, stepMask, at, l);
-            for (int c = 0; c < t; c++) {
-              stepMask[at + l + c] = c >= pad && c <= q ? 0f : LlamaModel.MASKED;
-            }
-          } else {
-            // a padding query sees its own column only (its output is not used)
-            Arrays.fill(stepMask, at, at + len, LlamaModel.MASKED);
-            stepMask[at + l + q] = 0f;
+      }
+      for (int q = 0; q < t; q++) {
+        int at = (r * t + q) * len;
+        if (q >= pad) {
+          System.arraycopy(mask, r * capacity, stepMask, at, l);
+          for (int c = 0; c < t; c++) {
+            stepMask[at + l + c] = c >= pad && c <= q ? 0f : LlamaModel.MASKED;
           }
+        } else {
+          // a padding query sees its own column only (its output is not used)
+          Arrays.fill(stepMask, at, at + len, LlamaModel.MASKED);
+          stepMask[at + l + q] = 0f;
         }
       }
       if (live[r]) {

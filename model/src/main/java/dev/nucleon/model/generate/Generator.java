@@ -153,16 +153,35 @@ public final class Generator implements AutoCloseable {
    */
   public java.util.concurrent.CompletableFuture<List<EpisodeResult>> generateEpisodesAsync(
       List<EpisodeRequest> requests, TurnHandler handler) {
+    return generateEpisodesAsync(requests, handler, 0);
+  }
+
+  /**
+   * As {@link #generateEpisodesAsync(List, TurnHandler)}, at most {@code slots} episodes at a time (0: all at once):
+   * the episodes run in consecutive batches of {@code slots}, which bounds the KV cache. The handler is called with
+   * each episode's index in {@code requests}.
+   */
+  public java.util.concurrent.CompletableFuture<List<EpisodeResult>> generateEpisodesAsync(
+      List<EpisodeRequest> requests, TurnHandler handler, int slots) {
+    java.util.Objects.requireNonNull(handler, "handler");
     java.util.concurrent.CompletableFuture<List<EpisodeResult>> result =
         new java.util.concurrent.CompletableFuture<>();
     if (requests.isEmpty()) {
       result.complete(List.of());
       return result;
     }
+    int chunk = slots > 0 ? slots : requests.size();
     thread.execute(() -> {
       try {
-        applyUpdatesOrFail();
-        result.complete(new EpisodeBatch(this, requests, handler).run());
+        List<EpisodeResult> out = new ArrayList<>(requests.size());
+        for (int from = 0; from < requests.size(); from += chunk) {
+          applyUpdatesOrFail();
+          int offset = from;
+          List<EpisodeRequest> part = requests.subList(from, Math.min(requests.size(), from + chunk));
+          out.addAll(new EpisodeBatch(this, part, (e, turn, tokens, reason) -> handler.next(offset + e, turn, tokens,
+              reason)).run());
+        }
+        result.complete(out);
       } catch (RuntimeException | Error e) {
         result.completeExceptionally(e);
       }
@@ -170,7 +189,7 @@ public final class Generator implements AutoCloseable {
     return result;
   }
 
-  /** As {@link #generateEpisodesAsync}, waiting for the results. */
+  /** As {@link #generateEpisodesAsync(List, TurnHandler)}, waiting for the results. */
   public List<EpisodeResult> generateEpisodes(List<EpisodeRequest> requests, TurnHandler handler) {
     return generateEpisodesAsync(requests, handler).join();
   }

@@ -66,13 +66,21 @@ public final class Dataset {
 
   /** Loads the dataset the settings describe. */
   public static Dataset load(DatasetSettings settings) {
+    return load(settings, List.of());
+  }
+
+  /**
+   * Loads the dataset the settings describe; with the chat template, {@code tools} (declarations in OpenAI's
+   * function format, a tool-using environment's) go to the template's {@code tools}.
+   */
+  public static Dataset load(DatasetSettings settings, List<Map<String, Object>> tools) {
     if (settings.format() == Format.ARITHMETIC) {
       ArithmeticTask task = new ArithmeticTask(settings.arithmetic());
-      Renderer renderer = new Renderer(settings);
+      Renderer renderer = new Renderer(settings, tools);
       ArithmeticTask.Split split = task.split(settings.eval().size(), settings.eval().seed());
       return new Dataset(settings, renderer.renderAll(split.train(), task), renderer.renderAll(split.eval(), task));
     }
-    Renderer renderer = new Renderer(settings);
+    Renderer renderer = new Renderer(settings, tools);
     Path trainPath = Path.of(settings.path());
     List<DatasetRow> all = readRows(trainPath, settings, renderer, 0);
     DatasetSettings.Eval ev = settings.eval();
@@ -329,8 +337,14 @@ public final class Dataset {
     private final PromptTemplate template;
     private final ChatTemplate chat;
     private final String systemPrompt;
+    private final List<Map<String, Object>> tools;
 
-    Renderer(DatasetSettings s) {
+    Renderer(DatasetSettings s, List<Map<String, Object>> tools) {
+      this.tools = List.copyOf(tools);
+      if (!tools.isEmpty() && !s.chatTemplate()) {
+        throw new DatasetException("tools are declared to the model through its chat template: set "
+            + "nucleon.dataset.chat-template = true");
+      }
       this.template = PromptTemplate.parse(s.template());
       this.systemPrompt = s.systemPrompt();
       if (s.chatTemplate()) {
@@ -361,7 +375,7 @@ public final class Dataset {
         messages.add(ChatTemplate.Message.system(systemPrompt));
       }
       messages.add(ChatTemplate.Message.user(user));
-      return chat.render(messages, true);
+      return tools.isEmpty() ? chat.render(messages, true) : chat.render(messages, true, Map.of("tools", tools));
     }
 
     DatasetRow render(long id, Mapped m) {

@@ -7,6 +7,7 @@ import dev.nucleon.core.env.EpisodeStart;
 import dev.nucleon.core.env.StepResult;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -15,6 +16,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,12 +47,13 @@ public final class GuardedEnvironment implements AutoCloseable {
     });
   }
 
-  /** An episode in progress behind the guard. */
+  /** An episode in progress behind the guard; closing it again does nothing. */
   public final class GuardedEpisode implements AutoCloseable {
     private final Episode episode;
     private final List<EnvMessage> opening;
     private final StepResult failedStart;
     private boolean over;
+    private boolean closed;
 
     private GuardedEpisode(Episode episode, List<EnvMessage> opening, StepResult failedStart) {
       this.episode = episode;
@@ -82,9 +85,24 @@ public final class GuardedEnvironment implements AutoCloseable {
       return r;
     }
 
+    /** The episode's counters; none when it never started or its counters fail. */
+    public Map<String, Long> counters() {
+      if (episode == null) {
+        return Map.of();
+      }
+      try {
+        Map<String, Long> c = episode.counters();
+        return c == null ? Map.of() : Map.copyOf(c);
+      } catch (RuntimeException e) {
+        log.warn("environment '{}': its counters failed: {}", name, e.toString());
+        return Map.of();
+      }
+    }
+
     @Override
-    public void close() {
-      if (episode != null) {
+    public synchronized void close() {
+      if (episode != null && !closed) {
+        closed = true;
         try {
           episode.close();
         } catch (RuntimeException e) {
@@ -94,25 +112,39 @@ public final class GuardedEnvironment implements AutoCloseable {
     }
   }
 
+  /** Episodes the environment holds at once ({@link Environment#capacity()}). */
+  public int capacity() {
+    return delegate.capacity();
+  }
+
   /** Starts an episode; one that cannot start has {@link GuardedEpisode#failedStart()} set. */
   public GuardedEpisode start(EpisodeStart start) {
-    Object[] started = new Object[2];
+    // the started episode is handed over here; a start that returns after the guard gave up closes its own episode
+    AtomicReference<Object> handover = new AtomicReference<>();
+    Object abandoned = new Object();
     StepResult failure = call("start", () -> {
       Episode e = delegate.start(start);
       if (e == null) {
         return StepResult.failed("environment '" + name + "': start answered no episode");
       }
-      started[0] = e;
-      started[1] = List.copyOf(e.opening());
+      List<EnvMessage> opening = List.copyOf(e.opening());
+      if (!handover.compareAndSet(null, new Started(e, opening))) {
+        e.close();
+      }
       return null;
     });
-    @SuppressWarnings("unchecked")
-    List<EnvMessage> opening = started[1] == null ? List.of() : (List<EnvMessage>) started[1];
-    if (failure != null && started[0] != null) {
-      ((Episode) started[0]).close();
+    Object got = handover.getAndSet(abandoned);
+    Started started = got instanceof Started s ? s : null;
+    if (failure != null) {
+      if (started != null) {
+        started.episode().close();
+      }
+      return new GuardedEpisode(null, List.of(), failure);
     }
-    return new GuardedEpisode(failure == null ? (Episode) started[0] : null, opening, failure);
+    return new GuardedEpisode(started.episode(), started.opening(), null);
   }
+
+  private record Started(Episode episode, List<EnvMessage> opening) {}
 
   /** Runs a call under the timeout; its failure as a failed step (the call's own result otherwise). */
   private StepResult call(String what, Callable<StepResult> body) {

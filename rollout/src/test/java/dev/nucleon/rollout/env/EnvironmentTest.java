@@ -116,4 +116,64 @@ class EnvironmentTest {
     assertThrows(IllegalArgumentException.class, () -> StepResult.end(Double.NaN, "x"));
     assertThrows(IllegalArgumentException.class, () -> new StepResult(List.of(), null, false, null, "broken"));
   }
+
+  @Test
+  void theGuessingGameHintsUntilTheNumberIsFoundOrTheGuessesRunOut() {
+    GuessEnvironment game = new GuessEnvironment.Factory().create(ConfigFactory.parseString("max-turns = 3"));
+    Episode found = game.start(new EpisodeStart(1, 0, "?", "13", Map.of()));
+    assertEquals(List.of(EnvMessage.user("<")), found.step("20").observation(), "13 is smaller than 20");
+    assertEquals(List.of(EnvMessage.user(">")), found.step("I say 07").observation(), "13 is larger than 7");
+    assertEquals(StepResult.end(1.0, "found at turn 3"), found.step("13"));
+    Episode lost = game.start(new EpisodeStart(2, 0, "?", "05", Map.of()));
+    lost.step("16");
+    lost.step("08");
+    assertEquals(StepResult.end(0.0, "not found"), lost.step("06"));
+    assertEquals(StepResult.end(0.0, "no guess"), game.start(new EpisodeStart(3, 0, "?", "5", Map.of())).step("?"));
+    IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+        () -> game.start(new EpisodeStart(4, 0, "?", "32", Map.of())));
+    assertTrue(bad.getMessage().contains("[0, 32)"), bad.getMessage());
+    assertThrows(ConfigException.class, () -> new GuessEnvironment.Factory().create(
+        ConfigFactory.parseString("smaller = \"1\"")));
+  }
+
+  @Test
+  void randomPlayGuessesAmongTheNumbersStillPossibleAndAgreesWithTheGame() {
+    GuessEnvironment game = new GuessEnvironment.Factory().create(ConfigFactory.empty());
+    TurnFormat format = TurnFormat.plain("{content}");
+    java.util.SplittableRandom rng = new java.util.SplittableRandom(5);
+    int found = 0;
+    for (int i = 0; i < 400; i++) {
+      int target = i % 32;
+      String play = game.randomPlay(target, rng, "$", format, "?");
+      // replayed through the game, every hint in the transcript is the game's, and it ends where the game ends
+      java.util.regex.Matcher turn = java.util.regex.Pattern.compile("(\\d\\d)\\$([<>]?)").matcher(play);
+      Episode episode = game.start(new EpisodeStart(i, 0, "?", game.format(target), Map.of()));
+      int lo = 0;
+      int hi = 31;
+      StepResult last = null;
+      int end = 0;
+      while (turn.find()) {
+        assertEquals(end, turn.start(), "turns follow each other: " + play);
+        end = turn.end();
+        int guess = Integer.parseInt(turn.group(1));
+        assertTrue(guess >= lo && guess <= hi, guess + " is still possible in " + play);
+        last = episode.step(turn.group(1));
+        if (last.done()) {
+          assertEquals("", turn.group(2), play);
+          break;
+        }
+        assertEquals(List.of(EnvMessage.user(turn.group(2))), last.observation(), play);
+        if (turn.group(2).equals("<")) {
+          hi = guess - 1;
+        } else {
+          lo = guess + 1;
+        }
+      }
+      assertEquals(play.length(), end, play);
+      assertTrue(last != null && last.done(), play);
+      found += last.reward() == 1.0 ? 1 : 0;
+    }
+    // random play among the possible numbers finds about 54% of numbers in [0, 32) within 5 guesses
+    assertTrue(found > 180 && found < 260, "found " + found + " of 400");
+  }
 }

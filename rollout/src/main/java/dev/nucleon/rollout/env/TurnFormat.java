@@ -1,0 +1,98 @@
+package dev.nucleon.rollout.env;
+
+import dev.nucleon.core.env.EnvMessage;
+import dev.nucleon.rollout.data.ChatTemplate;
+import dev.nucleon.rollout.data.PromptTemplate;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The text fed into an episode after a model turn: whatever closes the model's turn, the environment's messages,
+ * and what opens the model's next turn. Its tokens carry no loss.
+ */
+public interface TurnFormat {
+
+  /**
+   * @param prompt the episode's prompt text
+   * @param observation the environment's messages after the turn
+   * @param stopText the text of the stop token that ended the model's turn, or null when the turn was cut at its
+   *     limit (the format then closes it)
+   */
+  String after(String prompt, List<EnvMessage> observation, String stopText);
+
+  /**
+   * The text appended to the prompt for an episode's opening messages (before the model's first turn); throws
+   * {@link UnsupportedOperationException} with the reason when the format cannot place them.
+   */
+  String opening(String prompt, List<EnvMessage> opening);
+
+  /**
+   * The model's chat template, turn by turn: the environment's messages are rendered as the template renders them
+   * after an assistant message, followed by the template's generation prompt. The text is what the template writes
+   * after the assistant's content, less the stop token the model wrote when the template writes that token first
+   * (a model that stopped with another of its stop tokens keeps it, and the template's end marker follows).
+   * Templates that render earlier turns differently once later ones follow (dropping a previous turn's reasoning,
+   * say) are rendered as if they did not: the tokens already in the cache are never rewritten.
+   */
+  static TurnFormat chat(ChatTemplate template) {
+    String placeholder = "\u27e6nucleon-turn\u27e7";
+    return new TurnFormat() {
+      @Override
+      public String opening(String prompt, List<EnvMessage> opening) {
+        throw new UnsupportedOperationException("an environment's opening messages cannot follow a prompt rendered "
+            + "through the chat template (they would belong before its generation prompt)");
+      }
+
+      @Override
+      public String after(String prompt, List<EnvMessage> observation, String stopText) {
+        List<ChatTemplate.Message> messages = new ArrayList<>();
+        messages.add(ChatTemplate.Message.user("\u27e6nucleon-prompt\u27e7"));
+        messages.add(ChatTemplate.Message.assistant(placeholder));
+        for (EnvMessage m : observation) {
+          messages.add(new ChatTemplate.Message(m.role(), m.content()));
+        }
+        String full = template.render(messages, true);
+        int at = full.indexOf(placeholder);
+        if (at < 0 || full.indexOf(placeholder, at + 1) >= 0) {
+          throw new ChatTemplate.ChatTemplateException(template.source() + ": the chat template does not render an "
+              + "assistant message's content once, verbatim; multi-turn episodes cannot follow it");
+        }
+        String after = full.substring(at + placeholder.length());
+        return stopText != null && !stopText.isEmpty() && after.startsWith(stopText)
+            ? after.substring(stopText.length()) : after;
+      }
+    };
+  }
+
+  /**
+   * Plain text for models without a chat template: each message rendered by {@code messageFormat}, whose
+   * placeholders are {@code {role}}, {@code {content}}, {@code {name}} (a tool's) and {@code {prompt}} (the
+   * episode's prompt, to ask again).
+   */
+  static TurnFormat plain(String messageFormat) {
+    PromptTemplate format = PromptTemplate.parse(messageFormat);
+    for (String field : format.fields()) {
+      if (!List.of("role", "content", "name", "prompt").contains(field)) {
+        throw new IllegalArgumentException("the message format uses {" + field + "}; it may use {role}, {content}, "
+            + "{name} and {prompt}");
+      }
+    }
+    return new TurnFormat() {
+      @Override
+      public String opening(String prompt, List<EnvMessage> opening) {
+        return after(prompt, opening, null);
+      }
+
+      @Override
+      public String after(String prompt, List<EnvMessage> observation, String stopText) {
+        StringBuilder out = new StringBuilder();
+        for (EnvMessage m : observation) {
+          out.append(format.render(Map.of("role", m.role(), "content", m.content(),
+              "name", m.name() == null ? "" : m.name(), "prompt", prompt)));
+        }
+        return out.toString();
+      }
+    };
+  }
+}

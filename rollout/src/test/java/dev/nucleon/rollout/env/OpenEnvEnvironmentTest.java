@@ -1,0 +1,175 @@
+package dev.nucleon.rollout.env;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpServer;
+import com.typesafe.config.ConfigFactory;
+import dev.nucleon.core.env.EnvMessage;
+import dev.nucleon.core.env.EpisodeStart;
+import dev.nucleon.core.env.StepResult;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The OpenEnv HTTP client against servers that speak OpenEnv's interface (an echo environment, as OpenEnv's own
+ * example): reset and step bodies and answers, one episode per server at a time; a server that is down, fails,
+ * answers nonsense or is slower than the timeout fails the episode naming why, never a zero.
+ */
+class OpenEnvEnvironmentTest {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private final List<HttpServer> servers = new ArrayList<>();
+  private final List<JsonNode> requests = new CopyOnWriteArrayList<>();
+  private final AtomicInteger busy = new AtomicInteger();
+  private final AtomicInteger mostBusy = new AtomicInteger();
+
+  /** An echo environment: echoes the message; "stop" ends the episode with reward 1, "wrong" answers nonsense. */
+  private String echo(String status) throws IOException {
+    HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    server.createContext("/reset", ex -> {
+      JsonNode body = JSON.readTree(ex.getRequestBody());
+      requests.add(body);
+      mostBusy.accumulateAndGet(busy.incrementAndGet(), Math::max);
+      reply(ex, status.equals("ok") ? 200 : Integer.parseInt(status),
+          "{\"observation\": {\"echoed_message\": \"ready\", \"message_length\": 0}, \"reward\": null, "
+              + "\"done\": false}");
+    });
+    server.createContext("/step", ex -> {
+      JsonNode body = JSON.readTree(ex.getRequestBody());
+      requests.add(body);
+      String msg = body.at("/action/message").asText();
+      if (msg.equals("slow")) {
+        try {
+          Thread.sleep(3000);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+      if (msg.equals("stop")) {
+        busy.decrementAndGet();
+        reply(ex, 200, "{\"observation\": {\"echoed_message\": \"bye\"}, \"reward\": 1.0, \"done\": true}");
+      } else if (msg.equals("wrong")) {
+        reply(ex, 200, "[1, 2]");
+      } else {
+        reply(ex, 200, "{\"observation\": {\"echoed_message\": \"" + msg + "\", \"message_length\": "
+            + msg.length() + "}, \"reward\": 0.0, \"done\": false}");
+      }
+    });
+    server.start();
+    servers.add(server);
+    return "http://127.0.0.1:" + server.getAddress().getPort();
+  }
+
+  private static void reply(com.sun.net.httpserver.HttpExchange ex, int status, String body) throws IOException {
+    byte[] b = body.getBytes(StandardCharsets.UTF_8);
+    ex.sendResponseHeaders(status, b.length);
+    ex.getResponseBody().write(b);
+    ex.close();
+  }
+
+  @AfterEach
+  void stop() {
+    servers.forEach(s -> s.stop(0));
+  }
+
+  private OpenEnvEnvironment client(String extra, String... urls) {
+    StringBuilder list = new StringBuilder();
+    for (String u : urls) {
+      list.append(list.isEmpty() ? "" : ", ").append('"').append(u).append('"');
+    }
+    return new OpenEnvEnvironment.Factory().create(ConfigFactory.parseString("urls = [" + list + "], "
+        + "observation-field = echoed_message, reset-fields = [level], timeout = 2s, retries = 1" + extra));
+  }
+
+  @Test
+  void episodesSpeakOpenEnvsInterfaceOneEpisodePerServerAtATime() throws Exception {
+    String a = echo("ok");
+    String b = echo("ok");
+    try (GuardedEnvironment env = new GuardedEnvironment(client("", a, b), "openenv", Duration.ofSeconds(5))) {
+      List<Thread> players = new ArrayList<>();
+      List<StepResult> ends = new CopyOnWriteArrayList<>();
+      for (int i = 0; i < 6; i++) {
+        int id = i;
+        Thread player = new Thread(() -> {
+          try (GuardedEnvironment.GuardedEpisode ep = env.start(new EpisodeStart(id, 1, "say stop", "",
+              Map.of("level", "3")))) {
+            assertNull(ep.failedStart());
+            assertEquals(List.of(), ep.opening(), "the row's prompt opens the episode, not the reset's text");
+            assertEquals(List.of(EnvMessage.user("hello " + id)), ep.step("hello " + id).observation());
+            ends.add(ep.step("stop"));
+          }
+        });
+        player.start();
+        players.add(player);
+      }
+      for (Thread t : players) {
+        t.join();
+      }
+      assertEquals(6, ends.size());
+      for (StepResult r : ends) {
+        assertEquals(StepResult.end(1.0, "done"), r);
+      }
+      assertEquals(2, mostBusy.get(), "two servers, at most two episodes at once");
+    }
+    JsonNode reset = requests.stream().filter(r -> r.has("episode_id")).findFirst().orElseThrow();
+    assertTrue(reset.get("episode_id").asText().endsWith("-1") && reset.has("seed"), reset.toString());
+    assertEquals("3", reset.get("level").asText(), "reset-fields come from the row");
+    assertTrue(requests.stream().anyMatch(r -> r.at("/action/message").asText().equals("hello 0")));
+  }
+
+  @Test
+  void serversThatFailOrAnswerNonsenseFailTheEpisodeNamingWhy() throws Exception {
+    String down = "http://127.0.0.1:" + freePort();
+    String broken = echo("500");
+    String ok = echo("ok");
+    try (GuardedEnvironment env = new GuardedEnvironment(client("", down), "openenv", Duration.ofSeconds(10))) {
+      StepResult noServer = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
+      assertTrue(noServer.isFailed() && noServer.failure().contains("/reset"), noServer.failure());
+    }
+    try (GuardedEnvironment env = new GuardedEnvironment(client("", broken), "openenv", Duration.ofSeconds(10))) {
+      StepResult error = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
+      assertTrue(error.isFailed() && error.failure().contains("HTTP 500"), error.failure());
+    }
+    try (GuardedEnvironment env = new GuardedEnvironment(client(", show-reset = true", ok), "openenv",
+        Duration.ofSeconds(10))) {
+      StepResult noField = env.start(new EpisodeStart(1, 0, "", "", Map.of())).failedStart();
+      assertTrue(noField.isFailed() && noField.failure().contains("no field 'level'"), noField.failure());
+      GuardedEnvironment.GuardedEpisode ep = env.start(new EpisodeStart(2, 0, "", "", Map.of("level", "1")));
+      assertEquals(List.of(EnvMessage.user("ready")), ep.opening(), "show-reset: the reset's observation");
+      StepResult nonsense = ep.step("wrong");
+      assertTrue(nonsense.isFailed() && nonsense.failure().contains("no {\"observation\", \"done\"} object"),
+          nonsense.failure());
+      ep.close();
+      // a step slower than the request timeout (2 s) fails the episode, and its server comes back
+      GuardedEnvironment.GuardedEpisode slow = env.start(new EpisodeStart(4, 0, "", "", Map.of("level", "1")));
+      long before = System.nanoTime();
+      StepResult late = slow.step("slow");
+      assertTrue(late.isFailed() && late.failure().contains("/step"), late.failure());
+      assertTrue((System.nanoTime() - before) / 1e9 < 2.9, "ended at the request timeout");
+      slow.close();
+      // the server is free again once the episode is closed
+      GuardedEnvironment.GuardedEpisode next = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1")));
+      assertNull(next.failedStart());
+      next.close();
+    }
+  }
+
+  private static int freePort() throws IOException {
+    try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+}
