@@ -123,9 +123,20 @@ public final class RewardScorer extends AbstractBehavior<RewardScorer.Command> {
         score(requests, results -> {
           List<ScoredTrajectory> scored = new ArrayList<>();
           int k = 0;
+          long givenOk = 0;
+          long givenFailed = 0;
           for (Trajectory t : g.trajectories()) {
             RewardResult r = given(t);
+            if (r != null) {
+              givenOk += r.isOk() ? 1 : 0;
+              givenFailed += r.isOk() ? 0 : 1;
+            }
             scored.add(new ScoredTrajectory(t, r != null ? r : results.get(k++)));
+          }
+          if (givenOk + givenFailed > 0) {
+            // rewards the episodes' environment decided, counted like the reward function's
+            metrics.rewardScored("environment", "ok", givenOk);
+            metrics.rewardScored("environment", "failed", givenFailed);
           }
           return () -> {
             g.replyTo().tell(new ReplayActor.Scored(g.group(), scored));
