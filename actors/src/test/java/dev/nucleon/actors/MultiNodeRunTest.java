@@ -31,6 +31,26 @@ class MultiNodeRunTest {
 
   @Test
   void aWorkerNodeLeavesMidRunAndEveryPromptIsTrainedExactlyOnce(@TempDir Path dir) throws Exception {
+    aWorkerLeavesMidRun(dir, Map.of());
+  }
+
+  /**
+   * The same with multi-turn episodes (the retry environment: a wrong answer is asked again): an episode in flight
+   * on the node that leaves is generated again from its first turn, as a prompt would be, and every prompt of the
+   * epoch is still trained exactly once.
+   */
+  @Test
+  void episodesInFlightOnANodeThatLeavesAreRestartedAndTrainedExactlyOnce(@TempDir Path dir) throws Exception {
+    aWorkerLeavesMidRun(dir, Map.of("nucleon.environment.name", "retry", "nucleon.environment.max-turns", "2",
+        "nucleon.environment.message-format", "{prompt}"));
+    int turns = 0;
+    for (JsonNode row : TestRuns.rows(dir, "step")) {
+      turns += row.path("turns_mean").asDouble() > 1 ? 1 : 0;
+    }
+    assertTrue(turns > 0, "episodes of two turns were trained");
+  }
+
+  private static void aWorkerLeavesMidRun(Path dir, Map<String, String> extra) throws Exception {
     int portA = freePort();
     String seed = "[\"pekko://nucleon@127.0.0.1:" + portA + "\"]";
     Map<String, String> common = TestRuns.small();
@@ -48,6 +68,7 @@ class MultiNodeRunTest {
     common.put("nucleon.learner.weight-chunk-bytes", "64KiB");
     common.put("nucleon.reward-scorer.scorers", "1");
     common.put("nucleon.cluster.seed-nodes", seed);
+    common.putAll(extra);
 
     Map<String, String> a = new java.util.LinkedHashMap<>(common);
     a.put("nucleon.cluster.roles", "[coordinator, learner]");
