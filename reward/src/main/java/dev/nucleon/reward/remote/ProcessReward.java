@@ -1,5 +1,8 @@
 package dev.nucleon.reward.remote;
 
+import dev.nucleon.core.sandbox.Sandbox;
+import dev.nucleon.core.sandbox.Workspace;
+
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.typesafe.config.Config;

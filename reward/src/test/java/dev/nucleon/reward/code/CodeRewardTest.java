@@ -12,7 +12,7 @@ import dev.nucleon.core.reward.RewardFunction;
 import dev.nucleon.core.reward.RewardRequest;
 import dev.nucleon.core.reward.RewardResult;
 import dev.nucleon.reward.GuardedReward;
-import dev.nucleon.reward.remote.Sandbox;
+import dev.nucleon.core.sandbox.Sandbox;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

@@ -1,5 +1,7 @@
 package dev.nucleon.reward.remote;
 
+import dev.nucleon.core.sandbox.Sandbox;
+
 import static dev.nucleon.reward.remote.HttpRewardTest.assertConfigError;
 import static dev.nucleon.reward.remote.HttpRewardTest.assertFailedWith;
 import static org.junit.jupiter.api.Assertions.assertEquals;

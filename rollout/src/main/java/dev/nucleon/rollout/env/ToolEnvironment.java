@@ -9,10 +9,13 @@ import dev.nucleon.core.env.EnvironmentFactory;
 import dev.nucleon.core.env.Episode;
 import dev.nucleon.core.env.EpisodeStart;
 import dev.nucleon.core.env.StepResult;
+import dev.nucleon.core.sandbox.Sandbox;
 import dev.nucleon.rollout.tools.CalculatorTool;
+import dev.nucleon.rollout.tools.PythonTool;
 import dev.nucleon.rollout.tools.Tool;
 import dev.nucleon.rollout.tools.ToolCall;
 import dev.nucleon.rollout.tools.ToolCallFormat;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -34,8 +37,32 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class ToolEnvironment implements Environment {
 
-  /** Built-in tools by name. */
-  static final Map<String, Tool> BUILT_IN = Map.of("calculator", new CalculatorTool());
+  /** The built-in tools' names. */
+  static final List<String> BUILT_IN = List.of("calculator", "python");
+
+  /** Built-in tool {@code name}, configured by the environment's block. */
+  static Tool builtIn(String name, Config c) {
+    return switch (name) {
+      case "calculator" -> new CalculatorTool();
+      case "python" -> {
+        Config p = c.getConfig("python");
+        String dir = p.getString("work-dir").trim();
+        Path root = dir.isEmpty() ? Path.of(System.getProperty("java.io.tmpdir")) : Path.of(dir);
+        long output = p.getBytes("max-output");
+        if (output < 1 || output > 1 << 20) {
+          throw new ConfigException.BadValue(p.origin(), "python.max-output", "must be between 1 B and 1 MiB, got "
+              + output);
+        }
+        Duration timeout = p.getDuration("timeout");
+        if (timeout.isNegative() || timeout.isZero()) {
+          throw new ConfigException.BadValue(p.origin(), "python.timeout", "must be positive, got " + timeout);
+        }
+        yield new PythonTool(p.getStringList("command"), timeout, root, Sandbox.fromConfig(p), (int) output);
+      }
+      default -> throw new ConfigException.BadValue(c.origin(), "tools", "unknown tool '" + name + "'; built in: "
+          + BUILT_IN);
+    };
+  }
 
   private final ToolCallFormat format;
   private final Map<String, Tool> tools;
@@ -153,12 +180,7 @@ public final class ToolEnvironment implements Environment {
       }
       List<Tool> tools = new ArrayList<>();
       for (String name : c.getStringList("tools")) {
-        Tool t = BUILT_IN.get(name);
-        if (t == null) {
-          throw new ConfigException.BadValue(c.origin(), "tools", "unknown tool '" + name + "'; built in: "
-              + new java.util.TreeSet<>(BUILT_IN.keySet()));
-        }
-        tools.add(t);
+        tools.add(builtIn(name, c));
       }
       if (tools.isEmpty()) {
         throw new ConfigException.BadValue(c.origin(), "tools", "name at least one tool");

@@ -135,4 +135,40 @@ class ToolsTest {
     assertThrows(ConfigException.class, () -> new ToolEnvironment.Factory().create(
         ConfigFactory.parseString("format = xml")));
   }
+
+  @Test
+  void thePythonToolRunsProgramsInTheSandboxAndLeavesNothingBehind(@org.junit.jupiter.api.io.TempDir
+      java.nio.file.Path root) throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isExecutable(java.nio.file.Path.of(
+        "/usr/bin/python3")), "no /usr/bin/python3 here");
+    dev.nucleon.core.sandbox.Sandbox.Support s = dev.nucleon.core.sandbox.Sandbox.support();
+    org.junit.jupiter.api.Assumptions.assumeTrue(s.prlimit() && s.namespaces()
+        && (s.dropRoot() || !dev.nucleon.core.sandbox.Sandbox.isRoot()), "the sandbox needs prlimit, namespaces: " + s);
+    // a root JVM runs the programs as nobody, who must reach their folder (JUnit makes the folder 0700)
+    java.nio.file.Files.setPosixFilePermissions(root, java.nio.file.attribute.PosixFilePermissions.fromString(
+        "rwx--x--x"));
+    ToolEnvironment env = new ToolEnvironment.Factory().create(ConfigFactory.parseString("tools = [calculator, "
+        + "python], python { timeout = 2s, max-output = 64B, work-dir = \"" + root + "\" }"));
+    try (env) {
+      assertEquals(List.of("calculator", "python"), env.declarations().stream()
+          .map(d -> ((Map<?, ?>) d.get("function")).get("name")).toList());
+      Episode e = env.start(new EpisodeStart(1, 0, "", "", Map.of()));
+      List<EnvMessage> out = e.step("<tool_call>{\"name\": \"python\", \"arguments\": {\"code\": "
+          + "\"print(6 * 7)\"}}</tool_call><tool_call>{\"name\": \"python\", \"arguments\": {\"code\": "
+          + "\"print(1 / 0)\"}}</tool_call><tool_call>{\"name\": \"python\", \"arguments\": {\"code\": "
+          + "\"while True: pass\"}}</tool_call><tool_call>{\"name\": \"python\", \"arguments\": {\"code\": "
+          + "\"print('x' * 10000)\"}}</tool_call>").observation();
+      assertEquals("exit status 0\n42\n", out.get(0).content());
+      assertTrue(out.get(1).content().startsWith("exit status 1") && out.get(1).content().contains(
+          "ZeroDivisionError"), out.get(1).content());
+      assertTrue(out.get(2).content().startsWith("error: python: the program ran past 2000 ms"), out.get(2).content());
+      assertTrue(out.get(3).content().contains("[output cut at 64 bytes]") && out.get(3).content().length() < 200,
+          out.get(3).content());
+      assertEquals(Map.of("tool_calls", 4L, "tool_errors", 1L), e.counters());
+    }
+    try (java.util.stream.Stream<java.nio.file.Path> left = java.nio.file.Files.list(root)) {
+      assertEquals(List.of(), left.filter(p -> p.getFileName().toString().startsWith("nucleon-tool-")).toList(),
+          "no program folder left");
+    }
+  }
 }

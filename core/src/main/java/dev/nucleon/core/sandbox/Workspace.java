@@ -1,4 +1,4 @@
-package dev.nucleon.reward.remote;
+package dev.nucleon.core.sandbox;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -1,4 +1,4 @@
-package dev.nucleon.reward.remote;
+package dev.nucleon.core.sandbox;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -118,19 +118,27 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
   public static Sandbox fromConfig(com.typesafe.config.Config c) {
     java.time.Duration cpu = c.getDuration("sandbox.cpu-time");
     if (cpu.isNegative()) {
-      throw dev.nucleon.reward.ConfigValues.bad(c, "sandbox.cpu-time", "must not be negative, got " + cpu);
+      throw bad(c, "sandbox.cpu-time", "must not be negative, got " + cpu);
     }
     for (String k : List.of("sandbox.memory", "sandbox.output")) {
       if (c.getBytes(k) < 0) {
-        throw dev.nucleon.reward.ConfigValues.bad(c, k, "must not be negative");
+        throw bad(c, k, "must not be negative");
       }
+    }
+    int processes = c.getInt("sandbox.processes");
+    if (processes < 0) {
+      throw bad(c, "sandbox.processes", "must not be negative, got " + processes);
     }
     // whole seconds, rounded up: a limit under one second must not become 0 (no limit)
     long cpuSeconds = (cpu.toMillis() + 999) / 1000;
-    return new Sandbox(cpuSeconds, c.getBytes("sandbox.memory"), c.getBytes("sandbox.output"),
-        dev.nucleon.reward.ConfigValues.intAtLeast(c, "sandbox.processes", 0),
-        dev.nucleon.reward.ConfigValues.bool(c, "sandbox.network"));
+    return new Sandbox(cpuSeconds, c.getBytes("sandbox.memory"), c.getBytes("sandbox.output"), processes,
+        c.getBoolean("sandbox.network"));
   }
+
+  private static com.typesafe.config.ConfigException bad(com.typesafe.config.Config c, String key, String message) {
+    return new com.typesafe.config.ConfigException.BadValue(c.getValue(key).origin(), key, message);
+  }
+
 
   /** Whether any limit is asked for. */
   public boolean limits() {
@@ -147,7 +155,7 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
    * keys a JVM may hold), {@code HOME} and {@code TMPDIR} set to the call's working directory; the reward's own
    * {@code env} goes on top.
    */
-  static void restrictEnvironment(java.util.Map<String, String> env, String workDir) {
+  public static void restrictEnvironment(java.util.Map<String, String> env, String workDir) {
     java.util.Map<String, String> kept = new java.util.HashMap<>();
     for (String k : List.of("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")) {
       if (env.containsKey(k)) {
