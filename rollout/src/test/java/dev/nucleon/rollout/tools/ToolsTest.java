@@ -148,7 +148,7 @@ class ToolsTest {
     java.nio.file.Files.setPosixFilePermissions(root, java.nio.file.attribute.PosixFilePermissions.fromString(
         "rwx--x--x"));
     ToolEnvironment env = new ToolEnvironment.Factory().create(ConfigFactory.parseString("tools = [calculator, "
-        + "python], python { timeout = 2s, max-output = 64B, work-dir = \"" + root + "\" }"));
+        + "python], call-timeout = 20s, python { timeout = 5s, max-output = 64B, work-dir = \"" + root + "\" }"));
     try (env) {
       assertEquals(List.of("calculator", "python"), env.declarations().stream()
           .map(d -> ((Map<?, ?>) d.get("function")).get("name")).toList());
@@ -161,7 +161,7 @@ class ToolsTest {
       assertEquals("exit status 0\n42\n", out.get(0).content());
       assertTrue(out.get(1).content().startsWith("exit status 1") && out.get(1).content().contains(
           "ZeroDivisionError"), out.get(1).content());
-      assertTrue(out.get(2).content().startsWith("error: python: the program ran past 2000 ms"), out.get(2).content());
+      assertTrue(out.get(2).content().startsWith("error: python: the program ran past 5000 ms"), out.get(2).content());
       assertTrue(out.get(3).content().contains("[output cut at 64 bytes]") && out.get(3).content().length() < 200,
           out.get(3).content());
       assertEquals(Map.of("tool_calls", 4L, "tool_errors", 1L), e.counters());
