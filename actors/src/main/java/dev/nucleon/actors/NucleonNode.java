@@ -204,8 +204,7 @@ public final class NucleonNode implements AutoCloseable {
     RunSettings.Cluster c = s.cluster();
     return new RunSettings(s.run(), s.model(), s.rollout(), s.learner(), s.scorer(),
         new RunSettings.Cluster(c.roles(), c.host(), port, c.seedNodes(), c.managementPort(), c.bootstrap()),
-        s.replay(),
-        s.training(), s.config());
+        s.replay(), s.training(), s.config());
   }
 
   /** Completes with the run's summary on the node that hosts the coordinator. */

@@ -17,9 +17,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Nodes without seed nodes find each other through Pekko Management's Cluster Bootstrap
- * ({@code nucleon.cluster.bootstrap}), the way deploy/k8s runs them: each node serves its management endpoint, discovers
- * its peers' endpoints (here by Pekko's {@code config} discovery, which lists them; on Kubernetes by the pods API),
- * and the two form one cluster that runs the whole loop. Settings that cannot work are refused by name.
+ * ({@code nucleon.cluster.bootstrap}), the way deploy/k8s runs them: each node serves its management endpoint,
+ * discovers its peers' endpoints (here by Pekko's {@code config} discovery, which lists them; on Kubernetes by the
+ * pods API), and the two form one cluster that runs the whole loop. Settings that cannot work are refused by name.
  */
 class ClusterBootstrapRunTest {
 

@@ -19,8 +19,8 @@ import picocli.CommandLine.Spec;
 
 /** {@code nucleon node CONF --roles rollout,reward}: join a running cluster and serve some roles. */
 @Command(name = "node", mixinStandardHelpOptions = true,
-    description = "Joins the cluster of a run (nucleon.cluster.seed-nodes, or nucleon.cluster.bootstrap) with the given "
-        + "roles until it ends.")
+    description = "Joins the cluster of a run (nucleon.cluster.seed-nodes, or nucleon.cluster.bootstrap) with the "
+        + "given roles until it ends.")
 final class NodeCommand implements Callable<Integer> {
 
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(NodeCommand.class);
