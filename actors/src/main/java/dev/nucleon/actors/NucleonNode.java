@@ -529,13 +529,6 @@ public final class NucleonNode implements AutoCloseable {
    */
   private TurnFormat turnFormat(EpisodeSettings episodes) {
     DatasetSettings data = DatasetSettings.from(settings.config());
-    if (episodes.name().equals("tools") && episodes.config().hasPath("format")
-        && episodes.config().getString("format").equals("harmony")) {
-      // gpt-oss's template renders a tool message only after an assistant message carrying tool_calls
-      throw new IllegalArgumentException("nucleon.environment.tools.format = harmony: gpt-oss's chat template "
-          + "renders tool results only after an assistant message with tool_calls, which episodes' text turns do "
-          + "not carry; tool results cannot be fed through it (rollout/README.md, \"Tools\")");
-    }
     if (!data.chatTemplate()) {
       return TurnFormat.plain(episodes.messageFormat());
     }

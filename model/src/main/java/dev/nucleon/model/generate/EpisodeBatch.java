@@ -17,7 +17,7 @@ import java.util.concurrent.CompletableFuture;
  * when no row decodes any more, the handler answers every turn that ended, and the answers are fed into the cache in
  * one forward pass (each row's answer left-padded to the longest, the padding hidden), which also draws the first
  * token of each next turn. Nothing an episode already holds is computed again. Cache columns are storage, not
- * positions: every row keeps its own position counter and a host-side mask of the columns that are its own (the
+ * positions: a row's positions count its own tokens, and a host-side mask of the columns that are its own (the
  * columns written while it waited or was done, and its padding, stay hidden from it). The cache grows when a round
  * needs more columns.
  */
@@ -43,10 +43,6 @@ final class EpisodeBatch {
   /** Tokens each episode may hold after its prompt: its own budget, within the model's context. */
   private final int[] budget;
   private final int[] phase;
-  /** Per row, the next position to feed (prompt and fed tokens so far). */
-  private final int[] position;
-  /** Tokens sampled in the running turn. */
-  private final int[] turnCount;
   /** Where the running turn starts in the episode's tokens. */
   private final int[] turnStart;
   private final int[] turns;
@@ -78,8 +74,6 @@ final class EpisodeBatch {
     count = new int[b];
     budget = new int[b];
     phase = new int[b];
-    position = new int[b];
-    turnCount = new int[b];
     turnStart = new int[b];
     turns = new int[b];
     lastTurn = new FinishReason[b];
@@ -170,7 +164,6 @@ final class EpisodeBatch {
           stepMask[(i * promptLen + t) * promptLen + c] = visible ? 0f : LlamaModel.MASKED;
         }
       }
-      position[i] = p.length;
     }
     return model.forward(m.create(ids, new Shape(b, promptLen)), m.create(positions, new Shape(b, promptLen)),
         m.create(stepMask, new Shape(b, 1, promptLen, promptLen)), cache, true, null);
@@ -190,7 +183,7 @@ final class EpisodeBatch {
       mask[r * capacity + col] = live[r] ? 0f : LlamaModel.MASKED;
       if (live[r]) {
         ids[r] = tokens[r][count[r] - 1];
-        positions[r] = position[r];
+        positions[r] = position(r);
         System.arraycopy(mask, r * capacity, stepMask, r * len, len);
       } else {
         Arrays.fill(stepMask, r * len, r * len + col, LlamaModel.MASKED); // its own column only
@@ -199,11 +192,6 @@ final class EpisodeBatch {
     try (NDManager step = batchManager.newSubManager()) {
       NDArray logits = model.forward(step.create(ids, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
           step.create(stepMask, new Shape(b, 1, 1, len)), cache, true, null);
-      for (int r = 0; r < b; r++) {
-        if (live[r]) {
-          position[r]++;
-        }
-      }
       sample(logits, live);
     }
   }
@@ -260,7 +248,7 @@ final class EpisodeBatch {
         mask[r * capacity + l + u] = u < pad ? LlamaModel.MASKED : 0f;
         if (u >= pad) {
           ids[r * t + u] = feed[r][u - pad];
-          positions[r * t + u] = position[r] + u - pad;
+          positions[r * t + u] = position(r) + u - pad;
         }
       }
       for (int q = 0; q < t; q++) {
@@ -280,9 +268,7 @@ final class EpisodeBatch {
         for (int u = 1; u < feed[r].length; u++) {
           append(r, feed[r][u], (byte) 0, 0f, 0f, version);
         }
-        position[r] += feed[r].length;
         phase[r] = GENERATING;
-        turnCount[r] = 0;
         turnStart[r] = count[r];
       }
     }
@@ -291,6 +277,14 @@ final class EpisodeBatch {
           step.create(stepMask, new Shape(b, 1, t, len)), cache, true, null);
       sample(logits, live);
     }
+  }
+
+  /**
+   * The position of row {@code r}'s last sampled token, the next one to feed: every token before it (the prompt,
+   * the turns, the answers) is in the cache.
+   */
+  private int position(int r) {
+    return requests.get(r).prompt().length + count[r] - 1;
   }
 
   private boolean[] allRows() {
@@ -317,12 +311,11 @@ final class EpisodeBatch {
         continue;
       }
       append(r, drawn[r], (byte) 1, sampling[r], modelLp[r], version);
-      turnCount[r]++;
       SamplingParams p = params[r];
       FinishReason finish = null;
       if (p.isStop(drawn[r])) {
         finish = FinishReason.STOP;
-      } else if (turnCount[r] == p.maxNewTokens() || count[r] >= budget[r]) {
+      } else if (count[r] - turnStart[r] == p.maxNewTokens() || count[r] >= budget[r]) {
         finish = FinishReason.LENGTH;
       }
       if (finish != null) {

@@ -178,6 +178,12 @@ public final class ToolEnvironment implements Environment {
       } catch (IllegalArgumentException e) {
         throw new ConfigException.BadValue(c.origin(), "format", e.getMessage());
       }
+      if (format == ToolCallFormat.HARMONY) {
+        // gpt-oss's template renders a tool message only after an assistant message carrying tool_calls
+        throw new ConfigException.BadValue(c.origin(), "format", "harmony: gpt-oss's chat template renders tool "
+            + "results only after an assistant message with tool_calls, which episodes' text turns do not carry; "
+            + "tool results cannot be fed through it (rollout/README.md, \"Tools\")");
+      }
       List<Tool> tools = new ArrayList<>();
       for (String name : c.getStringList("tools")) {
         tools.add(builtIn(name, c));
