@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.LlamaModel;
+import dev.nucleon.model.Precision;
 import dev.nucleon.model.generate.GenerationRequest;
 import dev.nucleon.model.generate.Generator;
 import dev.nucleon.model.generate.SamplingParams;
@@ -98,6 +99,46 @@ final class BenchCommand {
     return Map.of(name, new HostTensor(name, shape, v));
   }
 
+  /** The model shape as the PyTorch references' arguments. */
+  static List<String> modelShape(LlamaConfig c) {
+    return List.of("--vocab", String.valueOf(c.vocabSize()), "--dim", String.valueOf(c.hiddenSize()),
+        "--ffn", String.valueOf(c.intermediateSize()), "--layers", String.valueOf(c.numLayers()),
+        "--heads", String.valueOf(c.numHeads()), "--kv-heads", String.valueOf(c.numKvHeads()));
+  }
+
+  /**
+   * Runs one of the PyTorch eager references in resources/bench (with the model they share, torch_llama.py) under
+   * the given Python interpreter, from a temporary folder removed afterwards; returns the JSON line it prints.
+   */
+  static ObjectNode runTorchReference(String python, String script, List<String> shape, String... args)
+      throws IOException, InterruptedException {
+    Path dir = Files.createTempDirectory("nucleon-torch-reference");
+    try {
+      for (String file : List.of("torch_llama.py", script)) {
+        try (var in = BenchCommand.class.getResourceAsStream("/bench/" + file)) {
+          if (in == null) {
+            throw new IllegalStateException("bench/" + file + " is missing from the jar");
+          }
+          Files.copy(in, dir.resolve(file));
+        }
+      }
+      List<String> cmd = new ArrayList<>(List.of(python, dir.resolve(script).toString()));
+      cmd.addAll(shape);
+      cmd.addAll(List.of(args));
+      Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+      int code = p.waitFor();
+      String last = out.strip().lines().reduce((a, b) -> b).orElse("");
+      if (code != 0 || !last.startsWith("{")) {
+        throw new IllegalStateException("the PyTorch reference (" + String.join(" ", cmd) + ") failed with exit "
+            + "code " + code + ":\n" + out.substring(Math.max(0, out.length() - 2000)));
+      }
+      return (ObjectNode) JSON.readTree(last);
+    } finally {
+      MergeCommand.deleteTree(dir);
+    }
+  }
+
   @Command(name = "generate", mixinStandardHelpOptions = true,
       description = "Batched KV-cache sampling throughput (T=1, no stop tokens, so every row makes N tokens).")
   static final class Generate implements Callable<Integer> {
@@ -152,9 +193,19 @@ final class BenchCommand {
             + "(nucleon.rollout.adapter-updates) (default: ${DEFAULT-VALUE})")
     String adapterUpdates;
 
+    @Option(names = "--reference", paramLabel = "PYTHON",
+        description = "after the timed calls, generate the same way in PyTorch eager (a random model of the same "
+            + "shape and --dtype, KV cache grown by concatenation as transformers' eager Llama) with this Python "
+            + "interpreter (needs torch, e.g. Debian's python3-torch: /usr/bin/python3); reports both and their ratio")
+    String reference;
+
     @Override
     public Integer call() throws Exception {
       int[] range = lengthRange();
+      if (reference != null && (lengths != null || !"static".equals(batching) || loraRank > 0)) {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+            "--reference compares the plain case only: every request --new-tokens long, static batching, no --lora");
+      }
       LlamaModel.AdapterUpdates how = switch (adapterUpdates) {
         case "merged" -> LlamaModel.AdapterUpdates.MERGED;
         case "side-products" -> LlamaModel.AdapterUpdates.SIDE_PRODUCTS;
@@ -173,6 +224,10 @@ final class BenchCommand {
           LlamaModel model = modelOptions.load(manager);
           Generator generator = new Generator(model, 0)) {
         LlamaConfig c = model.config();
+        if (reference != null && (c.moe() != null || c.latent() != null)) {
+          throw new IllegalArgumentException("--reference runs a dense Llama with grouped-query attention; "
+              + modelOptions.describe(c) + " is not one");
+        }
         model.setScriptedDecode(scripted);
         double adapterMs = Double.NaN;
         if (loraRank > 0) {
@@ -262,6 +317,15 @@ final class BenchCommand {
         o.put("rss_mb_end", round(rssMb(), 1));
         memoryPerParameter(o, c, rssBeforeModel, rssModel);
         o.put("tensor_bytes_per_param", round((double) model.parameterBytes() / c.parameterCount(), 2));
+        if (reference != null) {
+          ObjectNode ref = runTorchReference(reference, "torch_generate.py", modelShape(c),
+              "--batch", String.valueOf(batch), "--prompt-len", String.valueOf(promptLen),
+              "--new-tokens", String.valueOf(newTokens), "--calls", String.valueOf(calls),
+              "--warmup", String.valueOf(warmup), "--threads", String.valueOf(Math.max(0, threadCount())),
+              "--dtype", Precision.name(modelOptions.type()));
+          o.set("reference", ref);
+          o.put("speedup_vs_reference", round(tokens / seconds / ref.get("tokens_per_s").asDouble(), 3));
+        }
         spec.commandLine().getOut().println(JSON.writeValueAsString(o));
       }
       return 0;
@@ -487,33 +551,9 @@ final class BenchCommand {
 
     /** Runs resources/bench/torch_learn.py with the same shape, batch and threads; returns its JSON line. */
     private ObjectNode runReference(LlamaConfig c, int threads) throws IOException, InterruptedException {
-      Path script = Files.createTempFile("nucleon-torch-learn", ".py");
-      try (var in = BenchCommand.class.getResourceAsStream("/bench/torch_learn.py")) {
-        if (in == null) {
-          throw new IllegalStateException("bench/torch_learn.py is missing from the jar");
-        }
-        Files.copy(in, script, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-      }
-      List<String> cmd = new ArrayList<>(List.of(reference, script.toString(),
-          "--vocab", String.valueOf(c.vocabSize()), "--dim", String.valueOf(c.hiddenSize()),
-          "--ffn", String.valueOf(c.intermediateSize()), "--layers", String.valueOf(c.numLayers()),
-          "--heads", String.valueOf(c.numHeads()), "--kv-heads", String.valueOf(c.numKvHeads()),
-          "--batch", String.valueOf(batch), "--seq-len", String.valueOf(seqLen),
-          "--prompt-len", String.valueOf(promptLen), "--steps", String.valueOf(steps),
-          "--threads", String.valueOf(Math.max(0, threads))));
-      try {
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-        int code = p.waitFor();
-        String last = out.strip().lines().reduce((a, b) -> b).orElse("");
-        if (code != 0 || !last.startsWith("{")) {
-          throw new IllegalStateException("the PyTorch reference (" + String.join(" ", cmd) + ") failed with exit "
-              + "code " + code + ":\n" + out.substring(Math.max(0, out.length() - 2000)));
-        }
-        return (ObjectNode) JSON.readTree(last);
-      } finally {
-        Files.deleteIfExists(script);
-      }
+      return runTorchReference(reference, "torch_learn.py", modelShape(c), "--batch", String.valueOf(batch),
+          "--seq-len", String.valueOf(seqLen), "--prompt-len", String.valueOf(promptLen),
+          "--steps", String.valueOf(steps), "--threads", String.valueOf(Math.max(0, threads)));
     }
 
     private dev.nucleon.replay.TrainingBatch randomBatch(LlamaConfig c, long seed) {

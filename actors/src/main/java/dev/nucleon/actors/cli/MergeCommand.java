@@ -75,7 +75,8 @@ final class MergeCommand implements Callable<Integer> {
     return 0;
   }
 
-  private static void deleteTree(Path dir) throws IOException {
+  /** Deletes a folder and everything in it (nothing where it does not exist). */
+  static void deleteTree(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }

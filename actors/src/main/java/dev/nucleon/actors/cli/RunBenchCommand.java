@@ -56,7 +56,8 @@ final class RunBenchCommand implements Callable<Integer> {
       Map<String, String> o = new LinkedHashMap<>(base);
       o.put("nucleon.algorithm.max-staleness", String.valueOf(staleness));
       RunSettings s = RunSettings.from(RunConfig.load(conf, o));
-      Path dir = RunDirectory.fresh(Files.createTempDirectory("nucleon-bench"), "bench");
+      Path tmp = Files.createTempDirectory("nucleon-bench");
+      Path dir = RunDirectory.fresh(tmp, "bench");
       ObjectNode row = json.createObjectNode();
       try (NucleonNode node = NucleonNode.start(s, dir, false, null)) {
         long start = System.nanoTime();
@@ -86,6 +87,8 @@ final class RunBenchCommand implements Callable<Integer> {
         row.put("completion_tokens_per_s", Math.round(tokens / seconds * 10) / 10.0);
         row.put("learner_idle_fraction", Math.round((1 - learnerBusy) * 1000) / 1000.0);
         row.put("rollout_idle_fraction", Math.round((1 - (workers == 0 ? 0 : rolloutBusy / workers)) * 1000) / 1000.0);
+      } finally {
+        MergeCommand.deleteTree(tmp); // the bench's run folder: its figures are the printed row
       }
       spec.commandLine().getOut().println(json.writeValueAsString(row));
       spec.commandLine().getOut().flush();

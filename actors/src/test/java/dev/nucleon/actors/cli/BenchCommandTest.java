@@ -44,6 +44,48 @@ class BenchCommandTest {
     assertTrue(o.get("tokens_per_s").asDouble() > 0);
   }
 
+  /** A Python with torch (Debian's python3-torch), or null: the PyTorch references need one, CI machines lack it. */
+  static String pythonWithTorch() {
+    try {
+      Process p = new ProcessBuilder("/usr/bin/python3", "-c", "import torch").redirectErrorStream(true).start();
+      p.getInputStream().readAllBytes();
+      return p.waitFor() == 0 ? "/usr/bin/python3" : null;
+    } catch (java.io.IOException e) {
+      return null;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return null;
+    }
+  }
+
+  @Test
+  void theReferenceRunsTheSameCaseInPyTorchAndReportsTheRatio() throws Exception {
+    String python = pythonWithTorch();
+    org.junit.jupiter.api.Assumptions.assumeTrue(python != null, "no /usr/bin/python3 with torch here");
+    for (String[] args : new String[][] {
+        {"bench", "generate", "--model", TINY, "--batch", "3", "--new-tokens", "5", "--calls", "1", "--threads", "1",
+            "--dtype", "bf16", "--reference", python},
+        {"bench", "learn", "--model", TINY, "--batch", "4", "--seq-len", "12", "--prompt-len", "4",
+            "--micro-batch-tokens", "24", "--steps", "1", "--threads", "1", "--reference", python}}) {
+      CliRun run = CliRun.of(args);
+      assertEquals(0, run.exitCode(), run.err());
+      JsonNode o = new ObjectMapper().readTree(run.out().strip());
+      JsonNode ref = o.get("reference");
+      assertEquals(o.get("bench").asText() + "-reference", ref.get("bench").asText());
+      assertTrue(ref.get("framework").asText().startsWith("pytorch "), ref.toString());
+      assertEquals(1, ref.get("threads").asInt());
+      assertEquals(o.get("tokens_per_s").asDouble() / ref.get("tokens_per_s").asDouble(),
+          o.get("speedup_vs_reference").asDouble(), 0.01 * o.get("speedup_vs_reference").asDouble());
+    }
+  }
+
+  @Test
+  void theReferenceComparesThePlainCaseOnly() {
+    CliRun run = CliRun.of("bench", "generate", "--model", TINY, "--lengths", "2-5", "--reference", "/usr/bin/python3");
+    assertEquals(2, run.exitCode());
+    assertTrue(run.err().contains("--reference compares the plain case only"), run.err());
+  }
+
   @Test
   void aBadRandomSpecNamesTheKey() {
     CliRun run = CliRun.of("bench", "score", "--model", "random:dim=32,depth=3");

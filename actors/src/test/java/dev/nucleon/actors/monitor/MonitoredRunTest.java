@@ -121,6 +121,13 @@ class MonitoredRunTest {
         prometheus.destroyForcibly();
       }
     }
+    if (tmp != null) { // the run, Prometheus' data and the browser profiles: nothing is left in the temp folder
+      try (var paths = Files.walk(tmp)) {
+        for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.deleteIfExists(p);
+        }
+      }
+    }
   }
 
   private List<ObjectNode> stepRows() {
