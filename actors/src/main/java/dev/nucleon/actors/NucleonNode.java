@@ -486,15 +486,16 @@ public final class NucleonNode implements AutoCloseable {
     TextTokenizer tokenizer = ModelFiles.tokenizer(settings.model().path(), settings.model().tokenizer(),
         base.config());
     resources.add(tokenizer);
-    int[] stop = ModelFiles.stopIds(tokenizer, base.config());
-    SamplingParams sampling = new SamplingParams(settings.training().temperature(), settings.rollout().topK(),
-        settings.rollout().topP(), settings.rollout().maxNewTokens(), stop);
     EpisodeSettings episodes = EpisodeSettings.from(settings.config());
     // one environment for the node's workers: a remote environment's servers are shared, not handed out twice
     GuardedEnvironment environment = episodes.enabled() ? episodes.environment(EnvironmentRegistry.load()) : null;
+    int[] stop = ModelFiles.stopIds(tokenizer, base.config());
     if (environment != null) {
       resources.add(environment);
+      stop = EpisodeRunner.stopTokens(stop, environment, tokenizer);
     }
+    SamplingParams sampling = new SamplingParams(settings.training().temperature(), settings.rollout().topK(),
+        settings.rollout().topP(), settings.rollout().maxNewTokens(), stop);
     List<String> devices = settings.rollout().devices();
     for (int i = 0; i < devices.size(); i++) {
       NDManager manager = NDManager.newBaseManager(Engines.device(devices.get(i)));

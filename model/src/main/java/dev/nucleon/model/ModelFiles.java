@@ -82,11 +82,6 @@ public final class ModelFiles {
   }
 
   /**
-   * The tokenizer for a model: the explicit path when given (a {@code tokenizer.json}, a folder with one, or a
-   * llama2.c tokenizer {@code .bin}), else {@code tokenizer.json} in the model folder, else a
-   * {@code tokenizer.bin} beside a llama2.c model.
-   */
-  /**
    * The token ids that end a completion: the tokenizer's end-of-sequence ids and the checkpoint's
    * ({@code eos_token_id} of config.json and generation_config.json), each once.
    */
@@ -95,6 +90,11 @@ public final class ModelFiles {
         java.util.Arrays.stream(config.eosTokenIds())).distinct().toArray();
   }
 
+  /**
+   * The tokenizer for a model: the explicit path when given (a {@code tokenizer.json}, a folder with one, or a
+   * llama2.c tokenizer {@code .bin}), else {@code tokenizer.json} in the model folder, else a
+   * {@code tokenizer.bin} beside a llama2.c model.
+   */
   public static TextTokenizer tokenizer(Path modelPath, Path tokenizerPath, LlamaConfig config) {
     Path p = tokenizerPath;
     if (p == null) {

@@ -267,44 +267,86 @@ class MoeTest {
         var r = stat.get(i);
         assertArrayEquals(r.tokens(), continuous.get(i).tokens(), "request " + i);
         assertEquals(r.routedExperts(), continuous.get(i).routedExperts(), "request " + i + ": static vs continuous");
-        int read = prompts[i].length + r.tokens().length - 1;
-        assertEquals(read, r.routedExperts().positions(), "request " + i);
+        replayMatchesTheRollout(model, m, prompts[i], r.tokens(), null, r.modelLogProbs(), r.routedExperts(),
+            "request " + i);
+      }
+    }
+  }
 
-        long[] seq = new long[prompts[i].length + r.tokens().length];
-        for (int t = 0; t < seq.length; t++) {
-          seq[t] = t < prompts[i].length ? prompts[i][t] : r.tokens()[t - prompts[i].length];
-        }
-        Map<Integer, int[]> recorded = new java.util.TreeMap<>();
-        List<Integer> layers = model.config().moe().sparseLayers();
-        int k = model.config().moe().topK();
-        for (int l = 0; l < layers.size(); l++) {
-          int[] ids = new int[seq.length * k];
-          java.util.Arrays.fill(ids, -1);
-          for (int p = 0; p < read; p++) {
-            for (int j = 0; j < k; j++) {
-              ids[p * k + j] = r.routedExperts().expert(p, l, j);
-            }
-          }
-          recorded.put(layers.get(l), ids);
-        }
-        Routing replayed = Routing.replay(recorded);
-        float[] logits = logits(model, m, seq, replayed);
-        assertEquals(0, replayed.differing(), "the same weights choose the same experts");
-        int vocab = model.config().vocabSize();
-        for (int j = 0; j < r.tokens().length; j++) {
-          int pos = prompts[i].length - 1 + j;
-          double max = Double.NEGATIVE_INFINITY;
-          for (int v = 0; v < vocab; v++) {
-            max = Math.max(max, logits[pos * vocab + v]);
-          }
-          double sum = 0;
-          for (int v = 0; v < vocab; v++) {
-            sum += Math.exp(logits[pos * vocab + v] - max);
-          }
-          double logp = logits[pos * vocab + r.tokens()[j]] - max - Math.log(sum);
-          assertEquals(r.modelLogProbs()[j], logp, 1e-4, "request " + i + " token " + j);
+  /**
+   * Multi-turn episodes record the experts of every position they read, the environment's answers included: replayed
+   * over the whole episode at once, the learner's routers choose the same experts and give the sampled log-probs.
+   */
+  @Test
+  void episodesRecordTheExpertsOfTheirTurnsAndAnswers() throws Exception {
+    Engines.start();
+    Path dir = TestResources.path("golden/qwen3_moe-tiny");
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = ModelFiles.read(dir).instantiate(m);
+        dev.nucleon.model.generate.Generator generator = new dev.nucleon.model.generate.Generator(model, 0)) {
+      int[][] prompts = {{5, 17, 3}, {99, 250, 7, 42, 11}, {300}};
+      List<dev.nucleon.model.generate.EpisodeRequest> requests = new java.util.ArrayList<>();
+      for (int i = 0; i < prompts.length; i++) {
+        requests.add(new dev.nucleon.model.generate.EpisodeRequest(prompts[i],
+            dev.nucleon.model.generate.SamplingParams.sample(1f, 3 + i), 17L * i, 60));
+      }
+      // three turns each, answered with 2-4 tokens
+      var results = generator.generateEpisodes(requests, (episode, turn, tokens, reason) ->
+          java.util.concurrent.CompletableFuture.completedFuture(turn >= 2 ? null
+              : java.util.stream.IntStream.range(0, 2 + (episode + turn) % 3).map(j -> 40 + 7 * j + episode).toArray()));
+      for (int i = 0; i < prompts.length; i++) {
+        var r = results.get(i);
+        assertEquals(3, r.turns(), "episode " + i);
+        replayMatchesTheRollout(model, m, prompts[i], r.tokens(), r.trained(), r.modelLogProbs(), r.routedExperts(),
+            "episode " + i);
+      }
+    }
+  }
+
+  /**
+   * The recorded experts cover every position read (all but the last token); replayed over prompt + tokens at once,
+   * the routers choose them too, and the sampled tokens ({@code trained} 1, or all when null) get the rollout's
+   * log-probs.
+   */
+  private static void replayMatchesTheRollout(LlamaModel model, NDManager m, int[] prompt, int[] tokens,
+      byte[] trained, float[] modelLogProbs, dev.nucleon.core.rollout.RoutedExperts routed, String what) {
+    int read = prompt.length + tokens.length - 1;
+    assertEquals(read, routed.positions(), what);
+    long[] seq = new long[prompt.length + tokens.length];
+    for (int t = 0; t < seq.length; t++) {
+      seq[t] = t < prompt.length ? prompt[t] : tokens[t - prompt.length];
+    }
+    Map<Integer, int[]> recorded = new java.util.TreeMap<>();
+    List<Integer> layers = model.config().moe().sparseLayers();
+    int k = model.config().moe().topK();
+    for (int l = 0; l < layers.size(); l++) {
+      int[] ids = new int[seq.length * k];
+      java.util.Arrays.fill(ids, -1);
+      for (int p = 0; p < read; p++) {
+        for (int j = 0; j < k; j++) {
+          ids[p * k + j] = routed.expert(p, l, j);
         }
       }
+      recorded.put(layers.get(l), ids);
+    }
+    Routing replayed = Routing.replay(recorded);
+    float[] logits = logits(model, m, seq, replayed);
+    assertEquals(0, replayed.differing(), what + ": the same weights choose the same experts");
+    int vocab = model.config().vocabSize();
+    for (int j = 0; j < tokens.length; j++) {
+      if (trained != null && trained[j] == 0) {
+        continue;
+      }
+      int pos = prompt.length - 1 + j;
+      double max = Double.NEGATIVE_INFINITY;
+      for (int v = 0; v < vocab; v++) {
+        max = Math.max(max, logits[pos * vocab + v]);
+      }
+      double sum = 0;
+      for (int v = 0; v < vocab; v++) {
+        sum += Math.exp(logits[pos * vocab + v] - max);
+      }
+      double logp = logits[pos * vocab + tokens[j]] - max - Math.log(sum);
+      assertEquals(modelLogProbs[j], logp, 1e-4, what + " token " + j);
     }
   }
 

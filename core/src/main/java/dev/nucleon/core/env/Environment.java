@@ -18,6 +18,15 @@ public interface Environment extends AutoCloseable {
     return Integer.MAX_VALUE;
   }
 
+  /**
+   * Special tokens, as text, that end a model's turn in this environment besides the model's own stop tokens (the
+   * harmony format ends a tool call with {@code <|call|>}, which gpt-oss's generation config does not list); each must
+   * be one token of the model's vocabulary. None by default.
+   */
+  default java.util.List<String> turnStops() {
+    return java.util.List.of();
+  }
+
   /** Releases what the environment holds; nothing by default. */
   @Override
   default void close() {}

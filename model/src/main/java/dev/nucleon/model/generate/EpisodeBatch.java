@@ -6,6 +6,7 @@ import ai.djl.ndarray.types.Shape;
 import dev.nucleon.core.rollout.FinishReason;
 import dev.nucleon.model.KvCache;
 import dev.nucleon.model.LlamaModel;
+import dev.nucleon.model.Routing;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -48,6 +49,8 @@ final class EpisodeBatch {
   private final int[] turns;
   private final FinishReason[] lastTurn;
   private final EpisodeResult.End[] end;
+  /** The experts every position read was sent to, for routing replay (nothing for a dense model). */
+  private final ExpertChoices experts;
   private KvCache cache;
   /** {@code [b, capacity]}: 0 where row r sees column c, {@link LlamaModel#MASKED} where it does not. */
   private float[] mask;
@@ -94,6 +97,7 @@ final class EpisodeBatch {
       modelLogProbs[i] = new float[n];
       versions[i] = new int[n];
     }
+    experts = new ExpertChoices(model.config().moe(), b, i -> requests.get(i).prompt().length + tokens[i].length);
   }
 
   List<EpisodeResult> run() {
@@ -141,7 +145,7 @@ final class EpisodeBatch {
       int n = count[i];
       out.add(new EpisodeResult(Arrays.copyOf(tokens[i], n), Arrays.copyOf(trained[i], n),
           Arrays.copyOf(samplingLogProbs[i], n), Arrays.copyOf(modelLogProbs[i], n), Arrays.copyOf(versions[i], n),
-          lastTurn[i], end[i], turns[i]));
+          lastTurn[i], end[i], turns[i], experts.of(i, requests.get(i).prompt().length + n - 1)));
     }
     return out;
   }
@@ -165,8 +169,17 @@ final class EpisodeBatch {
         }
       }
     }
-    return model.forward(m.create(ids, new Shape(b, promptLen)), m.create(positions, new Shape(b, promptLen)),
-        m.create(stepMask, new Shape(b, 1, promptLen, promptLen)), cache, true, null);
+    Routing routing = experts.routing();
+    NDArray logits = model.forward(m.create(ids, new Shape(b, promptLen)),
+        m.create(positions, new Shape(b, promptLen)), m.create(stepMask, new Shape(b, 1, promptLen, promptLen)), cache,
+        true, routing);
+    for (int i = 0; routing != null && i < b; i++) {
+      int pad = promptLen - requests.get(i).prompt().length;
+      for (int c = pad; c < promptLen; c++) {
+        experts.record(routing, i * promptLen + c, i, c - pad);
+      }
+    }
+    return logits;
   }
 
   /** One decode step: every generating row feeds its last token; the others write a column nobody sees. */
@@ -190,8 +203,14 @@ final class EpisodeBatch {
       }
     }
     try (NDManager step = batchManager.newSubManager()) {
+      Routing routing = experts.routing();
       NDArray logits = model.forward(step.create(ids, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
-          step.create(stepMask, new Shape(b, 1, 1, len)), cache, true, null);
+          step.create(stepMask, new Shape(b, 1, 1, len)), cache, true, routing);
+      for (int r = 0; r < b; r++) {
+        if (live[r]) {
+          experts.record(routing, r, r, (int) positions[r]);
+        }
+      }
       sample(logits, live);
     }
   }
@@ -273,8 +292,14 @@ final class EpisodeBatch {
       }
     }
     try (NDManager step = batchManager.newSubManager()) {
+      Routing routing = experts.routing();
       NDArray logits = model.forward(step.create(ids, new Shape(b, t)), step.create(positions, new Shape(b, t)),
-          step.create(stepMask, new Shape(b, 1, t, len)), cache, true, null);
+          step.create(stepMask, new Shape(b, 1, t, len)), cache, true, routing);
+      for (int r = 0; r < b; r++) {
+        for (int u = live[r] ? t - feed[r].length : t; u < t; u++) {
+          experts.record(routing, r * t + u, r, (int) positions[r * t + u]);
+        }
+      }
       sample(logits, live);
     }
   }

@@ -1,6 +1,7 @@
 package dev.nucleon.model.generate;
 
 import dev.nucleon.core.rollout.FinishReason;
+import dev.nucleon.core.rollout.RoutedExperts;
 
 /**
  * A generated multi-turn episode: every token after the prompt, the model's and the handler's in order.
@@ -13,9 +14,11 @@ import dev.nucleon.core.rollout.FinishReason;
  * @param lastTurn how the last model turn ended (STOP, or LENGTH at the turn's or the episode's limit)
  * @param end why the episode ended
  * @param turns model turns taken
+ * @param routedExperts for a mixture-of-experts model, the experts every position the model read was sent to (the
+ *     prompt, the turns and the answers; every token but the last), for routing replay; null for a dense model
  */
 public record EpisodeResult(int[] tokens, byte[] trained, float[] samplingLogProbs, float[] modelLogProbs,
-    int[] versions, FinishReason lastTurn, End end, int turns) {
+    int[] versions, FinishReason lastTurn, End end, int turns, RoutedExperts routedExperts) {
 
   /** Why an episode ended. */
   public enum End {

@@ -52,9 +52,6 @@ public final class Generator implements AutoCloseable {
   private final ExecutorService thread;
   private final ConcurrentLinkedQueue<WeightUpdate> updates = new ConcurrentLinkedQueue<>();
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Generator.class);
-  /** Whether the missing routing record of a model with too many experts was already logged. */
-  private static final java.util.concurrent.atomic.AtomicBoolean WARNED_EXPERTS =
-      new java.util.concurrent.atomic.AtomicBoolean();
 
   private volatile int version;
   private volatile boolean closed;
@@ -148,8 +145,8 @@ public final class Generator implements AutoCloseable {
   /**
    * Generates multi-turn episodes together, on the generator's thread without blocking the caller: each model turn
    * is followed by what {@code handler} answers, fed into the same KV cache (see {@link TurnHandler}); results are in
-   * request order. Expert choices are not recorded for episodes (a mixture-of-experts learner routes with its own
-   * routers).
+   * request order. A mixture-of-experts model's choices are recorded for every position an episode read (its prompt,
+   * turns and answers), for routing replay.
    */
   public java.util.concurrent.CompletableFuture<List<EpisodeResult>> generateEpisodesAsync(
       List<EpisodeRequest> requests, TurnHandler handler) {
@@ -753,10 +750,8 @@ public final class Generator implements AutoCloseable {
     private final int[][] versions;
     private final int[] count;
     private final FinishReason[] finish;
-    /** The model's mixture of experts whose choices are recorded, or null (dense, or too many experts). */
-    private final LlamaConfig.Moe moe;
-    /** Per request, the recorded expert ids ({@link RoutedExperts}'s layout), or null. */
-    private final byte[][] routes;
+    /** The experts each position was sent to, for routing replay. */
+    private final ExpertChoices experts;
 
     /**
      * @param moe the model's mixture of experts (its choices are recorded for routing replay), or null
@@ -771,13 +766,8 @@ public final class Generator implements AutoCloseable {
       versions = new int[b][];
       count = new int[b];
       finish = new FinishReason[b];
-      this.moe = moe != null && moe.numExperts() <= RoutedExperts.MAX_EXPERTS ? moe : null;
-      if (moe != null && this.moe == null && !WARNED_EXPERTS.getAndSet(true)) {
-        LOG.warn("the model has {} experts per layer, more than the {} whose choices fit one byte: expert choices "
-            + "are not recorded, and the learner routes with its own routers (no routing replay)", moe.numExperts(),
-            RoutedExperts.MAX_EXPERTS);
-      }
-      routes = this.moe == null ? null : new byte[b][];
+      experts = new ExpertChoices(moe, b,
+          i -> requests.get(i).prompt().length + requests.get(i).params().maxNewTokens());
       for (int i = 0; i < b; i++) {
         SamplingParams p = requests.get(i).params();
         rngs[i] = new SplittableRandom(requests.get(i).seed());
@@ -786,28 +776,17 @@ public final class Generator implements AutoCloseable {
         samplingLogProbs[i] = new float[n];
         modelLogProbs[i] = new float[n];
         versions[i] = new int[n];
-        if (routes != null) {
-          routes[i] = new byte[(requests.get(i).prompt().length + n) * this.moe.sparseLayers().size()
-              * this.moe.topK()];
-        }
       }
     }
 
     /** A routing to record the next forward's expert choices in, or null when none are recorded. */
     Routing routing() {
-      return moe == null ? null : Routing.record();
+      return experts.routing();
     }
 
     /** Records forward row {@code row}'s choices as request {@code i}'s at sequence position {@code position}. */
     void route(Routing routing, int row, int i, int position) {
-      int k = moe.topK();
-      List<Integer> layers = moe.sparseLayers();
-      for (int l = 0; l < layers.size(); l++) {
-        int[] ids = routing.chosen().get(layers.get(l));
-        for (int j = 0; j < k; j++) {
-          routes[i][(position * layers.size() + l) * k + j] = (byte) ids[row * k + j];
-        }
-      }
+      experts.record(routing, row, i, position);
     }
 
     /**
@@ -906,12 +885,8 @@ public final class Generator implements AutoCloseable {
       List<GenerationResult> out = new ArrayList<>(requests.size());
       for (int i = 0; i < requests.size(); i++) {
         int n = count[i];
-        RoutedExperts routed = null;
-        if (routes != null) {
-          int layers = moe.sparseLayers().size();
-          int read = requests.get(i).prompt().length + n - 1; // the last token was never fed back
-          routed = new RoutedExperts(layers, moe.topK(), Arrays.copyOf(routes[i], read * layers * moe.topK()));
-        }
+        // every position but the last token's, which was never fed back
+        RoutedExperts routed = experts.of(i, requests.get(i).prompt().length + n - 1);
         out.add(new GenerationResult(Arrays.copyOf(tokens[i], n), Arrays.copyOf(samplingLogProbs[i], n),
             Arrays.copyOf(modelLogProbs[i], n), Arrays.copyOf(versions[i], n), finish[i], routed));
       }

@@ -44,11 +44,27 @@ import jinjava.javax.el.ELResolver;
  */
 public final class ChatTemplate {
 
-  /** One chat message. */
-  public record Message(String role, String content) {
+  /**
+   * One chat message.
+   *
+   * @param toolCalls for an assistant message that calls tools: each call's {@code name} and {@code arguments}
+   *     (passed to the template as OpenAI's {@code tool_calls}, {@code {"type": "function", "function": {...}}});
+   *     null for other messages
+   */
+  public record Message(String role, String content, List<ToolCall> toolCalls) {
     public Message {
       Objects.requireNonNull(role, "role");
       Objects.requireNonNull(content, "content");
+      toolCalls = toolCalls == null ? null : List.copyOf(toolCalls);
+    }
+
+    public Message(String role, String content) {
+      this(role, content, null);
+    }
+
+    /** An assistant message that calls tools (its content may be empty). */
+    public static Message assistantCalling(String content, List<ToolCall> calls) {
+      return new Message("assistant", content, calls);
     }
 
     public static Message system(String content) {
@@ -61,6 +77,13 @@ public final class ChatTemplate {
 
     public static Message assistant(String content) {
       return new Message("assistant", content);
+    }
+  }
+
+  /** A tool call in an assistant message: the tool's name and its arguments (a JSON object, or any value). */
+  public record ToolCall(String name, Object arguments) {
+    public ToolCall {
+      Objects.requireNonNull(name, "name");
     }
   }
 
@@ -219,6 +242,19 @@ public final class ChatTemplate {
       Map<String, Object> map = new LinkedHashMap<>();
       map.put("role", m.role());
       map.put("content", m.content());
+      if (m.toolCalls() != null) {
+        List<Map<String, Object>> calls = new ArrayList<>();
+        for (ToolCall c : m.toolCalls()) {
+          Map<String, Object> function = new LinkedHashMap<>();
+          function.put("name", c.name());
+          function.put("arguments", c.arguments());
+          Map<String, Object> call = new LinkedHashMap<>();
+          call.put("type", "function");
+          call.put("function", function);
+          calls.add(call);
+        }
+        map.put("tool_calls", calls);
+      }
       msgs.add(map);
     }
     Map<String, Object> bindings = new HashMap<>(extra);

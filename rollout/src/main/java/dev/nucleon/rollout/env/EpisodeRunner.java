@@ -9,6 +9,7 @@ import dev.nucleon.core.rollout.Trajectory;
 import dev.nucleon.model.generate.EpisodeRequest;
 import dev.nucleon.model.generate.EpisodeResult;
 import dev.nucleon.model.generate.SamplingParams;
+import dev.nucleon.model.tokenizer.TextTokenizer;
 import dev.nucleon.rollout.RolloutEngine;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -57,6 +58,26 @@ public final class EpisodeRunner implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
+  }
+
+  /**
+   * The model's stop tokens and the environment's {@linkplain GuardedEnvironment#turnStops() turn stops}, each once;
+   * throws IllegalArgumentException naming a turn stop the tokenizer does not encode as one token.
+   */
+  public static int[] stopTokens(int[] modelStops, GuardedEnvironment environment, TextTokenizer tokenizer) {
+    java.util.LinkedHashSet<Integer> ids = new java.util.LinkedHashSet<>();
+    for (int id : modelStops) {
+      ids.add(id);
+    }
+    for (String text : environment.turnStops()) {
+      int[] enc = tokenizer.encode(text, false);
+      if (enc.length != 1) {
+        throw new IllegalArgumentException("environment '" + environment.name() + "' ends turns at '" + text
+            + "', which the model's tokenizer does not encode as one token (" + Arrays.toString(enc) + ")");
+      }
+      ids.add(enc[0]);
+    }
+    return ids.stream().mapToInt(Integer::intValue).toArray();
   }
 
   /** Samples each group's episodes; the result lists each group's trajectories in group order. */
@@ -259,7 +280,7 @@ public final class EpisodeRunner implements AutoCloseable {
         : r.end() == EpisodeResult.End.TOKEN_LIMIT ? "max_tokens" : "ended";
     PromptGroup g = st.spec.group();
     return new Trajectory(g.promptId(), st.spec.sample(), prompt, r.tokens(), r.samplingLogProbs(), r.versions(),
-        r.lastTurn(), st.lastTurn, null, r.trained(), new EpisodeOutcome(r.turns(), end, st.reward, st.failure,
+        r.lastTurn(), st.lastTurn, r.routedExperts(), r.trained(), new EpisodeOutcome(r.turns(), end, st.reward, st.failure,
         st.counters));
   }
 

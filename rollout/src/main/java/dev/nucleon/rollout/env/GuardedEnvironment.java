@@ -112,6 +112,16 @@ public final class GuardedEnvironment implements AutoCloseable {
     }
   }
 
+  /** The environment's name in config. */
+  public String name() {
+    return name;
+  }
+
+  /** What ends a model's turn besides its stop tokens ({@link Environment#turnStops()}). */
+  public List<String> turnStops() {
+    return delegate.turnStops();
+  }
+
   /** Episodes the environment holds at once ({@link Environment#capacity()}). */
   public int capacity() {
     return delegate.capacity();

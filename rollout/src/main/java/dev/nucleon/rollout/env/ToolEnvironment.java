@@ -158,6 +158,11 @@ public final class ToolEnvironment implements Environment {
   }
 
   @Override
+  public List<String> turnStops() {
+    return format.turnStops();
+  }
+
+  @Override
   public void close() {
     threads.shutdownNow();
   }
@@ -177,12 +182,6 @@ public final class ToolEnvironment implements Environment {
         format = ToolCallFormat.of(c.getString("format"));
       } catch (IllegalArgumentException e) {
         throw new ConfigException.BadValue(c.origin(), "format", e.getMessage());
-      }
-      if (format == ToolCallFormat.HARMONY) {
-        // gpt-oss's template renders a tool message only after an assistant message carrying tool_calls
-        throw new ConfigException.BadValue(c.origin(), "format", "harmony: gpt-oss's chat template renders tool "
-            + "results only after an assistant message with tool_calls, which episodes' text turns do not carry; "
-            + "tool results cannot be fed through it (rollout/README.md, \"Tools\")");
       }
       List<Tool> tools = new ArrayList<>();
       for (String name : c.getStringList("tools")) {

@@ -34,10 +34,21 @@ public interface TurnFormat {
    * (a model that stopped with another of its stop tokens keeps it, and the template's end marker follows).
    * Templates that render earlier turns differently once later ones follow (dropping a previous turn's reasoning,
    * say) are rendered as if they did not: the tokens already in the cache are never rewritten.
+   *
+   * <p>A template that refuses a tool result after a plain assistant message (gpt-oss's renders a {@code tool}
+   * message only after an assistant message carrying {@code tool_calls}, whose name it takes) gets the turn as the
+   * call it made: an assistant message calling the tool that answered, and the text is what the template writes after
+   * that call's arguments. Which of the two a template needs is found at its first tool result and kept.
    */
   static TurnFormat chat(ChatTemplate template) {
-    String placeholder = "\u27e6nucleon-turn\u27e7";
     return new TurnFormat() {
+      private static final String TURN = "\u27e6nucleon-turn\u27e7";
+      // ASCII: a template renders the arguments as JSON, which may escape anything else
+      private static final String ARGUMENTS = "nucleon-turn-arguments";
+
+      /** Whether tool results follow the turn as a call (null until the first tool result). */
+      private volatile Boolean asCall;
+
       @Override
       public String opening(String prompt, List<EnvMessage> opening) {
         throw new UnsupportedOperationException("an environment's opening messages cannot follow a prompt rendered "
@@ -46,19 +57,55 @@ public interface TurnFormat {
 
       @Override
       public String after(String prompt, List<EnvMessage> observation, String stopText) {
+        String tool = observation.stream().filter(m -> m.role().equals("tool")).findFirst()
+            .map(m -> m.name() == null ? "tool" : m.name()).orElse(null);
+        if (tool == null || Boolean.FALSE.equals(asCall)) {
+          return after(ChatTemplate.Message.assistant(TURN), TURN, observation, stopText);
+        }
+        ChatTemplate.Message call = ChatTemplate.Message.assistantCalling("",
+            List.of(new ChatTemplate.ToolCall(tool, ARGUMENTS)));
+        if (Boolean.TRUE.equals(asCall)) {
+          return after(call, ARGUMENTS, observation, stopText);
+        }
+        try {
+          String text = after(ChatTemplate.Message.assistant(TURN), TURN, observation, stopText);
+          asCall = false;
+          return text;
+        } catch (ChatTemplate.ChatTemplateException refused) {
+          try {
+            String text = after(call, ARGUMENTS, observation, stopText);
+            asCall = true;
+            return text;
+          } catch (ChatTemplate.ChatTemplateException e) {
+            refused.addSuppressed(e);
+            throw refused;
+          }
+        }
+      }
+
+      /** The text the template writes after {@code marker} (the turn's content or its call's arguments). */
+      private String after(ChatTemplate.Message turn, String marker, List<EnvMessage> observation, String stopText) {
         List<ChatTemplate.Message> messages = new ArrayList<>();
         messages.add(ChatTemplate.Message.user("\u27e6nucleon-prompt\u27e7"));
-        messages.add(ChatTemplate.Message.assistant(placeholder));
+        messages.add(turn);
         for (EnvMessage m : observation) {
           messages.add(new ChatTemplate.Message(m.role(), m.content()));
         }
         String full = template.render(messages, true);
-        int at = full.indexOf(placeholder);
-        if (at < 0 || full.indexOf(placeholder, at + 1) >= 0) {
+        int at = full.indexOf(marker);
+        if (at < 0 || full.indexOf(marker, at + 1) >= 0) {
           throw new ChatTemplate.ChatTemplateException(template.source() + ": the chat template does not render an "
-              + "assistant message's content once, verbatim; multi-turn episodes cannot follow it");
+              + "assistant message's " + (marker.equals(TURN) ? "content" : "tool call's arguments")
+              + " once, verbatim; multi-turn episodes cannot follow it");
         }
-        String after = full.substring(at + placeholder.length());
+        String after = full.substring(at + marker.length());
+        if (!marker.equals(TURN)) { // the arguments, a string, were written as JSON: the closing quote is theirs
+          if (!after.startsWith("\"")) {
+            throw new ChatTemplate.ChatTemplateException(template.source() + ": the chat template does not write a "
+                + "tool call's arguments as JSON; tool results cannot follow it");
+          }
+          after = after.substring(1);
+        }
         return stopText != null && !stopText.isEmpty() && after.startsWith(stopText)
             ? after.substring(stopText.length()) : after;
       }

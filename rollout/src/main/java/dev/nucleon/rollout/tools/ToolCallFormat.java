@@ -146,6 +146,11 @@ public enum ToolCallFormat {
   /** The calls in a model's turn and the ones that could not be read. */
   public abstract Parsed parse(String turn);
 
+  /** Special tokens that end a turn making calls, where the model's stop tokens do not (harmony's {@code <|call|>}). */
+  public List<String> turnStops() {
+    return this == HARMONY ? List.of("<|call|>") : List.of();
+  }
+
   /** What a turn holds: calls to run, and for each unreadable one what was wrong. */
   public static final class Parsed {
     public final List<ToolCall> calls = new ArrayList<>();

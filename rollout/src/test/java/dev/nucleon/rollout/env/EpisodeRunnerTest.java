@@ -294,6 +294,48 @@ class EpisodeRunnerTest {
     }
   }
 
+  /**
+   * gpt-oss's template renders a tool result only after an assistant message calling that tool: the model's call
+   * (ended by its stop token {@code <|call|>}), the tool's result, a second call, its result and feedback on an
+   * answer are fed as the template renders the whole conversation, and the model's turns parse as the calls they
+   * are.
+   */
+  @Test
+  void harmonyToolResultsFollowTheCallsTheModelMade() {
+    String config = "hf-real/extra/gpt-oss-20b/tokenizer_config.json";
+    ChatTemplate template = ChatTemplate.fromTokenizerConfig(config, resource(config),
+        resource("hf-real/extra/gpt-oss-20b/chat_template.jinja"), "chat_template.jinja")
+        .withClock(java.time.Clock.fixed(java.time.Instant.parse("2025-06-28T12:00:00Z"), java.time.ZoneOffset.UTC));
+    TurnFormat format = TurnFormat.chat(template);
+    List<ChatTemplate.Message> conversation = new ArrayList<>(List.of(ChatTemplate.Message.user("What is 2+3?")));
+    StringBuilder fed = new StringBuilder(template.render(conversation, true));
+    for (String expression : List.of("2+3", "5*1")) {
+      Map<String, Object> arguments = Map.of("expression", expression);
+      ChatTemplate.Message call = ChatTemplate.Message.assistantCalling("",
+          List.of(new ChatTemplate.ToolCall("calculator", arguments)));
+      // what the model writes after the generation prompt: the template's rendering of its call
+      String before = template.render(conversation, true);
+      conversation.add(call);
+      String rendered = template.render(conversation, false);
+      assertTrue(rendered.startsWith(before) && rendered.endsWith("<|call|>"), rendered);
+      String turn = rendered.substring(before.length(), rendered.length() - "<|call|>".length());
+      var parsed = dev.nucleon.rollout.tools.ToolCallFormat.HARMONY.parse(turn + "<|call|>");
+      assertEquals(1, parsed.calls.size(), turn);
+      assertEquals(expression, parsed.calls.get(0).arguments().get("expression").asText());
+      fed.append(turn).append("<|call|>");
+      EnvMessage result = EnvMessage.tool("calculator", "5");
+      conversation.add(new ChatTemplate.Message(result.role(), result.content()));
+      fed.append(format.after("What is 2+3?", List.of(result), "<|call|>"));
+    }
+    assertEquals(template.render(conversation, true), fed.toString());
+    // an answer, then feedback as the user: the plain rendering (gpt-oss closes earlier answers with <|end|>)
+    conversation.add(ChatTemplate.Message.assistant("It is 5."));
+    fed.append("<|channel|>final<|message|>It is 5.<|end|>");
+    conversation.add(ChatTemplate.Message.user("Are you sure?"));
+    fed.append(format.after("What is 2+3?", List.of(EnvMessage.user("Are you sure?")), "<|end|>"));
+    assertEquals(template.render(conversation, true), fed.toString());
+  }
+
   private static String resource(String path) {
     try (var in = EpisodeRunnerTest.class.getClassLoader().getResourceAsStream(path)) {
       return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);

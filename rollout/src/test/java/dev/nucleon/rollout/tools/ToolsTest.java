@@ -1,5 +1,6 @@
 package dev.nucleon.rollout.tools;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -134,6 +135,52 @@ class ToolsTest {
     assertTrue(unknown.getMessage().contains("unknown tool 'browser'"), unknown.getMessage());
     assertThrows(ConfigException.class, () -> new ToolEnvironment.Factory().create(
         ConfigFactory.parseString("format = xml")));
+  }
+
+  /** A harmony turn ends at {@code <|call|>}: the tools environment adds it to the model's stop tokens. */
+  @Test
+  void harmonyTurnsStopAtTheirCall() {
+    try (var env = new dev.nucleon.rollout.env.GuardedEnvironment(new ToolEnvironment.Factory().create(
+        ConfigFactory.parseString("format = harmony")), "tools", java.time.Duration.ofSeconds(5))) {
+      assertEquals(List.of("<|call|>"), env.turnStops());
+      assertArrayEquals(new int[] {2, 3, 7},
+          dev.nucleon.rollout.env.EpisodeRunner.stopTokens(new int[] {2, 3, 2}, env, new Characters(true)));
+      // a model whose vocabulary splits <|call|> cannot end a harmony call: refused, naming the text
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> dev.nucleon.rollout.env.EpisodeRunner.stopTokens(new int[] {2}, env, new Characters(false)));
+      assertTrue(e.getMessage().contains("'tools' ends turns at '<|call|>'"), e.getMessage());
+    }
+    try (ToolEnvironment hermes = new ToolEnvironment.Factory().create(ConfigFactory.parseString("format = hermes"))) {
+      assertEquals(List.of(), hermes.turnStops());
+    }
+  }
+
+  /** One token per character; with {@code callToken}, {@code <|call|>} is the single token 7. */
+  private record Characters(boolean callToken) implements dev.nucleon.model.tokenizer.TextTokenizer {
+    @Override
+    public int[] encode(String text, boolean addSpecialTokens) {
+      return callToken && text.equals("<|call|>") ? new int[] {7} : text.chars().map(c -> 100 + c).toArray();
+    }
+
+    @Override
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+      throw new UnsupportedOperationException("not needed here");
+    }
+
+    @Override
+    public int vocabSize() {
+      return 300;
+    }
+
+    @Override
+    public int bosId() {
+      return 1;
+    }
+
+    @Override
+    public int[] eosIds() {
+      return new int[] {2};
+    }
   }
 
   @Test
