@@ -39,7 +39,7 @@ public final class AnswerExtractor {
           + "|\\.\\d+))(?![\\d.,]?\\d)(?!/\\d)");
   /** Words that correct an earlier answer rather than add to it ("\\boxed{4}, but actually \\boxed{5}"). */
   private static final Pattern CORRECTION =
-      Pattern.compile("(?i)(?<![a-z])(?:but|actually|instead|wait|rather)(?![a-z])");
+      Pattern.compile("(?i)(?<![a-z])(?:but|actually|instead|wait|rather|correct(?:ion|ed|ing))(?![a-z])");
   private static final Pattern MATH_CONNECTOR = Pattern.compile("(?i)(?:,|and|or|,[ \\t]{0,3}and)?");
 
   private AnswerExtractor() {}
@@ -92,10 +92,14 @@ public final class AnswerExtractor {
   }
 
   /**
-   * The reference answer: its box, else its last math span, else the whole text; a reference written as prose with
-   * an answer marker ("the answer is 10000") gives what the marker names.
+   * The reference answer: what follows GSM8K's {@code ####}, else its box, else its last math span, else the whole
+   * text; a reference written as prose with an answer marker ("the answer is 10000") gives what the marker names.
    */
   public static String reference(String gold) {
+    int marker = gold.lastIndexOf("####"); // GSM8K's "... #### 72"
+    if (marker >= 0 && !gold.substring(marker + 4).isBlank()) {
+      return gold.substring(marker + 4).strip();
+    }
     Optional<String> boxed = boxed(gold);
     if (boxed.isPresent()) {
       return boxed.get();

@@ -6,6 +6,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalDouble;
 import java.util.Random;
 import java.util.Set;
 import java.util.regex.Pattern;
@@ -52,6 +53,18 @@ public final class MathEquivalence {
     if (a.isEmpty() || b.isEmpty()) {
       return false;
     }
+    // quantities in the same SI dimension compare by their value in coherent units: 1 km is 1000 m, not 1 m
+    Optional<Quantity> qa = Quantity.parse(response);
+    Optional<Quantity> qb = Quantity.parse(reference);
+    if (qa.isPresent() && qb.isPresent() && qa.get().dimension().equals(qb.get().dimension())) {
+      OptionalDouble va = value(qa.get().number());
+      OptionalDouble vb = value(qb.get().number());
+      if (va.isPresent() && vb.isPresent()) {
+        double x = va.getAsDouble() * qa.get().scale();
+        double y = vb.getAsDouble() * qb.get().scale();
+        return Math.abs(x - y) <= decimalTolerance * Math.max(Math.abs(x), Math.abs(y)); // relative: 3 nm is not 5 nm
+      }
+    }
     if (compact(a).equals(compact(b)) || equal(parse(a), parse(b), true)) {
       return true;
     }
@@ -65,6 +78,12 @@ public final class MathEquivalence {
       return hundredth(b).map(y -> equal(parse(a), parse(y), true)).orElse(false);
     }
     return false;
+  }
+
+  /** The value of a number written in LaTeX ({@code 4.2 \\times 10^5}), if it is a number. */
+  private static OptionalDouble value(String latex) {
+    return LatexExpression.parse(MathNormalizer.canonical(latex)).filter(e -> e.variables().isEmpty())
+        .map(e -> OptionalDouble.of(e.evaluate(Map.of()))).orElse(OptionalDouble.empty());
   }
 
   /** A single number or expression divided by 100 ({@code \frac{x}{100}}); empty for lists and relations. */

@@ -161,6 +161,9 @@ public final class MathNormalizer {
   private static final Pattern UNIT_AFTER_NUMBER = Pattern.compile(
       "^(.*?\\d\\}?)\\s*\\\\(?:text|textbf|textit|textrm|textnormal|mathrm|mbox)\\s*\\{[^{}]*\\}"
           + "(?:\\s*\\^\\s*\\{?\\d\\}?)?\\s*$");
+  private static final Pattern MATH_DELIMITERS =
+      Pattern.compile("^\\\\[(\\[]((?:(?!\\\\[()\\[\\]]).)*)\\\\[)\\]]$");
+  private static final Pattern GLUED_RELATION = Pattern.compile("\\\\(leq|geq|le|ge)([a-pr-zA-Z])(?![a-zA-Z])");
   private static final Pattern LE = Pattern.compile("\\\\(?:leqslant|leq|le)(?![a-zA-Z])|≤");
   private static final Pattern GE = Pattern.compile("\\\\(?:geqslant|geq|ge)(?![a-zA-Z])|≥");
   private static final Pattern NE = Pattern.compile("\\\\(?:neq|ne)(?![a-zA-Z])|≠");
@@ -170,6 +173,12 @@ public final class MathNormalizer {
   /** The form compared by the math reward: spacing, units, wrappers and notation variants removed. */
   public static String canonical(String input) {
     String s = WHITE.matcher(input).replaceAll(" ").strip(); // one pass: later patterns see single spaces
+    Matcher delimited = MATH_DELIMITERS.matcher(s);
+    if (delimited.matches()) { // \( ... \) or \[ ... \] around the whole answer
+      s = delimited.group(1).strip();
+    }
+    // a relation glued to a one-letter variable: \lex is \le x (not \leq, the command)
+    s = GLUED_RELATION.matcher(s).replaceAll("\\\\$1 $2");
     if (!s.contains("\\begin{")) { // in matrices \\ separates rows
       s = DOUBLE_BACKSLASH_COMMAND.matcher(s).replaceAll("\\\\");
     }

@@ -50,6 +50,32 @@ class MathRewardTest {
     assertEquals(1.0, score("\\boxed{(x+1)^2}", "x^2+2x+1"));
   }
 
+  /** Quantities in SI units compare by their value in coherent units; a different amount is wrong. */
+  @Test
+  void quantitiesCompareAcrossUnitPrefixes() {
+    assertEquals(1.0, score("\\boxed{1 \\mathrm{km}}", "1000 \\mathrm{m}"));
+    assertEquals(1.0, score("\\boxed{0.42 \\mathrm{km^{2}}}", "4.2 \\times 10^5 \\mathrm{m^{2}}"));
+    assertEquals(1.0, score("\\boxed{981 \\mathrm{cm/s^{2}}}", "9.81 \\mathrm{m/s^{2}}"));
+    assertEquals(1.0, score("\\boxed{2.5 \\text{kg}}", "2500 \\text{g}"));
+    assertEquals(0.0, score("\\boxed{1 \\mathrm{km}}", "1 \\mathrm{m}"),
+        "the number alone agrees, the amount does not");
+    assertEquals(0.0, score("\\boxed{3 \\mathrm{nm}}", "5 \\mathrm{nm}"), "tiny amounts compare relatively");
+    assertEquals(1.0, score("\\boxed{5 \\mathrm{m}}", "5"), "a unit the reference does not give is dropped");
+  }
+
+  /** Notation the third set of graders showed: delimiters, glued relations, GSM8K references, corrections. */
+  @Test
+  void delimitersGluedRelationsReferencesAndCorrections() {
+    RewardFunction whole = new MathReward.Factory().create(ConfigFactory.parseString("fallback = [whole]"));
+    assertEquals(1.0, whole.scoreOne(RewardRequest.of("\\( \\frac{1}{2} + \\frac{1}{6} \\)", "2/3")).reward());
+    assertEquals(1.0, whole.scoreOne(RewardRequest.of("$-5\\lex\\le1$or$3\\lex\\le9$", "[-5,1]\\cup[3,9]"))
+        .reward());
+    assertEquals(1.0, whole.scoreOne(RewardRequest.of("x \\leq 3", "(-\\infty, 3]")).reward(), "\\leq stays \\leq");
+    assertEquals(1.0, score("The result is #### 4", "Final answer: #### 4"));
+    assertEquals(0.0, score("The result is #### 5", "Final answer: #### 4"));
+    assertEquals(1.0, score("First attempt $\\boxed{99}$, correction $\\boxed{42}$.", "42"));
+  }
+
   @Test
   void rejectsWrongAnswers() {
     assertEquals(0.0, score("\\boxed{2}", "3"));
