@@ -33,7 +33,9 @@ import java.util.concurrent.BlockingQueue;
  * checks out one of the {@code urls} for its whole length: their number is the concurrency limit, and an episode
  * waits for a free server. A connection that fails, a timeout, an HTTP error or an answer of another shape ends the
  * episode as failed with the reason; {@code reset} (idempotent) is retried with backoff, {@code step} is not (the
- * server may have acted).
+ * server may have acted). With {@code check-state}, {@code GET /state} after the reset and after the last step must
+ * name the same episode and count this episode's steps: an episode another client reset or stepped in between (a
+ * server listed in two runs' configs) fails rather than handing on a reward it did not earn.
  */
 public final class OpenEnvEnvironment implements Environment {
 
@@ -47,14 +49,16 @@ public final class OpenEnvEnvironment implements Environment {
   private final boolean showReset;
   private final Duration timeout;
   private final int retries;
+  private final boolean checkState;
   private final HttpClient http;
 
   /**
    * @param showReset whether the model reads the reset's observation before its first turn (after the row's prompt);
    *     otherwise the row's prompt alone opens the episode
+   * @param checkState whether {@code GET /state} checks that nobody else used the server during an episode
    */
   public OpenEnvEnvironment(List<URI> urls, String actionField, String observationField, List<String> resetFields,
-      boolean showReset, Duration timeout, int retries) {
+      boolean showReset, Duration timeout, int retries, boolean checkState) {
     if (urls.isEmpty()) {
       throw new IllegalArgumentException("name at least one server URL");
     }
@@ -69,6 +73,7 @@ public final class OpenEnvEnvironment implements Environment {
     this.showReset = showReset;
     this.timeout = timeout;
     this.retries = retries;
+    this.checkState = checkState;
     this.http = HttpClient.newBuilder().connectTimeout(timeout).build();
   }
 
@@ -106,8 +111,10 @@ public final class OpenEnvEnvironment implements Environment {
         throw new IllegalStateException(server + "/reset answered done: the episode is over before the model's first "
             + "turn");
       }
+      JsonNode before = checkState ? state(server) : null;
       Episode episode = new Episode() {
         private boolean released;
+        private int steps;
 
         @Override
         public List<EnvMessage> opening() {
@@ -118,10 +125,22 @@ public final class OpenEnvEnvironment implements Environment {
         public StepResult step(String modelTurn) {
           ObjectNode action = JSON.createObjectNode();
           action.putObject("action").put(actionField, modelTurn);
+          StepResult r;
           try {
-            return result(post(server, "/step", action, 0), "step");
+            r = result(post(server, "/step", action, 0), "step");
           } catch (IOException e) {
             return StepResult.failed(server + "/step: " + e.getMessage());
+          }
+          steps++;
+          if (!r.done() || before == null) {
+            return r;
+          }
+          try {
+            String interference = interference(before, state(server), steps);
+            return interference == null ? r : StepResult.failed(server + ": " + interference
+                + "; another client used the server during the episode, so its reward is not used");
+          } catch (IOException e) {
+            return StepResult.failed(server + "/state: " + e.getMessage());
           }
         }
 
@@ -142,6 +161,35 @@ public final class OpenEnvEnvironment implements Environment {
         free.add(server);
       }
     }
+  }
+
+  /** The server's {@code GET /state} (retried like reset: it changes nothing). */
+  private JsonNode state(URI server) throws IOException {
+    JsonNode s = send(HttpRequest.newBuilder(server.resolve("/state")).timeout(timeout).GET().build(), retries);
+    if (s == null || !s.isObject()) {
+      throw new IOException("/state answered no object: " + abbreviate(s));
+    }
+    return s;
+  }
+
+  /**
+   * What the state after the episode's last step says went wrong, or null: another episode id than after the reset,
+   * or a step count that moved by other than this episode's {@code steps}. Fields a server does not report are not
+   * checked.
+   */
+  static String interference(JsonNode before, JsonNode after, int steps) {
+    JsonNode id0 = before.get("episode_id");
+    JsonNode id1 = after.get("episode_id");
+    if (id0 != null && !id0.isNull() && !id0.equals(id1)) {
+      return "/state names episode " + id1 + " at the end, " + id0 + " after the reset";
+    }
+    JsonNode n0 = before.get("step_count");
+    JsonNode n1 = after.get("step_count");
+    if (n0 != null && n0.canConvertToInt() && n1 != null && n1.canConvertToInt()
+        && n1.asInt() - n0.asInt() != steps) {
+      return "/state counted " + (n1.asInt() - n0.asInt()) + " steps since the reset, the episode took " + steps;
+    }
+    return null;
   }
 
   /** The step's result: the observation's text as a user message, the reward when done. */
@@ -176,9 +224,13 @@ public final class OpenEnvEnvironment implements Environment {
   }
 
   private JsonNode post(URI server, String path, JsonNode body, int retriesLeft) throws IOException {
-    HttpRequest request = HttpRequest.newBuilder(server.resolve(path)).timeout(timeout)
+    return send(HttpRequest.newBuilder(server.resolve(path)).timeout(timeout)
         .header("Content-Type", "application/json")
-        .POST(HttpRequest.BodyPublishers.ofString(body.toString())).build();
+        .POST(HttpRequest.BodyPublishers.ofString(body.toString())).build(), retriesLeft);
+  }
+
+  /** Sends a request, again after a connection failure or a server error while retries are left; its JSON answer. */
+  private JsonNode send(HttpRequest request, int retriesLeft) throws IOException {
     IOException last = null;
     for (int attempt = 0; attempt <= retriesLeft; attempt++) {
       if (attempt > 0) {
@@ -216,7 +268,10 @@ public final class OpenEnvEnvironment implements Environment {
     return s.length() <= 200 ? s : s.substring(0, 200) + "...";
   }
 
-  /** {@code nucleon.environment.openenv { urls, action-field, observation-field, reset-fields, timeout, retries }}. */
+  /**
+   * {@code nucleon.environment.openenv { urls, action-field, observation-field, reset-fields, show-reset, timeout,
+   * retries, check-state }}.
+   */
   public static final class Factory implements EnvironmentFactory {
     @Override
     public String identifier() {
@@ -249,7 +304,7 @@ public final class OpenEnvEnvironment implements Environment {
       }
       try {
         return new OpenEnvEnvironment(urls, c.getString("action-field"), c.getString("observation-field"),
-            c.getStringList("reset-fields"), c.getBoolean("show-reset"), timeout, retries);
+            c.getStringList("reset-fields"), c.getBoolean("show-reset"), timeout, retries, c.getBoolean("check-state"));
       } catch (IllegalArgumentException e) {
         throw new ConfigException.BadValue(c.origin(), "action-field", e.getMessage());
       }

@@ -36,20 +36,33 @@ class OpenEnvEnvironmentTest {
   private final AtomicInteger busy = new AtomicInteger();
   private final AtomicInteger mostBusy = new AtomicInteger();
 
-  /** An echo environment: echoes the message; "stop" ends the episode with reward 1, "wrong" answers nonsense. */
+  /**
+   * An echo environment: echoes the message; "stop" ends the episode with reward 1, "wrong" answers nonsense. Its
+   * {@code GET /state} names the episode the last reset started and counts the steps since, as OpenEnv's servers do
+   * (status "no-state": a server without /state).
+   */
   private String echo(String status) throws IOException {
     HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    java.util.concurrent.atomic.AtomicReference<String> episode = new java.util.concurrent.atomic.AtomicReference<>();
+    AtomicInteger steps = new AtomicInteger();
+    server.createContext("/state", ex -> {
+      reply(ex, status.equals("no-state") ? 404 : 200, "{\"episode_id\": \"" + episode.get()
+          + "\", \"step_count\": " + steps.get() + "}");
+    });
     server.createContext("/reset", ex -> {
       JsonNode body = JSON.readTree(ex.getRequestBody());
       requests.add(body);
+      episode.set(body.path("episode_id").asText(java.util.UUID.randomUUID().toString()));
+      steps.set(0);
       mostBusy.accumulateAndGet(busy.incrementAndGet(), Math::max);
-      reply(ex, status.equals("ok") ? 200 : Integer.parseInt(status),
+      reply(ex, status.equals("ok") || status.equals("no-state") ? 200 : Integer.parseInt(status),
           "{\"observation\": {\"echoed_message\": \"ready\", \"message_length\": 0}, \"reward\": null, "
               + "\"done\": false}");
     });
     server.createContext("/step", ex -> {
       JsonNode body = JSON.readTree(ex.getRequestBody());
       requests.add(body);
+      steps.incrementAndGet();
       String msg = body.at("/action/message").asText();
       if (msg.equals("slow")) {
         try {
@@ -164,6 +177,49 @@ class OpenEnvEnvironmentTest {
       GuardedEnvironment.GuardedEpisode next = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1")));
       assertNull(next.failedStart());
       next.close();
+    }
+  }
+
+  /**
+   * A server another client resets or steps during an episode (it was listed for two runs, say): the episode's last
+   * step fails naming what changed instead of handing on the reward. A server without /state is refused at the
+   * reset with check-state, and serves with check-state = false.
+   */
+  @Test
+  void anEpisodeAnotherClientInterferedWithFails() throws Exception {
+    String url = echo("ok");
+    java.net.http.HttpClient other = java.net.http.HttpClient.newHttpClient();
+    try (GuardedEnvironment env = new GuardedEnvironment(client("", url), "openenv", Duration.ofSeconds(10))) {
+      GuardedEnvironment.GuardedEpisode clean = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1")));
+      clean.step("hello");
+      assertEquals(StepResult.end(1.0, "done"), clean.step("stop"), "nobody else: the reward stands");
+      clean.close();
+      for (String intruder : List.of("/reset", "/step")) {
+        GuardedEnvironment.GuardedEpisode ep = env.start(new EpisodeStart(2, 0, "", "", Map.of("level", "1")));
+        ep.step("hello");
+        other.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + intruder))
+            .POST(java.net.http.HttpRequest.BodyPublishers.ofString(intruder.equals("/reset")
+                ? "{\"episode_id\": \"someone-else\"}" : "{\"action\": {\"message\": \"hi\"}}")).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString());
+        StepResult end = ep.step("stop");
+        assertTrue(end.isFailed(), intruder + ": " + end);
+        assertTrue(end.failure().contains(intruder.equals("/reset") ? "names episode \"someone-else\""
+            : "counted 3 steps since the reset, the episode took 2"), end.failure());
+        assertTrue(end.failure().contains("another client used the server"), end.failure());
+        ep.close();
+      }
+    }
+    String noState = echo("no-state");
+    try (GuardedEnvironment env = new GuardedEnvironment(client("", noState), "openenv", Duration.ofSeconds(10))) {
+      StepResult refused = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1"))).failedStart();
+      assertTrue(refused.isFailed() && refused.failure().contains("HTTP 404"), refused.failure());
+    }
+    try (GuardedEnvironment env = new GuardedEnvironment(client(", check-state = false", noState), "openenv",
+        Duration.ofSeconds(10))) {
+      GuardedEnvironment.GuardedEpisode ep = env.start(new EpisodeStart(4, 0, "", "", Map.of("level", "1")));
+      assertNull(ep.failedStart());
+      assertEquals(StepResult.end(1.0, "done"), ep.step("stop"));
+      ep.close();
     }
   }
 
