@@ -5,12 +5,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.typesafe.config.Config;
+import dev.nucleon.core.http.JsonPoster;
 import dev.nucleon.core.reward.RewardFactory;
 import dev.nucleon.core.reward.RewardFunction;
 import dev.nucleon.core.reward.RewardRequest;
 import dev.nucleon.core.reward.RewardResult;
 import dev.nucleon.reward.ConfigValues;
-import dev.nucleon.reward.remote.JsonPoster;
+import dev.nucleon.reward.remote.RemoteSettings;
 import java.net.URI;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -309,7 +310,7 @@ public final class JudgeReward implements RewardFunction {
     @Override
     public RewardFunction create(Config config) {
       Config c = ConfigValues.withDefaults(config, "judge");
-      URI url = JsonPoster.url(c, "url", "http://localhost:8000/v1");
+      URI url = RemoteSettings.url(c, "url", "http://localhost:8000/v1");
       String prompt = ConfigValues.string(c, "prompt");
       if (!prompt.contains("{response}")) {
         throw ConfigValues.bad(c, "prompt", "lacks {response}: the judge would not see the completion");
@@ -342,7 +343,7 @@ public final class JudgeReward implements RewardFunction {
           ConfigValues.between(c, "temperature", 0, 2), parse, regex, ConfigValues.string(c, "json-field"), min, max,
           ConfigValues.string(c, "question-field").trim(), ConfigValues.bool(c, "strip-thinking"),
           ConfigValues.intAtLeast(c, "cache-size", 0), concurrent);
-      return new JudgeReward(settings, JsonPoster.fromConfig(c, auth));
+      return new JudgeReward(settings, RemoteSettings.poster(c, auth));
     }
   }
 }

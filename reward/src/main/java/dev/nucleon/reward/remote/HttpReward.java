@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.typesafe.config.Config;
+import dev.nucleon.core.http.JsonPoster;
 import dev.nucleon.core.reward.RewardFactory;
 import dev.nucleon.core.reward.RewardFunction;
 import dev.nucleon.core.reward.RewardRequest;
@@ -118,8 +119,8 @@ public final class HttpReward implements RewardFunction {
     @Override
     public RewardFunction create(Config config) {
       Config c = ConfigValues.withDefaults(config, "http");
-      URI url = JsonPoster.url(c, "url", "http://localhost:8000/score");
-      return new HttpReward(url, ConfigValues.intAtLeast(c, "batch-size", 1), JsonPoster.fromConfig(c, Map.of()));
+      URI url = RemoteSettings.url(c, "url", "http://localhost:8000/score");
+      return new HttpReward(url, ConfigValues.intAtLeast(c, "batch-size", 1), RemoteSettings.poster(c, Map.of()));
     }
   }
 }

@@ -12,13 +12,12 @@ import dev.nucleon.core.env.EnvironmentFactory;
 import dev.nucleon.core.env.Episode;
 import dev.nucleon.core.env.EpisodeStart;
 import dev.nucleon.core.env.StepResult;
+import dev.nucleon.core.http.JsonPoster;
 import java.io.IOException;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 
@@ -47,10 +46,11 @@ public final class OpenEnvEnvironment implements Environment {
   private final String observationField;
   private final List<String> resetFields;
   private final boolean showReset;
-  private final Duration timeout;
-  private final int retries;
   private final boolean checkState;
-  private final HttpClient http;
+  /** Resets and states: they change nothing when asked again, so they are retried with backoff. */
+  private final JsonPoster idempotent;
+  /** Steps: the server may have acted, so never asked twice. */
+  private final JsonPoster once;
 
   /**
    * @param showReset whether the model reads the reset's observation before its first turn (after the row's prompt);
@@ -71,10 +71,10 @@ public final class OpenEnvEnvironment implements Environment {
     this.observationField = observationField;
     this.resetFields = List.copyOf(resetFields);
     this.showReset = showReset;
-    this.timeout = timeout;
-    this.retries = retries;
     this.checkState = checkState;
-    this.http = HttpClient.newBuilder().connectTimeout(timeout).build();
+    this.idempotent = new JsonPoster(timeout, timeout, retries, Duration.ofMillis(100), Duration.ofSeconds(2),
+        urls.size() * 2, Map.of());
+    this.once = new JsonPoster(timeout, timeout, 0, Duration.ZERO, Duration.ZERO, urls.size() * 2, Map.of());
   }
 
   /** One episode per server. */
@@ -105,7 +105,7 @@ public final class OpenEnvEnvironment implements Environment {
         }
         body.put(field, v);
       }
-      JsonNode reset = post(server, "/reset", body, retries);
+      JsonNode reset = call(idempotent.post(server.resolve("/reset"), bytes(body)));
       StepResult first = result(reset, "reset");
       if (first.done()) {
         throw new IllegalStateException(server + "/reset answered done: the episode is over before the model's first "
@@ -127,9 +127,9 @@ public final class OpenEnvEnvironment implements Environment {
           action.putObject("action").put(actionField, modelTurn);
           StepResult r;
           try {
-            r = result(post(server, "/step", action, 0), "step");
+            r = result(call(once.post(server.resolve("/step"), bytes(action))), "step");
           } catch (IOException e) {
-            return StepResult.failed(server + "/step: " + e.getMessage());
+            return StepResult.failed(e.getMessage());
           }
           steps++;
           if (!r.done() || before == null) {
@@ -140,7 +140,7 @@ public final class OpenEnvEnvironment implements Environment {
             return interference == null ? r : StepResult.failed(server + ": " + interference
                 + "; another client used the server during the episode, so its reward is not used");
           } catch (IOException e) {
-            return StepResult.failed(server + "/state: " + e.getMessage());
+            return StepResult.failed(e.getMessage());
           }
         }
 
@@ -155,7 +155,7 @@ public final class OpenEnvEnvironment implements Environment {
       started = true;
       return episode;
     } catch (IOException e) {
-      throw new IllegalStateException(server + "/reset: " + e.getMessage(), e);
+      throw new IllegalStateException(e.getMessage(), e);
     } finally {
       if (!started) {
         free.add(server);
@@ -165,11 +165,27 @@ public final class OpenEnvEnvironment implements Environment {
 
   /** The server's {@code GET /state} (retried like reset: it changes nothing). */
   private JsonNode state(URI server) throws IOException {
-    JsonNode s = send(HttpRequest.newBuilder(server.resolve("/state")).timeout(timeout).GET().build(), retries);
-    if (s == null || !s.isObject()) {
-      throw new IOException("/state answered no object: " + abbreviate(s));
+    JsonNode s = call(idempotent.get(server.resolve("/state")));
+    if (!s.isObject()) {
+      throw new IOException(server.resolve("/state") + " answered no object: " + abbreviate(s));
     }
     return s;
+  }
+
+  private static byte[] bytes(JsonNode body) {
+    return body.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  }
+
+  /** The call's answer as JSON; a failed call or an answer that is not JSON throws with the reason. */
+  private static JsonNode call(JsonPoster.Answer answer) throws IOException {
+    if (!answer.ok()) {
+      throw new IOException(answer.failure());
+    }
+    try {
+      return JSON.readTree(answer.body());
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IOException("the answer is not JSON: " + e.getOriginalMessage());
+    }
   }
 
   /**
@@ -221,46 +237,6 @@ public final class OpenEnvEnvironment implements Environment {
       return StepResult.end(r, "done");
     }
     return StepResult.observe(EnvMessage.user(text));
-  }
-
-  private JsonNode post(URI server, String path, JsonNode body, int retriesLeft) throws IOException {
-    return send(HttpRequest.newBuilder(server.resolve(path)).timeout(timeout)
-        .header("Content-Type", "application/json")
-        .POST(HttpRequest.BodyPublishers.ofString(body.toString())).build(), retriesLeft);
-  }
-
-  /** Sends a request, again after a connection failure or a server error while retries are left; its JSON answer. */
-  private JsonNode send(HttpRequest request, int retriesLeft) throws IOException {
-    IOException last = null;
-    for (int attempt = 0; attempt <= retriesLeft; attempt++) {
-      if (attempt > 0) {
-        try {
-          Thread.sleep(Math.min(2000L, 100L << (attempt - 1)));
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          throw new IOException("interrupted");
-        }
-      }
-      try {
-        HttpResponse<String> r = http.send(request, HttpResponse.BodyHandlers.ofString());
-        if (r.statusCode() / 100 != 2) {
-          last = new IOException("HTTP " + r.statusCode() + ": " + abbreviate(r.body()));
-          if (r.statusCode() / 100 == 4) {
-            break; // the request is wrong: asking again gives the same answer
-          }
-          continue;
-        }
-        return JSON.readTree(r.body());
-      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-        throw new IOException("the answer is not JSON: " + e.getOriginalMessage());
-      } catch (IOException e) {
-        last = e;
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IOException("interrupted");
-      }
-    }
-    throw new IOException(last.getMessage() == null ? last.toString() : last.getMessage(), last);
   }
 
   private static String abbreviate(Object o) {

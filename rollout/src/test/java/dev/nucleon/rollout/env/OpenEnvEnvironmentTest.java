@@ -154,7 +154,7 @@ class OpenEnvEnvironmentTest {
     }
     try (GuardedEnvironment env = new GuardedEnvironment(client("", broken), "openenv", Duration.ofSeconds(10))) {
       StepResult error = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
-      assertTrue(error.isFailed() && error.failure().contains("HTTP 500"), error.failure());
+      assertTrue(error.isFailed() && error.failure().contains("/reset answered 500"), error.failure());
     }
     try (GuardedEnvironment env = new GuardedEnvironment(client(", show-reset = true", ok), "openenv",
         Duration.ofSeconds(10))) {
@@ -212,7 +212,7 @@ class OpenEnvEnvironmentTest {
     String noState = echo("no-state");
     try (GuardedEnvironment env = new GuardedEnvironment(client("", noState), "openenv", Duration.ofSeconds(10))) {
       StepResult refused = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1"))).failedStart();
-      assertTrue(refused.isFailed() && refused.failure().contains("HTTP 404"), refused.failure());
+      assertTrue(refused.isFailed() && refused.failure().contains("/state answered 404"), refused.failure());
     }
     try (GuardedEnvironment env = new GuardedEnvironment(client(", check-state = false", noState), "openenv",
         Duration.ofSeconds(10))) {

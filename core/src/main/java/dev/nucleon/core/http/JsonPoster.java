@@ -1,23 +1,19 @@
-package dev.nucleon.reward.remote;
+package dev.nucleon.core.http;
 
-import com.typesafe.config.Config;
-import dev.nucleon.reward.ConfigValues;
 import java.io.IOException;
 import java.net.URI;
-import java.net.URISyntaxException;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Semaphore;
 
 /**
- * JSON calls to a remote server with the policy every remote reward needs: at most {@code max-concurrent} calls in
- * flight (shared by every caller), a read timeout per call, and retries with exponential backoff on connection
- * errors, timeouts, 429 and 5xx answers; any other status is final.
+ * JSON calls to a remote server with the policy every remote reward and environment needs: at most
+ * {@code maxConcurrent} calls in flight (shared by every caller), a read timeout per call, and retries with
+ * exponential backoff on connection errors, timeouts, 429 and 5xx answers; any other status than 200 is final.
  */
 public final class JsonPoster {
 
@@ -57,46 +53,6 @@ public final class JsonPoster {
     this.permits = new Semaphore(maxConcurrent, true);
     this.client = HttpClient.newBuilder().connectTimeout(connectTimeout).version(HttpClient.Version.HTTP_1_1)
         .build();
-  }
-
-  /**
-   * The call policy of a reward's block: {@code connect-timeout}, {@code read-timeout}, {@code retries},
-   * {@code backoff}, {@code max-backoff}, {@code max-concurrent}, {@code headers}, plus {@code extraHeaders}.
-   */
-  public static JsonPoster fromConfig(Config c, Map<String, String> extraHeaders) {
-    Map<String, String> headers = new LinkedHashMap<>(extraHeaders);
-    if (c.hasPath("headers")) {
-      Config h = c.getConfig("headers");
-      for (String key : h.root().keySet()) {
-        headers.put(key, h.getString("\"" + key + "\""));
-      }
-    }
-    try {
-      return new JsonPoster(ConfigValues.positiveDuration(c, "connect-timeout"),
-          ConfigValues.positiveDuration(c, "read-timeout"), ConfigValues.intAtLeast(c, "retries", 0),
-          ConfigValues.duration(c, "backoff"), ConfigValues.duration(c, "max-backoff"),
-          ConfigValues.intAtLeast(c, "max-concurrent", 1), headers);
-    } catch (IllegalArgumentException e) {
-      throw ConfigValues.bad(c, "headers", e.getMessage());
-    }
-  }
-
-  /** The http(s) URL at {@code key}; empty or malformed throws naming the key, with {@code example}. */
-  public static URI url(Config c, String key, String example) {
-    String raw = ConfigValues.string(c, key).trim();
-    if (raw.isEmpty()) {
-      throw ConfigValues.bad(c, key, "is empty: set the server's URL (e.g. " + example + ")");
-    }
-    URI url;
-    try {
-      url = new URI(raw);
-    } catch (URISyntaxException e) {
-      throw ConfigValues.bad(c, key, "not a valid URL: " + e.getMessage());
-    }
-    if (!"http".equals(url.getScheme()) && !"https".equals(url.getScheme()) || url.getHost() == null) {
-      throw ConfigValues.bad(c, key, "must be an http:// or https:// URL with a host, got '" + raw + "'");
-    }
-    return url;
   }
 
   /** POSTs {@code body} as JSON. */
@@ -153,14 +109,19 @@ public final class JsonPoster {
       }
       int status = response.statusCode();
       if (status >= 500 || status == 429) {
-        lastProblem = url + " answered " + status + ": " + WireFormat.abbreviate(response.body());
+        lastProblem = url + " answered " + status + ": " + abbreviate(response.body());
         continue;
       }
       if (status != 200) {
-        return new Answer(null, url + " answered " + status + ": " + WireFormat.abbreviate(response.body()));
+        return new Answer(null, url + " answered " + status + ": " + abbreviate(response.body()));
       }
       return new Answer(response.body(), null);
     }
     return new Answer(null, lastProblem + " (after " + (retries + 1) + " attempts)");
+  }
+
+  private static String abbreviate(String s) {
+    String t = s.strip();
+    return t.length() <= 300 ? t : t.substring(0, 300) + "...";
   }
 }
