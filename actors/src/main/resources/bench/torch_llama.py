@@ -1,6 +1,6 @@
 """The Llama decoder the PyTorch eager references run (`bench learn` and `bench generate --reference PYTHON`).
 
-Written as Hugging Face's eager Llama is: RMSNorm, rotary embedding by rotate_half, grouped-query attention with the
+Written as Hugging Face's eager Llama is: RMSNorm (in float32), rotary embedding by rotate_half, grouped-query attention with the
 key/value heads repeated, softmax in float32, SwiGLU, a head tied to the embedding. With a `cache` (a list with one
 [key, value] pair per layer) a forward appends its keys and values to it, as transformers' DynamicCache does by
 concatenation, and attends over everything cached.
@@ -19,7 +19,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        # in float32, as transformers' LlamaRMSNorm: a bf16 model normalizes its activations upcast
+        h = x.float()
+        return self.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
 
 def rotate_half(x):

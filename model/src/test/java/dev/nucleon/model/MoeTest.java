@@ -291,8 +291,8 @@ class MoeTest {
       }
       // three turns each, answered with 2-4 tokens
       var results = generator.generateEpisodes(requests, (episode, turn, tokens, reason) ->
-          java.util.concurrent.CompletableFuture.completedFuture(turn >= 2 ? null
-              : java.util.stream.IntStream.range(0, 2 + (episode + turn) % 3).map(j -> 40 + 7 * j + episode).toArray()));
+          java.util.concurrent.CompletableFuture.completedFuture(turn >= 2 ? null : java.util.stream.IntStream
+              .range(0, 2 + (episode + turn) % 3).map(j -> 40 + 7 * j + episode).toArray()));
       for (int i = 0; i < prompts.length; i++) {
         var r = results.get(i);
         assertEquals(3, r.turns(), "episode " + i);

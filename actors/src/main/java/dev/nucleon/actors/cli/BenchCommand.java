@@ -99,6 +99,21 @@ final class BenchCommand {
     return Map.of(name, new HostTensor(name, shape, v));
   }
 
+  /**
+   * Refuses a comparison the PyTorch references cannot make like for like: they run a plain Llama (grouped-query
+   * attention, head_dim = hidden / heads, no biases, q/k norms, windows or experts) on the CPU.
+   */
+  static void refuseUnlikeReference(LlamaConfig c, Device device, String model) {
+    if (!"cpu".equals(device.getDeviceType())) {
+      throw new IllegalArgumentException("--reference runs PyTorch on the CPU; this run is on " + device);
+    }
+    if (c.moe() != null || c.latent() != null || c.qkNorm() != LlamaConfig.QkNorm.NONE || c.attentionBias()
+        || c.outputBias() || c.hasSlidingWindows() || c.headDim() * c.numHeads() != c.hiddenSize()) {
+      throw new IllegalArgumentException("--reference runs a plain Llama (grouped-query attention, head_dim = "
+          + "hidden / heads, no biases, q/k norms, sliding windows or experts); " + model + " is not one");
+    }
+  }
+
   /** The model shape as the PyTorch references' arguments. */
   static List<String> modelShape(LlamaConfig c) {
     return List.of("--vocab", String.valueOf(c.vocabSize()), "--dim", String.valueOf(c.hiddenSize()),
@@ -224,9 +239,8 @@ final class BenchCommand {
           LlamaModel model = modelOptions.load(manager);
           Generator generator = new Generator(model, 0)) {
         LlamaConfig c = model.config();
-        if (reference != null && (c.moe() != null || c.latent() != null)) {
-          throw new IllegalArgumentException("--reference runs a dense Llama with grouped-query attention; "
-              + modelOptions.describe(c) + " is not one");
+        if (reference != null) {
+          refuseUnlikeReference(c, device, modelOptions.describe(c));
         }
         model.setScriptedDecode(scripted);
         double adapterMs = Double.NaN;
@@ -506,6 +520,9 @@ final class BenchCommand {
           dev.nucleon.learner.Learner learner = new dev.nucleon.learner.Learner(model, null,
               dev.nucleon.learner.LossSettings.defaults(), dev.nucleon.learner.OptimizerSettings.adamw(1e-5), 1f, 0)) {
         LlamaConfig c = model.config();
+        if (reference != null) {
+          refuseUnlikeReference(c, device, modelOptions.describe(c));
+        }
         double rssModel = rssAfterGc();
         learner.train(randomBatch(c, 0)); // warm-up
         double rssStart = rssMb();

@@ -57,9 +57,8 @@ final class RunBenchCommand implements Callable<Integer> {
       o.put("nucleon.algorithm.max-staleness", String.valueOf(staleness));
       RunSettings s = RunSettings.from(RunConfig.load(conf, o));
       Path tmp = Files.createTempDirectory("nucleon-bench");
-      Path dir = RunDirectory.fresh(tmp, "bench");
       ObjectNode row = json.createObjectNode();
-      try (NucleonNode node = NucleonNode.start(s, dir, false, null)) {
+      try (NucleonNode node = NucleonNode.start(s, RunDirectory.fresh(tmp, "bench"), false, null)) {
         long start = System.nanoTime();
         RunReporter.Summary summary = node.finished().get(30, TimeUnit.MINUTES);
         double seconds = (System.nanoTime() - start) / 1e9;
@@ -88,7 +87,11 @@ final class RunBenchCommand implements Callable<Integer> {
         row.put("learner_idle_fraction", Math.round((1 - learnerBusy) * 1000) / 1000.0);
         row.put("rollout_idle_fraction", Math.round((1 - (workers == 0 ? 0 : rolloutBusy / workers)) * 1000) / 1000.0);
       } finally {
-        MergeCommand.deleteTree(tmp); // the bench's run folder: its figures are the printed row
+        try {
+          MergeCommand.deleteTree(tmp); // the bench's run folder: its figures are the printed row
+        } catch (java.io.IOException e) {
+          spec.commandLine().getErr().println("could not remove " + tmp + ": " + e);
+        }
       }
       spec.commandLine().getOut().println(json.writeValueAsString(row));
       spec.commandLine().getOut().flush();

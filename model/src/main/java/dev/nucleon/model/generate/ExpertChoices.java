@@ -22,6 +22,8 @@ final class ExpertChoices {
   private final LlamaConfig.Moe moe;
   /** Per request, {@link RoutedExperts}'s layout: [position][sparse layer][k], grown as positions come. */
   private final byte[][] routes;
+  /** Per request, the positions recorded so far (a recording gap would replay expert 0 without this check). */
+  private final java.util.BitSet[] recorded;
 
   /**
    * @param moe the model's mixture of experts, or null (dense)
@@ -36,8 +38,10 @@ final class ExpertChoices {
           RoutedExperts.MAX_EXPERTS);
     }
     routes = this.moe == null ? null : new byte[requests][];
+    recorded = this.moe == null ? null : new java.util.BitSet[requests];
     for (int i = 0; routes != null && i < requests; i++) {
       routes[i] = new byte[positions.applyAsInt(i) * width()];
+      recorded[i] = new java.util.BitSet();
     }
   }
 
@@ -66,12 +70,21 @@ final class ExpertChoices {
         routes[i][at + l * k + j] = (byte) ids[row * k + j];
       }
     }
+    recorded[i].set(position);
   }
 
-  /** Request {@code i}'s choices for its first {@code positions} positions, or null when none are recorded. */
+  /**
+   * Request {@code i}'s choices for its first {@code positions} positions, or null when none are recorded; throws
+   * when one of them was never recorded (a bug in the caller, which would otherwise replay expert 0 there).
+   */
   RoutedExperts of(int i, int positions) {
     if (moe == null) {
       return null;
+    }
+    int gap = recorded[i].nextClearBit(0);
+    if (gap < positions) {
+      throw new IllegalStateException("request " + i + ": the experts of position " + gap + " of " + positions
+          + " were never recorded");
     }
     return new RoutedExperts(moe.sparseLayers().size(), moe.topK(), Arrays.copyOf(routes[i], positions * width()));
   }

@@ -40,6 +40,8 @@ public final class AnswerExtractor {
   /** Words that correct an earlier answer rather than add to it ("\\boxed{4}, but actually \\boxed{5}"). */
   private static final Pattern CORRECTION =
       Pattern.compile("(?i)(?<![a-z])(?:but|actually|instead|wait|rather|correct(?:ion|ed|ing))(?![a-z])");
+  /** GSM8K's final line, {@code #### 72}: short, and the last line. */
+  private static final Pattern GSM8K_ANSWER = Pattern.compile("####[ \\t]*+([^\\n#]{1,40})\\s*+\\z");
   private static final Pattern MATH_CONNECTOR = Pattern.compile("(?i)(?:,|and|or|,[ \\t]{0,3}and)?");
 
   private AnswerExtractor() {}
@@ -92,17 +94,18 @@ public final class AnswerExtractor {
   }
 
   /**
-   * The reference answer: what follows GSM8K's {@code ####}, else its box, else its last math span, else the whole
-   * text; a reference written as prose with an answer marker ("the answer is 10000") gives what the marker names.
+   * The reference answer: its box, else what follows GSM8K's {@code ####} on its last line, else its last math span,
+   * else the whole text; a reference written as prose with an answer marker ("the answer is 10000") gives what the
+   * marker names.
    */
   public static String reference(String gold) {
-    int marker = gold.lastIndexOf("####"); // GSM8K's "... #### 72"
-    if (marker >= 0 && !gold.substring(marker + 4).isBlank()) {
-      return gold.substring(marker + 4).strip();
-    }
     Optional<String> boxed = boxed(gold);
     if (boxed.isPresent()) {
       return boxed.get();
+    }
+    Matcher gsm8k = GSM8K_ANSWER.matcher(gold); // "... #### 72" on its last line, not a markdown heading
+    if (gsm8k.find()) {
+      return gsm8k.group(1).strip();
     }
     Span latex = lastLatex(gold);
     if (latex != null) {

@@ -62,7 +62,10 @@ public final class MathEquivalence {
       if (va.isPresent() && vb.isPresent()) {
         double x = va.getAsDouble() * qa.get().scale();
         double y = vb.getAsDouble() * qb.get().scale();
-        return Math.abs(x - y) <= decimalTolerance * Math.max(Math.abs(x), Math.abs(y)); // relative: 3 nm is not 5 nm
+        // relative (3 nm is not 5 nm); integers in units a power of ten apart are exact, decimals agree to the
+        // precision but never beyond 1%
+        double tolerance = qa.get().exact() && qb.get().exact() ? 1e-12 : Math.min(decimalTolerance, 1e-2);
+        return Math.abs(x - y) <= tolerance * Math.max(Math.abs(x), Math.abs(y));
       }
     }
     if (compact(a).equals(compact(b)) || equal(parse(a), parse(b), true)) {

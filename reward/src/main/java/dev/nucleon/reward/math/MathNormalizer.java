@@ -162,7 +162,8 @@ public final class MathNormalizer {
       "^(.*?\\d\\}?)\\s*\\\\(?:text|textbf|textit|textrm|textnormal|mathrm|mbox)\\s*\\{[^{}]*\\}"
           + "(?:\\s*\\^\\s*\\{?\\d\\}?)?\\s*$");
   private static final Pattern MATH_DELIMITERS =
-      Pattern.compile("^\\\\[(\\[]((?:(?!\\\\[()\\[\\]]).)*)\\\\[)\\]]$");
+      Pattern.compile("^\\\\\\((?<inline>(?:(?!\\\\[()\\[\\]]).)*+)\\\\\\)$"
+          + "|^\\\\\\[(?<display>(?:(?!\\\\[()\\[\\]]).)*+)\\\\\\]$");
   private static final Pattern GLUED_RELATION = Pattern.compile("\\\\(leq|geq|le|ge)([a-pr-zA-Z])(?![a-zA-Z])");
   private static final Pattern LE = Pattern.compile("\\\\(?:leqslant|leq|le)(?![a-zA-Z])|≤");
   private static final Pattern GE = Pattern.compile("\\\\(?:geqslant|geq|ge)(?![a-zA-Z])|≥");
@@ -175,7 +176,7 @@ public final class MathNormalizer {
     String s = WHITE.matcher(input).replaceAll(" ").strip(); // one pass: later patterns see single spaces
     Matcher delimited = MATH_DELIMITERS.matcher(s);
     if (delimited.matches()) { // \( ... \) or \[ ... \] around the whole answer
-      s = delimited.group(1).strip();
+      s = (delimited.group("inline") != null ? delimited.group("inline") : delimited.group("display")).strip();
     }
     // a relation glued to a one-letter variable: \lex is \le x (not \leq, the command)
     s = GLUED_RELATION.matcher(s).replaceAll("\\\\$1 $2");

@@ -61,6 +61,12 @@ class MathRewardTest {
         "the number alone agrees, the amount does not");
     assertEquals(0.0, score("\\boxed{3 \\mathrm{nm}}", "5 \\mathrm{nm}"), "tiny amounts compare relatively");
     assertEquals(1.0, score("\\boxed{5 \\mathrm{m}}", "5"), "a unit the reference does not give is dropped");
+    assertEquals(1.0, score("\\boxed{1 \\text{L}}", "0.001 \\mathrm{m^3}"), "a litre is a cubic decimetre");
+    assertEquals(1.0, score("\\boxed{2 \\mathrm{k\\Omega}}", "2000 \\Omega"));
+    assertEquals(1.0, score("\\boxed{3.6 \\mathrm{km/h}}", "1 \\mathrm{m/s}"));
+    assertEquals(0.0, score("\\boxed{101 \\mathrm{m}}", "100 \\mathrm{m}"), "integers compare exactly");
+    assertEquals(0.0, score("\\boxed{3 m s^{-1}}", "3000 s^{-1}"), "a space between symbols is a product");
+    assertEquals(0.0, score("\\boxed{5 m^{99999999999}}", "5 m"), "a power past any unit's is no quantity");
   }
 
   /** Notation the third set of graders showed: delimiters, glued relations, GSM8K references, corrections. */
@@ -72,6 +78,7 @@ class MathRewardTest {
         .reward());
     assertEquals(1.0, whole.scoreOne(RewardRequest.of("x \\leq 3", "(-\\infty, 3]")).reward(), "\\leq stays \\leq");
     assertEquals(1.0, score("The result is #### 4", "Final answer: #### 4"));
+    assertEquals(1.0, score("\\boxed{5}", "#### Step 2\nso the count is \\boxed{5}"), "a heading is not an answer");
     assertEquals(0.0, score("The result is #### 5", "Final answer: #### 4"));
     assertEquals(1.0, score("First attempt $\\boxed{99}$, correction $\\boxed{42}$.", "42"));
   }
@@ -163,7 +170,10 @@ class MathRewardTest {
     List<String> hostile = List.of("x = 5\n" + "\n".repeat(20_000) + "y",
         "So x = 5." + "\n".repeat(20_000) + "y", "The answer is 5" + " ".repeat(6000) + "x",
         "$\\boxed{1" + " ".repeat(20_000) + "!}$", "$1$" + " ".repeat(20_000) + "$2$",
-        "$\\boxed{((9^{256})^{256})^{256} + ((9^{256})^{256})^{256}}$");
+        "$\\boxed{((9^{256})^{256})^{256} + ((9^{256})^{256})^{256}}$",
+        // quantities: a number, then a long run of spaces or digits before what might be a unit
+        "\\boxed{1 a" + " ".repeat(20_000) + "b}", "1 a" + " ".repeat(20_000) + "b\nc", "1".repeat(20_000) + "a\nb",
+        "\\boxed{5 m" + " m".repeat(10_000) + "}");
     org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(20), () -> {
       for (String h : hostile) {
         score(h, "5");

@@ -280,8 +280,8 @@ public final class EpisodeRunner implements AutoCloseable {
         : r.end() == EpisodeResult.End.TOKEN_LIMIT ? "max_tokens" : "ended";
     PromptGroup g = st.spec.group();
     return new Trajectory(g.promptId(), st.spec.sample(), prompt, r.tokens(), r.samplingLogProbs(), r.versions(),
-        r.lastTurn(), st.lastTurn, r.routedExperts(), r.trained(), new EpisodeOutcome(r.turns(), end, st.reward, st.failure,
-        st.counters));
+        r.lastTurn(), st.lastTurn, r.routedExperts(), r.trained(),
+        new EpisodeOutcome(r.turns(), end, st.reward, st.failure, st.counters));
   }
 
   /** Stops the runner's threads and closes the environment (several runners may share one: closing is idempotent). */

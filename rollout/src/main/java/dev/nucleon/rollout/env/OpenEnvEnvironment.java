@@ -15,6 +15,7 @@ import dev.nucleon.core.env.StepResult;
 import dev.nucleon.core.http.JsonPoster;
 import java.io.IOException;
 import java.net.URI;
+import java.net.http.HttpClient;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -22,26 +23,38 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 
 /**
- * Environments written in any language behind OpenEnv's HTTP server interface: {@code POST /reset} (body: the
- * episode's {@code episode_id} and {@code seed}, plus the row's metadata fields named in {@code reset-fields}) and
- * {@code POST /step} (body {@code {"action": {<action-field>: <the model's turn>}}}) both answer
- * {@code {"observation": {...}, "reward": r or null, "done": bool}}. The observation's {@code observation-field}
- * (or the whole observation as JSON when empty) is what the model reads next, as a {@code user} message (the
- * reset's only with {@code show-reset}: the row's prompt opens the episode); the reward
- * of the step that is done is the episode's. An OpenEnv HTTP server holds one episode at a time, so each episode
- * checks out one of the {@code urls} for its whole length: their number is the concurrency limit, and an episode
- * waits for a free server. A connection that fails, a timeout, an HTTP error or an answer of another shape ends the
- * episode as failed with the reason; {@code reset} (idempotent) is retried with backoff, {@code step} is not (the
- * server may have acted). With {@code check-state}, {@code GET /state} after the reset and after the last step must
- * name the same episode and count this episode's steps: an episode another client reset or stepped in between (a
- * server listed in two runs' configs) fails rather than handing on a reward it did not earn.
+ * Environments written in any language behind OpenEnv's server interface. Reset (the episode's {@code episode_id} and
+ * {@code seed}, plus the row's metadata fields named in {@code reset-fields}) and step
+ * ({@code {<action-field>: <the model's turn>}}) both answer {@code {"observation": {...}, "reward": r or null,
+ * "done": bool}}. The observation's {@code observation-field} (or the whole observation as JSON when empty) is what
+ * the model reads next, as a {@code user} message (the reset's only with {@code show-reset}: the row's prompt opens the
+ * episode); the reward of the step that is done is the episode's.
+ *
+ * <p>Two transports. {@code websocket} (OpenEnv's {@code /ws}): each episode opens a session of its own, in which the
+ * server keeps an environment instance for it; a server holds {@code sessions-per-server} at once (its
+ * {@code max_concurrent_envs}). {@code http} ({@code POST /reset}, {@code POST /step}, {@code GET /state}): for servers
+ * that keep one environment across requests, so an episode checks out one of the {@code urls} for its whole length;
+ * with {@code check-state}, {@code /state} after the reset and after the last step must name the same episode and count
+ * this episode's steps, so an episode another client reset or stepped in between, or one on a server whose HTTP
+ * endpoints keep no episode between requests (current OpenEnv servers make an environment per HTTP request), fails
+ * rather than handing on a reward it did not earn. Either way the runner starts at most {@link #capacity()} episodes
+ * together; a connection that fails, a timeout, an error answer or an answer of another shape ends the episode as
+ * failed with the reason; starting (opening a session, the reset) is retried with backoff, a step never is (the server
+ * may have acted).
  */
 public final class OpenEnvEnvironment implements Environment {
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  /** How an episode talks to its server. */
+  public enum Transport {
+    HTTP,
+    WEBSOCKET
+  }
+
   private final BlockingQueue<URI> free;
-  private final int servers;
+  private final int capacity;
+  private final Transport transport;
   private final String actionField;
   private final String observationField;
   private final List<String> resetFields;
@@ -51,36 +64,55 @@ public final class OpenEnvEnvironment implements Environment {
   private final JsonPoster idempotent;
   /** Steps: the server may have acted, so never asked twice. */
   private final JsonPoster once;
+  private final int retries;
+  private final Duration timeout;
+  private final HttpClient sockets;
 
   /**
    * @param showReset whether the model reads the reset's observation before its first turn (after the row's prompt);
    *     otherwise the row's prompt alone opens the episode
-   * @param checkState whether {@code GET /state} checks that nobody else used the server during an episode
+   * @param transport {@code WEBSOCKET}: a session per episode; {@code HTTP}: an episode holds a server
+   * @param sessionsPerServer websocket sessions a server holds at once (http: always one episode per server)
+   * @param checkState (http) whether {@code GET /state} checks that the server kept the episode, and nobody else
+   *     used it
    */
   public OpenEnvEnvironment(List<URI> urls, String actionField, String observationField, List<String> resetFields,
-      boolean showReset, Duration timeout, int retries, boolean checkState) {
+      boolean showReset, Duration timeout, int retries, Transport transport, int sessionsPerServer,
+      boolean checkState) {
     if (urls.isEmpty()) {
       throw new IllegalArgumentException("name at least one server URL");
     }
     if (actionField.isEmpty()) {
       throw new IllegalArgumentException("action-field must not be empty");
     }
-    this.free = new ArrayBlockingQueue<>(urls.size(), true, urls);
-    this.servers = urls.size();
+    if (sessionsPerServer < 1) {
+      throw new IllegalArgumentException("sessions-per-server must be >= 1, got " + sessionsPerServer);
+    }
+    int perServer = transport == Transport.WEBSOCKET ? sessionsPerServer : 1;
+    List<URI> slots = new java.util.ArrayList<>();
+    for (int k = 0; k < perServer; k++) {
+      slots.addAll(urls); // round robin over the servers
+    }
+    this.free = new ArrayBlockingQueue<>(slots.size(), true, slots);
+    this.capacity = slots.size();
+    this.transport = transport;
     this.actionField = actionField;
     this.observationField = observationField;
     this.resetFields = List.copyOf(resetFields);
     this.showReset = showReset;
-    this.checkState = checkState;
+    this.checkState = checkState && transport == Transport.HTTP; // a websocket session is the episode's alone
+    this.retries = retries;
+    this.timeout = timeout;
+    this.sockets = transport == Transport.WEBSOCKET ? HttpClient.newBuilder().connectTimeout(timeout).build() : null;
     this.idempotent = new JsonPoster(timeout, timeout, retries, Duration.ofMillis(100), Duration.ofSeconds(2),
         urls.size() * 2, Map.of());
     this.once = new JsonPoster(timeout, timeout, 0, Duration.ZERO, Duration.ZERO, urls.size() * 2, Map.of());
   }
 
-  /** One episode per server. */
+  /** Episodes the servers hold at once: one per server over http, {@code sessions-per-server} over websocket. */
   @Override
   public int capacity() {
-    return servers;
+    return capacity;
   }
 
   @Override
@@ -93,6 +125,7 @@ public final class OpenEnvEnvironment implements Environment {
       throw new IllegalStateException("interrupted while waiting for a free OpenEnv server");
     }
     boolean started = false;
+    Session opened = null;
     try {
       ObjectNode body = JSON.createObjectNode();
       body.put("episode_id", start.promptId() + "-" + start.sampleIndex());
@@ -105,13 +138,22 @@ public final class OpenEnvEnvironment implements Environment {
         }
         body.put(field, v);
       }
-      JsonNode reset = call(idempotent.post(server.resolve("/reset"), bytes(body)));
-      StepResult first = result(reset, "reset");
+      JsonNode[] resetAnswer = new JsonNode[1];
+      Session session = transport == Transport.WEBSOCKET ? socketSession(server, body, resetAnswer)
+          : httpSession(server);
+      opened = session;
+      StepResult first = result(session.reset(body), "reset");
       if (first.done()) {
-        throw new IllegalStateException(server + "/reset answered done: the episode is over before the model's first "
-            + "turn");
+        throw new IllegalStateException(server + " answered the reset with done: the episode is over before the "
+            + "model's first turn");
       }
-      JsonNode before = checkState ? state(server) : null;
+      JsonNode before;
+      try {
+        before = checkState ? session.state() : null;
+      } catch (IOException e) {
+        throw new IOException(e.getMessage() + " (check-state: a server without GET /state needs check-state = "
+            + "false)", e);
+      }
       Episode episode = new Episode() {
         private boolean released;
         private int steps;
@@ -124,10 +166,10 @@ public final class OpenEnvEnvironment implements Environment {
         @Override
         public StepResult step(String modelTurn) {
           ObjectNode action = JSON.createObjectNode();
-          action.putObject("action").put(actionField, modelTurn);
+          action.put(actionField, modelTurn);
           StepResult r;
           try {
-            r = result(call(once.post(server.resolve("/step"), bytes(action))), "step");
+            r = result(session.step(action), "step");
           } catch (IOException e) {
             return StepResult.failed(e.getMessage());
           }
@@ -136,9 +178,10 @@ public final class OpenEnvEnvironment implements Environment {
             return r;
           }
           try {
-            String interference = interference(before, state(server), steps);
-            return interference == null ? r : StepResult.failed(server + ": " + interference
-                + "; another client used the server during the episode, so its reward is not used");
+            String interference = interference(before, session.state(), steps);
+            return interference == null ? r : StepResult.failed(server + ": " + interference + "; the server did "
+                + "not keep this episode to itself (another client used it, or its HTTP endpoints make an "
+                + "environment per request: use transport = websocket), so its reward is not used");
           } catch (IOException e) {
             return StepResult.failed(e.getMessage());
           }
@@ -148,6 +191,7 @@ public final class OpenEnvEnvironment implements Environment {
         public synchronized void close() {
           if (!released) {
             released = true;
+            session.close();
             free.add(server);
           }
         }
@@ -158,18 +202,114 @@ public final class OpenEnvEnvironment implements Environment {
       throw new IllegalStateException(e.getMessage(), e);
     } finally {
       if (!started) {
+        if (opened != null) {
+          opened.close();
+        }
         free.add(server);
       }
     }
   }
 
-  /** The server's {@code GET /state} (retried like reset: it changes nothing). */
-  private JsonNode state(URI server) throws IOException {
-    JsonNode s = call(idempotent.get(server.resolve("/state")));
-    if (!s.isObject()) {
-      throw new IOException(server.resolve("/state") + " answered no object: " + abbreviate(s));
+  /** An episode's exchange with its server. */
+  private interface Session {
+    /** The reset's answer, {@code {"observation", "reward", "done"}}. */
+    JsonNode reset(ObjectNode body) throws IOException;
+
+    /** The step's answer for the action {@code {<action-field>: <turn>}}. */
+    JsonNode step(ObjectNode action) throws IOException;
+
+    /** The server's state of the episode. */
+    JsonNode state() throws IOException;
+
+    void close();
+  }
+
+  /** Requests to a server that keeps one environment: reset and state retried with backoff, steps once. */
+  private Session httpSession(URI server) {
+    return new Session() {
+      @Override
+      public JsonNode reset(ObjectNode body) throws IOException {
+        return call(idempotent.post(server.resolve("reset"), bytes(body)));
+      }
+
+      @Override
+      public JsonNode step(ObjectNode action) throws IOException {
+        ObjectNode body = JSON.createObjectNode();
+        body.set("action", action);
+        return call(once.post(server.resolve("step"), bytes(body)));
+      }
+
+      @Override
+      public JsonNode state() throws IOException {
+        JsonNode s = call(idempotent.get(server.resolve("state")));
+        if (!s.isObject()) {
+          throw new IOException(server.resolve("state") + " answered no object: " + abbreviate(s));
+        }
+        return s;
+      }
+
+      @Override
+      public void close() {}
+    };
+  }
+
+  /**
+   * A websocket session of its own, reset: opening it and resetting it are retried with backoff when the server
+   * cannot be reached or is full (nothing has happened on the server yet); the reset's answer is the session's first.
+   */
+  private Session socketSession(URI server, ObjectNode resetBody, JsonNode[] resetAnswer) throws IOException {
+    OpenEnvSocket socket = null;
+    IOException last = null;
+    for (int attempt = 0; attempt <= retries && socket == null; attempt++) {
+      if (attempt > 0) {
+        try {
+          Thread.sleep(Math.min(2000L, 100L << (attempt - 1)));
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new IOException("interrupted while retrying after " + last.getMessage());
+        }
+      }
+      OpenEnvSocket opened = null;
+      try {
+        opened = OpenEnvSocket.open(sockets, server, timeout);
+        resetAnswer[0] = opened.call("reset", resetBody);
+        socket = opened;
+      } catch (OpenEnvSocket.Full e) {
+        last = e;
+        opened.close();
+      } catch (IOException e) {
+        if (opened != null) { // reached, then failed: not a connection problem, so not asked again
+          opened.close();
+          throw e;
+        }
+        last = e;
+      }
     }
-    return s;
+    if (socket == null) {
+      throw new IOException(last.getMessage() + " (after " + (retries + 1) + " attempts)", last);
+    }
+    OpenEnvSocket s = socket;
+    return new Session() {
+      @Override
+      public JsonNode reset(ObjectNode body) {
+        return resetAnswer[0]; // the session was opened by its reset
+      }
+
+      @Override
+      public JsonNode step(ObjectNode action) throws IOException {
+        return s.call("step", action);
+      }
+
+      @Override
+      public JsonNode state() throws IOException {
+        return s.call("state", null);
+      }
+
+      @Override
+      public void close() {
+        s.close();
+      }
+    };
   }
 
   private static byte[] bytes(JsonNode body) {
@@ -245,8 +385,8 @@ public final class OpenEnvEnvironment implements Environment {
   }
 
   /**
-   * {@code nucleon.environment.openenv { urls, action-field, observation-field, reset-fields, show-reset, timeout,
-   * retries, check-state }}.
+   * {@code nucleon.environment.openenv { urls, transport, sessions-per-server, action-field, observation-field,
+   * reset-fields, show-reset, timeout, retries, check-state }}.
    */
   public static final class Factory implements EnvironmentFactory {
     @Override
@@ -278,9 +418,20 @@ public final class OpenEnvEnvironment implements Environment {
       if (timeout.isNegative() || timeout.isZero() || retries < 0) {
         throw new ConfigException.BadValue(c.origin(), "timeout", "timeout must be positive and retries >= 0");
       }
+      Transport transport = switch (c.getString("transport")) {
+        case "websocket" -> Transport.WEBSOCKET;
+        case "http" -> Transport.HTTP;
+        default -> throw new ConfigException.BadValue(c.origin(), "transport", "expected websocket or http, got '"
+            + c.getString("transport") + "'");
+      };
+      int sessions = c.getInt("sessions-per-server");
+      if (sessions < 1) {
+        throw new ConfigException.BadValue(c.origin(), "sessions-per-server", "must be >= 1, got " + sessions);
+      }
       try {
         return new OpenEnvEnvironment(urls, c.getString("action-field"), c.getString("observation-field"),
-            c.getStringList("reset-fields"), c.getBoolean("show-reset"), timeout, retries, c.getBoolean("check-state"));
+            c.getStringList("reset-fields"), c.getBoolean("show-reset"), timeout, retries, transport, sessions,
+            c.getBoolean("check-state"));
       } catch (IllegalArgumentException e) {
         throw new ConfigException.BadValue(c.origin(), "action-field", e.getMessage());
       }

@@ -72,19 +72,35 @@ public interface TurnFormat {
           asCall = false;
           return text;
         } catch (ChatTemplate.ChatTemplateException refused) {
+          String raw;
           try {
-            String text = after(call, ARGUMENTS, observation, stopText);
-            asCall = true;
-            return text;
+            raw = afterMarker(call, ARGUMENTS, observation);
           } catch (ChatTemplate.ChatTemplateException e) {
-            refused.addSuppressed(e);
-            throw refused;
+            throw new ChatTemplate.ChatTemplateException("a tool result follows neither a plain assistant turn ("
+                + refused.getMessage() + ") nor the turn as a tool call (" + e.getMessage() + ")", e);
           }
+          // the call form fits a template that closes the call with the token the model stopped at (harmony's
+          // <|call|>); after a call written into the model's own text (Hermes) it would write the call's end again
+          boolean stopped = stopText != null && !stopText.isEmpty();
+          if (stopped && !raw.startsWith(stopText)) {
+            throw new ChatTemplate.ChatTemplateException(template.source() + ": the chat template refuses a tool "
+                + "result after a plain assistant turn (" + refused.getMessage() + "), and renders the turn as a call "
+                + "that does not end with the model's stop token " + stopText + "; tool results cannot follow it");
+          }
+          asCall = true;
+          return stopped ? raw.substring(stopText.length()) : raw;
         }
       }
 
       /** The text the template writes after {@code marker} (the turn's content or its call's arguments). */
       private String after(ChatTemplate.Message turn, String marker, List<EnvMessage> observation, String stopText) {
+        String after = afterMarker(turn, marker, observation);
+        return stopText != null && !stopText.isEmpty() && after.startsWith(stopText)
+            ? after.substring(stopText.length()) : after;
+      }
+
+      /** What the template writes after {@code marker}, the model's stop token included. */
+      private String afterMarker(ChatTemplate.Message turn, String marker, List<EnvMessage> observation) {
         List<ChatTemplate.Message> messages = new ArrayList<>();
         messages.add(ChatTemplate.Message.user("\u27e6nucleon-prompt\u27e7"));
         messages.add(turn);
@@ -106,8 +122,7 @@ public interface TurnFormat {
           }
           after = after.substring(1);
         }
-        return stopText != null && !stopText.isEmpty() && after.startsWith(stopText)
-            ? after.substring(stopText.length()) : after;
+        return after;
       }
     };
   }

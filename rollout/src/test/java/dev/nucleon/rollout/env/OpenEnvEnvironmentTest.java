@@ -96,6 +96,210 @@ class OpenEnvEnvironmentTest {
   @AfterEach
   void stop() {
     servers.forEach(s -> s.stop(0));
+    if (system != null) {
+      system.terminate();
+    }
+  }
+
+  private org.apache.pekko.actor.ActorSystem system;
+  private final AtomicInteger sessions = new AtomicInteger();
+  private final AtomicInteger mostSessions = new AtomicInteger();
+
+  /**
+   * OpenEnv's {@code /ws} (Pekko HTTP): each connection an echo environment of its own, as OpenEnv's server gives
+   * each session its own environment instance; at most {@code maxSessions} at once (more are answered with
+   * CAPACITY_REACHED). Messages: "stop" ends the episode with reward 1, "wrong" answers nonsense, "boom" an error,
+   * "slow" answers after 3 s.
+   */
+  private String socketEcho(int maxSessions) throws Exception {
+    if (system == null) {
+      system = org.apache.pekko.actor.ActorSystem.create("openenv-test");
+    }
+    AtomicInteger open = new AtomicInteger(); // this server's sessions
+    org.apache.pekko.http.javadsl.server.Route route = org.apache.pekko.http.javadsl.server.Directives.path("ws",
+        () -> org.apache.pekko.http.javadsl.server.Directives.extractRequest(request ->
+            org.apache.pekko.http.javadsl.server.Directives.handleWebSocketMessages(session(open, maxSessions))));
+    var binding = org.apache.pekko.http.javadsl.Http.get(system).newServerAt("127.0.0.1", 0).bind(route)
+        .toCompletableFuture().get(10, java.util.concurrent.TimeUnit.SECONDS);
+    return "http://127.0.0.1:" + binding.localAddress().getPort();
+  }
+
+  /** One session: its own episode id and step count. */
+  private org.apache.pekko.stream.javadsl.Flow<org.apache.pekko.http.javadsl.model.ws.Message,
+      org.apache.pekko.http.javadsl.model.ws.Message, org.apache.pekko.NotUsed> session(AtomicInteger open,
+      int maxSessions) {
+    boolean full = open.incrementAndGet() > maxSessions;
+    mostSessions.accumulateAndGet(sessions.incrementAndGet(), Math::max);
+    String[] episode = {null};
+    int[] steps = {0};
+    return org.apache.pekko.stream.javadsl.Flow.<org.apache.pekko.http.javadsl.model.ws.Message>create()
+        .mapAsync(1, m -> m.asTextMessage().getStreamedText()
+            .runFold("", String::concat, org.apache.pekko.stream.Materializer.matFromSystem(system)))
+        .takeWhile(text -> !text.matches("(?s)\\{\\s*\"type\"\\s*:\\s*\"close\"\\s*}"))
+        .map(text -> {
+          JsonNode m = JSON.readTree(text);
+          requests.add(m);
+          String reply;
+          if (full) {
+            reply = "{\"type\": \"error\", \"data\": {\"message\": \"Server at capacity\", "
+                + "\"code\": \"CAPACITY_REACHED\"}}";
+          } else {
+            reply = switch (m.path("type").asText()) {
+              case "reset" -> {
+                episode[0] = m.at("/data/episode_id").asText();
+                steps[0] = 0;
+                yield observation("ready", null, false);
+              }
+              case "state" -> "{\"type\": \"state\", \"data\": {\"episode_id\": \"" + episode[0]
+                  + "\", \"step_count\": " + steps[0] + "}}";
+              case "step" -> {
+                steps[0]++;
+                String msg = m.at("/data/message").asText();
+                if (msg.equals("slow")) {
+                  Thread.sleep(3000);
+                }
+                yield switch (msg) {
+                  case "stop" -> observation(episode[0] + " done after " + steps[0], 1.0, true);
+                  case "wrong" -> "{\"type\": \"observation\"}";
+                  case "boom" -> "{\"type\": \"error\", \"data\": {\"message\": \"step raised "
+                      + "ValueError\", \"code\": \"EXECUTION_ERROR\"}}";
+                  default -> observation(episode[0] + ": " + msg, 0.0, false);
+                };
+              }
+              default -> "{\"type\": \"error\", \"data\": {\"message\": \"Unknown message type\", "
+                  + "\"code\": \"UNKNOWN_TYPE\"}}";
+            };
+          }
+          return (org.apache.pekko.http.javadsl.model.ws.Message)
+              org.apache.pekko.http.javadsl.model.ws.TextMessage.create(reply);
+        })
+        .watchTermination((mat, done) -> {
+          done.whenComplete((x, e) -> {
+            open.decrementAndGet();
+            sessions.decrementAndGet();
+          });
+          return mat;
+        });
+  }
+
+  private static String observation(String text, Double reward, boolean done) {
+    return "{\"type\": \"observation\", \"data\": {\"observation\": {\"echoed_message\": \"" + text
+        + "\"}, \"reward\": " + reward + ", \"done\": " + done + "}}";
+  }
+
+  private OpenEnvEnvironment sockets(String extra, String... urls) {
+    StringBuilder list = new StringBuilder();
+    for (String u : urls) {
+      list.append(list.isEmpty() ? "" : ", ").append('"').append(u).append('"');
+    }
+    return new OpenEnvEnvironment.Factory().create(ConfigFactory.parseString("urls = [" + list + "], "
+        + "observation-field = echoed_message, reset-fields = [level], timeout = 2s, retries = 1" + extra));
+  }
+
+  /**
+   * Over websocket (the default transport) each episode has a session of its own: episodes that share a server at
+   * once keep apart (each sees its own id and step count), never more than sessions-per-server per server, and every
+   * session is closed when its episode ends.
+   */
+  @Test
+  void websocketSessionsHoldAnEpisodeEach() throws Exception {
+    String a = socketEcho(2);
+    String b = socketEcho(2);
+    try (GuardedEnvironment env = new GuardedEnvironment(sockets(", sessions-per-server = 2", a, b), "openenv",
+        Duration.ofSeconds(10))) {
+      assertEquals(4, env.capacity());
+      List<Thread> players = new ArrayList<>();
+      List<String> failures = new CopyOnWriteArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        int id = i;
+        Thread player = new Thread(() -> {
+          try (GuardedEnvironment.GuardedEpisode ep = env.start(new EpisodeStart(id, 0, "", "",
+              Map.of("level", "2")))) {
+            String me = id + "-0";
+            if (ep.failedStart() != null) {
+              failures.add("start " + ep.failedStart());
+              return;
+            }
+            check(failures, ep.step("hello").observation().equals(List.of(EnvMessage.user(me + ": hello"))),
+                "episode " + me + " saw another's answer");
+            Thread.sleep(50); // overlap with the other sessions on the same server
+            StepResult end = ep.step("stop");
+            check(failures, end.equals(StepResult.end(1.0, "done")), me + " ended " + end);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        });
+        player.start();
+        players.add(player);
+      }
+      for (Thread t : players) {
+        t.join();
+      }
+      assertEquals(List.of(), failures);
+    }
+    assertEquals(4, mostSessions.get(), "two servers, two sessions each");
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    while (sessions.get() > 0 && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertEquals(0, sessions.get(), "every session closed");
+    JsonNode reset = requests.stream().filter(r -> r.path("type").asText().equals("reset")).findFirst()
+        .orElseThrow();
+    assertEquals("2", reset.at("/data/level").asText(), "reset-fields go in the reset's data");
+    assertTrue(reset.at("/data/seed").isNumber(), reset.toString());
+  }
+
+  private static void check(List<String> failures, boolean ok, String what) {
+    if (!ok) {
+      failures.add(what);
+    }
+  }
+
+  /** A server that is down, full, answers an error, nonsense or too late fails the episode naming why. */
+  @Test
+  void websocketFailuresFailTheEpisodeNamingWhy() throws Exception {
+    String down = "http://127.0.0.1:" + freePort();
+    try (GuardedEnvironment env = new GuardedEnvironment(sockets("", down), "openenv", Duration.ofSeconds(10))) {
+      StepResult noServer = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
+      assertTrue(noServer.isFailed() && noServer.failure().contains("cannot open ws://127.0.0.1:"),
+          noServer.failure());
+    }
+    String one = socketEcho(1);
+    try (GuardedEnvironment env = new GuardedEnvironment(sockets(", sessions-per-server = 2", one), "openenv",
+        Duration.ofSeconds(10))) {
+      GuardedEnvironment.GuardedEpisode first = env.start(new EpisodeStart(2, 0, "", "", Map.of("level", "1")));
+      assertNull(first.failedStart());
+      StepResult full = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1"))).failedStart();
+      assertTrue(full.isFailed() && full.failure().contains("error CAPACITY_REACHED"), full.failure());
+      StepResult boom = first.step("boom");
+      assertTrue(boom.isFailed() && boom.failure().contains("error EXECUTION_ERROR: step raised ValueError"),
+          boom.failure());
+      first.close();
+      GuardedEnvironment.GuardedEpisode second = env.start(new EpisodeStart(5, 0, "", "", Map.of("level", "1")));
+      StepResult nonsense = second.step("wrong");
+      assertTrue(nonsense.isFailed() && nonsense.failure().contains("no {\"type\": \"observation\", \"data\"}"),
+          nonsense.failure());
+      second.close();
+      GuardedEnvironment.GuardedEpisode third = env.start(new EpisodeStart(6, 0, "", "", Map.of("level", "1")));
+      long before = System.nanoTime();
+      StepResult late = third.step("slow");
+      assertTrue(late.isFailed() && late.failure().contains("no answer from ws://"), late.failure());
+      assertTrue((System.nanoTime() - before) / 1e9 < 2.9, "ended at the request timeout");
+      third.close();
+      // its slot is free again: a new episode gets a session of its own
+      long deadline = System.nanoTime() + 5_000_000_000L;
+      GuardedEnvironment.GuardedEpisode next;
+      do {
+        Thread.sleep(100); // the server notices the aborted connection
+        next = env.start(new EpisodeStart(4, 0, "", "", Map.of("level", "1")));
+        if (next.failedStart() != null) {
+          next.close();
+        }
+      } while (next.failedStart() != null && System.nanoTime() < deadline);
+      assertNull(next.failedStart());
+      assertEquals(StepResult.end(1.0, "done"), next.step("stop"));
+      next.close();
+    }
   }
 
   private OpenEnvEnvironment client(String extra, String... urls) {
@@ -104,7 +308,8 @@ class OpenEnvEnvironmentTest {
       list.append(list.isEmpty() ? "" : ", ").append('"').append(u).append('"');
     }
     return new OpenEnvEnvironment.Factory().create(ConfigFactory.parseString("urls = [" + list + "], "
-        + "observation-field = echoed_message, reset-fields = [level], timeout = 2s, retries = 1" + extra));
+        + "transport = http, observation-field = echoed_message, reset-fields = [level], timeout = 2s, retries = 1"
+        + extra));
   }
 
   @Test
@@ -205,14 +410,15 @@ class OpenEnvEnvironmentTest {
         assertTrue(end.isFailed(), intruder + ": " + end);
         assertTrue(end.failure().contains(intruder.equals("/reset") ? "names episode \"someone-else\""
             : "counted 3 steps since the reset, the episode took 2"), end.failure());
-        assertTrue(end.failure().contains("another client used the server"), end.failure());
+        assertTrue(end.failure().contains("did not keep this episode to itself"), end.failure());
         ep.close();
       }
     }
     String noState = echo("no-state");
     try (GuardedEnvironment env = new GuardedEnvironment(client("", noState), "openenv", Duration.ofSeconds(10))) {
       StepResult refused = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1"))).failedStart();
-      assertTrue(refused.isFailed() && refused.failure().contains("/state answered 404"), refused.failure());
+      assertTrue(refused.isFailed() && refused.failure().contains("/state answered 404")
+          && refused.failure().contains("needs check-state = false"), refused.failure());
     }
     try (GuardedEnvironment env = new GuardedEnvironment(client(", check-state = false", noState), "openenv",
         Duration.ofSeconds(10))) {
