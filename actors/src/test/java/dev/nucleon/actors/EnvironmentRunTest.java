@@ -54,6 +54,45 @@ class EnvironmentRunTest {
   }
 
   /**
+   * Checkpoints and resume hold for episodes as for prompts: a run of episodes stopped after three steps and resumed
+   * continues its versions and its dataset cursor (no prompt of the epoch is trained twice), and its episodes still
+   * take several turns.
+   */
+  @Test
+  void anEpisodeRunResumesFromItsCheckpoint(@TempDir Path dir) throws Exception {
+    Map<String, String> o = TestRuns.small();
+    o.put("nucleon.algorithm.max-staleness", "0");
+    o.put("nucleon.run.eval.size", "0");
+    o.put("nucleon.run.total-steps", "3");
+    o.put("nucleon.dataset.arithmetic.max-operand", "9");
+    o.put("nucleon.dataset.eval.size", "20");
+    o.put("nucleon.environment.name", "retry");
+    o.put("nucleon.environment.max-turns", "2");
+    o.put("nucleon.environment.message-format", "{prompt}");
+    o.put("nucleon.run.log-every-steps", "1");
+    try (NucleonNode node = NucleonNode.start(TestRuns.settings(o), dir, false, null)) {
+      assertEquals(3, node.finished().get(240, TimeUnit.SECONDS).steps());
+    }
+    java.util.Set<Long> first = new java.util.HashSet<>();
+    TestRuns.rows(dir, "step").forEach(r -> r.get("prompts").forEach(p -> first.add(p.asLong())));
+    o.put("nucleon.run.total-steps", "6");
+    try (NucleonNode node = NucleonNode.start(TestRuns.settings(o), dir, true, null)) {
+      assertEquals(6, node.finished().get(240, TimeUnit.SECONDS).steps());
+    }
+    List<JsonNode> all = TestRuns.rows(dir, "step");
+    assertEquals(6, all.size(), "three steps, then three more after the resume");
+    java.util.Set<Long> later = new java.util.HashSet<>();
+    for (int i = 3; i < 6; i++) {
+      assertEquals(i + 1, all.get(i).get("step").asInt(), "versions continue where the checkpoint stopped");
+      assertTrue(all.get(i).path("turns_mean").asDouble() >= 1, all.get(i).toString());
+      all.get(i).get("prompts").forEach(p -> later.add(p.asLong()));
+    }
+    assertEquals(first.size(), later.size(), "as many prompts after the resume as before");
+    later.retainAll(first);
+    assertEquals(java.util.Set.of(), later, "the dataset cursor continued: no prompt of the epoch came back");
+  }
+
+  /**
    * The multi-turn quickstart's config, shortened: the guessing game's episodes take several turns, the learner's
    * log-probs of the model's tokens match the sampler's through the turns (the KV cache extended by the hints), and
    * the summary holds the held-out evaluation before and after.
