@@ -1,9 +1,9 @@
 """The Llama decoder the PyTorch eager references run (`bench learn` and `bench generate --reference PYTHON`).
 
-Written as Hugging Face's eager Llama is: RMSNorm (in float32), rotary embedding by rotate_half, grouped-query attention with the
-key/value heads repeated, softmax in float32, SwiGLU, a head tied to the embedding. With a `cache` (a list with one
-[key, value] pair per layer) a forward appends its keys and values to it, as transformers' DynamicCache does by
-concatenation, and attends over everything cached.
+Written as Hugging Face's eager Llama is: RMSNorm (in float32), rotary embedding by rotate_half, grouped-query
+attention with the key/value heads repeated, softmax in float32, SwiGLU, a head tied to the embedding. With a `cache`
+(a list with one [key, value] pair per layer) a forward appends its keys and values to it, as transformers'
+DynamicCache does by concatenation, and attends over everything cached.
 """
 import math
 

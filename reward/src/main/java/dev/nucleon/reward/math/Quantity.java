@@ -24,15 +24,19 @@ record Quantity(String number, double scale, Map<String, Integer> dimension, boo
   /** A quantity is short: longer text is prose, and is not scanned (the patterns stay cheap on hostile input). */
   static final int MAX_CHARS = 80;
 
-  /** A unit: its factor to coherent SI units and its dimension in base units. */
-  private record Unit(double factor, Map<String, Integer> dimension, boolean powerOfTen) {
+  /**
+   * A unit: its factor to coherent SI units and its dimension in base units; {@code exact}: the factor is a power of
+   * ten or an integer (a minute), so integer amounts convert exactly.
+   */
+  private record Unit(double factor, Map<String, Integer> dimension, boolean exact) {
     static Unit of(double factor, String... basePowers) {
       Map<String, Integer> d = new TreeMap<>();
       for (int i = 0; i < basePowers.length; i += 2) {
         d.put(basePowers[i], Integer.parseInt(basePowers[i + 1]));
       }
       double exponent = Math.log10(factor);
-      return new Unit(factor, d, Math.abs(exponent - Math.rint(exponent)) < 1e-12);
+      boolean exact = Math.abs(exponent - Math.rint(exponent)) < 1e-12 || factor == Math.rint(factor);
+      return new Unit(factor, d, exact);
     }
   }
 
@@ -60,7 +64,7 @@ record Quantity(String number, double scale, Map<String, Integer> dimension, boo
    * backtracking into the number or the spaces.
    */
   private static final Pattern QUANTITY = Pattern.compile(
-      "(-?[\\d.,]++(?:\\s*+(?:\\\\times|\\\\cdot|\\*|x)\\s*+10\\s*+\\^\\s*+\\{?\\s*+[-+]?\\d{1,3}+\\s*+\\}?"
+      "((-?[\\d.,]++)(?:\\s*+(?:\\\\times|\\\\cdot|\\*|x)\\s*+10\\s*+\\^\\s*+\\{?\\s*+[-+]?\\d{1,3}+\\s*+\\}?"
           + "|[eE][-+]?\\d{1,3}+)?+)\\s*+(?:(?:\\\\,|\\\\;|\\\\ |~)\\s*+)*+(\\S.*+)");
   /** {@code \mathrm{...}} and its kin around a unit (one level of braces inside: {@code \mathrm{km^{2}}}). */
   private static final Pattern WRAPPER = Pattern.compile(
@@ -82,16 +86,17 @@ record Quantity(String number, double scale, Map<String, Integer> dimension, boo
     if (!q.matches()) {
       return Optional.empty();
     }
-    String unit = q.group(2);
+    String unit = q.group(3);
     Matcher w;
     while ((w = WRAPPER.matcher(unit)).find()) { // \mathrm{km^{2}}, \text{cm}/\text{s}^2
       unit = w.replaceFirst(Matcher.quoteReplacement(w.group(1)));
     }
     // between symbols a space or a thin space is a product: "m s^{-1}" is metres per second, not per millisecond
-    unit = unit.replace("\\,", " ").replace("\\;", " ").replace("\\cdot", "*").replace("{", "").replace("}", "")
+    unit = unit.replace("\\,", " ").replace("\\;", " ").replaceAll("(\\\\mu)\\s++(?=[A-Za-z])", "$1")
+        .replace("\\cdot", "*").replace("{", "").replace("}", "")
         .strip().replaceAll("\\s*+([*/])\\s*+", "$1").replaceAll("\\s++", "*");
     double scale = 1;
-    boolean powersOfTen = true;
+    boolean exactUnit = true;
     Map<String, Integer> dimension = new TreeMap<>();
     int sign = 1;
     int at = 0;
@@ -112,7 +117,7 @@ record Quantity(String number, double scale, Map<String, Integer> dimension, boo
       }
       int power = sign * (f.group(2) == null ? 1 : Integer.parseInt(f.group(2)));
       scale *= Math.pow(u.factor(), power);
-      powersOfTen &= u.powerOfTen();
+      exactUnit &= u.exact();
       for (Map.Entry<String, Integer> d : u.dimension().entrySet()) {
         dimension.merge(d.getKey(), d.getValue() * power, Integer::sum);
       }
@@ -120,10 +125,11 @@ record Quantity(String number, double scale, Map<String, Integer> dimension, boo
       sign = 1;
     }
     dimension.values().removeIf(p -> p == 0);
+    // an integer as written: no decimal point in the digits and no e-notation (a "\\times 10^{n}" is exact)
     String number = q.group(1);
-    boolean integer = !number.contains(".") && !number.contains("e") && !number.contains("E");
+    boolean integer = !q.group(2).contains(".") && !number.matches("(?s).*\\d[eE][-+]?\\d.*");
     return dimension.isEmpty() ? Optional.empty()
-        : Optional.of(new Quantity(number, scale, dimension, integer && powersOfTen));
+        : Optional.of(new Quantity(number, scale, dimension, integer && exactUnit));
   }
 
   /** A unit symbol, with or without a prefix; null when it is none. */
@@ -136,7 +142,7 @@ record Quantity(String number, double scale, Map<String, Integer> dimension, boo
       if (symbol.startsWith(p.getKey())) {
         Unit base = UNITS.get(symbol.substring(p.getKey().length()));
         if (base != null) {
-          return new Unit(p.getValue() * base.factor(), base.dimension(), base.powerOfTen());
+          return new Unit(p.getValue() * base.factor(), base.dimension(), base.exact());
         }
       }
     }

@@ -64,6 +64,9 @@ class MathRewardTest {
     assertEquals(1.0, score("\\boxed{1 \\text{L}}", "0.001 \\mathrm{m^3}"), "a litre is a cubic decimetre");
     assertEquals(1.0, score("\\boxed{2 \\mathrm{k\\Omega}}", "2000 \\Omega"));
     assertEquals(1.0, score("\\boxed{3.6 \\mathrm{km/h}}", "1 \\mathrm{m/s}"));
+    assertEquals(1.0, score("\\boxed{5 \\mu m}", "5000 \\mathrm{nm}"), "LaTeX writes micrometres \\mu m");
+    assertEquals(1.0, score("\\boxed{5 \\times 10^3 \\mathrm{m}}", "5 \\mathrm{km}"));
+    assertEquals(0.0, score("\\boxed{5001 \\times 10^0 \\mathrm{m}}", "5 \\mathrm{km}"));
     assertEquals(0.0, score("\\boxed{101 \\mathrm{m}}", "100 \\mathrm{m}"), "integers compare exactly");
     assertEquals(0.0, score("\\boxed{3 m s^{-1}}", "3000 s^{-1}"), "a space between symbols is a product");
     assertEquals(0.0, score("\\boxed{5 m^{99999999999}}", "5 m"), "a power past any unit's is no quantity");

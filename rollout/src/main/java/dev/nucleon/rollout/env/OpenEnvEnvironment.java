@@ -104,9 +104,11 @@ public final class OpenEnvEnvironment implements Environment {
     this.retries = retries;
     this.timeout = timeout;
     this.sockets = transport == Transport.WEBSOCKET ? HttpClient.newBuilder().connectTimeout(timeout).build() : null;
-    this.idempotent = new JsonPoster(timeout, timeout, retries, Duration.ofMillis(100), Duration.ofSeconds(2),
-        urls.size() * 2, Map.of());
-    this.once = new JsonPoster(timeout, timeout, 0, Duration.ZERO, Duration.ZERO, urls.size() * 2, Map.of());
+    boolean http = transport == Transport.HTTP; // each poster or client holds a selector thread: only what is used
+    this.idempotent = http ? new JsonPoster(timeout, timeout, retries, Duration.ofMillis(100), Duration.ofSeconds(2),
+        urls.size() * 2, Map.of()) : null;
+    this.once = http ? new JsonPoster(timeout, timeout, 0, Duration.ZERO, Duration.ZERO, urls.size() * 2, Map.of())
+        : null;
   }
 
   /** Episodes the servers hold at once: one per server over http, {@code sessions-per-server} over websocket. */
@@ -191,8 +193,7 @@ public final class OpenEnvEnvironment implements Environment {
         public synchronized void close() {
           if (!released) {
             released = true;
-            session.close();
-            free.add(server);
+            session.close(() -> free.add(server));
           }
         }
       };
@@ -203,9 +204,10 @@ public final class OpenEnvEnvironment implements Environment {
     } finally {
       if (!started) {
         if (opened != null) {
-          opened.close();
+          opened.close(() -> free.add(server));
+        } else {
+          free.add(server);
         }
-        free.add(server);
       }
     }
   }
@@ -221,7 +223,8 @@ public final class OpenEnvEnvironment implements Environment {
     /** The server's state of the episode. */
     JsonNode state() throws IOException;
 
-    void close();
+    /** Ends the session without blocking; {@code release} runs once the server's slot is free again. */
+    void close(Runnable release);
   }
 
   /** Requests to a server that keeps one environment: reset and state retried with backoff, steps once. */
@@ -249,7 +252,9 @@ public final class OpenEnvEnvironment implements Environment {
       }
 
       @Override
-      public void close() {}
+      public void close(Runnable release) {
+        release.run();
+      }
     };
   }
 
@@ -274,12 +279,14 @@ public final class OpenEnvEnvironment implements Environment {
         opened = OpenEnvSocket.open(sockets, server, timeout);
         resetAnswer[0] = opened.call("reset", resetBody);
         socket = opened;
-      } catch (OpenEnvSocket.Full e) {
+      } catch (OpenEnvSocket.Full e) { // the server's sessions are taken: a later try may find one free
         last = e;
-        opened.close();
+        opened.closeAsync();
+      } catch (OpenEnvSocket.Refused e) { // no /ws there: asking again gives the same answer
+        throw e;
       } catch (IOException e) {
         if (opened != null) { // reached, then failed: not a connection problem, so not asked again
-          opened.close();
+          opened.closeAsync();
           throw e;
         }
         last = e;
@@ -306,8 +313,8 @@ public final class OpenEnvEnvironment implements Environment {
       }
 
       @Override
-      public void close() {
-        s.close();
+      public void close(Runnable release) {
+        s.closeAsync().whenComplete((x, e) -> release.run());
       }
     };
   }

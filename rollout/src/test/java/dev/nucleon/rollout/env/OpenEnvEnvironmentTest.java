@@ -130,6 +130,20 @@ class OpenEnvEnvironmentTest {
       int maxSessions) {
     boolean full = open.incrementAndGet() > maxSessions;
     mostSessions.accumulateAndGet(sessions.incrementAndGet(), Math::max);
+    if (full) { // as OpenEnv's server: the error as soon as the connection opens, then the close
+      return org.apache.pekko.stream.javadsl.Flow.fromSinkAndSourceCoupled(
+          org.apache.pekko.stream.javadsl.Sink.<org.apache.pekko.http.javadsl.model.ws.Message>ignore(),
+          org.apache.pekko.stream.javadsl.Source.single((org.apache.pekko.http.javadsl.model.ws.Message)
+              org.apache.pekko.http.javadsl.model.ws.TextMessage.create("{\"type\": \"error\", \"data\": "
+                  + "{\"message\": \"Server at capacity\", \"code\": \"CAPACITY_REACHED\"}}")))
+          .watchTermination((mat, done) -> {
+            done.whenComplete((x, e) -> {
+              open.decrementAndGet();
+              sessions.decrementAndGet();
+            });
+            return mat;
+          });
+    }
     String[] episode = {null};
     int[] steps = {0};
     return org.apache.pekko.stream.javadsl.Flow.<org.apache.pekko.http.javadsl.model.ws.Message>create()
@@ -139,12 +153,7 @@ class OpenEnvEnvironmentTest {
         .map(text -> {
           JsonNode m = JSON.readTree(text);
           requests.add(m);
-          String reply;
-          if (full) {
-            reply = "{\"type\": \"error\", \"data\": {\"message\": \"Server at capacity\", "
-                + "\"code\": \"CAPACITY_REACHED\"}}";
-          } else {
-            reply = switch (m.path("type").asText()) {
+          String reply = switch (m.path("type").asText()) {
               case "reset" -> {
                 episode[0] = m.at("/data/episode_id").asText();
                 steps[0] = 0;
@@ -169,7 +178,6 @@ class OpenEnvEnvironmentTest {
               default -> "{\"type\": \"error\", \"data\": {\"message\": \"Unknown message type\", "
                   + "\"code\": \"UNKNOWN_TYPE\"}}";
             };
-          }
           return (org.apache.pekko.http.javadsl.model.ws.Message)
               org.apache.pekko.http.javadsl.model.ws.TextMessage.create(reply);
         })
@@ -210,6 +218,8 @@ class OpenEnvEnvironmentTest {
       assertEquals(4, env.capacity());
       List<Thread> players = new ArrayList<>();
       List<String> failures = new CopyOnWriteArrayList<>();
+      // the first four episodes hold their sessions until all four are open: the capacity is reached, never passed
+      java.util.concurrent.CountDownLatch together = new java.util.concurrent.CountDownLatch(4);
       for (int i = 0; i < 8; i++) {
         int id = i;
         Thread player = new Thread(() -> {
@@ -222,7 +232,8 @@ class OpenEnvEnvironmentTest {
             }
             check(failures, ep.step("hello").observation().equals(List.of(EnvMessage.user(me + ": hello"))),
                 "episode " + me + " saw another's answer");
-            Thread.sleep(50); // overlap with the other sessions on the same server
+            together.countDown();
+            together.await(10, java.util.concurrent.TimeUnit.SECONDS);
             StepResult end = ep.step("stop");
             check(failures, end.equals(StepResult.end(1.0, "done")), me + " ended " + end);
           } catch (InterruptedException e) {
@@ -255,7 +266,10 @@ class OpenEnvEnvironmentTest {
     }
   }
 
-  /** A server that is down, full, answers an error, nonsense or too late fails the episode naming why. */
+  /**
+   * A server that is down, has no /ws, is full (it says so at once and closes, as OpenEnv's), answers an error,
+   * nonsense or too late fails the episode naming why.
+   */
   @Test
   void websocketFailuresFailTheEpisodeNamingWhy() throws Exception {
     String down = "http://127.0.0.1:" + freePort();
@@ -263,6 +277,12 @@ class OpenEnvEnvironmentTest {
       StepResult noServer = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
       assertTrue(noServer.isFailed() && noServer.failure().contains("cannot open ws://127.0.0.1:"),
           noServer.failure());
+    }
+    String httpOnly = echo("ok"); // a server without /ws
+    try (GuardedEnvironment env = new GuardedEnvironment(sockets("", httpOnly), "openenv", Duration.ofSeconds(10))) {
+      StepResult refused = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
+      assertTrue(refused.isFailed() && refused.failure().contains("refused the WebSocket upgrade with HTTP 404")
+          && refused.failure().contains("transport = http"), refused.failure());
     }
     String one = socketEcho(1);
     try (GuardedEnvironment env = new GuardedEnvironment(sockets(", sessions-per-server = 2", one), "openenv",
