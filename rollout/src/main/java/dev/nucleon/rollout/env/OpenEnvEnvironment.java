@@ -140,9 +140,7 @@ public final class OpenEnvEnvironment implements Environment {
         }
         body.put(field, v);
       }
-      JsonNode[] resetAnswer = new JsonNode[1];
-      Session session = transport == Transport.WEBSOCKET ? socketSession(server, body, resetAnswer)
-          : httpSession(server);
+      Session session = transport == Transport.WEBSOCKET ? socketSession(server, body) : httpSession(server);
       opened = session;
       StepResult first = result(session.reset(body), "reset");
       if (first.done()) {
@@ -262,8 +260,9 @@ public final class OpenEnvEnvironment implements Environment {
    * A websocket session of its own, reset: opening it and resetting it are retried with backoff when the server
    * cannot be reached or is full (nothing has happened on the server yet); the reset's answer is the session's first.
    */
-  private Session socketSession(URI server, ObjectNode resetBody, JsonNode[] resetAnswer) throws IOException {
+  private Session socketSession(URI server, ObjectNode resetBody) throws IOException {
     OpenEnvSocket socket = null;
+    JsonNode answer = null;
     IOException last = null;
     for (int attempt = 0; attempt <= retries && socket == null; attempt++) {
       if (attempt > 0) {
@@ -277,7 +276,7 @@ public final class OpenEnvEnvironment implements Environment {
       OpenEnvSocket opened = null;
       try {
         opened = OpenEnvSocket.open(sockets, server, timeout);
-        resetAnswer[0] = opened.call("reset", resetBody);
+        answer = opened.call("reset", resetBody);
         socket = opened;
       } catch (OpenEnvSocket.Full e) { // the server's sessions are taken: a later try may find one free
         last = e;
@@ -296,10 +295,11 @@ public final class OpenEnvEnvironment implements Environment {
       throw new IOException(last.getMessage() + " (after " + (retries + 1) + " attempts)", last);
     }
     OpenEnvSocket s = socket;
+    JsonNode first = answer;
     return new Session() {
       @Override
       public JsonNode reset(ObjectNode body) {
-        return resetAnswer[0]; // the session was opened by its reset
+        return first; // the session was opened by its reset
       }
 
       @Override
