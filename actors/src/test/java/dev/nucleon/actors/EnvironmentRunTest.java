@@ -69,15 +69,11 @@ class EnvironmentRunTest {
     Map<String, String> o = retryEpisodes(3);
     o.put("nucleon.algorithm.max-staleness", "0");
     o.put("nucleon.run.eval.size", "0");
-    try (NucleonNode node = NucleonNode.start(TestRuns.settings(o), dir, false, null)) {
-      assertEquals(3, node.finished().get(240, TimeUnit.SECONDS).steps());
-    }
+    assertEquals(3, EmbeddedRunTest.run(o, dir, false).steps());
     java.util.Set<Long> first = new java.util.HashSet<>();
     TestRuns.rows(dir, "step").forEach(r -> r.get("prompts").forEach(p -> first.add(p.asLong())));
     o.put("nucleon.run.total-steps", "6");
-    try (NucleonNode node = NucleonNode.start(TestRuns.settings(o), dir, true, null)) {
-      assertEquals(6, node.finished().get(240, TimeUnit.SECONDS).steps());
-    }
+    assertEquals(6, EmbeddedRunTest.run(o, dir, true).steps());
     List<JsonNode> all = TestRuns.rows(dir, "step");
     assertEquals(6, all.size(), "three steps, then three more after the resume");
     java.util.Set<Long> later = new java.util.HashSet<>();

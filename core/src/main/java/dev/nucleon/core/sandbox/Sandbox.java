@@ -229,4 +229,28 @@ public record Sandbox(long cpuSeconds, long memoryBytes, long outputBytes, int p
       log.warn("{} reward sandbox: not enforced on this machine: {}", reward, missing);
     }
   }
+
+  /**
+   * Makes ready to run model-written code for {@code who} (a reward or a tool, named in messages): refuses where the
+   * JVM runs as root and setpriv cannot run programs as nobody, logs once what of these limits cannot be enforced,
+   * and, where programs run as nobody, creates {@code workRoot} and checks nobody can reach it. Returns what the
+   * machine supports.
+   */
+  public Support prepareForUntrustedCode(String who, java.nio.file.Path workRoot) {
+    Support support = support();
+    if (isRoot() && !support.dropRoot()) {
+      throw new IllegalStateException(who + ": the JVM runs as root and setpriv cannot run programs as nobody here; "
+          + "refusing to run model-written code as root (install util-linux's setpriv, or run as another user)");
+    }
+    warnIfPartial(support, who);
+    if (support.dropRoot()) {
+      try {
+        java.nio.file.Files.createDirectories(workRoot);
+        Workspace.requireTraversable(workRoot);
+      } catch (IOException e) {
+        throw new IllegalArgumentException(who + ": work-dir " + workRoot + ": " + e.getMessage(), e);
+      }
+    }
+    return support;
+  }
 }

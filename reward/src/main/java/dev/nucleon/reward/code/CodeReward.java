@@ -78,20 +78,7 @@ public final class CodeReward implements RewardFunction {
     this.workRoot = workRoot;
     this.keepWorkDirs = keepWorkDirs;
     this.sandbox = sandbox;
-    this.support = Sandbox.support();
-    if (Sandbox.isRoot() && !support.dropRoot()) {
-      throw new IllegalStateException("code: the JVM runs as root and setpriv cannot run programs as nobody here; "
-          + "refusing to run model-written code as root (install util-linux's setpriv, or run as another user)");
-    }
-    sandbox.warnIfPartial(support, "code");
-    if (support.dropRoot()) {
-      try {
-        Files.createDirectories(workRoot);
-        Workspace.requireTraversable(workRoot);
-      } catch (IOException e) {
-        throw new IllegalArgumentException("code: work-dir " + workRoot + ": " + e.getMessage(), e);
-      }
-    }
+    this.support = sandbox.prepareForUntrustedCode("code", workRoot);
   }
 
   @Override

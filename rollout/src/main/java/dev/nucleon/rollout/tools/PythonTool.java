@@ -40,20 +40,7 @@ public final class PythonTool implements Tool {
     this.workRoot = workRoot;
     this.sandbox = sandbox;
     this.maxOutput = maxOutput;
-    this.support = Sandbox.support();
-    if (Sandbox.isRoot() && !support.dropRoot()) {
-      throw new IllegalStateException("python tool: the JVM runs as root and setpriv cannot run programs as nobody "
-          + "here; refusing to run model-written code as root (install util-linux's setpriv, or run as another user)");
-    }
-    sandbox.warnIfPartial(support, "python tool");
-    if (support.dropRoot()) {
-      try {
-        Files.createDirectories(workRoot);
-        Workspace.requireTraversable(workRoot);
-      } catch (IOException e) {
-        throw new IllegalArgumentException("python tool: work-dir " + workRoot + ": " + e.getMessage(), e);
-      }
-    }
+    this.support = sandbox.prepareForUntrustedCode("python tool", workRoot);
   }
 
   @Override

@@ -274,44 +274,38 @@ class OpenEnvEnvironmentTest {
   void websocketFailuresFailTheEpisodeNamingWhy() throws Exception {
     String down = "http://127.0.0.1:" + freePort();
     try (GuardedEnvironment env = new GuardedEnvironment(sockets("", down), "openenv", Duration.ofSeconds(10))) {
-      StepResult noServer = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
-      assertTrue(noServer.isFailed() && noServer.failure().contains("cannot open ws://127.0.0.1:"),
-          noServer.failure());
+      StepResult noServer = env.start(row(1)).failedStart();
+      assertFailed(noServer, "cannot open ws://127.0.0.1:");
     }
     String httpOnly = echo("ok"); // a server without /ws
     try (GuardedEnvironment env = new GuardedEnvironment(sockets("", httpOnly), "openenv", Duration.ofSeconds(10))) {
-      StepResult refused = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
+      StepResult refused = env.start(row(1)).failedStart();
       assertTrue(refused.isFailed() && refused.failure().contains("refused the WebSocket upgrade with HTTP 404")
           && refused.failure().contains("transport = http"), refused.failure());
     }
     String one = socketEcho(1);
     try (GuardedEnvironment env = new GuardedEnvironment(sockets(", sessions-per-server = 2", one), "openenv",
         Duration.ofSeconds(10))) {
-      GuardedEnvironment.GuardedEpisode first = env.start(new EpisodeStart(2, 0, "", "", Map.of("level", "1")));
+      GuardedEnvironment.GuardedEpisode first = env.start(row(2));
       assertNull(first.failedStart());
-      StepResult full = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1"))).failedStart();
-      assertTrue(full.isFailed() && full.failure().contains("error CAPACITY_REACHED"), full.failure());
+      StepResult full = env.start(row(3)).failedStart();
+      assertFailed(full, "error CAPACITY_REACHED");
       StepResult boom = first.step("boom");
-      assertTrue(boom.isFailed() && boom.failure().contains("error EXECUTION_ERROR: step raised ValueError"),
-          boom.failure());
+      assertFailed(boom, "error EXECUTION_ERROR: step raised ValueError");
       first.close();
-      GuardedEnvironment.GuardedEpisode second = env.start(new EpisodeStart(5, 0, "", "", Map.of("level", "1")));
+      GuardedEnvironment.GuardedEpisode second = env.start(row(5));
       StepResult nonsense = second.step("wrong");
-      assertTrue(nonsense.isFailed() && nonsense.failure().contains("no {\"type\": \"observation\", \"data\"}"),
-          nonsense.failure());
+      assertFailed(nonsense, "no {\"type\": \"observation\", \"data\"}");
       second.close();
-      GuardedEnvironment.GuardedEpisode third = env.start(new EpisodeStart(6, 0, "", "", Map.of("level", "1")));
-      long before = System.nanoTime();
-      StepResult late = third.step("slow");
-      assertTrue(late.isFailed() && late.failure().contains("no answer from ws://"), late.failure());
-      assertTrue((System.nanoTime() - before) / 1e9 < 2.9, "ended at the request timeout");
+      GuardedEnvironment.GuardedEpisode third = env.start(row(6));
+      assertSlowStepFailsAtTheTimeout(third, "no answer from ws://");
       third.close();
       // its slot is free again: a new episode gets a session of its own
       long deadline = System.nanoTime() + 5_000_000_000L;
       GuardedEnvironment.GuardedEpisode next;
       do {
         Thread.sleep(100); // the server notices the aborted connection
-        next = env.start(new EpisodeStart(4, 0, "", "", Map.of("level", "1")));
+        next = env.start(row(4));
         if (next.failedStart() != null) {
           next.close();
         }
@@ -374,32 +368,28 @@ class OpenEnvEnvironmentTest {
     String broken = echo("500");
     String ok = echo("ok");
     try (GuardedEnvironment env = new GuardedEnvironment(client("", down), "openenv", Duration.ofSeconds(10))) {
-      StepResult noServer = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
-      assertTrue(noServer.isFailed() && noServer.failure().contains("/reset"), noServer.failure());
+      StepResult noServer = env.start(row(1)).failedStart();
+      assertFailed(noServer, "/reset");
     }
     try (GuardedEnvironment env = new GuardedEnvironment(client("", broken), "openenv", Duration.ofSeconds(10))) {
-      StepResult error = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1"))).failedStart();
-      assertTrue(error.isFailed() && error.failure().contains("/reset answered 500"), error.failure());
+      StepResult error = env.start(row(1)).failedStart();
+      assertFailed(error, "/reset answered 500");
     }
     try (GuardedEnvironment env = new GuardedEnvironment(client(", show-reset = true", ok), "openenv",
         Duration.ofSeconds(10))) {
       StepResult noField = env.start(new EpisodeStart(1, 0, "", "", Map.of())).failedStart();
-      assertTrue(noField.isFailed() && noField.failure().contains("no field 'level'"), noField.failure());
-      GuardedEnvironment.GuardedEpisode ep = env.start(new EpisodeStart(2, 0, "", "", Map.of("level", "1")));
+      assertFailed(noField, "no field 'level'");
+      GuardedEnvironment.GuardedEpisode ep = env.start(row(2));
       assertEquals(List.of(EnvMessage.user("ready")), ep.opening(), "show-reset: the reset's observation");
       StepResult nonsense = ep.step("wrong");
-      assertTrue(nonsense.isFailed() && nonsense.failure().contains("no {\"observation\", \"done\"} object"),
-          nonsense.failure());
+      assertFailed(nonsense, "no {\"observation\", \"done\"} object");
       ep.close();
       // a step slower than the request timeout (2 s) fails the episode, and its server comes back
-      GuardedEnvironment.GuardedEpisode slow = env.start(new EpisodeStart(4, 0, "", "", Map.of("level", "1")));
-      long before = System.nanoTime();
-      StepResult late = slow.step("slow");
-      assertTrue(late.isFailed() && late.failure().contains("/step"), late.failure());
-      assertTrue((System.nanoTime() - before) / 1e9 < 2.9, "ended at the request timeout");
+      GuardedEnvironment.GuardedEpisode slow = env.start(row(4));
+      assertSlowStepFailsAtTheTimeout(slow, "/step");
       slow.close();
       // the server is free again once the episode is closed
-      GuardedEnvironment.GuardedEpisode next = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1")));
+      GuardedEnvironment.GuardedEpisode next = env.start(row(3));
       assertNull(next.failedStart());
       next.close();
     }
@@ -415,12 +405,12 @@ class OpenEnvEnvironmentTest {
     String url = echo("ok");
     java.net.http.HttpClient other = java.net.http.HttpClient.newHttpClient();
     try (GuardedEnvironment env = new GuardedEnvironment(client("", url), "openenv", Duration.ofSeconds(10))) {
-      GuardedEnvironment.GuardedEpisode clean = env.start(new EpisodeStart(1, 0, "", "", Map.of("level", "1")));
+      GuardedEnvironment.GuardedEpisode clean = env.start(row(1));
       clean.step("hello");
       assertEquals(StepResult.end(1.0, "done"), clean.step("stop"), "nobody else: the reward stands");
       clean.close();
       for (String intruder : List.of("/reset", "/step")) {
-        GuardedEnvironment.GuardedEpisode ep = env.start(new EpisodeStart(2, 0, "", "", Map.of("level", "1")));
+        GuardedEnvironment.GuardedEpisode ep = env.start(row(2));
         ep.step("hello");
         other.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + intruder))
             .POST(java.net.http.HttpRequest.BodyPublishers.ofString(intruder.equals("/reset")
@@ -436,17 +426,33 @@ class OpenEnvEnvironmentTest {
     }
     String noState = echo("no-state");
     try (GuardedEnvironment env = new GuardedEnvironment(client("", noState), "openenv", Duration.ofSeconds(10))) {
-      StepResult refused = env.start(new EpisodeStart(3, 0, "", "", Map.of("level", "1"))).failedStart();
+      StepResult refused = env.start(row(3)).failedStart();
       assertTrue(refused.isFailed() && refused.failure().contains("/state answered 404")
           && refused.failure().contains("needs check-state = false"), refused.failure());
     }
     try (GuardedEnvironment env = new GuardedEnvironment(client(", check-state = false", noState), "openenv",
         Duration.ofSeconds(10))) {
-      GuardedEnvironment.GuardedEpisode ep = env.start(new EpisodeStart(4, 0, "", "", Map.of("level", "1")));
+      GuardedEnvironment.GuardedEpisode ep = env.start(row(4));
       assertNull(ep.failedStart());
       assertEquals(StepResult.end(1.0, "done"), ep.step("stop"));
       ep.close();
     }
+  }
+
+  /** A row of the echo environments' dataset (reset-fields = [level]). */
+  private static EpisodeStart row(long id) {
+    return new EpisodeStart(id, 0, "", "", Map.of("level", "1"));
+  }
+
+  private static void assertFailed(StepResult r, String reason) {
+    assertTrue(r.isFailed() && r.failure().contains(reason), String.valueOf(r.failure()));
+  }
+
+  /** A step slower than the request timeout (2 s) fails the episode, naming {@code reason}, at the timeout. */
+  private static void assertSlowStepFailsAtTheTimeout(GuardedEnvironment.GuardedEpisode episode, String reason) {
+    long before = System.nanoTime();
+    assertFailed(episode.step("slow"), reason);
+    assertTrue((System.nanoTime() - before) / 1e9 < 2.9, "ended at the request timeout");
   }
 
   private static int freePort() throws IOException {
