@@ -5,6 +5,7 @@ import dev.nucleon.core.reward.RewardFactory;
 import dev.nucleon.core.reward.RewardFunction;
 import dev.nucleon.core.reward.RewardRequest;
 import dev.nucleon.core.reward.RewardResult;
+import dev.nucleon.reward.AnswerTags;
 import dev.nucleon.reward.ConfigValues;
 import dev.nucleon.reward.math.AnswerExtractor.Answer;
 import dev.nucleon.reward.math.AnswerExtractor.Fallback;
@@ -18,6 +19,8 @@ import java.util.Optional;
  * Competition-math answer checking (MATH, AIME, ...).
  *
  * <ol>
+ *   <li>Where the completion writes its answer in {@code <answer>...</answer>} (the R1 template), only that section
+ *       is read ({@link AnswerTags}: the first, by default).
  *   <li>Extract the answer ({@link AnswerExtractor}): the last {@code \boxed{}}/{@code \fbox{}}, else the
  *       configured fallbacks.
  *   <li>Take the reference: its box if it has one, else its last math span, else the whole ground truth.
@@ -31,17 +34,23 @@ import java.util.Optional;
 public final class MathReward implements RewardFunction {
 
   private final boolean stripThinking;
+  private final AnswerTags answerTags;
 
   private final List<Fallback> fallbacks;
   private final MathEquivalence equivalence;
 
   public MathReward(List<Fallback> fallbacks, boolean orderedLists, int precision) {
-    this(fallbacks, orderedLists, precision, true);
+    this(fallbacks, orderedLists, precision, true, AnswerTags.FIRST);
   }
 
-  /** @param stripThinking judge only what follows the reasoning ({@link dev.nucleon.reward.Thinking#strip}) */
-  public MathReward(List<Fallback> fallbacks, boolean orderedLists, int precision, boolean stripThinking) {
+  /**
+   * @param stripThinking judge only what follows the reasoning ({@link dev.nucleon.reward.Thinking#strip})
+   * @param answerTags which {@code <answer>} section of a completion (and of a reference) holds the answer
+   */
+  public MathReward(List<Fallback> fallbacks, boolean orderedLists, int precision, boolean stripThinking,
+      AnswerTags answerTags) {
     this.stripThinking = stripThinking;
+    this.answerTags = answerTags;
     this.fallbacks = List.copyOf(fallbacks);
     this.equivalence = new MathEquivalence(orderedLists, precision);
   }
@@ -51,10 +60,10 @@ public final class MathReward implements RewardFunction {
     if (request.groundTruth().isBlank()) {
       throw new IllegalArgumentException("the math reward needs a ground truth answer; this request has none");
     }
-    String gold = request.groundTruth();
+    String gold = answerTags.answerPart(request.groundTruth());
     String reference = AnswerExtractor.reference(gold);
-    String completion = stripThinking ? dev.nucleon.reward.Thinking.strip(request.completion())
-        : request.completion();
+    String completion = answerTags.answerPart(stripThinking ? dev.nucleon.reward.Thinking.strip(request.completion())
+        : request.completion());
     Optional<Answer> answer = AnswerExtractor.extract(completion, fallbacks);
     // the reference itself, word for word, is right whatever its form
     boolean correct = completion.strip().equals(gold.strip());
@@ -82,7 +91,7 @@ public final class MathReward implements RewardFunction {
     return equivalence.equivalent(response, reference);
   }
 
-  /** {@code nucleon.reward.math { fallback, list-order, precision }}. */
+  /** {@code nucleon.reward.math { fallback, list-order, precision, strip-thinking, answer-tags }}. */
   public static final class Factory implements RewardFactory {
     @Override
     public String identifier() {
@@ -111,7 +120,8 @@ public final class MathReward implements RewardFunction {
       if (precision > 15) {
         throw ConfigValues.bad(c, "precision", "must be at most 15 (double precision), got " + precision);
       }
-      return new MathReward(fallbacks, ordered, precision, ConfigValues.bool(c, "strip-thinking"));
+      AnswerTags tags = AnswerTags.of(ConfigValues.oneOf(c, "answer-tags", List.of("first", "last", "ignore")));
+      return new MathReward(fallbacks, ordered, precision, ConfigValues.bool(c, "strip-thinking"), tags);
     }
   }
 }

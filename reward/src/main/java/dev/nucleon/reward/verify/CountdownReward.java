@@ -5,6 +5,7 @@ import dev.nucleon.core.reward.RewardFactory;
 import dev.nucleon.core.reward.RewardFunction;
 import dev.nucleon.core.reward.RewardRequest;
 import dev.nucleon.core.reward.RewardResult;
+import dev.nucleon.reward.AnswerTags;
 import dev.nucleon.reward.ConfigValues;
 import java.math.BigInteger;
 import java.util.ArrayList;
@@ -12,8 +13,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.apache.commons.numbers.fraction.BigFraction;
 
 /**
@@ -37,8 +36,6 @@ import org.apache.commons.numbers.fraction.BigFraction;
  * from the metadata field {@code target-field}, else from the ground truth.
  */
 public final class CountdownReward implements RewardFunction {
-
-  private static final Pattern ANSWER = Pattern.compile("(?s)<answer>(.*?)</answer>");
 
   private final String numbersField;
   private final String targetField;
@@ -104,12 +101,7 @@ public final class CountdownReward implements RewardFunction {
 
   /** The equation text in a completion: the last answer tags' content, else the last non-empty line. */
   public static String equation(String completion) {
-    Matcher m = ANSWER.matcher(completion);
-    String last = null;
-    while (m.find()) {
-      last = m.group(1);
-    }
-    String text = last;
+    String text = AnswerTags.LAST.find(completion).orElse(null);
     if (text == null) {
       String[] lines = completion.split("\\R");
       text = "";

@@ -5,10 +5,10 @@ import dev.nucleon.core.reward.RewardFactory;
 import dev.nucleon.core.reward.RewardFunction;
 import dev.nucleon.core.reward.RewardRequest;
 import dev.nucleon.core.reward.RewardResult;
+import dev.nucleon.reward.AnswerTags;
 import dev.nucleon.reward.ConfigValues;
 import java.util.Locale;
 import java.util.Map;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -24,7 +24,6 @@ import java.util.regex.Pattern;
 public final class MatchReward implements RewardFunction {
 
   private static final Pattern THINK = Pattern.compile("(?s)<think>.*?</think>");
-  private static final Pattern ANSWER = Pattern.compile("(?s)<answer>(.*?)</answer>");
   private static final Pattern PUNCTUATION = Pattern.compile("\\p{Punct}");
   private static final Pattern ARTICLES = Pattern.compile("\\b(a|an|the)\\b");
 
@@ -43,13 +42,7 @@ public final class MatchReward implements RewardFunction {
   }
 
   static String answerPart(String text) {
-    String s = THINK.matcher(text).replaceAll("");
-    Matcher m = ANSWER.matcher(s);
-    String last = null;
-    while (m.find()) {
-      last = m.group(1);
-    }
-    return last != null ? last : s;
+    return AnswerTags.LAST.answerPart(THINK.matcher(text).replaceAll(""));
   }
 
   String normalize(String s) {

@@ -19,9 +19,10 @@ import org.junit.jupiter.api.Test;
  * The first 479, from thirteen graders, were split by a hash of (response, gold) before any was looked at: the
  * development part (286) was used to improve the verifier, the held-out part (193) measured once (89.6%) and then
  * used for a second round of development. 140 more, from ten other graders, were gathered after that and scored
- * before any change (85.7%). Each case is scored the way its grader was called: graders of bare answers ({@code math_equal}, {@code is_equiv},
- * {@code grade_answer}) take the whole response as the answer; Math-Verify-style graders extract it (the last box,
- * else the last LaTeX or number), with the precision the case gives.
+ * before any change (85.7%). Each case is scored the way its grader was called: graders of bare answers
+ * ({@code math_equal}, {@code is_equiv}, {@code grade_answer}) take the whole response as the answer;
+ * Math-Verify-style graders extract it (the last box, else the last LaTeX or number), with the precision the case
+ * gives.
  */
 class GraderCasesTest {
 
@@ -114,8 +115,9 @@ class GraderCasesTest {
     ((Map<String, int[]>) fresh[3]).forEach((k, v) -> System.out.printf("  never seen %-40s %d/%d%n", k, v[0], v[1]));
     ((List<String>) fresh[2]).forEach(m -> System.out.println("  never-seen miss " + m));
     // measured once, when gathered: 120/140 (reward/README.md, "math", lists every disagreement and why); 123/140
-    // since two of the gaps it showed were closed (e-notation in text, a corrected boxed answer)
-    assertTrue(rate >= 87.8, "agreement on cases gathered after development " + rate + "%");
+    // since two of the gaps it showed were closed (e-notation in text, a corrected boxed answer); 128/140 since
+    // completions are judged on their <answer> section
+    assertTrue(rate >= 91.4, "agreement on cases gathered after development " + rate + "%");
   }
 
   /**

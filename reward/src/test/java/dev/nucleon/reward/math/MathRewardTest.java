@@ -118,6 +118,24 @@ class MathRewardTest {
         .reward());
   }
 
+  /** R1-template completions: the answer section is the answer, whatever the reasoning or later text says. */
+  @Test
+  void anAnswerSectionIsTheAnswer() {
+    assertEquals(1.0, score("<think>2 + 2 = 5? no, 4</think> <answer>4</answer>", "4"));
+    assertEquals(1.0, score("<answer>The final answer is \\boxed{\\frac{1}{2}}</answer>", "0.5"));
+    assertEquals(0.0, score("The answer is \\boxed{42}. <answer>43</answer>", "42"),
+        "a box outside the answer section does not count");
+    assertEquals(0.0, score("<answer>not a number</answer> but 42 is correct", "42"));
+    assertEquals(1.0, score("First: <answer>42</answer> then <answer>43</answer>", "42"));
+    assertEquals(0.0, score("First: <answer>42</answer> then <answer>43</answer>", "43"));
+    assertEquals(1.0, score("<answer>84</answer>", "<answer>\\boxed{84}</answer>"), "a tagged reference");
+    assertEquals(1.0, score("cut off: <answer>42", "42"), "an unclosed tag is plain text");
+    RewardFunction last = new MathReward.Factory().create(ConfigFactory.parseString("answer-tags = last"));
+    assertEquals(1.0, last.scoreOne(RewardRequest.of("<answer>42</answer> <answer>43</answer>", "43")).reward());
+    RewardFunction ignore = new MathReward.Factory().create(ConfigFactory.parseString("answer-tags = ignore"));
+    assertEquals(1.0, ignore.scoreOne(RewardRequest.of("\\boxed{42} <answer>43</answer>", "42")).reward());
+  }
+
   @Test
   void everyMath500AnswerMatchesItselfAndRarelyAnother() throws Exception {
     JsonNode rows = new ObjectMapper().readTree(TestData.text("math500/math500_test.json"));
@@ -147,6 +165,9 @@ class MathRewardTest {
     e = assertThrows(ConfigException.class, () -> new MathReward.Factory().create(
         ConfigFactory.parseString("list-order = sorted")));
     assertTrue(e.getMessage().contains("list-order"), e.getMessage());
+    e = assertThrows(ConfigException.class, () -> new MathReward.Factory().create(
+        ConfigFactory.parseString("answer-tags = middle")));
+    assertTrue(e.getMessage().contains("answer-tags") && e.getMessage().contains("middle"), e.getMessage());
     IllegalArgumentException g = assertThrows(IllegalArgumentException.class, () -> score("\\boxed{1}", " "));
     assertTrue(g.getMessage().contains("ground truth"), g.getMessage());
     assertFalse(new MathReward(List.of(), false, 6).equivalent("", "1"));
