@@ -2,7 +2,6 @@ package dev.nucleon.reward.math;
 
 import com.ezylang.evalex.Expression;
 import com.ezylang.evalex.config.ExpressionConfiguration;
-import com.ezylang.evalex.data.EvaluationValue;
 import com.ezylang.evalex.parser.ASTNode;
 import com.ezylang.evalex.parser.Token;
 import java.math.BigDecimal;
@@ -18,7 +17,9 @@ import org.apache.commons.numbers.fraction.BigFraction;
 /**
  * A LaTeX math expression as something to evaluate: translated to an infix expression for the EvalEx parser, then
  * evaluated exactly with rational arithmetic (Commons Numbers {@link BigFraction}) when it holds only numbers and
- * + - * / and integer powers, or numerically by EvalEx (34 significant digits) with values for its variables.
+ * + - * / and integer powers, or numerically in double precision with values for its variables. EvalEx only
+ * parses: its own evaluation works in decimal arithmetic whose powers of large numbers take minutes
+ * ({@code 9^{9^{9^9}}} never returned), where a double overflows to infinity at once.
  *
  * <p>Translation: {@code \frac{a}{b}}, {@code \sqrt{a}}, {@code \sqrt[n]{a}}, {@code ^}, {@code \cdot}/{@code \times}
  * /{@code \div}, implicit multiplication ({@code 2x}, {@code xy}, {@code )(}), single letters and Greek letters as
@@ -55,15 +56,12 @@ public final class LatexExpression {
 
   private final String infix;
   private final Map<String, String> variables; // LaTeX name -> EvalEx name
-  private final Expression expression;
   private final ASTNode ast;
   private final boolean hasDecimal;
 
-  private LatexExpression(String infix, Map<String, String> variables, Expression expression, ASTNode ast,
-      boolean hasDecimal) {
+  private LatexExpression(String infix, Map<String, String> variables, ASTNode ast, boolean hasDecimal) {
     this.infix = infix;
     this.variables = variables;
-    this.expression = expression;
     this.ast = ast;
     this.hasDecimal = hasDecimal;
   }
@@ -90,7 +88,7 @@ public final class LatexExpression {
     try {
       Expression e = new Expression(infix, CONFIG);
       ASTNode ast = e.getAbstractSyntaxTree();
-      return Optional.of(new LatexExpression(infix, t.variables, e, ast, t.hasDecimal));
+      return Optional.of(new LatexExpression(infix, t.variables, ast, t.hasDecimal));
     } catch (Exception e) { // EvalEx throws checked ParseException and runtime errors for odd input
       return Optional.empty();
     }
@@ -240,22 +238,67 @@ public final class LatexExpression {
   }
 
   /**
-   * The value with {@code values} for the variables (by LaTeX name; a missing one is 0), or NaN when it cannot be
-   * evaluated there (a root of a negative number, a division by zero).
+   * The value with {@code values} for the variables (by LaTeX name; a missing one is 0), or a non-finite number when
+   * it cannot be evaluated there (a root of a negative number, a division by zero, an overflow).
    */
-  public synchronized double evaluate(Map<String, Double> values) {
-    try {
-      for (Map.Entry<String, String> v : variables.entrySet()) {
-        expression.with(v.getValue(), BigDecimal.valueOf(values.getOrDefault(v.getKey(), 0.0)));
-      }
-      EvaluationValue result = expression.evaluate();
-      if (!result.isNumberValue()) {
-        return Double.NaN;
-      }
-      return result.getNumberValue().doubleValue();
-    } catch (Exception e) {
-      return Double.NaN;
+  public double evaluate(Map<String, Double> values) {
+    Map<String, Double> byName = new java.util.HashMap<>();
+    for (Map.Entry<String, String> v : variables.entrySet()) {
+      byName.put(v.getValue(), values.getOrDefault(v.getKey(), 0.0));
     }
+    return numeric(ast, byName);
+  }
+
+  private static double numeric(ASTNode node, Map<String, Double> values) {
+    Token token = node.getToken();
+    List<ASTNode> p = node.getParameters();
+    String v = token.getValue();
+    return switch (token.getType()) {
+      case NUMBER_LITERAL -> Double.parseDouble(v);
+      case VARIABLE_OR_CONSTANT -> switch (v) {
+        case "PI" -> Math.PI;
+        case "E" -> Math.E;
+        default -> values.getOrDefault(v, Double.NaN);
+      };
+      case PREFIX_OPERATOR -> v.equals("-") ? -numeric(p.get(0), values)
+          : v.equals("+") ? numeric(p.get(0), values) : Double.NaN;
+      case INFIX_OPERATOR -> infix(v, numeric(p.get(0), values), numeric(p.get(1), values));
+      case FUNCTION -> p.size() == 1 ? call(v, numeric(p.get(0), values)) : Double.NaN;
+      default -> Double.NaN;
+    };
+  }
+
+  private static double infix(String op, double a, double b) {
+    return switch (op) {
+      case "+" -> a + b;
+      case "-" -> a - b;
+      case "*" -> a * b;
+      case "/" -> a / b;
+      case "^" -> Math.pow(a, b);
+      default -> Double.NaN;
+    };
+  }
+
+  /** The functions the translator writes ({@link #FUNCTIONS}, SQRT, ABS), in radians. */
+  private static double call(String name, double x) {
+    return switch (name.toUpperCase(java.util.Locale.ROOT)) {
+      case "SQRT" -> Math.sqrt(x);
+      case "ABS" -> Math.abs(x);
+      case "SINR" -> Math.sin(x);
+      case "COSR" -> Math.cos(x);
+      case "TANR" -> Math.tan(x);
+      case "SECR" -> 1 / Math.cos(x);
+      case "CSCR" -> 1 / Math.sin(x);
+      case "COTR" -> 1 / Math.tan(x);
+      case "ASINR" -> Math.asin(x);
+      case "ACOSR" -> Math.acos(x);
+      case "ATANR" -> Math.atan(x);
+      case "LOG" -> x > 0 ? Math.log(x) : Double.NaN;
+      case "SINH" -> Math.sinh(x);
+      case "COSH" -> Math.cosh(x);
+      case "TANH" -> Math.tanh(x);
+      default -> Double.NaN;
+    };
   }
 
   /** LaTeX to EvalEx infix, inserting explicit multiplication. */

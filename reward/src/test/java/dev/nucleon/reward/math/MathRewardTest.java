@@ -195,6 +195,8 @@ class MathRewardTest {
         "So x = 5." + "\n".repeat(20_000) + "y", "The answer is 5" + " ".repeat(6000) + "x",
         "$\\boxed{1" + " ".repeat(20_000) + "!}$", "$1$" + " ".repeat(20_000) + "$2$",
         "$\\boxed{((9^{256})^{256})^{256} + ((9^{256})^{256})^{256}}$",
+        // power towers: decimal arithmetic never returned from 9^{9^{9^9}} (now evaluated in doubles)
+        "$\\boxed{9^{9^{9^{9}}}}$", "\\boxed{x^{9^{9^{9}}} + 2^{2^{2^{2^{2^{2}}}}}}", "(10^{10^{10}})^{0.5}",
         // quantities: a number, then a long run of spaces or digits before what might be a unit
         "\\boxed{1 a" + " ".repeat(20_000) + "b}", "1 a" + " ".repeat(20_000) + "b\nc", "1".repeat(20_000) + "a\nb",
         "\\boxed{5 m" + " m".repeat(10_000) + "}");
