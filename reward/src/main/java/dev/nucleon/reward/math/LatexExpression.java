@@ -12,6 +12,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.commons.numbers.fraction.BigFraction;
 
 /**
@@ -46,6 +48,8 @@ public final class LatexExpression {
       "eta", "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
       "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi",
       "Omega");
+  /** How Euler's number is written: a lone {@code e}, upright or italic. */
+  private static final Set<String> EULER = Set.of("e", "\\mathrm{e}", "\\text{e}", "\\mathit{e}");
   private static final Set<String> WRAPPERS = Set.of("mathbf", "vec", "overline", "bar", "hat", "mathit",
       "boldsymbol", "overrightarrow", "mathrm", "text");
 
@@ -72,8 +76,8 @@ public final class LatexExpression {
       return Optional.empty();
     }
     latex = latex.replaceAll("\\\\[lr]?vert(?![a-zA-Z])|\\\\[lr]Vert(?![a-zA-Z])", "|");
-    String text = OPERATOR_COMMANDS_TIMES.matcher(integerFunctions(plainFunctions(latex.replace("**", "^"))))
-        .replaceAll("*");
+    String text = OPERATOR_COMMANDS_TIMES.matcher(integerFunctions(plainText(plainFunctions(latex.replace("**",
+        "^"))))).replaceAll("*");
     text = OPERATOR_COMMANDS_DIV.matcher(text).replaceAll("/");
     Translator t = new Translator(text);
     String infix;
@@ -129,6 +133,70 @@ public final class LatexExpression {
     }
     f.appendTail(done);
     return done.toString();
+  }
+
+  /**
+   * Functions written as programs write them ({@code sin(x)}, {@code ArcTan(x)}, {@code asin(x)}, {@code ln(x)},
+   * {@code log(x, 10)} for a base, {@code exp(x)}) and {@code pi} as a word, in LaTeX.
+   */
+  static String plainText(String s) {
+    if (s.indexOf('(') < 0 && !s.contains("pi")) {
+      return s;
+    }
+    s = PLAIN_PI.matcher(s).replaceAll("\\\\pi ");
+    Matcher m = PLAIN_FUNCTION.matcher(s);
+    StringBuilder out = new StringBuilder();
+    while (m.find()) {
+      String name = m.group(1).toLowerCase(java.util.Locale.ROOT);
+      name = name.matches("a(?:sin|cos|tan)") ? "arc" + name.substring(1) : name;
+      m.appendReplacement(out, Matcher.quoteReplacement("\\" + name + "("));
+    }
+    m.appendTail(out);
+    return logBases(out.toString());
+  }
+
+  private static final Pattern PLAIN_PI = Pattern.compile("(?<![\\\\a-zA-Z])pi(?![a-zA-Z])");
+  private static final Pattern PLAIN_FUNCTION = Pattern.compile(
+      "(?<![\\\\a-zA-Z])((?i:arc)?(?i:sin|cos|tan|sec|csc|cot)h?|(?i:a(?:sin|cos|tan))|(?i:ln|log|exp))\\s*\\(");
+
+  /** {@code \log(x, b)} (sympy's base argument) as {@code \log_{b}(x)}. */
+  private static String logBases(String s) {
+    int at = s.indexOf("\\log(");
+    while (at >= 0) {
+      int open = at + 4;
+      int close = matchingParen(s, open);
+      int comma = close < 0 ? -1 : topLevelComma(s, open + 1, close);
+      if (comma > 0) {
+        s = s.substring(0, at) + "\\log_{" + s.substring(comma + 1, close).strip() + "}("
+            + s.substring(open + 1, comma) + ")" + s.substring(close + 1);
+      }
+      at = s.indexOf("\\log(", at + 1);
+    }
+    return s;
+  }
+
+  private static int matchingParen(String s, int open) {
+    int depth = 0;
+    for (int i = open; i < s.length(); i++) {
+      char c = s.charAt(i);
+      depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+      if (depth == 0) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  private static int topLevelComma(String s, int from, int to) {
+    int depth = 0;
+    for (int i = from; i < to; i++) {
+      char c = s.charAt(i);
+      depth += c == '(' || c == '{' ? 1 : c == ')' || c == '}' ? -1 : 0;
+      if (c == ',' && depth == 0) {
+        return i;
+      }
+    }
+    return -1;
   }
 
   /** Plain-text {@code sqrt(x)} (as programs and some models write it) as {@code \sqrt{x}}. */
@@ -344,7 +412,7 @@ public final class LatexExpression {
             throw new IllegalArgumentException("^ without base");
           }
           pos++;
-          out.append("^(").append(argument()).append(')');
+          out.append("^(").append(exponent()).append(')');
           continue;
         }
         if (c == '_') {
@@ -413,9 +481,9 @@ public final class LatexExpression {
           throw new IllegalArgumentException("bad command");
         }
         switch (cmd) {
-          case "frac" -> {
-            String a = group();
-            String b = group();
+          case "frac" -> { // \frac{1}{2}, \frac{1}2, \frac12
+            String a = argument();
+            String b = argument();
             return "((" + a + ")/(" + b + "))";
           }
           case "sqrt" -> {
@@ -468,12 +536,12 @@ public final class LatexExpression {
         pos++;
         power = argument();
       }
-      String arg = argument();
+      String arg = exponent(); // a whole number: \\ln 10 is the log of 10
       String call = name + "(" + arg + ")";
       return power == null ? call : "((" + call + ")^(" + power + "))";
     }
 
-    /** A variable with an optional subscript. */
+    /** A variable with an optional subscript; {@code e} alone (or {@code \\mathrm{e}}) is Euler's number. */
     private String variable(String base) {
       String name = base;
       skipSpaces();
@@ -481,6 +549,9 @@ public final class LatexExpression {
         pos++;
         skipSpaces();
         name = base + "_" + rawArgument();
+      }
+      if (EULER.contains(name)) {
+        return "E";
       }
       return variables.computeIfAbsent(name, k -> "V" + variables.size());
     }
@@ -519,6 +590,23 @@ public final class LatexExpression {
         return "-" + argument();
       }
       return atom();
+    }
+
+    /**
+     * The exponent after {@code ^} or a function's argument: an argument, but an unbraced run of digits whole
+     * ({@code 2^10} is 1024, as it is meant in plain text, not 2^1 0 as LaTeX would set it).
+     */
+    private String exponent() {
+      skipSpaces();
+      int start = pos;
+      while (pos < s.length() && Character.isDigit(s.charAt(pos))) {
+        pos++;
+      }
+      if (pos - start > 1) {
+        return s.substring(start, pos);
+      }
+      pos = start;
+      return argument();
     }
 
     /** {@code {...}} or one character, untranslated (subscripts, wrapped names). */

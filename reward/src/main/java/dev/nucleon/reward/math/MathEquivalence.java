@@ -818,24 +818,39 @@ public final class MathEquivalence {
 
   private static final int POINTS = 3;
 
-  private static List<Map<String, Double>> points(Set<String> variables, long seed) {
+  /** Random values for the variables in [low, low + width). */
+  private static List<Map<String, Double>> points(Set<String> variables, long seed, double low, double width) {
     Random random = new Random(seed);
     List<Map<String, Double>> out = new ArrayList<>();
     for (int k = 0; k < POINTS; k++) {
       Map<String, Double> values = new HashMap<>();
       for (String v : variables) {
-        values.put(v, 1.1 + 1.8 * random.nextDouble());
+        values.put(v, low + width * random.nextDouble());
       }
       out.add(values);
     }
     return out;
   }
 
+  /**
+   * Equal at random points: variables in [1.1, 2.9], or where neither side is defined there ({@code \arcsin x},
+   * {@code \sqrt{1-x}}), in [0.1, 0.9].
+   */
   private static boolean numericallyEqual(LatexExpression a, LatexExpression b, double tolerance) {
     Set<String> vars = new LinkedHashSet<>(a.variables());
     vars.addAll(b.variables());
+    int compared = numericallyEqual(a, b, tolerance, points(vars, 20260101L, 1.1, 1.8));
+    if (compared == 0 && !vars.isEmpty()) {
+      compared = numericallyEqual(a, b, tolerance, points(vars, 20260102L, 0.1, 0.8));
+    }
+    return compared > 0;
+  }
+
+  /** How many of the points both sides are defined at, or -1 when they differ at one. */
+  private static int numericallyEqual(LatexExpression a, LatexExpression b, double tolerance,
+      List<Map<String, Double>> points) {
     int compared = 0;
-    for (Map<String, Double> p : points(vars, 20260101L)) {
+    for (Map<String, Double> p : points) {
       double x = a.evaluate(p);
       double y = b.evaluate(p);
       boolean nx = !Double.isFinite(x);
@@ -844,11 +859,11 @@ public final class MathEquivalence {
         continue;
       }
       if (nx || ny || !close(x, y, tolerance)) {
-        return false;
+        return -1;
       }
       compared++;
     }
-    return compared > 0;
+    return compared;
   }
 
   /** Two one-step relations with the same operator hold together when lhs - rhs is a positive multiple. */
@@ -871,7 +886,7 @@ public final class MathEquivalence {
     Set<String> vars = new LinkedHashSet<>(fa.get().variables());
     vars.addAll(fb.get().variables());
     Double ratio = null;
-    for (Map<String, Double> p : points(vars, 7L)) {
+    for (Map<String, Double> p : points(vars, 7L, 1.1, 1.8)) {
       double x = fa.get().evaluate(p);
       double y = fb.get().evaluate(p);
       if (!Double.isFinite(x) || !Double.isFinite(y) || Math.abs(y) < 1e-12) {

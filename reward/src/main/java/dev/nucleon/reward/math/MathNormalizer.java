@@ -195,6 +195,7 @@ public final class MathNormalizer {
     if (TRIG.matcher(s).find()) { // degrees inside sin(30^\circ) are an angle, in radians
       s = DEGREE_ANGLE.matcher(s).replaceAll("($1\\\\cdot\\\\frac{\\\\pi}{180})");
     }
+    s = PLAIN_INFINITY.matcher(s).replaceAll("\\\\infty").replace("==", "="); // sympy's oo, Python's ==
     s = s.replace('−', '-').replace("∞", "\\infty").replace("\\displaystyle", "").replace("\\dfrac", "\\frac")
         .replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac");
     s = SIZED_BRACKET.matcher(s).replaceAll("");
@@ -246,6 +247,7 @@ public final class MathNormalizer {
   }
 
   private static final Pattern WHITE = Pattern.compile("\\s+");
+  private static final Pattern PLAIN_INFINITY = Pattern.compile("(?<![\\\\a-zA-Z])(?:infinity|oo)(?![a-zA-Z])");
   private static final Pattern SCIENTIFIC = Pattern.compile("^(-?\\d+(?:\\.\\d+)?)[eE]([+-]?\\d{1,3})$");
   private static final Pattern TRIG = Pattern.compile("\\\\(?:sin|cos|tan|cot|sec|csc)(?![a-zA-Z])");
   private static final Pattern DEGREE_ANGLE = Pattern.compile(

@@ -167,8 +167,9 @@ class GraderCasesTest {
     System.out.printf("grader agreement, fourth set: %d/%d = %.1f%%%n", fourth[0], fourth[1], rate);
     ((Map<String, int[]>) fourth[3]).forEach((k, v) -> System.out.printf("  fourth %-40s %d/%d%n", k, v[0], v[1]));
     ((List<String>) fourth[2]).forEach(m -> System.out.println("  fourth-set miss " + m));
-    // measured once, when gathered: 159/192 (82.8%; reward/README.md, "math", sorts the disagreements)
-    assertTrue(rate >= 82.8, "fourth set " + rate + "%");
+    // measured once, when gathered: 159/192 (82.8%; reward/README.md, "math", sorts the disagreements); 179/192
+    // since plain-text math (sin(x), pi, x**2, log(x, b), oo, ==), e as Euler's number and 2^10 are read
+    assertTrue(rate >= 93.2, "fourth set " + rate + "%");
   }
 
   @Test

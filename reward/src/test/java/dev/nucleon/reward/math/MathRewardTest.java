@@ -118,6 +118,25 @@ class MathRewardTest {
         .reward());
   }
 
+  /** Answers written as programs and computer algebra write them compare with LaTeX ones by value. */
+  @Test
+  void plainTextMathAsProgramsWriteIt() {
+    assertEquals(1.0, score("\\boxed{7*sin(pi*x/5)+1}", "7 \\sin(\\frac{\\pi}{5}x) + 1"));
+    assertEquals(1.0, score("\\boxed{ArcSin(x) + Sin(x)**2 + Cos(x)**2}", "1 + \\arcsin x"),
+        "capitalized names; arcsin is compared where it is defined");
+    assertEquals(1.0, score("\\boxed{log(x, 10)}", "\\frac{\\ln x}{\\ln 10}"), "sympy's log with a base");
+    assertEquals(1.0, score("\\boxed{sqrt(1 - x**2)}", "\\sqrt{(1-x)(1+x)}"));
+    assertEquals(1.0, score("\\boxed{(-infinity, 5)}", "(-\\infty, 5)"));
+    assertEquals(1.0, score("\\boxed{x**2 + x + 1 == 0}", "x^2 + x + 1 = 0"));
+    assertEquals(1.0, score("\\boxed{2^10}", "1024"), "an unbraced run of digits is the whole exponent");
+    assertEquals(1.0, score("\\boxed{\\frac{1}2}", "0.5"));
+    assertEquals(1.0, score("\\boxed{e^{x}}", "\\exp(x)"), "e alone is Euler's number");
+    assertEquals(1.0, score("\\boxed{2.71828182845905^{2}}", "e^2"));
+    assertEquals(0.0, score("\\boxed{sin(x)}", "\\cos x"));
+    assertEquals(0.0, score("\\boxed{x^2}", "x^{21}"));
+    assertEquals(0.0, score("\\boxed{spin}", "\\pi"), "pi inside a word is not pi");
+  }
+
   /** R1-template completions: the answer section is the answer, whatever the reasoning or later text says. */
   @Test
   void anAnswerSectionIsTheAnswer() {
