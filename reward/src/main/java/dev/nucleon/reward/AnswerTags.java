@@ -2,8 +2,6 @@ package dev.nucleon.reward;
 
 import java.util.Locale;
 import java.util.Optional;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * The {@code <answer>...</answer>} sections of a completion (the R1 template's answer, after its reasoning).
@@ -18,22 +16,33 @@ public enum AnswerTags {
   /** Tags are text like any other. */
   IGNORE;
 
-  private static final Pattern SECTION = Pattern.compile("(?s)<answer>(.*?)</answer>");
+  private static final String OPEN = "<answer>";
+  private static final String CLOSE = "</answer>";
 
-  /** The chosen section's content; empty when there is no closed section (an unclosed tag is plain text). */
+  /**
+   * The chosen section's content; empty when there is no closed section (an unclosed tag is plain text). A section
+   * runs from a closing tag back to the nearest opening tag before it, found by a linear scan (a lazy regular
+   * expression would rescan to the end from every unclosed tag).
+   */
   public Optional<String> find(String text) {
-    if (this == IGNORE || !text.contains("<answer>")) {
+    if (this == IGNORE) {
       return Optional.empty();
     }
-    Matcher m = SECTION.matcher(text);
-    String found = null;
-    while (m.find()) {
-      found = m.group(1);
-      if (this == FIRST) {
-        break;
+    int open;
+    int close;
+    if (this == LAST) {
+      close = text.lastIndexOf(CLOSE);
+      open = close < 0 ? -1 : text.lastIndexOf(OPEN, close - OPEN.length());
+    } else {
+      open = text.indexOf(OPEN);
+      close = open < 0 ? -1 : text.indexOf(CLOSE, open + OPEN.length());
+      // the nearest opening tag before that close: "<answer>41 <answer>42</answer>" is 42
+      for (int next = close < 0 ? -1 : text.indexOf(OPEN, open + OPEN.length());
+          next >= 0 && next + OPEN.length() <= close; next = text.indexOf(OPEN, next + OPEN.length())) {
+        open = next;
       }
     }
-    return Optional.ofNullable(found);
+    return open < 0 || close < 0 ? Optional.empty() : Optional.of(text.substring(open + OPEN.length(), close));
   }
 
   /** The chosen section's content, or the whole text when it has none. */

@@ -25,8 +25,10 @@ import org.apache.commons.numbers.fraction.BigFraction;
  *
  * <p>Translation: {@code \frac{a}{b}}, {@code \sqrt{a}}, {@code \sqrt[n]{a}}, {@code ^}, {@code \cdot}/{@code \times}
  * /{@code \div}, implicit multiplication ({@code 2x}, {@code xy}, {@code )(}), single letters and Greek letters as
- * variables (subscripts part of the name), {@code \pi}, trigonometric functions (radians), {@code \ln}, {@code \log},
- * {@code \exp}. Anything else ({@code \infty}, {@code !}, {@code |x|}, sums) is not translated and the caller falls
+ * variables (subscripts part of the name) except a lone {@code e} (Euler's number), {@code \pi}, trigonometric
+ * functions (radians), {@code \ln}, {@code \log}, {@code \exp}; unbraced arguments ({@code \frac12}, {@code 2^10},
+ * {@code \ln 10}); and math as programs write it ({@code sin(x)}, {@code ArcTan(x)}, {@code log(x, 2)}, {@code pi},
+ * {@code x**2}, {@code sqrt(x)}). Anything else ({@code \infty}, {@code !}, {@code |x|}, sums) is not translated and the caller falls
  * back to comparing text.
  */
 public final class LatexExpression {
@@ -48,6 +50,7 @@ public final class LatexExpression {
       "eta", "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
       "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi",
       "Omega");
+  private static final Pattern UNBRACED_NUMBER = Pattern.compile("[-+]?\\d+(?:\\.\\d+)?");
   /** How Euler's number is written: a lone {@code e}, upright or italic. */
   private static final Set<String> EULER = Set.of("e", "\\mathrm{e}", "\\text{e}", "\\mathit{e}");
   private static final Set<String> WRAPPERS = Set.of("mathbf", "vec", "overline", "bar", "hat", "mathit",
@@ -593,19 +596,17 @@ public final class LatexExpression {
     }
 
     /**
-     * The exponent after {@code ^} or a function's argument: an argument, but an unbraced run of digits whole
-     * ({@code 2^10} is 1024, as it is meant in plain text, not 2^1 0 as LaTeX would set it).
+     * The exponent after {@code ^} or a function's argument: an argument, but an unbraced number whole, sign and
+     * decimals included ({@code 2^10} is 1024 and {@code 10^-12} a millionth of a millionth, as they are meant in
+     * plain text, not 2^1 0 as LaTeX would set it; {@code \\ln 10.5}).
      */
     private String exponent() {
       skipSpaces();
-      int start = pos;
-      while (pos < s.length() && Character.isDigit(s.charAt(pos))) {
-        pos++;
+      java.util.regex.Matcher m = UNBRACED_NUMBER.matcher(s).region(pos, s.length());
+      if (m.lookingAt() && (m.group().length() > 1)) {
+        pos = m.end();
+        return "(" + m.group() + ")";
       }
-      if (pos - start > 1) {
-        return s.substring(start, pos);
-      }
-      pos = start;
       return argument();
     }
 

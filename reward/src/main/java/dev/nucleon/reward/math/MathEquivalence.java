@@ -86,7 +86,8 @@ public final class MathEquivalence {
   /** The value of a number written in LaTeX ({@code 4.2 \\times 10^5}), if it is a number. */
   private static OptionalDouble value(String latex) {
     return LatexExpression.parse(MathNormalizer.canonical(latex)).filter(e -> e.variables().isEmpty())
-        .map(e -> OptionalDouble.of(e.evaluate(Map.of()))).orElse(OptionalDouble.empty());
+        .map(e -> e.evaluate(Map.of())).filter(Double::isFinite).map(OptionalDouble::of)
+        .orElse(OptionalDouble.empty()); // an overflow (10^{999}) is no value to compare
   }
 
   /** A single number or expression divided by 100 ({@code \frac{x}{100}}); empty for lists and relations. */
@@ -469,11 +470,15 @@ public final class MathEquivalence {
     return new Equation(lhs, parse(value), lhs, firstRhs, approx);
   }
 
+  /** A function, in LaTeX ({@code \\sin}) or as programs write it ({@code sin(}, {@code Log (}). */
+  private static final Pattern FUNCTION_NAME = Pattern.compile("\\\\[a-zA-Z]*(?:sin|cos|tan|log|ln|sqrt)"
+      + "|(?i)(?<![a-z])(?:a|arc)?(?:sin|cos|tan|sec|csc|cot)h?\\s*\\(|(?i)(?<![a-z])(?:ln|log|exp|sqrt)\\s*\\(");
+
   /** A left side that only names the answer: letters, subscripts, tuples of names, ratios of names. */
   static boolean simpleLhs(String lhs) {
     String t = lhs.replaceAll("_\\{[^}]*\\}|_[A-Za-z0-9]", "");
     t = t.replace("\\frac", "/").replace("\\mathbf", "").replace("\\vec", "").replace("\\overline", "");
-    return !t.isBlank() && SIMPLE_LHS_CHARS.matcher(t).matches() && !t.matches(".*\\\\[a-zA-Z]*(?:sin|cos|tan|log|ln|sqrt).*");
+    return !t.isBlank() && SIMPLE_LHS_CHARS.matcher(t).matches() && !FUNCTION_NAME.matcher(t).find();
   }
 
   private static boolean wrapped(String s) {
@@ -833,37 +838,61 @@ public final class MathEquivalence {
   }
 
   /**
-   * Equal at random points: variables in [1.1, 2.9], or where neither side is defined there ({@code \arcsin x},
-   * {@code \sqrt{1-x}}), in [0.1, 0.9].
+   * Equal at random points: variables in [1.1, 2.9], or, where a side is defined at none of those
+   * ({@code \\arcsin x}, {@code \\sqrt{1-x}}: NaN, not an overflow), in [0.55, 0.99], compared relative to the
+   * values there (an absolute tolerance would let {@code x^{200}} vanish).
    */
   private static boolean numericallyEqual(LatexExpression a, LatexExpression b, double tolerance) {
     Set<String> vars = new LinkedHashSet<>(a.variables());
     vars.addAll(b.variables());
-    int compared = numericallyEqual(a, b, tolerance, points(vars, 20260101L, 1.1, 1.8));
-    if (compared == 0 && !vars.isEmpty()) {
-      compared = numericallyEqual(a, b, tolerance, points(vars, 20260102L, 0.1, 0.8));
+    int compared = numericallyEqual(a, b, tolerance, points(vars, 20260101L, 1.1, 1.8), false);
+    if (compared == UNDEFINED && !vars.isEmpty()) {
+      compared = numericallyEqual(a, b, tolerance, points(vars, 20260102L, 0.55, 0.44), true);
     }
     return compared > 0;
   }
 
-  /** How many of the points both sides are defined at, or -1 when they differ at one. */
+  /** {@link #numericallyEqual}'s answer when a side is undefined (NaN) at every point. */
+  private static final int UNDEFINED = -2;
+
+  /**
+   * How many of the points both sides are defined and agree at; -1 when they differ at one (or one is defined where
+   * the other is not, while both are defined elsewhere); {@link #UNDEFINED} when at every point a side is NaN and
+   * neither overflows. The retry ({@code relative}) compares relative to the values and needs both sides defined.
+   */
   private static int numericallyEqual(LatexExpression a, LatexExpression b, double tolerance,
-      List<Map<String, Double>> points) {
+      List<Map<String, Double>> points, boolean relative) {
     int compared = 0;
+    boolean undefinedSomewhere = false;
+    boolean overflow = false;
     for (Map<String, Double> p : points) {
       double x = a.evaluate(p);
       double y = b.evaluate(p);
-      boolean nx = !Double.isFinite(x);
-      boolean ny = !Double.isFinite(y);
-      if (nx && ny) {
+      if (Double.isNaN(x) || Double.isNaN(y)) {
+        if (relative && !(Double.isNaN(x) && Double.isNaN(y))) {
+          return -1;
+        }
+        undefinedSomewhere = true;
         continue;
       }
-      if (nx || ny || !close(x, y, tolerance)) {
+      if (Double.isInfinite(x) || Double.isInfinite(y)) {
+        if (!(Double.isInfinite(x) && Double.isInfinite(y))) {
+          return -1;
+        }
+        overflow = true;
+        continue;
+      }
+      boolean same = relative ? Math.abs(x - y) <= tolerance * Math.max(Math.abs(x), Math.abs(y))
+          : close(x, y, tolerance);
+      if (!same) {
         return -1;
       }
       compared++;
     }
-    return compared;
+    if (compared > 0) {
+      return undefinedSomewhere && !relative ? -1 : compared;
+    }
+    return undefinedSomewhere && !overflow ? UNDEFINED : 0;
   }
 
   /** Two one-step relations with the same operator hold together when lhs - rhs is a positive multiple. */

@@ -57,10 +57,11 @@ public final class MathReward implements RewardFunction {
 
   @Override
   public RewardResult scoreOne(RewardRequest request) {
-    if (request.groundTruth().isBlank()) {
-      throw new IllegalArgumentException("the math reward needs a ground truth answer; this request has none");
-    }
     String gold = answerTags.answerPart(request.groundTruth());
+    if (gold.isBlank()) {
+      throw new IllegalArgumentException("the math reward needs a ground truth answer; this request has none"
+          + (request.groundTruth().isBlank() ? "" : " (its <answer> section is empty)"));
+    }
     String reference = AnswerExtractor.reference(gold);
     String completion = answerTags.answerPart(stripThinking ? dev.nucleon.reward.Thinking.strip(request.completion())
         : request.completion());

@@ -132,9 +132,27 @@ class MathRewardTest {
     assertEquals(1.0, score("\\boxed{\\frac{1}2}", "0.5"));
     assertEquals(1.0, score("\\boxed{e^{x}}", "\\exp(x)"), "e alone is Euler's number");
     assertEquals(1.0, score("\\boxed{2.71828182845905^{2}}", "e^2"));
+    assertEquals(1.0, score("\\boxed{sin(x)}", "\\sin x"));
     assertEquals(0.0, score("\\boxed{sin(x)}", "\\cos x"));
-    assertEquals(0.0, score("\\boxed{x^2}", "x^{21}"));
-    assertEquals(0.0, score("\\boxed{spin}", "\\pi"), "pi inside a word is not pi");
+    assertEquals(1.0, score("\\boxed{x^21}", "x^{21}"));
+    assertEquals(0.0, score("\\boxed{x^21}", "x^2"));
+    assertEquals(1.0, score("\\boxed{1.5 \\times 10^-3}", "0.0015"), "a signed unbraced exponent");
+    assertEquals(1.0, score("\\boxed{spin}", "s p i n"), "pi inside a word is not pi");
+    // functions on the left of an equation are not names of the answer
+    assertEquals(0.0, score("\\boxed{sin(y) = x}", "y = x"));
+    assertEquals(0.0, score("\\boxed{cos(x) = 0}", "\\sin x = 0"));
+  }
+
+  /** Numeric comparison does not accept what only looks equal at its sample points. */
+  @Test
+  void sampledValuesDoNotHideDifferences() {
+    assertEquals(1.0, score("\\boxed{\\arcsin x + \\arccos x}", "\\frac{\\pi}{2}"),
+        "defined only below 1: compared there");
+    assertEquals(0.0, score("\\boxed{\\arcsin x + x^{200}}", "\\arcsin x"),
+        "a high power vanishes at small x under an absolute tolerance");
+    assertEquals(0.0, score("\\boxed{2x^{10000}}", "x^{10000}"), "an overflow everywhere is not agreement");
+    assertEquals(0.0, score("\\boxed{1 \\times 10^{999} \\text{ m}}", "5 \\text{ m}"),
+        "an overflowing quantity is no value");
   }
 
   /** R1-template completions: the answer section is the answer, whatever the reasoning or later text says. */
@@ -147,7 +165,8 @@ class MathRewardTest {
     assertEquals(0.0, score("<answer>not a number</answer> but 42 is correct", "42"));
     assertEquals(1.0, score("First: <answer>42</answer> then <answer>43</answer>", "42"));
     assertEquals(0.0, score("First: <answer>42</answer> then <answer>43</answer>", "43"));
-    assertEquals(1.0, score("<answer>84</answer>", "<answer>\\boxed{84}</answer>"), "a tagged reference");
+    assertEquals(1.0, score("<answer>84</answer>", "<answer>84</answer> (not 85)"), "a tagged reference");
+    assertEquals(1.0, score("<answer>41 <answer>42</answer>", "42"), "a section opens at the nearest tag");
     assertEquals(1.0, score("cut off: <answer>42", "42"), "an unclosed tag is plain text");
     RewardFunction last = new MathReward.Factory().create(ConfigFactory.parseString("answer-tags = last"));
     assertEquals(1.0, last.scoreOne(RewardRequest.of("<answer>42</answer> <answer>43</answer>", "43")).reward());
@@ -189,6 +208,8 @@ class MathRewardTest {
     assertTrue(e.getMessage().contains("answer-tags") && e.getMessage().contains("middle"), e.getMessage());
     IllegalArgumentException g = assertThrows(IllegalArgumentException.class, () -> score("\\boxed{1}", " "));
     assertTrue(g.getMessage().contains("ground truth"), g.getMessage());
+    g = assertThrows(IllegalArgumentException.class, () -> score("\\boxed{1}", "<answer> </answer>"));
+    assertTrue(g.getMessage().contains("<answer> section is empty"), g.getMessage());
     assertFalse(new MathReward(List.of(), false, 6).equivalent("", "1"));
   }
 
@@ -216,6 +237,7 @@ class MathRewardTest {
         "$\\boxed{((9^{256})^{256})^{256} + ((9^{256})^{256})^{256}}$",
         // power towers: decimal arithmetic never returned from 9^{9^{9^9}} (now evaluated in doubles)
         "$\\boxed{9^{9^{9^{9}}}}$", "\\boxed{x^{9^{9^{9}}} + 2^{2^{2^{2^{2^{2}}}}}}", "(10^{10^{10}})^{0.5}",
+        "<answer>".repeat(20_000) + "5", "</answer>".repeat(20_000) + "<answer>5",
         // quantities: a number, then a long run of spaces or digits before what might be a unit
         "\\boxed{1 a" + " ".repeat(20_000) + "b}", "1 a" + " ".repeat(20_000) + "b\nc", "1".repeat(20_000) + "a\nb",
         "\\boxed{5 m" + " m".repeat(10_000) + "}");
