@@ -28,8 +28,8 @@ import org.apache.commons.numbers.fraction.BigFraction;
  * variables (subscripts part of the name) except a lone {@code e} (Euler's number), {@code \pi}, trigonometric
  * functions (radians), {@code \ln}, {@code \log}, {@code \exp}; unbraced arguments ({@code \frac12}, {@code 2^10},
  * {@code \ln 10}); and math as programs write it ({@code sin(x)}, {@code ArcTan(x)}, {@code log(x, 2)}, {@code pi},
- * {@code x**2}, {@code sqrt(x)}). Anything else ({@code \infty}, {@code !}, {@code |x|}, sums) is not translated and the caller falls
- * back to comparing text.
+ * {@code x**2}, {@code sqrt(x)}). Anything else ({@code \infty}, {@code !}, {@code |x|}, sums) is not translated
+ * and the caller falls back to comparing text.
  */
 public final class LatexExpression {
 
