@@ -103,6 +103,18 @@ class GraderCasesTest {
     return new Object[] {agree, cases.size(), misses, bySource};
   }
 
+  /** One split's agreement in percent, printed with its tally per source and every miss. */
+  @SuppressWarnings("unchecked")
+  private static double reportedRate(String file, int size, String label) {
+    Object[] result = agreement(file);
+    assertEquals(size, result[1]);
+    double rate = 100.0 * (int) result[0] / (int) result[1];
+    System.out.printf("grader agreement, %s: %d/%d = %.1f%%%n", label, result[0], result[1], rate);
+    ((Map<String, int[]>) result[3]).forEach((k, v) -> System.out.printf("  %s %-40s %d/%d%n", label, k, v[0], v[1]));
+    ((List<String>) result[2]).forEach(m -> System.out.println("  " + label + " miss " + m));
+    return rate;
+  }
+
   private static String abbreviate(String s) {
     String t = s.replace("\n", "\\n");
     return t.length() <= 200 ? t : t.substring(0, 90) + " ... " + t.substring(t.length() - 105);
@@ -113,14 +125,8 @@ class GraderCasesTest {
    * scored before any change (85.7%); three of the gaps they showed were closed afterwards.
    */
   @Test
-  @SuppressWarnings("unchecked")
   void agreesWithGradersItNeverSaw() {
-    Object[] fresh = agreement("graders_fresh.jsonl");
-    assertEquals(140, fresh[1]);
-    double rate = 100.0 * (int) fresh[0] / (int) fresh[1];
-    System.out.printf("grader agreement, never seen: %d/%d = %.1f%%%n", fresh[0], fresh[1], rate);
-    ((Map<String, int[]>) fresh[3]).forEach((k, v) -> System.out.printf("  never seen %-40s %d/%d%n", k, v[0], v[1]));
-    ((List<String>) fresh[2]).forEach(m -> System.out.println("  never-seen miss " + m));
+    double rate = reportedRate("graders_fresh.jsonl", 140, "never seen");
     // measured once, when gathered: 120/140 (reward/README.md, "math", lists every disagreement and why); 123/140
     // since two of the gaps it showed were closed (e-notation in text, a corrected boxed answer); 128/140 since
     // completions are judged on their <answer> section
@@ -159,14 +165,8 @@ class GraderCasesTest {
    * scored before any change.
    */
   @Test
-  @SuppressWarnings("unchecked")
   void agreesWithAFourthSetOfGradersItNeverSaw() {
-    Object[] fourth = agreement("graders_fourth.jsonl");
-    assertEquals(192, fourth[1]);
-    double rate = 100.0 * (int) fourth[0] / (int) fourth[1];
-    System.out.printf("grader agreement, fourth set: %d/%d = %.1f%%%n", fourth[0], fourth[1], rate);
-    ((Map<String, int[]>) fourth[3]).forEach((k, v) -> System.out.printf("  fourth %-40s %d/%d%n", k, v[0], v[1]));
-    ((List<String>) fourth[2]).forEach(m -> System.out.println("  fourth-set miss " + m));
+    double rate = reportedRate("graders_fourth.jsonl", 192, "fourth set");
     // measured once, when gathered: 159/192 (82.8%; reward/README.md, "math", sorts the disagreements); 179/192
     // since plain-text math (sin(x), pi, x**2, log(x, b), oo, ==), e as Euler's number and 2^10 are read
     assertTrue(rate >= 93.2, "fourth set " + rate + "%");
