@@ -539,12 +539,12 @@ public final class LatexExpression {
         pos++;
         power = argument();
       }
-      String arg = exponent(); // a whole number: \\ln 10 is the log of 10
+      String arg = exponent(); // a whole number: \ln 10 is the log of 10
       String call = name + "(" + arg + ")";
       return power == null ? call : "((" + call + ")^(" + power + "))";
     }
 
-    /** A variable with an optional subscript; {@code e} alone (or {@code \\mathrm{e}}) is Euler's number. */
+    /** A variable with an optional subscript; {@code e} alone (or {@code \mathrm{e}}) is Euler's number. */
     private String variable(String base) {
       String name = base;
       skipSpaces();
@@ -598,7 +598,7 @@ public final class LatexExpression {
     /**
      * The exponent after {@code ^} or a function's argument: an argument, but an unbraced number whole, sign and
      * decimals included ({@code 2^10} is 1024 and {@code 10^-12} a millionth of a millionth, as they are meant in
-     * plain text, not 2^1 0 as LaTeX would set it; {@code \\ln 10.5}).
+     * plain text, not 2^1 0 as LaTeX would set it; {@code \ln 10.5}).
      */
     private String exponent() {
       skipSpaces();

@@ -470,7 +470,7 @@ public final class MathEquivalence {
     return new Equation(lhs, parse(value), lhs, firstRhs, approx);
   }
 
-  /** A function, in LaTeX ({@code \\sin}) or as programs write it ({@code sin(}, {@code Log (}). */
+  /** A function, in LaTeX ({@code \sin}) or as programs write it ({@code sin(}, {@code Log (}). */
   private static final Pattern FUNCTION_NAME = Pattern.compile("\\\\[a-zA-Z]*(?:sin|cos|tan|log|ln|sqrt)"
       + "|(?i)(?<![a-z])(?:a|arc)?(?:sin|cos|tan|sec|csc|cot)h?\\s*\\(|(?i)(?<![a-z])(?:ln|log|exp|sqrt)\\s*\\(");
 
@@ -839,7 +839,7 @@ public final class MathEquivalence {
 
   /**
    * Equal at random points: variables in [1.1, 2.9], or, where a side is defined at none of those
-   * ({@code \\arcsin x}, {@code \\sqrt{1-x}}: NaN, not an overflow), in [0.55, 0.99], compared relative to the
+   * ({@code \arcsin x}, {@code \sqrt{1-x}}: NaN, not an overflow), in [0.55, 0.99], compared relative to the
    * values there (an absolute tolerance would let {@code x^{200}} vanish).
    */
   private static boolean numericallyEqual(LatexExpression a, LatexExpression b, double tolerance) {
