@@ -11,7 +11,7 @@ import java.util.Optional;
 public enum AnswerTags {
   /** The first closed section names the answer. */
   FIRST,
-  /** The last closed section names the answer. */
+  /** The last closed section names the answer (the one the last opening tag before the last closing tag starts). */
   LAST,
   /** Tags are text like any other. */
   IGNORE;
@@ -33,6 +33,8 @@ public enum AnswerTags {
     if (this == LAST) {
       close = text.lastIndexOf(CLOSE);
       open = close < 0 ? -1 : text.lastIndexOf(OPEN, close - OPEN.length());
+      // the section that opening tag starts ends at the first close after it: "<answer>42</answer></answer>" is 42
+      close = open < 0 ? -1 : text.indexOf(CLOSE, open + OPEN.length());
     } else {
       open = text.indexOf(OPEN);
       close = open < 0 ? -1 : text.indexOf(CLOSE, open + OPEN.length());

@@ -12,11 +12,13 @@ import java.util.regex.Pattern;
  * <ol>
  *   <li>The last {@code \boxed{...}} or {@code \fbox{...}} (balanced braces; {@code \boxed 5} too). Boxes right
  *       before it, separated only by a short connector (at most 40 characters, no sentence end, no blank line:
- *       {@code ,}, {@code and}, {@code \quad}, a word), are part of the answer ({@code \boxed{1}, \boxed{2}} is the list {@code 1, 2}).
+ *       {@code ,}, {@code and}, {@code \quad}, a word), are part of the answer ({@code \boxed{1}, \boxed{2}} is the
+ *       list {@code 1, 2}).
  *   <li>Otherwise the configured fallbacks: {@code last-latex} (the last {@code $...$}, {@code $$...$$},
- *       {@code \(...\)} or {@code \[...\]}, preferring the math right after a last "final answer is"; inline math must not span lines; math spans joined by "and" or "," are
- *       one list), {@code last-number} (the last number in the text, with thousands separators or a decimal comma,
- *       or a fraction {@code a/b}); when both are configured the one that ends later in the text wins.
+ *       {@code \(...\)} or {@code \[...\]}, preferring the math right after a last "final answer is"; inline math
+ *       must not span lines; math spans joined by "and" or "," are one list), {@code last-number} (the last number
+ *       in the text, with thousands separators or a decimal comma, or a fraction {@code a/b}); when both are
+ *       configured the one that ends later in the text wins.
  *       {@code whole} takes the whole text.
  * </ol>
  */

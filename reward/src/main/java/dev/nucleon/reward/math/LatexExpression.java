@@ -50,7 +50,7 @@ public final class LatexExpression {
       "eta", "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
       "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi",
       "Omega");
-  private static final Pattern UNBRACED_NUMBER = Pattern.compile("[-+]?\\d+(?:\\.\\d+)?");
+  private static final Pattern UNBRACED_NUMBER = Pattern.compile("[-+]?[0-9]+(?:\\.[0-9]+)?");
   /** How Euler's number is written: a lone {@code e}, upright or italic. */
   private static final Set<String> EULER = Set.of("e", "\\mathrm{e}", "\\text{e}", "\\mathit{e}");
   private static final Set<String> WRAPPERS = Set.of("mathbf", "vec", "overline", "bar", "hat", "mathit",
@@ -437,9 +437,9 @@ public final class LatexExpression {
     /** One operand. */
     private String atom() {
       char c = s.charAt(pos);
-      if (Character.isDigit(c) || c == '.') {
+      if (isAsciiDigit(c) || c == '.') {
         int start = pos;
-        while (pos < s.length() && (Character.isDigit(s.charAt(pos)) || s.charAt(pos) == '.')) {
+        while (pos < s.length() && (isAsciiDigit(s.charAt(pos)) || s.charAt(pos) == '.')) {
           pos++;
         }
         String num = s.substring(start, pos);
@@ -584,7 +584,7 @@ public final class LatexExpression {
       if (c == '{') {
         return group();
       }
-      if (Character.isDigit(c)) {
+      if (isAsciiDigit(c)) {
         pos++;
         return String.valueOf(c);
       }
@@ -593,6 +593,11 @@ public final class LatexExpression {
         return "-" + argument();
       }
       return atom();
+    }
+
+    /** 0-9 only: {@code Character.isDigit} takes full-width and Arabic-Indic digits, which no parser reads. */
+    private static boolean isAsciiDigit(char c) {
+      return c >= '0' && c <= '9';
     }
 
     /**
@@ -605,6 +610,7 @@ public final class LatexExpression {
       java.util.regex.Matcher m = UNBRACED_NUMBER.matcher(s).region(pos, s.length());
       if (m.lookingAt() && (m.group().length() > 1)) {
         pos = m.end();
+        hasDecimal |= m.group().indexOf('.') >= 0;
         return "(" + m.group() + ")";
       }
       return argument();

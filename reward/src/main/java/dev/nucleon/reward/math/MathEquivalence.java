@@ -471,8 +471,9 @@ public final class MathEquivalence {
   }
 
   /** A function, in LaTeX ({@code \sin}) or as programs write it ({@code sin(}, {@code Log (}). */
-  private static final Pattern FUNCTION_NAME = Pattern.compile("\\\\[a-zA-Z]*(?:sin|cos|tan|log|ln|sqrt)"
-      + "|(?i)(?<![a-z])(?:a|arc)?(?:sin|cos|tan|sec|csc|cot)h?\\s*\\(|(?i)(?<![a-z])(?:ln|log|exp|sqrt)\\s*\\(");
+  private static final Pattern FUNCTION_NAME = Pattern.compile(
+      "\\\\[a-zA-Z]*(?:sin|cos|tan|sec|csc|cot|log|ln|exp|sqrt)|(?i)(?<![a-z])(?:a|arc)?(?:sin|cos|tan|sec|csc|cot)h?"
+      + "\\s*\\(|(?i)(?<![a-z])(?:ln|log|exp|sqrt)\\s*\\(");
 
   /** A left side that only names the answer: letters, subscripts, tuples of names, ratios of names. */
   static boolean simpleLhs(String lhs) {
@@ -864,15 +865,18 @@ public final class MathEquivalence {
       List<Map<String, Double>> points, boolean relative) {
     int compared = 0;
     boolean undefinedSomewhere = false;
+    boolean oneSided = false;
     boolean overflow = false;
     for (Map<String, Double> p : points) {
       double x = a.evaluate(p);
       double y = b.evaluate(p);
       if (Double.isNaN(x) || Double.isNaN(y)) {
-        if (relative && !(Double.isNaN(x) && Double.isNaN(y))) {
+        boolean both = Double.isNaN(x) && Double.isNaN(y);
+        if (relative && !both) {
           return -1;
         }
         undefinedSomewhere = true;
+        oneSided |= !both;
         continue;
       }
       if (Double.isInfinite(x) || Double.isInfinite(y)) {
@@ -890,7 +894,7 @@ public final class MathEquivalence {
       compared++;
     }
     if (compared > 0) {
-      return undefinedSomewhere && !relative ? -1 : compared;
+      return oneSided ? -1 : compared;
     }
     return undefinedSomewhere && !overflow ? UNDEFINED : 0;
   }

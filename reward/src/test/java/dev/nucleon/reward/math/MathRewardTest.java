@@ -146,6 +146,11 @@ class MathRewardTest {
   /** Numeric comparison does not accept what only looks equal at its sample points. */
   @Test
   void sampledValuesDoNotHideDifferences() {
+    assertEquals(1.0, score("\\boxed{\\sqrt{-x^2+4}}", "\\sqrt{4-x^2}"), "undefined on both sides at some points");
+    assertEquals(1.0, score("\\boxed{\\frac{x-2}{\\sqrt{x-2}}}", "\\sqrt{x-2}"));
+    assertEquals(0.0, score("\\boxed{\\sqrt{2}}", "\\sqrt{\u0662}"), "an Arabic-Indic digit is no number here");
+    assertEquals(1.0, score("\\boxed{x^0.5}", "\\sqrt{x}"));
+    assertEquals(0.0, score("\\boxed{\\sec y = x}", "y = x"));
     assertEquals(1.0, score("\\boxed{\\arcsin x + \\arccos x}", "\\frac{\\pi}{2}"),
         "defined only below 1: compared there");
     assertEquals(0.0, score("\\boxed{\\arcsin x + x^{200}}", "\\arcsin x"),
@@ -170,6 +175,7 @@ class MathRewardTest {
     assertEquals(1.0, score("cut off: <answer>42", "42"), "an unclosed tag is plain text");
     RewardFunction last = new MathReward.Factory().create(ConfigFactory.parseString("answer-tags = last"));
     assertEquals(1.0, last.scoreOne(RewardRequest.of("<answer>42</answer> <answer>43</answer>", "43")).reward());
+    assertEquals(1.0, last.scoreOne(RewardRequest.of("<answer><answer>43</answer></answer>", "43")).reward());
     RewardFunction ignore = new MathReward.Factory().create(ConfigFactory.parseString("answer-tags = ignore"));
     assertEquals(1.0, ignore.scoreOne(RewardRequest.of("\\boxed{42} <answer>43</answer>", "42")).reward());
   }
