@@ -477,6 +477,9 @@ public final class MathEquivalence {
 
   /** A left side that only names the answer: letters, subscripts, tuples of names, ratios of names. */
   static boolean simpleLhs(String lhs) {
+    if (lhs.length() > 200) {
+      return false; // a name is short (and the subscript pattern below rescans from every unclosed "_{")
+    }
     String t = lhs.replaceAll("_\\{[^}]*\\}|_[A-Za-z0-9]", "");
     t = t.replace("\\frac", "/").replace("\\mathbf", "").replace("\\vec", "").replace("\\overline", "");
     return !t.isBlank() && SIMPLE_LHS_CHARS.matcher(t).matches() && !FUNCTION_NAME.matcher(t).find();
