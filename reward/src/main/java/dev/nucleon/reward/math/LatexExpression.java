@@ -19,7 +19,8 @@ import org.apache.commons.numbers.fraction.BigFraction;
 /**
  * A LaTeX math expression as something to evaluate: translated to an infix expression for the EvalEx parser, then
  * evaluated exactly with rational arithmetic (Commons Numbers {@link BigFraction}) when it holds only numbers and
- * + - * / and integer powers, or numerically in double precision with values for its variables. EvalEx only
+ * + - * / and integer powers, or numerically in double precision with values for its variables (in complex
+ * arithmetic when a lone {@code i}, the imaginary unit, appears: {@link #evaluateComplex}). EvalEx only
  * parses: its own evaluation works in decimal arithmetic whose powers of large numbers take minutes
  * ({@code 9^{9^{9^9}}} never returned), where a double overflows to infinity at once.
  *
@@ -370,6 +371,116 @@ public final class LatexExpression {
       case "TANH" -> Math.tanh(x);
       default -> Double.NaN;
     };
+  }
+
+  /** Whether the imaginary unit appears: a lone {@code i} (a subscripted {@code a_i} is a name of its own). */
+  public boolean hasImaginaryUnit() {
+    return variables.containsKey("i");
+  }
+
+  /**
+   * The value as a complex number {@code {re, im}} with {@code i} the imaginary unit and {@code values} for the other
+   * variables (principal roots and logarithms); NaN parts where it cannot be evaluated.
+   */
+  public double[] evaluateComplex(Map<String, Double> values) {
+    Map<String, Double> byName = new java.util.HashMap<>();
+    for (Map.Entry<String, String> v : variables.entrySet()) {
+      byName.put(v.getValue(), values.getOrDefault(v.getKey(), 0.0));
+    }
+    return Complex.of(ast, byName, variables.get("i"));
+  }
+
+  /** Complex arithmetic over the parse tree, for answers with the imaginary unit ({@code i(2-i)} is {@code 1+2i}). */
+  private static final class Complex {
+    private static final double[] UNDEFINED = {Double.NaN, Double.NaN};
+
+    static double[] of(ASTNode node, Map<String, Double> values, String unit) {
+      Token token = node.getToken();
+      List<ASTNode> p = node.getParameters();
+      String v = token.getValue();
+      return switch (token.getType()) {
+        case NUMBER_LITERAL -> new double[] {Double.parseDouble(v), 0};
+        case VARIABLE_OR_CONSTANT -> v.equals(unit) ? new double[] {0, 1} : new double[] {switch (v) {
+          case "PI" -> Math.PI;
+          case "E" -> Math.E;
+          default -> values.getOrDefault(v, Double.NaN);
+        }, 0};
+        case PREFIX_OPERATOR -> {
+          double[] a = of(p.get(0), values, unit);
+          yield v.equals("-") ? new double[] {-a[0], -a[1]} : v.equals("+") ? a : UNDEFINED;
+        }
+        case INFIX_OPERATOR -> infix(v, of(p.get(0), values, unit), of(p.get(1), values, unit));
+        case FUNCTION -> p.size() == 1 ? call(v, of(p.get(0), values, unit)) : UNDEFINED;
+        default -> UNDEFINED;
+      };
+    }
+
+    private static double[] infix(String op, double[] a, double[] b) {
+      return switch (op) {
+        case "+" -> new double[] {a[0] + b[0], a[1] + b[1]};
+        case "-" -> new double[] {a[0] - b[0], a[1] - b[1]};
+        case "*" -> mul(a, b);
+        case "/" -> div(a, b);
+        case "^" -> pow(a, b);
+        default -> UNDEFINED;
+      };
+    }
+
+    private static double[] mul(double[] a, double[] b) {
+      return new double[] {a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0]};
+    }
+
+    private static double[] div(double[] a, double[] b) {
+      double d = b[0] * b[0] + b[1] * b[1];
+      return new double[] {(a[0] * b[0] + a[1] * b[1]) / d, (a[1] * b[0] - a[0] * b[1]) / d};
+    }
+
+    /** Integer powers by multiplication (i^2 is exactly -1), others as exp(b log a). */
+    private static double[] pow(double[] a, double[] b) {
+      if (b[1] == 0 && b[0] == Math.rint(b[0]) && Math.abs(b[0]) <= 64) {
+        double[] out = {1, 0};
+        for (int k = 0; k < Math.abs((int) b[0]); k++) {
+          out = mul(out, a);
+        }
+        return b[0] < 0 ? div(new double[] {1, 0}, out) : out;
+      }
+      if (a[1] == 0 && b[1] == 0 && a[0] >= 0) {
+        return new double[] {Math.pow(a[0], b[0]), 0};
+      }
+      if (a[0] == 0 && a[1] == 0) {
+        return b[0] > 0 ? new double[] {0, 0} : UNDEFINED;
+      }
+      return exp(mul(b, log(a)));
+    }
+
+    private static double[] log(double[] a) {
+      return new double[] {Math.log(Math.hypot(a[0], a[1])), Math.atan2(a[1], a[0])};
+    }
+
+    private static double[] exp(double[] a) {
+      double r = Math.exp(a[0]);
+      return new double[] {r * Math.cos(a[1]), r * Math.sin(a[1])};
+    }
+
+    private static double[] call(String name, double[] z) {
+      String n = name.toUpperCase(java.util.Locale.ROOT);
+      if (z[1] == 0 && !n.equals("SQRT") && !n.equals("LOG")) {
+        return new double[] {LatexExpression.call(n, z[0]), 0};
+      }
+      return switch (n) {
+        case "SQRT" -> { // principal root
+          double r = Math.hypot(z[0], z[1]);
+          double re = Math.sqrt((r + z[0]) / 2);
+          double im = z[1] < 0 ? -Math.sqrt((r - z[0]) / 2) : Math.sqrt((r - z[0]) / 2); // -0 as +0
+          yield new double[] {re, im};
+        }
+        case "ABS" -> new double[] {Math.hypot(z[0], z[1]), 0};
+        case "LOG" -> z[0] == 0 && z[1] == 0 ? UNDEFINED : log(z);
+        case "SINR" -> new double[] {Math.sin(z[0]) * Math.cosh(z[1]), Math.cos(z[0]) * Math.sinh(z[1])};
+        case "COSR" -> new double[] {Math.cos(z[0]) * Math.cosh(z[1]), -Math.sin(z[0]) * Math.sinh(z[1])};
+        default -> UNDEFINED;
+      };
+    }
   }
 
   /** LaTeX to EvalEx infix, inserting explicit multiplication. */

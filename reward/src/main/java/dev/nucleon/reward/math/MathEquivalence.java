@@ -818,7 +818,9 @@ public final class MathEquivalence {
       }
       return close(qa.get().doubleValue(), qb.get().doubleValue(), decimalTolerance);
     }
-    return numericallyEqual(a, b, decimal ? decimalTolerance : 1e-9);
+    double tolerance = decimal ? decimalTolerance : 1e-9;
+    return a.hasImaginaryUnit() || b.hasImaginaryUnit() ? complexEqual(a, b, tolerance)
+        : numericallyEqual(a, b, tolerance);
   }
 
   private static boolean close(double a, double b, double tolerance) {
@@ -854,6 +856,27 @@ public final class MathEquivalence {
       compared = numericallyEqual(a, b, tolerance, points(vars, 20260102L, 0.55, 0.44), true);
     }
     return compared > 0;
+  }
+
+  /**
+   * Equal as complex numbers, {@code i} the imaginary unit, at random values of the other variables in [1.1, 2.9]
+   * ({@code i(2-i)} is {@code 1+2i}, {@code \frac{1}{1+i}} is {@code \frac{1-i}{2}}); both parts compare at the
+   * tolerance, and both sides must be defined at every point.
+   */
+  private static boolean complexEqual(LatexExpression a, LatexExpression b, double tolerance) {
+    Set<String> vars = new LinkedHashSet<>(a.variables());
+    vars.addAll(b.variables());
+    vars.remove("i");
+    for (Map<String, Double> p : points(vars, 20260103L, 1.1, 1.8)) {
+      double[] x = a.evaluateComplex(p);
+      double[] y = b.evaluateComplex(p);
+      for (int k = 0; k < 2; k++) {
+        if (!Double.isFinite(x[k]) || !Double.isFinite(y[k]) || !close(x[k], y[k], tolerance)) {
+          return false;
+        }
+      }
+    }
+    return true;
   }
 
   /** {@link #numericallyEqual}'s answer when a side is undefined (NaN) at every point. */

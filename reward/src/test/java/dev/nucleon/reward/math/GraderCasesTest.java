@@ -186,8 +186,9 @@ class GraderCasesTest {
     ((Map<String, int[]>) held[3]).forEach((k, v) -> System.out.printf("  held out %-40s %d/%d%n", k, v[0], v[1]));
     ((List<String>) dev[2]).forEach(m -> System.out.println("  development miss " + m));
     ((List<String>) held[2]).forEach(m -> System.out.println("  held-out miss " + m));
-    // round 1 ended at 94.1% and 89.6% (held out); round 2 developed on both files: 94.4% and 93.8%
+    // round 1 ended at 94.1% and 89.6% (held out); round 2 developed on both files: 94.4% and 93.8%; 94.3% held out
+    // since complex answers compare as complex numbers
     assertTrue(devRate >= 94.4, "development agreement " + devRate + "%");
-    assertTrue(heldRate >= 93.7, "second-round agreement " + heldRate + "%");
+    assertTrue(heldRate >= 94.3, "second-round agreement " + heldRate + "%");
   }
 }

@@ -143,6 +143,18 @@ class MathRewardTest {
     assertEquals(0.0, score("\\boxed{cos(x) = 0}", "\\sin x = 0"));
   }
 
+  /** A lone i is the imaginary unit: complex answers compare by value. */
+  @Test
+  void complexAnswersCompareAsComplexNumbers() {
+    assertEquals(1.0, score("\\boxed{i(2-i)}", "1+2i"));
+    assertEquals(1.0, score("\\boxed{\\frac{5}{1-2i}}", "1+2i"));
+    assertEquals(1.0, score("\\boxed{(x+i)(x-i)}", "x^2+1"));
+    assertEquals(1.0, score("\\boxed{e^{i\\pi}}", "-1"));
+    assertEquals(0.0, score("\\boxed{1-2i}", "1+2i"));
+    assertEquals(0.0, score("\\boxed{2}", "2i"));
+    assertEquals(1.0, score("\\boxed{a_i + 1}", "1 + a_i"), "a subscripted i is part of a name");
+  }
+
   /** Numeric comparison does not accept what only looks equal at its sample points. */
   @Test
   void sampledValuesDoNotHideDifferences() {
