@@ -435,12 +435,19 @@ public final class LatexExpression {
       return new double[] {(a[0] * b[0] + a[1] * b[1]) / d, (a[1] * b[0] - a[0] * b[1]) / d};
     }
 
-    /** Integer powers by multiplication (i^2 is exactly -1), others as exp(b log a). */
+    /** Integer powers by repeated squaring (i^2 is exactly -1), others as exp(b log a). */
     private static double[] pow(double[] a, double[] b) {
-      if (b[1] == 0 && b[0] == Math.rint(b[0]) && Math.abs(b[0]) <= 64) {
+      if (b[1] == 0 && b[0] == Math.rint(b[0]) && Math.abs(b[0]) <= 1024) {
+        if (a[1] == 0) {
+          return new double[] {Math.pow(a[0], b[0]), 0};
+        }
         double[] out = {1, 0};
-        for (int k = 0; k < Math.abs((int) b[0]); k++) {
-          out = mul(out, a);
+        double[] square = a;
+        for (int e = Math.abs((int) b[0]); e > 0; e >>= 1) {
+          if ((e & 1) == 1) {
+            out = mul(out, square);
+          }
+          square = mul(square, square);
         }
         return b[0] < 0 ? div(new double[] {1, 0}, out) : out;
       }
@@ -453,8 +460,9 @@ public final class LatexExpression {
       return exp(mul(b, log(a)));
     }
 
+    /** The principal logarithm: a negative zero imaginary part counts as zero (ln(-1) is i pi, not -i pi). */
     private static double[] log(double[] a) {
-      return new double[] {Math.log(Math.hypot(a[0], a[1])), Math.atan2(a[1], a[0])};
+      return new double[] {Math.log(Math.hypot(a[0], a[1])), Math.atan2(a[1] == 0 ? 0.0 : a[1], a[0])};
     }
 
     private static double[] exp(double[] a) {

@@ -148,7 +148,10 @@ class MathRewardTest {
   void complexAnswersCompareAsComplexNumbers() {
     assertEquals(1.0, score("\\boxed{i(2-i)}", "1+2i"));
     assertEquals(1.0, score("\\boxed{\\frac{5}{1-2i}}", "1+2i"));
-    assertEquals(1.0, score("\\boxed{(x+i)(x-i)}", "x^2+1"));
+    assertEquals(1.0, score("\\boxed{\\ln(-1)}", "i\\pi"), "the principal logarithm");
+    assertEquals(1.0, score("\\boxed{(1+i)^{100}}", "-2^{50}"), "a rounding error in a zero part is no difference");
+    assertEquals(0.0, score("\\boxed{2Pi}", "P(1+i)^2"), "beside other variables i may be real (a rate)");
+    assertEquals(1.0, score("\\boxed{\\tan i}", "\\frac{\\sin i}{\\cos i}"), "an angle i compares as before");
     assertEquals(1.0, score("\\boxed{e^{i\\pi}}", "-1"));
     assertEquals(0.0, score("\\boxed{1-2i}", "1+2i"));
     assertEquals(0.0, score("\\boxed{2}", "2i"));
