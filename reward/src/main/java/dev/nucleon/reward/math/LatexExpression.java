@@ -168,39 +168,14 @@ public final class LatexExpression {
     int at = s.indexOf("\\log(");
     while (at >= 0) {
       int open = at + 4;
-      int close = matchingParen(s, open);
-      int comma = close < 0 ? -1 : topLevelComma(s, open + 1, close);
-      if (comma > 0) {
-        s = s.substring(0, at) + "\\log_{" + s.substring(comma + 1, close).strip() + "}("
-            + s.substring(open + 1, comma) + ")" + s.substring(close + 1);
+      int close = MathEquivalence.matchingClose(s, open);
+      List<String> args = close < 0 ? List.of() : MathEquivalence.splitTop(s.substring(open + 1, close), ",");
+      if (args.size() == 2) {
+        s = s.substring(0, at) + "\\log_{" + args.get(1).strip() + "}(" + args.get(0) + ")" + s.substring(close + 1);
       }
       at = s.indexOf("\\log(", at + 1);
     }
     return s;
-  }
-
-  private static int matchingParen(String s, int open) {
-    int depth = 0;
-    for (int i = open; i < s.length(); i++) {
-      char c = s.charAt(i);
-      depth += c == '(' ? 1 : c == ')' ? -1 : 0;
-      if (depth == 0) {
-        return i;
-      }
-    }
-    return -1;
-  }
-
-  private static int topLevelComma(String s, int from, int to) {
-    int depth = 0;
-    for (int i = from; i < to; i++) {
-      char c = s.charAt(i);
-      depth += c == '(' || c == '{' ? 1 : c == ')' || c == '}' ? -1 : 0;
-      if (c == ',' && depth == 0) {
-        return i;
-      }
-    }
-    return -1;
   }
 
   /** Plain-text {@code sqrt(x)} (as programs and some models write it) as {@code \sqrt{x}}. */
@@ -314,11 +289,16 @@ public final class LatexExpression {
    * it cannot be evaluated there (a root of a negative number, a division by zero, an overflow).
    */
   public double evaluate(Map<String, Double> values) {
+    return numeric(ast, byEvalExName(values));
+  }
+
+  /** The values keyed by the variables' EvalEx names, as the parse tree names them (a missing one is 0). */
+  private Map<String, Double> byEvalExName(Map<String, Double> values) {
     Map<String, Double> byName = new java.util.HashMap<>();
     for (Map.Entry<String, String> v : variables.entrySet()) {
       byName.put(v.getValue(), values.getOrDefault(v.getKey(), 0.0));
     }
-    return numeric(ast, byName);
+    return byName;
   }
 
   private static double numeric(ASTNode node, Map<String, Double> values) {
@@ -383,11 +363,7 @@ public final class LatexExpression {
    * variables (principal roots and logarithms); NaN parts where it cannot be evaluated.
    */
   public double[] evaluateComplex(Map<String, Double> values) {
-    Map<String, Double> byName = new java.util.HashMap<>();
-    for (Map.Entry<String, String> v : variables.entrySet()) {
-      byName.put(v.getValue(), values.getOrDefault(v.getKey(), 0.0));
-    }
-    return Complex.of(ast, byName, variables.get("i"));
+    return Complex.of(ast, byEvalExName(values), variables.get("i"));
   }
 
   /** Complex arithmetic over the parse tree, for answers with the imaginary unit ({@code i(2-i)} is {@code 1+2i}). */

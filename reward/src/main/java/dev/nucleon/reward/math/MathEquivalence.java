@@ -501,7 +501,8 @@ public final class MathEquivalence {
   }
 
   /** Index of the bracket closing the one at {@code open} (any kind closes any kind, for intervals). */
-  private static int matchingClose(String s, int open) {
+  /** The index of the bracket closing the one at {@code open} ((, [, { or \{), or -1. */
+  static int matchingClose(String s, int open) {
     int depth = 0;
     for (int i = open; i < s.length(); i++) {
       char c = s.charAt(i);

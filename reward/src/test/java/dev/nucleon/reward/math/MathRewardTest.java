@@ -262,13 +262,12 @@ class MathRewardTest {
         // quantities: a number, then a long run of spaces or digits before what might be a unit
         "\\boxed{1 a" + " ".repeat(20_000) + "b}", "1 a" + " ".repeat(20_000) + "b\nc", "1".repeat(20_000) + "a\nb",
         "\\boxed{5 m" + " m".repeat(10_000) + "}");
-    // a bare answer is the whole text: an equation whose left side is thousands of unclosed subscripts
-    RewardFunction bare = new MathReward.Factory().create(ConfigFactory.parseString("fallback = [whole]"));
     org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(20), () -> {
       for (String h : hostile) {
         score(h, "5");
       }
-      bare.scoreOne(RewardRequest.of("x" + "_{".repeat(20_000) + " = 5", "5"));
+      // an equation's left side of unclosed subscripts: the subscript pattern rescans from each (about a minute)
+      assertFalse(MathEquivalence.simpleLhs("x" + "_{".repeat(150_000)));
     });
   }
 }
