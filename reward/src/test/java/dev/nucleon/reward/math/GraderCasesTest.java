@@ -209,7 +209,9 @@ class GraderCasesTest {
   @Test
   void agreesWithAFifthSetOfGradersItNeverSaw() {
     double rate = reportedRate("graders_fifth.jsonl", 120, "fifth set");
-    assertTrue(rate >= 0, "fifth set " + rate + "%");
+    // measured once, when gathered: 114/120 (95.0%); the six disagreements are those graders' rules
+    // (reward/README.md, "math")
+    assertTrue(rate >= 95.0, "fifth set " + rate + "%");
   }
 
   @Test
