@@ -74,7 +74,7 @@ class GraderCasesTest {
     bare |= gym || mitx || fn.startsWith("nti.assessment.");
     boxOnly |= fn.startsWith("datatrove.");
     if (gym && p.has("rel_tol")) {
-      precision = (int) Math.round(-Math.log10(p.get("rel_tol").asDouble()));
+      precision = places(p.get("rel_tol").asDouble());
     } else if (gym && p.has("abs_tol")) {
       precision = relativePlaces(p.get("abs_tol").asDouble(), TestData.str(c, "gold"));
     } else if (gym && (fn.endsWith("cascade_score") || fn.endsWith("math_match"))) {
@@ -84,9 +84,9 @@ class GraderCasesTest {
     } else if (mitx) {
       // its tolerance: default 0.01% relative, "N%" relative, a number absolute
       JsonNode t = p.path("tolerance");
-      precision = t.isMissingNode() ? 4 : t.isTextual()
-          ? (int) Math.round(-Math.log10(Double.parseDouble(t.asText().replace("%", "")) / 100))
-          : relativePlaces(t.asDouble(), TestData.str(c, "gold"));
+      precision = t.isMissingNode() ? 4 : t.isTextual() && t.asText().endsWith("%")
+          ? places(Double.parseDouble(t.asText().replace("%", "")) / 100)
+          : relativePlaces(Double.parseDouble(t.asText()), TestData.str(c, "gold"));
     }
     String fallback = boxOnly ? "[]" : bare ? "[whole]" : params.contains("'expr'") && !params.contains("'latex'")
         ? "[last-number]" : "[last-latex, last-number]";
@@ -94,12 +94,23 @@ class GraderCasesTest {
         + precision));
   }
 
-  /** An absolute tolerance as decimal places relative to a numeric reference (0 is exact: 15 places). */
+  /**
+   * An absolute tolerance as places relative to a numeric reference: 0.1 around 10 is 2 (1%); a reference of 0 or
+   * not a plain number is compared exactly (15 places).
+   */
   private static int relativePlaces(double tolerance, String gold) {
-    if (tolerance == 0) {
+    double g;
+    try {
+      g = Math.abs(Double.parseDouble(gold));
+    } catch (NumberFormatException e) {
       return 15;
     }
-    return (int) Math.max(0, Math.min(15, Math.round(-Math.log10(tolerance / Math.abs(Double.parseDouble(gold))))));
+    return g == 0 ? 15 : places(tolerance / g);
+  }
+
+  /** A relative tolerance as the reward's precision, never looser than the grader's: 0.05 is 2 (1%), 0 is 15. */
+  private static int places(double relativeTolerance) {
+    return relativeTolerance <= 0 ? 15 : (int) Math.max(0, Math.min(15, Math.ceil(-Math.log10(relativeTolerance))));
   }
 
   /** Agreement on one split: agreed, total, and the misses (described). */
@@ -110,9 +121,10 @@ class GraderCasesTest {
     Map<String, int[]> bySource = new LinkedHashMap<>();
     for (JsonNode c : cases) {
       boolean expected = c.get("expected").asBoolean();
+      RewardFunction reward = rewardFor(c);
       double score;
       try {
-        score = rewardFor(c).scoreOne(RewardRequest.of(TestData.str(c, "response"), TestData.str(c, "gold")))
+        score = reward.scoreOne(RewardRequest.of(TestData.str(c, "response"), TestData.str(c, "gold")))
             .reward();
       } catch (IllegalArgumentException e) {
         score = Double.NaN; // a failed request in a run (an empty reference): never a match
