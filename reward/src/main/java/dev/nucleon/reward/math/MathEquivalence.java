@@ -500,8 +500,10 @@ public final class MathEquivalence {
     return matchingClose(s, 0) == s.length() - 1;
   }
 
-  /** Index of the bracket closing the one at {@code open} (any kind closes any kind, for intervals). */
-  /** The index of the bracket closing the one at {@code open} ((, [, { or \{), or -1. */
+  /**
+   * The index of the bracket closing the one at {@code open} ((, [, { or \{; any kind closes any kind, for
+   * intervals), or -1.
+   */
   static int matchingClose(String s, int open) {
     int depth = 0;
     for (int i = open; i < s.length(); i++) {
