@@ -527,7 +527,7 @@ final class BenchCommand {
         learner.train(randomBatch(c, 0)); // warm-up
         double rssStart = rssMb();
         if (profile != null) {
-          ai.djl.pytorch.jni.JniUtils.startProfile(false, true, true);
+          ai.djl.pytorch.jni.JniUtils.startProfile(false, false, false);
         }
         long start = System.nanoTime();
         for (int i = 0; i < steps; i++) {

@@ -304,7 +304,7 @@ public final class Generator implements AutoCloseable {
    */
   public void startProfile() {
     call(() -> {
-      JniUtils.startProfile(false, true, true);
+      JniUtils.startProfile(false, false, false);
       return null;
     });
   }
