@@ -443,6 +443,9 @@ public final class NucleonNode implements AutoCloseable {
       throw e;
     }
     resources.add(learner);
+    // what nucleon.learner.dtype (auto included) came to on this machine
+    ctx.getLog().info("learner on {} computes in {}", settings.learner().device(),
+        Precision.training(settings.learner().dtype()));
     ReplayBuffer buffer = new ReplayBuffer(settings.replay());
     ActorRef<ReplayActor.Command> replay = ctx.spawn(ReplayActor.create(buffer, coordinator, metrics), "replay");
     ctx.watch(replay);

@@ -101,7 +101,8 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     Rollout rollout = new Rollout(devices, atLeast(c, "nucleon.rollout.groups-per-batch", 1),
         atLeast(c, "nucleon.rollout.top-k", 0), (float) topP, atLeast(c, "nucleon.rollout.max-new-tokens", 1),
         atLeast(c, "nucleon.rollout.threads", 0), c.getDuration("nucleon.rollout.group-timeout"),
-        dtype(c, "nucleon.rollout.dtype"), atLeast(c, "nucleon.rollout.batch-slots", 0), adapterUpdates(c));
+        dtype(c, "nucleon.rollout.dtype", devices), atLeast(c, "nucleon.rollout.batch-slots", 0),
+        adapterUpdates(c));
     String learnerDevice = c.getString("nucleon.learner.device");
     checkDevice(c, "nucleon.learner.device", learnerDevice);
     long chunk = c.getBytes("nucleon.learner.weight-chunk-bytes");
@@ -109,14 +110,18 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
       throw bad(c, "nucleon.learner.weight-chunk-bytes", "must be between 1KiB and 64MiB, got " + chunk);
     }
     String save = c.getString("nucleon.learner.save-dtype");
-    DataType wire = c.getString("nucleon.learner.weight-dtype").equals("auto") ? rollout.dtype()
-        : dtype(c, "nucleon.learner.weight-dtype");
+    // auto: the rollout's type, unless that is auto too: then each worker resolves it on its own hardware, which
+    // may differ from this node's, and float32 on the wire loses nothing whatever they resolve it to
+    DataType wire = !c.getString("nucleon.learner.weight-dtype").equals("auto")
+        ? dtype(c, "nucleon.learner.weight-dtype", List.of())
+        : c.getString("nucleon.rollout.dtype").equals("auto") ? DataType.FLOAT32 : rollout.dtype();
     int weightPort = atLeast(c, "nucleon.learner.weight-port", 0);
     if (weightPort > 65535) {
       throw bad(c, "nucleon.learner.weight-port", "must be a TCP port (0 for any free one), got " + weightPort);
     }
     Learner learner = new Learner(learnerDevice, atLeast(c, "nucleon.learner.publish-every-steps", 1), (int) chunk,
-        dtype(c, "nucleon.learner.dtype"), save.equals("auto") ? null : dtype(c, "nucleon.learner.save-dtype"),
+        dtype(c, "nucleon.learner.dtype", List.of(learnerDevice)),
+        save.equals("auto") ? null : dtype(c, "nucleon.learner.save-dtype", List.of()),
         wire, weightPort, atLeast(c, "nucleon.learner.weight-fanout", 0),
         atLeast(c, "nucleon.learner.weight-delta-every", 0));
     if (learner.weightDeltaEvery() > 0 && wire != DataType.BFLOAT16) {
@@ -222,12 +227,15 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     };
   }
 
-  private static DataType dtype(Config c, String key) {
+  /**
+   * A type setting: f32, bf16, or auto, resolved for {@code devices} ({@link Precision#resolveType}; the settings
+   * where auto means something else resolve it before they get here).
+   */
+  private static DataType dtype(Config c, String key, List<String> devices) {
     try {
-      return Precision.parseType(c.getString(key));
+      return Precision.resolveType(c.getString(key), devices);
     } catch (IllegalArgumentException e) {
-      throw bad(c, key, e.getMessage() + (key.endsWith("save-dtype") || key.endsWith("weight-dtype") ? " (or auto)"
-          : ""));
+      throw bad(c, key, e.getMessage() + " (or auto)");
     }
   }
 

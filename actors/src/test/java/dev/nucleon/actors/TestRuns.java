@@ -28,6 +28,9 @@ final class TestRuns {
     o.put("nucleon.rollout.groups-per-batch", "4");
     o.put("nucleon.monitor.dashboard.enabled", "false");
     o.put("nucleon.monitor.progress.mode", "off");
+    // the quickstart's auto is bf16 on machines with bfloat16 units: tests compute the same on every machine, and
+    // the sampler-learner log-prob agreement they check is float32's
+    o.put("nucleon.learner.dtype", "f32");
     return o;
   }
 

@@ -2,7 +2,11 @@ package dev.nucleon.model;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
+import ai.djl.util.cuda.CudaUtils;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -70,27 +74,72 @@ public final class Engines {
    */
   public static Device device(String name) {
     start();
-    String n = name.trim().toLowerCase(Locale.ROOT);
-    if (n.equals("cpu")) {
+    int id = gpuIndex(name);
+    if (id < 0) {
       return Device.cpu();
     }
+    int gpus = gpuCount();
+    if (id >= gpus) {
+      throw new IllegalArgumentException("device '" + name + "': this machine has " + gpus + " GPU(s)");
+    }
+    return Device.gpu(id);
+  }
+
+  /** The GPU a device name names ({@code gpu} is GPU 0), or -1 for {@code cpu}. */
+  private static int gpuIndex(String name) {
+    String n = name.trim().toLowerCase(Locale.ROOT);
+    if (n.equals("cpu")) {
+      return -1;
+    }
     if (n.equals("gpu") || n.startsWith("gpu:") || n.startsWith("cuda")) {
-      int id = 0;
       int colon = n.indexOf(':');
-      if (colon >= 0) {
-        try {
-          id = Integer.parseInt(n.substring(colon + 1));
-        } catch (NumberFormatException ex) {
-          throw new IllegalArgumentException("device '" + name + "': expected cpu, gpu or gpu:N");
-        }
+      if (colon < 0) {
+        return 0;
       }
-      int gpus = gpuCount();
-      if (id >= gpus) {
-        throw new IllegalArgumentException("device '" + name + "': this machine has " + gpus + " GPU(s)");
+      try {
+        return Integer.parseInt(n.substring(colon + 1));
+      } catch (NumberFormatException ex) {
+        // falls through to the error below
       }
-      return Device.gpu(id);
     }
     throw new IllegalArgumentException("device '" + name + "': expected cpu, gpu or gpu:N");
+  }
+
+  /**
+   * Whether a device ({@code cpu}, {@code gpu} or {@code gpu:N}) has bfloat16 arithmetic units, where computing in
+   * bfloat16 is faster than in float32: a CUDA GPU of compute capability 8.0 or later (Ampere on), or an x86 CPU with
+   * AVX-512 BF16 or AMX-BF16 instructions (read from /proc/cpuinfo, so Linux only), on which libtorch's bfloat16
+   * products run on oneDNN's bfloat16 kernels. Everywhere else bfloat16 is emulated through float32 and slower:
+   * false. Needs no engine: a GPU is asked through the CUDA runtime, absent on CPU-only machines (false).
+   *
+   * @throws IllegalArgumentException when the name is malformed
+   */
+  public static boolean hasBf16Units(String device) {
+    int id = gpuIndex(device);
+    if (id < 0) {
+      try {
+        return cpuHasBf16Units(Files.readString(Path.of("/proc/cpuinfo")));
+      } catch (IOException e) {
+        return false; // not Linux
+      }
+    }
+    if (!CudaUtils.hasCuda() || id >= CudaUtils.getGpuCount()) {
+      return false;
+    }
+    // major and minor run together: "80" for 8.0, "120" for 12.0
+    return Integer.parseInt(CudaUtils.getComputeCapability(id)) >= 80;
+  }
+
+  /** Whether {@code cpuinfo} (the text of /proc/cpuinfo) lists avx512_bf16 or amx_bf16 among the CPU's flags. */
+  static boolean cpuHasBf16Units(String cpuinfo) {
+    for (String line : cpuinfo.split("\n")) {
+      if (line.startsWith("flags")) {
+        int colon = line.indexOf(':');
+        List<String> flags = List.of(line.substring(colon + 1).trim().split("\\s+"));
+        return flags.contains("avx512_bf16") || flags.contains("amx_bf16");
+      }
+    }
+    return false;
   }
 
   /** The number of GPUs the engine sees (0 on a CPU-only libtorch). */

@@ -3,6 +3,7 @@ package dev.nucleon.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -46,6 +47,23 @@ public record Precision(DataType weights, DataType compute) {
       case "bf16", "bfloat16" -> DataType.BFLOAT16;
       default -> throw new IllegalArgumentException("unknown dtype '" + name + "': expected f32 or bf16");
     };
+  }
+
+  /**
+   * The type a setting names for work on {@code devices}: {@code f32} or {@code bf16} as {@link #parseType}, or
+   * {@code auto}: bfloat16 when every one of the devices has bfloat16 units ({@link Engines#hasBf16Units}: a GPU of
+   * compute capability 8.0 or later, a CPU with AVX-512 BF16 or AMX), float32 otherwise.
+   *
+   * @param devices device names ({@code cpu}, {@code gpu}, {@code gpu:N}), at least one
+   */
+  public static DataType resolveType(String name, List<String> devices) {
+    if (!name.trim().equalsIgnoreCase("auto")) {
+      return parseType(name);
+    }
+    if (devices.isEmpty()) {
+      throw new IllegalArgumentException("dtype auto needs at least one device");
+    }
+    return devices.stream().allMatch(Engines::hasBf16Units) ? DataType.BFLOAT16 : DataType.FLOAT32;
   }
 
   /** The short name of a type as settings spell it ({@code f32}, {@code bf16}). */

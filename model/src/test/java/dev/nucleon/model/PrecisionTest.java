@@ -12,6 +12,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.nucleon.model.io.HostTensor;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -23,6 +24,18 @@ class PrecisionTest {
     int bits = Float.floatToRawIntBits(x);
     int rounded = bits + 0x7fff + ((bits >>> 16) & 1);
     return Float.intBitsToFloat(rounded & 0xffff0000);
+  }
+
+  @Test
+  void settingsNameATypeOrLetTheHardwareChoose() {
+    assertEquals(DataType.FLOAT32, Precision.resolveType("f32", List.of("cpu")));
+    assertEquals(DataType.BFLOAT16, Precision.resolveType(" BF16 ", List.of("cpu")));
+    DataType cpu = Engines.hasBf16Units("cpu") ? DataType.BFLOAT16 : DataType.FLOAT32;
+    assertEquals(cpu, Precision.resolveType("auto", List.of("cpu")));
+    // bfloat16 only if every device has the units: a GPU this machine lacks has none
+    assertEquals(DataType.FLOAT32, Precision.resolveType("auto", List.of("cpu", "gpu:64")));
+    assertThrows(IllegalArgumentException.class, () -> Precision.resolveType("fp16", List.of("cpu")));
+    assertThrows(IllegalArgumentException.class, () -> Precision.resolveType("auto", List.of()));
   }
 
   @Test

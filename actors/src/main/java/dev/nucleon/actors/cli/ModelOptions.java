@@ -38,17 +38,18 @@ final class ModelOptions {
   @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores)")
   Integer threads;
 
-  @Option(names = "--dtype", defaultValue = "f32", paramLabel = "f32|bf16",
-      description = "weights and compute: f32 or bf16 (logits and log-probs are float32 either way; bench learn: "
-          + "bf16 is mixed precision over float32 master weights) (default: ${DEFAULT-VALUE})")
+  @Option(names = "--dtype", defaultValue = "f32", paramLabel = "f32|bf16|auto",
+      description = "weights and compute: f32, bf16, or auto (bf16 where the device has bfloat16 units) (logits and "
+          + "log-probs are float32 either way; bench learn: bf16 is mixed precision over float32 master weights) "
+          + "(default: ${DEFAULT-VALUE})")
   String dtype;
 
   /** The chosen type, checked. */
   DataType type() {
     try {
-      return Precision.parseType(dtype);
+      return Precision.resolveType(dtype, java.util.List.of(device));
     } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("--dtype: " + e.getMessage(), e);
+      throw new IllegalArgumentException("--dtype: " + e.getMessage() + " (or auto)", e);
     }
   }
 

@@ -97,6 +97,9 @@ class MonitoredRunTest {
     overrides.put("nucleon.monitor.metrics.enabled", "true");
     overrides.put("nucleon.monitor.metrics.port", Integer.toString(metricsPort));
     overrides.put("nucleon.monitor.dashboard.port", "0");
+    // float32 on every machine (the quickstart's auto is bf16 where the CPU has bfloat16 units): the same numerics,
+    // and a run about as long everywhere, long enough for Prometheus to scrape it while it runs
+    overrides.put("nucleon.learner.dtype", "f32");
     var config = RunConfig.load(root.resolve("conf/quickstart.conf"), overrides);
     MonitorSettings monitor = MonitorSettings.from(config);
     long start = System.nanoTime();
