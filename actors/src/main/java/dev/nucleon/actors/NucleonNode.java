@@ -504,6 +504,7 @@ public final class NucleonNode implements AutoCloseable {
       NDManager manager = NDManager.newBaseManager(Engines.device(devices.get(i)));
       resources.add(manager);
       LlamaModel model = base.instantiate(manager, Precision.inference(settings.rollout().dtype()));
+      ctx.getLog().info("rollout worker on {} computes in {}", devices.get(i), model.precision());
       if (settings.training().lora() != null) {
         // the learner sends each version's adapter alone; the base stays as loaded here
         model.takeAdapterUpdates(settings.training().lora(), settings.rollout().adapterUpdates());

@@ -109,19 +109,18 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
     if (chunk < 1024 || chunk > 64L << 20) {
       throw bad(c, "nucleon.learner.weight-chunk-bytes", "must be between 1KiB and 64MiB, got " + chunk);
     }
-    String save = c.getString("nucleon.learner.save-dtype");
+    boolean saveAuto = isAuto(c, "nucleon.learner.save-dtype");
     // auto: the rollout's type, unless that is auto too: then each worker resolves it on its own hardware, which
     // may differ from this node's, and float32 on the wire loses nothing whatever they resolve it to
-    DataType wire = !c.getString("nucleon.learner.weight-dtype").equals("auto")
-        ? dtype(c, "nucleon.learner.weight-dtype", List.of())
-        : c.getString("nucleon.rollout.dtype").equals("auto") ? DataType.FLOAT32 : rollout.dtype();
+    DataType wire = !isAuto(c, "nucleon.learner.weight-dtype") ? dtype(c, "nucleon.learner.weight-dtype", List.of())
+        : isAuto(c, "nucleon.rollout.dtype") ? DataType.FLOAT32 : rollout.dtype();
     int weightPort = atLeast(c, "nucleon.learner.weight-port", 0);
     if (weightPort > 65535) {
       throw bad(c, "nucleon.learner.weight-port", "must be a TCP port (0 for any free one), got " + weightPort);
     }
     Learner learner = new Learner(learnerDevice, atLeast(c, "nucleon.learner.publish-every-steps", 1), (int) chunk,
         dtype(c, "nucleon.learner.dtype", List.of(learnerDevice)),
-        save.equals("auto") ? null : dtype(c, "nucleon.learner.save-dtype", List.of()),
+        saveAuto ? null : dtype(c, "nucleon.learner.save-dtype", List.of()),
         wire, weightPort, atLeast(c, "nucleon.learner.weight-fanout", 0),
         atLeast(c, "nucleon.learner.weight-delta-every", 0));
     if (learner.weightDeltaEvery() > 0 && wire != DataType.BFLOAT16) {
@@ -225,6 +224,10 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
       case "side-products" -> LlamaModel.AdapterUpdates.SIDE_PRODUCTS;
       default -> throw bad(c, key, "must be merged or side-products, got '" + c.getString(key) + "'");
     };
+  }
+
+  private static boolean isAuto(Config c, String key) {
+    return c.getString(key).trim().equalsIgnoreCase("auto");
   }
 
   /**

@@ -97,7 +97,10 @@ public final class Engines {
         return 0;
       }
       try {
-        return Integer.parseInt(n.substring(colon + 1));
+        int id = Integer.parseInt(n.substring(colon + 1));
+        if (id >= 0) {
+          return id;
+        }
       } catch (NumberFormatException ex) {
         // falls through to the error below
       }

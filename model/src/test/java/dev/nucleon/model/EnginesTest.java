@@ -53,6 +53,7 @@ class EnginesTest {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Engines.hasBf16Units("tpu"));
     assertEquals("device 'tpu': expected cpu, gpu or gpu:N", e.getMessage());
     assertThrows(IllegalArgumentException.class, () -> Engines.hasBf16Units("gpu:x"));
+    assertThrows(IllegalArgumentException.class, () -> Engines.hasBf16Units("gpu:-1"), "not the CPU");
     // a GPU this machine lacks has none (no CUDA on CPU-only machines)
     assertFalse(Engines.hasBf16Units("gpu:64"));
   }

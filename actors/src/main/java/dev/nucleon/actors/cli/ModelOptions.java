@@ -46,8 +46,15 @@ final class ModelOptions {
 
   /** The chosen type, checked. */
   DataType type() {
+    if (dtype.trim().equalsIgnoreCase("auto")) {
+      try {
+        return Precision.resolveType(dtype, java.util.List.of(device));
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--device: " + e.getMessage(), e);
+      }
+    }
     try {
-      return Precision.resolveType(dtype, java.util.List.of(device));
+      return Precision.parseType(dtype);
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException("--dtype: " + e.getMessage() + " (or auto)", e);
     }

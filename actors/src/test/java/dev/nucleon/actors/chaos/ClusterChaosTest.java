@@ -135,7 +135,9 @@ class ClusterChaosTest {
       run(env, "deploy/local/start-cluster.sh", "conf/quickstart-lora.conf", "--detach",
           "-Dnucleon.run.total-steps=" + steps, "-Dnucleon.algorithm.max-staleness=0",
           "-Dnucleon.run.eval.every-steps=0", "-Dnucleon.run.eval.size=50",
-          "-Dnucleon.monitor.dashboard.enabled=false");
+          "-Dnucleon.monitor.dashboard.enabled=false",
+          // float32 on every machine (the quickstart's learner is auto): the agreement checked below is float32's
+          "-Dnucleon.learner.dtype=f32");
       await(() -> Files.exists(cluster.resolve("run/summary.json")), 600, "the end of the run");
       List<JsonNode> history = stepRows(cluster.resolve("run/metrics.jsonl"));
       assertEquals(steps, history.size(), "step rows");
