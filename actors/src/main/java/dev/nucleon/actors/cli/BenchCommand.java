@@ -273,7 +273,7 @@ final class BenchCommand {
         };
         double rssStart = rssMb();
         long tokens = 0;
-        long slotSteps = 0;
+        long rowStepsBefore = generator.rowSteps();
         if (profile != null) {
           generator.startProfile();
         }
@@ -289,16 +289,15 @@ final class BenchCommand {
           }
         } else {
           for (int i = 0; i < calls; i++) {
-            int longest = 0;
             for (var r : generator.generate(requests(prompts, range, 1000L + i))) {
               tokens += r.tokens().length;
-              longest = Math.max(longest, r.tokens().length);
             }
-            // a batch decodes every row until its longest request is done
-            slotSteps += (long) batch * longest;
           }
         }
         double seconds = (System.nanoTime() - start) / 1e9;
+        // rows decoded: a static batch decodes every row until its longest request is done, a continuous one idle
+        // rows while it drains
+        long rowSteps = generator.rowSteps() - rowStepsBefore;
         if (profile != null) {
           generator.stopProfile(profile);
         }
@@ -322,10 +321,9 @@ final class BenchCommand {
           o.put("adapter_updates", adapterUpdates);
           o.put("adapter_version_apply_ms", round(adapterMs, 2));
         }
-        if (!continuous) {
-          o.put("slot_utilization", round((double) tokens / slotSteps, 3));
-          o.put("ms_per_step", round(seconds * 1000 / ((double) slotSteps / batch), 3));
-        }
+        o.put("slot_utilization", round((double) tokens / rowSteps, 3));
+        // per step of --batch rows
+        o.put("ms_per_step", round(seconds * 1000 / ((double) rowSteps / batch), 3));
         o.put("seconds", round(seconds, 3));
         o.put("rss_mb_start", round(rssStart, 1));
         o.put("rss_mb_end", round(rssMb(), 1));

@@ -329,7 +329,7 @@ final class EpisodeBatch {
       params[r] = requests.get(r).turn();
       rowStreams[r] = live[r] ? streams[r] : null;
     }
-    Generator.draw(logits.reshape(b, vocab), params, rowStreams, drawn, sampling, modelLp);
+    generator.draw(logits.reshape(b, vocab), params, rowStreams, drawn, sampling, modelLp);
     int version = generator.version();
     for (int r = 0; r < b; r++) {
       if (!live[r]) {

@@ -57,6 +57,8 @@ public final class Generator implements AutoCloseable {
   private volatile boolean closed;
   /** Why the newest queued version could not be applied, or null: generation refuses to go on with older weights. */
   private volatile IllegalStateException updateFailure;
+  /** Rows a token was drawn for, finished and idle ones included ({@link #rowSteps()}). */
+  private final java.util.concurrent.atomic.AtomicLong rowSteps = new java.util.concurrent.atomic.AtomicLong();
 
   private record WeightUpdate(int version, Map<String, HostTensor> weights, Runnable applied) {}
 
@@ -80,6 +82,15 @@ public final class Generator implements AutoCloseable {
 
   public LlamaModel model() {
     return model;
+  }
+
+  /**
+   * Row-steps decoded so far: every forward pass that draws tokens adds its rows, those of finished sequences (a
+   * static batch decodes them until its longest is done) and idle slots included. Tokens produced over this is the
+   * share of decoding that was useful (bench generate's {@code slot_utilization}).
+   */
+  public long rowSteps() {
+    return rowSteps.get();
   }
 
   /** The policy version of the weights in use now. */
@@ -677,8 +688,9 @@ public final class Generator implements AutoCloseable {
    * {@code bench generate}: stories260k, vocab 512, batch 64 is faster on the host; d=512 with vocab 32k on the
    * device).
    */
-  static void draw(NDArray flat, SamplingParams[] params, SplittableRandom[] streams, int[] drawn, float[] sampling,
+  void draw(NDArray flat, SamplingParams[] params, SplittableRandom[] streams, int[] drawn, float[] sampling,
       float[] model) {
+    rowSteps.addAndGet(params.length);
     long vocab = flat.getShape().get(1);
     if (flat.getDevice().isGpu() || params.length * vocab >= DEVICE_SAMPLING_MIN) {
       drawOnDevice(flat, params, streams, drawn, sampling, model);
@@ -741,7 +753,7 @@ public final class Generator implements AutoCloseable {
   private static final SamplingParams IDLE = SamplingParams.greedy(1);
 
   /** Per-request sampling state of one batch. */
-  private static final class Batch {
+  private final class Batch {
     final List<GenerationRequest> requests;
     private final SplittableRandom[] rngs;
     private final int[][] tokens;

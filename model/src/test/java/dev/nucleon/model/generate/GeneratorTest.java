@@ -262,6 +262,29 @@ class GeneratorTest {
     }
   }
 
+  @Test
+  void rowStepsCountTheRowsOfFinishedSequencesAStaticBatchKeepsDecoding() {
+    int[] limits = {12, 3, 9, 1, 15, 6, 10};
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < limits.length; i++) {
+      requests.add(new GenerationRequest(new int[] {1, 2 + i}, SamplingParams.greedy(limits[i]), i));
+    }
+    long before = generator.rowSteps();
+    List<GenerationResult> batch = generator.generate(requests);
+    int tokens = batch.stream().mapToInt(r -> r.tokens().length).sum();
+    int longest = batch.stream().mapToInt(r -> r.tokens().length).max().orElseThrow();
+    assertEquals((long) limits.length * longest, generator.rowSteps() - before,
+        "a static batch decodes every row until its longest sequence is done");
+    before = generator.rowSteps();
+    generator.generate(requests, 1);
+    assertEquals(tokens, generator.rowSteps() - before, "one slot decodes running sequences only");
+    before = generator.rowSteps();
+    generator.generate(requests, 3);
+    long continuous = generator.rowSteps() - before;
+    assertTrue(continuous >= tokens && continuous < (long) limits.length * longest,
+        "three slots: " + continuous + " row-steps for " + tokens + " tokens");
+  }
+
   private static void assertSame(List<GenerationResult> batch, List<GenerationResult> continuous) {
     {
       for (int i = 0; i < batch.size(); i++) {
