@@ -24,6 +24,9 @@ public final class KvCache implements AutoCloseable {
   private int capacity;
   private final DataType type;
   private int length;
+  /** How the next forward's attention reads the cache in blocks of rows, or null: every row reads every column. */
+  private long[] blockRows;
+  private long[] blockColumns;
 
   /**
    * @param parent the manager the cache lives under (a sub-manager is made and closed with the cache)
@@ -93,6 +96,45 @@ public final class KvCache implements AutoCloseable {
   public void advance(int t) {
     requireRoom(t);
     length += t;
+    blockRows = null;
+    blockColumns = null;
+  }
+
+  /**
+   * Lets the next forward's attention read the cache in blocks of rows (a continuous batch, whose rows hold
+   * sequences of different lengths): rows {@code [rowStarts[j], rowStarts[j + 1])} read the columns from
+   * {@code columnStarts[j]} on only, so a block of short sequences does not read the columns of the longest. Every
+   * column a row skips must be masked for it: the result is what reading all columns gives. Applies to one forward
+   * pass (the decode script's; the eager path reads every column).
+   *
+   * @param rowStarts the first row of each block, then the batch size (increasing, from 0)
+   * @param columnStarts each block's first column, at most the length after the forward's new tokens minus one
+   */
+  public void readInBlocks(int[] rowStarts, int[] columnStarts) {
+    long batch = batch();
+    if (rowStarts.length != columnStarts.length + 1 || rowStarts[0] != 0
+        || rowStarts[rowStarts.length - 1] != batch) {
+      throw new IllegalArgumentException("blocks must start at row 0 and end at row " + batch + ", got rows "
+          + java.util.Arrays.toString(rowStarts) + " for " + columnStarts.length + " column starts");
+    }
+    for (int j = 0; j < columnStarts.length; j++) {
+      if (rowStarts[j + 1] <= rowStarts[j] || columnStarts[j] < 0 || columnStarts[j] > length) {
+        throw new IllegalArgumentException("block " + j + ": rows [" + rowStarts[j] + ", " + rowStarts[j + 1]
+            + ") from column " + columnStarts[j] + " (length " + length + ")");
+      }
+    }
+    blockRows = java.util.Arrays.stream(rowStarts).asLongStream().toArray();
+    blockColumns = java.util.Arrays.stream(columnStarts).asLongStream().toArray();
+  }
+
+  /** The next forward's blocks' first rows, then the batch size; empty when every row reads every column. */
+  long[] blockRows() {
+    return blockRows == null ? new long[0] : blockRows;
+  }
+
+  /** The next forward's blocks' first columns; empty when every row reads every column. */
+  long[] blockColumns() {
+    return blockColumns == null ? new long[0] : blockColumns;
   }
 
   /** Throws unless {@code t} more positions fit. */
@@ -145,48 +187,91 @@ public final class KvCache implements AutoCloseable {
     return fresh;
   }
 
-  /** Keeps only rows {@code keep} of the batch, in that order (row i of the result is row keep[i]). */
-  public void keepRows(int[] keep) {
-    for (int l = 0; l < keys.length; l++) {
-      keys[l] = rows(keys[l], keep);
-      values[l] = values[l] == null ? null : rows(values[l], keep);
-    }
-  }
-
-  private NDArray rows(NDArray a, int[] keep) {
-    long[] shape = a.getShape().getShape().clone();
-    shape[0] = keep.length;
-    NDArray fresh = zeros(new Shape(shape), type);
-    try (NDManager tmp = manager.newSubManager()) {
-      for (int i = 0; i < keep.length; i++) {
-        long[] at = new long[shape.length];
-        at[0] = i;
-        Ops.writeBlock(fresh, Ops.slice(a, 0, keep[i], keep[i] + 1, tmp), at);
+  /**
+   * Moves rows {@code rows} (increasing) to the front of the batch in place, in that order: row i becomes what row
+   * {@code rows[i]} was. The rows after them keep stale keys and values (a newcomer placed there overwrites the
+   * columns it reads; the others must be masked). No memory is allocated.
+   */
+  public void compactRows(int[] rows) {
+    for (int i = 0; i < rows.length; i++) {
+      if (rows[i] < i || (i > 0 && rows[i] <= rows[i - 1]) || rows[i] >= batch()) {
+        throw new IllegalArgumentException("rows to keep must increase within the batch of " + batch() + ", got "
+            + java.util.Arrays.toString(rows));
       }
     }
-    a.close();
-    return fresh;
+    blockRows = null;
+    blockColumns = null;
+    try (NDManager tmp = manager.newSubManager()) {
+      for (int l = 0; l < keys.length; l++) {
+        for (int i = 0; i < rows.length; i++) {
+          if (rows[i] == i) {
+            continue;
+          }
+          // one row to an earlier one: never overlapping, and rows[i] is not yet overwritten (every earlier
+          // destination lies before i)
+          moveRow(keys[l], rows[i], i, tmp);
+          if (values[l] != null) {
+            moveRow(values[l], rows[i], i, tmp);
+          }
+        }
+      }
+    }
   }
 
-  /** Drops the first {@code n} columns of every row: the rest moves to the front (the length shrinks by n). */
+  private static void moveRow(NDArray a, int from, int to, NDManager tmp) {
+    long[] at = new long[a.getShape().dimension()];
+    at[0] = to;
+    Ops.writeBlock(a, Ops.slice(a, 0, from, from + 1, tmp), at);
+  }
+
+  /**
+   * Keeps rows {@code keep} (increasing) of the batch, in that order: the batch shrinks to {@code keep.length} rows
+   * ({@link #compactRows}, then a view of the first rows; the storage stays allocated).
+   */
+  public void keepRows(int[] keep) {
+    compactRows(keep);
+    for (int l = 0; l < keys.length; l++) {
+      keys[l] = firstRows(keys[l], keep.length);
+      values[l] = values[l] == null ? null : firstRows(values[l], keep.length);
+    }
+  }
+
+  private NDArray firstRows(NDArray a, int n) {
+    NDArray view = Ops.slice(a, 0, 0, n, manager);
+    a.close(); // the view keeps the storage
+    return view;
+  }
+
+  private long batch() {
+    return keys[0].getShape().get(0);
+  }
+
+  /**
+   * Drops the first {@code n} columns of every row: the rest moves to the front, in place (the length shrinks by n;
+   * the columns after it keep stale values until written).
+   */
   public void dropFront(int n) {
     if (n <= 0) {
       return;
     }
-    for (int l = 0; l < keys.length; l++) {
-      keys[l] = shifted(keys[l], 3, n);
-      values[l] = values[l] == null ? null : shifted(values[l], 2, n);
+    blockRows = null;
+    blockColumns = null;
+    try (NDManager tmp = manager.newSubManager()) {
+      for (int l = 0; l < keys.length; l++) {
+        shift(keys[l], 3, n, tmp);
+        if (values[l] != null) {
+          shift(values[l], 2, n, tmp);
+        }
+      }
     }
     length -= n;
   }
 
-  private NDArray shifted(NDArray a, int axis, int n) {
-    NDArray fresh = zeros(a.getShape(), type);
-    try (NDManager tmp = manager.newSubManager()) {
-      Ops.writeAlong(fresh, Ops.slice(a, axis, n, length, tmp), axis, 0);
+  /** Moves columns [n, length) along {@code axis} to [0, length - n), n at a time so no copy overlaps itself. */
+  private void shift(NDArray a, int axis, int n, NDManager tmp) {
+    for (int from = n; from < length; from += n) {
+      Ops.writeAlong(a, Ops.slice(a, axis, from, Math.min(length, from + n), tmp), axis, from - n);
     }
-    a.close();
-    return fresh;
   }
 
   @Override

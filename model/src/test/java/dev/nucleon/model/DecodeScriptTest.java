@@ -39,8 +39,8 @@ class DecodeScriptTest {
     try (NDManager m = NDManager.newBaseManager();
         LlamaModel model = LlamaModel.create(c, m, distinctNormsAndBiases(LlamaModel.randomWeights(c, 11)),
             precision)) {
-      float[] eager = decode(model, false, m);
-      float[] scripted = decode(model, true, m);
+      float[] eager = decode(model, false, false, m);
+      float[] scripted = decode(model, true, false, m);
       assertEquals(eager.length, scripted.length);
       double maxErr = 0;
       double scale = 0;
@@ -68,14 +68,44 @@ class DecodeScriptTest {
     try (NDManager m = NDManager.newBaseManager(ai.djl.Device.gpu());
         LlamaModel model = LlamaModel.create(c, m, distinctNormsAndBiases(LlamaModel.randomWeights(c, 11)),
             precision)) {
-      float[] eager = decode(model, false, m);
-      float[] scripted = decode(model, true, m);
+      float[] eager = decode(model, false, false, m);
+      float[] scripted = decode(model, true, false, m);
       double maxErr = 0;
       for (int i = 0; i < eager.length; i++) {
         maxErr = Math.max(maxErr, Math.abs(eager[i] - scripted[i]));
       }
       System.out.printf("%s %s on the GPU: scripted vs eager max abs difference %.2e%n", shape, dtype, maxErr);
       assertTrue(maxErr <= (precision.compute() == DataType.FLOAT32 ? 1e-5 : 1e-2), "max abs difference " + maxErr);
+    }
+  }
+
+  /**
+   * A continuous batch's decode steps read the cache in blocks of rows, each block from its own first column
+   * (KvCache.readInBlocks): skipping columns that are masked for every row of a block changes no logit beyond
+   * rounding.
+   */
+  @ParameterizedTest
+  @CsvSource({"qwenLike, f32", "qwen3Like, f32", "olmo2Like, f32", "qwenLike, bf16", "olmo2Like, bf16"})
+  void decodingInBlocksOfRowsMatchesReadingEveryColumn(String shape, String dtype) {
+    Engines.start();
+    JniUtils.setGradMode(false);
+    LlamaConfig c = TinyModels.named(shape);
+    Precision precision = Precision.inference(Precision.parseType(dtype));
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel model = LlamaModel.create(c, m, distinctNormsAndBiases(LlamaModel.randomWeights(c, 11)),
+            precision)) {
+      float[] whole = decode(model, false, false, m);
+      float[] blocks = decode(model, true, true, m);
+      double maxErr = 0;
+      double scale = 0;
+      for (int i = 0; i < whole.length; i++) {
+        maxErr = Math.max(maxErr, Math.abs(whole[i] - blocks[i]));
+        scale = Math.max(scale, Math.abs(whole[i]));
+      }
+      System.out.printf("%s %s: blocks vs every column max abs difference %.2e (logits up to %.2f)%n", shape, dtype,
+          maxErr, scale);
+      double tolerance = precision.compute() == DataType.FLOAT32 ? 1e-5 : 2e-2 * scale;
+      assertTrue(maxErr <= tolerance, shape + " " + dtype + ": max abs difference " + maxErr);
     }
   }
 
@@ -117,8 +147,11 @@ class DecodeScriptTest {
     return out;
   }
 
-  /** Logits of a 6-token prefill (row 1 left-padded by 2) then 5 decode steps, through a fresh cache. */
-  private static float[] decode(LlamaModel model, boolean scripted, NDManager parent) {
+  /**
+   * Logits of a 6-token prefill (row 1 left-padded by 2) then 5 decode steps, through a fresh cache; with
+   * {@code blocks} the decode steps read the cache in one block per row, row 1's from after its padding.
+   */
+  private static float[] decode(LlamaModel model, boolean scripted, boolean blocks, NDManager parent) {
     model.setScriptedDecode(scripted);
     assertEquals(scripted, model.decodesScripted());
     LlamaConfig c = model.config();
@@ -159,6 +192,9 @@ class DecodeScriptTest {
           for (int k = 0; i == 1 && k < pad; k++) {
             stepMask[i * (prompt + s + 1) + k] = LlamaModel.MASKED;
           }
+        }
+        if (blocks) {
+          cache.readInBlocks(new int[] {0, 1, 2, 3}, new int[] {0, pad, 0});
         }
         float[] logits = model.forward(m.create(next, new Shape(b, 1)), m.create(pos, new Shape(b, 1)),
             m.create(stepMask, new Shape(b, 1, 1, prompt + s + 1)), cache, true).toFloatArray();

@@ -1,11 +1,15 @@
 package dev.nucleon.model;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -67,6 +71,86 @@ class KvCacheTest {
       }
       System.out.printf("%s: KV-cache vs full forward max abs error %.2e%n", shape, maxErr);
       assertTrue(maxErr < 1e-5, "max abs error " + maxErr);
+    }
+  }
+
+  /**
+   * A continuous batch's row and column moves happen in place: rows move up in order (a newcomer takes a row after
+   * them), the batch shrinks to its first rows, and dropped front columns leave the rest where they were read from.
+   */
+  @Test
+  void rowsAndColumnsMoveInPlace() {
+    Engines.start();
+    LlamaConfig c = TinyModels.qwenLike();
+    int b = 4;
+    int capacity = 8;
+    try (NDManager m = NDManager.newBaseManager();
+        KvCache cache = new KvCache(m, c, b, capacity, ai.djl.ndarray.types.DataType.FLOAT32)) {
+      for (int l = 0; l < c.numLayers(); l++) {
+        for (NDArray a : new NDArray[] {cache.keys(l), cache.values(l)}) {
+          Ops.writeAlong(a, m.arange((float) a.size()).reshape(a.getShape()), 0, 0);
+        }
+      }
+      float[][] keys = new float[b][];
+      float[][] values = new float[b][];
+      for (int r = 0; r < b; r++) {
+        keys[r] = cache.keys(0).get(r).toFloatArray();
+        values[r] = cache.values(0).get(r).toFloatArray();
+      }
+      cache.advance(7);
+      cache.compactRows(new int[] {1, 3});
+      assertArrayEquals(keys[1], cache.keys(0).get(0).toFloatArray());
+      assertArrayEquals(keys[3], cache.keys(0).get(1).toFloatArray());
+      assertArrayEquals(values[3], cache.values(0).get(1).toFloatArray());
+      assertArrayEquals(keys[2], cache.keys(0).get(2).toFloatArray(), "a row not moved onto stays as it was");
+      assertThrows(IllegalArgumentException.class, () -> cache.compactRows(new int[] {2, 1}));
+      assertThrows(IllegalArgumentException.class, () -> cache.compactRows(new int[] {4}));
+
+      cache.keepRows(new int[] {1, 2});
+      assertEquals(new Shape(2, c.numKvHeads(), c.headDim(), capacity), cache.keys(0).getShape());
+      assertArrayEquals(keys[3], cache.keys(0).get(0).toFloatArray());
+      assertArrayEquals(keys[2], cache.keys(0).get(1).toFloatArray());
+
+      // keys are [B, K, D, capacity] (columns last), values [B, K, capacity, D]
+      float[] k = cache.keys(0).get(0).toFloatArray();
+      float[] v = cache.values(0).get(0).toFloatArray();
+      cache.dropFront(3);
+      assertEquals(4, cache.length());
+      float[] k2 = cache.keys(0).get(0).toFloatArray();
+      float[] v2 = cache.values(0).get(0).toFloatArray();
+      int d = c.headDim();
+      for (int row = 0; row < c.numKvHeads() * d; row++) {
+        for (int col = 0; col < 4; col++) {
+          assertEquals(k[row * capacity + col + 3], k2[row * capacity + col], "key row " + row + " column " + col);
+        }
+      }
+      for (int h = 0; h < c.numKvHeads(); h++) {
+        for (int col = 0; col < 4; col++) {
+          for (int e = 0; e < d; e++) {
+            assertEquals(v[(h * capacity + col + 3) * d + e], v2[(h * capacity + col) * d + e]);
+          }
+        }
+      }
+    }
+  }
+
+  @Test
+  void blocksOfRowsMustCoverTheBatchWithinTheFilledColumns() {
+    Engines.start();
+    LlamaConfig c = TinyModels.qwenLike();
+    try (NDManager m = NDManager.newBaseManager();
+        KvCache cache = new KvCache(m, c, 4, 8, ai.djl.ndarray.types.DataType.FLOAT32)) {
+      cache.advance(5);
+      cache.readInBlocks(new int[] {0, 3, 4}, new int[] {0, 5});
+      assertArrayEquals(new long[] {0, 3, 4}, cache.blockRows());
+      cache.advance(1);
+      assertEquals(0, cache.blockRows().length, "blocks apply to one forward pass");
+      assertThrows(IllegalArgumentException.class, () -> cache.readInBlocks(new int[] {0, 3}, new int[] {0}));
+      assertThrows(IllegalArgumentException.class, () -> cache.readInBlocks(new int[] {0, 2, 2, 4},
+          new int[] {0, 1, 1}));
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> cache.readInBlocks(new int[] {0, 4}, new int[] {7}));
+      assertTrue(e.getMessage().contains("from column 7 (length 6)"), e.getMessage());
     }
   }
 }

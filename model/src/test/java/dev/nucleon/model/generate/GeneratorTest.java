@@ -285,6 +285,29 @@ class GeneratorTest {
         "three slots: " + continuous + " row-steps for " + tokens + " tokens");
   }
 
+  @Test
+  void blocksOfRowsReadFewerColumnsWhenRowsRunFromOldestToYoungest() {
+    // eight rows in cache order, oldest sequence first; each needs the columns from first[r] to the step's 100
+    int[] first = {0, 2, 5, 40, 41, 70, 90, 99};
+    int[][] blocks = Generator.readBlocks(first, 100, Generator.MAX_READ_BLOCKS);
+    int[] rows = blocks[0];
+    int[] columns = blocks[1];
+    assertEquals(0, rows[0]);
+    assertEquals(first.length, rows[rows.length - 1]);
+    assertTrue(columns.length <= Generator.MAX_READ_BLOCKS);
+    long read = 0;
+    for (int j = 0; j < columns.length; j++) {
+      for (int r = rows[j]; r < rows[j + 1]; r++) {
+        assertTrue(columns[j] <= first[r], "row " + r + " reads from column " + columns[j]);
+      }
+      read += (long) (rows[j + 1] - rows[j]) * (100 - columns[j]);
+    }
+    // [0, 3) from 0, [3, 6) from 40, [6, 8) from 90: 500 of 800 row-columns (a fourth block saves less than 50)
+    assertEquals(500, read, Arrays.toString(rows) + " " + Arrays.toString(columns));
+    assertEquals(null, Generator.readBlocks(new int[] {0, 0, 1, 0}, 100, Generator.MAX_READ_BLOCKS),
+        "rows that all start near the front read every column");
+  }
+
   private static void assertSame(List<GenerationResult> batch, List<GenerationResult> continuous) {
     {
       for (int i = 0; i < batch.size(); i++) {
