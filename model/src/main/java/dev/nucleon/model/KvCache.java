@@ -108,7 +108,7 @@ public final class KvCache implements AutoCloseable {
    * pass (the decode script's; the eager path reads every column).
    *
    * @param rowStarts the first row of each block, then the batch size (increasing, from 0)
-   * @param columnStarts each block's first column, at most the length after the forward's new tokens minus one
+   * @param columnStarts each block's first column, at most {@link #length()} (the column a decode step writes)
    */
   public void readInBlocks(int[] rowStarts, int[] columnStarts) {
     long batch = batch();
@@ -267,8 +267,17 @@ public final class KvCache implements AutoCloseable {
     length -= n;
   }
 
-  /** Moves columns [n, length) along {@code axis} to [0, length - n), n at a time so no copy overlaps itself. */
+  /**
+   * Moves columns [n, length) along {@code axis} to [0, length - n): n at a time so no copy overlaps itself, or
+   * through a copy when that would take more than four copies (a full cache dropping a few columns).
+   */
   private void shift(NDArray a, int axis, int n, NDManager tmp) {
+    if (length - n > 4L * n) {
+      NDArray kept = Ops.slice(a, axis, n, length, tmp).duplicate();
+      kept.attach(tmp);
+      Ops.writeAlong(a, kept, axis, 0);
+      return;
+    }
     for (int from = n; from < length; from += n) {
       Ops.writeAlong(a, Ops.slice(a, axis, from, Math.min(length, from + n), tmp), axis, from - n);
     }

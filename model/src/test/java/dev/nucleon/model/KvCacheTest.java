@@ -97,8 +97,10 @@ class KvCacheTest {
         keys[r] = cache.keys(0).get(r).toFloatArray();
         values[r] = cache.values(0).get(r).toFloatArray();
       }
+      float[] lastLayerRow3 = cache.values(c.numLayers() - 1).get(3).toFloatArray();
       cache.advance(7);
       cache.compactRows(new int[] {1, 3});
+      assertArrayEquals(lastLayerRow3, cache.values(c.numLayers() - 1).get(1).toFloatArray(), "every layer moves");
       assertArrayEquals(keys[1], cache.keys(0).get(0).toFloatArray());
       assertArrayEquals(keys[3], cache.keys(0).get(1).toFloatArray());
       assertArrayEquals(values[3], cache.values(0).get(1).toFloatArray());
@@ -118,17 +120,30 @@ class KvCacheTest {
       assertEquals(4, cache.length());
       float[] k2 = cache.keys(0).get(0).toFloatArray();
       float[] v2 = cache.values(0).get(0).toFloatArray();
-      int d = c.headDim();
-      for (int row = 0; row < c.numKvHeads() * d; row++) {
-        for (int col = 0; col < 4; col++) {
-          assertEquals(k[row * capacity + col + 3], k2[row * capacity + col], "key row " + row + " column " + col);
-        }
+      assertShifted(k, k2, v, v2, c, capacity, 3, 4);
+      // a full cache dropping one column: moved through a copy instead of seven one-column moves
+      cache.advance(4);
+      k = cache.keys(0).get(1).toFloatArray();
+      v = cache.values(0).get(1).toFloatArray();
+      cache.dropFront(1);
+      assertShifted(k, cache.keys(0).get(1).toFloatArray(), v, cache.values(0).get(1).toFloatArray(), c, capacity, 1,
+          7);
+    }
+  }
+
+  /** Columns [n, n + kept) of one row's keys and values before are columns [0, kept) after. */
+  private static void assertShifted(float[] k, float[] k2, float[] v, float[] v2, LlamaConfig c, int capacity, int n,
+      int kept) {
+    int d = c.headDim();
+    for (int row = 0; row < c.numKvHeads() * d; row++) {
+      for (int col = 0; col < kept; col++) {
+        assertEquals(k[row * capacity + col + n], k2[row * capacity + col], "key row " + row + " column " + col);
       }
-      for (int h = 0; h < c.numKvHeads(); h++) {
-        for (int col = 0; col < 4; col++) {
-          for (int e = 0; e < d; e++) {
-            assertEquals(v[(h * capacity + col + 3) * d + e], v2[(h * capacity + col) * d + e]);
-          }
+    }
+    for (int h = 0; h < c.numKvHeads(); h++) {
+      for (int col = 0; col < kept; col++) {
+        for (int e = 0; e < d; e++) {
+          assertEquals(v[(h * capacity + col + n) * d + e], v2[(h * capacity + col) * d + e]);
         }
       }
     }

@@ -557,8 +557,9 @@ public final class Generator implements AutoCloseable {
             oldest = Math.min(oldest, firstColumn[r]);
           }
         }
-        // every step reads all columns: drop the ones no running row sees once they are an eighth of the length
-        // (one copy of the cache), and always when the cache is full
+        // the columns no running row sees: the decode script's blocks skip them, the eager path reads them every
+        // step; they are dropped (moved in place) once they are an eighth of the length, and always when the cache
+        // is full
         if (cache.length() + 1 > capacity || oldest >= Math.max(16, cache.length() / 8)) {
           int drop = oldest;
           cache.dropFront(drop);
@@ -665,7 +666,8 @@ public final class Generator implements AutoCloseable {
   static int[][] readBlocks(int[] first, int end, int maxBlocks) {
     int n = first.length;
     long penalty = (long) n * end / 16;
-    // cost[m][j]: the fewest row-columns (plus penalties) for rows [0, j) in m blocks; from[m][j]: where the last starts
+    // cost[m][j]: the fewest row-columns (plus penalties) for rows [0, j) in m blocks; from[m][j]: the last one's
+    // first row
     long[][] cost = new long[maxBlocks + 1][n + 1];
     int[][] from = new int[maxBlocks + 1][n + 1];
     for (long[] c : cost) {
