@@ -32,13 +32,7 @@ class DecodeScriptTest {
       "olmo3Yarn, f32", "qwenLike, bf16", "llamaTied, bf16", "qwen3Like, bf16", "olmo2Like, bf16",
       "ernieBiased, bf16", "olmo3Like, bf16", "olmo3Yarn, bf16"})
   void scriptedDecodingMatchesEager(String shape, String dtype) {
-    Engines.start();
-    JniUtils.setGradMode(false); // generation's setting: the script serves forwards without autograd
-    LlamaConfig c = TinyModels.named(shape);
-    Precision precision = Precision.inference(Precision.parseType(dtype));
-    try (NDManager m = NDManager.newBaseManager();
-        LlamaModel model = LlamaModel.create(c, m, distinctNormsAndBiases(LlamaModel.randomWeights(c, 11)),
-            precision)) {
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tinyModel(shape, dtype, m)) {
       float[] eager = decode(model, false, false, m);
       float[] scripted = decode(model, true, false, m);
       assertEquals(eager.length, scripted.length);
@@ -62,12 +56,7 @@ class DecodeScriptTest {
   void scriptedDecodingMatchesEagerOnTheGpu(String shape, String dtype) {
     Engines.start();
     assumeTrue(Engines.gpuCount() > 0, "no GPU: skipped");
-    JniUtils.setGradMode(false);
-    LlamaConfig c = TinyModels.named(shape);
-    Precision precision = Precision.inference(Precision.parseType(dtype));
-    try (NDManager m = NDManager.newBaseManager(ai.djl.Device.gpu());
-        LlamaModel model = LlamaModel.create(c, m, distinctNormsAndBiases(LlamaModel.randomWeights(c, 11)),
-            precision)) {
+    try (NDManager m = NDManager.newBaseManager(ai.djl.Device.gpu()); LlamaModel model = tinyModel(shape, dtype, m)) {
       float[] eager = decode(model, false, false, m);
       float[] scripted = decode(model, true, false, m);
       double maxErr = 0;
@@ -75,7 +64,8 @@ class DecodeScriptTest {
         maxErr = Math.max(maxErr, Math.abs(eager[i] - scripted[i]));
       }
       System.out.printf("%s %s on the GPU: scripted vs eager max abs difference %.2e%n", shape, dtype, maxErr);
-      assertTrue(maxErr <= (precision.compute() == DataType.FLOAT32 ? 1e-5 : 1e-2), "max abs difference " + maxErr);
+      double tolerance = model.precision().compute() == DataType.FLOAT32 ? 1e-5 : 1e-2;
+      assertTrue(maxErr <= tolerance, "max abs difference " + maxErr);
     }
   }
 
@@ -87,13 +77,7 @@ class DecodeScriptTest {
   @ParameterizedTest
   @CsvSource({"qwenLike, f32", "qwen3Like, f32", "olmo2Like, f32", "qwenLike, bf16", "olmo2Like, bf16"})
   void decodingInBlocksOfRowsMatchesReadingEveryColumn(String shape, String dtype) {
-    Engines.start();
-    JniUtils.setGradMode(false);
-    LlamaConfig c = TinyModels.named(shape);
-    Precision precision = Precision.inference(Precision.parseType(dtype));
-    try (NDManager m = NDManager.newBaseManager();
-        LlamaModel model = LlamaModel.create(c, m, distinctNormsAndBiases(LlamaModel.randomWeights(c, 11)),
-            precision)) {
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tinyModel(shape, dtype, m)) {
       float[] whole = decode(model, false, false, m);
       float[] blocks = decode(model, true, true, m);
       double maxErr = 0;
@@ -104,7 +88,7 @@ class DecodeScriptTest {
       }
       System.out.printf("%s %s: blocks vs every column max abs difference %.2e (logits up to %.2f)%n", shape, dtype,
           maxErr, scale);
-      double tolerance = precision.compute() == DataType.FLOAT32 ? 1e-5 : 2e-2 * scale;
+      double tolerance = model.precision().compute() == DataType.FLOAT32 ? 1e-5 : 2e-2 * scale;
       assertTrue(maxErr <= tolerance, shape + " " + dtype + ": max abs difference " + maxErr);
     }
   }
@@ -123,6 +107,18 @@ class DecodeScriptTest {
       assertTrue(e.getMessage().contains("KV cache full: 0 + 4 > capacity 3"), e.getMessage());
       assertEquals(0, cache.length());
     }
+  }
+
+  /**
+   * A tiny model of family {@code shape} in {@code dtype} ({@link #distinctNormsAndBiases}), on {@code m}'s device,
+   * with autograd off as generation runs (the script serves forwards without it).
+   */
+  private static LlamaModel tinyModel(String shape, String dtype, NDManager m) {
+    Engines.start();
+    JniUtils.setGradMode(false);
+    LlamaConfig c = TinyModels.named(shape);
+    return LlamaModel.create(c, m, distinctNormsAndBiases(LlamaModel.randomWeights(c, 11)),
+        Precision.inference(Precision.parseType(dtype)));
   }
 
   /**
