@@ -76,7 +76,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private record Reply(Coordinator.WorkReply reply) implements Command {}
 
   private record Generated(List<PromptGroup> groups, ActorRef<ReplayActor.Command> replay,
-      List<List<Trajectory>> trajectories, Throwable error, long startNanos) implements Command {}
+      List<List<Trajectory>> trajectories, Throwable error, long startNanos, long startRowSteps) implements Command {}
 
   private record EvalGenerated(Coordinator.Evaluate eval, int version, List<String> completions, Throwable error)
       implements Command {}
@@ -288,9 +288,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         return this;
       }
       long start = System.nanoTime();
+      long startRowSteps = engine.rowSteps(); // this worker's generator runs nothing else until the batch is done
       busy.begin();
       getContext().pipeToSelf(started(() -> engine.generate(ok)),
-          (result, error) -> new Generated(ok, w.replay(), result, error, start));
+          (result, error) -> new Generated(ok, w.replay(), result, error, start, startRowSteps));
     } else if (reply instanceof Coordinator.Evaluate e) {
       busy.begin();
       int version = engine.version();
@@ -352,6 +353,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       }
       metrics.rolloutTokens(name, tokens);
       metrics.rolloutTrajectories(name, count);
+      metrics.rolloutRowSteps(name, engine.rowSteps() - g.startRowSteps());
       metrics.rolloutBatchSeconds(name, (System.nanoTime() - g.startNanos()) / 1e9);
     }
     getContext().getSelf().tell(AskForWork.INSTANCE);

@@ -70,6 +70,11 @@ public final class RolloutEngine implements AutoCloseable {
     return generator.version();
   }
 
+  /** Row-steps the generator has decoded so far ({@link Generator#rowSteps()}). */
+  public long rowSteps() {
+    return generator.rowSteps();
+  }
+
   /** Queues new weights (internal parameter names); see {@link Generator#updateWeights}. */
   public void updateWeights(int version, Map<String, HostTensor> weights) {
     generator.updateWeights(version, weights);

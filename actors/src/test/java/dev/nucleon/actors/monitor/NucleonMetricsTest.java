@@ -27,6 +27,7 @@ class NucleonMetricsTest {
     metrics.rolloutTokens("rollout-0", 28);
     metrics.rolloutTokens("rollout-1", 7);
     metrics.rolloutTrajectories("rollout-0", 16);
+    metrics.rolloutRowSteps("rollout-0", 160);
     metrics.rolloutBatchSeconds("rollout-0", 0.2);
     metrics.rolloutBatchSeconds("rollout-0", 0.4);
     String text = metrics.scrapeText();
@@ -34,6 +35,7 @@ class NucleonMetricsTest {
     assertLine(text, "nucleon_rollout_tokens_total{actor=\"rollout-0\",node=\"node-a\",role=\"rollout\"} 128.0");
     assertLine(text, "nucleon_rollout_tokens_total{actor=\"rollout-1\",node=\"node-a\",role=\"rollout\"} 7.0");
     assertLine(text, "nucleon_rollout_trajectories_total{actor=\"rollout-0\",node=\"node-a\",role=\"rollout\"} 16.0");
+    assertLine(text, "nucleon_rollout_row_steps_total{actor=\"rollout-0\",node=\"node-a\",role=\"rollout\"} 160.0");
     assertLine(text, "# TYPE nucleon_rollout_batch_seconds histogram");
     assertLine(text,
         "nucleon_rollout_batch_seconds_bucket{actor=\"rollout-0\",node=\"node-a\",role=\"rollout\",le=\"0.25\"} 1");
