@@ -296,7 +296,7 @@ final class BenchCommand {
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         // rows decoded: a static batch decodes every row until its longest request is done, a continuous one idle
-        // rows while it drains
+        // rows while newcomers wait to be admitted and while it drains
         long rowSteps = generator.rowSteps() - rowStepsBefore;
         if (profile != null) {
           generator.stopProfile(profile);
