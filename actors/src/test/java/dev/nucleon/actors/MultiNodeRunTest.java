@@ -1,5 +1,6 @@
 package dev.nucleon.actors;
 
+import static dev.nucleon.actors.monitor.MonitorFixtures.metric;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -222,12 +223,6 @@ class MultiNodeRunTest {
         NucleonNode nodeB = NucleonNode.start(TestRuns.settings(b), dir.resolve("b"), false, null)) {
       return new TwoNodes(nodeA.finished().get(240, TimeUnit.SECONDS), nodeB.metrics().scrapeText());
     }
-  }
-
-  /** The value of a one-series metric in a Prometheus scrape. */
-  private static double metric(String scrape, String name) {
-    return scrape.lines().filter(l -> l.startsWith(name + "{")).mapToDouble(l -> Double.parseDouble(
-        l.substring(l.lastIndexOf(' ') + 1))).sum();
   }
 
   /** A node's settings: the common keys plus its roles and its port. */

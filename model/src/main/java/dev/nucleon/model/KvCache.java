@@ -193,9 +193,10 @@ public final class KvCache implements AutoCloseable {
    * columns it reads; the others must be masked). No memory is allocated.
    */
   public void compactRows(int[] rows) {
+    long batch = batch();
     for (int i = 0; i < rows.length; i++) {
-      if (rows[i] < i || (i > 0 && rows[i] <= rows[i - 1]) || rows[i] >= batch()) {
-        throw new IllegalArgumentException("rows to keep must increase within the batch of " + batch() + ", got "
+      if (rows[i] < i || (i > 0 && rows[i] <= rows[i - 1]) || rows[i] >= batch) {
+        throw new IllegalArgumentException("rows to keep must increase within the batch of " + batch + ", got "
             + java.util.Arrays.toString(rows));
       }
     }

@@ -10,6 +10,12 @@ public final class MonitorFixtures {
 
   private MonitorFixtures() {}
 
+  /** The sum of a metric family's series (with labels) in a Prometheus scrape. */
+  public static double metric(String scrape, String name) {
+    return scrape.lines().filter(l -> l.startsWith(name + "{")).mapToDouble(l -> Double.parseDouble(
+        l.substring(l.lastIndexOf(' ') + 1))).sum();
+  }
+
   public static ClusterStatus twoNodeStatus() {
     NucleonMetrics a = new NucleonMetrics("pekko://nucleon@127.0.0.1:25520", List.of("coordinator", "learner"));
     a.learnerStep(0.5, 2048, 16);

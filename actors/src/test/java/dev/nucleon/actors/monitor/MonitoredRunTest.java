@@ -165,20 +165,14 @@ class MonitoredRunTest {
     assertTrue(text.contains("nucleon_learner_tokens_total{node=\"" + s.node() + "\",role=\"learner\"} "
         + (double) trained), text);
     // every generated token took a decoded row-step; a static batch's finished rows take more
-    double rolloutTokens = sum(text, "nucleon_rollout_tokens_total{");
-    double rowSteps = sum(text, "nucleon_rollout_row_steps_total{");
+    double rolloutTokens = MonitorFixtures.metric(text, "nucleon_rollout_tokens_total");
+    double rowSteps = MonitorFixtures.metric(text, "nucleon_rollout_row_steps_total");
     assertTrue(rolloutTokens > 0 && rowSteps >= rolloutTokens, rowSteps + " row-steps for " + rolloutTokens
         + " generated tokens");
     assertTrue(s.stalenessMax() <= 1, "max-staleness = 1 in the quickstart");
     // and the run's plots can be drawn
     List<Path> plots = RunPlots.write(runDir);
     assertTrue(plots.stream().anyMatch(p -> p.getFileName().toString().equals("reward.png")), plots.toString());
-  }
-
-  /** The sum of the values of the exposition's series whose lines start with {@code prefix}. */
-  private static double sum(String exposition, String prefix) {
-    return exposition.lines().filter(l -> l.startsWith(prefix))
-        .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).sum();
   }
 
   @Test

@@ -475,9 +475,11 @@ public final class Generator implements AutoCloseable {
    * A continuous batch of {@code slots} rows over one KV cache. Cache columns are storage, not positions: every row
    * keeps its own position counter, and a host-side mask hides the columns that are not the row's own. A newcomer's
    * prompt is prefilled on the side (left-padded with the other newcomers of that step) and copied into its row at
-   * the columns ending at the cache's length, with the columns before it masked; the columns before the oldest
-   * running sequence are dropped when they are an eighth of the length, and once no request waits the batch shrinks
-   * to its running rows.
+   * the columns ending at the cache's length, with the columns before it masked. Rows stay ordered from the oldest
+   * sequence to the youngest (running rows move up when newcomers are admitted), so each decode step can read the
+   * cache in blocks of rows that skip the columns none of their rows sees ({@link #readBlocks}). The columns before
+   * the oldest running sequence are dropped when they are an eighth of the length, and once no request waits the
+   * batch shrinks to its running rows.
    */
   private List<GenerationResult> runContinuous(List<GenerationRequest> requests, int slots) {
     applyUpdatesOrFail();
@@ -497,133 +499,94 @@ public final class Generator implements AutoCloseable {
     for (int i = 0; i < requests.size(); i++) {
       waiting.add(i);
     }
-    int rows = slots;
-    int[] rowRequest = new int[rows];
-    Arrays.fill(rowRequest, -1);
-    int[] position = new int[rows];
-    int[] firstColumn = new int[rows];
-    float[] mask = new float[rows * capacity];
+    Rows rows = new Rows(slots, capacity);
     try (NDManager batchManager = model.manager().newSubManager();
         KvCache cache = new KvCache(batchManager, model.config(), slots, capacity, model.precision().compute())) {
       while (!closed) {
         applyUpdates();
-        List<Integer> idle = new ArrayList<>();
-        for (int r = 0; r < rows; r++) {
-          if (rowRequest[r] < 0) {
-            idle.add(r);
-          }
-        }
+        int running = rows.running();
+        int idle = rows.count() - running;
         // newcomers are prefilled together once an eighth of the rows is free (a prefill per finished row would
         // cost a forward pass each), or when every row is free
-        if (!waiting.isEmpty() && !idle.isEmpty() && (idle.size() >= Math.max(1, rows / 8) || idle.size() == rows)) {
+        if (!waiting.isEmpty() && idle > 0 && (idle >= Math.max(1, rows.count() / 8) || running == 0)) {
           List<Integer> newcomers = new ArrayList<>();
-          while (newcomers.size() < idle.size() && !waiting.isEmpty()) {
+          while (newcomers.size() < idle && !waiting.isEmpty()) {
             newcomers.add(waiting.poll());
           }
           // the running rows move up, in their order, and newcomers take the rows after them: rows stay ordered
           // from the oldest sequence to the youngest, so blocks of consecutive rows can read fewer columns
-          int[] order = new int[rows];
-          int running = 0;
-          for (int r = 0; r < rows; r++) {
-            if (rowRequest[r] >= 0) {
-              order[running++] = r;
-            }
-          }
-          idle.clear();
-          for (int r = 0, k = running; r < rows; r++) {
-            if (rowRequest[r] < 0) {
-              order[k++] = r;
-              idle.add(k - 1);
-            }
-          }
-          if (!Arrays.equals(order, identity(rows))) {
+          int[] order = rows.runningFirst();
+          if (!Arrays.equals(order, identity(order.length))) {
             cache.compactRows(Arrays.copyOf(order, running));
-            rowRequest = pick(rowRequest, order);
-            position = pick(position, order);
-            firstColumn = pick(firstColumn, order);
-            mask = pickRows(mask, capacity, order);
+            rows.reorder(order);
           }
-          admit(newcomers, idle, state, cache, rowRequest, position, firstColumn, mask, capacity, batchManager);
+          admit(newcomers, running, state, cache, rows, batchManager);
+          running = rows.running();
         }
-        if (Arrays.stream(rowRequest).allMatch(r -> r < 0)) {
+        if (running == 0) {
           if (waiting.isEmpty()) {
             break;
           }
           continue; // every newcomer finished on its first token: admit the next ones
         }
         int oldest = Integer.MAX_VALUE;
-        for (int r = 0; r < rows; r++) {
-          if (rowRequest[r] >= 0) {
-            oldest = Math.min(oldest, firstColumn[r]);
+        for (int r = 0; r < rows.count(); r++) {
+          if (rows.request[r] >= 0) {
+            oldest = Math.min(oldest, rows.firstColumn[r]);
           }
         }
         // the columns no running row sees: the decode script's blocks skip them, the eager path reads them every
         // step; they are dropped (moved in place) once they are an eighth of the length, and always when the cache
         // is full
         if (cache.length() + 1 > capacity || oldest >= Math.max(16, cache.length() / 8)) {
-          int drop = oldest;
-          cache.dropFront(drop);
-          for (int r = 0; r < rows; r++) {
-            System.arraycopy(mask, r * capacity + drop, mask, r * capacity, capacity - drop);
-            Arrays.fill(mask, r * capacity + capacity - drop, (r + 1) * capacity, 0f);
-            firstColumn[r] = Math.max(0, firstColumn[r] - drop);
-          }
+          cache.dropFront(oldest);
+          rows.dropFront(oldest);
         }
         try (NDManager step = batchManager.newSubManager()) {
-          long[] tokens = new long[rows];
-          long[] positions = new long[rows];
+          int n = rows.count();
+          long[] tokens = new long[n];
+          long[] positions = new long[n];
           int len = cache.length() + 1;
-          float[] stepMask = new float[rows * len];
-          for (int r = 0; r < rows; r++) {
-            int q = rowRequest[r];
-            tokens[r] = q < 0 ? 0 : state.lastToken(q);
-            positions[r] = q < 0 ? 0 : position[r];
+          float[] stepMask = new float[n * len];
+          int[] first = new int[n];
+          for (int r = 0; r < n; r++) {
+            int q = rows.request[r];
             if (q >= 0) {
-              System.arraycopy(mask, r * capacity, stepMask, r * len, len);
+              tokens[r] = state.lastToken(q);
+              positions[r] = rows.position[r];
+              System.arraycopy(rows.mask, r * capacity, stepMask, r * len, len);
+              first[r] = rows.firstColumn[r];
             } else {
               Arrays.fill(stepMask, r * len, (r + 1) * len - 1, LlamaModel.MASKED); // idle: its own column only
+              first[r] = len - 1;
             }
-          }
-          int[] first = new int[rows];
-          for (int r = 0; r < rows; r++) {
-            first[r] = rowRequest[r] < 0 ? len - 1 : firstColumn[r];
           }
           int[][] blocks = readBlocks(first, len, MAX_READ_BLOCKS);
           if (blocks != null) {
             cache.readInBlocks(blocks[0], blocks[1]);
           }
           Routing routing = state.routing();
-          NDArray logits = model.forward(step.create(tokens, new Shape(rows, 1)),
-              step.create(positions, new Shape(rows, 1)), step.create(stepMask, new Shape(rows, 1, 1, len)),
-              cache, true, routing);
-          state.routedLastTokens(routing, rowRequest);
-          state.sample(logits, rowRequest, vocab, version);
+          NDArray logits = model.forward(step.create(tokens, new Shape(n, 1)), step.create(positions, new Shape(n, 1)),
+              step.create(stepMask, new Shape(n, 1, 1, len)), cache, true, routing);
+          state.routedLastTokens(routing, rows.request);
+          state.sample(logits, rows.request, vocab, version);
         }
-        for (int r = 0; r < rows; r++) {
-          int q = rowRequest[r];
+        for (int r = 0; r < rows.count(); r++) {
+          int q = rows.request[r];
           if (q >= 0) {
-            position[r]++;
+            rows.position[r]++;
             if (state.done(q)) {
-              rowRequest[r] = -1;
+              rows.request[r] = -1;
             }
           }
         }
-        // nothing waits: once a quarter of the rows is idle, the batch shrinks to its running rows (one copy of the
-        // cache) instead of decoding rows for sequences that are done
-        int running = (int) Arrays.stream(rowRequest).filter(q -> q >= 0).count();
-        if (waiting.isEmpty() && running > 0 && rows - running >= Math.max(1, rows / 4)) {
-          int[] keep = new int[running];
-          for (int r = 0, k = 0; r < rows; r++) {
-            if (rowRequest[r] >= 0) {
-              keep[k++] = r;
-            }
-          }
+        // nothing waits: once a quarter of the rows is idle, the batch shrinks to its running rows (moved up in
+        // place) instead of decoding rows for sequences that are done
+        running = rows.running();
+        if (waiting.isEmpty() && running > 0 && rows.count() - running >= Math.max(1, rows.count() / 4)) {
+          int[] keep = Arrays.copyOf(rows.runningFirst(), running);
           cache.keepRows(keep);
-          rows = running;
-          rowRequest = pick(rowRequest, keep);
-          position = pick(position, keep);
-          firstColumn = pick(firstColumn, keep);
-          mask = pickRows(mask, capacity, keep);
+          rows.reorder(keep);
         }
       }
     }
@@ -633,22 +596,89 @@ public final class Generator implements AutoCloseable {
     return state.results();
   }
 
-  /** Element i of the result is {@code a[order[i]]}. */
-  private static int[] pick(int[] a, int[] order) {
-    int[] out = new int[order.length];
-    for (int i = 0; i < order.length; i++) {
-      out[i] = a[order[i]];
-    }
-    return out;
-  }
+  /**
+   * The host side of a continuous batch's rows, in cache order: the request each decodes (-1: idle), the position of
+   * its next token, its first cache column, and its additive mask over the cache's {@code capacity} columns.
+   */
+  private static final class Rows {
+    final int capacity;
+    int[] request;
+    int[] position;
+    int[] firstColumn;
+    float[] mask;
 
-  /** Row i (of {@code width} entries) of the result is row {@code order[i]} of {@code a}. */
-  private static float[] pickRows(float[] a, int width, int[] order) {
-    float[] out = new float[order.length * width];
-    for (int i = 0; i < order.length; i++) {
-      System.arraycopy(a, order[i] * width, out, i * width, width);
+    Rows(int count, int capacity) {
+      this.capacity = capacity;
+      request = new int[count];
+      Arrays.fill(request, -1);
+      position = new int[count];
+      firstColumn = new int[count];
+      mask = new float[count * capacity];
     }
-    return out;
+
+    int count() {
+      return request.length;
+    }
+
+    int running() {
+      int n = 0;
+      for (int q : request) {
+        if (q >= 0) {
+          n++;
+        }
+      }
+      return n;
+    }
+
+    /** The running rows in their order, then the idle ones in theirs. */
+    int[] runningFirst() {
+      int[] order = new int[count()];
+      int k = 0;
+      for (int pass = 0; pass < 2; pass++) {
+        for (int r = 0; r < count(); r++) {
+          if ((request[r] >= 0) == (pass == 0)) {
+            order[k++] = r;
+          }
+        }
+      }
+      return order;
+    }
+
+    /** Row i becomes row {@code order[i]}, keeping {@code order.length} rows (as the cache's rows were moved). */
+    void reorder(int[] order) {
+      int[] nextRequest = new int[order.length];
+      int[] nextPosition = new int[order.length];
+      int[] nextFirst = new int[order.length];
+      float[] nextMask = new float[order.length * capacity];
+      for (int i = 0; i < order.length; i++) {
+        nextRequest[i] = request[order[i]];
+        nextPosition[i] = position[order[i]];
+        nextFirst[i] = firstColumn[order[i]];
+        System.arraycopy(mask, order[i] * capacity, nextMask, i * capacity, capacity);
+      }
+      request = nextRequest;
+      position = nextPosition;
+      firstColumn = nextFirst;
+      mask = nextMask;
+    }
+
+    /** The cache dropped its first {@code n} columns. */
+    void dropFront(int n) {
+      for (int r = 0; r < count(); r++) {
+        System.arraycopy(mask, r * capacity + n, mask, r * capacity, capacity - n);
+        Arrays.fill(mask, r * capacity + capacity - n, (r + 1) * capacity, 0f);
+        firstColumn[r] = Math.max(0, firstColumn[r] - n);
+      }
+    }
+
+    /** Row {@code r} starts decoding request {@code q} at {@code position}; its own columns start at {@code first}. */
+    void place(int r, int q, int nextPosition, int first) {
+      request[r] = q;
+      position[r] = nextPosition;
+      firstColumn[r] = first;
+      Arrays.fill(mask, r * capacity, r * capacity + first, LlamaModel.MASKED);
+      Arrays.fill(mask, r * capacity + first, (r + 1) * capacity, 0f);
+    }
   }
 
   /** At most this many blocks of rows read a continuous batch's cache in one decode step. */
@@ -714,11 +744,12 @@ public final class Generator implements AutoCloseable {
 
   /**
    * Prefills {@code newcomers} together (left-padded to the longest of their prompts), draws their first tokens,
-   * and copies each into an idle row of {@code cache} at the columns ending at its length (growing it when their
-   * prompts are longer than what it holds: the running rows' new columns are masked).
+   * and copies each into the idle rows of {@code cache} from {@code firstIdle} on, at the columns ending at its
+   * length (growing it when their prompts are longer than what it holds: the running rows' new columns are masked).
+   * A newcomer that finished on its first token takes no row.
    */
-  private void admit(List<Integer> newcomers, List<Integer> idle, Batch state, KvCache cache, int[] rowRequest,
-      int[] position, int[] firstColumn, float[] mask, int capacity, NDManager batchManager) {
+  private void admit(List<Integer> newcomers, int firstIdle, Batch state, KvCache cache, Rows rows,
+      NDManager batchManager) {
     int n = newcomers.size();
     int promptLen = 0;
     for (int q : newcomers) {
@@ -734,33 +765,31 @@ public final class Generator implements AutoCloseable {
     }
     try (NDManager side = batchManager.newSubManager();
         KvCache prefill = new KvCache(side, model.config(), n, promptLen, model.precision().compute())) {
-      int[] rows = new int[n];
+      int[] requests = new int[n];
       for (int i = 0; i < n; i++) {
-        rows[i] = newcomers.get(i);
+        requests[i] = newcomers.get(i);
       }
-      NDArray logits = prefill(prompts, rows, pad, promptLen, prefill, state, side);
-      state.sample(logits, rows, vocab, version);
+      NDArray logits = prefill(prompts, requests, pad, promptLen, prefill, state, side);
+      state.sample(logits, requests, vocab, version);
       int grow = promptLen - cache.length();
       if (grow > 0) {
         // the running rows do not see the columns added for the newcomers' prompts
-        for (int r = 0; r < rowRequest.length; r++) {
-          Arrays.fill(mask, r * capacity + cache.length(), r * capacity + promptLen, LlamaModel.MASKED);
+        for (int r = 0; r < rows.count(); r++) {
+          Arrays.fill(rows.mask, r * rows.capacity + cache.length(), r * rows.capacity + promptLen,
+              LlamaModel.MASKED);
         }
         cache.advance(grow);
       }
       int end = cache.length();
+      int r = firstIdle;
       for (int i = 0; i < n; i++) {
         int q = newcomers.get(i);
         if (state.done(q)) {
           continue; // finished on its first token: it needs no row
         }
-        int r = idle.remove(0);
         cache.placeRow(prefill, i, r, side);
-        firstColumn[r] = end - promptLen + pad[i];
-        Arrays.fill(mask, r * capacity, r * capacity + firstColumn[r], LlamaModel.MASKED);
-        Arrays.fill(mask, r * capacity + firstColumn[r], (r + 1) * capacity, 0f);
-        rowRequest[r] = q;
-        position[r] = promptLen - pad[i];
+        rows.place(r, q, promptLen - pad[i], end - promptLen + pad[i]);
+        r++;
       }
     }
   }
