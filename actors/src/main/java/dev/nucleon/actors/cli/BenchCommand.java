@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.LlamaModel;
@@ -186,11 +187,15 @@ final class BenchCommand {
         description = "write libtorch's profile of the timed calls (Chrome trace JSON) to FILE")
     Path profile;
 
-    @Option(names = "--batching", defaultValue = "static", paramLabel = "static|continuous",
+    @Option(names = "--batching", defaultValue = "static", paramLabel = "static|continuous|both",
         description = "static: each call's --batch requests decode until the longest is done; continuous: all the "
-            + "calls' requests go through --batch slots, a finished one's slot taking the next (default: "
-            + "${DEFAULT-VALUE})")
+            + "calls' requests go through --batch slots, a finished one's slot taking the next; both: the two in "
+            + "turn in one process, with their ratio (default: ${DEFAULT-VALUE})")
     String batching;
+
+    @Option(names = "--rounds", defaultValue = "1", description = "times the timed calls run (with --batching both: "
+        + "static and continuous alternate, each round's first the last one's second) (default: ${DEFAULT-VALUE})")
+    int rounds;
 
     @Option(names = "--decode", defaultValue = "script", paramLabel = "script|eager",
         description = "script: each forward with the KV cache is one TorchScript call; eager: op by op through "
@@ -217,6 +222,17 @@ final class BenchCommand {
     @Override
     public Integer call() throws Exception {
       int[] range = lengthRange();
+      boolean[] modes = switch (batching) {
+        case "static" -> new boolean[] {false};
+        case "continuous" -> new boolean[] {true};
+        case "both" -> new boolean[] {false, true};
+        default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+            "--batching: expected static, continuous or both, got '" + batching + "'");
+      };
+      if (rounds < 1) {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--rounds: expected at least 1, got "
+            + rounds);
+      }
       if (reference != null && (lengths != null || !"static".equals(batching) || loraRank > 0)) {
         throw new picocli.CommandLine.ParameterException(spec.commandLine(),
             "--reference compares the plain case only: every request --new-tokens long, static batching, no --lora");
@@ -265,39 +281,23 @@ final class BenchCommand {
         for (int w = 0; w < warmup; w++) {
           generator.generate(requests(prompts, range, w));
         }
-        boolean continuous = switch (batching) {
-          case "static" -> false;
-          case "continuous" -> true;
-          default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
-              "--batching: expected static or continuous, got '" + batching + "'");
-        };
         double rssStart = rssMb();
-        long tokens = 0;
-        long rowStepsBefore = generator.rowSteps();
         if (profile != null) {
           generator.startProfile();
         }
-        long start = System.nanoTime();
-        if (continuous) {
-          // the same requests as the static calls, through one continuous batch of --batch slots
-          List<GenerationRequest> all = new ArrayList<>();
-          for (int i = 0; i < calls; i++) {
-            all.addAll(requests(prompts, range, 1000L + i));
+        Timed[] timed = new Timed[modes.length];
+        ArrayNode roundRatios = JSON.createArrayNode();
+        for (int r = 0; r < rounds; r++) {
+          Timed[] thisRound = new Timed[modes.length];
+          for (int k = 0; k < modes.length; k++) {
+            int m = r % 2 == 0 ? k : modes.length - 1 - k;
+            thisRound[m] = timedCalls(generator, prompts, range, modes[m]);
+            timed[m] = timed[m] == null ? thisRound[m] : timed[m].plus(thisRound[m]);
           }
-          for (var r : generator.generate(all, batch)) {
-            tokens += r.tokens().length;
-          }
-        } else {
-          for (int i = 0; i < calls; i++) {
-            for (var r : generator.generate(requests(prompts, range, 1000L + i))) {
-              tokens += r.tokens().length;
-            }
+          if (modes.length == 2) {
+            roundRatios.add(round(thisRound[1].tokensPerSecond() / thisRound[0].tokensPerSecond(), 3));
           }
         }
-        double seconds = (System.nanoTime() - start) / 1e9;
-        // rows decoded: a static batch decodes every row until its longest request is done, a continuous one idle
-        // rows while newcomers wait to be admitted and while it drains
-        long rowSteps = generator.rowSteps() - rowStepsBefore;
         if (profile != null) {
           generator.stopProfile(profile);
         }
@@ -310,10 +310,8 @@ final class BenchCommand {
         o.put("prompt_len", promptLen);
         o.put("new_tokens", range[0] == range[1] ? String.valueOf(range[0]) : range[0] + "-" + range[1]);
         o.put("calls", calls);
-        o.put("tokens_per_s", round(tokens / seconds, 1));
-        // tokens of the requests, per second; the share of decoded row-steps that produced one
-        o.put("useful_tokens_per_s", round(tokens / seconds, 1));
         o.put("batching", batching);
+        o.put("rounds", rounds);
         // what ran: LoRA side products, mixtures of experts and latent attention decode eagerly whatever --decode says
         o.put("decode", model.decodesScripted() ? "script" : "eager");
         if (loraRank > 0) {
@@ -321,10 +319,14 @@ final class BenchCommand {
           o.put("adapter_updates", adapterUpdates);
           o.put("adapter_version_apply_ms", round(adapterMs, 2));
         }
-        o.put("slot_utilization", round((double) tokens / rowSteps, 3));
-        // per step of --batch rows
-        o.put("ms_per_step", round(seconds * 1000 / ((double) rowSteps / batch), 3));
-        o.put("seconds", round(seconds, 3));
+        if (modes.length == 1) {
+          timed[0].report(o, batch);
+        } else {
+          timed[0].report(o.putObject("static"), batch);
+          timed[1].report(o.putObject("continuous"), batch);
+          o.put("continuous_over_static", round(timed[1].tokensPerSecond() / timed[0].tokensPerSecond(), 3));
+          o.set("round_ratios", roundRatios);
+        }
         o.put("rss_mb_start", round(rssStart, 1));
         o.put("rss_mb_end", round(rssMb(), 1));
         memoryPerParameter(o, c, rssBeforeModel, rssModel);
@@ -336,11 +338,61 @@ final class BenchCommand {
               "--warmup", String.valueOf(warmup), "--threads", String.valueOf(Math.max(0, threadCount())),
               "--dtype", Precision.name(modelOptions.type()));
           o.set("reference", ref);
-          o.put("speedup_vs_reference", round(tokens / seconds / ref.get("tokens_per_s").asDouble(), 3));
+          o.put("speedup_vs_reference", round(timed[0].tokensPerSecond() / ref.get("tokens_per_s").asDouble(), 3));
         }
         spec.commandLine().getOut().println(JSON.writeValueAsString(o));
       }
       return 0;
+    }
+
+    /** Tokens made, seconds taken and batch rows decoded by timed calls. */
+    record Timed(long tokens, double seconds, long rowSteps) {
+      Timed plus(Timed other) {
+        return new Timed(tokens + other.tokens, seconds + other.seconds, rowSteps + other.rowSteps);
+      }
+
+      double tokensPerSecond() {
+        return tokens / seconds;
+      }
+
+      void report(ObjectNode o, int batch) {
+        o.put("tokens", tokens);
+        o.put("tokens_per_s", round(tokensPerSecond(), 1));
+        // tokens of the requests, per second; the share of decoded row-steps that produced one
+        o.put("useful_tokens_per_s", round(tokensPerSecond(), 1));
+        o.put("slot_utilization", round((double) tokens / rowSteps, 3));
+        // per step of --batch rows
+        o.put("ms_per_step", round(seconds * 1000 / ((double) rowSteps / batch), 3));
+        o.put("seconds", round(seconds, 3));
+      }
+    }
+
+    /**
+     * The --calls timed calls of one kind: static, each call's requests in one batch; continuous, all the calls'
+     * requests (the same ones) through one continuous batch of --batch slots. Rows decoded: a static batch decodes
+     * every row until its longest request is done, a continuous one idle rows while newcomers wait to be admitted
+     * and while it drains.
+     */
+    private Timed timedCalls(Generator generator, int[][] prompts, int[] range, boolean continuous) {
+      long tokens = 0;
+      long rowStepsBefore = generator.rowSteps();
+      long start = System.nanoTime();
+      if (continuous) {
+        List<GenerationRequest> all = new ArrayList<>();
+        for (int i = 0; i < calls; i++) {
+          all.addAll(requests(prompts, range, 1000L + i));
+        }
+        for (var r : generator.generate(all, batch)) {
+          tokens += r.tokens().length;
+        }
+      } else {
+        for (int i = 0; i < calls; i++) {
+          for (var r : generator.generate(requests(prompts, range, 1000L + i))) {
+            tokens += r.tokens().length;
+          }
+        }
+      }
+      return new Timed(tokens, (System.nanoTime() - start) / 1e9, generator.rowSteps() - rowStepsBefore);
     }
 
     /** Each request's max new tokens: {@code --new-tokens}, or drawn in {@code --lengths} from the call's seed. */

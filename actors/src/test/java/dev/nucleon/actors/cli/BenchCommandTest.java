@@ -25,6 +25,28 @@ class BenchCommandTest {
   }
 
   @Test
+  void bothBatchingsRunInTurnWithTheirRatio() throws Exception {
+    CliRun run = CliRun.of("bench", "generate", "--model", TINY, "--batch", "2", "--lengths", "1-6", "--calls", "3",
+        "--warmup", "0", "--threads", "1", "--batching", "both", "--rounds", "2");
+    assertEquals(0, run.exitCode(), run.err());
+    JsonNode o = new ObjectMapper().readTree(run.out().strip());
+    JsonNode fixed = o.get("static");
+    JsonNode continuous = o.get("continuous");
+    // every round decodes the same requests: the same tokens, and a continuous batch decodes no more rows
+    assertEquals(fixed.get("tokens").asLong(), continuous.get("tokens").asLong());
+    assertTrue(fixed.get("tokens").asLong() >= 2 * 3 * 2, o.toString());
+    assertTrue(continuous.get("slot_utilization").asDouble() >= fixed.get("slot_utilization").asDouble(), o.toString());
+    assertEquals(continuous.get("useful_tokens_per_s").asDouble() / fixed.get("useful_tokens_per_s").asDouble(),
+        o.get("continuous_over_static").asDouble(), 0.01 * o.get("continuous_over_static").asDouble());
+    assertEquals(2, o.get("round_ratios").size());
+    assertEquals(null, o.get("tokens_per_s"), "each mode reports its own figures");
+
+    CliRun bad = CliRun.of("bench", "generate", "--model", TINY, "--rounds", "0");
+    assertEquals(2, bad.exitCode());
+    assertTrue(bad.err().contains("--rounds: expected at least 1, got 0"), bad.err());
+  }
+
+  @Test
   void benchScoreWithBackwardPrintsTokensPerSecond() throws Exception {
     CliRun run = CliRun.of("bench", "score", "--model", TINY, "--batch", "2", "--seq-len", "8", "--iterations", "1",
         "--backward");

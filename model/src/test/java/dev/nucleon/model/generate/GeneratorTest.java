@@ -243,9 +243,9 @@ class GeneratorTest {
   }
 
   @Test
-  void aContinuousBatchGrowsItsCacheUnderRunningRowsAndDropsColumnsWhenFull() {
-    // short sequences: the cache (longest prompt + longest limit + 16) fills and drops its front; a newcomer's
-    // prompt longer than the cache so far grows it while other rows run
+  void aContinuousBatchGrowsItsCacheUnderRunningRows() {
+    // short sequences: a newcomer's prompt longer than the cache so far grows it while other rows run (the cache,
+    // longest prompt + longest limit + 16 columns, does not fill here: the next test fills it)
     int[] promptLengths = {1, 2, 4, 1, 1, 1, 1, 3, 1, 1};
     int[] limits = {3, 2, 1, 1, 4, 2, 1, 2, 3, 4};
     List<GenerationRequest> requests = new ArrayList<>();
@@ -260,6 +260,27 @@ class GeneratorTest {
     for (int slots : new int[] {2, 1}) {
       assertSame(batch, generator.generate(requests, slots));
     }
+  }
+
+  @Test
+  void aContinuousBatchOfSeveralRowsDropsColumnsWhenFull() {
+    // 30 requests (prompts of 1-4 tokens, 1-8 new tokens, 139 in all) through 3 slots take more than 40 decode
+    // steps; a step adds a column, and the cache holds 4 + 8 + 16 = 28: it drops its front (when full at the
+    // latest) while three rows run, are moved up and take newcomers
+    List<GenerationRequest> requests = new ArrayList<>();
+    int newTokens = 0;
+    for (int i = 0; i < 30; i++) {
+      int[] prompt = new int[1 + i % 4];
+      for (int c = 0; c < prompt.length; c++) {
+        prompt[c] = 1 + (11 * i + 5 * c) % 50;
+      }
+      int limit = 1 + (7 * i) % 8;
+      newTokens += limit;
+      requests.add(new GenerationRequest(prompt, SamplingParams.greedy(limit), i));
+    }
+    assertEquals(139, newTokens);
+    List<GenerationResult> batch = generator.generate(requests);
+    assertSame(batch, generator.generate(requests, 3));
   }
 
   @Test
