@@ -176,7 +176,8 @@ final class BenchCommand {
     @Option(names = "--calls", defaultValue = "3", description = "timed generate calls (default: ${DEFAULT-VALUE})")
     int calls;
 
-    @Option(names = "--warmup", defaultValue = "1", description = "untimed calls first (default: ${DEFAULT-VALUE})")
+    @Option(names = "--warmup", defaultValue = "1", description = "untimed static calls first (default: "
+        + "${DEFAULT-VALUE})")
     int warmup;
 
     @Option(names = "--lengths", paramLabel = "A-B", description = "each request's max new tokens drawn uniformly "
@@ -184,7 +185,8 @@ final class BenchCommand {
     String lengths;
 
     @Option(names = "--profile", paramLabel = "FILE",
-        description = "write libtorch's profile of the timed calls (Chrome trace JSON) to FILE")
+        description = "write libtorch's profile of the timed calls (Chrome trace JSON; every round, and both modes "
+            + "with --batching both) to FILE")
     Path profile;
 
     @Option(names = "--batching", defaultValue = "static", paramLabel = "static|continuous|both",

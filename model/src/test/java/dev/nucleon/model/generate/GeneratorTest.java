@@ -264,9 +264,9 @@ class GeneratorTest {
 
   @Test
   void aContinuousBatchOfSeveralRowsDropsColumnsWhenFull() {
-    // 30 requests (prompts of 1-4 tokens, 1-8 new tokens, 139 in all) through 3 slots take more than 40 decode
-    // steps; a step adds a column, and the cache holds 4 + 8 + 16 = 28: it drops its front (when full at the
-    // latest) while three rows run, are moved up and take newcomers
+    // 30 requests (prompts of 1-4 tokens, 1-8 new tokens, 139 in all) through 3 slots take about 40 decode steps;
+    // a step adds a column, and the cache holds 4 + 8 + 16 = 28: it drops its front (once 16 columns are unseen,
+    // or when full) while rows run, are moved up and take newcomers
     List<GenerationRequest> requests = new ArrayList<>();
     int newTokens = 0;
     for (int i = 0; i < 30; i++) {
