@@ -245,7 +245,7 @@ class GeneratorTest {
   @Test
   void aContinuousBatchGrowsItsCacheUnderRunningRows() {
     // short sequences: a newcomer's prompt longer than the cache so far grows it while other rows run (the cache,
-    // longest prompt + longest limit + 16 columns, does not fill here: the next test fills it)
+    // longest prompt + longest limit + 16 columns, neither fills nor drops columns here: the next test drops them)
     int[] promptLengths = {1, 2, 4, 1, 1, 1, 1, 3, 1, 1};
     int[] limits = {3, 2, 1, 1, 4, 2, 1, 2, 3, 4};
     List<GenerationRequest> requests = new ArrayList<>();
@@ -263,7 +263,7 @@ class GeneratorTest {
   }
 
   @Test
-  void aContinuousBatchOfSeveralRowsDropsColumnsWhenFull() {
+  void aContinuousBatchOfSeveralRowsDropsItsUnseenFront() {
     // 30 requests (prompts of 1-4 tokens, 1-8 new tokens, 139 in all) through 3 slots take about 40 decode steps;
     // a step adds a column, and the cache holds 4 + 8 + 16 = 28: it drops its front (once 16 columns are unseen,
     // or when full) while rows run, are moved up and take newcomers
