@@ -7,9 +7,12 @@ import dev.nucleon.actors.serialization.NucleonMessage;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -123,6 +126,13 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
     this.progress = progress;
     try {
       Files.createDirectories(runDir);
+      for (String file : List.of("metrics.jsonl", SAMPLES)) {
+        long cut = cutTornLine(runDir.resolve(file));
+        if (cut > 0) {
+          ctx.getLog().warn("{}: cut the last {} byte(s), a line without its end (its writer was stopped while "
+              + "writing it)", runDir.resolve(file), cut);
+        }
+      }
       this.jsonl = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardCharsets.UTF_8,
           StandardOpenOption.CREATE, StandardOpenOption.APPEND);
     } catch (IOException e) {
@@ -236,7 +246,11 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
     o.put("grad_spikes", gradSpikes);
     o.put("skipped_updates", skippedUpdates);
     try {
-      Files.writeString(runDir.resolve("summary.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o));
+      // whole or not at all: a watcher takes the file's appearance as the run's end and reads it at once
+      Path tmp = runDir.resolve(".summary.json.tmp");
+      Files.writeString(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o));
+      Files.move(tmp, runDir.resolve("summary.json"), StandardCopyOption.ATOMIC_MOVE,
+          StandardCopyOption.REPLACE_EXISTING);
     } catch (IOException e) {
       getContext().getLog().error("cannot write summary.json", e);
     }
@@ -286,6 +300,40 @@ public final class RunReporter extends AbstractBehavior<RunReporter.Command> {
           java.nio.file.StandardOpenOption.APPEND);
     } catch (IOException ex) {
       getContext().getLog().error("cannot append to {}", SAMPLES, ex);
+    }
+  }
+
+  /**
+   * Cuts what follows the last newline of {@code file}: the start of a line whose writer was killed before it ended
+   * it. Appending after it would join the next row to it, and readers would skip both as one malformed line.
+   *
+   * @return the bytes cut (0 when the file is missing, empty or ends with a newline)
+   */
+  static long cutTornLine(Path file) throws IOException {
+    if (!Files.exists(file)) {
+      return 0;
+    }
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      long size = ch.size();
+      ByteBuffer buf = ByteBuffer.allocate(8192);
+      long end = size;
+      while (end > 0) {
+        int n = (int) Math.min(buf.capacity(), end);
+        buf.clear().limit(n);
+        while (buf.hasRemaining() && ch.read(buf, end - n + buf.position()) >= 0) {
+          // a positional read may return fewer bytes than asked
+        }
+        for (int i = n - 1; i >= 0; i--) {
+          if (buf.get(i) == '\n') {
+            long keep = end - n + i + 1;
+            ch.truncate(keep);
+            return size - keep;
+          }
+        }
+        end -= n;
+      }
+      ch.truncate(0);
+      return size;
     }
   }
 

@@ -180,12 +180,18 @@ class EmbeddedRunTest {
     java.util.Set<Long> firstPrompts = new java.util.HashSet<>();
     first.forEach(r -> r.get("prompts").forEach(p -> firstPrompts.add(p.asLong())));
     assertEquals(12, firstPrompts.size());
+    // the start of a row its node was killed while writing: the resumed run cuts it instead of joining its own
+    // first row to it (readers would skip both as one malformed line)
+    Files.writeString(dir.resolve("metrics.jsonl"), "{\"type\":\"step\",\"step\":4,\"prom",
+        java.nio.file.StandardOpenOption.APPEND);
 
     o.put("nucleon.run.total-steps", "6");
     RunReporter.Summary resumed = run(o, dir, true);
     assertEquals(6, resumed.steps());
     List<JsonNode> all = TestRuns.rows(dir, "step");
     assertEquals(6, all.size(), "three steps, then three more after the resume");
+    assertEquals(List.of(3), TestRuns.rows(dir, "resume").stream().map(r -> r.get("step").asInt()).toList(),
+        "the resume row, whole");
     java.util.Set<Long> later = new java.util.HashSet<>();
     for (int i = 3; i < 6; i++) {
       assertEquals(i + 1, all.get(i).get("step").asInt(), "versions continue where the checkpoint stopped");

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.nucleon.actors.monitor.RunHistory;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
@@ -188,19 +189,18 @@ class ClusterChaosTest {
     });
   }
 
-  private static List<JsonNode> rows(Path metrics) throws IOException {
-    List<JsonNode> out = new ArrayList<>();
-    if (Files.exists(metrics)) {
-      for (String line : Files.readAllLines(metrics)) {
-        if (!line.isBlank()) {
-          out.add(JSON.readTree(line));
-        }
-      }
-    }
-    return out;
+  /**
+   * The complete rows of the live metrics file: the learner may be writing its last line while this reads (a line
+   * longer than the writer's buffer reaches the file in pieces), so a line without its newline is left for the next
+   * poll; a complete line that is not a JSON object fails the test.
+   */
+  private static List<JsonNode> rows(Path metrics) {
+    RunHistory.Chunk chunk = RunHistory.read(metrics, 0, Integer.MAX_VALUE);
+    assertEquals(0, chunk.skipped(), "malformed lines in " + metrics);
+    return new ArrayList<>(chunk.rows());
   }
 
-  private static List<JsonNode> stepRows(Path metrics) throws IOException {
+  private static List<JsonNode> stepRows(Path metrics) {
     return rows(metrics).stream().filter(r -> r.get("type").asText().equals("step")).toList();
   }
 
