@@ -25,11 +25,16 @@ import java.util.Map;
  * same order as {@link DecoderLayer}, {@link Attention}, {@link SwiGluMlp}, {@link RmsNorm} and {@link Rope} do in
  * eager mode (so its logits are those of the eager path), and Java only hands it the tensors.
  *
+ * <p><b>Large matrices on the CPU</b> are multiplied through oneDNN from reordered copies ({@link
+ * ReorderedWeights}), which MKL's products on the plain matrices are not: there the logits agree with the eager
+ * path's to rounding (a relative 1e-5 in float32), not bit for bit. The copies are remade when the model's weight
+ * epoch advances, and a trainable model (whose optimizer writes its parameters in place) has none.
+ *
  * <p><b>How.</b> The source is written from the model's config (head counts, which biases and q/k norms the family
  * has, pre- or post-norm, the compute type) and compiled by libtorch when the model is built (see
  * {@link TorchScripts}). The module holds no tensors: each call passes the parameters, rotary tables, per-layer
  * masks and the cache's key/value tensors as lists, so a weight update (parameters overwritten in place, or
- * replaced) needs nothing from it. New keys and values are written into the cache in place; the caller advances
+ * replaced) needs nothing from it but a new weight epoch. New keys and values are written into the cache in place; the caller advances
  * the cache.
  *
  * <p>Only generation uses it: training and scoring run with autograd, which the eager blocks serve.
@@ -50,9 +55,20 @@ final class DecodeScript implements AutoCloseable {
   /** Every layer's parameters, in the order the source indexes them ({@link Layout}). */
   private final Parameter[] layerParameters;
   private final Parameter[] globalParameters;
+  /** oneDNN-layout copies of the large matrices, or null where the products use the plain parameters. */
+  private final ReorderedWeights reordered;
+  /** Indices into {@link #layerParameters} of the matrices {@link #reordered} copies (the head's comes last). */
+  private final int[] reorderedLayerParameters;
+  private final boolean reorderedHead;
+  private final boolean reorder;
 
+  /**
+   * @param reorder whether the large matrices may be multiplied through oneDNN-layout copies ({@link
+   *     ReorderedWeights}; CPU only): only for a model whose parameters change through {@link LlamaModel}'s own
+   *     writes, which advance the weight epoch {@link #forward} is given
+   */
   DecodeScript(LlamaConfig config, Precision precision, List<DecoderLayer> layers, Parameter embed,
-      Parameter finalNorm, Parameter head, Rope[] layerRopes, NDManager parent) {
+      Parameter finalNorm, Parameter head, Rope[] layerRopes, boolean reorder, NDManager parent) {
     if (precision.weights() != precision.compute()) {
       throw new IllegalArgumentException("the decode script runs models whose weights are in the compute type, not "
           + precision);
@@ -86,7 +102,41 @@ final class DecodeScript implements AutoCloseable {
       params.addAll(l.parameters);
     }
     layerParameters = params.toArray(new Parameter[0]);
-    module = TorchScripts.load(manager, CLASS, source(config, precision.compute(), layout, ropes.size(), ropeOf));
+    this.reorder = reorder;
+    reordered = reorder && layout != null ? ReorderedWeights.create(manager) : null;
+    // a matrix of the layout is reordered in every layer or in none (the source indexes all layers alike)
+    java.util.Set<Integer> slots = new java.util.TreeSet<>();
+    if (reordered != null) {
+      for (int slot : new int[] {layout.qkv, layout.out, layout.gateUp, layout.down}) {
+        boolean all = true;
+        for (int i = slot; i < layerParameters.length; i += layout.parameters.size()) {
+          all &= ReorderedWeights.worthIt(layerParameters[i].getArray());
+        }
+        if (all) {
+          slots.add(slot);
+        }
+      }
+    }
+    List<Integer> indices = new ArrayList<>();
+    for (int i = 0; !slots.isEmpty() && i < layerParameters.length; i++) {
+      if (slots.contains(i % layout.parameters.size())) {
+        indices.add(i);
+      }
+    }
+    reorderedLayerParameters = indices.stream().mapToInt(Integer::intValue).toArray();
+    reorderedHead = reordered != null && ReorderedWeights.worthIt(globalParameters[2].getArray());
+    module = TorchScripts.load(manager, CLASS, source(config, precision.compute(), layout, ropes.size(), ropeOf,
+        slots, reorderedHead));
+  }
+
+  /** The {@code reorder} it was made with. */
+  boolean reorders() {
+    return reorder;
+  }
+
+  /** How many weight matrices the products read from oneDNN-layout copies (0: all plain). */
+  int reorderedMatrices() {
+    return reorderedLayerParameters.length + (reorderedHead ? 1 : 0);
   }
 
   /**
@@ -100,8 +150,8 @@ final class DecodeScript implements AutoCloseable {
    *
    * @param masks each layer's additive mask, grouped for its query heads ({@link LlamaModel}'s layer masks)
    */
-  NDArray forward(NDArray tokens, NDArray positions, NDArray[] masks, KvCache cache, boolean lastOnly) {
-    int layers = masks.length;
+  NDArray forward(NDArray tokens, NDArray positions, NDArray[] masks, KvCache cache, boolean lastOnly,
+      long weightsEpoch) {
     PtNDArray[] g = new PtNDArray[globalParameters.length + globals.size()];
     for (int i = 0; i < globalParameters.length; i++) {
       g[i] = (PtNDArray) globalParameters[i].getArray();
@@ -113,6 +163,31 @@ final class DecodeScript implements AutoCloseable {
     for (int i = 0; i < w.length; i++) {
       w[i] = (PtNDArray) layerParameters[i].getArray();
     }
+    if (reorderedMatrices() == 0) {
+      return run(tokens, positions, g, w, masks, cache, lastOnly);
+    }
+    // the source reads these slots as oneDNN-layout copies: made again when the weights changed since
+    NDArray[] sources = new NDArray[reorderedMatrices()];
+    for (int i = 0; i < reorderedLayerParameters.length; i++) {
+      sources[i] = w[reorderedLayerParameters[i]];
+    }
+    if (reorderedHead) {
+      sources[sources.length - 1] = g[2];
+    }
+    return reordered.with(sources, weightsEpoch, copies -> {
+      for (int i = 0; i < reorderedLayerParameters.length; i++) {
+        w[reorderedLayerParameters[i]] = copies[i];
+      }
+      if (reorderedHead) {
+        g[2] = copies[copies.length - 1];
+      }
+      return run(tokens, positions, g, w, masks, cache, lastOnly);
+    });
+  }
+
+  private NDArray run(NDArray tokens, NDArray positions, PtNDArray[] g, PtNDArray[] w, NDArray[] masks,
+      KvCache cache, boolean lastOnly) {
+    int layers = masks.length;
     PtNDArray[] m = new PtNDArray[layers];
     PtNDArray[] keys = new PtNDArray[layers];
     PtNDArray[] values = new PtNDArray[layers];
@@ -152,6 +227,9 @@ final class DecodeScript implements AutoCloseable {
 
   @Override
   public void close() {
+    if (reordered != null) {
+      reordered.close();
+    }
     manager.close();
   }
 
@@ -199,7 +277,8 @@ final class DecodeScript implements AutoCloseable {
   }
 
   /** The module's TorchScript source for this config; every index and flag is a constant in it. */
-  static String source(LlamaConfig c, DataType compute, Layout l, int ropeCount, int[] ropeOf) {
+  static String source(LlamaConfig c, DataType compute, Layout l, int ropeCount, int[] ropeOf,
+      java.util.Set<Integer> reordered, boolean reorderedHead) {
     boolean f32 = compute == DataType.FLOAT32;
     int h = c.numHeads();
     int k = c.numKvHeads();
@@ -248,7 +327,7 @@ final class DecodeScript implements AutoCloseable {
     }
     s.append("    if last_only:\n");
     s.append("      x = torch.slice(x, 1, t - 1, t)\n");
-    s.append("    logits = torch.matmul(self.norm(x, g[1]), torch.t(g[2]))\n");
+    s.append("    logits = ").append(product("self.norm(x, g[1])", "g[2]", reorderedHead)).append("\n");
     s.append(f32 ? "    return logits\n" : "    return torch.to(logits, 6)\n");
 
     // RMSNorm over the last axis, statistics in float32 (RmsNorm.normalize)
@@ -264,27 +343,27 @@ final class DecodeScript implements AutoCloseable {
     s.append("    return torch.add(torch.mul(x, c), torch.mul(torch.matmul(x, rot), sn))\n");
 
     if (l != null) {
-      appendAttend(s, self, c, l, h, k, d, g, compute);
+      appendAttend(s, self, c, l, h, k, d, g, compute, reordered);
       // SwiGLU (SwiGluMlp's decoding path: one product for gate and up, then split)
       s.append("  def mlp(").append(self).append(", x: Tensor, w: List[Tensor], p: int) -> Tensor:\n");
-      s.append("    parts = torch.chunk(").append(linear("x", l.gateUp, l.gateUpBias)).append(", 2, -1)\n");
+      s.append("    parts = torch.chunk(").append(linear("x", l.gateUp, l.gateUpBias, reordered)).append(", 2, -1)\n");
       s.append("    gate = parts[0]\n");
       s.append("    hidden = torch.mul(torch.mul(gate, torch.sigmoid(gate)), parts[1])\n");
-      s.append("    return ").append(linear("hidden", l.down, l.downBias)).append("\n");
+      s.append("    return ").append(linear("hidden", l.down, l.downBias, reordered)).append("\n");
     }
     return s.toString();
   }
 
   /** Attention's decoding path (Attention.apply without autograd, with a cache). */
   private static void appendAttend(StringBuilder s, String self, LlamaConfig c, Layout l, int h, int k, int d, int g,
-      DataType compute) {
+      DataType compute, java.util.Set<Integer> reordered) {
     boolean f32 = compute == DataType.FLOAT32;
     s.append("  def attend(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor, scale: Tensor, ")
         .append("w: List[Tensor], p: int, mask: Tensor, kc: Tensor, vc: Tensor, length: int, end: int, ")
         .append("block_rows: List[int], block_columns: List[int]) -> Tensor:\n");
     s.append("    b = torch.size(x, 0)\n");
     s.append("    t = torch.size(x, 1)\n");
-    s.append("    proj = torch.reshape(").append(linear("x", l.qkv, l.qkvBias)).append(", [b, t, ").append(h + 2 * k)
+    s.append("    proj = torch.reshape(").append(linear("x", l.qkv, l.qkvBias, reordered)).append(", [b, t, ").append(h + 2 * k)
         .append(", ").append(d).append("])\n");
     switch (c.qkNorm()) {
       case NONE -> {
@@ -351,7 +430,7 @@ final class DecodeScript implements AutoCloseable {
     s.append("    else:\n");
     s.append("      context = torch.reshape(torch.permute(torch.reshape(context, [b, ").append(k).append(", ")
         .append(g).append(", t, ").append(d).append("]), [0, 3, 1, 2, 4]), [b, t, ").append(h * d).append("])\n");
-    s.append("    return ").append(linear("context", l.out, l.outBias)).append("\n");
+    s.append("    return ").append(linear("context", l.out, l.outBias, reordered)).append("\n");
   }
 
   /**
@@ -360,9 +439,20 @@ final class DecodeScript implements AutoCloseable {
    * nn::functional::linear}): a product, then the bias added in place. {@code aten::linear} would fold the bias into
    * the product ({@code addmm}), which rounds once instead of twice in bfloat16.
    */
-  private static String linear(String x, int weight, int bias) {
-    String product = "torch.matmul(" + x + ", torch.t(w[p + " + weight + "]))";
+  private static String linear(String x, int weight, int bias, java.util.Set<Integer> reordered) {
+    String product = product(x, "w[p + " + weight + "]", reordered.contains(weight));
     return bias < 0 ? product : "torch.add_(" + product + ", w[p + " + bias + "])";
+  }
+
+  /**
+   * {@code x} times {@code weight} transposed: through oneDNN when the weight passed is a reordered copy ({@link
+   * ReorderedWeights}; no bias, no fused activation), else a plain product.
+   */
+  private static String product(String x, String weight, boolean reordered) {
+    return reordered
+        ? "ops.mkldnn._linear_pointwise(" + x + ", " + weight + ", None, \"none\", "
+            + "annotate(List[Optional[number]], []), None)"
+        : "torch.matmul(" + x + ", torch.t(" + weight + "))";
   }
 
   /** A float as a TorchScript literal that parses back to the same float32 value. */

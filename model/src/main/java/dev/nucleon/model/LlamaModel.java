@@ -52,7 +52,15 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private Rope rope;
   private final Rope[] layerRopes;
   private boolean scriptedDecode = true;
+  private boolean reorderWeights = true;
   private DecodeScript decodeScript;
+  /**
+   * Advanced by every write this class makes to its parameters ({@link #weightsChanged}): the decode step's
+   * reordered weight copies are remade when it moved.
+   */
+  private volatile long weightsEpoch;
+  /** Whether {@link #setTrainable} turned gradients on: an optimizer then writes the parameters in place. */
+  private volatile boolean trainable;
   /** LoRA parameters by PEFT's tensor names ({@code base_model.model.<module>.lora_A.weight}); empty when none. */
   private final Map<String, Parameter> lora = new LinkedHashMap<>();
   /** The adapted projections by module name ({@code model.layers.0.self_attn.q_proj}), in attach order. */
@@ -258,6 +266,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * parameter, or with LoRA attached only the adapter's (the base stays frozen).
    */
   public void setTrainable(boolean trainable) {
+    this.trainable = trainable;
+    weightsChanged();
     for (Parameter p : named.values()) {
       p.freeze(!trainable || !lora.isEmpty());
     }
@@ -345,6 +355,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     for (Parameter p : named.values()) {
       p.freeze(true);
     }
+    weightsChanged();
   }
 
   /**
@@ -527,6 +538,24 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * {@link #setLoraValues}.
    */
   public void loadParameters(Map<String, HostTensor> weights) {
+    try {
+      load(weights);
+    } finally {
+      weightsChanged(); // also after a refused version: a merge may have failed half way
+    }
+  }
+
+  /**
+   * Tells the model its parameters were written from outside it (its own writes, {@link #loadParameters} and the
+   * adapter methods, tell it themselves): copies derived from them for decoding are remade before the next forward.
+   */
+  public void weightsChanged() {
+    synchronized (this) {
+      weightsEpoch++;
+    }
+  }
+
+  private void load(Map<String, HostTensor> weights) {
     Map<String, HostTensor> byName = new LinkedHashMap<>();
     boolean adapter = false;
     for (HostTensor t : weights.values()) {
@@ -616,7 +645,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       int t = (int) tokens.getShape().get(1);
       cache.requireRoom(t); // the script's slices would stop at the capacity instead
       NDArray[] masks = layerMasks(precision.fromFloat32(mask, step), t, step);
-      NDArray logits = script.forward(tokens, positions, masks, cache, lastOnly);
+      NDArray logits = script.forward(tokens, positions, masks, cache, lastOnly, weightsEpoch);
       cache.advance(t);
       return logits;
     }
@@ -638,6 +667,22 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   }
 
   /**
+   * Whether the compiled decode step on the CPU multiplies large matrices through oneDNN-layout copies of them (the
+   * default; {@link ReorderedWeights}: about 1.75x a d=512 step, one extra copy of those matrices in memory) or the
+   * plain parameters. A trainable model never uses copies. The switch exists to compare the two ({@code bench
+   * generate --reorder-weights}) and to save the memory.
+   */
+  public synchronized void setReorderedWeights(boolean reorder) {
+    this.reorderWeights = reorder;
+  }
+
+  /** How many weight matrices the compiled decode step reads from reordered copies now (0: none, or eager). */
+  public int reorderedMatrices() {
+    DecodeScript script = decodeScript();
+    return script == null ? 0 : script.reorderedMatrices();
+  }
+
+  /**
    * Whether a forward with a KV cache (and no autograd) runs the compiled decode step (not with eager decoding
    * chosen, mixed precision, LoRA side products, mixtures of experts or latent attention).
    */
@@ -654,8 +699,14 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         || config.moe() != null || config.latent() != null) {
       return null;
     }
+    boolean reorder = reorderWeights && !trainable;
+    if (decodeScript != null && decodeScript.reorders() != reorder) {
+      decodeScript.close();
+      decodeScript = null;
+    }
     if (decodeScript == null) {
-      decodeScript = new DecodeScript(config, precision, layers, embed, norm.weight(), head, layerRopes, manager);
+      decodeScript = new DecodeScript(config, precision, layers, embed, norm.weight(), head, layerRopes, reorder,
+          manager);
     }
     return decodeScript;
   }

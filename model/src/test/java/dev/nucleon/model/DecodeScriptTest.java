@@ -93,6 +93,62 @@ class DecodeScriptTest {
     }
   }
 
+  /**
+   * A model wide enough for oneDNN-layout copies (d=512: the q/k/v, output and gate/up matrices and the head; the
+   * down projection, [512, 256], stays plain): the logits agree with the eager path's to rounding, a new policy
+   * version is decoded with its own weights (the copies are remade), and once the model is trainable (an optimizer
+   * writes its parameters in place) it decodes from the plain parameters, bit for bit as the eager path.
+   */
+  @ParameterizedTest
+  @CsvSource({"f32, 1e-5", "bf16, 2e-2"})
+  void wideMatricesDecodeThroughCopiesRemadeForEveryWeightVersion(String dtype, double relative) {
+    Engines.start();
+    JniUtils.setGradMode(false);
+    LlamaConfig c = new LlamaConfig("Qwen2ForCausalLM", 512, 512, 256, 1, 8, 4, 64, 10000.0, null, 1e-6, 64, false,
+        true, 1, new int[] {2});
+    Map<String, HostTensor> first = distinctNormsAndBiases(LlamaModel.randomWeights(c, 11));
+    Map<String, HostTensor> second = distinctNormsAndBiases(LlamaModel.randomWeights(c, 12));
+    try (NDManager m = NDManager.newBaseManager();
+        LlamaModel model = LlamaModel.create(c, m, first, Precision.inference(Precision.parseType(dtype)))) {
+      model.setReorderedWeights(false);
+      assertEquals(0, model.reorderedMatrices());
+      float[] plain = decode(model, true, false, m);
+      model.setReorderedWeights(true);
+      assertEquals(4, model.reorderedMatrices(), "q/k/v, output, gate/up and the head");
+      assertClose(decode(model, false, false, m), decode(model, true, false, m), relative, "first version");
+
+      model.loadParameters(second);
+      float[] eager = decode(model, false, false, m);
+      float[] scripted = decode(model, true, false, m);
+      assertClose(eager, scripted, relative, "second version");
+      assertTrue(maxDifference(plain, scripted) > 1, "the second version decodes with its own weights");
+
+      model.setTrainable(true);
+      assertEquals(0, model.reorderedMatrices(), "a trainable model has no copies");
+      assertEquals(0.0, maxDifference(eager, decode(model, true, false, m)), "trainable: plain products, same bits");
+    }
+  }
+
+  private static double maxDifference(float[] a, float[] b) {
+    assertEquals(a.length, b.length);
+    double max = 0;
+    for (int i = 0; i < a.length; i++) {
+      assertTrue(Float.isFinite(b[i]), "non-finite logit at " + i);
+      max = Math.max(max, Math.abs(a[i] - b[i]));
+    }
+    return max;
+  }
+
+  private static void assertClose(float[] eager, float[] scripted, double relative, String what) {
+    double scale = 0;
+    for (float v : eager) {
+      scale = Math.max(scale, Math.abs(v));
+    }
+    double diff = maxDifference(eager, scripted);
+    System.out.printf("%s: reordered vs eager max abs difference %.2e (logits up to %.2f)%n", what, diff, scale);
+    assertTrue(diff <= relative * scale, what + ": max abs difference " + diff + " over logits up to " + scale);
+  }
+
   @Test
   void aFullCacheIsRefusedBeforeAnythingIsWritten() {
     Engines.start();

@@ -204,6 +204,11 @@ final class BenchCommand {
             + "DJL, as training runs (default: ${DEFAULT-VALUE})")
     String decode;
 
+    @Option(names = "--reorder-weights", defaultValue = "true", paramLabel = "true|false", arity = "1",
+        description = "on the CPU, multiply the large weight matrices of the decode script through oneDNN-layout "
+            + "copies (false: MKL on the plain matrices; model/README.md) (default: ${DEFAULT-VALUE})")
+    boolean reorderWeights;
+
     @Option(names = "--lora", defaultValue = "0", paramLabel = "RANK",
         description = "generate as a LoRA run's worker: a random all-linear adapter of this rank (alpha = 2 x rank) "
             + "arrives as an adapter-only version and is applied as --adapter-updates says; prints the time one "
@@ -261,6 +266,7 @@ final class BenchCommand {
           refuseUnlikeReference(c, device, modelOptions.describe(c));
         }
         model.setScriptedDecode(scripted);
+        model.setReorderedWeights(reorderWeights);
         double adapterMs = Double.NaN;
         if (loraRank > 0) {
           PeftAdapter.Settings lora = PeftAdapter.Settings.of(loraRank, 2.0 * loraRank, 0, List.of("all-linear"));
@@ -316,6 +322,7 @@ final class BenchCommand {
         o.put("rounds", rounds);
         // what ran: LoRA side products, mixtures of experts and latent attention decode eagerly whatever --decode says
         o.put("decode", model.decodesScripted() ? "script" : "eager");
+        o.put("reordered_matrices", model.reorderedMatrices());
         if (loraRank > 0) {
           o.put("lora_rank", loraRank);
           o.put("adapter_updates", adapterUpdates);
