@@ -505,6 +505,7 @@ public final class NucleonNode implements AutoCloseable {
       resources.add(manager);
       LlamaModel model = base.instantiate(manager, Precision.inference(settings.rollout().dtype()));
       ctx.getLog().info("rollout worker on {} computes in {}", devices.get(i), model.precision());
+      model.setReorderedWeights(settings.rollout().reorderWeights());
       if (settings.training().lora() != null) {
         // the learner sends each version's adapter alone; the base stays as loaded here
         model.takeAdapterUpdates(settings.training().lora(), settings.rollout().adapterUpdates());

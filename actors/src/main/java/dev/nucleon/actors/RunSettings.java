@@ -34,7 +34,8 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
 
   /** {@code nucleon.rollout}; {@code dtype} is float32 or bfloat16 (weights and compute). */
   public record Rollout(List<String> devices, int groupsPerBatch, int topK, float topP, int maxNewTokens, int threads,
-      Duration groupTimeout, DataType dtype, int batchSlots, LlamaModel.AdapterUpdates adapterUpdates) {}
+      Duration groupTimeout, DataType dtype, int batchSlots, LlamaModel.AdapterUpdates adapterUpdates,
+      boolean reorderWeights) {}
 
   /**
    * {@code nucleon.learner}; {@code dtype} is the compute type (bfloat16: mixed precision over float32 masters),
@@ -102,7 +103,7 @@ public record RunSettings(Run run, Model model, Rollout rollout, Learner learner
         atLeast(c, "nucleon.rollout.top-k", 0), (float) topP, atLeast(c, "nucleon.rollout.max-new-tokens", 1),
         atLeast(c, "nucleon.rollout.threads", 0), c.getDuration("nucleon.rollout.group-timeout"),
         dtype(c, "nucleon.rollout.dtype", devices), atLeast(c, "nucleon.rollout.batch-slots", 0),
-        adapterUpdates(c));
+        adapterUpdates(c), c.getBoolean("nucleon.rollout.reorder-weights"));
     String learnerDevice = c.getString("nucleon.learner.device");
     checkDevice(c, "nucleon.learner.device", learnerDevice);
     long chunk = c.getBytes("nucleon.learner.weight-chunk-bytes");

@@ -43,6 +43,14 @@ class RunSettingsTest {
   }
 
   @Test
+  void rolloutWorkersReorderTheirWeightsUnlessToldNot() {
+    assertTrue(with().rollout().reorderWeights());
+    assertEquals(false, with("nucleon.rollout.reorder-weights", "false").rollout().reorderWeights());
+    ConfigException e = assertThrows(ConfigException.class, () -> with("nucleon.rollout.reorder-weights", "maybe"));
+    assertTrue(e.getMessage().contains("nucleon.rollout.reorder-weights"), e.getMessage());
+  }
+
+  @Test
   void anUnknownTypeIsRefusedWithItsKeyAndTheChoices() {
     ConfigException e = assertThrows(ConfigException.class, () -> with("nucleon.learner.dtype", "fp16"));
     assertTrue(e.getMessage().contains("nucleon.learner.dtype") && e.getMessage().contains("fp16")

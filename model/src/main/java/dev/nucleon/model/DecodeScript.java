@@ -15,6 +15,8 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The decoder's forward pass with a KV cache (generation's prefill and decode steps) as one TorchScript call.
@@ -34,8 +36,8 @@ import java.util.Map;
  * has, pre- or post-norm, the compute type) and compiled by libtorch when the model is built (see
  * {@link TorchScripts}). The module holds no tensors: each call passes the parameters, rotary tables, per-layer
  * masks and the cache's key/value tensors as lists, so a weight update (parameters overwritten in place, or
- * replaced) needs nothing from it but a new weight epoch. New keys and values are written into the cache in place; the caller advances
- * the cache.
+ * replaced) needs nothing from it but a new weight epoch. New keys and values are written into the cache in place;
+ * the caller advances the cache.
  *
  * <p>Only generation uses it: training and scoring run with autograd, which the eager blocks serve.
  */
@@ -103,9 +105,9 @@ final class DecodeScript implements AutoCloseable {
     }
     layerParameters = params.toArray(new Parameter[0]);
     this.reorder = reorder;
-    reordered = reorder && layout != null ? ReorderedWeights.create(manager) : null;
+    reordered = reorder && layout != null ? ReorderedWeights.create(manager, precision.compute()) : null;
     // a matrix of the layout is reordered in every layer or in none (the source indexes all layers alike)
-    java.util.Set<Integer> slots = new java.util.TreeSet<>();
+    Set<Integer> slots = new TreeSet<>();
     if (reordered != null) {
       for (int slot : new int[] {layout.qkv, layout.out, layout.gateUp, layout.down}) {
         boolean all = true;
@@ -278,7 +280,7 @@ final class DecodeScript implements AutoCloseable {
 
   /** The module's TorchScript source for this config; every index and flag is a constant in it. */
   static String source(LlamaConfig c, DataType compute, Layout l, int ropeCount, int[] ropeOf,
-      java.util.Set<Integer> reordered, boolean reorderedHead) {
+      Set<Integer> reordered, boolean reorderedHead) {
     boolean f32 = compute == DataType.FLOAT32;
     int h = c.numHeads();
     int k = c.numKvHeads();
@@ -346,7 +348,8 @@ final class DecodeScript implements AutoCloseable {
       appendAttend(s, self, c, l, h, k, d, g, compute, reordered);
       // SwiGLU (SwiGluMlp's decoding path: one product for gate and up, then split)
       s.append("  def mlp(").append(self).append(", x: Tensor, w: List[Tensor], p: int) -> Tensor:\n");
-      s.append("    parts = torch.chunk(").append(linear("x", l.gateUp, l.gateUpBias, reordered)).append(", 2, -1)\n");
+      s.append("    parts = torch.chunk(").append(linear("x", l.gateUp, l.gateUpBias, reordered))
+          .append(", 2, -1)\n");
       s.append("    gate = parts[0]\n");
       s.append("    hidden = torch.mul(torch.mul(gate, torch.sigmoid(gate)), parts[1])\n");
       s.append("    return ").append(linear("hidden", l.down, l.downBias, reordered)).append("\n");
@@ -356,15 +359,15 @@ final class DecodeScript implements AutoCloseable {
 
   /** Attention's decoding path (Attention.apply without autograd, with a cache). */
   private static void appendAttend(StringBuilder s, String self, LlamaConfig c, Layout l, int h, int k, int d, int g,
-      DataType compute, java.util.Set<Integer> reordered) {
+      DataType compute, Set<Integer> reordered) {
     boolean f32 = compute == DataType.FLOAT32;
     s.append("  def attend(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor, scale: Tensor, ")
         .append("w: List[Tensor], p: int, mask: Tensor, kc: Tensor, vc: Tensor, length: int, end: int, ")
         .append("block_rows: List[int], block_columns: List[int]) -> Tensor:\n");
     s.append("    b = torch.size(x, 0)\n");
     s.append("    t = torch.size(x, 1)\n");
-    s.append("    proj = torch.reshape(").append(linear("x", l.qkv, l.qkvBias, reordered)).append(", [b, t, ").append(h + 2 * k)
-        .append(", ").append(d).append("])\n");
+    s.append("    proj = torch.reshape(").append(linear("x", l.qkv, l.qkvBias, reordered)).append(", [b, t, ")
+        .append(h + 2 * k).append(", ").append(d).append("])\n");
     switch (c.qkNorm()) {
       case NONE -> {
         s.append("    qk = self.rope(torch.slice(proj, 2, 0, ").append(h + k).append("), c, sn, rot)\n");
@@ -439,7 +442,7 @@ final class DecodeScript implements AutoCloseable {
    * nn::functional::linear}): a product, then the bias added in place. {@code aten::linear} would fold the bias into
    * the product ({@code addmm}), which rounds once instead of twice in bfloat16.
    */
-  private static String linear(String x, int weight, int bias, java.util.Set<Integer> reordered) {
+  private static String linear(String x, int weight, int bias, Set<Integer> reordered) {
     String product = product(x, "w[p + " + weight + "]", reordered.contains(weight));
     return bias < 0 ? product : "torch.add_(" + product + ", w[p + " + bias + "])";
   }

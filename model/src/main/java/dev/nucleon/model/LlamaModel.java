@@ -263,7 +263,8 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /**
    * Turns gradients on (learner) or off (generation, reference models) for the trained parameters: every
-   * parameter, or with LoRA attached only the adapter's (the base stays frozen).
+   * parameter, or with LoRA attached only the adapter's (the base stays frozen). A trainable model decodes from its
+   * plain parameters ({@link #setReorderedWeights}); call it before other threads decode with this model.
    */
   public void setTrainable(boolean trainable) {
     this.trainable = trainable;
@@ -659,8 +660,9 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /**
    * Whether generation with a KV cache runs as one TorchScript call per forward ({@link DecodeScript}, the default)
-   * or op by op through DJL (the eager blocks training uses). Both give the same logits; the switch exists to
-   * compare them ({@code bench generate --decode}).
+   * or op by op through DJL (the eager blocks training uses). Both give the same logits (to rounding where the script
+   * reads {@linkplain #setReorderedWeights reordered copies}); the switch exists to compare them ({@code bench
+   * generate --decode}).
    */
   public synchronized void setScriptedDecode(boolean scripted) {
     this.scriptedDecode = scripted;
@@ -668,9 +670,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /**
    * Whether the compiled decode step on the CPU multiplies large matrices through oneDNN-layout copies of them (the
-   * default; {@link ReorderedWeights}: about 1.75x a d=512 step, one extra copy of those matrices in memory) or the
-   * plain parameters. A trainable model never uses copies. The switch exists to compare the two ({@code bench
-   * generate --reorder-weights}) and to save the memory.
+   * default; {@link ReorderedWeights}: about 1.6x the speed of a d=512 step, one extra copy of those matrices in
+   * memory) or the plain parameters. A trainable model never uses copies. The switch exists to compare the two
+   * ({@code bench generate --reorder-weights}) and to save the memory. Set it (as {@link #setTrainable}) before other
+   * threads decode with this model: a change replaces the compiled step, which a running forward may be using.
    */
   public synchronized void setReorderedWeights(boolean reorder) {
     this.reorderWeights = reorder;

@@ -3,11 +3,15 @@ package dev.nucleon.model;
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.IValueUtils;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Function;
 import org.slf4j.Logger;
@@ -28,8 +32,8 @@ import org.slf4j.LoggerFactory;
  * every write it makes to its parameters) with each request; a different epoch remakes the copies. A model whose
  * parameters an optimizer writes in place (trainable) never uses copies.
  *
- * <p>CPU only; where libtorch lacks the ops (a build without oneDNN) {@link #available} is false once, with a
- * warning, and the decode step multiplies the plain matrices.
+ * <p>CPU only; where libtorch or the CPU cannot run the ops in the model's type ({@link #create} finds out once per
+ * type), the decode step multiplies the plain matrices, with a warning.
  */
 final class ReorderedWeights implements AutoCloseable {
 
@@ -45,10 +49,13 @@ final class ReorderedWeights implements AutoCloseable {
   private static final String CLASS = "ReorderWeight";
   private static final String SOURCE = TorchScripts.classHeader(CLASS)
       + "  def forward(self: __torch__." + CLASS + ", w: Tensor, rows: int) -> Tensor:\n"
-      + "    return ops.mkldnn._reorder_linear_weight(w, rows)\n";
+      + "    return ops.mkldnn._reorder_linear_weight(w, rows)\n"
+      + "  def probe(self: __torch__." + CLASS + ", x: Tensor, w: Tensor) -> Tensor:\n"
+      + "    return ops.mkldnn._linear_pointwise(x, ops.mkldnn._reorder_linear_weight(w, 1), None, \"none\", "
+      + "annotate(List[Optional[number]], []), None)\n";
 
-  /** Whether this process's libtorch has the ops: null until first asked. */
-  private static Boolean available;
+  /** Per compute type, whether this process's libtorch and CPU run the ops (absent until first asked). */
+  private static final Map<DataType, Boolean> AVAILABLE = new HashMap<>();
 
   private final NDManager parent;
   private final PtSymbolBlock module;
@@ -62,19 +69,34 @@ final class ReorderedWeights implements AutoCloseable {
     this.module = module;
   }
 
-  /** The reorderer, or null where libtorch has no oneDNN linear ops or {@code manager} is not on the CPU. */
-  static synchronized ReorderedWeights create(NDManager manager) {
-    if (!ai.djl.Device.Type.CPU.equals(manager.getDevice().getDeviceType()) || Boolean.FALSE.equals(available)) {
+  /**
+   * The reorderer for weights of {@code type}, or null where {@code manager} is not on the CPU, or libtorch or the
+   * CPU cannot run the ops in that type (libtorch refuses bfloat16 ones without AVX-512 or AVX-NE-CONVERT): found
+   * out once per type by multiplying a 4 x 4 matrix, with a warning when they cannot.
+   */
+  static synchronized ReorderedWeights create(NDManager manager, DataType type) {
+    if (!ai.djl.Device.Type.CPU.equals(manager.getDevice().getDeviceType())
+        || Boolean.FALSE.equals(AVAILABLE.get(type))) {
       return null;
     }
-    try {
-      PtSymbolBlock module = TorchScripts.load(manager, CLASS, SOURCE);
-      available = true;
+    PtSymbolBlock module = null;
+    try (NDManager probe = manager.newSubManager()) {
+      module = TorchScripts.load(manager, CLASS, SOURCE);
+      NDArray x = Precision.converted(probe.ones(new Shape(1, 4)), type, probe);
+      NDArray w = Precision.converted(probe.ones(new Shape(4, 4)), type, probe);
+      try (IValue xi = IValue.from((PtNDArray) x); IValue wi = IValue.from((PtNDArray) w);
+          IValue out = IValueUtils.runMethod(module, "probe", xi, wi)) {
+        out.toTensor((PtNDManager) probe).close();
+      }
+      AVAILABLE.put(type, true);
       return new ReorderedWeights(manager, module);
     } catch (EngineException e) {
-      available = false;
-      LOG.warn("libtorch has no oneDNN linear ops ({}): decoding multiplies the plain weight matrices",
-          e.getMessage().strip().lines().findFirst().orElse(""));
+      if (module != null) {
+        module.close();
+      }
+      AVAILABLE.put(type, false);
+      LOG.warn("libtorch cannot run oneDNN's linear ops in {} here ({}): decoding multiplies the plain weight "
+          + "matrices", Precision.name(type), e.getMessage().strip().lines().findFirst().orElse(""));
       return null;
     }
   }
@@ -88,7 +110,8 @@ final class ReorderedWeights implements AutoCloseable {
    * Runs {@code use} with the reordered copies of {@code weights} as of weight epoch {@code epoch}: made first if
    * the epoch differs from the copies' (the previous ones are freed), else the same arrays as before. {@code
    * weights} must be the same matrices in the same order on every call. Calls may overlap (two threads decoding
-   * with one model): copies are remade only while no call uses them.
+   * with one model): copies are remade only while no call uses them. {@code use} must not call this again (a remake
+   * inside it would wait for itself).
    */
   <T> T with(NDArray[] weights, long epoch, Function<PtNDArray[], T> use) {
     lock.readLock().lock();

@@ -879,7 +879,7 @@ public final class Generator implements AutoCloseable {
     }
   }
 
-  /** What an idle row of a continuous batch "samples" (nothing is kept). */
+  /** What a step of idle rows alone "samples" (nothing is kept). */
   private static final SamplingParams IDLE = SamplingParams.greedy(1);
 
   /** Per-request sampling state of one batch. */
@@ -975,8 +975,17 @@ public final class Generator implements AutoCloseable {
       float[] model = new float[b];
       SamplingParams[] params = new SamplingParams[b];
       SplittableRandom[] streams = new SplittableRandom[b];
+      // an idle row draws as a row of a request does (its result unused): a setting of its own, say greedy among
+      // sampled rows, would add its ops for every row (an argmax over [64, 32k] each step)
+      SamplingParams idle = IDLE;
+      for (int i : rows) {
+        if (i >= 0) {
+          idle = requests.get(i).params();
+          break;
+        }
+      }
       for (int r = 0; r < b; r++) {
-        params[r] = params(rows[r]);
+        params[r] = rows[r] >= 0 ? requests.get(rows[r]).params() : idle;
         streams[r] = live(rows[r]) ? rngs[rows[r]] : null;
       }
       draw(logits.reshape(b, vocab), params, streams, drawn, sampling, model);
@@ -1016,11 +1025,6 @@ public final class Generator implements AutoCloseable {
     /** Whether row-request {@code i} (-1: an idle row) still draws tokens. */
     private boolean live(int i) {
       return i >= 0 && finish[i] == null;
-    }
-
-    /** Row {@code r}'s settings (an idle row samples greedily, its result unused). */
-    private SamplingParams params(int i) {
-      return i >= 0 ? requests.get(i).params() : IDLE;
     }
 
     List<GenerationResult> results() {
