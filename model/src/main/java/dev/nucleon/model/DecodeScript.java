@@ -57,7 +57,7 @@ final class DecodeScript implements AutoCloseable {
   /** Every layer's parameters, in the order the source indexes them ({@link Layout}). */
   private final Parameter[] layerParameters;
   private final Parameter[] globalParameters;
-  /** oneDNN-layout copies of the large matrices, or null where the products use the plain parameters. */
+  /** oneDNN-layout copies of the large matrices, or null where the products use the plain parameters only. */
   private final ReorderedWeights reordered;
   /** Indices into {@link #layerParameters} of the matrices {@link #reordered} copies (the head's comes last). */
   private final int[] reorderedLayerParameters;
@@ -105,10 +105,10 @@ final class DecodeScript implements AutoCloseable {
     }
     layerParameters = params.toArray(new Parameter[0]);
     this.reorder = reorder;
-    reordered = reorder && layout != null ? ReorderedWeights.create(manager, precision.compute()) : null;
     // a matrix of the layout is reordered in every layer or in none (the source indexes all layers alike)
     Set<Integer> slots = new TreeSet<>();
-    if (reordered != null) {
+    boolean headToo = false;
+    if (reorder && layout != null) {
       for (int slot : new int[] {layout.qkv, layout.out, layout.gateUp, layout.down}) {
         boolean all = true;
         for (int i = slot; i < layerParameters.length; i += layout.parameters.size()) {
@@ -118,15 +118,21 @@ final class DecodeScript implements AutoCloseable {
           slots.add(slot);
         }
       }
+      headToo = ReorderedWeights.worthIt(globalParameters[2].getArray());
+    }
+    reordered = slots.isEmpty() && !headToo ? null : ReorderedWeights.create(manager, precision.compute());
+    if (reordered == null) {
+      slots.clear();
+      headToo = false;
     }
     List<Integer> indices = new ArrayList<>();
-    for (int i = 0; !slots.isEmpty() && i < layerParameters.length; i++) {
-      if (slots.contains(i % layout.parameters.size())) {
-        indices.add(i);
+    for (int first = 0; !slots.isEmpty() && first < layerParameters.length; first += layout.parameters.size()) {
+      for (int slot : slots) {
+        indices.add(first + slot);
       }
     }
     reorderedLayerParameters = indices.stream().mapToInt(Integer::intValue).toArray();
-    reorderedHead = reordered != null && ReorderedWeights.worthIt(globalParameters[2].getArray());
+    reorderedHead = headToo;
     module = TorchScripts.load(manager, CLASS, source(config, precision.compute(), layout, ropes.size(), ropeOf,
         slots, reorderedHead));
   }
@@ -165,7 +171,7 @@ final class DecodeScript implements AutoCloseable {
     for (int i = 0; i < w.length; i++) {
       w[i] = (PtNDArray) layerParameters[i].getArray();
     }
-    if (reorderedMatrices() == 0) {
+    if (reordered == null) {
       return run(tokens, positions, g, w, masks, cache, lastOnly);
     }
     // the source reads these slots as oneDNN-layout copies: made again when the weights changed since

@@ -22,6 +22,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A Llama-family decoder-only language model as a DJL block: token embedding, {@link DecoderLayer}s, a final
@@ -55,10 +56,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private boolean reorderWeights = true;
   private DecodeScript decodeScript;
   /**
-   * Advanced by every write this class makes to its parameters ({@link #weightsChanged}): the decode step's
-   * reordered weight copies are remade when it moved.
+   * Advanced by every write of new values to the parameters ({@link #weightsChanged}): the decode step's reordered
+   * weight copies are remade when it moved.
    */
-  private volatile long weightsEpoch;
+  private final AtomicLong weightsEpoch = new AtomicLong();
   /** Whether {@link #setTrainable} turned gradients on: an optimizer then writes the parameters in place. */
   private volatile boolean trainable;
   /** LoRA parameters by PEFT's tensor names ({@code base_model.model.<module>.lora_A.weight}); empty when none. */
@@ -268,6 +269,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    */
   public void setTrainable(boolean trainable) {
     this.trainable = trainable;
+    // copies made before a spell of training must not outlive it, even if no forward ran in between
     weightsChanged();
     for (Parameter p : named.values()) {
       p.freeze(!trainable || !lora.isEmpty());
@@ -356,7 +358,6 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
     for (Parameter p : named.values()) {
       p.freeze(true);
     }
-    weightsChanged();
   }
 
   /**
@@ -547,13 +548,12 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   }
 
   /**
-   * Tells the model its parameters were written from outside it (its own writes, {@link #loadParameters} and the
-   * adapter methods, tell it themselves): copies derived from them for decoding are remade before the next forward.
+   * Tells the model its parameters were written from outside it ({@link #loadParameters}, which every policy version
+   * goes through, merged adapters included, tells it itself): copies derived from them for decoding are remade
+   * before the next forward.
    */
   public void weightsChanged() {
-    synchronized (this) {
-      weightsEpoch++;
-    }
+    weightsEpoch.incrementAndGet();
   }
 
   private void load(Map<String, HostTensor> weights) {
@@ -646,7 +646,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       int t = (int) tokens.getShape().get(1);
       cache.requireRoom(t); // the script's slices would stop at the capacity instead
       NDArray[] masks = layerMasks(precision.fromFloat32(mask, step), t, step);
-      NDArray logits = script.forward(tokens, positions, masks, cache, lastOnly, weightsEpoch);
+      NDArray logits = script.forward(tokens, positions, masks, cache, lastOnly, weightsEpoch.get());
       cache.advance(t);
       return logits;
     }

@@ -29,8 +29,8 @@ import org.slf4j.LoggerFactory;
  * Small matrices lose (oneDNN's per-call overhead: stories260k at batch 1 ran at 0.65x), hence {@link #MIN_ELEMENTS}.
  *
  * <p><b>When the copies are remade.</b> The owner passes the model's weight epoch ({@link LlamaModel}: advanced by
- * every write it makes to its parameters) with each request; a different epoch remakes the copies. A model whose
- * parameters an optimizer writes in place (trainable) never uses copies.
+ * every {@code loadParameters}, {@code setTrainable} and {@code weightsChanged}) with each request; a different
+ * epoch remakes the copies. A model whose parameters an optimizer writes in place (trainable) never uses copies.
  *
  * <p>CPU only; where libtorch or the CPU cannot run the ops in the model's type ({@link #create} finds out once per
  * type), the decode step multiplies the plain matrices, with a warning.
@@ -42,8 +42,8 @@ final class ReorderedWeights implements AutoCloseable {
   /** Matrices with fewer elements stay plain (2^18: a 512 x 512 matrix and larger are reordered). */
   static final long MIN_ELEMENTS = 1L << 18;
   /**
-   * The rows the layout is chosen for. Any row count multiplies correctly with it; copies made for 64 rows ran as
-   * fast at 26 and 8 rows as copies made for those.
+   * The rows the layout is chosen for. Any row count multiplies correctly with it; copies made for 64 rows ran at 26
+   * and 8 rows within 10% of copies made for those (not measured for prefills of hundreds of rows).
    */
   private static final long LAYOUT_ROWS = 64;
   private static final String CLASS = "ReorderWeight";
