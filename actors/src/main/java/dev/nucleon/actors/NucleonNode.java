@@ -516,6 +516,8 @@ public final class NucleonNode implements AutoCloseable {
         generator.updateWeights(0, start.tensors());
       }
       RolloutEngine engine = new RolloutEngine(generator, tokenizer, sampling, settings.rollout().batchSlots());
+      // an open batch's row layout depends on when work arrives: deterministic runs end a batch with each call
+      engine.keepBatchOpen(!settings.run().deterministic());
       if (episodes.enabled()) {
         engine.useEpisodes(new EpisodeRunner(environment, turnFormat(episodes), episodes.maxTurns(),
             episodes.maxTokens()));

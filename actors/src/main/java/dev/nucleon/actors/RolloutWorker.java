@@ -31,6 +31,11 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * hoards work), samples them, and streams each group's trajectories to a reward scorer, which forwards the scored
  * group to the replay buffer. New weights are applied between decode steps of a running batch; tokens carry the
  * version that produced them.
+ *
+ * <p>With batch slots ({@link RolloutEngine#streams()}) the worker keeps its engine's continuous batch filled: it
+ * asks for more groups while fewer than half the slots' worth of its completions (or at most one group) wait for a
+ * row, so the batch does not drain between work batches while the coordinator has work, and hands each group on as
+ * soon as that group is done. Otherwise it samples one work batch at a time and asks for the next once it is done.
  */
 public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command> {
 
@@ -78,10 +83,33 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private record Generated(List<PromptGroup> groups, ActorRef<ReplayActor.Command> replay,
       List<List<Trajectory>> trajectories, Throwable error, long startNanos, long startRowSteps) implements Command {}
 
+  /** One group of a work batch sent to the open continuous batch came back (or failed). */
+  private record GroupGenerated(RolloutEngine.GroupRun run, ActorRef<ReplayActor.Command> replay,
+      List<Trajectory> trajectories, Throwable error, WorkBatch batch) implements Command {}
+
+  /** None of a streamed group's completions waits for a row any more. */
+  private record GroupAdmitted(int completions) implements Command {}
+
+  /** A work batch sent to the open continuous batch: when it started, its groups not yet back, whether one failed. */
+  private static final class WorkBatch {
+    final long startNanos = System.nanoTime();
+    int open;
+    boolean failed;
+
+    WorkBatch(int groups) {
+      open = groups;
+    }
+  }
+
   private record EvalGenerated(Coordinator.Evaluate eval, int version, List<String> completions, Throwable error)
       implements Command {}
 
   private enum AskForWork implements Command {
+    INSTANCE
+  }
+
+  /** The wait after a failure or a NoWork answer is over: ask for work. */
+  private enum AskAgain implements Command {
     INSTANCE
   }
 
@@ -116,8 +144,23 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /** Hand-offs by number, held until their scorer says the result went on. */
   private final Map<Long, Outstanding> outstanding = new java.util.LinkedHashMap<>();
   private long nextHandoff;
-  /** A request for work is out, or a batch is being generated: no second request until it is done. */
+  /**
+   * A request for work is out, or a batch (or an evaluation) is being generated: no second request until it is done.
+   * A streaming worker's groups do not count: it asks while its open batch runs.
+   */
   private boolean working;
+  /** Completions sent to the open continuous batch that wait for a row (streaming). */
+  private int queuedCompletions;
+  /** Groups sent to the open continuous batch and not back yet (streaming). */
+  private int openGroups;
+  /** The size of the last group sent (streaming): the worker asks while at most one such group waits for rows. */
+  private int lastGroupSize;
+  /** An evaluation is being generated. */
+  private boolean evaluating;
+  /** The generator's row-steps when they were last reported (streaming). */
+  private long reportedRowSteps;
+  /** A wait before the next request for work runs (after a failure or a NoWork answer): AskAgain ends it. */
+  private boolean askWaits;
   private int failedInRow;
   private final ActorRef<RewardScorer.Delivered> deliveredAdapter;
   private final int groupsPerBatch;
@@ -174,12 +217,21 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   public Receive<Command> createReceive() {
     return newReceiveBuilder()
         .onMessageEquals(AskForWork.INSTANCE, this::onAskForWork)
+        .onMessageEquals(AskAgain.INSTANCE, () -> {
+          askWaits = false;
+          return onAskForWork();
+        })
         .onMessageEquals(ReplyOverdue.INSTANCE, () -> {
           working = false;
           return onAskForWork();
         })
         .onMessage(Reply.class, this::onReply)
         .onMessage(Generated.class, this::onGenerated)
+        .onMessage(GroupGenerated.class, this::onGroupGenerated)
+        .onMessage(GroupAdmitted.class, a -> {
+          queuedCompletions -= a.completions();
+          return onAskForWork();
+        })
         .onMessage(EvalGenerated.class, this::onEvalGenerated)
         .onMessage(LocalWeights.class, this::onLocalWeights)
         .onMessage(WeightsAvailable.class, this::onWeightsAvailable)
@@ -252,6 +304,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     if (scorers.isEmpty() || working) {
       return this; // asked again when a scorer appears, or once the current work is done
     }
+    if (engine.streams() && ((queuedCompletions >= engine.slots() / 2 && queuedCompletions > lastGroupSize)
+        || askWaits)) {
+      return this; // asked again as completions get rows, or when the timer set after a failure or NoWork fires
+    }
     working = true;
     // a reply lost with the coordinator's node must not leave this worker waiting for good
     timers.startSingleTimer(ReplyOverdue.INSTANCE, REPLY_OVERDUE);
@@ -287,6 +343,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         getContext().getSelf().tell(AskForWork.INSTANCE);
         return this;
       }
+      if (engine.streams()) {
+        return stream(ok, w.replay());
+      }
       long start = System.nanoTime();
       long startRowSteps = engine.rowSteps(); // this worker's generator runs nothing else until the batch is done
       busy.begin();
@@ -294,16 +353,92 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
           (result, error) -> new Generated(ok, w.replay(), result, error, start, startRowSteps));
     } else if (reply instanceof Coordinator.Evaluate e) {
       busy.begin();
-      int version = engine.version();
+      evaluating = true;
+      // labelled with the version that produced it: the one held now, or a later one when the open continuous batch
+      // takes a while to yield the generator (and applies updates meanwhile)
       getContext().pipeToSelf(started(() -> engine.evaluate(e.prompts())),
-          (result, error) -> new EvalGenerated(e, version, result, error));
+          (result, error) -> new EvalGenerated(e, result == null ? engine.version() : result.version(),
+              result == null ? null : result.completions(), error));
     } else {
       working = false;
+      // asked again after a while (a streaming worker too: its rows free up whether or not a group comes back)
       if (reply instanceof Coordinator.NoWork n && !n.finished()) {
-        timers.startSingleTimer(AskForWork.INSTANCE, RETRY);
+        askWaits = true;
+        timers.startSingleTimer(AskAgain.INSTANCE, RETRY);
       }
     }
     return this;
+  }
+
+  /**
+   * Sends a work batch's groups to the engine's open continuous batch; each comes back on its own
+   * ({@link #onGroupGenerated}), and the worker may ask for more at once.
+   */
+  private Behavior<Command> stream(List<PromptGroup> groups, ActorRef<ReplayActor.Command> replay) {
+    working = false;
+    List<RolloutEngine.GroupRun> runs;
+    try {
+      runs = engine.submit(groups);
+    } catch (RuntimeException e) {
+      getContext().getLog().error("sampling {} prompt group(s) failed; the coordinator issues them again",
+          groups.size(), e);
+      coordinator.tell(new Coordinator.GenerationFailed(groups.stream().map(PromptGroup::promptId).toList(),
+          groups.stream().map(PromptGroup::attempt).toList(), String.valueOf(e)));
+      askAfterFailure();
+      return this;
+    }
+    if (openGroups == 0) {
+      busy.begin();
+      reportedRowSteps = engine.rowSteps();
+    }
+    openGroups += runs.size();
+    WorkBatch batch = new WorkBatch(runs.size());
+    for (RolloutEngine.GroupRun run : runs) {
+      int completions = run.group().groupSize();
+      queuedCompletions += completions;
+      lastGroupSize = completions;
+      getContext().pipeToSelf(run.admitted(), (ok, error) -> new GroupAdmitted(completions));
+      getContext().pipeToSelf(run.trajectories(), (result, error) -> new GroupGenerated(run, replay, result, error,
+          batch));
+    }
+    return onAskForWork();
+  }
+
+  private Behavior<Command> onGroupGenerated(GroupGenerated g) {
+    openGroups--;
+    g.batch().open--;
+    PromptGroup prompt = g.run().group();
+    if (g.error() != null) {
+      Throwable cause = g.error() instanceof java.util.concurrent.CompletionException && g.error().getCause() != null
+          ? g.error().getCause() : g.error();
+      getContext().getLog().error("sampling prompt group {} failed; the coordinator issues it again",
+          prompt.promptId(), cause);
+      coordinator.tell(new Coordinator.GenerationFailed(List.of(prompt.promptId()), List.of(prompt.attempt()),
+          String.valueOf(cause)));
+      if (!g.batch().failed) {
+        g.batch().failed = true; // one failure per work batch: a batch that failed whole backs off once
+        askAfterFailure();
+      }
+    } else {
+      failedInRow = 0;
+      long tokens = 0;
+      for (Trajectory t : g.trajectories()) {
+        tokens += t.completionTokens().length;
+      }
+      toScorers(h -> new RewardScorer.ScoreGroup(h, prompt, g.trajectories(), g.replay(), deliveredAdapter));
+      metrics.rolloutTokens(name, tokens);
+      metrics.rolloutTrajectories(name, g.trajectories().size());
+    }
+    long rowSteps = engine.rowSteps();
+    metrics.rolloutRowSteps(name, rowSteps - reportedRowSteps);
+    reportedRowSteps = rowSteps;
+    if (g.batch().open == 0) {
+      metrics.rolloutBatchSeconds(name, (System.nanoTime() - g.batch().startNanos) / 1e9);
+    }
+    if (openGroups == 0 && !evaluating) {
+      busy.end();
+    }
+    return onAskForWork();
   }
 
   /** The engine's future, or a failed one when the call itself throws (a prompt it cannot encode, say). */
@@ -319,7 +454,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /** After failed batches in a row, wait 1 s, 2 s, ... 30 s before asking for work again (a broken device). */
   private void askAfterFailure() {
     failedInRow++;
-    timers.startSingleTimer(AskForWork.INSTANCE, backoff(failedInRow, Duration.ofSeconds(30)));
+    Duration wait = backoff(failedInRow, Duration.ofSeconds(30));
+    askWaits = true;
+    timers.startSingleTimer(AskAgain.INSTANCE, wait);
   }
 
   /** 1 s after the first failure in a row, doubling with each further one, at most {@code most}. */
@@ -361,7 +498,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   }
 
   private Behavior<Command> onEvalGenerated(EvalGenerated e) {
-    busy.end();
+    evaluating = false;
+    if (openGroups == 0) {
+      busy.end();
+    }
     working = false;
     if (e.error() != null) {
       getContext().getLog().error("evaluation {} failed; the coordinator skips it", e.eval().evalId(), e.error());

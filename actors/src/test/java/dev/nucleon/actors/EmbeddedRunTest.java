@@ -287,14 +287,31 @@ class EmbeddedRunTest {
         e.getMessage());
   }
 
-  @Test
-  void aRunWithContinuousBatchingTrainsEveryStep(@TempDir Path dir) throws Exception {
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(ints = {0, 1})
+  void aRunWithAnOpenContinuousBatchTrainsEveryStep(int maxStaleness, @TempDir Path dir) throws Exception {
     Map<String, String> o = TestRuns.small();
-    // 4 groups x 4 samples per work batch through 6 slots
+    // 4 groups x 4 samples per work batch through 6 slots, kept open across work batches; evaluations every 2 steps
+    // run in between (the open batch takes no newcomers while one waits for the generator)
     o.put("nucleon.rollout.batch-slots", "6");
-    o.put("nucleon.run.eval.size", "0");
+    o.put("nucleon.run.eval.every-steps", "2");
+    o.put("nucleon.algorithm.max-staleness", String.valueOf(maxStaleness));
     RunReporter.Summary s = run(o, dir);
     assertEquals(4, s.steps());
     assertEquals(16L, s.prompts().get("trained"));
+    for (JsonNode row : TestRuns.rows(dir, "step")) {
+      assertTrue(row.get("staleness_max").asInt() <= maxStaleness, row.toString());
+      if (maxStaleness == 0) {
+        assertEquals(1.0, row.get("ratio_mean").asDouble(), 1e-4, "on-policy data has importance ratio 1");
+      }
+    }
+    TestRuns.assertSamplerMatchesLearner(dir, 1);
+    // evaluated before the first step, after the second (labelled with the version that answered: 2, or 3 where the
+    // asynchronous worker held 3 by then) and after the last
+    List<Integer> evals = TestRuns.rows(dir, "eval").stream().map(e -> e.get("step").asInt()).toList();
+    assertEquals(3, evals.size(), evals.toString());
+    assertEquals(0, evals.get(0));
+    assertTrue(evals.get(1) == 2 || (maxStaleness > 0 && evals.get(1) == 3), evals.toString());
+    assertEquals(4, evals.get(2));
   }
 }

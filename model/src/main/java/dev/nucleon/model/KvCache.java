@@ -19,6 +19,9 @@ import ai.djl.ndarray.types.Shape;
 public final class KvCache implements AutoCloseable {
 
   private final NDManager manager;
+  /** The allocated rows of every layer; {@link #keys} and {@link #values} are these or views of their first rows. */
+  private final NDArray[] keyStore;
+  private final NDArray[] valueStore;
   private final NDArray[] keys;
   private final NDArray[] values;
   private int capacity;
@@ -40,17 +43,19 @@ public final class KvCache implements AutoCloseable {
     this.capacity = capacity;
     this.type = type;
     int layers = config.numLayers();
-    keys = new NDArray[layers];
-    values = new NDArray[layers];
+    keyStore = new NDArray[layers];
+    valueStore = new NDArray[layers];
     LlamaConfig.Latent latent = config.latent();
     for (int l = 0; l < layers; l++) {
       if (latent != null) {
-        keys[l] = zeros(new Shape(batch, 1, latent.kvLoraRank() + latent.qkRopeDim(), capacity), type);
+        keyStore[l] = zeros(new Shape(batch, 1, latent.kvLoraRank() + latent.qkRopeDim(), capacity), type);
         continue; // values stay null: the latent part of the keys is read as the values
       }
-      keys[l] = zeros(new Shape(batch, config.numKvHeads(), config.headDim(), capacity), type);
-      values[l] = zeros(new Shape(batch, config.numKvHeads(), capacity, config.headDim()), type);
+      keyStore[l] = zeros(new Shape(batch, config.numKvHeads(), config.headDim(), capacity), type);
+      valueStore[l] = zeros(new Shape(batch, config.numKvHeads(), capacity, config.headDim()), type);
     }
+    keys = keyStore.clone();
+    values = valueStore.clone();
   }
 
   private NDArray zeros(Shape shape, DataType type) {
@@ -169,11 +174,13 @@ public final class KvCache implements AutoCloseable {
     if (newCapacity <= capacity) {
       return;
     }
+    int rows = (int) batch();
     for (int l = 0; l < keys.length; l++) {
-      keys[l] = widened(keys[l], 3, newCapacity);
-      values[l] = values[l] == null ? null : widened(values[l], 2, newCapacity);
+      keyStore[l] = widened(keyStore[l], 3, newCapacity);
+      valueStore[l] = valueStore[l] == null ? null : widened(valueStore[l], 2, newCapacity);
     }
     capacity = newCapacity;
+    viewRows(rows);
   }
 
   private NDArray widened(NDArray a, int axis, int newCapacity) {
@@ -231,15 +238,37 @@ public final class KvCache implements AutoCloseable {
    */
   public void keepRows(int[] keep) {
     compactRows(keep);
+    viewRows(keep.length);
+  }
+
+  /**
+   * Enlarges the batch to {@code rows} of its allocated rows again (after {@link #keepRows}), for newcomers: the
+   * rows added keep stale keys and values (a newcomer placed there overwrites the columns it reads; until then they
+   * must be masked).
+   */
+  public void growRows(int rows) {
+    if (rows < batch() || rows > keyStore[0].getShape().get(0)) {
+      throw new IllegalArgumentException("cannot grow a batch of " + batch() + " rows to " + rows + " (allocated: "
+          + keyStore[0].getShape().get(0) + ")");
+    }
+    viewRows(rows);
+  }
+
+  /** Makes every layer's keys and values its first {@code n} allocated rows (a view when fewer than all). */
+  private void viewRows(int n) {
+    blockRows = null;
+    blockColumns = null;
     for (int l = 0; l < keys.length; l++) {
-      keys[l] = firstRows(keys[l], keep.length);
-      values[l] = values[l] == null ? null : firstRows(values[l], keep.length);
+      keys[l] = firstRows(keys[l], keyStore[l], n);
+      values[l] = valueStore[l] == null ? null : firstRows(values[l], valueStore[l], n);
     }
   }
 
-  private NDArray firstRows(NDArray a, int n) {
-    NDArray view = Ops.slice(a, 0, 0, n, manager);
-    a.close(); // the view keeps the storage
+  private NDArray firstRows(NDArray before, NDArray store, int n) {
+    NDArray view = n == store.getShape().get(0) ? store : Ops.slice(store, 0, 0, n, manager);
+    if (before != store && before != view && !before.isReleased()) {
+      before.close(); // an earlier view (the store keeps the storage)
+    }
     return view;
   }
 

@@ -31,6 +31,7 @@ public final class RolloutEngine implements AutoCloseable {
   private final boolean addBos;
   private final PromptCheck check;
   private final int slots;
+  private volatile boolean openBatch = true;
   /** Multi-turn episodes of an environment instead of single completions, or null. */
   private volatile dev.nucleon.rollout.env.EpisodeRunner episodes;
 
@@ -63,6 +64,11 @@ public final class RolloutEngine implements AutoCloseable {
 
   public TextTokenizer tokenizer() {
     return tokenizer;
+  }
+
+  /** Sequences decoded at once (0: all of a call's together). */
+  public int slots() {
+    return slots;
   }
 
   /** The policy version of the weights in use. */
@@ -117,25 +123,92 @@ public final class RolloutEngine implements AutoCloseable {
     for (PromptGroup g : groups) {
       int[] ids = encodePrompt(g.prompt());
       prompts.add(ids);
-      for (int i = 0; i < g.groupSize(); i++) {
-        requests.add(new GenerationRequest(ids, sampling, sampleSeed(g.seed(), i)));
-      }
+      requests.addAll(requests(g, ids));
     }
     return generator.generateAsync(requests, slots).thenApply(results -> {
       List<List<Trajectory>> out = new ArrayList<>();
       int k = 0;
       for (int gi = 0; gi < groups.size(); gi++) {
         PromptGroup g = groups.get(gi);
-        List<Trajectory> group = new ArrayList<>();
-        for (int i = 0; i < g.groupSize(); i++) {
-          GenerationResult r = results.get(k++);
-          group.add(new Trajectory(g.promptId(), i, prompts.get(gi), r.tokens(), r.samplingLogProbs(), r.versions(),
-              r.finishReason(), completionText(r), r.routedExperts()));
-        }
-        out.add(group);
+        out.add(trajectories(g, prompts.get(gi), results.subList(k, k + g.groupSize())));
+        k += g.groupSize();
       }
       return out;
     });
+  }
+
+  /**
+   * Whether {@link #submit} can send groups to the generator's open continuous batch: batch slots are set, the batch
+   * may stay open ({@link #keepBatchOpen}), samples are single completions (no environment), and the model has no
+   * sliding-window layers.
+   */
+  public boolean streams() {
+    return openBatch && slots > 0 && episodes == null && generator.streams();
+  }
+
+  /**
+   * Whether {@link #submit} may be used (default true): false makes a continuous batch end with each call, as
+   * deterministic runs need (an open batch's row layout depends on when work arrives, and with it the rounding).
+   */
+  public void keepBatchOpen(boolean open) {
+    this.openBatch = open;
+  }
+
+  /**
+   * One group on its way through the open continuous batch: its trajectories once its last completion is done, and
+   * {@code admitted} once none of its completions waits for a row any more.
+   */
+  public record GroupRun(PromptGroup group, CompletableFuture<List<Trajectory>> trajectories,
+      CompletableFuture<Void> admitted) {}
+
+  /**
+   * Sends each group to the generator's open continuous batch of batch-slots rows ({@link #streams()}), which keeps
+   * its rows filled across calls: a caller that sends more groups while earlier ones run never lets the batch drain.
+   * Each group's trajectories come as soon as its own completions are done.
+   *
+   * @throws IllegalStateException when the engine does not stream
+   */
+  public List<GroupRun> submit(List<PromptGroup> groups) {
+    if (!streams()) {
+      throw new IllegalStateException("this engine samples one batch at a time (batch-slots 0, deterministic mode, "
+          + "an environment, or a model with sliding-window layers)");
+    }
+    // every prompt is encoded before any is sent: one that cannot be fails the call, and none runs untracked
+    List<int[]> prompts = new ArrayList<>(groups.size());
+    List<List<GenerationRequest>> requests = new ArrayList<>(groups.size());
+    for (PromptGroup g : groups) {
+      int[] ids = encodePrompt(g.prompt());
+      prompts.add(ids);
+      requests.add(requests(g, ids));
+    }
+    List<Generator.Submitted> sent = generator.submitAll(requests, slots);
+    List<GroupRun> out = new ArrayList<>(groups.size());
+    for (int i = 0; i < groups.size(); i++) {
+      PromptGroup g = groups.get(i);
+      int[] ids = prompts.get(i);
+      Generator.Submitted s = sent.get(i);
+      out.add(new GroupRun(g, s.results().thenApply(results -> trajectories(g, ids, results)), s.admitted()));
+    }
+    return out;
+  }
+
+  /** The group's G requests: its prompt, this engine's sampling, per-sample seeds. */
+  private List<GenerationRequest> requests(PromptGroup g, int[] ids) {
+    List<GenerationRequest> out = new ArrayList<>(g.groupSize());
+    for (int i = 0; i < g.groupSize(); i++) {
+      out.add(new GenerationRequest(ids, sampling, sampleSeed(g.seed(), i)));
+    }
+    return out;
+  }
+
+  private List<Trajectory> trajectories(PromptGroup g, int[] ids, List<GenerationResult> results) {
+    List<Trajectory> group = new ArrayList<>(results.size());
+    for (int i = 0; i < results.size(); i++) {
+      GenerationResult r = results.get(i);
+      group.add(new Trajectory(g.promptId(), i, ids, r.tokens(), r.samplingLogProbs(), r.versions(),
+          r.finishReason(), completionText(r), r.routedExperts()));
+    }
+    return group;
   }
 
   /**
@@ -148,23 +221,48 @@ public final class RolloutEngine implements AutoCloseable {
   }
 
   /**
+   * An evaluation's answers, and the policy version that produced them: the oldest version among their tokens (the
+   * weights in use when evaluation began; an in-flight update may have changed them for later tokens), or the
+   * engine's version when no token was drawn.
+   */
+  public record Evaluation(int version, List<String> completions) {}
+
+  /**
    * Greedy answers to held-out prompts (evaluation), in order: single completions, or with an environment the last
    * model turn of each greedy episode.
    */
-  public CompletableFuture<List<String>> evaluate(List<PromptGroup> prompts) {
+  public CompletableFuture<Evaluation> evaluate(List<PromptGroup> prompts) {
     dev.nucleon.rollout.env.EpisodeRunner runner = episodes;
     if (runner == null) {
-      return greedy(prompts.stream().map(PromptGroup::prompt).toList());
+      List<GenerationRequest> requests = new ArrayList<>();
+      for (PromptGroup g : prompts) {
+        requests.add(new GenerationRequest(encodePrompt(g.prompt()), greedySampling(), 0));
+      }
+      return generator.generateAsync(requests).thenApply(results -> {
+        int version = Integer.MAX_VALUE;
+        for (GenerationResult r : results) {
+          for (int v : r.versions()) {
+            version = Math.min(version, v);
+          }
+        }
+        return new Evaluation(version == Integer.MAX_VALUE ? version() : version,
+            results.stream().map(this::completionText).toList());
+      });
     }
-    return runner.evaluate(this, prompts).thenApply(ts -> ts.stream().map(Trajectory::completionText).toList());
+    return runner.evaluate(this, prompts).thenApply(ts -> new Evaluation(
+        ts.stream().filter(t -> t.tokenVersions().length > 0).mapToInt(Trajectory::oldestVersion).min()
+            .orElse(version()), ts.stream().map(Trajectory::completionText).toList()));
+  }
+
+  private SamplingParams greedySampling() {
+    return new SamplingParams(0f, 0, 1f, sampling.maxNewTokens(), sampling.stopTokens());
   }
 
   /** Greedy completions of prompts (evaluation), decoded. */
   public CompletableFuture<List<String>> greedy(List<String> prompts) {
-    SamplingParams greedy = new SamplingParams(0f, 0, 1f, sampling.maxNewTokens(), sampling.stopTokens());
     List<GenerationRequest> requests = new ArrayList<>();
     for (String p : prompts) {
-      requests.add(new GenerationRequest(encodePrompt(p), greedy, 0));
+      requests.add(new GenerationRequest(encodePrompt(p), greedySampling(), 0));
     }
     return generator.generateAsync(requests).thenApply(results -> {
       List<String> out = new ArrayList<>();

@@ -262,7 +262,7 @@ final class PretrainCommand implements Callable<Integer> {
     public double accuracy(RolloutEngine evaluator, List<DatasetRow> rows) {
       List<PromptGroup> prompts = rows.stream().map(r -> new PromptGroup(r.id(), 0, r.prompt(), r.groundTruth(),
           r.metadata(), 1, 0)).toList();
-      List<String> last = evaluator.evaluate(prompts).join();
+      List<String> last = evaluator.evaluate(prompts).join().completions();
       int found = 0;
       for (int i = 0; i < rows.size(); i++) {
         // the episode ends at the right guess, so it was found when the last turn is the number

@@ -21,9 +21,9 @@ final class ExpertChoices {
   /** The model's mixture of experts whose choices are recorded, or null. */
   private final LlamaConfig.Moe moe;
   /** Per request, {@link RoutedExperts}'s layout: [position][sparse layer][k], grown as positions come. */
-  private final byte[][] routes;
+  private final List<byte[]> routes;
   /** Per request, the positions recorded so far (a recording gap would replay expert 0 without this check). */
-  private final java.util.BitSet[] recorded;
+  private final List<java.util.BitSet> recorded;
 
   /**
    * @param moe the model's mixture of experts, or null (dense)
@@ -37,11 +37,26 @@ final class ExpertChoices {
           + "are not recorded, and the learner routes with its own routers (no routing replay)", moe.numExperts(),
           RoutedExperts.MAX_EXPERTS);
     }
-    routes = this.moe == null ? null : new byte[requests][];
-    recorded = this.moe == null ? null : new java.util.BitSet[requests];
-    for (int i = 0; routes != null && i < requests; i++) {
-      routes[i] = new byte[positions.applyAsInt(i) * width()];
-      recorded[i] = new java.util.BitSet();
+    routes = this.moe == null ? null : new java.util.ArrayList<>(requests);
+    recorded = this.moe == null ? null : new java.util.ArrayList<>(requests);
+    for (int i = 0; i < requests; i++) {
+      add(positions.applyAsInt(i));
+    }
+  }
+
+  /** Makes room for one more request (the next index), expecting {@code positions} positions. */
+  void add(int positions) {
+    if (moe != null) {
+      routes.add(new byte[positions * width()]);
+      recorded.add(new java.util.BitSet());
+    }
+  }
+
+  /** Drops the first {@code n} requests' records (their results were taken): request n is request 0 from now on. */
+  void dropFirst(int n) {
+    if (moe != null) {
+      routes.subList(0, n).clear();
+      recorded.subList(0, n).clear();
     }
   }
 
@@ -61,16 +76,18 @@ final class ExpertChoices {
     int k = moe.topK();
     List<Integer> layers = moe.sparseLayers();
     int at = position * width();
-    if (at + width() > routes[i].length) {
-      routes[i] = Arrays.copyOf(routes[i], Math.max(at + width(), routes[i].length * 2));
+    byte[] route = routes.get(i);
+    if (at + width() > route.length) {
+      route = Arrays.copyOf(route, Math.max(at + width(), route.length * 2));
+      routes.set(i, route);
     }
     for (int l = 0; l < layers.size(); l++) {
       int[] ids = routing.chosen().get(layers.get(l));
       for (int j = 0; j < k; j++) {
-        routes[i][at + l * k + j] = (byte) ids[row * k + j];
+        route[at + l * k + j] = (byte) ids[row * k + j];
       }
     }
-    recorded[i].set(position);
+    recorded.get(i).set(position);
   }
 
   /**
@@ -81,12 +98,12 @@ final class ExpertChoices {
     if (moe == null) {
       return null;
     }
-    int gap = recorded[i].nextClearBit(0);
+    int gap = recorded.get(i).nextClearBit(0);
     if (gap < positions) {
       throw new IllegalStateException("request " + i + ": the experts of position " + gap + " of " + positions
           + " were never recorded");
     }
-    return new RoutedExperts(moe.sparseLayers().size(), moe.topK(), Arrays.copyOf(routes[i], positions * width()));
+    return new RoutedExperts(moe.sparseLayers().size(), moe.topK(), Arrays.copyOf(routes.get(i), positions * width()));
   }
 
   /** Bytes per position. */

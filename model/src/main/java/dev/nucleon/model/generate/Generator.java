@@ -57,6 +57,17 @@ public final class Generator implements AutoCloseable {
   private volatile boolean closed;
   /** Why the newest queued version could not be applied, or null: generation refuses to go on with older weights. */
   private volatile IllegalStateException updateFailure;
+  private final Object streamLock = new Object();
+  /** Submissions the open continuous batch has not taken yet (guarded by streamLock). */
+  private final java.util.ArrayDeque<Submission> submitted = new java.util.ArrayDeque<>();
+  /** Whether the open continuous batch is queued or running on the thread; its rows (guarded by streamLock). */
+  private boolean streamScheduled;
+  private int streamSlots;
+  /** Calls waiting for the thread other than the open batch, which takes no newcomers meanwhile. */
+  private final java.util.concurrent.atomic.AtomicInteger othersWaiting =
+      new java.util.concurrent.atomic.AtomicInteger();
+  /** The longest prompt and largest new-token limit open batches took (generator thread): the next one's size. */
+  private final int[] streamSize = new int[2];
   /** Rows a token was drawn for, finished and idle ones included ({@link #rowSteps()}). */
   private final java.util.concurrent.atomic.AtomicLong rowSteps = new java.util.concurrent.atomic.AtomicLong();
 
@@ -179,7 +190,7 @@ public final class Generator implements AutoCloseable {
       return result;
     }
     int chunk = slots > 0 ? slots : requests.size();
-    thread.execute(() -> {
+    execute(() -> {
       try {
         List<EpisodeResult> out = new ArrayList<>(requests.size());
         for (int from = 0; from < requests.size(); from += chunk) {
@@ -238,7 +249,7 @@ public final class Generator implements AutoCloseable {
       result.complete(List.of());
       return result;
     }
-    thread.execute(() -> {
+    execute(() -> {
       try {
         result.complete(run(requests, slots));
       } catch (RuntimeException | Error e) {
@@ -246,6 +257,160 @@ public final class Generator implements AutoCloseable {
       }
     });
     return result;
+  }
+
+  /**
+   * Requests sent to the generator's open continuous batch: {@link #results} completes once the last of them is done
+   * (or fails with the cause), {@link #admitted} once none of them waits for a row any more (each has one, is done,
+   * or failed).
+   */
+  public record Submitted(java.util.concurrent.CompletableFuture<List<GenerationResult>> results,
+      java.util.concurrent.CompletableFuture<Void> admitted) {}
+
+  /**
+   * Sends requests to the generator's open continuous batch, which keeps its rows filled across submissions: a
+   * batch that is running takes them into rows as its sequences finish, and otherwise one starts with {@code slots}
+   * rows (a running batch keeps its own count). Each submission's results are delivered as soon as its own last
+   * request is done, however long the others run. Calls that need the generator's thread ({@link #generate},
+   * {@link #score}, episodes) make the open batch take no newcomers until they ran: it finishes what it took, they
+   * run, and it goes on. Newcomers taken while the newest weight version could not be applied fail with the reason
+   * (the rows running go on with the weights they have). Not for models with sliding-window layers (whose windows
+   * count cache columns, which a continuous batch reuses out of order): {@link #streams()}.
+   *
+   * @throws IllegalArgumentException for {@code slots < 1}
+   * @throws IllegalStateException for a model with sliding-window layers
+   */
+  public Submitted submit(List<GenerationRequest> requests, int slots) {
+    return submitAll(List.of(requests), slots).get(0);
+  }
+
+  /**
+   * As {@link #submit} for several submissions at once: the open batch takes them together (a batch that starts
+   * with them prefills them side by side, as one call would), each delivered on its own.
+   */
+  public List<Submitted> submitAll(List<List<GenerationRequest>> submissions, int slots) {
+    if (slots < 1) {
+      throw new IllegalArgumentException("slots must be at least 1, got " + slots);
+    }
+    if (!streams()) {
+      throw new IllegalStateException("a model with sliding-window layers decodes in static batches, not in an open "
+          + "continuous one");
+    }
+    List<Submitted> out = new ArrayList<>(submissions.size());
+    List<Submission> queued = new ArrayList<>(submissions.size());
+    for (List<GenerationRequest> requests : submissions) {
+      Submission sub = new Submission(requests);
+      out.add(new Submitted(sub.results, sub.admitted));
+      if (requests.isEmpty()) {
+        sub.results.complete(List.of());
+        sub.admitted.complete(null);
+        continue;
+      }
+      try {
+        check(requests);
+        queued.add(sub);
+      } catch (IllegalArgumentException e) {
+        sub.fail(e);
+      }
+    }
+    if (queued.isEmpty()) {
+      return out;
+    }
+    synchronized (streamLock) {
+      if (closed) {
+        java.util.concurrent.CancellationException e =
+            new java.util.concurrent.CancellationException("the generator is closed");
+        queued.forEach(sub -> sub.fail(e));
+        return out;
+      }
+      submitted.addAll(queued);
+      if (!streamScheduled) {
+        streamScheduled = true;
+        streamSlots = slots;
+        thread.execute(this::runStream);
+      }
+    }
+    return out;
+  }
+
+  /** Whether this generator's model can decode in an open continuous batch ({@link #submit}). */
+  public boolean streams() {
+    return !model.config().hasSlidingWindows();
+  }
+
+  /**
+   * Runs the open continuous batch until it has nothing to decode, then queues itself again behind the other calls
+   * if submissions arrived meanwhile.
+   */
+  private void runStream() {
+    int slots;
+    synchronized (streamLock) {
+      slots = streamSlots;
+    }
+    try {
+      continuousBatch(() -> {
+        if (othersWaiting.get() > 0) {
+          return List.of(); // another call waits for the thread: take nothing new until it ran
+        }
+        IllegalStateException refused = updateFailure;
+        if (refused != null) {
+          failSubmitted(refused); // the newest version could not be applied: no newcomer samples older weights
+          return List.of();
+        }
+        synchronized (streamLock) {
+          List<Submission> taken = new ArrayList<>(submitted);
+          submitted.clear();
+          return taken;
+        }
+      }, slots, streamSize);
+    } catch (RuntimeException | Error e) {
+      LOG.warn("the open continuous batch failed; its submissions fail with the cause: {}", e.toString());
+      failSubmitted(e);
+    } finally {
+      synchronized (streamLock) {
+        if (submitted.isEmpty()) {
+          streamScheduled = false;
+        } else if (closed) {
+          failSubmitted(new java.util.concurrent.CancellationException("the generator was closed"));
+        } else {
+          thread.execute(this::runStream); // behind the calls that made it stop taking newcomers
+        }
+      }
+    }
+  }
+
+  /** Fails the submissions no batch took yet with {@code cause}. */
+  private void failSubmitted(Throwable cause) {
+    synchronized (streamLock) {
+      submitted.forEach(sub -> sub.fail(cause));
+      submitted.clear();
+    }
+  }
+
+  /** Runs {@code task} on the generator's thread; meanwhile the open continuous batch takes no newcomers. */
+  private void execute(Runnable task) {
+    java.util.concurrent.atomic.AtomicBoolean waits = waitForThread();
+    try {
+      thread.execute(() -> {
+        stopWaiting(waits);
+        task.run();
+      });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      stopWaiting(waits);
+      throw e;
+    }
+  }
+
+  /** Counts a call waiting for the thread; {@link #stopWaiting} uncounts it once, when it runs or never will. */
+  private java.util.concurrent.atomic.AtomicBoolean waitForThread() {
+    othersWaiting.incrementAndGet();
+    return new java.util.concurrent.atomic.AtomicBoolean(true);
+  }
+
+  private void stopWaiting(java.util.concurrent.atomic.AtomicBoolean waits) {
+    if (waits.compareAndSet(true, false)) {
+      othersWaiting.decrementAndGet();
+    }
   }
 
   /**
@@ -329,12 +494,23 @@ public final class Generator implements AutoCloseable {
   }
 
   private <T> T call(java.util.concurrent.Callable<T> task) {
-    Future<T> f = thread.submit(task);
+    java.util.concurrent.atomic.AtomicBoolean waits = waitForThread();
+    Future<T> f;
+    try {
+      f = thread.submit(() -> {
+        stopWaiting(waits);
+        return task.call();
+      });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      stopWaiting(waits);
+      throw e;
+    }
     try {
       return f.get();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       f.cancel(true);
+      stopWaiting(waits); // a task cancelled before it ran no longer waits
       throw new IllegalStateException("interrupted while generating", e);
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
@@ -472,128 +648,246 @@ public final class Generator implements AutoCloseable {
   }
 
   /**
-   * A continuous batch of {@code slots} rows over one KV cache. Cache columns are storage, not positions: every row
-   * keeps its own position counter, and a host-side mask hides the columns that are not the row's own. A newcomer's
-   * prompt is prefilled on the side (left-padded with the other newcomers of that step) and copied into its row at
-   * the columns ending at the cache's length, with the columns before it masked. Rows stay ordered from the oldest
-   * sequence to the youngest (running rows move up when newcomers are admitted), so each decode step can read the
-   * cache in blocks of rows that skip the columns none of their rows sees ({@link #readBlocks}). The columns before
-   * the oldest running sequence are dropped when they are an eighth of the length, and once no request waits the
-   * batch shrinks to its running rows.
+   * A continuous batch of {@code slots} rows over one KV cache, for a fixed set of requests: see
+   * {@link #continuousBatch}.
    */
   private List<GenerationResult> runContinuous(List<GenerationRequest> requests, int slots) {
-    applyUpdatesOrFail();
     check(requests);
-    int vocab = model.config().vocabSize();
-    // a running row spans at most the longest prompt plus its own new tokens (grown columns included); the slack
-    // keeps drops of a full cache rare
-    int maxPrompt = 0;
-    int maxNew = 0;
-    for (GenerationRequest r : requests) {
-      maxPrompt = Math.max(maxPrompt, r.prompt().length);
-      maxNew = Math.max(maxNew, r.params().maxNewTokens());
+    Submission all = new Submission(requests);
+    boolean[] taken = new boolean[1];
+    continuousBatch(() -> {
+      if (taken[0]) {
+        return List.of();
+      }
+      taken[0] = true;
+      return List.of(all);
+    }, slots, new int[2]);
+    try {
+      return all.results.join();
+    } catch (java.util.concurrent.CompletionException e) {
+      throw e.getCause() instanceof RuntimeException re ? re : e;
     }
-    int capacity = maxPrompt + maxNew + Math.max(16, (maxPrompt + maxNew) / 8);
-    Batch state = new Batch(requests, model.config().moe());
+  }
+
+  /** Requests sent together: their results are delivered together, once the last of them is done. */
+  private static final class Submission {
+    final List<GenerationRequest> requests;
+    final java.util.concurrent.CompletableFuture<List<GenerationResult>> results =
+        new java.util.concurrent.CompletableFuture<>();
+    /** Completes once none of its requests waits for a row (each has one, finished, or the batch failed). */
+    final java.util.concurrent.CompletableFuture<Void> admitted = new java.util.concurrent.CompletableFuture<>();
+    /** Its first request's index in the batch that took it. */
+    int first = -1;
+    /** Its requests that still wait for a row. */
+    int waiting;
+
+    Submission(List<GenerationRequest> requests) {
+      this.requests = List.copyOf(requests);
+      this.waiting = requests.size();
+    }
+
+    void fail(Throwable e) {
+      admitted.complete(null);
+      results.completeExceptionally(e);
+    }
+  }
+
+  /** Where a continuous batch takes its requests from, before every decode step. */
+  private interface Source {
+    /** Submissions to add now; none when there are none (yet, or any more). */
+    List<Submission> take();
+  }
+
+  /**
+   * A continuous batch of {@code slots} rows over one KV cache, fed by {@code source}; it ends once its rows are done
+   * and the source has nothing more. Each submission's results are delivered as soon as its last request is done.
+   * Cache columns are storage, not positions: every row keeps its own position counter, and a host-side mask hides
+   * the columns that are not the row's own. A newcomer's prompt is prefilled on the side (left-padded with the other
+   * newcomers of that step) and copied into its row at the columns ending at the cache's length, with the columns
+   * before it masked. Rows stay ordered from the oldest sequence to the youngest (running rows move up when
+   * newcomers are admitted), so each decode step can read the cache in blocks of rows that skip the columns none of
+   * their rows sees ({@link #readBlocks}). The columns before the oldest running sequence are dropped when they are an
+   * eighth of the length, and while no request waits the batch shrinks to its running rows (growing back to
+   * {@code slots} rows when newcomers come). The cache holds the longest prompt plus the largest new-token limit
+   * taken so far, plus an eighth of that (16 columns at least); it grows when a newcomer needs more.
+   *
+   * @param size the longest prompt and largest new-token limit to make room for from the start; updated with those
+   *     the batch took
+   */
+  private void continuousBatch(Source source, int slots, int[] size) {
+    Batch state = new Batch(List.of(), model.config().moe());
     java.util.ArrayDeque<Integer> waiting = new java.util.ArrayDeque<>();
-    for (int i = 0; i < requests.size(); i++) {
-      waiting.add(i);
-    }
-    Rows rows = new Rows(slots, capacity);
-    try (NDManager batchManager = model.manager().newSubManager();
-        KvCache cache = new KvCache(batchManager, model.config(), slots, capacity, model.precision().compute())) {
-      while (!closed) {
-        applyUpdates();
-        int running = rows.running();
-        int idle = rows.count() - running;
-        // newcomers are prefilled together once an eighth of the rows is free (a prefill per finished row would
-        // cost a forward pass each), or when every row is free
-        if (!waiting.isEmpty() && idle > 0 && (idle >= Math.max(1, rows.count() / 8) || running == 0)) {
-          List<Integer> newcomers = new ArrayList<>();
-          while (newcomers.size() < idle && !waiting.isEmpty()) {
-            newcomers.add(waiting.poll());
+    List<Submission> open = new ArrayList<>();
+    // per request, its submission (while it waits for a row)
+    Map<Integer, Submission> owner = new java.util.HashMap<>();
+    int[] longest = size;
+    java.util.function.Consumer<List<Submission>> add = taken -> {
+      for (Submission sub : taken) {
+        sub.first = state.add(sub.requests);
+        open.add(sub);
+        for (int i = 0; i < sub.requests.size(); i++) {
+          GenerationRequest r = sub.requests.get(i);
+          waiting.add(sub.first + i);
+          owner.put(sub.first + i, sub);
+          longest[0] = Math.max(longest[0], r.prompt().length);
+          longest[1] = Math.max(longest[1], r.params().maxNewTokens());
+        }
+      }
+    };
+    try {
+      applyUpdatesOrFail();
+      add.accept(source.take());
+      if (open.isEmpty()) {
+        return;
+      }
+      int vocab = model.config().vocabSize();
+      // a running row spans at most the longest prompt plus its own new tokens (grown columns included); the slack
+      // keeps drops of a full cache rare
+      int capacity = continuousCapacity(longest[0] + longest[1]);
+      Rows rows = new Rows(slots, capacity);
+      try (NDManager batchManager = model.manager().newSubManager();
+          KvCache cache = new KvCache(batchManager, model.config(), slots, capacity, model.precision().compute())) {
+        while (!closed) {
+          applyUpdates();
+          add.accept(source.take());
+          if (continuousCapacity(longest[0] + longest[1]) > capacity) {
+            capacity = continuousCapacity(longest[0] + longest[1]); // a newcomer longer than any before
+            cache.grow(capacity);
+            rows.growCapacity(capacity);
           }
-          // the running rows move up, in their order, and newcomers take the rows after them: rows stay ordered
-          // from the oldest sequence to the youngest, so blocks of consecutive rows can read fewer columns
-          int[] order = rows.runningFirst();
-          if (!Arrays.equals(order, identity(order.length))) {
-            cache.compactRows(Arrays.copyOf(order, running));
-            rows.reorder(order);
+          if (!waiting.isEmpty() && rows.count() < slots) {
+            cache.growRows(slots); // newcomers after the batch shrank
+            rows.growRows(slots);
           }
-          admit(newcomers, running, state, cache, rows, batchManager);
+          int running = rows.running();
+          int idle = rows.count() - running;
+          // newcomers are prefilled together once an eighth of the rows is free (a prefill per finished row would
+          // cost a forward pass each), or when every row is free
+          if (!waiting.isEmpty() && idle > 0 && (idle >= Math.max(1, rows.count() / 8) || running == 0)) {
+            List<Integer> newcomers = new ArrayList<>();
+            while (newcomers.size() < idle && !waiting.isEmpty()) {
+              int q = waiting.poll();
+              newcomers.add(q);
+              Submission sub = owner.remove(q);
+              if (--sub.waiting == 0) {
+                sub.admitted.complete(null);
+              }
+            }
+            // the running rows move up, in their order, and newcomers take the rows after them: rows stay ordered
+            // from the oldest sequence to the youngest, so blocks of consecutive rows can read fewer columns
+            int[] order = rows.runningFirst();
+            if (!Arrays.equals(order, identity(order.length))) {
+              cache.compactRows(Arrays.copyOf(order, running));
+              rows.reorder(order);
+            }
+            admit(newcomers, running, state, cache, rows, batchManager);
+            running = rows.running();
+          }
+          deliver(open, state);
+          if (running == 0) {
+            if (waiting.isEmpty() && open.isEmpty()) {
+              List<Submission> more = source.take();
+              if (more.isEmpty()) {
+                break;
+              }
+              add.accept(more);
+            }
+            continue; // every newcomer finished on its first token: admit the next ones
+          }
+          decodeStep(state, cache, rows, vocab, batchManager);
+          deliver(open, state);
+          // nothing waits: once a quarter of the rows is idle, the batch shrinks to its running rows (moved up in
+          // place) instead of decoding rows for sequences that are done
           running = rows.running();
-        }
-        if (running == 0) {
-          if (waiting.isEmpty()) {
-            break;
-          }
-          continue; // every newcomer finished on its first token: admit the next ones
-        }
-        int oldest = Integer.MAX_VALUE;
-        for (int r = 0; r < rows.count(); r++) {
-          if (rows.request[r] >= 0) {
-            oldest = Math.min(oldest, rows.firstColumn[r]);
+          if (waiting.isEmpty() && running > 0 && rows.count() - running >= Math.max(1, rows.count() / 4)) {
+            int[] keep = Arrays.copyOf(rows.runningFirst(), running);
+            cache.keepRows(keep);
+            rows.reorder(keep);
           }
         }
-        // the columns no running row sees: the decode script's blocks skip them, the eager path reads them every
-        // step; they are dropped (moved in place) once they are an eighth of the length, and always when the cache
-        // is full
-        if (cache.length() + 1 > capacity || oldest >= Math.max(16, cache.length() / 8)) {
-          cache.dropFront(oldest);
-          rows.dropFront(oldest);
+      }
+      if (closed) {
+        java.util.concurrent.CancellationException e =
+            new java.util.concurrent.CancellationException("the generator was closed during the batch");
+        open.forEach(sub -> sub.fail(e));
+      }
+    } catch (RuntimeException | Error e) {
+      open.forEach(sub -> sub.fail(e));
+      throw e;
+    }
+  }
+
+  /** Cache columns of a continuous batch whose rows span at most {@code span} (prompt plus new tokens). */
+  private static int continuousCapacity(int span) {
+    return span + Math.max(16, span / 8);
+  }
+
+  /** Delivers the results of the submissions whose requests are all done, and frees their state. */
+  private static void deliver(List<Submission> open, Batch state) {
+    for (java.util.Iterator<Submission> it = open.iterator(); it.hasNext(); ) {
+      Submission sub = it.next();
+      int end = sub.first + sub.requests.size();
+      if (state.allDone(sub.first, end)) {
+        List<GenerationResult> results = state.results(sub.first, end);
+        state.release(sub.first, end);
+        it.remove();
+        sub.results.complete(results);
+      }
+    }
+  }
+
+  /** One decode step of a continuous batch's rows; finished requests leave their rows. */
+  private void decodeStep(Batch state, KvCache cache, Rows rows, int vocab, NDManager batchManager) {
+    int oldest = Integer.MAX_VALUE;
+    for (int r = 0; r < rows.count(); r++) {
+      if (rows.request[r] >= 0) {
+        oldest = Math.min(oldest, rows.firstColumn[r]);
+      }
+    }
+    // the columns no running row sees: the decode script's blocks skip them, the eager path reads them every step;
+    // they are dropped (moved in place) once they are an eighth of the length, and always when the cache is full
+    if (cache.length() + 1 > cache.capacity() || oldest >= Math.max(16, cache.length() / 8)) {
+      cache.dropFront(oldest);
+      rows.dropFront(oldest);
+    }
+    try (NDManager step = batchManager.newSubManager()) {
+      int n = rows.count();
+      long[] tokens = new long[n];
+      long[] positions = new long[n];
+      int len = cache.length() + 1;
+      float[] stepMask = new float[n * len];
+      int[] first = new int[n];
+      for (int r = 0; r < n; r++) {
+        int q = rows.request[r];
+        if (q >= 0) {
+          tokens[r] = state.lastToken(q);
+          positions[r] = rows.position[r];
+          System.arraycopy(rows.mask, r * rows.capacity, stepMask, r * len, len);
+          first[r] = rows.firstColumn[r];
+        } else {
+          Arrays.fill(stepMask, r * len, (r + 1) * len - 1, LlamaModel.MASKED); // idle: its own column only
+          first[r] = len - 1;
         }
-        try (NDManager step = batchManager.newSubManager()) {
-          int n = rows.count();
-          long[] tokens = new long[n];
-          long[] positions = new long[n];
-          int len = cache.length() + 1;
-          float[] stepMask = new float[n * len];
-          int[] first = new int[n];
-          for (int r = 0; r < n; r++) {
-            int q = rows.request[r];
-            if (q >= 0) {
-              tokens[r] = state.lastToken(q);
-              positions[r] = rows.position[r];
-              System.arraycopy(rows.mask, r * capacity, stepMask, r * len, len);
-              first[r] = rows.firstColumn[r];
-            } else {
-              Arrays.fill(stepMask, r * len, (r + 1) * len - 1, LlamaModel.MASKED); // idle: its own column only
-              first[r] = len - 1;
-            }
-          }
-          int[][] blocks = readBlocks(first, len, MAX_READ_BLOCKS);
-          if (blocks != null) {
-            cache.readInBlocks(blocks[0], blocks[1]);
-          }
-          Routing routing = state.routing();
-          NDArray logits = model.forward(step.create(tokens, new Shape(n, 1)), step.create(positions, new Shape(n, 1)),
-              step.create(stepMask, new Shape(n, 1, 1, len)), cache, true, routing);
-          state.routedLastTokens(routing, rows.request);
-          state.sample(logits, rows.request, vocab, version);
-        }
-        for (int r = 0; r < rows.count(); r++) {
-          int q = rows.request[r];
-          if (q >= 0) {
-            rows.position[r]++;
-            if (state.done(q)) {
-              rows.request[r] = -1;
-            }
-          }
-        }
-        // nothing waits: once a quarter of the rows is idle, the batch shrinks to its running rows (moved up in
-        // place) instead of decoding rows for sequences that are done
-        running = rows.running();
-        if (waiting.isEmpty() && running > 0 && rows.count() - running >= Math.max(1, rows.count() / 4)) {
-          int[] keep = Arrays.copyOf(rows.runningFirst(), running);
-          cache.keepRows(keep);
-          rows.reorder(keep);
+      }
+      int[][] blocks = readBlocks(first, len, MAX_READ_BLOCKS);
+      if (blocks != null) {
+        cache.readInBlocks(blocks[0], blocks[1]);
+      }
+      Routing routing = state.routing();
+      NDArray logits = model.forward(step.create(tokens, new Shape(n, 1)), step.create(positions, new Shape(n, 1)),
+          step.create(stepMask, new Shape(n, 1, 1, len)), cache, true, routing);
+      state.routedLastTokens(routing, rows.request);
+      state.sample(logits, rows.request, vocab, version);
+    }
+    for (int r = 0; r < rows.count(); r++) {
+      int q = rows.request[r];
+      if (q >= 0) {
+        rows.position[r]++;
+        if (state.done(q)) {
+          rows.request[r] = -1;
         }
       }
     }
-    if (closed && !state.allDone()) {
-      throw new java.util.concurrent.CancellationException("the generator was closed during the batch");
-    }
-    return state.results();
   }
 
   /**
@@ -601,7 +895,7 @@ public final class Generator implements AutoCloseable {
    * its next token, its first cache column, and its additive mask over the cache's {@code capacity} columns.
    */
   private static final class Rows {
-    final int capacity;
+    int capacity;
     int[] request;
     int[] position;
     int[] firstColumn;
@@ -628,6 +922,26 @@ public final class Generator implements AutoCloseable {
         }
       }
       return n;
+    }
+
+    /** Enlarges every row's mask to {@code newCapacity} columns (as the cache grew); the new columns are visible. */
+    void growCapacity(int newCapacity) {
+      float[] grown = new float[count() * newCapacity];
+      for (int r = 0; r < count(); r++) {
+        System.arraycopy(mask, r * capacity, grown, r * newCapacity, capacity);
+      }
+      mask = grown;
+      capacity = newCapacity;
+    }
+
+    /** Adds idle rows up to {@code n} (as the cache's batch grew back). */
+    void growRows(int n) {
+      int before = count();
+      request = Arrays.copyOf(request, n);
+      Arrays.fill(request, before, n, -1);
+      position = Arrays.copyOf(position, n);
+      firstColumn = Arrays.copyOf(firstColumn, n);
+      mask = Arrays.copyOf(mask, n * capacity);
     }
 
     /** The running rows in their order, then the idle ones in theirs. */
@@ -753,13 +1067,13 @@ public final class Generator implements AutoCloseable {
     int n = newcomers.size();
     int promptLen = 0;
     for (int q : newcomers) {
-      promptLen = Math.max(promptLen, state.requests.get(q).prompt().length);
+      promptLen = Math.max(promptLen, state.request(q).prompt().length);
     }
     int vocab = model.config().vocabSize();
     int[] pad = new int[n];
     List<int[]> prompts = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
-      int[] p = state.requests.get(newcomers.get(i)).prompt();
+      int[] p = state.request(newcomers.get(i)).prompt();
       prompts.add(p);
       pad[i] = promptLen - p.length;
     }
@@ -882,43 +1196,70 @@ public final class Generator implements AutoCloseable {
   /** What a step of idle rows alone "samples" (nothing is kept). */
   private static final SamplingParams IDLE = SamplingParams.greedy(1);
 
-  /** Per-request sampling state of one batch. */
+  /** One request's sampling state: its stream and what it drew so far. */
+  private static final class Seq {
+    final GenerationRequest request;
+    final SplittableRandom rng;
+    final int[] tokens;
+    final float[] samplingLogProbs;
+    final float[] modelLogProbs;
+    final int[] versions;
+    int count;
+    FinishReason finish;
+    /** Its result was taken. */
+    boolean released;
+
+    Seq(GenerationRequest request) {
+      this.request = request;
+      int n = request.params().maxNewTokens();
+      rng = new SplittableRandom(request.seed());
+      tokens = new int[n];
+      samplingLogProbs = new float[n];
+      modelLogProbs = new float[n];
+      versions = new int[n];
+    }
+  }
+
+  /**
+   * Per-request sampling state of one batch; request i is the i-th added. A continuous batch adds requests as they
+   * are submitted and drops each one's state once its result was taken (an open batch may run for a whole training
+   * run: what it keeps is what it decodes or waits to decode).
+   */
   private final class Batch {
-    final List<GenerationRequest> requests;
-    private final SplittableRandom[] rngs;
-    private final int[][] tokens;
-    private final float[][] samplingLogProbs;
-    private final float[][] modelLogProbs;
-    private final int[][] versions;
-    private final int[] count;
-    private final FinishReason[] finish;
-    /** The experts each position was sent to, for routing replay. */
+    /** Requests from {@link #base} on: the ones before were delivered and dropped. */
+    private final ArrayList<Seq> seqs = new ArrayList<>();
+    private int base;
+    /** The experts each position was sent to, for routing replay (indexed from {@link #base} as well). */
     private final ExpertChoices experts;
 
     /**
      * @param moe the model's mixture of experts (its choices are recorded for routing replay), or null
      */
     Batch(List<GenerationRequest> requests, LlamaConfig.Moe moe) {
-      this.requests = requests;
-      int b = requests.size();
-      rngs = new SplittableRandom[b];
-      tokens = new int[b][];
-      samplingLogProbs = new float[b][];
-      modelLogProbs = new float[b][];
-      versions = new int[b][];
-      count = new int[b];
-      finish = new FinishReason[b];
-      experts = new ExpertChoices(moe, b,
-          i -> requests.get(i).prompt().length + requests.get(i).params().maxNewTokens());
-      for (int i = 0; i < b; i++) {
-        SamplingParams p = requests.get(i).params();
-        rngs[i] = new SplittableRandom(requests.get(i).seed());
-        int n = p.maxNewTokens();
-        tokens[i] = new int[n];
-        samplingLogProbs[i] = new float[n];
-        modelLogProbs[i] = new float[n];
-        versions[i] = new int[n];
+      experts = new ExpertChoices(moe, 0, i -> 0);
+      add(requests);
+    }
+
+    /** Adds requests at the next indices; returns the first one's. */
+    int add(List<GenerationRequest> more) {
+      int first = size();
+      for (GenerationRequest r : more) {
+        seqs.add(new Seq(r));
+        experts.add(r.prompt().length + r.params().maxNewTokens());
       }
+      return first;
+    }
+
+    int size() {
+      return base + seqs.size();
+    }
+
+    private Seq seq(int i) {
+      return seqs.get(i - base);
+    }
+
+    GenerationRequest request(int i) {
+      return seq(i).request;
     }
 
     /** A routing to record the next forward's expert choices in, or null when none are recorded. */
@@ -928,7 +1269,7 @@ public final class Generator implements AutoCloseable {
 
     /** Records forward row {@code row}'s choices as request {@code i}'s at sequence position {@code position}. */
     void route(Routing routing, int row, int i, int position) {
-      experts.record(routing, row, i, position);
+      experts.record(routing, row, i - base, position);
     }
 
     /**
@@ -942,14 +1283,19 @@ public final class Generator implements AutoCloseable {
       for (int r = 0; r < rows.length; r++) {
         int i = rows[r];
         if (live(i)) {
-          route(routing, r, i, requests.get(i).prompt().length + count[i] - 1);
+          route(routing, r, i, request(i).prompt().length + seq(i).count - 1);
         }
       }
     }
 
     boolean allDone() {
-      for (FinishReason f : finish) {
-        if (f == null) {
+      return allDone(base, size());
+    }
+
+    /** Whether requests {@code [from, to)} are all done. */
+    boolean allDone(int from, int to) {
+      for (int i = from; i < to; i++) {
+        if (seq(i).finish == null) {
           return false;
         }
       }
@@ -957,11 +1303,12 @@ public final class Generator implements AutoCloseable {
     }
 
     int lastToken(int i) {
-      return count[i] == 0 ? 0 : tokens[i][count[i] - 1];
+      Seq q = seq(i);
+      return q.count == 0 ? 0 : q.tokens[q.count - 1];
     }
 
     boolean done(int i) {
-      return finish[i] != null;
+      return seq(i).finish != null;
     }
 
     /**
@@ -980,13 +1327,13 @@ public final class Generator implements AutoCloseable {
       SamplingParams idle = IDLE;
       for (int i : rows) {
         if (i >= 0) {
-          idle = requests.get(i).params();
+          idle = request(i).params();
           break;
         }
       }
       for (int r = 0; r < b; r++) {
-        params[r] = rows[r] >= 0 ? requests.get(rows[r]).params() : idle;
-        streams[r] = live(rows[r]) ? rngs[rows[r]] : null;
+        params[r] = rows[r] >= 0 ? request(rows[r]).params() : idle;
+        streams[r] = live(rows[r]) ? seq(rows[r]).rng : null;
       }
       draw(logits.reshape(b, vocab), params, streams, drawn, sampling, model);
       for (int r = 0; r < b; r++) {
@@ -994,29 +1341,30 @@ public final class Generator implements AutoCloseable {
         if (!live(i)) {
           continue;
         }
-        SamplingParams p = requests.get(i).params();
+        Seq q = seq(i);
+        SamplingParams p = q.request.params();
         int token = drawn[r];
-        int c = count[i]++;
-        tokens[i][c] = token;
-        samplingLogProbs[i][c] = sampling[r];
-        modelLogProbs[i][c] = model[r];
-        versions[i][c] = version;
+        int c = q.count++;
+        q.tokens[c] = token;
+        q.samplingLogProbs[c] = sampling[r];
+        q.modelLogProbs[c] = model[r];
+        q.versions[c] = version;
         if (p.isStop(token)) {
-          finish[i] = FinishReason.STOP;
-        } else if (count[i] == p.maxNewTokens()) {
-          finish[i] = FinishReason.LENGTH;
+          q.finish = FinishReason.STOP;
+        } else if (q.count == p.maxNewTokens()) {
+          q.finish = FinishReason.LENGTH;
         }
-        TokenListener listener = requests.get(i).listener();
+        TokenListener listener = q.request.listener();
         if (listener != null) {
           boolean goOn;
           try {
-            goOn = listener.onToken(token, model[r], finish[i]);
+            goOn = listener.onToken(token, model[r], q.finish);
           } catch (RuntimeException e) {
             LOG.warn("a token listener failed; its request stops: {}", e.toString());
             goOn = false;
           }
-          if (!goOn && finish[i] == null) {
-            finish[i] = FinishReason.LENGTH;
+          if (!goOn && q.finish == null) {
+            q.finish = FinishReason.LENGTH;
           }
         }
       }
@@ -1024,19 +1372,44 @@ public final class Generator implements AutoCloseable {
 
     /** Whether row-request {@code i} (-1: an idle row) still draws tokens. */
     private boolean live(int i) {
-      return i >= 0 && finish[i] == null;
+      return i >= 0 && seq(i).finish == null;
     }
 
     List<GenerationResult> results() {
-      List<GenerationResult> out = new ArrayList<>(requests.size());
-      for (int i = 0; i < requests.size(); i++) {
-        int n = count[i];
+      return results(base, size());
+    }
+
+    /** The results of requests {@code [from, to)}, all done. */
+    List<GenerationResult> results(int from, int to) {
+      List<GenerationResult> out = new ArrayList<>(to - from);
+      for (int i = from; i < to; i++) {
+        Seq q = seq(i);
+        int n = q.count;
         // every position but the last token's, which was never fed back
-        RoutedExperts routed = experts.of(i, requests.get(i).prompt().length + n - 1);
-        out.add(new GenerationResult(Arrays.copyOf(tokens[i], n), Arrays.copyOf(samplingLogProbs[i], n),
-            Arrays.copyOf(modelLogProbs[i], n), Arrays.copyOf(versions[i], n), finish[i], routed));
+        RoutedExperts routed = experts.of(i - base, q.request.prompt().length + n - 1);
+        out.add(new GenerationResult(Arrays.copyOf(q.tokens, n), Arrays.copyOf(q.samplingLogProbs, n),
+            Arrays.copyOf(q.modelLogProbs, n), Arrays.copyOf(q.versions, n), q.finish, routed));
       }
       return out;
+    }
+
+    /**
+     * Marks requests {@code [from, to)}, all done, as delivered; the delivered ones at the front are dropped once
+     * they are half of what is kept.
+     */
+    void release(int from, int to) {
+      for (int i = from; i < to; i++) {
+        seq(i).released = true;
+      }
+      int front = 0;
+      while (front < seqs.size() && seqs.get(front).released) {
+        front++;
+      }
+      if (front > 0 && front >= seqs.size() / 2) {
+        seqs.subList(0, front).clear();
+        experts.dropFirst(front);
+        base += front;
+      }
     }
   }
 
@@ -1046,12 +1419,15 @@ public final class Generator implements AutoCloseable {
    */
   @Override
   public void close() {
-    closed = true;
+    synchronized (streamLock) {
+      closed = true;
+    }
     thread.shutdown();
     try {
       if (!thread.awaitTermination(60, java.util.concurrent.TimeUnit.SECONDS)) {
         throw new IllegalStateException("the generator's thread did not stop within 60 s");
       }
+      failSubmitted(new java.util.concurrent.CancellationException("the generator was closed"));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }

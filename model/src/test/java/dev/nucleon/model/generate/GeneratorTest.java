@@ -201,9 +201,18 @@ class GeneratorTest {
           () -> g.generate(requests(SamplingParams.greedy(3), 0, PROMPTS)));
       assertTrue(e.getMessage().contains("policy version 4") && e.getMessage().contains("model.norm.weight")
           && e.getMessage().contains("still holds version 3"), e.getMessage());
+      // the open continuous batch refuses newcomers the same way (it would never reach a "next batch" to refuse)
+      Generator.Submitted refused = g.submit(requests(SamplingParams.greedy(3), 0, PROMPTS), 2);
+      var cause = assertThrows(java.util.concurrent.ExecutionException.class,
+          () -> refused.results().get(60, java.util.concurrent.TimeUnit.SECONDS)).getCause();
+      assertTrue(cause.getMessage().contains("policy version 4"), cause.toString());
+      assertTrue(refused.admitted().isDone());
       g.updateWeights(5, other.toHostTensors());
       var after = g.generate(requests(SamplingParams.greedy(3), 0, PROMPTS));
       assertTrue(Arrays.stream(after.get(0).versions()).allMatch(v -> v == 5));
+      var streamed = g.submit(requests(SamplingParams.greedy(3), 0, PROMPTS), 2).results()
+          .get(60, java.util.concurrent.TimeUnit.SECONDS);
+      assertTrue(Arrays.stream(streamed.get(0).versions()).allMatch(v -> v == 5));
     }
   }
 
@@ -304,6 +313,121 @@ class GeneratorTest {
     long continuous = generator.rowSteps() - before;
     assertTrue(continuous >= tokens && continuous < (long) limits.length * longest,
         "three slots: " + continuous + " row-steps for " + tokens + " tokens");
+  }
+
+  @Test
+  void submissionsJoinTheOpenBatchAndEachIsDeliveredOnceItsOwnRequestsAreDone() throws Exception {
+    // A: one long request and two short ones through 3 rows; the batch shrinks to the long one's row once the short
+    // ones are done. At the long one's 10th token B arrives (two requests with longer prompts than A's): the batch
+    // grows back to 3 rows and its cache grows, and B's results come while A's long request still runs (B run after
+    // A would not be done by A's 45th token).
+    List<GenerationRequest> a = new ArrayList<>();
+    List<GenerationRequest> b = new ArrayList<>();
+    for (int i = 0; i < 2; i++) {
+      b.add(new GenerationRequest(new int[] {1, 9 + i, 4, 17, 22, 8, 31, 5, 12, 40, 2, 6}, SamplingParams.greedy(20 + i),
+          30 + i));
+    }
+    var submittedB = new java.util.concurrent.atomic.AtomicReference<Generator.Submitted>();
+    var bDoneAtToken45 = new java.util.concurrent.atomic.AtomicBoolean();
+    int[] seen = new int[1];
+    TokenListener longOne = (token, logProb, finish) -> {
+      seen[0]++;
+      if (seen[0] == 10) {
+        submittedB.set(generator.submit(b, 3));
+      } else if (seen[0] == 45) {
+        bDoneAtToken45.set(submittedB.get().results().isDone());
+      }
+      return true;
+    };
+    a.add(new GenerationRequest(new int[] {1, 5, 9}, SamplingParams.greedy(50), 7, longOne));
+    a.add(new GenerationRequest(new int[] {1, 7}, SamplingParams.greedy(2), 8));
+    a.add(new GenerationRequest(new int[] {1, 3, 3}, SamplingParams.greedy(3), 9));
+    Generator.Submitted submittedA = generator.submit(a, 3);
+    List<GenerationResult> resultsA = submittedA.results().get(60, java.util.concurrent.TimeUnit.SECONDS);
+    List<GenerationResult> resultsB = submittedB.get().results().get(60, java.util.concurrent.TimeUnit.SECONDS);
+    assertTrue(submittedA.admitted().isDone() && submittedB.get().admitted().isDone());
+    assertTrue(bDoneAtToken45.get(), "B's requests (at most 22 tokens from A's 10th) were delivered before A's end");
+    List<GenerationRequest> plainA = new ArrayList<>();
+    for (GenerationRequest r : a) {
+      plainA.add(new GenerationRequest(r.prompt(), r.params(), r.seed()));
+    }
+    assertSame(generator.generate(plainA), resultsA);
+    assertSame(generator.generate(b), resultsB);
+  }
+
+  @Test
+  void anotherCallRunsWhileSubmissionsKeepArriving() throws Exception {
+    // a chain of submissions, each sending the next on its first token, would keep the open batch busy for 300
+    // links: a plain generate call made meanwhile runs long before the chain ends (the batch takes no newcomers
+    // while it waits, then the chain goes on)
+    int links = 300;
+    var sent = new java.util.concurrent.atomic.AtomicInteger();
+    var started = new java.util.concurrent.CountDownLatch(3);
+    List<java.util.concurrent.CompletableFuture<List<GenerationResult>>> chain =
+        java.util.Collections.synchronizedList(new ArrayList<>());
+    java.util.function.IntFunction<GenerationRequest>[] link = new java.util.function.IntFunction[1];
+    link[0] = k -> new GenerationRequest(new int[] {1, 2 + k % 40}, SamplingParams.greedy(4), k,
+        (token, logProb, finish) -> {
+          if (finish == null && sent.get() == k + 1 && k + 1 < links) {
+            sent.incrementAndGet();
+            chain.add(generator.submit(List.of(link[0].apply(k + 1)), 2).results());
+            started.countDown();
+          }
+          return true;
+        });
+    sent.set(1);
+    chain.add(generator.submit(List.of(link[0].apply(0)), 2).results());
+    assertTrue(started.await(60, java.util.concurrent.TimeUnit.SECONDS));
+    var other = generator.generate(requests(SamplingParams.greedy(3), 0, PROMPTS));
+    int linksWhenDone = sent.get();
+    assertEquals(PROMPTS.length, other.size());
+    assertTrue(linksWhenDone < links, "the call ran after " + linksWhenDone + " of " + links + " links");
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    while (sent.get() < links && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    assertEquals(links, sent.get(), "the chain went on after the call");
+    for (int k = 0; k < links; k++) {
+      assertEquals(4, chain.get(k).get(60, java.util.concurrent.TimeUnit.SECONDS).get(0).tokens().length);
+    }
+  }
+
+  @Test
+  void closingFailsWhatTheOpenBatchHasNotDelivered() throws Exception {
+    try (NDManager m = NDManager.newBaseManager()) {
+      LlamaModel own = LlamaModel.random(TinyModels.qwenLike(), m, 11);
+      Generator g = new Generator(own, 0);
+      var started = new java.util.concurrent.CountDownLatch(1);
+      var release = new java.util.concurrent.CountDownLatch(1);
+      GenerationRequest slow = new GenerationRequest(new int[] {1, 2}, SamplingParams.greedy(50), 0,
+          (token, logProb, finish) -> {
+            started.countDown();
+            try {
+              release.await(); // holds the batch until close() was called
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+            }
+            return true;
+          });
+      Generator.Submitted running = g.submit(List.of(slow), 2);
+      assertTrue(started.await(60, java.util.concurrent.TimeUnit.SECONDS));
+      Generator.Submitted queued = g.submit(List.of(new GenerationRequest(new int[] {1, 3}, SamplingParams.greedy(5),
+          1)), 2);
+      Thread closer = new Thread(g::close);
+      closer.start();
+      while (!g.isClosed()) {
+        Thread.sleep(1);
+      }
+      release.countDown();
+      closer.join(60_000);
+      for (Generator.Submitted s : List.of(running, queued)) {
+        assertThrows(java.util.concurrent.CancellationException.class,
+            () -> s.results().get(60, java.util.concurrent.TimeUnit.SECONDS));
+      }
+      assertThrows(java.util.concurrent.CancellationException.class, () -> g.submit(List.of(new GenerationRequest(
+          new int[] {1}, SamplingParams.greedy(2), 2)), 2).results().get(60, java.util.concurrent.TimeUnit.SECONDS));
+      own.close();
+    }
   }
 
   @Test
