@@ -191,8 +191,10 @@ final class BenchCommand {
 
     @Option(names = "--batching", defaultValue = "static", paramLabel = "static|continuous|both",
         description = "static: each call's --batch requests decode until the longest is done; continuous: all the "
-            + "calls' requests go through --batch slots, a finished one's slot taking the next; both: the two in "
-            + "turn in one process, with their ratio (default: ${DEFAULT-VALUE})")
+            + "calls' requests go through the generator's open batch of --batch slots (as a rollout worker sends "
+            + "its work batches), a finished one's slot taking the next, and the steady rate until the last request "
+            + "started is printed too; both: the two in turn in one process, with their ratio (default: "
+            + "${DEFAULT-VALUE})")
     String batching;
 
     @Option(names = "--rounds", defaultValue = "1", description = "times the timed calls run (with --batching both: "
@@ -334,6 +336,7 @@ final class BenchCommand {
           timed[0].report(o.putObject("static"), batch);
           timed[1].report(o.putObject("continuous"), batch);
           o.put("continuous_over_static", round(timed[1].tokensPerSecond() / timed[0].tokensPerSecond(), 3));
+          o.put("steady_over_static", round(timed[1].steadyTokensPerSecond() / timed[0].tokensPerSecond(), 3));
           o.set("round_ratios", roundRatios);
         }
         o.put("rss_mb_start", round(rssStart, 1));
@@ -354,14 +357,23 @@ final class BenchCommand {
       return 0;
     }
 
-    /** Tokens made, seconds taken and batch rows decoded by timed calls. */
-    record Timed(long tokens, double seconds, long rowSteps) {
+    /**
+     * Tokens made, seconds taken and batch rows decoded by timed calls; for a continuous batch also the tokens made
+     * and seconds taken until its last request started (its steady state: a worker that keeps sending work never
+     * reaches the drain after it).
+     */
+    record Timed(long tokens, double seconds, long rowSteps, long steadyTokens, double steadySeconds) {
       Timed plus(Timed other) {
-        return new Timed(tokens + other.tokens, seconds + other.seconds, rowSteps + other.rowSteps);
+        return new Timed(tokens + other.tokens, seconds + other.seconds, rowSteps + other.rowSteps,
+            steadyTokens + other.steadyTokens, steadySeconds + other.steadySeconds);
       }
 
       double tokensPerSecond() {
         return tokens / seconds;
+      }
+
+      double steadyTokensPerSecond() {
+        return steadyTokens / steadySeconds;
       }
 
       void report(ObjectNode o, int batch) {
@@ -373,6 +385,11 @@ final class BenchCommand {
         // per step of --batch rows
         o.put("ms_per_step", round(seconds * 1000 / ((double) rowSteps / batch), 3));
         o.put("seconds", round(seconds, 3));
+        if (steadySeconds > 0) {
+          // until the last request started: the rate of an open batch that is kept fed
+          o.put("steady_useful_tokens_per_s", round(steadyTokensPerSecond(), 1));
+          o.put("steady_seconds", round(steadySeconds, 3));
+        }
       }
     }
 
@@ -387,21 +404,45 @@ final class BenchCommand {
       long rowStepsBefore = generator.rowSteps();
       long start = System.nanoTime();
       if (continuous) {
-        List<GenerationRequest> all = new ArrayList<>();
+        // each call's requests a submission, sent together; every token counted as drawn (on the generator's
+        // thread), and when the last request draws its first one, the count and the time
+        java.util.concurrent.atomic.AtomicLong drawn = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicInteger started = new java.util.concurrent.atomic.AtomicInteger();
+        long[] steady = new long[2];
+        int total = calls * prompts.length;
+        List<List<GenerationRequest>> submissions = new ArrayList<>();
         for (int i = 0; i < calls; i++) {
-          all.addAll(requests(prompts, range, 1000L + i));
+          List<GenerationRequest> counted = new ArrayList<>();
+          for (GenerationRequest r : requests(prompts, range, 1000L + i)) {
+            boolean[] first = {true};
+            counted.add(new GenerationRequest(r.prompt(), r.params(), r.seed(), (token, logProb, finish) -> {
+              long n = drawn.incrementAndGet();
+              if (first[0]) {
+                first[0] = false;
+                if (started.incrementAndGet() == total) {
+                  steady[0] = n;
+                  steady[1] = System.nanoTime();
+                }
+              }
+              return true;
+            }));
+          }
+          submissions.add(counted);
         }
-        for (var r : generator.generate(all, batch)) {
-          tokens += r.tokens().length;
-        }
-      } else {
-        for (int i = 0; i < calls; i++) {
-          for (var r : generator.generate(requests(prompts, range, 1000L + i))) {
+        for (Generator.Submitted s : generator.submitAll(submissions, batch)) {
+          for (var r : s.results().join()) {
             tokens += r.tokens().length;
           }
         }
+        return new Timed(tokens, (System.nanoTime() - start) / 1e9, generator.rowSteps() - rowStepsBefore,
+            steady[0], (steady[1] - start) / 1e9);
       }
-      return new Timed(tokens, (System.nanoTime() - start) / 1e9, generator.rowSteps() - rowStepsBefore);
+      for (int i = 0; i < calls; i++) {
+        for (var r : generator.generate(requests(prompts, range, 1000L + i))) {
+          tokens += r.tokens().length;
+        }
+      }
+      return new Timed(tokens, (System.nanoTime() - start) / 1e9, generator.rowSteps() - rowStepsBefore, 0, 0);
     }
 
     /** Each request's max new tokens: {@code --new-tokens}, or drawn in {@code --lengths} from the call's seed. */

@@ -42,6 +42,12 @@ class BenchCommandTest {
         o.get("continuous_over_static").asDouble(), 0.01 * o.get("continuous_over_static").asDouble());
     assertEquals(2, o.get("round_ratios").size());
     assertEquals(null, o.get("tokens_per_s"), "each mode reports its own figures");
+    // the open batch's rate until its last request started (the drain after it left out): a share of its time
+    double steady = continuous.get("steady_seconds").asDouble();
+    assertTrue(steady > 0 && steady < continuous.get("seconds").asDouble(), o.toString());
+    assertTrue(continuous.get("steady_useful_tokens_per_s").asDouble() > 0, o.toString());
+    assertEquals(null, fixed.get("steady_seconds"), "a static call always drains");
+    assertTrue(o.get("steady_over_static").asDouble() > 0, o.toString());
 
     CliRun bad = CliRun.of("bench", "generate", "--model", TINY, "--rounds", "0");
     assertEquals(2, bad.exitCode());
