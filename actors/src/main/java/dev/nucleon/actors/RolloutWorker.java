@@ -354,6 +354,13 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     } else if (reply instanceof Coordinator.Evaluate e) {
       busy.begin();
       evaluating = true;
+      // an evaluation's rows are not rollout row-steps: those decoded so far are reported, the ones until the
+      // evaluation ends (its own, and the open batch finishing what it took before it) are not
+      long rowSteps = engine.rowSteps();
+      if (openGroups > 0) {
+        metrics.rolloutRowSteps(name, rowSteps - reportedRowSteps);
+      }
+      reportedRowSteps = rowSteps;
       // labelled with the version that produced it: the one held now, or a later one when the open continuous batch
       // takes a while to yield the generator (and applies updates meanwhile)
       getContext().pipeToSelf(started(() -> engine.evaluate(e.prompts())),
@@ -499,6 +506,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
 
   private Behavior<Command> onEvalGenerated(EvalGenerated e) {
     evaluating = false;
+    reportedRowSteps = engine.rowSteps();
     if (openGroups == 0) {
       busy.end();
     }

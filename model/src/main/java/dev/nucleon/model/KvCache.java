@@ -62,7 +62,10 @@ public final class KvCache implements AutoCloseable {
     return Precision.converted(manager.zeros(shape), type, manager);
   }
 
-  /** Layer {@code layer}'s keys, {@code [B, K, D, capacity]} (the storage, not a view of the filled part). */
+  /**
+   * Layer {@code layer}'s keys, {@code [B, K, D, capacity]}: the storage (or, after {@link #keepRows}, a view of its
+   * first rows), not a view of the filled part.
+   */
   NDArray keys(int layer) {
     return keys[layer];
   }

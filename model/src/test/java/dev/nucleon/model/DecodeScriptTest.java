@@ -129,6 +129,21 @@ class DecodeScriptTest {
       model.setTrainable(true);
       assertEquals(0, model.reorderedMatrices(), "a trainable model has no copies");
       assertEquals(0.0, maxDifference(eager, decode(model, true, false, m)), "trainable: plain products, same bits");
+
+      // copies of the second version, then a spell of training with no forward in between: an optimizer writes the
+      // parameters in place (here: doubles them), which advances no epoch of its own; the copies made before it must
+      // not serve the forwards after it
+      model.setTrainable(false);
+      assertClose(eager, decode(model, true, false, m), relative, "second version again");
+      assertEquals(4, model.reorderedMatrices());
+      model.setTrainable(true);
+      for (ai.djl.nn.Parameter p : model.namedParameters().values()) {
+        p.getArray().addi(p.getArray());
+      }
+      model.setTrainable(false);
+      float[] trained = decode(model, false, false, m);
+      assertTrue(maxDifference(eager, trained) > 1, "the doubled weights give other logits");
+      assertClose(trained, decode(model, true, false, m), relative, "after training in place");
     }
   }
 

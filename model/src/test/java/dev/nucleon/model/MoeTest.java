@@ -263,10 +263,16 @@ class MoeTest {
       }
       var stat = generator.generate(requests);
       var continuous = generator.generate(requests, 2);
+      // the open batch, a submission per request: each is delivered and its state dropped on its own (the records
+      // of those after it move to the front)
+      var open = generator.submitAll(requests.stream().map(List::of).toList(), 2);
       for (int i = 0; i < prompts.length; i++) {
         var r = stat.get(i);
         assertArrayEquals(r.tokens(), continuous.get(i).tokens(), "request " + i);
         assertEquals(r.routedExperts(), continuous.get(i).routedExperts(), "request " + i + ": static vs continuous");
+        var streamed = open.get(i).results().get(60, java.util.concurrent.TimeUnit.SECONDS).get(0);
+        assertArrayEquals(r.tokens(), streamed.tokens(), "request " + i + " (open batch)");
+        assertEquals(r.routedExperts(), streamed.routedExperts(), "request " + i + ": static vs open batch");
         replayMatchesTheRollout(model, m, prompts[i], r.tokens(), null, r.modelLogProbs(), r.routedExperts(),
             "request " + i);
       }

@@ -43,7 +43,10 @@ public final class RolloutEngine implements AutoCloseable {
     this(generator, tokenizer, sampling, 0);
   }
 
-  /** @param slots sequences decoded at once (0: all; fewer: a continuous batch, see {@link Generator#generate}) */
+  /**
+   * @param slots sequences decoded at once (0: all of a call's together; above 0: a continuous batch, see
+   *     {@link Generator#generate}, kept open across calls by {@link #submit})
+   */
   public RolloutEngine(Generator generator, TextTokenizer tokenizer, SamplingParams sampling, int slots) {
     this.slots = slots;
     this.generator = generator;
@@ -187,7 +190,8 @@ public final class RolloutEngine implements AutoCloseable {
       PromptGroup g = groups.get(i);
       int[] ids = prompts.get(i);
       Generator.Submitted s = sent.get(i);
-      out.add(new GroupRun(g, s.results().thenApply(results -> trajectories(g, ids, results)), s.admitted()));
+      // decoded off the generator's thread, which delivers each group between decode steps
+      out.add(new GroupRun(g, s.results().thenApplyAsync(results -> trajectories(g, ids, results)), s.admitted()));
     }
     return out;
   }

@@ -336,7 +336,9 @@ final class BenchCommand {
           timed[0].report(o.putObject("static"), batch);
           timed[1].report(o.putObject("continuous"), batch);
           o.put("continuous_over_static", round(timed[1].tokensPerSecond() / timed[0].tokensPerSecond(), 3));
-          o.put("steady_over_static", round(timed[1].steadyTokensPerSecond() / timed[0].tokensPerSecond(), 3));
+          if (timed[1].steadySeconds() > 0) {
+            o.put("steady_over_static", round(timed[1].steadyTokensPerSecond() / timed[0].tokensPerSecond(), 3));
+          }
           o.set("round_ratios", roundRatios);
         }
         o.put("rss_mb_start", round(rssStart, 1));
@@ -408,6 +410,7 @@ final class BenchCommand {
         // thread), and when the last request draws its first one, the count and the time
         java.util.concurrent.atomic.AtomicLong drawn = new java.util.concurrent.atomic.AtomicLong();
         java.util.concurrent.atomic.AtomicInteger started = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger finished = new java.util.concurrent.atomic.AtomicInteger();
         long[] steady = new long[2];
         int total = calls * prompts.length;
         List<List<GenerationRequest>> submissions = new ArrayList<>();
@@ -419,10 +422,14 @@ final class BenchCommand {
               long n = drawn.incrementAndGet();
               if (first[0]) {
                 first[0] = false;
-                if (started.incrementAndGet() == total) {
+                // a steady state only where the last request took the row of a finished one (not all at once)
+                if (started.incrementAndGet() == total && finished.get() > 0) {
                   steady[0] = n;
                   steady[1] = System.nanoTime();
                 }
+              }
+              if (finish != null) {
+                finished.incrementAndGet();
               }
               return true;
             }));
@@ -435,7 +442,7 @@ final class BenchCommand {
           }
         }
         return new Timed(tokens, (System.nanoTime() - start) / 1e9, generator.rowSteps() - rowStepsBefore,
-            steady[0], (steady[1] - start) / 1e9);
+            steady[0], steady[1] == 0 ? 0 : (steady[1] - start) / 1e9);
       }
       for (int i = 0; i < calls; i++) {
         for (var r : generator.generate(requests(prompts, range, 1000L + i))) {

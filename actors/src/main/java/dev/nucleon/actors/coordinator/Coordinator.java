@@ -171,6 +171,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
   private String evalWorker;
   private long evalIssuedNanos;
   private int finalEvalVersion = -1;
+  /** The version the last evaluation answered with (-1: none): a final version answered already is not redone. */
+  private int lastEvaluated = -1;
   private long nextEvalId = 1;
 
   /**
@@ -416,7 +418,9 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
           finalCheckpointPending = false;
         }
       }
-      if (settings.run().evalSize() > 0 && !source.evalRows().isEmpty()) {
+      // an evaluation may have answered with the final weights already (labelled with the version that answered,
+      // which can be ahead of the steps this coordinator has seen)
+      if (settings.run().evalSize() > 0 && !source.evalRows().isEmpty() && lastEvaluated < version) {
         evalTarget = version;
         finalEvalVersion = version;
         evalPending = true;
@@ -475,6 +479,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
   /** The current evaluation ended (of {@code evaluated}; a failed one is given the final version: not retried). */
   private void evalDone(int evaluated) {
+    lastEvaluated = Math.max(lastEvaluated, evaluated);
     evalId = -1; // a copy of its result delivered twice is ignored
     evalWorker = null;
     evalTarget = -1;

@@ -100,7 +100,7 @@ final class ExpertChoices {
     }
     int gap = recorded.get(i).nextClearBit(0);
     if (gap < positions) {
-      throw new IllegalStateException("request " + i + ": the experts of position " + gap + " of " + positions
+      throw new IllegalStateException("record " + i + ": the experts of position " + gap + " of " + positions
           + " were never recorded");
     }
     return new RoutedExperts(moe.sparseLayers().size(), moe.topK(), Arrays.copyOf(routes.get(i), positions * width()));
