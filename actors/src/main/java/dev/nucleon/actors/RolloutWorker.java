@@ -101,7 +101,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     }
   }
 
-  private record EvalGenerated(Coordinator.Evaluate eval, int version, List<String> completions, Throwable error)
+  private record EvalGenerated(Coordinator.Evaluate eval, RolloutEngine.Evaluation result, Throwable error)
       implements Command {}
 
   private enum AskForWork implements Command {
@@ -361,11 +361,10 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         metrics.rolloutRowSteps(name, rowSteps - reportedRowSteps);
       }
       reportedRowSteps = rowSteps;
-      // labelled with the version that produced it: the one held now, or a later one when the open continuous batch
+      // labelled with the version that answered: the one held now, or a later one when the open continuous batch
       // takes a while to yield the generator (and applies updates meanwhile)
       getContext().pipeToSelf(started(() -> engine.evaluate(e.prompts())),
-          (result, error) -> new EvalGenerated(e, result == null ? engine.version() : result.version(),
-              result == null ? null : result.completions(), error));
+          (result, error) -> new EvalGenerated(e, result, error));
     } else {
       working = false;
       // asked again after a while (a streaming worker too: its rows free up whether or not a group comes back)
@@ -515,8 +514,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       getContext().getLog().error("evaluation {} failed; the coordinator skips it", e.eval().evalId(), e.error());
       e.eval().replyTo().tell(new Coordinator.EvalFailed(e.eval().evalId(), String.valueOf(e.error())));
     } else {
-      toScorers(h -> new RewardScorer.ScoreEval(h, e.eval().evalId(), e.version(), e.eval().prompts(),
-          e.completions(), e.eval().samples(), e.eval().replyTo(), deliveredAdapter));
+      toScorers(h -> new RewardScorer.ScoreEval(h, e.eval().evalId(), e.result().version(), e.eval().prompts(),
+          e.result().completions(), e.eval().samples(), e.eval().replyTo(), deliveredAdapter));
     }
     getContext().getSelf().tell(AskForWork.INSTANCE);
     return this;

@@ -82,6 +82,9 @@ final class ReorderedWeights implements AutoCloseable {
     PtSymbolBlock module = null;
     try (NDManager probe = manager.newSubManager()) {
       module = TorchScripts.load(manager, CLASS, SOURCE);
+      if (Boolean.TRUE.equals(AVAILABLE.get(type))) {
+        return new ReorderedWeights(manager, module); // probed by an earlier model
+      }
       NDArray x = Precision.converted(probe.ones(new Shape(1, 4)), type, probe);
       NDArray w = Precision.converted(probe.ones(new Shape(4, 4)), type, probe);
       try (IValue xi = IValue.from((PtNDArray) x); IValue wi = IValue.from((PtNDArray) w);

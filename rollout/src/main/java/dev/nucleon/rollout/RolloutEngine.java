@@ -238,11 +238,7 @@ public final class RolloutEngine implements AutoCloseable {
   public CompletableFuture<Evaluation> evaluate(List<PromptGroup> prompts) {
     dev.nucleon.rollout.env.EpisodeRunner runner = episodes;
     if (runner == null) {
-      List<GenerationRequest> requests = new ArrayList<>();
-      for (PromptGroup g : prompts) {
-        requests.add(new GenerationRequest(encodePrompt(g.prompt()), greedySampling(), 0));
-      }
-      return generator.generateAsync(requests).thenApply(results -> {
+      return greedyResults(prompts.stream().map(PromptGroup::prompt).toList()).thenApply(results -> {
         int version = Integer.MAX_VALUE;
         for (GenerationResult r : results) {
           for (int v : r.versions()) {
@@ -258,23 +254,19 @@ public final class RolloutEngine implements AutoCloseable {
             .orElse(version()), ts.stream().map(Trajectory::completionText).toList()));
   }
 
-  private SamplingParams greedySampling() {
-    return new SamplingParams(0f, 0, 1f, sampling.maxNewTokens(), sampling.stopTokens());
-  }
-
   /** Greedy completions of prompts (evaluation), decoded. */
   public CompletableFuture<List<String>> greedy(List<String> prompts) {
+    return greedyResults(prompts).thenApply(results -> results.stream().map(this::completionText).toList());
+  }
+
+  /** Greedy completions of prompts with this engine's token limit and stop tokens. */
+  private CompletableFuture<List<GenerationResult>> greedyResults(List<String> prompts) {
+    SamplingParams greedy = new SamplingParams(0f, 0, 1f, sampling.maxNewTokens(), sampling.stopTokens());
     List<GenerationRequest> requests = new ArrayList<>();
     for (String p : prompts) {
-      requests.add(new GenerationRequest(encodePrompt(p), greedySampling(), 0));
+      requests.add(new GenerationRequest(encodePrompt(p), greedy, 0));
     }
-    return generator.generateAsync(requests).thenApply(results -> {
-      List<String> out = new ArrayList<>();
-      for (GenerationResult r : results) {
-        out.add(completionText(r));
-      }
-      return out;
-    });
+    return generator.generateAsync(requests);
   }
 
   private String completionText(GenerationResult r) {

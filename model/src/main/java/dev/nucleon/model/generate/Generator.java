@@ -358,6 +358,9 @@ public final class Generator implements AutoCloseable {
           return List.of();
         }
         synchronized (streamLock) {
+          if (submitted.isEmpty()) {
+            return List.of(); // the common case: asked before every decode step
+          }
           List<Submission> taken = new ArrayList<>(submitted);
           submitted.clear();
           return taken;
@@ -550,7 +553,7 @@ public final class Generator implements AutoCloseable {
 
   private List<GenerationResult> run(List<GenerationRequest> requests, int slots) {
     // sliding-window layers measure their window in cache columns, which a continuous batch reuses out of order
-    if (slots > 0 && slots < requests.size() && !model.config().hasSlidingWindows()) {
+    if (slots > 0 && slots < requests.size() && streams()) {
       return runContinuous(requests, slots);
     }
     return run(requests);
@@ -678,12 +681,14 @@ public final class Generator implements AutoCloseable {
     final java.util.concurrent.CompletableFuture<Void> admitted = new java.util.concurrent.CompletableFuture<>();
     /** Its first request's index in the batch that took it. */
     int first = -1;
-    /** Its requests that still wait for a row. */
-    int waiting;
 
     Submission(List<GenerationRequest> requests) {
       this.requests = List.copyOf(requests);
-      this.waiting = requests.size();
+    }
+
+    /** One past its last request's index in the batch that took it. */
+    int end() {
+      return first + requests.size();
     }
 
     void fail(Throwable e) {
@@ -716,21 +721,19 @@ public final class Generator implements AutoCloseable {
    */
   private void continuousBatch(Source source, int slots, int[] size) {
     Batch state = new Batch(List.of(), model.config().moe());
-    java.util.ArrayDeque<Integer> waiting = new java.util.ArrayDeque<>();
+    // taken and not delivered, in order; of those, the ones with requests still waiting for a row (requests are
+    // added and admitted in order: the waiting ones are [next, state.size()), the first of them queued's head's)
     List<Submission> open = new ArrayList<>();
-    // per request, its submission (while it waits for a row)
-    Map<Integer, Submission> owner = new java.util.HashMap<>();
-    int[] longest = size;
+    java.util.ArrayDeque<Submission> queued = new java.util.ArrayDeque<>();
+    int next = 0;
     java.util.function.Consumer<List<Submission>> add = taken -> {
       for (Submission sub : taken) {
         sub.first = state.add(sub.requests);
         open.add(sub);
-        for (int i = 0; i < sub.requests.size(); i++) {
-          GenerationRequest r = sub.requests.get(i);
-          waiting.add(sub.first + i);
-          owner.put(sub.first + i, sub);
-          longest[0] = Math.max(longest[0], r.prompt().length);
-          longest[1] = Math.max(longest[1], r.params().maxNewTokens());
+        queued.add(sub);
+        for (GenerationRequest r : sub.requests) {
+          size[0] = Math.max(size[0], r.prompt().length);
+          size[1] = Math.max(size[1], r.params().maxNewTokens());
         }
       }
     };
@@ -743,19 +746,20 @@ public final class Generator implements AutoCloseable {
       int vocab = model.config().vocabSize();
       // a running row spans at most the longest prompt plus its own new tokens (grown columns included); the slack
       // keeps drops of a full cache rare
-      int capacity = continuousCapacity(longest[0] + longest[1]);
+      int capacity = continuousCapacity(size[0] + size[1]);
       Rows rows = new Rows(slots, capacity);
       try (NDManager batchManager = model.manager().newSubManager();
           KvCache cache = new KvCache(batchManager, model.config(), slots, capacity, model.precision().compute())) {
         while (!closed) {
           applyUpdates();
           add.accept(source.take());
-          if (continuousCapacity(longest[0] + longest[1]) > capacity) {
-            capacity = continuousCapacity(longest[0] + longest[1]); // a newcomer longer than any before
+          if (continuousCapacity(size[0] + size[1]) > capacity) {
+            capacity = continuousCapacity(size[0] + size[1]); // a newcomer longer than any before
             cache.grow(capacity);
             rows.growCapacity(capacity);
           }
-          if (!waiting.isEmpty() && rows.count() < slots) {
+          boolean waiting = next < state.size();
+          if (waiting && rows.count() < slots) {
             cache.growRows(slots); // newcomers after the batch shrank
             rows.growRows(slots);
           }
@@ -763,14 +767,12 @@ public final class Generator implements AutoCloseable {
           int idle = rows.count() - running;
           // newcomers are prefilled together once an eighth of the rows is free (a prefill per finished row would
           // cost a forward pass each), or when every row is free
-          if (!waiting.isEmpty() && idle > 0 && (idle >= Math.max(1, rows.count() / 8) || running == 0)) {
+          if (waiting && idle > 0 && (idle >= Math.max(1, rows.count() / 8) || running == 0)) {
             List<Integer> newcomers = new ArrayList<>();
-            while (newcomers.size() < idle && !waiting.isEmpty()) {
-              int q = waiting.poll();
-              newcomers.add(q);
-              Submission sub = owner.remove(q);
-              if (--sub.waiting == 0) {
-                sub.admitted.complete(null);
+            while (newcomers.size() < idle && next < state.size()) {
+              newcomers.add(next++);
+              if (next == queued.peek().end()) {
+                queued.poll().admitted.complete(null);
               }
             }
             // the running rows move up, in their order, and newcomers take the rows after them: rows stay ordered
@@ -782,10 +784,10 @@ public final class Generator implements AutoCloseable {
             }
             admit(newcomers, running, state, cache, rows, batchManager);
             running = rows.running();
+            deliver(open, state); // newcomers may have finished on their first token
           }
-          deliver(open, state);
           if (running == 0) {
-            if (waiting.isEmpty() && open.isEmpty()) {
+            if (next == state.size() && open.isEmpty()) {
               List<Submission> more = source.take();
               if (more.isEmpty()) {
                 break;
@@ -794,12 +796,13 @@ public final class Generator implements AutoCloseable {
             }
             continue; // every newcomer finished on its first token: admit the next ones
           }
-          decodeStep(state, cache, rows, vocab, batchManager);
-          deliver(open, state);
+          if (decodeStep(state, cache, rows, vocab, batchManager)) {
+            deliver(open, state);
+          }
           // nothing waits: once a quarter of the rows is idle, the batch shrinks to its running rows (moved up in
           // place) instead of decoding rows for sequences that are done
           running = rows.running();
-          if (waiting.isEmpty() && running > 0 && rows.count() - running >= Math.max(1, rows.count() / 4)) {
+          if (next == state.size() && running > 0 && rows.count() - running >= Math.max(1, rows.count() / 4)) {
             int[] keep = Arrays.copyOf(rows.runningFirst(), running);
             cache.keepRows(keep);
             rows.reorder(keep);
@@ -826,7 +829,7 @@ public final class Generator implements AutoCloseable {
   private static void deliver(List<Submission> open, Batch state) {
     for (java.util.Iterator<Submission> it = open.iterator(); it.hasNext(); ) {
       Submission sub = it.next();
-      int end = sub.first + sub.requests.size();
+      int end = sub.end();
       if (state.allDone(sub.first, end)) {
         List<GenerationResult> results = state.results(sub.first, end);
         state.release(sub.first, end);
@@ -836,8 +839,8 @@ public final class Generator implements AutoCloseable {
     }
   }
 
-  /** One decode step of a continuous batch's rows; finished requests leave their rows. */
-  private void decodeStep(Batch state, KvCache cache, Rows rows, int vocab, NDManager batchManager) {
+  /** One decode step of a continuous batch's rows; finished requests leave their rows. Returns whether any did. */
+  private boolean decodeStep(Batch state, KvCache cache, Rows rows, int vocab, NDManager batchManager) {
     int oldest = Integer.MAX_VALUE;
     for (int r = 0; r < rows.count(); r++) {
       if (rows.request[r] >= 0) {
@@ -879,15 +882,18 @@ public final class Generator implements AutoCloseable {
       state.routedLastTokens(routing, rows.request);
       state.sample(logits, rows.request, vocab, version);
     }
+    boolean finished = false;
     for (int r = 0; r < rows.count(); r++) {
       int q = rows.request[r];
       if (q >= 0) {
         rows.position[r]++;
         if (state.done(q)) {
           rows.request[r] = -1;
+          finished = true;
         }
       }
     }
+    return finished;
   }
 
   /**
