@@ -208,7 +208,7 @@ final class DecodeScript implements AutoCloseable {
       JniUtils.setGraphExecutorOptimize(false);
       PLAIN_EXECUTOR.set(true);
     }
-    IValue[] in = new IValue[11];
+    IValue[] in = new IValue[13];
     try {
       in[0] = IValue.from((PtNDArray) tokens);
       in[1] = IValue.from((PtNDArray) positions);
@@ -220,7 +220,9 @@ final class DecodeScript implements AutoCloseable {
       in[7] = IValue.from((long) cache.length());
       in[8] = IValue.from(lastOnly);
       in[9] = IValue.listFrom(cache.blockRows());
-      in[10] = IValue.listFrom(cache.blockColumns());
+      in[10] = IValue.listFrom(cache.blockEnds());
+      in[11] = IValue.listFrom(cache.blockColumns());
+      in[12] = IValue.listFrom(cache.decodedRowIndices());
       try (IValue out = IValueUtils.runMethod(module, "forward", in)) {
         return out.toTensor((PtNDManager) tokens.getManager());
       }
@@ -296,10 +298,14 @@ final class DecodeScript implements AutoCloseable {
     StringBuilder s = new StringBuilder(TorchScripts.classHeader(CLASS));
     s.append("  def forward(").append(self).append(", tokens: Tensor, positions: Tensor, g: List[Tensor], ")
         .append("w: List[Tensor], masks: List[Tensor], keys: List[Tensor], values: List[Tensor], length: int, ")
-        .append("last_only: bool, block_rows: List[int], block_columns: List[int]) -> Tensor:\n");
+        .append("last_only: bool, block_rows: List[int], block_ends: List[int], block_columns: List[int], ")
+        .append("decoded_rows: List[int]) -> Tensor:\n");
     s.append("    b = torch.size(tokens, 0)\n");
     s.append("    t = torch.size(tokens, 1)\n");
     s.append("    end = length + t\n");
+    // the rows of the cache this forward decodes, when its blocks leave some out: their new keys and values are
+    // written to those rows (an empty index: to every row)
+    s.append("    written = torch.tensor(decoded_rows, dtype=4, device=tokens.device)\n");
     s.append("    x = torch.embedding(g[0], tokens)\n");
     s.append("    cs : List[Tensor] = []\n");
     s.append("    ss : List[Tensor] = []\n");
@@ -322,7 +328,7 @@ final class DecodeScript implements AutoCloseable {
     s.append("      r = rope_of[i]\n");
     if (l != null) {
       String attend = "self.attend(%s, cs[r], ss[r], rs[r], g[3], w, p, masks[i], keys[i], values[i], length, end, "
-          + "block_rows, block_columns)";
+          + "block_rows, block_ends, block_columns, written)";
       if (c.normPlacement() == LlamaConfig.NormPlacement.PRE) {
         s.append("      x = torch.add(x, ").append(String.format(Locale.ROOT, attend,
             "self.norm(x, w[p + " + l.firstNorm + "])")).append(")\n");
@@ -369,7 +375,8 @@ final class DecodeScript implements AutoCloseable {
     boolean f32 = compute == DataType.FLOAT32;
     s.append("  def attend(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor, scale: Tensor, ")
         .append("w: List[Tensor], p: int, mask: Tensor, kc: Tensor, vc: Tensor, length: int, end: int, ")
-        .append("block_rows: List[int], block_columns: List[int]) -> Tensor:\n");
+        .append("block_rows: List[int], block_ends: List[int], block_columns: List[int], written: Tensor) ")
+        .append("-> Tensor:\n");
     s.append("    b = torch.size(x, 0)\n");
     s.append("    t = torch.size(x, 1)\n");
     s.append("    proj = torch.reshape(").append(linear("x", l.qkv, l.qkvBias, reordered)).append(", [b, t, ")
@@ -409,30 +416,37 @@ final class DecodeScript implements AutoCloseable {
         .append(" * t, ").append(d).append("])\n");
     s.append("    q = torch.mul(grouped, scale)\n");
     s.append("    kw = torch.slice(kc, 3, length, end)\n");
-    s.append("    kw.copy_(torch.permute(kh, [0, 2, 3, 1]))\n");
     s.append("    vw = torch.slice(vc, 2, length, end)\n");
-    s.append("    vw.copy_(torch.permute(vh, [0, 2, 1, 3]))\n");
+    s.append("    if torch.numel(written) == 0:\n");
+    s.append("      kw.copy_(torch.permute(kh, [0, 2, 3, 1]))\n");
+    s.append("      vw.copy_(torch.permute(vh, [0, 2, 1, 3]))\n");
+    s.append("    else:\n");
+    s.append("      kw.index_copy_(0, written, torch.permute(kh, [0, 2, 3, 1]))\n");
+    s.append("      vw.index_copy_(0, written, torch.permute(vh, [0, 2, 1, 3]))\n");
     String softmax = f32 ? "torch.softmax(%s, -1)"
         : "torch.to(torch.softmax(torch.to(%s, 6), -1), " + typeCode(compute) + ")";
     s.append("    if len(block_columns) == 0:\n");
     s.append("      scores = torch.add(torch.matmul(q, torch.slice(kc, 3, 0, end)), mask)\n");
     s.append("      probs = ").append(String.format(Locale.ROOT, softmax, "scores")).append("\n");
     s.append("      context = torch.matmul(probs, torch.slice(vc, 2, 0, end))\n");
-    // a continuous batch: each block of rows reads the columns from its first one on (the ones before are masked
-    // for all of its rows; KvCache.readInBlocks)
+    // a continuous batch: each block of cache rows reads the columns from its first one on (the ones before are
+    // masked for all of its rows; KvCache.readInBlocks); this forward's rows are the blocks' rows in order
     s.append("    else:\n");
     s.append("      parts: List[Tensor] = []\n");
+    s.append("      q0 = 0\n");
     s.append("      for j in range(len(block_columns)):\n");
     s.append("        r0 = block_rows[j]\n");
-    s.append("        r1 = block_rows[j + 1]\n");
+    s.append("        r1 = block_ends[j]\n");
     s.append("        c0 = block_columns[j]\n");
+    s.append("        q1 = q0 + r1 - r0\n");
     s.append("        bm = torch.slice(mask, 3, c0, end)\n");
     s.append("        if torch.size(bm, 0) > 1:\n");
-    s.append("          bm = torch.slice(bm, 0, r0, r1)\n");
-    s.append("        bs = torch.add(torch.matmul(torch.slice(q, 0, r0, r1), ")
+    s.append("          bm = torch.slice(bm, 0, q0, q1)\n");
+    s.append("        bs = torch.add(torch.matmul(torch.slice(q, 0, q0, q1), ")
         .append("torch.slice(torch.slice(kc, 0, r0, r1), 3, c0, end)), bm)\n");
     s.append("        bp = ").append(String.format(Locale.ROOT, softmax, "bs")).append("\n");
     s.append("        parts.append(torch.matmul(bp, torch.slice(torch.slice(vc, 0, r0, r1), 2, c0, end)))\n");
+    s.append("        q0 = q1\n");
     s.append("      context = torch.cat(parts, 0)\n");
     s.append("    if t == 1:\n");
     s.append("      context = torch.reshape(context, [b, 1, ").append(h * d).append("])\n");

@@ -29,7 +29,9 @@ public final class KvCache implements AutoCloseable {
   private int length;
   /** How the next forward's attention reads the cache in blocks of rows, or null: every row reads every column. */
   private long[] blockRows;
+  private long[] blockEnds;
   private long[] blockColumns;
+  private int decodedRows;
 
   /**
    * @param parent the manager the cache lives under (a sub-manager is made and closed with the cache)
@@ -104,45 +106,93 @@ public final class KvCache implements AutoCloseable {
   public void advance(int t) {
     requireRoom(t);
     length += t;
-    blockRows = null;
-    blockColumns = null;
+    clearBlocks();
   }
 
   /**
-   * Lets the next forward's attention read the cache in blocks of rows (a continuous batch, whose rows hold
-   * sequences of different lengths): rows {@code [rowStarts[j], rowStarts[j + 1])} read the columns from
-   * {@code columnStarts[j]} on only, so a block of short sequences does not read the columns of the longest. Every
-   * column a row skips must be masked for it: the result is what reading all columns gives. Applies to one forward
-   * pass (the decode script's; the eager path reads every column).
+   * Lets the next forward decode the cache's rows in blocks (a continuous batch, whose rows hold sequences of
+   * different lengths): block j is rows {@code [rowStarts[j], rowEnds[j])}, which read the columns from
+   * {@code columnStarts[j]} on only, so a block of short sequences does not read the columns of the longest. The
+   * forward's rows are the blocks' rows in order; rows in no block (idle ones) are neither read nor written, and
+   * nothing is computed for them. Every column a row skips must be masked for it: the result is what reading all
+   * columns gives. Applies to one forward pass, of one new token per row, through the decode script (the eager path
+   * refuses blocks that leave rows out, and reads every column).
    *
-   * @param rowStarts the first row of each block, then the batch size (increasing, from 0)
+   * @param rowStarts each block's first row (increasing, from 0 or later)
+   * @param rowEnds each block's end, after its last row (at most the next block's first row and the batch size)
    * @param columnStarts each block's first column, at most {@link #length()} (the column a decode step writes)
    */
-  public void readInBlocks(int[] rowStarts, int[] columnStarts) {
+  public void readInBlocks(int[] rowStarts, int[] rowEnds, int[] columnStarts) {
     long batch = batch();
-    if (rowStarts.length != columnStarts.length + 1 || rowStarts[0] != 0
-        || rowStarts[rowStarts.length - 1] != batch) {
-      throw new IllegalArgumentException("blocks must start at row 0 and end at row " + batch + ", got rows "
-          + java.util.Arrays.toString(rowStarts) + " for " + columnStarts.length + " column starts");
+    if (rowStarts.length == 0 || rowStarts.length != rowEnds.length || rowStarts.length != columnStarts.length) {
+      throw new IllegalArgumentException("blocks need as many row starts, row ends and column starts, got "
+          + rowStarts.length + ", " + rowEnds.length + " and " + columnStarts.length);
     }
     for (int j = 0; j < columnStarts.length; j++) {
-      if (rowStarts[j + 1] <= rowStarts[j] || columnStarts[j] < 0 || columnStarts[j] > length) {
-        throw new IllegalArgumentException("block " + j + ": rows [" + rowStarts[j] + ", " + rowStarts[j + 1]
-            + ") from column " + columnStarts[j] + " (length " + length + ")");
+      int floor = j == 0 ? 0 : rowEnds[j - 1];
+      if (rowStarts[j] < floor || rowEnds[j] <= rowStarts[j] || rowEnds[j] > batch || columnStarts[j] < 0
+          || columnStarts[j] > length) {
+        throw new IllegalArgumentException("block " + j + ": rows [" + rowStarts[j] + ", " + rowEnds[j]
+            + ") from column " + columnStarts[j] + " (after row " + floor + ", batch " + batch + ", length " + length
+            + ")");
       }
     }
     blockRows = java.util.Arrays.stream(rowStarts).asLongStream().toArray();
+    blockEnds = java.util.Arrays.stream(rowEnds).asLongStream().toArray();
     blockColumns = java.util.Arrays.stream(columnStarts).asLongStream().toArray();
+    decodedRows = 0;
+    for (int j = 0; j < rowStarts.length; j++) {
+      decodedRows += rowEnds[j] - rowStarts[j];
+    }
   }
 
-  /** The next forward's blocks' first rows, then the batch size; empty when every row reads every column. */
+  /** The next forward's blocks' first rows; empty when every row reads every column. */
   long[] blockRows() {
     return blockRows == null ? new long[0] : blockRows;
+  }
+
+  /** The next forward's blocks' ends (after their last rows); empty when every row reads every column. */
+  long[] blockEnds() {
+    return blockEnds == null ? new long[0] : blockEnds;
   }
 
   /** The next forward's blocks' first columns; empty when every row reads every column. */
   long[] blockColumns() {
     return blockColumns == null ? new long[0] : blockColumns;
+  }
+
+  /**
+   * The rows the next forward decodes, in order, when its blocks leave some out; empty when it decodes every row
+   * (the new token's keys and values are then written to these rows only).
+   */
+  long[] decodedRowIndices() {
+    if (!leavesRowsOut()) {
+      return new long[0];
+    }
+    long[] rows = new long[decodedRows];
+    int k = 0;
+    for (int j = 0; j < blockRows.length; j++) {
+      for (long r = blockRows[j]; r < blockEnds[j]; r++) {
+        rows[k++] = r;
+      }
+    }
+    return rows;
+  }
+
+  /** Whether the next forward's blocks leave some rows out. */
+  boolean leavesRowsOut() {
+    return blockRows != null && decodedRows != batch();
+  }
+
+  /** Rows the next forward decodes: those of its blocks, or every row. */
+  public long decodedRows() {
+    return blockRows == null ? batch() : decodedRows;
+  }
+
+  private void clearBlocks() {
+    blockRows = null;
+    blockEnds = null;
+    blockColumns = null;
   }
 
   /** Throws unless {@code t} more positions fit. */
@@ -210,8 +260,7 @@ public final class KvCache implements AutoCloseable {
             + java.util.Arrays.toString(rows));
       }
     }
-    blockRows = null;
-    blockColumns = null;
+    clearBlocks();
     try (NDManager tmp = manager.newSubManager()) {
       for (int l = 0; l < keys.length; l++) {
         for (int i = 0; i < rows.length; i++) {
@@ -259,8 +308,7 @@ public final class KvCache implements AutoCloseable {
 
   /** Makes every layer's keys and values its first {@code n} allocated rows (a view when fewer than all). */
   private void viewRows(int n) {
-    blockRows = null;
-    blockColumns = null;
+    clearBlocks();
     for (int l = 0; l < keys.length; l++) {
       keys[l] = firstRows(keys[l], keyStore[l], n);
       values[l] = valueStore[l] == null ? null : firstRows(values[l], valueStore[l], n);
@@ -287,8 +335,7 @@ public final class KvCache implements AutoCloseable {
     if (n <= 0) {
       return;
     }
-    blockRows = null;
-    blockColumns = null;
+    clearBlocks();
     try (NDManager tmp = manager.newSubManager()) {
       for (int l = 0; l < keys.length; l++) {
         shift(keys[l], 3, n, tmp);

@@ -641,6 +641,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   public NDArray forward(NDArray tokens, NDArray positions, NDArray mask, KvCache cache, boolean lastOnly,
       Routing routing) {
     DecodeScript script = cache == null || JniUtils.isGradMode() ? null : decodeScript();
+    if (cache != null && tokens.getShape().get(0) != cache.decodedRows()) {
+      throw new IllegalArgumentException("the forward has " + tokens.getShape().get(0) + " rows, the cache decodes "
+          + cache.decodedRows() + " (KvCache.readInBlocks)");
+    }
     if (script != null) {
       NDManager step = tokens.getManager();
       int t = (int) tokens.getShape().get(1);
@@ -649,6 +653,10 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
       NDArray logits = script.forward(tokens, positions, masks, cache, lastOnly, weightsEpoch.get());
       cache.advance(t);
       return logits;
+    }
+    if (cache != null && cache.leavesRowsOut()) {
+      throw new IllegalStateException("blocks of a cache's rows that leave rows out are decoded by the compiled "
+          + "decode step only (this forward runs eagerly: decodesScripted() is false)");
     }
     NDArray x = hidden(tokens, positions, mask, cache, routing);
     if (lastOnly) {

@@ -94,6 +94,40 @@ class DecodeScriptTest {
   }
 
   /**
+   * A continuous batch's idle rows are left out of its decode steps (KvCache.readInBlocks with rows in no block):
+   * the rows decoded get the logits they get when every row is decoded, and a row left out from the third step on
+   * changes nothing for the others (its keys and values are not written, the others' are).
+   */
+  @ParameterizedTest
+  @CsvSource({"qwenLike, f32", "olmo2Like, f32", "qwenLike, bf16"})
+  void rowsLeftOutOfAStepLeaveTheOthersAsTheyWere(String shape, String dtype) {
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = tinyModel(shape, dtype, m)) {
+      float[] every = decode(model, true, true, m);
+      float[] leftOut = decode(model, true, true, 2, m);
+      int v = model.config().vocabSize();
+      int idleFrom = (3 * 6 + 3 * 2) * v; // after the prefill's 3 x 6 positions and two steps of 3 rows
+      double maxErr = 0;
+      double scale = 0;
+      for (int i = 0; i < every.length; i++) {
+        boolean rowOne = i >= idleFrom && (i - idleFrom) / v % 3 == 1;
+        if (rowOne) {
+          assertEquals(0f, leftOut[i], "row 1 is not decoded from the third step on");
+          continue;
+        }
+        maxErr = Math.max(maxErr, Math.abs(every[i] - leftOut[i]));
+        scale = Math.max(scale, Math.abs(every[i]));
+      }
+      System.out.printf("%s %s: row left out vs every row max abs difference %.2e (logits up to %.2f)%n", shape,
+          dtype, maxErr, scale);
+      double tolerance = model.precision().compute() == DataType.FLOAT32 ? 1e-5 : 2e-2 * scale;
+      assertTrue(maxErr <= tolerance, shape + " " + dtype + ": max abs difference " + maxErr);
+      model.setScriptedDecode(false);
+      IllegalStateException e = assertThrows(IllegalStateException.class, () -> decode(model, false, true, 2, m));
+      assertTrue(e.getMessage().contains("compiled decode step only"), e.getMessage());
+    }
+  }
+
+  /**
    * A model wide enough for oneDNN-layout copies (d=512: the q/k/v, output and gate/up matrices and the head; the
    * down projection, [512, 256], stays plain): the logits agree with the eager path's to rounding, a new policy
    * version is decoded with its own weights (the copies are remade), and once the model is trainable (an optimizer
@@ -222,6 +256,16 @@ class DecodeScriptTest {
    * {@code blocks} the decode steps read the cache in one block per row, row 1's from after its padding.
    */
   private static float[] decode(LlamaModel model, boolean scripted, boolean blocks, NDManager parent) {
+    return decode(model, scripted, blocks, Integer.MAX_VALUE, parent);
+  }
+
+  /**
+   * {@link #decode(LlamaModel, boolean, boolean, NDManager)} whose decode steps from {@code idleFrom} on leave row 1
+   * out (an idle row of a continuous batch): the other two rows are decoded in blocks of their own, and row 1's
+   * logits of those steps stay 0.
+   */
+  private static float[] decode(LlamaModel model, boolean scripted, boolean blocks, int idleFrom,
+      NDManager parent) {
     model.setScriptedDecode(scripted);
     assertEquals(scripted, model.decodesScripted());
     LlamaConfig c = model.config();
@@ -263,8 +307,22 @@ class DecodeScriptTest {
             stepMask[i * (prompt + s + 1) + k] = LlamaModel.MASKED;
           }
         }
+        int v = c.vocabSize();
+        if (s >= idleFrom) {
+          cache.readInBlocks(new int[] {0, 2}, new int[] {1, 3}, new int[] {0, 0});
+          int len = prompt + s + 1;
+          float[] kept = new float[2 * len];
+          System.arraycopy(stepMask, 2 * len, kept, len, len);
+          float[] logits = model.forward(m.create(new long[] {next[0], next[2]}, new Shape(2, 1)),
+              m.create(new long[] {pos[0], pos[2]}, new Shape(2, 1)), m.create(kept, new Shape(2, 1, 1, len)),
+              cache, true).toFloatArray();
+          System.arraycopy(logits, 0, out, at, v);
+          System.arraycopy(logits, v, out, at + 2 * v, v);
+          at += b * v;
+          continue;
+        }
         if (blocks) {
-          cache.readInBlocks(new int[] {0, 1, 2, 3}, new int[] {0, pad, 0});
+          cache.readInBlocks(new int[] {0, 1, 2}, new int[] {1, 2, 3}, new int[] {0, pad, 0});
         }
         float[] logits = model.forward(m.create(next, new Shape(b, 1)), m.create(pos, new Shape(b, 1)),
             m.create(stepMask, new Shape(b, 1, 1, prompt + s + 1)), cache, true).toFloatArray();

@@ -156,16 +156,27 @@ class KvCacheTest {
     try (NDManager m = NDManager.newBaseManager();
         KvCache cache = new KvCache(m, c, 4, 8, ai.djl.ndarray.types.DataType.FLOAT32)) {
       cache.advance(5);
-      cache.readInBlocks(new int[] {0, 3, 4}, new int[] {0, 5});
-      assertArrayEquals(new long[] {0, 3, 4}, cache.blockRows());
+      cache.readInBlocks(new int[] {0, 3}, new int[] {3, 4}, new int[] {0, 5});
+      assertArrayEquals(new long[] {0, 3}, cache.blockRows());
+      assertEquals(4, cache.decodedRows());
+      assertEquals(0, cache.decodedRowIndices().length, "every row decoded: written as a whole");
       cache.advance(1);
       assertEquals(0, cache.blockRows().length, "blocks apply to one forward pass");
-      assertThrows(IllegalArgumentException.class, () -> cache.readInBlocks(new int[] {0, 3}, new int[] {0}));
-      assertThrows(IllegalArgumentException.class, () -> cache.readInBlocks(new int[] {0, 2, 2, 4},
-          new int[] {0, 1, 1}));
+      // rows 1 and 2 left out: the forward has the two others, in order
+      cache.readInBlocks(new int[] {0, 3}, new int[] {1, 4}, new int[] {0, 2});
+      assertEquals(2, cache.decodedRows());
+      assertArrayEquals(new long[] {0, 3}, cache.decodedRowIndices());
+      cache.advance(1);
+      assertEquals(4, cache.decodedRows());
+      assertThrows(IllegalArgumentException.class, () -> cache.readInBlocks(new int[] {0}, new int[] {3},
+          new int[] {0, 1}));
+      assertThrows(IllegalArgumentException.class, () -> cache.readInBlocks(new int[] {0, 2}, new int[] {3, 4},
+          new int[] {0, 1}), "overlapping blocks");
+      assertThrows(IllegalArgumentException.class, () -> cache.readInBlocks(new int[] {0}, new int[] {5},
+          new int[] {0}), "past the batch");
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-          () -> cache.readInBlocks(new int[] {0, 4}, new int[] {7}));
-      assertTrue(e.getMessage().contains("from column 7 (length 6)"), e.getMessage());
+          () -> cache.readInBlocks(new int[] {0}, new int[] {4}, new int[] {8}));
+      assertTrue(e.getMessage().contains("from column 8") && e.getMessage().contains("length 7"), e.getMessage());
     }
   }
 }

@@ -2,6 +2,7 @@ package dev.nucleon.model.generate;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.nucleon.core.rollout.FinishReason;
@@ -68,7 +69,7 @@ public final class Generator implements AutoCloseable {
       new java.util.concurrent.atomic.AtomicInteger();
   /** The longest prompt and largest new-token limit open batches took (generator thread): the next one's size. */
   private final int[] streamSize = new int[2];
-  /** Rows a token was drawn for, finished and idle ones included ({@link #rowSteps()}). */
+  /** Rows a token was drawn for, finished and decoded idle ones included ({@link #rowSteps()}). */
   private final java.util.concurrent.atomic.AtomicLong rowSteps = new java.util.concurrent.atomic.AtomicLong();
 
   private record WeightUpdate(int version, Map<String, HostTensor> weights, Runnable applied) {}
@@ -97,8 +98,9 @@ public final class Generator implements AutoCloseable {
 
   /**
    * Row-steps decoded so far: every forward pass that draws tokens adds its rows, those of finished sequences (a
-   * static batch decodes them until its longest is done) and idle slots included. Tokens produced over this is the
-   * share of decoding that was useful (bench generate's {@code slot_utilization}).
+   * static batch decodes them until its longest is done) and idle slots the step decodes included (the compiled
+   * decode step leaves a continuous batch's idle rows out; the eager one decodes them). Tokens produced over this is
+   * the share of decoding that was useful (bench generate's {@code slot_utilization}).
    */
   public long rowSteps() {
     return rowSteps.get();
@@ -462,7 +464,7 @@ public final class Generator implements AutoCloseable {
           int k = Math.min(topK, model.config().vocabSize());
           ai.djl.ndarray.NDList top = all.topK(k, -1, true, true);
           float[] values = top.get(0).toFloatArray();
-          long[] indices = top.get(1).toType(ai.djl.ndarray.types.DataType.INT64, false).toLongArray();
+          long[] indices = top.get(1).toType(DataType.INT64, false).toLongArray();
           for (int i = 0; i < n; i++) {
             topIds[i] = new int[k];
             topLp[i] = new float[k];
@@ -854,33 +856,47 @@ public final class Generator implements AutoCloseable {
       rows.dropFront(oldest);
     }
     try (NDManager step = batchManager.newSubManager()) {
-      int n = rows.count();
+      int count = rows.count();
+      // the compiled step decodes the running rows only (KvCache.readInBlocks leaves the idle ones out); the eager
+      // path decodes every row, idle ones reading their own column
+      boolean leaveOut = model.decodesScripted();
+      int len = cache.length() + 1;
+      int[] first = new int[count];
+      int n = 0;
+      for (int r = 0; r < count; r++) {
+        boolean running = rows.request[r] >= 0;
+        first[r] = running ? rows.firstColumn[r] : leaveOut ? -1 : len - 1;
+        n += running || !leaveOut ? 1 : 0;
+      }
+      int[] requests = new int[n];
       long[] tokens = new long[n];
       long[] positions = new long[n];
-      int len = cache.length() + 1;
       float[] stepMask = new float[n * len];
-      int[] first = new int[n];
-      for (int r = 0; r < n; r++) {
+      for (int r = 0, i = 0; r < count; r++) {
         int q = rows.request[r];
-        if (q >= 0) {
-          tokens[r] = state.lastToken(q);
-          positions[r] = rows.position[r];
-          System.arraycopy(rows.mask, r * rows.capacity, stepMask, r * len, len);
-          first[r] = rows.firstColumn[r];
-        } else {
-          Arrays.fill(stepMask, r * len, (r + 1) * len - 1, LlamaModel.MASKED); // idle: its own column only
-          first[r] = len - 1;
+        if (first[r] < 0) {
+          continue;
         }
+        requests[i] = q;
+        if (q >= 0) {
+          tokens[i] = state.lastToken(q);
+          positions[i] = rows.position[r];
+          System.arraycopy(rows.mask, r * rows.capacity, stepMask, i * len, len);
+        } else {
+          Arrays.fill(stepMask, i * len, (i + 1) * len - 1, LlamaModel.MASKED); // idle: its own column only
+        }
+        i++;
       }
-      int[][] blocks = readBlocks(first, len, MAX_READ_BLOCKS);
+      long penalty = blockPenalty(model.config(), model.precision().compute());
+      int[][] blocks = readBlocks(first, len, MAX_READ_BLOCKS, penalty);
       if (blocks != null) {
-        cache.readInBlocks(blocks[0], blocks[1]);
+        cache.readInBlocks(blocks[0], blocks[1], blocks[2]);
       }
       Routing routing = state.routing();
       NDArray logits = model.forward(step.create(tokens, new Shape(n, 1)), step.create(positions, new Shape(n, 1)),
           step.create(stepMask, new Shape(n, 1, 1, len)), cache, true, routing);
-      state.routedLastTokens(routing, rows.request);
-      state.sample(logits, rows.request, vocab, version);
+      state.routedLastTokens(routing, requests);
+      state.sample(logits, requests, vocab, version);
     }
     boolean finished = false;
     for (int r = 0; r < rows.count(); r++) {
@@ -1002,32 +1018,68 @@ public final class Generator implements AutoCloseable {
   }
 
   /** At most this many blocks of rows read a continuous batch's cache in one decode step. */
-  static final int MAX_READ_BLOCKS = 4;
+  static final int MAX_READ_BLOCKS = 16;
+
+  /**
+   * What a further block of rows costs a decode step, in bytes of cache read per layer: its dozen ops per layer
+   * (slices, two products, the mask's add, softmax, the concatenation's share) took about as long as reading 170
+   * more row-columns of a d=512 float32 cache (32 KiB each over its 8 layers), measured by alternating two block
+   * rules step by step in one run of {@code bench generate --lengths 16-256 --batching continuous}.
+   */
+  static final long BLOCK_COST_BYTES = 640 << 10;
+
+  /**
+   * Row-columns a further block must save to pay for itself in {@code config}'s cache of element type
+   * {@code type}: {@link #BLOCK_COST_BYTES} over what one row-column of a layer holds (keys and values of every KV
+   * head, or a latent layer's compressed row).
+   */
+  static long blockPenalty(LlamaConfig config, DataType type) {
+    LlamaConfig.Latent latent = config.latent();
+    long perColumn = latent != null ? latent.kvLoraRank() + latent.qkRopeDim()
+        : 2L * config.numKvHeads() * config.headDim();
+    return Math.max(1, BLOCK_COST_BYTES / (perColumn * type.getNumOfBytes()));
+  }
 
   /**
    * How a continuous batch's decode step reads the cache ({@link KvCache#readInBlocks}): rows (in cache order, row r
-   * needing the columns from {@code first[r]} to {@code end}) are split into at most {@code maxBlocks} runs of
-   * consecutive rows, each reading from the smallest first column among them, so as to read the fewest row-columns;
-   * a further block must save a sixteenth of reading every column (each costs a few more ops per layer). Rows ordered
-   * from the oldest sequence to the youngest make the blocks pay off.
+   * needing the columns from {@code first[r]} to {@code end}, or none when {@code first[r] < 0}: an idle row left
+   * out of the step) are split into runs of consecutive rows, each reading from the smallest first column among
+   * them, so as to read the fewest row-columns; a run never holds a row left out, and a further run must save
+   * {@code penalty} row-columns (its own ops cost about that much: {@link #blockPenalty}). At most
+   * {@code maxBlocks} runs, or as many as the rows left out force. Rows ordered from the oldest sequence to the
+   * youngest make the blocks pay off.
    *
-   * @return the blocks' first rows (then the row count) and first columns, or null when every row reads every column
+   * @return the blocks' first rows, their ends and their first columns, or null when every row reads every column
    */
-  static int[][] readBlocks(int[] first, int end, int maxBlocks) {
+  static int[][] readBlocks(int[] first, int end, int maxBlocks, long penalty) {
     int n = first.length;
-    long penalty = (long) n * end / 16;
-    // cost[m][j]: the fewest row-columns (plus penalties) for rows [0, j) in m blocks; from[m][j]: the last one's
-    // first row
-    long[][] cost = new long[maxBlocks + 1][n + 1];
-    int[][] from = new int[maxBlocks + 1][n + 1];
+    int segments = 0;
+    for (int r = 0; r < n; r++) {
+      if (first[r] >= 0 && (r == 0 || first[r - 1] < 0)) {
+        segments++;
+      }
+    }
+    int most = Math.max(maxBlocks, segments);
+    // cost[m][j]: the fewest row-columns (plus penalties) for rows [0, j) in m blocks, row j - 1 ending the last
+    // block or left out; from[m][j]: the last block's first row, or -1 where row j - 1 is left out
+    long[][] cost = new long[most + 1][n + 1];
+    int[][] from = new int[most + 1][n + 1];
     for (long[] c : cost) {
       Arrays.fill(c, Long.MAX_VALUE);
     }
     cost[0][0] = 0;
-    for (int m = 1; m <= maxBlocks; m++) {
+    for (int m = 0; m <= most; m++) {
       for (int j = 1; j <= n; j++) {
+        if (first[j - 1] < 0) {
+          cost[m][j] = cost[m][j - 1];
+          from[m][j] = -1;
+          continue;
+        }
+        if (m == 0) {
+          continue;
+        }
         int lowest = Integer.MAX_VALUE;
-        for (int i = j - 1; i >= 0; i--) {
+        for (int i = j - 1; i >= 0 && first[i] >= 0; i--) {
           lowest = Math.min(lowest, first[i]);
           if (cost[m - 1][i] == Long.MAX_VALUE) {
             continue;
@@ -1041,25 +1093,35 @@ public final class Generator implements AutoCloseable {
       }
     }
     int best = 1;
-    for (int m = 2; m <= maxBlocks; m++) {
+    for (int m = 2; m <= most; m++) {
       if (cost[m][n] < cost[best][n]) {
         best = m;
       }
     }
-    int[] rowStarts = new int[best + 1];
+    if (cost[best][n] == Long.MAX_VALUE) {
+      throw new IllegalArgumentException("no row to decode among " + n);
+    }
+    int[] rowStarts = new int[best];
+    int[] rowEnds = new int[best];
     int[] columnStarts = new int[best];
-    rowStarts[best] = n;
-    for (int m = best, j = n; m >= 1; m--) {
+    for (int m = best, j = n; j > 0; ) {
       int i = from[m][j];
-      rowStarts[m - 1] = i;
+      if (i < 0) {
+        j--;
+        continue;
+      }
+      m--;
+      rowStarts[m] = i;
+      rowEnds[m] = j;
       int lowest = Integer.MAX_VALUE;
       for (int r = i; r < j; r++) {
         lowest = Math.min(lowest, first[r]);
       }
-      columnStarts[m - 1] = lowest;
+      columnStarts[m] = lowest;
       j = i;
     }
-    return best == 1 && columnStarts[0] == 0 ? null : new int[][] {rowStarts, columnStarts};
+    boolean everything = best == 1 && rowStarts[0] == 0 && rowEnds[0] == n && columnStarts[0] == 0;
+    return everything ? null : new int[][] {rowStarts, rowEnds, columnStarts};
   }
 
   /**

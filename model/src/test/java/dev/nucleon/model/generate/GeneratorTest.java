@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import dev.nucleon.core.rollout.FinishReason;
 import dev.nucleon.model.Engines;
 import dev.nucleon.model.LlamaConfig;
@@ -434,23 +435,62 @@ class GeneratorTest {
   void blocksOfRowsReadFewerColumnsWhenRowsRunFromOldestToYoungest() {
     // eight rows in cache order, oldest sequence first; each needs the columns from first[r] to the step's 100
     int[] first = {0, 2, 5, 40, 41, 70, 90, 99};
-    int[][] blocks = Generator.readBlocks(first, 100, Generator.MAX_READ_BLOCKS);
-    int[] rows = blocks[0];
-    int[] columns = blocks[1];
-    assertEquals(0, rows[0]);
-    assertEquals(first.length, rows[rows.length - 1]);
-    assertTrue(columns.length <= Generator.MAX_READ_BLOCKS);
+    // a further block must save 50 row-columns: [0, 3) from 0, [3, 6) from 40, [6, 8) from 90 read 500 of 800
+    // (a fourth block would save less than 50)
+    assertEquals(500, rowColumnsRead(first, 100, 50));
+    // free blocks: every row reads its own columns only (100 + 98 + 95 + 60 + 59 + 30 + 10 + 1)
+    assertEquals(453, rowColumnsRead(first, 100, 0));
+    assertEquals(null, Generator.readBlocks(new int[] {0, 0, 1, 0}, 100, Generator.MAX_READ_BLOCKS, 50),
+        "rows that all start near the front read every column");
+  }
+
+  @Test
+  void idleRowsAreLeftOutOfEveryBlock() {
+    // rows 1, 4 and 5 idle (-1): blocks end before them however costly a further block is
+    int[] first = {0, -1, 0, 3, -1, -1, 50, 60};
+    int[][] blocks = Generator.readBlocks(first, 100, 1, 1_000_000);
+    assertArrayEquals(new int[] {0, 2, 6}, blocks[0]);
+    assertArrayEquals(new int[] {1, 4, 8}, blocks[1]);
+    assertArrayEquals(new int[] {0, 0, 50}, blocks[2]);
+    assertEquals(100 + 200 + 100, rowColumnsRead(first, 100, 1_000_000));
+    // cheap blocks split the runs further: rows 2 and 3, 6 and 7 each their own
+    assertEquals(100 + 100 + 97 + 50 + 40, rowColumnsRead(first, 100, 0));
+    // every row running but the last, from column 0: one block that leaves the last out (not "every row")
+    blocks = Generator.readBlocks(new int[] {0, 0, 0, -1}, 100, 4, 50);
+    assertArrayEquals(new int[] {0}, blocks[0]);
+    assertArrayEquals(new int[] {3}, blocks[1]);
+    assertArrayEquals(new int[] {0}, blocks[2]);
+    assertThrows(IllegalArgumentException.class, () -> Generator.readBlocks(new int[] {-1, -1}, 100, 4, 50));
+  }
+
+  /** The row-columns the blocks {@link Generator#readBlocks} chooses read, after checking they cover each row. */
+  private static long rowColumnsRead(int[] first, int end, long penalty) {
+    int[][] blocks = Generator.readBlocks(first, end, Generator.MAX_READ_BLOCKS, penalty);
+    int[] starts = blocks[0];
+    int[] ends = blocks[1];
+    int[] columns = blocks[2];
+    boolean[] covered = new boolean[first.length];
     long read = 0;
     for (int j = 0; j < columns.length; j++) {
-      for (int r = rows[j]; r < rows[j + 1]; r++) {
-        assertTrue(columns[j] <= first[r], "row " + r + " reads from column " + columns[j]);
+      assertTrue(starts[j] < ends[j] && (j == 0 || starts[j] >= ends[j - 1]), Arrays.deepToString(blocks));
+      for (int r = starts[j]; r < ends[j]; r++) {
+        assertTrue(first[r] >= 0 && columns[j] <= first[r], "row " + r + " reads from column " + columns[j]);
+        covered[r] = true;
       }
-      read += (long) (rows[j + 1] - rows[j]) * (100 - columns[j]);
+      read += (long) (ends[j] - starts[j]) * (end - columns[j]);
     }
-    // [0, 3) from 0, [3, 6) from 40, [6, 8) from 90: 500 of 800 row-columns (a fourth block saves less than 50)
-    assertEquals(500, read, Arrays.toString(rows) + " " + Arrays.toString(columns));
-    assertEquals(null, Generator.readBlocks(new int[] {0, 0, 1, 0}, 100, Generator.MAX_READ_BLOCKS),
-        "rows that all start near the front read every column");
+    for (int r = 0; r < first.length; r++) {
+      assertEquals(first[r] >= 0, covered[r], "row " + r + " (first column " + first[r] + ")");
+    }
+    return read;
+  }
+
+  @Test
+  void aFurtherBlockMustSaveAsMuchAsItsOpsCost() {
+    // d=512 with 8 KV heads of 64: a row-column of a layer is 4 KiB in float32, 2 KiB in bfloat16
+    LlamaConfig d512 = LlamaConfig.llama(32000, 512, 1376, 8, 8, 8, 256, false);
+    assertEquals(Generator.BLOCK_COST_BYTES / 4096, Generator.blockPenalty(d512, DataType.FLOAT32));
+    assertEquals(Generator.BLOCK_COST_BYTES / 2048, Generator.blockPenalty(d512, DataType.BFLOAT16));
   }
 
   private static void assertSame(List<GenerationResult> batch, List<GenerationResult> continuous) {
