@@ -203,22 +203,32 @@ public final class KvCache implements AutoCloseable {
   }
 
   /**
-   * Copies row {@code srcRow} of {@code src} (its {@code src.length()} filled columns) into row {@code dstRow} of
-   * this cache, at the columns that end at this cache's length (continuous batching: a newcomer's prefilled prompt
-   * takes the place of a finished sequence).
+   * Copies rows {@code srcRows} of {@code src} (their {@code src.length()} filled columns) into rows
+   * {@code dstRows} of this cache, at the columns that end at this cache's length (continuous batching: newcomers'
+   * prefilled prompts take the places of finished sequences). One native call for every row and layer.
    */
-  public void placeRow(KvCache src, int srcRow, int dstRow, NDManager stepManager) {
-    long n = src.length;
+  public void placeRows(KvCache src, int[] srcRows, int[] dstRows) {
+    int n = src.length;
     if (n > length) {
       throw new IllegalStateException("cannot place " + n + " columns before column " + length);
     }
-    for (int l = 0; l < keys.length; l++) {
-      NDArray k = Ops.slice(Ops.slice(src.keys[l], 0, srcRow, srcRow + 1, stepManager), 3, 0, n, stepManager);
-      Ops.writeBlock(keys[l], k, new long[] {dstRow, 0, 0, length - n});
-      if (values[l] != null) {
-        NDArray v = Ops.slice(Ops.slice(src.values[l], 0, srcRow, srcRow + 1, stepManager), 2, 0, n, stepManager);
-        Ops.writeBlock(values[l], v, new long[] {dstRow, 0, length - n, 0});
-      }
+    if (srcRows.length != dstRows.length) {
+      throw new IllegalArgumentException(srcRows.length + " rows to copy into " + dstRows.length);
+    }
+    int[] from = new int[srcRows.length];
+    int[] to = new int[srcRows.length];
+    int[] count = new int[srcRows.length];
+    java.util.Arrays.fill(to, length - n);
+    java.util.Arrays.fill(count, n);
+    copyRows(src, srcRows, dstRows, from, to, count);
+  }
+
+  /** Row copies between the layers of {@code src} and this cache ({@link RowCopies}): keys, then any values. */
+  private void copyRows(KvCache src, int[] srcRows, int[] dstRows, int[] srcFrom, int[] dstFrom, int[] count) {
+    // a row of keys [B, K, D, capacity] is [K, D, capacity], of values [B, K, capacity, D] [K, capacity, D]
+    RowCopies.copy(src.keys, keys, 2, srcRows, dstRows, srcFrom, dstFrom, count);
+    if (values[0] != null) {
+      RowCopies.copy(src.values, values, 1, srcRows, dstRows, srcFrom, dstFrom, count);
     }
   }
 
@@ -249,10 +259,11 @@ public final class KvCache implements AutoCloseable {
 
   /**
    * Moves rows {@code rows} (increasing) to the front of the batch in place, in that order: row i becomes what row
-   * {@code rows[i]} was. The rows after them keep stale keys and values (a newcomer placed there overwrites the
-   * columns it reads; the others must be masked). No memory is allocated.
+   * {@code rows[i]} was, from column {@code firstColumns[i]} to the length (the columns before are not its own: they
+   * are masked for it and not copied). The rows after them keep stale keys and values (a newcomer placed there
+   * overwrites the columns it reads; the others must be masked). No memory is allocated.
    */
-  public void compactRows(int[] rows) {
+  public void compactRows(int[] rows, int[] firstColumns) {
     long batch = batch();
     for (int i = 0; i < rows.length; i++) {
       if (rows[i] < i || (i > 0 && rows[i] <= rows[i - 1]) || rows[i] >= batch) {
@@ -260,36 +271,40 @@ public final class KvCache implements AutoCloseable {
             + java.util.Arrays.toString(rows));
       }
     }
+    if (firstColumns.length != rows.length) {
+      throw new IllegalArgumentException(rows.length + " rows to keep, " + firstColumns.length + " first columns");
+    }
     clearBlocks();
-    try (NDManager tmp = manager.newSubManager()) {
-      for (int l = 0; l < keys.length; l++) {
-        for (int i = 0; i < rows.length; i++) {
-          if (rows[i] == i) {
-            continue;
-          }
-          // one row to an earlier one: never overlapping, and rows[i] is not yet overwritten (every earlier
-          // destination lies before i)
-          moveRow(keys[l], rows[i], i, tmp);
-          if (values[l] != null) {
-            moveRow(values[l], rows[i], i, tmp);
-          }
-        }
+    int moves = 0;
+    for (int i = 0; i < rows.length; i++) {
+      moves += rows[i] != i && firstColumns[i] < length ? 1 : 0;
+    }
+    int[] src = new int[moves];
+    int[] dst = new int[moves];
+    int[] from = new int[moves];
+    int[] count = new int[moves];
+    for (int i = 0, k = 0; i < rows.length; i++) {
+      int first = Math.max(0, firstColumns[i]);
+      if (rows[i] != i && first < length) {
+        // one row to an earlier one: never overlapping, and rows[i] is not yet overwritten (every earlier
+        // destination lies before i)
+        src[k] = rows[i];
+        dst[k] = i;
+        from[k] = first;
+        count[k] = length - first;
+        k++;
       }
     }
-  }
-
-  private static void moveRow(NDArray a, int from, int to, NDManager tmp) {
-    long[] at = new long[a.getShape().dimension()];
-    at[0] = to;
-    Ops.writeBlock(a, Ops.slice(a, 0, from, from + 1, tmp), at);
+    copyRows(this, src, dst, from, from, count);
   }
 
   /**
-   * Keeps rows {@code keep} (increasing) of the batch, in that order: the batch shrinks to {@code keep.length} rows
-   * ({@link #compactRows}, then a view of the first rows; the storage stays allocated).
+   * Keeps rows {@code keep} (increasing) of the batch, in that order, each from its first column on: the batch
+   * shrinks to {@code keep.length} rows ({@link #compactRows}, then a view of the first rows; the storage stays
+   * allocated).
    */
-  public void keepRows(int[] keep) {
-    compactRows(keep);
+  public void keepRows(int[] keep, int[] firstColumns) {
+    compactRows(keep, firstColumns);
     viewRows(keep.length);
   }
 
@@ -332,15 +347,35 @@ public final class KvCache implements AutoCloseable {
    * the columns after it keep stale values until written).
    */
   public void dropFront(int n) {
+    dropFront(n, new int[] {0}, new int[] {(int) batch()}, new int[] {n});
+  }
+
+  /**
+   * Drops the first {@code n} columns, moving only what rows still read: the rows of block j,
+   * {@code [rowStarts[j], rowEnds[j])}, keep their columns from {@code columnStarts[j]} (at least n) on, moved n to
+   * the front in place; every other column, and every column of rows in no block, is stale afterwards (the length
+   * shrinks by n).
+   */
+  public void dropFront(int n, int[] rowStarts, int[] rowEnds, int[] columnStarts) {
     if (n <= 0) {
       return;
+    }
+    for (int j = 0; j < columnStarts.length; j++) {
+      if (columnStarts[j] < n || columnStarts[j] > length || rowStarts[j] < 0 || rowEnds[j] <= rowStarts[j]
+          || rowEnds[j] > batch()) {
+        throw new IllegalArgumentException("block " + j + ": rows [" + rowStarts[j] + ", " + rowEnds[j]
+            + ") from column " + columnStarts[j] + " cannot drop the first " + n + " of " + length + " columns");
+      }
     }
     clearBlocks();
     try (NDManager tmp = manager.newSubManager()) {
       for (int l = 0; l < keys.length; l++) {
-        shift(keys[l], 3, n, tmp);
-        if (values[l] != null) {
-          shift(values[l], 2, n, tmp);
+        for (int j = 0; j < columnStarts.length; j++) {
+          NDArray k = Ops.slice(keys[l], 0, rowStarts[j], rowEnds[j], tmp);
+          shift(k, 3, columnStarts[j], n, tmp);
+          if (values[l] != null) {
+            shift(Ops.slice(values[l], 0, rowStarts[j], rowEnds[j], tmp), 2, columnStarts[j], n, tmp);
+          }
         }
       }
     }
@@ -348,18 +383,18 @@ public final class KvCache implements AutoCloseable {
   }
 
   /**
-   * Moves columns [n, length) along {@code axis} to [0, length - n): n at a time so no copy overlaps itself, or
-   * through a copy when that would take more than four copies (a full cache dropping a few columns).
+   * Moves columns [from, length) along {@code axis} to [from - n, length - n): n at a time so no copy overlaps
+   * itself, or through a copy when that would take more than four copies (a full cache dropping a few columns).
    */
-  private void shift(NDArray a, int axis, int n, NDManager tmp) {
-    if (length - n > 4L * n) {
-      NDArray kept = Ops.slice(a, axis, n, length, tmp).duplicate();
+  private void shift(NDArray a, int axis, int from, int n, NDManager tmp) {
+    if (length - from > 4L * n) {
+      NDArray kept = Ops.slice(a, axis, from, length, tmp).duplicate();
       kept.attach(tmp);
-      Ops.writeAlong(a, kept, axis, 0);
+      Ops.writeAlong(a, kept, axis, from - n);
       return;
     }
-    for (int from = n; from < length; from += n) {
-      Ops.writeAlong(a, Ops.slice(a, axis, from, Math.min(length, from + n), tmp), axis, from - n);
+    for (int c = from; c < length; c += n) {
+      Ops.writeAlong(a, Ops.slice(a, axis, c, Math.min(length, c + n), tmp), axis, c - n);
     }
   }
 

@@ -98,17 +98,17 @@ class KvCacheTest {
         values[r] = cache.values(0).get(r).toFloatArray();
       }
       float[] lastLayerRow3 = cache.values(c.numLayers() - 1).get(3).toFloatArray();
-      cache.advance(7);
-      cache.compactRows(new int[] {1, 3});
+      cache.advance(capacity);
+      cache.compactRows(new int[] {1, 3}, new int[] {0, 0});
       assertArrayEquals(lastLayerRow3, cache.values(c.numLayers() - 1).get(1).toFloatArray(), "every layer moves");
       assertArrayEquals(keys[1], cache.keys(0).get(0).toFloatArray());
       assertArrayEquals(keys[3], cache.keys(0).get(1).toFloatArray());
       assertArrayEquals(values[3], cache.values(0).get(1).toFloatArray());
       assertArrayEquals(keys[2], cache.keys(0).get(2).toFloatArray(), "a row not moved onto stays as it was");
-      assertThrows(IllegalArgumentException.class, () -> cache.compactRows(new int[] {2, 1}));
-      assertThrows(IllegalArgumentException.class, () -> cache.compactRows(new int[] {4}));
+      assertThrows(IllegalArgumentException.class, () -> cache.compactRows(new int[] {2, 1}, new int[] {0, 0}));
+      assertThrows(IllegalArgumentException.class, () -> cache.compactRows(new int[] {4}, new int[] {0}));
 
-      cache.keepRows(new int[] {1, 2});
+      cache.keepRows(new int[] {1, 2}, new int[] {0, 0});
       assertEquals(new Shape(2, c.numKvHeads(), c.headDim(), capacity), cache.keys(0).getShape());
       assertArrayEquals(keys[3], cache.keys(0).get(0).toFloatArray());
       assertArrayEquals(keys[2], cache.keys(0).get(1).toFloatArray());
@@ -117,17 +117,74 @@ class KvCacheTest {
       float[] k = cache.keys(0).get(0).toFloatArray();
       float[] v = cache.values(0).get(0).toFloatArray();
       cache.dropFront(3);
-      assertEquals(4, cache.length());
+      assertEquals(5, cache.length());
       float[] k2 = cache.keys(0).get(0).toFloatArray();
       float[] v2 = cache.values(0).get(0).toFloatArray();
-      assertShifted(k, k2, v, v2, c, capacity, 3, 4);
+      assertShifted(k, k2, v, v2, c, capacity, 3, 5);
       // a full cache dropping one column: moved through a copy instead of seven one-column moves
-      cache.advance(4);
+      cache.advance(3);
       k = cache.keys(0).get(1).toFloatArray();
       v = cache.values(0).get(1).toFloatArray();
       cache.dropFront(1);
       assertShifted(k, cache.keys(0).get(1).toFloatArray(), v, cache.values(0).get(1).toFloatArray(), c, capacity, 1,
           7);
+    }
+  }
+
+  @Test
+  void rowMovesAndDropsCopyOnlyTheColumnsTheRowsRead() {
+    Engines.start();
+    LlamaConfig c = TinyModels.qwenLike();
+    int capacity = 10;
+    try (NDManager m = NDManager.newBaseManager();
+        KvCache cache = new KvCache(m, c, 4, capacity, ai.djl.ndarray.types.DataType.FLOAT32)) {
+      for (int l = 0; l < c.numLayers(); l++) {
+        for (NDArray a : new NDArray[] {cache.keys(l), cache.values(l)}) {
+          Ops.writeAlong(a, m.arange((float) a.size()).reshape(a.getShape()), 0, 0);
+        }
+      }
+      cache.advance(8);
+      float[][] before = new float[4][];
+      for (int r = 0; r < 4; r++) {
+        before[r] = cache.values(0).get(r).toFloatArray(); // [K, capacity, D]
+      }
+      // rows 2 and 3 move to 0 and 1, reading from columns 5 and 6: only those columns are copied
+      cache.compactRows(new int[] {2, 3}, new int[] {5, 6});
+      float[] row0 = cache.values(0).get(0).toFloatArray();
+      float[] row1 = cache.values(0).get(1).toFloatArray();
+      int d = c.headDim();
+      for (int h = 0; h < c.numKvHeads(); h++) {
+        for (int col = 0; col < capacity; col++) {
+          for (int e = 0; e < d; e++) {
+            int at = (h * capacity + col) * d + e;
+            assertEquals(col >= 5 && col < 8 ? before[2][at] : before[0][at], row0[at], "row 0 column " + col);
+            assertEquals(col >= 6 && col < 8 ? before[3][at] : before[1][at], row1[at], "row 1 column " + col);
+          }
+        }
+      }
+      // drop the first 4 columns; row 0 reads from column 5 on, row 1 from 6, rows 2 and 3 are idle (no block)
+      float[] k0 = cache.keys(0).get(0).toFloatArray();
+      float[] v0 = cache.values(0).get(0).toFloatArray();
+      float[] k2 = cache.keys(0).get(2).toFloatArray();
+      cache.dropFront(4, new int[] {0}, new int[] {2}, new int[] {5});
+      assertEquals(4, cache.length());
+      // columns [5, 8) of row 0 are now [1, 4)
+      float[] k0After = cache.keys(0).get(0).toFloatArray();
+      float[] v0After = cache.values(0).get(0).toFloatArray();
+      for (int row = 0; row < c.numKvHeads() * d; row++) {
+        for (int col = 1; col < 4; col++) {
+          assertEquals(k0[row * capacity + col + 4], k0After[row * capacity + col], "key row " + row + " col " + col);
+        }
+      }
+      for (int h = 0; h < c.numKvHeads(); h++) {
+        for (int e = 0; e < d; e++) {
+          assertEquals(v0[(h * capacity + 7) * d + e], v0After[(h * capacity + 3) * d + e]);
+        }
+      }
+      assertArrayEquals(k2, cache.keys(0).get(2).toFloatArray(), "a row in no block is not moved");
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> cache.dropFront(2, new int[] {0}, new int[] {4}, new int[] {1}));
+      assertTrue(e.getMessage().contains("from column 1 cannot drop the first 2"), e.getMessage());
     }
   }
 

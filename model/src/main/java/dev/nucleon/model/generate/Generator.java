@@ -781,7 +781,8 @@ public final class Generator implements AutoCloseable {
             // from the oldest sequence to the youngest, so blocks of consecutive rows can read fewer columns
             int[] order = rows.runningFirst();
             if (!Arrays.equals(order, identity(order.length))) {
-              cache.compactRows(Arrays.copyOf(order, running));
+              int[] moved = Arrays.copyOf(order, running);
+              cache.compactRows(moved, rows.firstColumns(moved));
               rows.reorder(order);
             }
             admit(newcomers, running, state, cache, rows, batchManager);
@@ -806,7 +807,7 @@ public final class Generator implements AutoCloseable {
           running = rows.running();
           if (next == state.size() && running > 0 && rows.count() - running >= Math.max(1, rows.count() / 4)) {
             int[] keep = Arrays.copyOf(rows.runningFirst(), running);
-            cache.keepRows(keep);
+            cache.keepRows(keep, rows.firstColumns(keep));
             rows.reorder(keep);
           }
         }
@@ -850,9 +851,19 @@ public final class Generator implements AutoCloseable {
       }
     }
     // the columns no running row sees: the decode script's blocks skip them, the eager path reads them every step;
-    // they are dropped (moved in place) once they are an eighth of the length, and always when the cache is full
+    // they are dropped once they are an eighth of the length, and always when the cache is full: each run of rows
+    // moves the columns it reads (the blocks a step would read in), in place
+    long penalty = blockPenalty(model.config(), model.precision().compute());
     if (cache.length() + 1 > cache.capacity() || oldest >= Math.max(16, cache.length() / 8)) {
-      cache.dropFront(oldest);
+      int[] first = new int[rows.count()];
+      for (int r = 0; r < first.length; r++) {
+        first[r] = rows.request[r] >= 0 ? rows.firstColumn[r] : -1;
+      }
+      int[][] runs = readBlocks(first, cache.length(), MAX_READ_BLOCKS, penalty);
+      if (runs == null) {
+        runs = new int[][] {{0}, {first.length}, {oldest}};
+      }
+      cache.dropFront(oldest, runs[0], runs[1], runs[2]);
       rows.dropFront(oldest);
     }
     try (NDManager step = batchManager.newSubManager()) {
@@ -887,7 +898,6 @@ public final class Generator implements AutoCloseable {
         }
         i++;
       }
-      long penalty = blockPenalty(model.config(), model.precision().compute());
       int[][] blocks = readBlocks(first, len, MAX_READ_BLOCKS, penalty);
       if (blocks != null) {
         cache.readInBlocks(blocks[0], blocks[1], blocks[2]);
@@ -964,6 +974,15 @@ public final class Generator implements AutoCloseable {
       position = Arrays.copyOf(position, n);
       firstColumn = Arrays.copyOf(firstColumn, n);
       mask = Arrays.copyOf(mask, n * capacity);
+    }
+
+    /** The first columns of rows {@code which}. */
+    int[] firstColumns(int[] which) {
+      int[] out = new int[which.length];
+      for (int i = 0; i < which.length; i++) {
+        out[i] = firstColumn[which[i]];
+      }
+      return out;
     }
 
     /** The running rows in their order, then the idle ones in theirs. */
@@ -1163,16 +1182,20 @@ public final class Generator implements AutoCloseable {
         cache.advance(grow);
       }
       int end = cache.length();
-      int r = firstIdle;
+      int[] from = new int[n];
+      int[] into = new int[n];
+      int placed = 0;
       for (int i = 0; i < n; i++) {
         int q = newcomers.get(i);
         if (state.done(q)) {
           continue; // finished on its first token: it needs no row
         }
-        cache.placeRow(prefill, i, r, side);
+        int r = firstIdle + placed;
+        from[placed] = i;
+        into[placed++] = r;
         rows.place(r, q, promptLen - pad[i], end - promptLen + pad[i]);
-        r++;
       }
+      cache.placeRows(prefill, Arrays.copyOf(from, placed), Arrays.copyOf(into, placed));
     }
   }
 
