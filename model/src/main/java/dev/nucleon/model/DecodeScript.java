@@ -9,7 +9,6 @@ import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.IValueUtils;
-import ai.djl.pytorch.jni.JniUtils;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -44,8 +43,6 @@ import java.util.TreeSet;
 final class DecodeScript implements AutoCloseable {
 
   private static final String CLASS = "DecodeStep";
-  /** Whether this thread's graph executor was already set not to optimize (a per-thread libtorch setting). */
-  private static final ThreadLocal<Boolean> PLAIN_EXECUTOR = ThreadLocal.withInitial(() -> false);
 
   private final NDManager manager;
   private final PtSymbolBlock module;
@@ -204,10 +201,7 @@ final class DecodeScript implements AutoCloseable {
       keys[i] = (PtNDArray) cache.keys(i);
       values[i] = (PtNDArray) cache.values(i);
     }
-    if (!PLAIN_EXECUTOR.get()) {
-      JniUtils.setGraphExecutorOptimize(false);
-      PLAIN_EXECUTOR.set(true);
-    }
+    TorchScripts.plainExecutor();
     IValue[] in = new IValue[13];
     try {
       in[0] = IValue.from((PtNDArray) tokens);

@@ -205,7 +205,8 @@ public final class KvCache implements AutoCloseable {
   /**
    * Copies rows {@code srcRows} of {@code src} (their {@code src.length()} filled columns) into rows
    * {@code dstRows} of this cache, at the columns that end at this cache's length (continuous batching: newcomers'
-   * prefilled prompts take the places of finished sequences). One native call for every row and layer.
+   * prefilled prompts take the places of finished sequences). One native call for the keys of every row and layer,
+   * one for the values.
    */
   public void placeRows(KvCache src, int[] srcRows, int[] dstRows) {
     int n = src.length;
@@ -277,7 +278,7 @@ public final class KvCache implements AutoCloseable {
     clearBlocks();
     int moves = 0;
     for (int i = 0; i < rows.length; i++) {
-      moves += rows[i] != i && firstColumns[i] < length ? 1 : 0;
+      moves += rows[i] != i && Math.max(0, firstColumns[i]) < length ? 1 : 0;
     }
     int[] src = new int[moves];
     int[] dst = new int[moves];

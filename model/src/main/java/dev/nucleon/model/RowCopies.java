@@ -62,6 +62,7 @@ final class RowCopies {
       a[l] = (PtNDArray) src[l];
       b[l] = (PtNDArray) dst[l];
     }
+    TorchScripts.plainExecutor();
     IValue[] in = new IValue[8];
     try {
       in[0] = IValue.listFrom(a);

@@ -41,6 +41,21 @@ final class TorchScripts {
     }
   }
 
+  /** Whether this thread's graph executor was already set not to optimize (a per-thread libtorch setting). */
+  private static final ThreadLocal<Boolean> PLAIN_EXECUTOR = ThreadLocal.withInitial(() -> false);
+
+  /**
+   * Sets the calling thread's graph executor not to optimize the modules it runs (once per thread): these modules
+   * run the ops they are written with, and the profiling executor would record and re-specialize them over their
+   * first calls instead.
+   */
+  static void plainExecutor() {
+    if (!PLAIN_EXECUTOR.get()) {
+      JniUtils.setGraphExecutorOptimize(false);
+      PLAIN_EXECUTOR.set(true);
+    }
+  }
+
   /** The header every module class starts with: no parameters, no buffers, a training flag. */
   static String classHeader(String className) {
     return "class " + className + "(Module):\n"

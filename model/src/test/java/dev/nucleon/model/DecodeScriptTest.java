@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.nucleon.model.io.HostTensor;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -109,9 +110,9 @@ class DecodeScriptTest {
       double maxErr = 0;
       double scale = 0;
       for (int i = 0; i < every.length; i++) {
-        boolean rowOne = i >= idleFrom && (i - idleFrom) / v % 3 == 1;
-        if (rowOne) {
-          assertEquals(0f, leftOut[i], "row 1 is not decoded from the third step on");
+        boolean rowZero = i >= idleFrom && (i - idleFrom) / v % 3 == 0;
+        if (rowZero) {
+          assertEquals(0f, leftOut[i], "row 0 is not decoded from the third step on");
           continue;
         }
         maxErr = Math.max(maxErr, Math.abs(every[i] - leftOut[i]));
@@ -260,8 +261,8 @@ class DecodeScriptTest {
   }
 
   /**
-   * {@link #decode(LlamaModel, boolean, boolean, NDManager)} whose decode steps from {@code idleFrom} on leave row 1
-   * out (an idle row of a continuous batch): the other two rows are decoded in blocks of their own, and row 1's
+   * {@link #decode(LlamaModel, boolean, boolean, NDManager)} whose decode steps from {@code idleFrom} on leave row 0
+   * out (an idle row of a continuous batch): the other two rows are decoded in blocks of their own, and row 0's
    * logits of those steps stay 0.
    */
   private static float[] decode(LlamaModel model, boolean scripted, boolean blocks, int idleFrom,
@@ -309,15 +310,14 @@ class DecodeScriptTest {
         }
         int v = c.vocabSize();
         if (s >= idleFrom) {
-          cache.readInBlocks(new int[] {0, 2}, new int[] {1, 3}, new int[] {0, 0});
+          // rows 1 (padded: its mask hides the first columns) and 2, in blocks of their own
+          cache.readInBlocks(new int[] {1, 2}, new int[] {2, 3}, new int[] {pad, 0});
           int len = prompt + s + 1;
-          float[] kept = new float[2 * len];
-          System.arraycopy(stepMask, 2 * len, kept, len, len);
-          float[] logits = model.forward(m.create(new long[] {next[0], next[2]}, new Shape(2, 1)),
-              m.create(new long[] {pos[0], pos[2]}, new Shape(2, 1)), m.create(kept, new Shape(2, 1, 1, len)),
+          float[] kept = Arrays.copyOfRange(stepMask, len, 3 * len);
+          float[] logits = model.forward(m.create(new long[] {next[1], next[2]}, new Shape(2, 1)),
+              m.create(new long[] {pos[1], pos[2]}, new Shape(2, 1)), m.create(kept, new Shape(2, 1, 1, len)),
               cache, true).toFloatArray();
-          System.arraycopy(logits, 0, out, at, v);
-          System.arraycopy(logits, v, out, at + 2 * v, v);
+          System.arraycopy(logits, 0, out, at + v, 2 * v);
           at += b * v;
           continue;
         }

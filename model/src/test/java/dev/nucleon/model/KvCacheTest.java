@@ -145,14 +145,23 @@ class KvCacheTest {
       }
       cache.advance(8);
       float[][] before = new float[4][];
+      float[][] keysBefore = new float[4][];
       for (int r = 0; r < 4; r++) {
         before[r] = cache.values(0).get(r).toFloatArray(); // [K, capacity, D]
+        keysBefore[r] = cache.keys(0).get(r).toFloatArray(); // [K, D, capacity]
       }
       // rows 2 and 3 move to 0 and 1, reading from columns 5 and 6: only those columns are copied
       cache.compactRows(new int[] {2, 3}, new int[] {5, 6});
       float[] row0 = cache.values(0).get(0).toFloatArray();
       float[] row1 = cache.values(0).get(1).toFloatArray();
+      float[] keys0 = cache.keys(0).get(0).toFloatArray();
       int d = c.headDim();
+      for (int row = 0; row < c.numKvHeads() * d; row++) {
+        for (int col = 0; col < capacity; col++) {
+          int at = row * capacity + col;
+          assertEquals(col >= 5 && col < 8 ? keysBefore[2][at] : keysBefore[0][at], keys0[at], "key column " + col);
+        }
+      }
       for (int h = 0; h < c.numKvHeads(); h++) {
         for (int col = 0; col < capacity; col++) {
           for (int e = 0; e < d; e++) {

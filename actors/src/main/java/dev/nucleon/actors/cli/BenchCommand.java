@@ -398,8 +398,8 @@ final class BenchCommand {
     /**
      * The --calls timed calls of one kind: static, each call's requests in one batch; continuous, all the calls'
      * requests (the same ones) through one continuous batch of --batch slots. Rows decoded: a static batch decodes
-     * every row until its longest request is done, a continuous one idle rows while newcomers wait to be admitted
-     * and while it drains.
+     * every row until its longest request is done; a continuous one its running rows (the compiled decode step
+     * leaves idle rows out; an eager one decodes them while newcomers wait to be admitted and while it drains).
      */
     private Timed timedCalls(Generator generator, int[][] prompts, int[] range, boolean continuous) {
       long tokens = 0;

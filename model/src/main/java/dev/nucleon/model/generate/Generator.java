@@ -1036,14 +1036,17 @@ public final class Generator implements AutoCloseable {
     }
   }
 
-  /** At most this many blocks of rows read a continuous batch's cache in one decode step. */
+  /**
+   * At most this many blocks of rows read a continuous batch's cache in one decode step, unless the idle rows it
+   * leaves out split the running ones into more runs ({@link #readBlocks}).
+   */
   static final int MAX_READ_BLOCKS = 16;
 
   /**
    * What a further block of rows costs a decode step, in bytes of cache read per layer: its dozen ops per layer
-   * (slices, two products, the mask's add, softmax, the concatenation's share) took about as long as reading 170
-   * more row-columns of a d=512 float32 cache (32 KiB each over its 8 layers), measured by alternating two block
-   * rules step by step in one run of {@code bench generate --lengths 16-256 --batching continuous}.
+   * (slices, two products, the mask's add, softmax, the concatenation's share) took about as long as reading 160-170
+   * more row-columns of a d=512 float32 cache (32 KiB each over its 8 layers), measured by alternating block rules
+   * step by step in runs of {@code bench generate --lengths 16-256 --batching continuous}.
    */
   static final long BLOCK_COST_BYTES = 640 << 10;
 

@@ -294,6 +294,33 @@ class GeneratorTest {
   }
 
   @Test
+  void aWideContinuousBatchLeavesItsIdleRowsOutOfItsSteps() {
+    // 80 sampled requests (prompts of 1-5 tokens, 1-30 new tokens) through 16 slots: a finished row waits for a
+    // second one before newcomers are admitted, so steps run with idle rows between running ones, which the
+    // compiled decode step leaves out (rows split into blocks around them); the front is dropped while rows run, and
+    // the batch shrinks in its tail
+    assertTrue(model.decodesScripted());
+    List<GenerationRequest> requests = new ArrayList<>();
+    int newTokens = 0;
+    for (int i = 0; i < 80; i++) {
+      int[] prompt = new int[1 + (3 * i) % 5];
+      for (int c = 0; c < prompt.length; c++) {
+        prompt[c] = 1 + (13 * i + 7 * c) % 50;
+      }
+      int limit = 1 + (11 * i) % 30;
+      newTokens += limit;
+      requests.add(new GenerationRequest(prompt, SamplingParams.sample(1f, limit), 500 + i));
+    }
+    List<GenerationResult> batch = generator.generate(requests);
+    long before = generator.rowSteps();
+    List<GenerationResult> continuous = generator.generate(requests, 16);
+    assertSame(batch, continuous);
+    int made = continuous.stream().mapToInt(r -> r.tokens().length).sum();
+    assertEquals(newTokens, made, "no stop tokens: every request makes its limit");
+    assertEquals(made, generator.rowSteps() - before, "every row decoded made a token: no idle row was decoded");
+  }
+
+  @Test
   void rowStepsCountTheRowsOfFinishedSequencesAStaticBatchKeepsDecoding() {
     int[] limits = {12, 3, 9, 1, 15, 6, 10};
     List<GenerationRequest> requests = new ArrayList<>();
