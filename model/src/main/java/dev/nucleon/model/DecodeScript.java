@@ -298,8 +298,10 @@ final class DecodeScript implements AutoCloseable {
     s.append("    t = torch.size(tokens, 1)\n");
     s.append("    end = length + t\n");
     // the rows of the cache this forward decodes, when its blocks leave some out: their new keys and values are
-    // written to those rows (an empty index: to every row)
-    s.append("    written = torch.tensor(decoded_rows, dtype=4, device=tokens.device)\n");
+    // written to those rows (None: to every row, with no index made)
+    s.append("    written : Optional[Tensor] = None\n");
+    s.append("    if len(decoded_rows) > 0:\n");
+    s.append("      written = torch.tensor(decoded_rows, dtype=4, device=tokens.device)\n");
     s.append("    x = torch.embedding(g[0], tokens)\n");
     s.append("    cs : List[Tensor] = []\n");
     s.append("    ss : List[Tensor] = []\n");
@@ -369,8 +371,8 @@ final class DecodeScript implements AutoCloseable {
     boolean f32 = compute == DataType.FLOAT32;
     s.append("  def attend(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor, scale: Tensor, ")
         .append("w: List[Tensor], p: int, mask: Tensor, kc: Tensor, vc: Tensor, length: int, end: int, ")
-        .append("block_rows: List[int], block_ends: List[int], block_columns: List[int], written: Tensor) ")
-        .append("-> Tensor:\n");
+        .append("block_rows: List[int], block_ends: List[int], block_columns: List[int], ")
+        .append("written: Optional[Tensor]) -> Tensor:\n");
     s.append("    b = torch.size(x, 0)\n");
     s.append("    t = torch.size(x, 1)\n");
     s.append("    proj = torch.reshape(").append(linear("x", l.qkv, l.qkvBias, reordered)).append(", [b, t, ")
@@ -411,7 +413,7 @@ final class DecodeScript implements AutoCloseable {
     s.append("    q = torch.mul(grouped, scale)\n");
     s.append("    kw = torch.slice(kc, 3, length, end)\n");
     s.append("    vw = torch.slice(vc, 2, length, end)\n");
-    s.append("    if torch.numel(written) == 0:\n");
+    s.append("    if written is None:\n");
     s.append("      kw.copy_(torch.permute(kh, [0, 2, 3, 1]))\n");
     s.append("      vw.copy_(torch.permute(vh, [0, 2, 1, 3]))\n");
     s.append("    else:\n");

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.util.Arrays;
 
 /**
  * Keys and values of every layer for a batch of sequences, preallocated to a fixed capacity and written in place.
@@ -123,6 +124,22 @@ public final class KvCache implements AutoCloseable {
    * @param columnStarts each block's first column, at most {@link #length()} (the column a decode step writes)
    */
   public void readInBlocks(int[] rowStarts, int[] rowEnds, int[] columnStarts) {
+    requireBlocks(rowStarts, rowEnds, columnStarts, 0);
+    blockRows = Arrays.stream(rowStarts).asLongStream().toArray();
+    blockEnds = Arrays.stream(rowEnds).asLongStream().toArray();
+    blockColumns = Arrays.stream(columnStarts).asLongStream().toArray();
+    decodedRows = 0;
+    for (int j = 0; j < rowStarts.length; j++) {
+      decodedRows += rowEnds[j] - rowStarts[j];
+    }
+  }
+
+  /**
+   * Throws unless blocks {@code [rowStarts[j], rowEnds[j])} are non-empty, in order, do not overlap and lie within
+   * the batch, and each block's first column is in {@code [minColumn, length]} (a drop of the first
+   * {@code minColumn} columns, or 0 for a forward).
+   */
+  private void requireBlocks(int[] rowStarts, int[] rowEnds, int[] columnStarts, int minColumn) {
     long batch = batch();
     if (rowStarts.length == 0 || rowStarts.length != rowEnds.length || rowStarts.length != columnStarts.length) {
       throw new IllegalArgumentException("blocks need as many row starts, row ends and column starts, got "
@@ -130,19 +147,13 @@ public final class KvCache implements AutoCloseable {
     }
     for (int j = 0; j < columnStarts.length; j++) {
       int floor = j == 0 ? 0 : rowEnds[j - 1];
-      if (rowStarts[j] < floor || rowEnds[j] <= rowStarts[j] || rowEnds[j] > batch || columnStarts[j] < 0
+      if (rowStarts[j] < floor || rowEnds[j] <= rowStarts[j] || rowEnds[j] > batch || columnStarts[j] < minColumn
           || columnStarts[j] > length) {
+        String why = minColumn > 0 ? "cannot drop the first " + minColumn + " of " + length + " columns"
+            : "(after row " + floor + ", batch " + batch + ", length " + length + ")";
         throw new IllegalArgumentException("block " + j + ": rows [" + rowStarts[j] + ", " + rowEnds[j]
-            + ") from column " + columnStarts[j] + " (after row " + floor + ", batch " + batch + ", length " + length
-            + ")");
+            + ") from column " + columnStarts[j] + " " + why);
       }
-    }
-    blockRows = java.util.Arrays.stream(rowStarts).asLongStream().toArray();
-    blockEnds = java.util.Arrays.stream(rowEnds).asLongStream().toArray();
-    blockColumns = java.util.Arrays.stream(columnStarts).asLongStream().toArray();
-    decodedRows = 0;
-    for (int j = 0; j < rowStarts.length; j++) {
-      decodedRows += rowEnds[j] - rowStarts[j];
     }
   }
 
@@ -219,8 +230,8 @@ public final class KvCache implements AutoCloseable {
     int[] from = new int[srcRows.length];
     int[] to = new int[srcRows.length];
     int[] count = new int[srcRows.length];
-    java.util.Arrays.fill(to, length - n);
-    java.util.Arrays.fill(count, n);
+    Arrays.fill(to, length - n);
+    Arrays.fill(count, n);
     copyRows(src, srcRows, dstRows, from, to, count);
   }
 
@@ -269,22 +280,19 @@ public final class KvCache implements AutoCloseable {
     for (int i = 0; i < rows.length; i++) {
       if (rows[i] < i || (i > 0 && rows[i] <= rows[i - 1]) || rows[i] >= batch) {
         throw new IllegalArgumentException("rows to keep must increase within the batch of " + batch + ", got "
-            + java.util.Arrays.toString(rows));
+            + Arrays.toString(rows));
       }
     }
     if (firstColumns.length != rows.length) {
       throw new IllegalArgumentException(rows.length + " rows to keep, " + firstColumns.length + " first columns");
     }
     clearBlocks();
-    int moves = 0;
+    int[] src = new int[rows.length];
+    int[] dst = new int[rows.length];
+    int[] from = new int[rows.length];
+    int[] count = new int[rows.length];
+    int k = 0;
     for (int i = 0; i < rows.length; i++) {
-      moves += rows[i] != i && Math.max(0, firstColumns[i]) < length ? 1 : 0;
-    }
-    int[] src = new int[moves];
-    int[] dst = new int[moves];
-    int[] from = new int[moves];
-    int[] count = new int[moves];
-    for (int i = 0, k = 0; i < rows.length; i++) {
       int first = Math.max(0, firstColumns[i]);
       if (rows[i] != i && first < length) {
         // one row to an earlier one: never overlapping, and rows[i] is not yet overwritten (every earlier
@@ -292,11 +300,11 @@ public final class KvCache implements AutoCloseable {
         src[k] = rows[i];
         dst[k] = i;
         from[k] = first;
-        count[k] = length - first;
-        k++;
+        count[k++] = length - first;
       }
     }
-    copyRows(this, src, dst, from, from, count);
+    copyRows(this, Arrays.copyOf(src, k), Arrays.copyOf(dst, k), Arrays.copyOf(from, k), Arrays.copyOf(from, k),
+        Arrays.copyOf(count, k));
   }
 
   /**
@@ -361,13 +369,7 @@ public final class KvCache implements AutoCloseable {
     if (n <= 0) {
       return;
     }
-    for (int j = 0; j < columnStarts.length; j++) {
-      if (columnStarts[j] < n || columnStarts[j] > length || rowStarts[j] < 0 || rowEnds[j] <= rowStarts[j]
-          || rowEnds[j] > batch()) {
-        throw new IllegalArgumentException("block " + j + ": rows [" + rowStarts[j] + ", " + rowEnds[j]
-            + ") from column " + columnStarts[j] + " cannot drop the first " + n + " of " + length + " columns");
-      }
-    }
+    requireBlocks(rowStarts, rowEnds, columnStarts, n); // a block reading a dropped column would lose it
     clearBlocks();
     try (NDManager tmp = manager.newSubManager()) {
       for (int l = 0; l < keys.length; l++) {
