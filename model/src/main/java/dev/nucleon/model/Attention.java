@@ -202,7 +202,7 @@ public final class Attention extends AbstractBlock {
     NDArray masked = scores.add(mask);
     // the softmax in float32 whatever the activations' type, as transformers computes it
     NDArray wide = precision.toFloat32(masked, step);
-    NDArray softmax = sinks == null ? wide.softmax(-1) : withSinks(wide, t, step);
+    NDArray softmax = sinks == null ? Ops.softmax(wide, step) : withSinks(wide, t, step);
     NDArray probs = precision.fromFloat32(softmax, step); // [B,K,G*T,S]
     // softmax's backward needs only its output, which autograd keeps: free the score tensors (and the float32
     // probabilities once cast) now, not at the end of the step
@@ -231,7 +231,7 @@ public final class Attention extends AbstractBlock {
     NDArray own = Ops.slice(sinks.getArray(), 0, 0, heads, step); // a view owned by the step, not the parameter
     NDArray sink = Precision.as(own, ai.djl.ndarray.types.DataType.FLOAT32, step).reshape(kvHeads, group, 1).repeat(2, t).reshape(1, kvHeads, group * t, 1)
         .broadcast(new Shape(s.get(0), kvHeads, group * t, 1));
-    NDArray joined = scores.concat(sink, -1).softmax(-1);
+    NDArray joined = Ops.softmax(scores.concat(sink, -1), step);
     return Ops.slice(joined, 3, 0, s.get(3), step);
   }
 

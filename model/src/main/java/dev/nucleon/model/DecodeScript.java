@@ -348,6 +348,15 @@ final class DecodeScript implements AutoCloseable {
     s.append(f32 ? "    return torch.mul(torch.div(wide, rms), weight)\n"
         : "    return torch.mul(torch.to(torch.div(wide, rms), " + typeCode(compute) + "), weight)\n");
 
+    // the softmax over the last axis, rows shorter than 16 padded with -inf on the CPU (Ops.softmax)
+    s.append("  def softmax(").append(self).append(", x: Tensor) -> Tensor:\n");
+    s.append("    n = torch.size(x, -1)\n");
+    s.append("    if n < ").append(Ops.SHORT_SOFTMAX_ROW).append(" and not x.is_cuda:\n");
+    s.append("      padded = torch.constant_pad_nd(x, [0, ").append(Ops.SHORT_SOFTMAX_ROW)
+        .append(" - n], float(\"-inf\"))\n");
+    s.append("      return torch.slice(torch.softmax(padded, -1), -1, 0, n)\n");
+    s.append("    return torch.softmax(x, -1)\n");
+
     // rotary embedding: x * cos + (x @ R) * sin (Rope.apply)
     s.append("  def rope(").append(self).append(", x: Tensor, c: Tensor, sn: Tensor, rot: Tensor) -> Tensor:\n");
     s.append("    return torch.add(torch.mul(x, c), torch.mul(torch.matmul(x, rot), sn))\n");
@@ -419,8 +428,8 @@ final class DecodeScript implements AutoCloseable {
     s.append("    else:\n");
     s.append("      kw.index_copy_(0, written, torch.permute(kh, [0, 2, 3, 1]))\n");
     s.append("      vw.index_copy_(0, written, torch.permute(vh, [0, 2, 1, 3]))\n");
-    String softmax = f32 ? "torch.softmax(%s, -1)"
-        : "torch.to(torch.softmax(torch.to(%s, 6), -1), " + typeCode(compute) + ")";
+    String softmax = f32 ? "self.softmax(%s)"
+        : "torch.to(self.softmax(torch.to(%s, 6)), " + typeCode(compute) + ")";
     s.append("    if len(block_columns) == 0:\n");
     s.append("      scores = torch.add(torch.matmul(q, torch.slice(kc, 3, 0, end)), mask)\n");
     s.append("      probs = ").append(String.format(Locale.ROOT, softmax, "scores")).append("\n");

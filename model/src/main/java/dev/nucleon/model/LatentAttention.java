@@ -144,7 +144,7 @@ public final class LatentAttention extends AbstractBlock {
   private NDArray probabilities(NDArray scores, NDArray mask, NDManager step) {
     NDArray masked = Ops.mul(scores, scale).add(mask);
     NDArray wide = precision.toFloat32(masked, step);
-    NDArray softmax = wide.softmax(-1);
+    NDArray softmax = Ops.softmax(wide, step);
     return precision.fromFloat32(softmax, step);
   }
 

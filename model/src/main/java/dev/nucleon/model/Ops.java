@@ -104,6 +104,32 @@ public final class Ops {
     return view;
   }
 
+  /**
+   * Rows shorter than this many columns have no vector path in libtorch's CPU softmax: 19-25 ns an element against
+   * 1-3 ns for rows of 16 or more (2.7, AVX-512, one thread; model/README.md, "Short softmax rows").
+   */
+  static final int SHORT_SOFTMAX_ROW = 16;
+
+  /**
+   * The softmax over the last axis of float32 {@code x}. On the CPU a row shorter than {@link #SHORT_SOFTMAX_ROW}
+   * columns is padded with {@code -inf} to that width first and the padding dropped after (a view): the padding's
+   * probabilities are exactly 0, so the others are the row's own softmax, rounded as the vector path rounds.
+   * {@code DecodeScript} does the same, so decoding and scoring stay alike bit for bit.
+   */
+  static NDArray softmax(NDArray x, NDManager owner) {
+    long n = x.getShape().get(x.getShape().dimension() - 1);
+    if (n >= SHORT_SOFTMAX_ROW || x.getDevice().isGpu()) {
+      return x.softmax(-1);
+    }
+    int last = x.getShape().dimension() - 1;
+    NDArray padded = x.pad(new Shape(0, SHORT_SOFTMAX_ROW - n), Double.NEGATIVE_INFINITY);
+    NDArray probs = padded.softmax(-1);
+    padded.close();
+    NDArray rows = slice(probs, last, 0, n, owner);
+    probs.close(); // the view keeps the storage (and autograd what backward needs)
+    return rows;
+  }
+
   /** Writes {@code value} into {@code target} as the block that starts at {@code start} (one offset per axis). */
   static void writeBlock(NDArray target, NDArray value, long[] start) {
     long[] shape = value.getShape().getShape();
