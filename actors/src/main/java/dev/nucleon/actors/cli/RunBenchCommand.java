@@ -6,10 +6,12 @@ import dev.nucleon.actors.NucleonNode;
 import dev.nucleon.actors.RunReporter;
 import dev.nucleon.actors.RunSettings;
 import dev.nucleon.actors.monitor.NodeSnapshot;
+import dev.nucleon.actors.monitor.RunHistory;
 import dev.nucleon.actors.run.RunConfig;
 import dev.nucleon.actors.run.RunDirectory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -25,6 +27,12 @@ import picocli.CommandLine.Spec;
  * {@code nucleon bench run CONF}: the same run twice in one process, synchronous ({@code max-staleness = 0}) and as
  * configured, without evaluation: end-to-end trajectories/s and tokens/s, and how idle the learner and the rollout
  * workers were (1 - busy time / wall time). One JSON line per setting.
+ *
+ * <p>The whole-run figures count from the node's start, so they include what only the first steps pay (loading the
+ * models, the first calls of the compiled decode step, the allocator's first requests), a larger share of a short
+ * asynchronous run than of a synchronous one. The {@code steady_} figures leave the first {@link #WARMUP_STEPS}
+ * steps out: trained trajectories per second from the end of step {@value #WARMUP_STEPS} to the end of the last
+ * step, read from the run's per-step metrics, and the median learner step there.
  */
 @Command(name = "run", mixinStandardHelpOptions = true,
     description = "End-to-end throughput of a run, synchronous versus as configured (one JSON line each).")
@@ -41,6 +49,9 @@ final class RunBenchCommand implements Callable<Integer> {
 
   @Option(names = "-D", paramLabel = "KEY=VALUE", description = "override a config key (HOCON value)")
   Map<String, String> overrides = new LinkedHashMap<>();
+
+  /** Steps the steady figures leave out. */
+  static final int WARMUP_STEPS = 5;
 
   @Override
   public Integer call() throws Exception {
@@ -86,6 +97,13 @@ final class RunBenchCommand implements Callable<Integer> {
         row.put("completion_tokens_per_s", Math.round(tokens / seconds * 10) / 10.0);
         row.put("learner_idle_fraction", Math.round((1 - learnerBusy) * 1000) / 1000.0);
         row.put("rollout_idle_fraction", Math.round((1 - (workers == 0 ? 0 : rolloutBusy / workers)) * 1000) / 1000.0);
+        Steady steady = Steady.of(RunHistory.read(summary.runDir().resolve(RunHistory.FILE), 0, Integer.MAX_VALUE)
+            .rows());
+        if (steady != null) {
+          row.put("steady_from_step", WARMUP_STEPS + 1);
+          row.put("steady_trajectories_per_s", Math.round(steady.trajectoriesPerSecond() * 10) / 10.0);
+          row.put("steady_learner_step_ms", Math.round(steady.learnerStepMs() * 10) / 10.0);
+        }
       } finally {
         try {
           MergeCommand.deleteTree(tmp); // the bench's run folder: its figures are the printed row
@@ -97,5 +115,39 @@ final class RunBenchCommand implements Callable<Integer> {
       spec.commandLine().getOut().flush();
     }
     return 0;
+  }
+
+  /**
+   * The steady part of a run: trained trajectories per second after the first {@link #WARMUP_STEPS} steps, and the
+   * median learner step time over the same steps.
+   */
+  record Steady(double trajectoriesPerSecond, double learnerStepMs) {
+
+    /** From a run's per-step metric rows; null when the run has no step after the warm-up ones and one more. */
+    static Steady of(List<ObjectNode> rows) {
+      double warmEnd = Double.NaN;
+      double last = Double.NaN;
+      double samples = 0;
+      List<Double> stepSeconds = new ArrayList<>();
+      for (ObjectNode r : rows) {
+        if (!"step".equals(r.path("type").asText())) {
+          continue;
+        }
+        int step = r.path("step").asInt();
+        double elapsed = r.path("elapsed_s").asDouble(Double.NaN);
+        if (step == WARMUP_STEPS) {
+          warmEnd = elapsed;
+        } else if (step > WARMUP_STEPS) {
+          samples += r.path("samples").asDouble(0);
+          last = elapsed;
+          stepSeconds.add(r.path("learner_step_seconds").asDouble(Double.NaN));
+        }
+      }
+      if (!(last > warmEnd) || stepSeconds.size() < 2) {
+        return null;
+      }
+      stepSeconds.sort(null);
+      return new Steady(samples / (last - warmEnd), stepSeconds.get(stepSeconds.size() / 2) * 1000);
+    }
   }
 }
