@@ -184,6 +184,11 @@ final class BenchCommand {
         + "in [A, B] (seeded), as RL completions vary; default: all --new-tokens")
     String lengths;
 
+    @Option(names = "--group-size", defaultValue = "1", paramLabel = "G",
+        description = "requests per prompt, side by side, as a GRPO group's samples share theirs (the generator "
+            + "prefills each distinct prompt once) (default: ${DEFAULT-VALUE})")
+    int groupSize;
+
     @Option(names = "--profile", paramLabel = "FILE",
         description = "write libtorch's profile of the timed calls (Chrome trace JSON; every round, and both modes "
             + "with --batching both) to FILE")
@@ -242,9 +247,13 @@ final class BenchCommand {
         throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--rounds: expected at least 1, got "
             + rounds);
       }
-      if (reference != null && (lengths != null || !"static".equals(batching) || loraRank > 0)) {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(),
-            "--reference compares the plain case only: every request --new-tokens long, static batching, no --lora");
+      if (groupSize < 1) {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--group-size: expected at least 1, "
+            + "got " + groupSize);
+      }
+      if (reference != null && (lengths != null || !"static".equals(batching) || loraRank > 0 || groupSize > 1)) {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--reference compares the plain case "
+            + "only: every request --new-tokens long, static batching, no --lora, one request per prompt");
       }
       LlamaModel.AdapterUpdates how = switch (adapterUpdates) {
         case "merged" -> LlamaModel.AdapterUpdates.MERGED;
@@ -287,7 +296,11 @@ final class BenchCommand {
           adapterMs = (System.nanoTime() - t0) / 1e6 / repeats;
         }
         double rssModel = rssAfterGc();
-        int[][] prompts = randomPrompts(batch, promptLen, c.vocabSize(), 1);
+        int[][] distinct = randomPrompts((batch + groupSize - 1) / groupSize, promptLen, c.vocabSize(), 1);
+        int[][] prompts = new int[batch][];
+        for (int i = 0; i < batch; i++) {
+          prompts[i] = distinct[i / groupSize];
+        }
         for (int w = 0; w < warmup; w++) {
           generator.generate(requests(prompts, range, w));
         }
@@ -295,6 +308,7 @@ final class BenchCommand {
         if (profile != null) {
           generator.startProfile();
         }
+        long prefilledBefore = generator.prefilledRows();
         Timed[] timed = new Timed[modes.length];
         ArrayNode roundRatios = JSON.createArrayNode();
         for (int r = 0; r < rounds; r++) {
@@ -318,6 +332,8 @@ final class BenchCommand {
         o.put("threads", Engine.getEngine("PyTorch").getGpuCount() > 0 ? -1 : threadCount());
         o.put("batch", batch);
         o.put("prompt_len", promptLen);
+        o.put("group_size", groupSize);
+        o.put("prefilled_rows", generator.prefilledRows() - prefilledBefore);
         o.put("new_tokens", range[0] == range[1] ? String.valueOf(range[0]) : range[0] + "-" + range[1]);
         o.put("calls", calls);
         o.put("batching", batching);

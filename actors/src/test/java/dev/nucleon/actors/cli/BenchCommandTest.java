@@ -25,6 +25,21 @@ class BenchCommandTest {
   }
 
   @Test
+  void groupsOfRequestsShareTheirPromptsPrefill() throws Exception {
+    CliRun run = CliRun.of("bench", "generate", "--model", TINY, "--batch", "7", "--group-size", "3",
+        "--new-tokens", "2", "--calls", "2", "--warmup", "0", "--threads", "1");
+    assertEquals(0, run.exitCode(), run.err());
+    JsonNode o = new ObjectMapper().readTree(run.out().strip());
+    assertEquals(3, o.get("group_size").asInt());
+    assertEquals(2 * 3, o.get("prefilled_rows").asLong(), "7 requests of 3 prompts (3 + 3 + 1), twice");
+    assertEquals(2 * 7 * 2, o.get("tokens").asLong());
+
+    CliRun bad = CliRun.of("bench", "generate", "--model", TINY, "--group-size", "0");
+    assertEquals(2, bad.exitCode());
+    assertTrue(bad.err().contains("--group-size: expected at least 1, got 0"), bad.err());
+  }
+
+  @Test
   void bothBatchingsRunInTurnWithTheirRatio() throws Exception {
     CliRun run = CliRun.of("bench", "generate", "--model", TINY, "--batch", "2", "--lengths", "1-6", "--calls", "3",
         "--warmup", "0", "--threads", "1", "--batching", "both", "--rounds", "2");

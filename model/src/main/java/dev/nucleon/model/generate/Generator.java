@@ -13,8 +13,10 @@ import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.Ops;
 import dev.nucleon.model.Routing;
 import dev.nucleon.model.io.HostTensor;
+import java.nio.IntBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -69,6 +71,8 @@ public final class Generator implements AutoCloseable {
       new java.util.concurrent.atomic.AtomicInteger();
   /** The longest prompt and largest new-token limit open batches took (generator thread): the next one's size. */
   private final int[] streamSize = new int[2];
+  /** Prompt rows prefilled ({@link #prefilledRows()}). */
+  private final java.util.concurrent.atomic.AtomicLong prefilledRows = new java.util.concurrent.atomic.AtomicLong();
   /** Rows a token was drawn for, finished and decoded idle ones included ({@link #rowSteps()}). */
   private final java.util.concurrent.atomic.AtomicLong rowSteps = new java.util.concurrent.atomic.AtomicLong();
 
@@ -104,6 +108,14 @@ public final class Generator implements AutoCloseable {
    */
   public long rowSteps() {
     return rowSteps.get();
+  }
+
+  /**
+   * Prompt rows prefilled so far: one per distinct prompt of a batch or an admission, since requests that share a
+   * prompt (a GRPO group's samples) take copies of its keys and values.
+   */
+  public long prefilledRows() {
+    return prefilledRows.get();
   }
 
   /** The policy version of the weights in use now. */
@@ -585,7 +597,22 @@ public final class Generator implements AutoCloseable {
       int[] rows = identity(b);
       try (NDManager step = batchManager.newSubManager()) {
         List<int[]> prompts = requests.stream().map(GenerationRequest::prompt).toList();
-        state.sample(prefill(prompts, rows, pad, promptLen, cache, state, step), rows, vocab, version);
+        SharedPrompts shared = SharedPrompts.of(prompts, rows);
+        NDArray logits;
+        if (shared.distinct() == b) {
+          logits = prefill(prompts, shared.requestsOf(), pad, promptLen, cache, state, step);
+        } else {
+          // the rows of a prompt many requests share (a GRPO group's) take copies of one prefilled row
+          try (NDManager side = step.newSubManager();
+              KvCache prefill = new KvCache(side, model.config(), shared.distinct(), promptLen,
+                  model.precision().compute())) {
+            logits = shared.perRow(prefill(shared.prompts(), shared.requestsOf(), shared.pad(promptLen), promptLen,
+                prefill, state, side), step);
+            cache.advance(promptLen);
+            cache.placeRows(prefill, shared.rowOf(), rows);
+          }
+        }
+        state.sample(logits, rows, vocab, version);
       }
       for (int s = 1; s < maxNew && !state.allDone() && !closed; s++) {
         applyUpdates();
@@ -615,11 +642,11 @@ public final class Generator implements AutoCloseable {
   /**
    * One forward pass over prompts left-padded to {@code promptLen} ({@code pad[i]} pad tokens before prompt i, hidden
    * from every query; positions count from each prompt's first real token), written into {@code cache}; returns the
-   * logits of each row's last position. Row i is request {@code requests[i]} of {@code state}, which records the
-   * prompt tokens' expert choices.
+   * logits of each row's last position. Row i is the prompt of requests {@code requests[i]} of {@code state}, which
+   * records the prompt tokens' expert choices for each of them.
    */
-  private NDArray prefill(List<int[]> prompts, int[] requests, int[] pad, int promptLen, KvCache cache, Batch state,
-      NDManager m) {
+  private NDArray prefill(List<int[]> prompts, int[][] requests, int[] pad, int promptLen, KvCache cache,
+      Batch state, NDManager m) {
     int b = prompts.size();
     long[] tokens = new long[b * promptLen];
     long[] positions = new long[b * promptLen];
@@ -631,13 +658,16 @@ public final class Generator implements AutoCloseable {
       }
     }
     NDArray mask = LlamaModel.causalMask(m, promptLen).add(padMask(m, pad, promptLen));
+    prefilledRows.addAndGet(b);
     Routing routing = state.routing();
     NDArray logits = model.forward(m.create(tokens, new Shape(b, promptLen)),
         m.create(positions, new Shape(b, promptLen)), mask, cache, true, routing);
     if (routing != null) {
       for (int i = 0; i < b; i++) {
-        for (int c = pad[i]; c < promptLen; c++) {
-          state.route(routing, i * promptLen + c, requests[i], c - pad[i]);
+        for (int q : requests[i]) {
+          for (int c = pad[i]; c < promptLen; c++) {
+            state.route(routing, i * promptLen + c, q, c - pad[i]);
+          }
         }
       }
     }
@@ -1167,13 +1197,16 @@ public final class Generator implements AutoCloseable {
       prompts.add(p);
       pad[i] = promptLen - p.length;
     }
+    int[] requests = new int[n];
+    for (int i = 0; i < n; i++) {
+      requests[i] = newcomers.get(i);
+    }
+    SharedPrompts shared = SharedPrompts.of(prompts, requests);
     try (NDManager side = batchManager.newSubManager();
-        KvCache prefill = new KvCache(side, model.config(), n, promptLen, model.precision().compute())) {
-      int[] requests = new int[n];
-      for (int i = 0; i < n; i++) {
-        requests[i] = newcomers.get(i);
-      }
-      NDArray logits = prefill(prompts, requests, pad, promptLen, prefill, state, side);
+        KvCache prefill = new KvCache(side, model.config(), shared.distinct(), promptLen,
+            model.precision().compute())) {
+      NDArray logits = shared.perRow(prefill(shared.prompts(), shared.requestsOf(), shared.pad(promptLen), promptLen,
+          prefill, state, side), side);
       state.sample(logits, requests, vocab, version);
       int grow = promptLen - cache.length();
       if (grow > 0) {
@@ -1194,11 +1227,69 @@ public final class Generator implements AutoCloseable {
           continue; // finished on its first token: it needs no row
         }
         int r = firstIdle + placed;
-        from[placed] = i;
+        from[placed] = shared.rowOf()[i];
         into[placed++] = r;
         rows.place(r, q, promptLen - pad[i], end - promptLen + pad[i]);
       }
       cache.placeRows(prefill, Arrays.copyOf(from, placed), Arrays.copyOf(into, placed));
+    }
+  }
+
+  /**
+   * The distinct prompts among a prefill's rows, so a prompt that several requests share (the samples of a GRPO
+   * group) is prefilled once and its keys and values copied to each of their rows.
+   *
+   * @param prompts the distinct prompts, in order of first appearance
+   * @param rowOf for each of the rows given, the index of its prompt among {@code prompts}
+   * @param requestsOf for each distinct prompt, the requests whose prompt it is
+   */
+  record SharedPrompts(List<int[]> prompts, int[] rowOf, int[][] requestsOf) {
+
+    /** The distinct prompts of {@code rowPrompts} (compared by content); row i is request {@code requests[i]}. */
+    static SharedPrompts of(List<int[]> rowPrompts, int[] requests) {
+      Map<IntBuffer, Integer> seen = new HashMap<>();
+      List<int[]> distinct = new ArrayList<>();
+      List<List<Integer>> owners = new ArrayList<>();
+      int[] rowOf = new int[rowPrompts.size()];
+      for (int i = 0; i < rowOf.length; i++) {
+        int[] p = rowPrompts.get(i);
+        Integer at = seen.putIfAbsent(IntBuffer.wrap(p), distinct.size());
+        if (at == null) {
+          at = distinct.size();
+          distinct.add(p);
+          owners.add(new ArrayList<>());
+        }
+        rowOf[i] = at;
+        owners.get(at).add(requests[i]);
+      }
+      int[][] requestsOf = new int[distinct.size()][];
+      for (int d = 0; d < requestsOf.length; d++) {
+        requestsOf[d] = owners.get(d).stream().mapToInt(Integer::intValue).toArray();
+      }
+      return new SharedPrompts(distinct, rowOf, requestsOf);
+    }
+
+    int distinct() {
+      return prompts.size();
+    }
+
+    /** Left padding of each distinct prompt to {@code promptLen}. */
+    int[] pad(int promptLen) {
+      return prompts.stream().mapToInt(p -> promptLen - p.length).toArray();
+    }
+
+    /** Rows of {@code perPrompt} (one per distinct prompt) repeated for the rows given: one per row. */
+    NDArray perRow(NDArray perPrompt, NDManager m) {
+      if (distinct() == rowOf.length) {
+        return perPrompt; // every row its own prompt, in order
+      }
+      long[] index = new long[rowOf.length];
+      for (int i = 0; i < index.length; i++) {
+        index[i] = rowOf[i];
+      }
+      NDArray rows = perPrompt.get(m.create(index));
+      rows.attach(m);
+      return rows;
     }
   }
 

@@ -83,6 +83,32 @@ class GeneratorTest {
   }
 
   @Test
+  void requestsSharingAPromptArePrefilledOnceAndEachGivesWhatItGivesAlone() {
+    // a GRPO-like batch: three samples of one prompt, two of another, interleaved with a prompt of its own
+    int[][] prompts = {PROMPTS[1], PROMPTS[0], PROMPTS[1], PROMPTS[3], PROMPTS[0], PROMPTS[1]};
+    SamplingParams p = SamplingParams.sample(1f, 10);
+    List<GenerationRequest> requests = requests(p, 40, prompts);
+    long before = generator.prefilledRows();
+    List<GenerationResult> batched = generator.generate(requests);
+    assertEquals(3, generator.prefilledRows() - before, "one prefilled row per distinct prompt");
+    for (int i = 0; i < prompts.length; i++) {
+      var alone = generator.generate(List.of(requests.get(i))).get(0);
+      assertArrayEquals(alone.tokens(), batched.get(i).tokens(), "request " + i);
+      for (int t = 0; t < alone.tokens().length; t++) {
+        assertEquals(alone.samplingLogProbs()[t], batched.get(i).samplingLogProbs()[t], 1e-5);
+        assertEquals(alone.modelLogProbs()[t], batched.get(i).modelLogProbs()[t], 1e-5);
+      }
+    }
+    assertTrue(!Arrays.equals(batched.get(0).tokens(), batched.get(2).tokens())
+        || !Arrays.equals(batched.get(0).tokens(), batched.get(5).tokens()),
+        "samples of one prompt draw from their own streams");
+    // a continuous batch prefills each admission's distinct prompts once: 2 slots admit rows in pairs or alone
+    before = generator.prefilledRows();
+    assertSame(batched, generator.generate(requests, 2));
+    assertTrue(generator.prefilledRows() - before <= prompts.length, "at most one prefilled row per request");
+  }
+
+  @Test
   void samplingLogProbsMatchTheScoringPath() {
     assertSamplingMatchesScoring(model, generator);
   }
