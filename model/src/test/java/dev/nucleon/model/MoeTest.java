@@ -256,9 +256,10 @@ class MoeTest {
     try (NDManager m = NDManager.newBaseManager(); LlamaModel model = ModelFiles.read(dir).instantiate(m);
         dev.nucleon.model.generate.Generator generator = new dev.nucleon.model.generate.Generator(model, 0)) {
       List<dev.nucleon.model.generate.GenerationRequest> requests = new java.util.ArrayList<>();
-      // the last two share the first two's prompts: prefilled once, their experts recorded for each request
-      int[][] prompts = {{5, 17, 3}, {99, 250, 7, 42, 11}, {300}, {8, 8, 9, 10}, {1, 2}, {5, 17, 3},
-          {99, 250, 7, 42, 11}};
+      // requests side by side share a prompt (as a group's samples do), prefilled once in the static batch and in
+      // the continuous one's admissions; their experts are recorded for each request
+      int[][] prompts = {{5, 17, 3}, {5, 17, 3}, {99, 250, 7, 42, 11}, {99, 250, 7, 42, 11}, {300}, {8, 8, 9, 10},
+          {1, 2}};
       for (int i = 0; i < prompts.length; i++) {
         requests.add(new dev.nucleon.model.generate.GenerationRequest(prompts[i],
             dev.nucleon.model.generate.SamplingParams.sample(1f, 3 + 2 * (i % 5)), 31L * i));

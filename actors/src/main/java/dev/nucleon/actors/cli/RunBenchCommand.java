@@ -123,7 +123,7 @@ final class RunBenchCommand implements Callable<Integer> {
    */
   record Steady(double trajectoriesPerSecond, double learnerStepMs) {
 
-    /** From a run's per-step metric rows; null when the run has no step after the warm-up ones and one more. */
+    /** From a run's per-step metric rows; null when fewer than 2 steps follow the warm-up ones. */
     static Steady of(List<ObjectNode> rows) {
       double warmEnd = Double.NaN;
       double last = Double.NaN;

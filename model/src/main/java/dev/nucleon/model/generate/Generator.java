@@ -35,7 +35,9 @@ import java.util.concurrent.Future;
  *       and an additive mask hides the pad columns from every query, so a prompt gives the same logits alone or in
  *       a batch of longer ones.</li>
  *   <li>Prefill: one forward pass over all prompt tokens writes the KV cache (preallocated to prompt + max new
- *       tokens) and yields the logits of each prompt's last position.</li>
+ *       tokens) and yields the logits of each prompt's last position. A prompt several requests share (a GRPO
+ *       group's samples) is prefilled once, on the side, and its keys and values copied into each of their rows
+ *       ({@link SharedPrompts}).</li>
  *   <li>Sample: each request draws from its own seeded random stream, with temperature and top-k / top-p
  *       truncation when asked, on the logits' device for large batches and vocabularies ({@link DeviceSampler}:
  *       only the drawn ids come back) and on the host for small ones. The log-prob of the drawn token under that
@@ -111,8 +113,9 @@ public final class Generator implements AutoCloseable {
   }
 
   /**
-   * Prompt rows prefilled so far: one per distinct prompt of a batch or an admission, since requests that share a
-   * prompt (a GRPO group's samples) take copies of its keys and values.
+   * Prompt rows {@code generate} batches and continuous admissions prefilled so far (episodes' turns not counted):
+   * one per distinct prompt of a batch or an admission, since requests that share a prompt (a GRPO group's samples)
+   * take copies of its keys and values.
    */
   public long prefilledRows() {
     return prefilledRows.get();
@@ -606,8 +609,7 @@ public final class Generator implements AutoCloseable {
           try (NDManager side = step.newSubManager();
               KvCache prefill = new KvCache(side, model.config(), shared.distinct(), promptLen,
                   model.precision().compute())) {
-            logits = shared.perRow(prefill(shared.prompts(), shared.requestsOf(), shared.pad(promptLen), promptLen,
-                prefill, state, side), step);
+            logits = prefillDistinct(shared, promptLen, prefill, state, step);
             cache.advance(promptLen);
             cache.placeRows(prefill, shared.rowOf(), rows);
           }
@@ -658,10 +660,10 @@ public final class Generator implements AutoCloseable {
       }
     }
     NDArray mask = LlamaModel.causalMask(m, promptLen).add(padMask(m, pad, promptLen));
-    prefilledRows.addAndGet(b);
     Routing routing = state.routing();
     NDArray logits = model.forward(m.create(tokens, new Shape(b, promptLen)),
         m.create(positions, new Shape(b, promptLen)), mask, cache, true, routing);
+    prefilledRows.addAndGet(b);
     if (routing != null) {
       for (int i = 0; i < b; i++) {
         for (int q : requests[i]) {
@@ -672,6 +674,17 @@ public final class Generator implements AutoCloseable {
       }
     }
     return logits;
+  }
+
+  /**
+   * Prefills {@code shared}'s distinct prompts into {@code side} (as many rows) and returns the logits of the rows
+   * given to {@link SharedPrompts#of}, one per row, owned by {@code owner}.
+   */
+  private NDArray prefillDistinct(SharedPrompts shared, int promptLen, KvCache side, Batch state, NDManager owner) {
+    try (NDManager m = owner.newSubManager()) { // the prefill's inputs and per-prompt logits, freed here
+      return shared.perRow(prefill(shared.prompts(), shared.requestsOf(), shared.pad(promptLen), promptLen, side,
+          state, m), owner);
+    }
   }
 
   private static int[] identity(int n) {
@@ -1177,10 +1190,10 @@ public final class Generator implements AutoCloseable {
   }
 
   /**
-   * Prefills {@code newcomers} together (left-padded to the longest of their prompts), draws their first tokens,
-   * and copies each into the idle rows of {@code cache} from {@code firstIdle} on, at the columns ending at its
-   * length (growing it when their prompts are longer than what it holds: the running rows' new columns are masked).
-   * A newcomer that finished on its first token takes no row.
+   * Prefills {@code newcomers}' distinct prompts together (left-padded to the longest), draws their first tokens,
+   * and copies each newcomer's prompt into the idle rows of {@code cache} from {@code firstIdle} on, at the columns
+   * ending at its length (growing it when their prompts are longer than what it holds: the running rows' new columns
+   * are masked). A newcomer that finished on its first token takes no row.
    */
   private void admit(List<Integer> newcomers, int firstIdle, Batch state, KvCache cache, Rows rows,
       NDManager batchManager) {
@@ -1197,16 +1210,12 @@ public final class Generator implements AutoCloseable {
       prompts.add(p);
       pad[i] = promptLen - p.length;
     }
-    int[] requests = new int[n];
-    for (int i = 0; i < n; i++) {
-      requests[i] = newcomers.get(i);
-    }
+    int[] requests = newcomers.stream().mapToInt(Integer::intValue).toArray();
     SharedPrompts shared = SharedPrompts.of(prompts, requests);
     try (NDManager side = batchManager.newSubManager();
         KvCache prefill = new KvCache(side, model.config(), shared.distinct(), promptLen,
             model.precision().compute())) {
-      NDArray logits = shared.perRow(prefill(shared.prompts(), shared.requestsOf(), shared.pad(promptLen), promptLen,
-          prefill, state, side), side);
+      NDArray logits = prefillDistinct(shared, promptLen, prefill, state, side);
       state.sample(logits, requests, vocab, version);
       int grow = promptLen - cache.length();
       if (grow > 0) {
@@ -1278,10 +1287,11 @@ public final class Generator implements AutoCloseable {
       return prompts.stream().mapToInt(p -> promptLen - p.length).toArray();
     }
 
-    /** Rows of {@code perPrompt} (one per distinct prompt) repeated for the rows given: one per row. */
+    /** Rows of {@code perPrompt} (one per distinct prompt) repeated for the rows given: one per row, owned by m. */
     NDArray perRow(NDArray perPrompt, NDManager m) {
       if (distinct() == rowOf.length) {
-        return perPrompt; // every row its own prompt, in order
+        perPrompt.attach(m); // every row its own prompt, in order
+        return perPrompt;
       }
       long[] index = new long[rowOf.length];
       for (int i = 0; i < index.length; i++) {

@@ -102,10 +102,24 @@ class GeneratorTest {
     assertTrue(!Arrays.equals(batched.get(0).tokens(), batched.get(2).tokens())
         || !Arrays.equals(batched.get(0).tokens(), batched.get(5).tokens()),
         "samples of one prompt draw from their own streams");
-    // a continuous batch prefills each admission's distinct prompts once: 2 slots admit rows in pairs or alone
-    before = generator.prefilledRows();
-    assertSame(batched, generator.generate(requests, 2));
-    assertTrue(generator.prefilledRows() - before <= prompts.length, "at most one prefilled row per request");
+  }
+
+  @Test
+  void aContinuousBatchPrefillsEachAdmissionsSharedPromptsOnce() {
+    // groups of samples side by side, as a rollout worker sends them; 4 slots: the first admission takes a group of
+    // three and one of the next, later ones what finished rows free
+    int[][] prompts = {PROMPTS[1], PROMPTS[1], PROMPTS[1], PROMPTS[0], PROMPTS[0], PROMPTS[3], PROMPTS[3],
+        PROMPTS[3], PROMPTS[2], PROMPTS[2]};
+    int[] limits = {3, 9, 5, 12, 2, 7, 4, 10, 6, 1};
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < prompts.length; i++) {
+      requests.add(new GenerationRequest(prompts[i], SamplingParams.sample(1f, limits[i]), 70 + i));
+    }
+    List<GenerationResult> batched = generator.generate(requests);
+    long before = generator.prefilledRows();
+    assertSame(batched, generator.generate(requests, 4));
+    long prefilled = generator.prefilledRows() - before;
+    assertTrue(prefilled >= 4 && prefilled < prompts.length, "prefilled rows: " + prefilled);
   }
 
   @Test
