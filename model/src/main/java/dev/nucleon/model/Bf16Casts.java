@@ -27,7 +27,6 @@ import java.util.regex.Pattern;
 final class Bf16Casts {
 
   private static final Pattern PLAIN_NAME = Pattern.compile("[A-Za-z0-9_]*");
-  private static volatile Bf16Casts instance;
 
   private final NDManager modules;
   private final PtSymbolBlock toBf16;
@@ -40,18 +39,9 @@ final class Bf16Casts {
     toF32 = load("ToFloat32", 6); // c10::ScalarType::Float
   }
 
-  private static Bf16Casts get() {
-    Bf16Casts c = instance;
-    if (c == null) {
-      synchronized (Bf16Casts.class) {
-        c = instance;
-        if (c == null) {
-          c = new Bf16Casts();
-          instance = c;
-        }
-      }
-    }
-    return c;
+  /** Compiled on first use (the holder idiom: the JVM initializes the class once, thread-safely). */
+  private static final class Holder {
+    static final Bf16Casts INSTANCE = new Bf16Casts();
   }
 
   /**
@@ -68,7 +58,7 @@ final class Bf16Casts {
     if (target != DataType.BFLOAT16 && target != DataType.FLOAT32) {
       throw new IllegalArgumentException("casts go to float32 or bfloat16, not " + target);
     }
-    Bf16Casts c = get();
+    Bf16Casts c = Holder.INSTANCE;
     NDArray in = x;
     if (x.getName() != null && !PLAIN_NAME.matcher(x.getName()).matches()) {
       // DJL reads structure into input names with dots or brackets: pass an unnamed view instead

@@ -117,11 +117,11 @@ public final class Ops {
    * {@code DecodeScript} does the same, so decoding and scoring stay alike bit for bit.
    */
   static NDArray softmax(NDArray x, NDManager owner) {
-    long n = x.getShape().get(x.getShape().dimension() - 1);
+    int last = x.getShape().dimension() - 1;
+    long n = x.getShape().get(last);
     if (n >= SHORT_SOFTMAX_ROW || x.getDevice().isGpu()) {
       return x.softmax(-1);
     }
-    int last = x.getShape().dimension() - 1;
     NDArray padded = x.pad(new Shape(0, SHORT_SOFTMAX_ROW - n), Double.NEGATIVE_INFINITY);
     NDArray probs = padded.softmax(-1);
     padded.close();

@@ -6,6 +6,7 @@ import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.IValueUtils;
+import java.util.Arrays;
 
 /**
  * Copies of column ranges between rows of a KV cache's per-layer tensors, all of them in one native call: a
@@ -20,7 +21,6 @@ import ai.djl.pytorch.jni.IValueUtils;
 final class RowCopies {
 
   private static final String CLASS = "RowCopies";
-  private static volatile RowCopies instance;
 
   private final NDManager modules;
   private final PtSymbolBlock module;
@@ -31,18 +31,9 @@ final class RowCopies {
     module = TorchScripts.load(modules, CLASS, code());
   }
 
-  private static RowCopies get() {
-    RowCopies c = instance;
-    if (c == null) {
-      synchronized (RowCopies.class) {
-        c = instance;
-        if (c == null) {
-          c = new RowCopies();
-          instance = c;
-        }
-      }
-    }
-    return c;
+  /** Compiled on first use (the holder idiom: the JVM initializes the class once, thread-safely). */
+  private static final class Holder {
+    static final RowCopies INSTANCE = new RowCopies();
   }
 
   /**
@@ -73,7 +64,7 @@ final class RowCopies {
       in[5] = IValue.listFrom(longs(srcFrom));
       in[6] = IValue.listFrom(longs(dstFrom));
       in[7] = IValue.listFrom(longs(count));
-      IValueUtils.runMethod(get().module, "forward", in).close();
+      IValueUtils.runMethod(Holder.INSTANCE.module, "forward", in).close();
     } finally {
       for (IValue v : in) {
         if (v != null) {
@@ -84,11 +75,7 @@ final class RowCopies {
   }
 
   private static long[] longs(int[] v) {
-    long[] out = new long[v.length];
-    for (int i = 0; i < v.length; i++) {
-      out[i] = v[i];
-    }
-    return out;
+    return Arrays.stream(v).asLongStream().toArray();
   }
 
   static String code() {

@@ -73,6 +73,8 @@ public final class Generator implements AutoCloseable {
       new java.util.concurrent.atomic.AtomicInteger();
   /** The longest prompt and largest new-token limit open batches took (generator thread): the next one's size. */
   private final int[] streamSize = new int[2];
+  /** Row-columns a further block of a continuous batch's rows must save ({@link #blockPenalty}). */
+  private final long readBlockPenalty;
   /** Prompt rows prefilled ({@link #prefilledRows()}). */
   private final java.util.concurrent.atomic.AtomicLong prefilledRows = new java.util.concurrent.atomic.AtomicLong();
   /** Rows a token was drawn for, finished and decoded idle ones included ({@link #rowSteps()}). */
@@ -87,6 +89,7 @@ public final class Generator implements AutoCloseable {
   public Generator(LlamaModel model, int version) {
     this.model = model;
     this.version = version;
+    this.readBlockPenalty = blockPenalty(model.config(), model.precision().compute());
     this.thread = Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "nucleon-generator");
       t.setDaemon(true);
@@ -887,46 +890,36 @@ public final class Generator implements AutoCloseable {
 
   /** One decode step of a continuous batch's rows; finished requests leave their rows. Returns whether any did. */
   private boolean decodeStep(Batch state, KvCache cache, Rows rows, int vocab, NDManager batchManager) {
+    int[] read = rows.readFrom(-1);
     int oldest = Integer.MAX_VALUE;
-    for (int r = 0; r < rows.count(); r++) {
-      if (rows.request[r] >= 0) {
-        oldest = Math.min(oldest, rows.firstColumn[r]);
+    for (int f : read) {
+      if (f >= 0) {
+        oldest = Math.min(oldest, f);
       }
     }
     // the columns no running row sees: the decode script's blocks skip them, the eager path reads them every step;
     // they are dropped once they are an eighth of the length, and always when the cache is full: each run of rows
-    // moves the columns it reads (the blocks a step would read in), in place
-    long penalty = blockPenalty(model.config(), model.precision().compute());
-    if (cache.length() + 1 > cache.capacity() || oldest >= Math.max(16, cache.length() / 8)) {
-      int[] first = new int[rows.count()];
-      for (int r = 0; r < first.length; r++) {
-        first[r] = rows.request[r] >= 0 ? rows.firstColumn[r] : -1;
-      }
-      int[][] runs = readBlocks(first, cache.length(), MAX_READ_BLOCKS, penalty);
-      if (runs == null) {
-        runs = new int[][] {{0}, {first.length}, {oldest}};
-      }
+    // moves the columns it reads (the blocks a step would read in, none from column 0 as oldest > 0), in place
+    if (oldest > 0 && (cache.length() + 1 > cache.capacity() || oldest >= Math.max(16, cache.length() / 8))) {
+      int[][] runs = readBlocks(read, cache.length(), MAX_READ_BLOCKS, readBlockPenalty);
       cache.dropFront(oldest, runs[0], runs[1], runs[2]);
       rows.dropFront(oldest);
     }
     try (NDManager step = batchManager.newSubManager()) {
-      int count = rows.count();
       // the compiled step decodes the running rows only (KvCache.readInBlocks leaves the idle ones out); the eager
       // path decodes every row, idle ones reading their own column
       boolean leaveOut = model.decodesScripted();
       int len = cache.length() + 1;
-      int[] first = new int[count];
+      int[] first = rows.readFrom(leaveOut ? -1 : len - 1);
       int n = 0;
-      for (int r = 0; r < count; r++) {
-        boolean running = rows.request[r] >= 0;
-        first[r] = running ? rows.firstColumn[r] : leaveOut ? -1 : len - 1;
-        n += running || !leaveOut ? 1 : 0;
+      for (int f : first) {
+        n += f >= 0 ? 1 : 0;
       }
       int[] requests = new int[n];
       long[] tokens = new long[n];
       long[] positions = new long[n];
       float[] stepMask = new float[n * len];
-      for (int r = 0, i = 0; r < count; r++) {
+      for (int r = 0, i = 0; r < first.length; r++) {
         int q = rows.request[r];
         if (first[r] < 0) {
           continue;
@@ -941,7 +934,7 @@ public final class Generator implements AutoCloseable {
         }
         i++;
       }
-      int[][] blocks = readBlocks(first, len, MAX_READ_BLOCKS, penalty);
+      int[][] blocks = readBlocks(first, len, MAX_READ_BLOCKS, readBlockPenalty);
       if (blocks != null) {
         cache.readInBlocks(blocks[0], blocks[1], blocks[2]);
       }
@@ -1017,6 +1010,15 @@ public final class Generator implements AutoCloseable {
       position = Arrays.copyOf(position, n);
       firstColumn = Arrays.copyOf(firstColumn, n);
       mask = Arrays.copyOf(mask, n * capacity);
+    }
+
+    /** Each row's first column to read: its own for a running row, {@code idle} for an idle one. */
+    int[] readFrom(int idle) {
+      int[] out = new int[count()];
+      for (int r = 0; r < out.length; r++) {
+        out[r] = request[r] >= 0 ? firstColumn[r] : idle;
+      }
+      return out;
     }
 
     /** The first columns of rows {@code which}. */
@@ -1293,11 +1295,7 @@ public final class Generator implements AutoCloseable {
         perPrompt.attach(m); // every row its own prompt, in order
         return perPrompt;
       }
-      long[] index = new long[rowOf.length];
-      for (int i = 0; i < index.length; i++) {
-        index[i] = rowOf[i];
-      }
-      NDArray rows = perPrompt.get(m.create(index));
+      NDArray rows = perPrompt.get(m.create(Arrays.stream(rowOf).asLongStream().toArray()));
       rows.attach(m);
       return rows;
     }
