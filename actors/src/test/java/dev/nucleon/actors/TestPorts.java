@@ -44,9 +44,11 @@ public final class TestPorts {
   }
 
   /** The first port of the kernel's ephemeral range (Linux), or 49152 (IANA's) where it cannot be read. */
-  private static int ephemeralLow() {
+  static int ephemeralLow() {
     try {
-      String range = Files.readString(Path.of("/proc/sys/net/ipv4/ip_local_port_range")).trim();
+      // one buffered read: a sysctl file answers a read at a non-zero offset with end of file, and Files.readString
+      // of a file whose size reads 0 (procfs) takes its first byte alone, so it got "3" of "32768 60999"
+      String range = Files.readAllLines(Path.of("/proc/sys/net/ipv4/ip_local_port_range")).get(0).trim();
       return Integer.parseInt(range.split("\\s+")[0]);
     } catch (IOException | RuntimeException e) {
       return 49152;
