@@ -424,6 +424,7 @@ public final class NucleonNode implements AutoCloseable {
           settings.training().temperature(), 0);
       learner.setRoutingReplay(settings.training().routingReplay());
       learner.setRouterAuxLoss(settings.training().routerAuxLossCoef());
+      learner.setSharedPrompts(settings.training().sharePrompts());
       if (ckpt.isPresent()) {
         Learner l = learner;
         TrainerState state = CompletableFuture.supplyAsync(() -> {

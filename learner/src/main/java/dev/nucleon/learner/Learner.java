@@ -9,6 +9,7 @@ import ai.djl.training.GradientCollector;
 import dev.nucleon.core.rollout.Trajectory;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.Ops;
+import dev.nucleon.model.SharedPromptRows;
 import dev.nucleon.replay.TrainingBatch;
 import dev.nucleon.replay.TrainingSample;
 import java.util.List;
@@ -36,6 +37,7 @@ public final class Learner implements AutoCloseable {
   private int version;
   private StepProbe probe = StepProbe.NONE;
   private boolean replayRouting = true;
+  private boolean sharePrompts = true;
   private double routerAuxLossCoef;
 
   /**
@@ -154,6 +156,16 @@ public final class Learner implements AutoCloseable {
    */
   public void setRoutingReplay(LearnerSettings.RoutingReplay mode) {
     this.replayRouting = mode == LearnerSettings.RoutingReplay.ROLLOUT;
+  }
+
+  /**
+   * Whether samples that share a prompt (a GRPO group's) share its forward pass: each distinct prompt of a
+   * micro-batch runs once and its samples' completions attend to it ({@link dev.nucleon.model.SharedPromptRows};
+   * the default), or every sample is scored as its own right-padded row. Both give the same log-probs and
+   * gradients, to rounding; sharing spends the prompt's compute once per group instead of once per sample.
+   */
+  public void setSharedPrompts(boolean share) {
+    this.sharePrompts = share;
   }
 
   /**
@@ -288,9 +300,9 @@ public final class Learner implements AutoCloseable {
     for (List<TrainingSample> micro : micros) {
       for (TrainingSample s : micro) {
         tokens += s.trajectory().trainedTokens(); // an environment's tokens carry no loss
-        realTokens += s.trajectory().totalTokens();
         sequences++;
       }
+      realTokens += MicroBatch.inputTokens(micro, sharePrompts);
     }
     double normalizer = PolicyLoss.normalizer(loss, tokens, sequences);
     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
@@ -299,14 +311,14 @@ public final class Learner implements AutoCloseable {
           continue; // nothing to score: no loss, no gradient
         }
         try (NDManager m = policy.manager().newSubManager()) {
-          MicroBatch mb = MicroBatch.of(m, micro, proximal, sparseLayers());
+          MicroBatch mb = MicroBatch.of(m, micro, proximal, sparseLayers(), sharePrompts);
           dev.nucleon.model.Routing routing = mb.routing(replayRouting);
           boolean aux = auxLoss();
           if (aux) {
             routing = (routing == null ? dev.nucleon.model.Routing.record() : routing)
                 .collectingAux(mb.realTokens(), m);
           }
-          NDArray logProbs = policy.logSoftmaxAt(mb.tokens(), mb.positions(), temperature, routing);
+          NDArray logProbs = mb.logSoftmax(policy, temperature, routing);
           sums.add(routing);
           NDArray logp = LlamaModel.pick(logProbs, mb.targets());
           if (gap != null && mb.sampledBy(version)) {
@@ -352,7 +364,8 @@ public final class Learner implements AutoCloseable {
     try {
       for (List<TrainingSample> micro : batch.microBatches()) {
         try (NDManager m = policy.manager().newSubManager()) {
-          NDArray logp = MicroBatch.of(m, micro, null, sparseLayers()).logProbs(policy, temperature, replayRouting)
+          NDArray logp = MicroBatch.of(m, micro, null, sparseLayers(), sharePrompts)
+              .logProbs(policy, temperature, replayRouting)
               .stopGradient();
           logp.attach(m);
           float[] all = logp.toFloatArray();
@@ -464,18 +477,31 @@ public final class Learner implements AutoCloseable {
   }
 
   /**
-   * The arrays of one micro-batch. Rows are right-padded {@code prompt + completion} token ids {@code [B, Tmax]};
-   * everything else is per scored token, flattened over the batch ({@code [N]}): the flat position {@code b * Tmax
-   * + t} whose next-token distribution is scored, the token that follows it, and for the policy loss its behaviour
-   * log-prob, its sequence's advantage and completion length, and a mask of ones. The behaviour log-probs and the
-   * policy version that sampled each token are also kept on the host, for the log-prob gap.
+   * The arrays of one micro-batch. The model reads either right-padded {@code prompt + completion} rows
+   * {@code [B, Tmax]} with the flat position {@code b * Tmax + t} that scores each completion token, or {@link
+   * SharedPromptRows} (each distinct prompt once; then {@code tokens} and {@code positions} are null). Everything
+   * else is per scored token, flattened over the batch ({@code [N]}): the token that follows it, and for the policy
+   * loss its behaviour log-prob, its sequence's advantage and completion length, and a mask of ones. The behaviour
+   * log-probs and the policy version that sampled each token are also kept on the host, for the log-prob gap.
    */
-  record MicroBatch(NDArray tokens, NDArray positions, NDArray targets, NDArray mask, NDArray behaviour,
-      NDArray advantages, NDArray lengths, NDArray proximal, float[] behaviourValues, int[] tokenVersions,
-      java.util.Map<Integer, int[]> routes, int[] rowLengths) {
+  record MicroBatch(NDArray tokens, NDArray positions, SharedPromptRows shared, NDArray targets, NDArray mask,
+      NDArray behaviour, NDArray advantages, NDArray lengths, NDArray proximal, float[] behaviourValues,
+      int[] tokenVersions, java.util.Map<Integer, int[]> routes, int[] rowLengths) {
 
-    /** Whether each of the rows' {@code [B, width]} tokens is real (prompt or completion), not padding. */
+    /** The next-token distributions {@code [N, V]} that score the completion tokens, in order. */
+    NDArray logSoftmax(LlamaModel model, float temperature, dev.nucleon.model.Routing routing) {
+      return shared != null ? model.logSoftmaxAt(shared, temperature, routing)
+          : model.logSoftmaxAt(tokens, positions, temperature, routing);
+    }
+
+    /**
+     * Whether each token the model reads is real (prompt or completion), not padding: the rows' {@code [B, width]}
+     * tokens, or the shared rows' packed ones.
+     */
     boolean[] realTokens() {
+      if (shared != null) {
+        return shared.realTokens();
+      }
       long b = tokens.getShape().get(0);
       long width = tokens.getShape().get(1);
       boolean[] real = new boolean[(int) (b * width)];
@@ -485,11 +511,32 @@ public final class Learner implements AutoCloseable {
       return real;
     }
 
-    /** Real (unpadded) tokens over all rows. */
+    /** Real (unpadded) tokens the model reads: {@link #inputTokens} of this micro-batch's samples. */
     long realTokenCount() {
       long n = 0;
-      for (int len : rowLengths) {
-        n += len;
+      for (boolean real : realTokens()) {
+        n += real ? 1 : 0;
+      }
+      return n;
+    }
+
+    /**
+     * The real tokens a micro-batch of these samples has the model read: every sample's prompt and completion as
+     * its own row, or with prompts shared each distinct prompt once and each completion but its last token.
+     */
+    static long inputTokens(List<TrainingSample> samples, boolean share) {
+      long n = 0;
+      java.util.Set<java.util.List<Integer>> prompts = new java.util.HashSet<>();
+      for (TrainingSample s : samples) {
+        Trajectory t = s.trajectory();
+        if (!share) {
+          n += t.totalTokens();
+        } else {
+          if (prompts.add(java.util.Arrays.stream(t.promptTokens()).boxed().toList())) {
+            n += t.promptTokens().length;
+          }
+          n += Math.max(0, t.completionTokens().length - 1);
+        }
       }
       return n;
     }
@@ -528,23 +575,24 @@ public final class Learner implements AutoCloseable {
 
     /** {@link #logProbs(LlamaModel, float)} with the rollout's experts replayed or the router's own. */
     NDArray logProbs(LlamaModel model, float temperature, boolean replay) {
-      NDArray all = model.logSoftmaxAt(tokens, positions, temperature, routing(replay));
+      NDArray all = logSoftmax(model, temperature, routing(replay));
       NDArray picked = LlamaModel.pick(all, targets);
       all.close();
       return picked;
     }
 
     static MicroBatch of(NDManager m, List<TrainingSample> samples) {
-      return of(m, samples, null, List.of());
+      return of(m, samples, null, List.of(), false);
     }
 
     /**
      * @param proximal each sample's log-probs under the policy at the start of the step (TIS), or null to take the
      *     current forward's (detached) as the proximal ones
      * @param sparseLayers the policy's mixture-of-experts layers, whose recorded experts the rows may carry
+     * @param share whether samples with equal prompts share the prompt's forward pass
      */
     static MicroBatch of(NDManager m, List<TrainingSample> samples, java.util.Map<TrainingSample, float[]> proximal,
-        List<Integer> sparseLayers) {
+        List<Integer> sparseLayers, boolean share) {
       int b = samples.size();
       List<int[]> prompts = new java.util.ArrayList<>(b);
       List<int[]> completions = new java.util.ArrayList<>(b);
@@ -578,19 +626,28 @@ public final class Learner implements AutoCloseable {
           len[k] = trained;
         }
       }
+      int[] rowLengths = samples.stream().mapToInt(s -> s.trajectory().totalTokens()).toArray();
+      if (share) {
+        SharedPromptRows rows = SharedPromptRows.of(m, prompts, completions);
+        return new MicroBatch(null, null, rows, rows.targets(), m.create(mask), m.create(behaviour), m.create(adv),
+            m.create(len), prox == null ? null : m.create(prox), behaviour, versions,
+            routes(samples, sparseLayers, rows.packedTokens(), rows::packedIndex), rowLengths);
+      }
       Layout l = Layout.of(m, prompts, completions);
-      return new MicroBatch(l.tokens, l.positions, l.targets, m.create(mask), m.create(behaviour),
-          m.create(adv), m.create(len), prox == null ? null : m.create(prox), behaviour, versions,
-          routes(samples, sparseLayers, (int) l.tokens.getShape().get(1)),
-          samples.stream().mapToInt(s -> s.trajectory().totalTokens()).toArray());
+      int width = (int) l.tokens.getShape().get(1);
+      return new MicroBatch(l.tokens, l.positions, null, l.targets, m.create(mask), m.create(behaviour), m.create(adv),
+          m.create(len), prox == null ? null : m.create(prox), behaviour, versions,
+          routes(samples, sparseLayers, b * width, (row, p) -> row * width + p), rowLengths);
     }
 
     /**
-     * The rows' recorded experts per sparse layer, {@code [B * width * k]} ids in the rows' {@code [B, width]}
-     * order, -1 where nothing was recorded (padding, each row's last token, rows of a dense rollout); null when no
-     * row has any.
+     * The rows' recorded experts per sparse layer, {@code [tokens * k]} ids in the order the model reads the tokens
+     * ({@code at(b, p)}: where sample b's position p sits, -1 where it is not read), -1 where nothing was recorded
+     * (padding, each row's last token, rows of a dense rollout); null when no row has any. A prompt that samples
+     * share takes the choices the last of them recorded for it (the rollout records the same for each).
      */
-    static java.util.Map<Integer, int[]> routes(List<TrainingSample> samples, List<Integer> sparseLayers, int width) {
+    static java.util.Map<Integer, int[]> routes(List<TrainingSample> samples, List<Integer> sparseLayers, int tokens,
+        java.util.function.IntBinaryOperator at) {
       int k = 0;
       for (TrainingSample s : samples) {
         dev.nucleon.core.rollout.RoutedExperts r = s.trajectory().routedExperts();
@@ -610,13 +667,14 @@ public final class Learner implements AutoCloseable {
       }
       java.util.Map<Integer, int[]> out = new java.util.TreeMap<>();
       for (int l = 0; l < sparseLayers.size(); l++) {
-        int[] ids = new int[samples.size() * width * k];
+        int[] ids = new int[tokens * k];
         java.util.Arrays.fill(ids, -1);
         for (int b = 0; b < samples.size(); b++) {
           dev.nucleon.core.rollout.RoutedExperts r = samples.get(b).trajectory().routedExperts();
           for (int p = 0; r != null && p < r.positions(); p++) {
-            for (int j = 0; j < k; j++) {
-              ids[(b * width + p) * k + j] = r.expert(p, l, j);
+            int token = at.applyAsInt(b, p);
+            for (int j = 0; token >= 0 && j < k; j++) {
+              ids[token * k + j] = r.expert(p, l, j);
             }
           }
         }
@@ -647,7 +705,7 @@ public final class Learner implements AutoCloseable {
       for (int i = 0; i < lengths.length; i++) {
         lengths[i] = prompts.get(i).length + targets.get(i).length;
       }
-      return new MicroBatch(l.tokens, l.positions, l.targets, null, null, null, null, null, null, null, null,
+      return new MicroBatch(l.tokens, l.positions, null, l.targets, null, null, null, null, null, null, null, null,
           lengths);
     }
   }

@@ -20,10 +20,12 @@ import java.util.function.DoublePredicate;
  *     ({@code nucleon.learner.routing-replay})
  * @param routerAuxLossCoef the weight of a mixture-of-experts policy's load-balancing loss, 0 for none
  *     ({@code nucleon.learner.router-aux-loss-coef})
+ * @param sharePrompts whether samples with one prompt share its forward pass ({@code nucleon.learner.share-prompts},
+ *     {@link Learner#setSharedPrompts})
  */
 public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, float temperature,
     GradSpikeGuard.Settings spikes, Updates updates, PeftAdapter.Settings lora, RoutingReplay routingReplay,
-    double routerAuxLossCoef) {
+    double routerAuxLossCoef, boolean sharePrompts) {
 
   /** Which experts the learner's forward pass of a mixture-of-experts policy uses. */
   public enum RoutingReplay {
@@ -85,7 +87,8 @@ public record LearnerSettings(LossSettings loss, OptimizerSettings optimizer, fl
         (int) number(config, "nucleon.learner.minibatches", v -> v >= 1 && v == Math.rint(v), "an integer >= 1"));
     return new LearnerSettings(loss, optimizer, temperature, spikes, updates, lora(config),
         choice(config, "nucleon.learner.routing-replay", RoutingReplay::parse, "off or rollout"),
-        number(config, "nucleon.learner.router-aux-loss-coef", v -> v >= 0, "a number >= 0 (0 = off)"));
+        number(config, "nucleon.learner.router-aux-loss-coef", v -> v >= 0, "a number >= 0 (0 = off)"),
+        config.getBoolean("nucleon.learner.share-prompts"));
   }
 
   /** {@code nucleon.learner.lora}: null when {@code rank = 0}. */

@@ -59,8 +59,11 @@ class RoutingReplayTest {
       assertTrue(st.logProbGap().tokens() > 0);
       assertTrue(st.logProbGap().max() < 1e-4, "sampler vs learner log-probs with replay: " + st.logProbGap());
       assertEquals(0.0, st.routing().disagreement(), "same weights: the routers agree with the rollout's");
-      long positions = batch.samples().stream().mapToLong(s -> s.trajectory().totalTokens() - 1).sum();
-      assertEquals(positions, st.routing().compared(), "one comparison per recorded position and sparse layer");
+      // a group's prompt is read once for its samples (shared prompts), each completion but its last token per sample
+      long read = batch.samples().stream().map(s -> List.of(s.trajectory().promptId(), s.trajectory().promptTokens()
+          .length)).distinct().mapToLong(p -> (int) p.get(1)).sum()
+          + batch.samples().stream().mapToLong(s -> s.trajectory().completionTokens().length - 1).sum();
+      assertEquals(read, st.routing().compared(), "one comparison per recorded position read and sparse layer");
       assertTrue(st.routing().loadImbalance() >= 1, "load imbalance: most tokens per expert over the mean");
     }
   }

@@ -150,9 +150,12 @@ public final class Attention extends AbstractBlock {
    *     (0 = attend, large negative = not); {@link LlamaModel#forward} prepares it
    * @param cache the batch's KV cache, or null to attend only within {@code x} (training and scoring)
    * @param layer this layer's index in the cache
+   * @param shared where {@code x} is a {@link SharedPromptRows} packed sequence, its rows as this layer attends them
+   *     (the mask and cache are then unused); else null
    * @param step the manager that owns per-step views
    */
-  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, int layer, NDManager step) {
+  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, int layer, SharedPromptRows.Layer shared,
+      NDManager step) {
     Shape s = x.getShape();
     long b = s.get(0);
     long t = s.get(1);
@@ -187,10 +190,26 @@ public final class Attention extends AbstractBlock {
       }
       vh = Ops.slice(proj, 2, heads + kvHeads, heads + 2L * kvHeads, step);
     }
+    NDArray context = shared != null
+        ? shared.attend(qh, kh, vh, (qr, kr, vr, m, st) -> context(qr, kr, vr, m, null, layer, st), step)
+        : context(qh, kh, vh, mask, cache, layer, step);
+    NDArray o = Linear.linear(context, precision.weight(out, step), precision.weight(outBias, step))
+        .singletonOrThrow();
+    return lora == null ? o : LoraPart.add(lora[3], context, o);
+  }
+
+  /**
+   * Scores, softmax and the weighted values: queries {@code [B, T, H, D]}, keys and values {@code [B, S, K, D]} (S
+   * = T without a cache; with one, the cached keys come first) give the context {@code [B, T, H x D]}.
+   */
+  private NDArray context(NDArray qh, NDArray kh, NDArray vh, NDArray mask, KvCache cache, int layer,
+      NDManager step) {
+    long b = qh.getShape().get(0);
+    long t = qh.getShape().get(1);
     NDArray q = Ops.mul(qh.reshape(b, t, kvHeads, group, headDim)
         .transpose(0, 2, 3, 1, 4).reshape(b, kvHeads, group * t, headDim), scale); // [B,K,G*T,D]
-    NDArray k = kh.transpose(0, 2, 3, 1); // [B,K,D,T]
-    NDArray v = vh.transpose(0, 2, 1, 3); // [B,K,T,D]
+    NDArray k = kh.transpose(0, 2, 3, 1); // [B,K,D,S]
+    NDArray v = vh.transpose(0, 2, 1, 3); // [B,K,S,D]
     NDArray keys = k;
     NDArray values = v;
     if (cache != null) {
@@ -214,11 +233,8 @@ public final class Attention extends AbstractBlock {
     }
     masked.close();
     scores.close();
-    NDArray context = probs.matMul(values).reshape(b, kvHeads, group, t, headDim).transpose(0, 3, 1, 2, 4)
+    return probs.matMul(values).reshape(b, kvHeads, group, t, headDim).transpose(0, 3, 1, 2, 4)
         .reshape(b, t, (long) heads * headDim);
-    NDArray o = Linear.linear(context, precision.weight(out, step), precision.weight(outBias, step))
-        .singletonOrThrow();
-    return lora == null ? o : LoraPart.add(lora[3], context, o);
   }
 
   /**
@@ -245,7 +261,7 @@ public final class Attention extends AbstractBlock {
   protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
     NDArray x = inputs.get(0);
     NDArray mask = LlamaModel.groupRows(inputs.get(2), group);
-    return new NDList(apply(x, angles(inputs.get(1)), mask, null, 0, x.getManager()));
+    return new NDList(apply(x, angles(inputs.get(1)), mask, null, 0, null, x.getManager()));
   }
 
   @Override

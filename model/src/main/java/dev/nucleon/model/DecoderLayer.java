@@ -108,19 +108,23 @@ public final class DecoderLayer extends AbstractBlock {
    * The block over {@code x [B, T, d]}.
    *
    * @param routing records or replays a sparse layer's expert choices (null: the router chooses)
+   * @param shared where {@code x} is a {@link SharedPromptRows} packed sequence, its rows as this layer attends them
+   *     (the mask is then unused); else null
    */
-  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, Routing routing, NDManager step) {
+  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, Routing routing,
+      SharedPromptRows.Layer shared, NDManager step) {
     if (preNorm) {
-      NDArray h = x.add(attend(firstNorm.apply(x), angles, mask, cache, step));
+      NDArray h = x.add(attend(firstNorm.apply(x), angles, mask, cache, shared, step));
       return h.add(feedForward(secondNorm.apply(h), routing));
     }
-    NDArray h = x.add(firstNorm.apply(attend(x, angles, mask, cache, step)));
+    NDArray h = x.add(firstNorm.apply(attend(x, angles, mask, cache, shared, step)));
     return h.add(secondNorm.apply(feedForward(h, routing)));
   }
 
-  private NDArray attend(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, NDManager step) {
-    return attention != null ? attention.apply(x, angles, mask, cache, index, step)
-        : latent.apply(x, angles, mask, cache, index, step);
+  private NDArray attend(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, SharedPromptRows.Layer shared,
+      NDManager step) {
+    return attention != null ? attention.apply(x, angles, mask, cache, index, shared, step)
+        : latent.apply(x, angles, mask, cache, index, shared, step);
   }
 
   private NDArray feedForward(NDArray x, Routing routing) {
@@ -133,7 +137,7 @@ public final class DecoderLayer extends AbstractBlock {
     NDArray x = inputs.get(0);
     NDArray mask = attention == null ? inputs.get(2) : LlamaModel.groupRows(inputs.get(2), attention.group());
     Rope.Angles angles = attention != null ? attention.angles(inputs.get(1)) : latent.angles(inputs.get(1));
-    return new NDList(apply(x, angles, mask, null, null, x.getManager()));
+    return new NDList(apply(x, angles, mask, null, null, null, x.getManager()));
   }
 
   @Override

@@ -98,9 +98,12 @@ public final class LatentAttention extends AbstractBlock {
    * @param mask additive mask broadcastable to {@code [B, H, T, S]} (0 = attend)
    * @param cache the batch's cache (latent and rotary key per position), or null to attend within {@code x}
    * @param layer this layer's index in the cache
+   * @param shared where {@code x} is a {@link SharedPromptRows} packed sequence, its rows as this layer attends them
+   *     (the mask and cache are then unused); else null
    * @param step the manager that owns per-step arrays
    */
-  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, int layer, NDManager step) {
+  NDArray apply(NDArray x, Rope.Angles angles, NDArray mask, KvCache cache, int layer, SharedPromptRows.Layer shared,
+      NDManager step) {
     Shape s = x.getShape();
     long b = s.get(0);
     long t = s.get(1);
@@ -117,6 +120,21 @@ public final class LatentAttention extends AbstractBlock {
     NDArray latent = RmsNorm.normalize(Ops.slice(compressed, 2, 0, r, step), kvaNorm, LATENT_NORM_EPS, precision);
     NDArray kPe = rope.apply(Ops.slice(compressed, 2, r, r + rot, step).reshape(b, t, 1, rot), angles); // [B,T,1,rot]
     NDArray expand = owned(precision.weight(kvb, step), step).reshape(heads, nope + v, r);
+    if (shared != null) {
+      // per-token queries and keys [nope ; rope] (the rotary key shared by the heads), so the rows' scores are one
+      // product: the sum of the two products the unpacked path takes
+      NDArray kv = Linear.linear(latent, expand.reshape(-1, r)).singletonOrThrow().reshape(b, t, heads, nope + v);
+      NDArray qh = Ops.slice(query, 3, 0, nope, step).concat(qPe.transpose(0, 2, 1, 3), 3);
+      NDArray kh = Ops.slice(kv, 3, 0, nope, step).concat(kPe.broadcast(new Shape(b, t, heads, rot)), 3);
+      NDArray vh = Ops.slice(kv, 3, nope, nope + v, step);
+      NDArray merged = shared.attend(qh, kh, vh, (qr, kr, vr, m, st) -> {
+        Shape rows = qr.getShape();
+        NDArray scores = qr.transpose(0, 2, 1, 3).matMul(kr.transpose(0, 2, 3, 1)); // [R, H, T, S]
+        return probabilities(scores, m, st).matMul(vr.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+            .reshape(rows.get(0), rows.get(1), (long) heads * v);
+      }, step);
+      return linear(merged, out, step);
+    }
 
     NDArray scores;
     NDArray context;
@@ -161,7 +179,7 @@ public final class LatentAttention extends AbstractBlock {
   @Override
   protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> p) {
     NDArray x = inputs.get(0);
-    return new NDList(apply(x, angles(inputs.get(1)), inputs.get(2), null, 0, x.getManager()));
+    return new NDList(apply(x, angles(inputs.get(1)), inputs.get(2), null, 0, null, x.getManager()));
   }
 
   @Override

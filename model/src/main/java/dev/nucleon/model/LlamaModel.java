@@ -743,14 +743,27 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
 
   /** The decoder layers over the new tokens (before the final norm); appends to and advances the cache. */
   private NDArray hidden(NDArray tokens, NDArray positions, NDArray mask, KvCache cache, Routing routing) {
+    NDArray[] masks = layerMasks(precision.fromFloat32(mask, tokens.getManager()), (int) tokens.getShape().get(1),
+        tokens.getManager());
+    return hidden(tokens, positions, masks, null, cache, routing);
+  }
+
+  /**
+   * The decoder layers over {@code tokens}, each attending with its mask, or (where {@code shared} is given) within
+   * the rows of that packed sequence.
+   */
+  private NDArray hidden(NDArray tokens, NDArray positions, NDArray[] masks, SharedPromptRows shared, KvCache cache,
+      Routing routing) {
     NDManager step = tokens.getManager();
     NDArray rows = Embedding.embedding(tokens, embed.getArray(), SparseFormat.DENSE).singletonOrThrow();
     // rows of the embedding in its parameters' type; under mixed precision cast here, not the whole table
     NDArray x = precision.weights() == precision.compute() ? rows : precision.fromFloat32(rows, step);
     Map<Rope, Rope.Angles> angles = new java.util.IdentityHashMap<>();
-    NDArray[] masks = layerMasks(precision.fromFloat32(mask, step), (int) tokens.getShape().get(1), step);
     boolean training = cache == null && JniUtils.isGradMode();
     for (int i = 0; i < layers.size(); i++) {
+      NDArray mask = masks == null ? null : masks[i];
+      SharedPromptRows.Layer rowsOf = shared == null ? null
+          : shared.layer(config.slidingWindows()[i], config.groupSize(), precision);
       if (training) {
         // each layer's intermediates live in their own manager, closed when the layer is done: autograd keeps
         // what backward needs, so a training step holds about what PyTorch would, not every temporary of the
@@ -758,12 +771,12 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
         try (NDManager scope = step.newSubManager()) {
           NDArray in = x.reshape(x.getShape()); // an alias of x owned by the scope, so results land there too
           in.attach(scope);
-          NDArray out = layers.get(i).apply(in, anglesOf(i, angles, positions), masks[i], null, routing, scope);
+          NDArray out = layers.get(i).apply(in, anglesOf(i, angles, positions), mask, null, routing, rowsOf, scope);
           out.attach(step);
           x = out;
         }
       } else {
-        x = layers.get(i).apply(x, anglesOf(i, angles, positions), masks[i], cache, routing, step);
+        x = layers.get(i).apply(x, anglesOf(i, angles, positions), mask, cache, routing, rowsOf, step);
       }
     }
     if (cache != null) {
@@ -887,13 +900,41 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * {@code routing} (the tokens in {@code [B, T]} order; null: the routers choose).
    */
   public NDArray logSoftmaxAt(NDArray tokens, NDArray positions, float temperature, Routing routing) {
+    requirePositive(temperature);
+    NDManager m = tokens.getManager();
+    int t = (int) tokens.getShape().get(1);
+    return logSoftmaxOf(hidden(tokens, positions(tokens), causalMask(m, t), null, routing), positions, temperature);
+  }
+
+  /**
+   * The next-token distributions that score the completions of shared-prompt rows, for training: entry {@code i}
+   * is {@code log softmax(logits / temperature)} at {@code rows.scored()[i]} (its completion token is
+   * {@code rows.targets()[i]}). Each distinct prompt runs once for all its samples; the result equals {@link
+   * #logSoftmaxAt(NDArray, NDArray, float, Routing)} over the same samples as right-padded rows, to rounding.
+   *
+   * @param routing the sparse layers' expert choices, recorded or replayed, for the packed tokens in order (null:
+   *     the routers choose)
+   * @return {@code [M, V]} float32, differentiable when gradients are on and the model is trainable
+   */
+  public NDArray logSoftmaxAt(SharedPromptRows rows, float temperature, Routing routing) {
+    requirePositive(temperature);
+    if (rows.longestSequence() > rope.maxPositions()) {
+      throw new IllegalArgumentException("sequence of " + rows.longestSequence() + " tokens exceeds "
+          + "max_position_embeddings " + rope.maxPositions());
+    }
+    NDArray h = hidden(rows.tokens(), rows.positions(), null, rows, null, routing);
+    return logSoftmaxOf(h, rows.scored(), temperature);
+  }
+
+  private static void requirePositive(float temperature) {
     if (!(temperature > 0)) {
       throw new IllegalArgumentException("temperature must be positive for scoring, got " + temperature);
     }
-    NDManager m = tokens.getManager();
-    int t = (int) tokens.getShape().get(1);
-    NDArray h = hidden(tokens, positions(tokens), causalMask(m, t), null, routing);
-    NDArray rows = Embedding.embedding(positions, h.reshape(-1, config.hiddenSize()), SparseFormat.DENSE)
+  }
+
+  /** {@code log softmax} of the output head over the hidden states {@code h} at flat indices {@code at}. */
+  private NDArray logSoftmaxOf(NDArray h, NDArray at, float temperature) {
+    NDArray rows = Embedding.embedding(at, h.reshape(-1, config.hiddenSize()), SparseFormat.DENSE)
         .singletonOrThrow();
     NDArray logits = headLogits(norm.apply(rows));
     NDArray scaled = temperature == 1f ? logits : Ops.div(logits, temperature);
@@ -922,9 +963,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    * predict {@code tokens[:, 1:]} (results in {@code m}).
    */
   public static NDArray shiftedLogSoftmax(NDArray logits, NDManager m, float temperature) {
-    if (!(temperature > 0)) {
-      throw new IllegalArgumentException("temperature must be positive for scoring, got " + temperature);
-    }
+    requirePositive(temperature);
     long t = logits.getShape().get(1);
     NDArray scaled = temperature == 1f ? logits : Ops.div(logits, temperature);
     return Ops.slice(scaled, 1, 0, t - 1, m).logSoftmax(-1);

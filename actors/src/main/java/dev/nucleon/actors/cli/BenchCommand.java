@@ -619,6 +619,16 @@ final class BenchCommand {
         description = "tokens per forward/backward pass (default: ${DEFAULT-VALUE})")
     int microBatchTokens;
 
+    @Option(names = "--group-size", defaultValue = "0",
+        description = "sequences per prompt (a GRPO group); 0: one prompt for the whole batch (default: "
+            + "${DEFAULT-VALUE})")
+    int groupSize;
+
+    @Option(names = "--share-prompts", defaultValue = "true", arity = "1",
+        description = "run each distinct prompt once per micro-batch, as nucleon.learner.share-prompts does "
+            + "(default: ${DEFAULT-VALUE}); false scores every sequence as its own row")
+    boolean sharePrompts;
+
     @Option(names = "--steps", defaultValue = "3", description = "timed steps (default: ${DEFAULT-VALUE})")
     int steps;
 
@@ -636,6 +646,14 @@ final class BenchCommand {
       if (promptLen < 1 || promptLen >= seqLen) {
         throw new IllegalArgumentException("--prompt-len must be in [1, --seq-len), got " + promptLen);
       }
+      if (groupSize < 0 || groupSize > 0 && batch % groupSize != 0) {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--group-size: expected 0 or a divisor "
+            + "of --batch " + batch + ", got " + groupSize);
+      }
+      if (reference != null && sharePrompts) {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--reference compares the plain case "
+            + "only: the PyTorch step scores every sequence as its own row, so add --share-prompts false");
+      }
       Device device = modelOptions.startEngine();
       double rssBeforeModel = rssAfterGc();
       try (NDManager manager = NDManager.newBaseManager(device);
@@ -646,6 +664,7 @@ final class BenchCommand {
         if (reference != null) {
           refuseUnlikeReference(c, device, modelOptions.describe(c));
         }
+        learner.setSharedPrompts(sharePrompts);
         double rssModel = rssAfterGc();
         learner.train(randomBatch(c, 0)); // warm-up
         double rssStart = rssMb();
@@ -668,6 +687,8 @@ final class BenchCommand {
         o.put("batch", batch);
         o.put("seq_len", seqLen);
         o.put("micro_batch_tokens", microBatchTokens);
+        o.put("group_size", groupSize == 0 ? batch : groupSize);
+        o.put("share_prompts", sharePrompts);
         o.put("steps", steps);
         o.put("tokens_per_s", round((double) batch * seqLen * steps / seconds, 1));
         o.put("ms_per_step", round(seconds * 1000 / steps, 1));
@@ -697,17 +718,19 @@ final class BenchCommand {
     }
 
     private dev.nucleon.replay.TrainingBatch randomBatch(LlamaConfig c, long seed) {
-      var replay = new dev.nucleon.replay.ReplayBuffer(new dev.nucleon.replay.ReplaySettings(batch, "grpo", 1e-4, 1, 0,
-          false, false, 0, microBatchTokens, dev.nucleon.replay.MicroBatchCost.PADDED,
+      int group = groupSize == 0 ? batch : groupSize;
+      var replay = new dev.nucleon.replay.ReplayBuffer(new dev.nucleon.replay.ReplaySettings(group, "grpo", 1e-4,
+          batch / group, 0, false, false, 0, microBatchTokens, dev.nucleon.replay.MicroBatchCost.PADDED,
           dev.nucleon.replay.FailedRewardPolicy.DROP_SAMPLE));
       SplittableRandom rng = new SplittableRandom(seed);
-      int[] prompt = randomPrompts(1, promptLen, c.vocabSize(), seed)[0];
+      int[][] prompts = randomPrompts(batch / group, promptLen, c.vocabSize(), seed);
       int n = seqLen - promptLen;
       for (int i = 0; i < batch; i++) {
+        int[] prompt = prompts[i / group];
         int[] completion = randomPrompts(1, n, c.vocabSize(), seed * 7919 + i)[0];
         float[] logp = new float[n];
         java.util.Arrays.fill(logp, (float) -Math.log(c.vocabSize()));
-        var t = new dev.nucleon.core.rollout.Trajectory(0, i, prompt, completion, logp, new int[n],
+        var t = new dev.nucleon.core.rollout.Trajectory(i / group, i % group, prompt, completion, logp, new int[n],
             dev.nucleon.core.rollout.FinishReason.LENGTH, "");
         replay.add(new dev.nucleon.core.rollout.ScoredTrajectory(t,
             dev.nucleon.core.reward.RewardResult.ok(rng.nextDouble())));

@@ -1,6 +1,7 @@
 package dev.nucleon.actors.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -88,6 +89,20 @@ class BenchCommandTest {
     JsonNode o = new ObjectMapper().readTree(run.out().strip());
     assertEquals("learn", o.get("bench").asText());
     assertTrue(o.get("tokens_per_s").asDouble() > 0);
+    assertEquals(4, o.get("group_size").asInt(), "one prompt for the whole batch");
+    assertTrue(o.get("share_prompts").asBoolean());
+    run = CliRun.of("bench", "learn", "--model", TINY, "--batch", "4", "--seq-len", "12", "--prompt-len", "4",
+        "--group-size", "2", "--share-prompts", "false", "--steps", "1");
+    assertEquals(0, run.exitCode(), run.err());
+    o = new ObjectMapper().readTree(run.out().strip());
+    assertEquals(2, o.get("group_size").asInt());
+    assertFalse(o.get("share_prompts").asBoolean());
+    run = CliRun.of("bench", "learn", "--model", TINY, "--batch", "4", "--group-size", "3");
+    assertEquals(2, run.exitCode());
+    assertTrue(run.err().contains("--group-size: expected 0 or a divisor of --batch 4, got 3"), run.err());
+    run = CliRun.of("bench", "learn", "--model", TINY, "--reference", "/usr/bin/python3");
+    assertEquals(2, run.exitCode());
+    assertTrue(run.err().contains("add --share-prompts false"), run.err());
   }
 
   /** A Python with torch (Debian's python3-torch), or null: the PyTorch references need one, CI machines lack it. */
@@ -112,7 +127,8 @@ class BenchCommandTest {
         {"bench", "generate", "--model", TINY, "--batch", "3", "--new-tokens", "5", "--calls", "1", "--threads", "1",
             "--dtype", "bf16", "--reference", python},
         {"bench", "learn", "--model", TINY, "--batch", "4", "--seq-len", "12", "--prompt-len", "4",
-            "--micro-batch-tokens", "24", "--steps", "1", "--threads", "1", "--reference", python}}) {
+            "--micro-batch-tokens", "24", "--steps", "1", "--threads", "1", "--share-prompts", "false",
+            "--reference", python}}) {
       CliRun run = CliRun.of(args);
       assertEquals(0, run.exitCode(), run.err());
       JsonNode o = new ObjectMapper().readTree(run.out().strip());
