@@ -188,11 +188,13 @@ public final class LearnerActor extends AbstractBehavior<LearnerActor.Command> {
     Map<String, Double> stats = statistics(s, t.batch().stats(),
         settings.rollout().topK() == 0 && settings.rollout().topP() >= 1f);
     metrics.trainingSignals(stats);
+    // the coordinator hears of the version before the workers get its weights: a worker that asks for work as soon as
+    // they arrive then finds the staleness bound already moved (on one node the messages arrive in this order)
+    coordinator.tell(new Coordinator.PolicyUpdated(s.version(), t.batch().promptIds(), stats));
     if (t.weights() != null) {
       publish(s.version(), t.weights());
     }
     replay.tell(new ReplayActor.VersionChanged(s.version()));
-    coordinator.tell(new Coordinator.PolicyUpdated(s.version(), t.batch().promptIds(), stats));
     boolean last = s.version() >= settings.run().totalSteps();
     finishing |= last;
     int every = settings.run().checkpointEverySteps();

@@ -127,7 +127,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /** A hand-off not yet delivered, and the scorer that holds it (null: waiting for one). */
   private record Outstanding(RewardScorer.Handoff handoff, ActorRef<RewardScorer.Command> scorer) {}
 
-  private static final Duration RETRY = Duration.ofMillis(20);
+  /** How long a worker told there is no work waits before it asks again (unless new weights come first). */
+  static final Duration RETRY = Duration.ofMillis(20);
+  private final Duration noWorkRetry;
 
   /** A weight stream that sends nothing for this long is given up and fetched again. */
   static final Duration FETCH_IDLE = Duration.ofSeconds(30);
@@ -161,6 +163,11 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   private long reportedRowSteps;
   /** A wait before the next request for work runs (after a failure or a NoWork answer): AskAgain ends it. */
   private boolean askWaits;
+  /**
+   * The wait is a NoWork answer's, not a failure's backoff: new weights end it at once, since the staleness bound
+   * that held work back moves with the version the weights come with.
+   */
+  private boolean waitsForVersion;
   private int failedInRow;
   private final ActorRef<RewardScorer.Delivered> deliveredAdapter;
   private final int groupsPerBatch;
@@ -188,13 +195,21 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
   /** @param relay how this worker relays versions to other workers, or null when it does not */
   public static Behavior<Command> create(String name, RolloutEngine engine, ActorRef<Coordinator.Command> coordinator,
       int groupsPerBatch, NucleonMetrics metrics, Relay relay) {
+    return create(name, engine, coordinator, groupsPerBatch, metrics, relay, RETRY);
+  }
+
+  /** @param noWorkRetry the wait after a NoWork answer ({@link #RETRY}; tests lengthen it) */
+  static Behavior<Command> create(String name, RolloutEngine engine, ActorRef<Coordinator.Command> coordinator,
+      int groupsPerBatch, NucleonMetrics metrics, Relay relay, Duration noWorkRetry) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-        new RolloutWorker(ctx, timers, name, engine, coordinator, groupsPerBatch, metrics, relay)));
+        new RolloutWorker(ctx, timers, name, engine, coordinator, groupsPerBatch, metrics, relay, noWorkRetry)));
   }
 
   private RolloutWorker(ActorContext<Command> ctx, TimerScheduler<Command> timers, String name, RolloutEngine engine,
-      ActorRef<Coordinator.Command> coordinator, int groupsPerBatch, NucleonMetrics metrics, Relay relay) {
+      ActorRef<Coordinator.Command> coordinator, int groupsPerBatch, NucleonMetrics metrics, Relay relay,
+      Duration noWorkRetry) {
     super(ctx);
+    this.noWorkRetry = noWorkRetry;
     this.relayServer = relay == null ? null
         : WeightServer.start(ctx.getSystem(), relay.host(), 0, relay.chunkBytes());
     this.name = name;
@@ -219,6 +234,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
         .onMessageEquals(AskForWork.INSTANCE, this::onAskForWork)
         .onMessageEquals(AskAgain.INSTANCE, () -> {
           askWaits = false;
+          waitsForVersion = false;
           return onAskForWork();
         })
         .onMessageEquals(ReplyOverdue.INSTANCE, () -> {
@@ -311,8 +327,9 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     working = true;
     // a reply lost with the coordinator's node must not leave this worker waiting for good
     timers.startSingleTimer(ReplyOverdue.INSTANCE, REPLY_OVERDUE);
+    // the version queued last: the generator applies queued weights before it starts the work asked for now
     coordinator.tell(new Coordinator.RequestWork(Coordinator.workerId(getContext().getSystem(),
-        getContext().getSelf()), engine.version(), groupsPerBatch, replyAdapter));
+        getContext().getSelf()), Math.max(engine.version(), pendingVersion), groupsPerBatch, replyAdapter));
     return this;
   }
 
@@ -370,7 +387,8 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
       // asked again after a while (a streaming worker too: its rows free up whether or not a group comes back)
       if (reply instanceof Coordinator.NoWork n && !n.finished()) {
         askWaits = true;
-        timers.startSingleTimer(AskAgain.INSTANCE, RETRY);
+        waitsForVersion = true;
+        timers.startSingleTimer(AskAgain.INSTANCE, noWorkRetry);
       }
     }
     return this;
@@ -525,8 +543,24 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     if (w.version() > pendingVersion) {
       pendingVersion = w.version();
       engine.updateWeights(w.version(), w.weights());
+      return askOnNewVersion();
     }
     return this;
+  }
+
+  /**
+   * After new weights: a worker that was told there is no work asks again now rather than when its retry timer
+   * fires (up to RETRY plus the scheduler's tick later; with short steps that wait was a third of the asynchronous
+   * quickstart's step, the learner idle for the batch it held back).
+   */
+  private Behavior<Command> askOnNewVersion() {
+    if (!waitsForVersion) {
+      return this;
+    }
+    timers.cancel(AskAgain.INSTANCE);
+    askWaits = false;
+    waitsForVersion = false;
+    return onAskForWork();
   }
 
   private Behavior<Command> onWeightsAvailable(WeightsAvailable w) {
@@ -603,6 +637,7 @@ public final class RolloutWorker extends AbstractBehavior<RolloutWorker.Command>
     } else {
       pendingVersion = r.version();
       engine.updateWeights(r.version(), r.tensors(), recycle);
+      askOnNewVersion();
       if (relayServer != null) {
         List<TensorSource> tensors = r.tensors().values().stream().map(TensorSource::of).toList();
         relayServer.publish(new WeightServer.Version(r.version(), tensors, r.bf16(),

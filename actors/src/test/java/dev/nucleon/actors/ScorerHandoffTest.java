@@ -53,7 +53,8 @@ class ScorerHandoffTest {
   }
 
   /** A scorer that takes hand-offs and never answers (its node is about to die), registered like a real one. */
-  private static Behavior<RewardScorer.Command> silent(ActorRef<RewardScorer.Command> seen) {
+  /** A scorer that registers with the receptionist (so workers ask for work) and passes on what it gets. */
+  static Behavior<RewardScorer.Command> silent(ActorRef<RewardScorer.Command> seen) {
     return Behaviors.setup(ctx -> {
       ctx.getSystem().receptionist().tell(Receptionist.register(RewardScorer.KEY, ctx.getSelf()));
       return Behaviors.receiveMessage(m -> {

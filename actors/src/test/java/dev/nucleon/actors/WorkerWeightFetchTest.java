@@ -20,6 +20,7 @@ import dev.nucleon.model.io.HostTensor;
 import dev.nucleon.model.tokenizer.HfTokenizer;
 import dev.nucleon.rollout.RolloutEngine;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -112,6 +113,46 @@ class WorkerWeightFetchTest {
       kit.stop(worker);
     } finally {
       server.close();
+    }
+  }
+
+  /**
+   * A worker told there is no work asks again as soon as new weights arrive, with their version, not when its retry
+   * timer fires: the staleness bound that held work back moves with the version (here the timer is a minute, so only
+   * the weights can have prompted the second request). A version that arrives while its request is unanswered does
+   * not make it ask twice.
+   */
+  @Test
+  void aWorkerToldThereIsNoWorkAsksAgainWhenNewWeightsArrive() throws Exception {
+    Engines.start();
+    ModelFiles.Checkpoint ckpt = ModelFiles.read(BASE);
+    try (NDManager m = NDManager.newBaseManager(); LlamaModel model = ckpt.instantiate(m);
+        HfTokenizer tok = HfTokenizer.load(BASE)) {
+      Map<String, HostTensor> base = model.toHostTensors();
+      RolloutEngine engine = new RolloutEngine(new Generator(model, 0), tok, SamplingParams.greedy(4));
+      TestProbe<Coordinator.Command> coordinator = kit.createTestProbe();
+      TestProbe<RewardScorer.Command> scorer = kit.createTestProbe();
+      ActorRef<RewardScorer.Command> silent = kit.spawn(ScorerHandoffTest.silent(scorer.getRef()));
+      ActorRef<RolloutWorker.Command> worker = kit.spawn(RolloutWorker.create("rollout-w", engine,
+          coordinator.getRef(), 1, new NucleonMetrics("test", List.of("rollout")), null, Duration.ofMinutes(1)));
+      Coordinator.RequestWork ask = coordinator.expectMessageClass(Coordinator.RequestWork.class,
+          Duration.ofSeconds(30));
+      assertEquals(0, ask.version());
+      ask.replyTo().tell(new Coordinator.NoWork(false));
+      coordinator.expectNoMessage(Duration.ofMillis(300));
+      worker.tell(new RolloutWorker.LocalWeights(1, version(base, 0.001f)));
+      Coordinator.RequestWork again = coordinator.expectMessageClass(Coordinator.RequestWork.class,
+          Duration.ofSeconds(10));
+      assertEquals(1, again.version(), "asks with the version it will sample with");
+      // answered NoWork again, it waits again, and the next version makes it ask once more
+      again.replyTo().tell(new Coordinator.NoWork(false));
+      worker.tell(new RolloutWorker.LocalWeights(2, version(base, 0.002f)));
+      assertEquals(2, coordinator.expectMessageClass(Coordinator.RequestWork.class, Duration.ofSeconds(10))
+          .version());
+      worker.tell(new RolloutWorker.LocalWeights(3, version(base, 0.003f))); // that request is still unanswered
+      coordinator.expectNoMessage(Duration.ofMillis(500));
+      kit.stop(worker);
+      kit.stop(silent);
     }
   }
 

@@ -162,7 +162,9 @@ public final class Learner implements AutoCloseable {
    * Whether samples that share a prompt (a GRPO group's) share its forward pass: each distinct prompt of a
    * micro-batch runs once and its samples' completions attend to it ({@link dev.nucleon.model.SharedPromptRows};
    * the default), or every sample is scored as its own right-padded row. Both give the same log-probs and
-   * gradients, to rounding; sharing spends the prompt's compute once per group instead of once per sample.
+   * gradients, to rounding; sharing spends the prompt's compute once per group instead of once per sample. A
+   * mixture of experts' load-balancing loss (and routing statistics) then counts a group's prompt tokens once, as
+   * the forward routes them once.
    */
   public void setSharedPrompts(boolean share) {
     this.sharePrompts = share;

@@ -10,7 +10,8 @@ import java.util.TreeMap;
  * rollout samples and forces where the learner scores the same tokens (the R3 fix for the router decisions of
  * rollout and training engines that differ for the same token).
  *
- * <p>A forward's tokens are its input rows in {@code [B, T]} order, {@code N = B * T}; a layer's choices are
+ * <p>A forward's tokens are its input rows in {@code [B, T]} order, {@code N = B * T} (a {@link SharedPromptRows}
+ * forward: its packed sequence, in order); a layer's choices are
  * {@code N * k} expert ids, token by token (each token's k ids in the router's order, best first). In a given
  * (reference) choice, a token whose first id is negative has none: the router chooses for it.
  *
@@ -110,7 +111,7 @@ public final class Routing {
 
   /**
    * Makes the forward collect what the load-balancing loss needs ({@link #auxLoss()}) over the given tokens (the
-   * forward's rows in {@code [B, T]} order; padding left out).
+   * forward's tokens in order; padding left out).
    *
    * @param owner the manager the loss's arrays live in (the training forward frees each layer's own when the layer
    *     ends)

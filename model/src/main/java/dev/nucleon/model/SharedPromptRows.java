@@ -25,7 +25,8 @@ import java.util.Map;
  * its row.
  *
  * <p>Rotary positions are the tokens' own: a prompt's tokens 0..n-1, its completion's n, n+1, ... Padding has
- * position 0 and is masked as a key everywhere. The arrays live in the manager the rows were made in.
+ * position 0, and no real token attends to it (padding queries may; nothing reads them). The arrays live in the
+ * manager the rows were made in.
  */
 public final class SharedPromptRows {
 
@@ -280,8 +281,8 @@ public final class SharedPromptRows {
     NDArray qc = rowsOf(Ops.slice(q, 1, split, n, step), rows, completionWidth);
     NDArray kc = rowsOf(Ops.slice(k, 1, split, n, step), rows, completionWidth);
     NDArray vc = rowsOf(Ops.slice(v, 1, split, n, step), rows, completionWidth);
-    NDArray keys = perRow(kp).concat(kc, 1);
-    NDArray values = perRow(vp).concat(vc, 1);
+    NDArray keys = perRow(kp, step).concat(kc, 1);
+    NDArray values = perRow(vp, step).concat(vc, 1);
     NDArray completions = core.attend(qc, keys, values, layer.completion, step).reshape(1, n - split, -1);
     return context.concat(completions, 1);
   }
@@ -292,14 +293,17 @@ public final class SharedPromptRows {
   }
 
   /** Prompt rows' {@code [P, Wp, h, D]} repeated for the samples that read them: {@code [B, Wp, h, D]}. */
-  private NDArray perRow(NDArray promptRows) {
+  private NDArray perRow(NDArray promptRows, NDManager step) {
     if (promptIndex == null) {
       return promptRows;
     }
     Shape s = promptRows.getShape();
-    // an embedding lookup is a differentiable row gather: backward adds each sample's gradient into its prompt
-    return Embedding.embedding(promptIndex, promptRows.reshape(prompts, -1), SparseFormat.DENSE).singletonOrThrow()
-        .reshape(rows, s.get(1), s.get(2), s.get(3));
+    // an embedding lookup is a differentiable row gather: backward adds each sample's gradient into its prompt. Its
+    // result is made in the index's manager (the rows'): moved to the layer's, it is freed when the layer ends
+    NDArray gathered = Embedding.embedding(promptIndex, promptRows.reshape(prompts, -1), SparseFormat.DENSE)
+        .singletonOrThrow();
+    gathered.attach(step);
+    return gathered.reshape(rows, s.get(1), s.get(2), s.get(3));
   }
 
   /** One attention's scores, softmax and weighted sum over rows (see {@link #attend}). */
