@@ -528,13 +528,13 @@ public final class Learner implements AutoCloseable {
      */
     static long inputTokens(List<TrainingSample> samples, boolean share) {
       long n = 0;
-      java.util.Set<java.util.List<Integer>> prompts = new java.util.HashSet<>();
+      java.util.Set<java.nio.IntBuffer> prompts = new java.util.HashSet<>(); // equal when their ints are
       for (TrainingSample s : samples) {
         Trajectory t = s.trajectory();
         if (!share) {
           n += t.totalTokens();
         } else {
-          if (prompts.add(java.util.Arrays.stream(t.promptTokens()).boxed().toList())) {
+          if (prompts.add(java.nio.IntBuffer.wrap(t.promptTokens()))) {
             n += t.promptTokens().length;
           }
           n += Math.max(0, t.completionTokens().length - 1);

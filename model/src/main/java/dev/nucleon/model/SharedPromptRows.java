@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
+import java.nio.IntBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -102,7 +103,7 @@ public final class SharedPromptRows {
     if (prompts.size() != completions.size()) {
       throw new IllegalArgumentException(prompts.size() + " prompts for " + completions.size() + " completions");
     }
-    Map<IntKey, Integer> index = new HashMap<>();
+    Map<IntBuffer, Integer> index = new HashMap<>(); // a wrapped array is equal to another with the same ints
     List<int[]> distinct = new ArrayList<>();
     int[] promptOf = new int[prompts.size()];
     for (int b = 0; b < prompts.size(); b++) {
@@ -111,25 +112,12 @@ public final class SharedPromptRows {
         throw new IllegalArgumentException("row " + b + " has an empty prompt: the first token has no context to "
             + "be scored from");
       }
-      promptOf[b] = index.computeIfAbsent(new IntKey(p), key -> {
+      promptOf[b] = index.computeIfAbsent(IntBuffer.wrap(p), key -> {
         distinct.add(p);
         return distinct.size() - 1;
       });
     }
     return new SharedPromptRows(distinct, promptOf, completions, m);
-  }
-
-  /** Prompt tokens as an array key: equal when the tokens are. */
-  private record IntKey(int[] ids) {
-    @Override
-    public boolean equals(Object o) {
-      return o instanceof IntKey other && Arrays.equals(ids, other.ids);
-    }
-
-    @Override
-    public int hashCode() {
-      return Arrays.hashCode(ids);
-    }
   }
 
   /** The packed token ids, int64 {@code [1, N]}. */
