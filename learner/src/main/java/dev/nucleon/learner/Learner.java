@@ -298,13 +298,14 @@ public final class Learner implements AutoCloseable {
       Sums sums, LogProbGap.Accumulator gap) {
     long tokens = 0;
     int sequences = 0;
-    long realTokens = 0;
+    long realTokens = 0; // what the load-balancing loss spans, counted only when it is on
+    boolean aux = auxLoss();
     for (List<TrainingSample> micro : micros) {
       for (TrainingSample s : micro) {
         tokens += s.trajectory().trainedTokens(); // an environment's tokens carry no loss
         sequences++;
       }
-      realTokens += MicroBatch.inputTokens(micro, sharePrompts);
+      realTokens += aux ? MicroBatch.inputTokens(micro, sharePrompts) : 0;
     }
     double normalizer = PolicyLoss.normalizer(loss, tokens, sequences);
     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
@@ -315,7 +316,6 @@ public final class Learner implements AutoCloseable {
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.of(m, micro, proximal, sparseLayers(), sharePrompts);
           dev.nucleon.model.Routing routing = mb.routing(replayRouting);
-          boolean aux = auxLoss();
           if (aux) {
             routing = (routing == null ? dev.nucleon.model.Routing.record() : routing)
                 .collectingAux(mb.realTokens(), m);

@@ -114,8 +114,8 @@ public final class LatentAttention extends AbstractBlock {
     NDArray query = q != null ? linear(x, q, step)
         : linear(RmsNorm.normalize(linear(x, qa, step), qaNorm, LATENT_NORM_EPS, precision), qb, step);
     query = query.reshape(b, t, heads, nope + rot);
-    NDArray qNope = Ops.slice(query, 3, 0, nope, step).transpose(0, 2, 1, 3); // [B, H, T, nope]
-    NDArray qPe = rope.apply(Ops.slice(query, 3, nope, nope + rot, step), angles).transpose(0, 2, 1, 3);
+    NDArray qNopeRows = Ops.slice(query, 3, 0, nope, step); // [B, T, H, nope]
+    NDArray qPeRows = rope.apply(Ops.slice(query, 3, nope, nope + rot, step), angles); // [B, T, H, rot]
     NDArray compressed = linear(x, kva, step); // [B, T, r + rot]
     NDArray latent = RmsNorm.normalize(Ops.slice(compressed, 2, 0, r, step), kvaNorm, LATENT_NORM_EPS, precision);
     NDArray kPe = rope.apply(Ops.slice(compressed, 2, r, r + rot, step).reshape(b, t, 1, rot), angles); // [B,T,1,rot]
@@ -124,7 +124,7 @@ public final class LatentAttention extends AbstractBlock {
       // per-token queries and keys [nope ; rope] (the rotary key shared by the heads), so the rows' scores are one
       // product: the sum of the two products the unpacked path takes
       NDArray kv = Linear.linear(latent, expand.reshape(-1, r)).singletonOrThrow().reshape(b, t, heads, nope + v);
-      NDArray qh = Ops.slice(query, 3, 0, nope, step).concat(qPe.transpose(0, 2, 1, 3), 3);
+      NDArray qh = qNopeRows.concat(qPeRows, 3);
       NDArray kh = Ops.slice(kv, 3, 0, nope, step).concat(kPe.broadcast(new Shape(b, t, heads, rot)), 3);
       NDArray vh = Ops.slice(kv, 3, nope, nope + v, step);
       NDArray merged = shared.attend(qh, kh, vh, (qr, kr, vr, m, st) -> {
@@ -135,6 +135,8 @@ public final class LatentAttention extends AbstractBlock {
       }, step);
       return linear(merged, out, step);
     }
+    NDArray qNope = qNopeRows.transpose(0, 2, 1, 3); // [B, H, T, nope]
+    NDArray qPe = qPeRows.transpose(0, 2, 1, 3); // [B, H, T, rot]
 
     NDArray scores;
     NDArray context;
