@@ -51,6 +51,7 @@ public final class LatexExpression {
       "eta", "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
       "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi",
       "Omega");
+  private static final Pattern VERTICAL_BAR = Pattern.compile("\\\\[lr]?vert(?![a-zA-Z])|\\\\[lr]Vert(?![a-zA-Z])");
   private static final Pattern UNBRACED_NUMBER = Pattern.compile("[-+]?[0-9]+(?:\\.[0-9]+)?");
   /** How Euler's number is written: a lone {@code e}, upright or italic. */
   private static final Set<String> EULER = Set.of("e", "\\mathrm{e}", "\\text{e}", "\\mathit{e}");
@@ -79,7 +80,7 @@ public final class LatexExpression {
     if (latex.isBlank() || latex.length() > 2000) {
       return Optional.empty();
     }
-    latex = latex.replaceAll("\\\\[lr]?vert(?![a-zA-Z])|\\\\[lr]Vert(?![a-zA-Z])", "|");
+    latex = VERTICAL_BAR.matcher(latex).replaceAll("|");
     String text = OPERATOR_COMMANDS_TIMES.matcher(integerFunctions(plainText(plainFunctions(latex.replace("**",
         "^"))))).replaceAll("*");
     text = OPERATOR_COMMANDS_DIV.matcher(text).replaceAll("/");

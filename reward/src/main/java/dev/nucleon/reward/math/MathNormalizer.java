@@ -138,6 +138,8 @@ public final class MathNormalizer {
   private static final Pattern DOUBLE_BACKSLASH_COMMAND = Pattern.compile("\\\\\\\\(?=[a-zA-Z{}$%!,;:()])");
   private static final Pattern TEXT_BLOCK = Pattern.compile(
       "\\\\(?:text|textbf|textit|textrm|textnormal|mathrm|mbox|mathit|textsf|operatorname)\\s*\\{");
+  private static final Pattern THIN_SPACE_IN_NUMBER = Pattern.compile(",\\\\!\\s*(?=\\d{3}(?!\\d))");
+  private static final Pattern NEGATIVE_THIN_SPACE = Pattern.compile("(?<!\\\\)\\\\!");
   private static final Pattern SPACING = Pattern.compile("(?<!\\\\)\\\\[,;:! ]|\\\\q?quad(?![a-zA-Z])|~");
   private static final Pattern PERCENT_WORD = Pattern.compile("(?i)\\s*(?:percentage|percent|pct)\\b\\.?");
   private static final Pattern THOUSANDS_BRACE = Pattern.compile("(\\d)\\s*\\{\\s*,\\s*\\}\\s*(\\d{3})");
@@ -200,7 +202,7 @@ public final class MathNormalizer {
         .replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac");
     s = SIZED_BRACKET.matcher(s).replaceAll("");
     // a negative thin space joins digit groups (16,\\!386.20 and 11,\\! 111,\\! 100)
-    s = s.replaceAll(",\\\\!\\s*(?=\\d{3}(?!\\d))", ",").replaceAll("(?<!\\\\)\\\\!", "");
+    s = NEGATIVE_THIN_SPACE.matcher(THIN_SPACE_IN_NUMBER.matcher(s).replaceAll(",")).replaceAll("");
     s = SPACING.matcher(s).replaceAll(" ");
     s = DEGREES.matcher(s).replaceAll("");
     s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "");

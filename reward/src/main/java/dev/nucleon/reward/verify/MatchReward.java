@@ -26,6 +26,7 @@ public final class MatchReward implements RewardFunction {
   private static final Pattern THINK = Pattern.compile("(?s)<think>.*?</think>");
   private static final Pattern PUNCTUATION = Pattern.compile("\\p{Punct}");
   private static final Pattern ARTICLES = Pattern.compile("\\b(a|an|the)\\b");
+  private static final Pattern WHITE_SPACE = Pattern.compile("\\s+");
 
   private final boolean caseSensitive;
 
@@ -49,7 +50,7 @@ public final class MatchReward implements RewardFunction {
     String t = caseSensitive ? s : s.toLowerCase(Locale.ROOT);
     t = PUNCTUATION.matcher(t).replaceAll("");
     t = ARTICLES.matcher(t).replaceAll(" ");
-    return t.trim().replaceAll("\\s+", " ");
+    return WHITE_SPACE.matcher(t.trim()).replaceAll(" ");
   }
 
   /** {@code nucleon.reward.match { case-sensitive = false }}. */
