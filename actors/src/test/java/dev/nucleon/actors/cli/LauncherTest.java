@@ -27,7 +27,7 @@ class LauncherTest {
 
   @Test
   void twoCoresRunTheJvmWithoutItsOptimizingCompiler(@TempDir Path tmp) throws Exception {
-    List<String> args = launch(tmp, 2, "");
+    List<String> args = launch(tmp, 2, "", Map.of());
     assertTrue(args.contains(C1_ONLY), "2 cores: " + args);
     assertTrue(args.indexOf(C1_ONLY) < args.indexOf("dev.nucleon.actors.cli.NucleonCli"), String.valueOf(args));
     assertEquals("train", args.get(args.size() - 2));
@@ -36,37 +36,63 @@ class LauncherTest {
 
   @Test
   void moreCoresKeepTieredCompilation(@TempDir Path tmp) throws Exception {
-    List<String> args = launch(tmp, 3, "");
+    List<String> args = launch(tmp, 3, "", Map.of());
     assertFalse(args.stream().anyMatch(a -> a.startsWith("-XX:TieredStopAtLevel")), "3 cores: " + args);
   }
 
   @Test
+  void aThreadCountInTheEnvironmentIsNotACoreCount(@TempDir Path tmp) throws Exception {
+    // GNU nproc prints OMP_NUM_THREADS when it is set (the stand-in does too): one libtorch thread on 8 cores
+    List<String> args = launch(tmp, 8, "", Map.of("OMP_NUM_THREADS", "1", "OMP_THREAD_LIMIT", "1"));
+    assertFalse(args.stream().anyMatch(a -> a.startsWith("-XX:TieredStopAtLevel")), "8 cores: " + args);
+  }
+
+  @Test
   void javaOptsComeLastSoTheUserWins(@TempDir Path tmp) throws Exception {
-    List<String> args = launch(tmp, 1, "-XX:TieredStopAtLevel=4 -Dai.djl.offline=false");
+    List<String> args = launch(tmp, 1, "-XX:TieredStopAtLevel=4 -Dai.djl.offline=false", Map.of());
     // HotSpot takes the last of repeated flags
     assertTrue(args.indexOf(C1_ONLY) >= 0 && args.indexOf(C1_ONLY) < args.indexOf("-XX:TieredStopAtLevel=4"),
         String.valueOf(args));
     assertTrue(args.indexOf("-Dai.djl.offline=true") < args.indexOf("-Dai.djl.offline=false"), String.valueOf(args));
   }
 
-  /** Runs {@code ./nucleon train run.conf} with {@code cores} reported by nproc; returns what java was given. */
-  private static List<String> launch(Path tmp, int cores, String javaOpts) throws IOException, InterruptedException {
+  /**
+   * Runs {@code ./nucleon train run.conf} with {@code cores} reported by nproc and {@code extraEnv} set; returns what
+   * java was given.
+   */
+  private static List<String> launch(Path tmp, int cores, String javaOpts, Map<String, String> extraEnv)
+      throws IOException, InterruptedException {
     Path bin = Files.createDirectories(tmp.resolve("bin"));
     stub(bin.resolve("java"), "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n");
-    stub(bin.resolve("nproc"), "#!/bin/sh\necho " + cores + "\n");
-    Path launcher = Path.of("..", "nucleon").toAbsolutePath().normalize();
-    ProcessBuilder pb = new ProcessBuilder("bash", launcher.toString(), "train", "run.conf")
-        .redirectErrorStream(true);
+    stub(bin.resolve("nproc"), "#!/bin/sh\n[ -n \"$OMP_NUM_THREADS\" ] && { echo \"$OMP_NUM_THREADS\"; exit; }\necho "
+        + cores + "\n");
+    Path out = tmp.resolve("out.txt");
+    ProcessBuilder pb = new ProcessBuilder("bash", launcher().toString(), "train", "run.conf")
+        .redirectErrorStream(true).redirectOutput(out.toFile());
     Map<String, String> env = pb.environment();
+    env.putAll(extraEnv);
     env.put("PATH", bin + ":" + env.getOrDefault("PATH", "/usr/bin:/bin"));
     // a prebuilt jar: the launcher then neither checks the sources nor builds
     env.put("NUCLEON_JAR", tmp.resolve("nucleon.jar").toString());
     env.put("JAVA_OPTS", javaOpts);
     Process p = pb.start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertTrue(p.waitFor(30, TimeUnit.SECONDS), "launcher did not finish");
-    assertEquals(0, p.exitValue(), out);
-    return out.lines().toList();
+    if (!p.waitFor(30, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new AssertionError("launcher did not finish in 30 s");
+    }
+    String printed = Files.readString(out, StandardCharsets.UTF_8);
+    assertEquals(0, p.exitValue(), printed);
+    return printed.lines().toList();
+  }
+
+  /** The repository's launcher: the first folder up from the working directory that holds it and mvnw. */
+  private static Path launcher() {
+    for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
+      if (Files.isRegularFile(dir.resolve("nucleon")) && Files.isRegularFile(dir.resolve("mvnw"))) {
+        return dir.resolve("nucleon");
+      }
+    }
+    throw new AssertionError("no ./nucleon above " + Path.of("").toAbsolutePath());
   }
 
   private static void stub(Path file, String script) throws IOException {
