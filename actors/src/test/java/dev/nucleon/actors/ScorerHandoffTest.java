@@ -52,8 +52,10 @@ class ScorerHandoffTest {
     kit.shutdownTestKit();
   }
 
-  /** A scorer that takes hand-offs and never answers (its node is about to die), registered like a real one. */
-  /** A scorer that registers with the receptionist (so workers ask for work) and passes on what it gets. */
+  /**
+   * A scorer that takes hand-offs and never answers (its node is about to die), registered like a real one (so
+   * workers ask for work); it passes on what it gets to {@code seen}.
+   */
   static Behavior<RewardScorer.Command> silent(ActorRef<RewardScorer.Command> seen) {
     return Behaviors.setup(ctx -> {
       ctx.getSystem().receptionist().tell(Receptionist.register(RewardScorer.KEY, ctx.getSelf()));

@@ -316,9 +316,9 @@ public final class Learner implements AutoCloseable {
         try (NDManager m = policy.manager().newSubManager()) {
           MicroBatch mb = MicroBatch.of(m, micro, proximal, sparseLayers(), sharePrompts);
           dev.nucleon.model.Routing routing = mb.routing(replayRouting);
+          boolean[] real = aux ? mb.realTokens() : null;
           if (aux) {
-            routing = (routing == null ? dev.nucleon.model.Routing.record() : routing)
-                .collectingAux(mb.realTokens(), m);
+            routing = (routing == null ? dev.nucleon.model.Routing.record() : routing).collectingAux(real, m);
           }
           NDArray logProbs = mb.logSoftmax(policy, temperature, routing);
           sums.add(routing);
@@ -335,7 +335,7 @@ public final class Learner implements AutoCloseable {
           if (aux) {
             // each micro-batch's share of the minibatch's tokens, so the minibatch's terms sum to one loss
             NDArray a = routing.auxLoss();
-            double share = (double) mb.realTokenCount() / realTokens;
+            double share = (double) MicroBatch.count(real) / realTokens;
             total = total.add(Ops.mul(a, routerAuxLossCoef * share));
             sums.aux += a.getFloat() * share;
           }
@@ -515,9 +515,13 @@ public final class Learner implements AutoCloseable {
 
     /** Real (unpadded) tokens the model reads: {@link #inputTokens} of this micro-batch's samples. */
     long realTokenCount() {
+      return count(realTokens());
+    }
+
+    static long count(boolean[] real) {
       long n = 0;
-      for (boolean real : realTokens()) {
-        n += real ? 1 : 0;
+      for (boolean r : real) {
+        n += r ? 1 : 0;
       }
       return n;
     }

@@ -833,10 +833,7 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
   private NDArray positions(NDArray tokens) {
     long b = tokens.getShape().get(0);
     int t = (int) tokens.getShape().get(1);
-    if (t > rope.maxPositions()) {
-      throw new IllegalArgumentException("sequence of " + t + " tokens exceeds max_position_embeddings "
-          + rope.maxPositions());
-    }
+    requireWithinPositions(t);
     return tokens.getManager().arange(0L, (long) t, 1L, DataType.INT64).reshape(1, t).repeat(0, b);
   }
 
@@ -918,12 +915,16 @@ public final class LlamaModel extends AbstractBlock implements AutoCloseable {
    */
   public NDArray logSoftmaxAt(SharedPromptRows rows, float temperature, Routing routing) {
     requirePositive(temperature);
-    if (rows.longestSequence() > rope.maxPositions()) {
-      throw new IllegalArgumentException("sequence of " + rows.longestSequence() + " tokens exceeds "
-          + "max_position_embeddings " + rope.maxPositions());
-    }
+    requireWithinPositions(rows.longestSequence());
     NDArray h = hidden(rows.tokens(), rows.positions(), null, rows, null, routing);
     return logSoftmaxOf(h, rows.scored(), temperature);
+  }
+
+  private void requireWithinPositions(int tokens) {
+    if (tokens > rope.maxPositions()) {
+      throw new IllegalArgumentException("sequence of " + tokens + " tokens exceeds max_position_embeddings "
+          + rope.maxPositions());
+    }
   }
 
   private static void requirePositive(float temperature) {
