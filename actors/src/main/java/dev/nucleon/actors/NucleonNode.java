@@ -216,6 +216,9 @@ public final class NucleonNode implements AutoCloseable {
    * The Pekko part of the node's config: cluster provider, Artery address, roles, seeds. Weights do not travel over
    * Artery (see {@link dev.nucleon.actors.weights.WeightServer}).
    */
+  /** How often a proxy to the coordinator asks for the singleton until it finds it. */
+  static final Duration SINGLETON_IDENTIFICATION = Duration.ofMillis(100);
+
   static Config pekkoConfig(RunSettings s) {
     Duration downAfter = s.config().getDuration("nucleon.cluster.down-unreachable-after");
     if (downAfter.compareTo(Duration.ofSeconds(1)) < 0) {
@@ -248,6 +251,10 @@ public final class NucleonNode implements AutoCloseable {
         + "    jmx.multi-mbeans-in-same-jvm = on\n"
         // a node that rejoins (a replaced coordinator, a node that downed itself) tries its seeds every 2 s
         + "    retry-unsuccessful-join-after = 2s\n"
+        // a node's proxy to the coordinator asks for the singleton until it finds it, by default once a second; the
+        // proxy of the node that starts the singleton usually asks before it is up, so runs waited 0.7 s more for
+        // their first work (learner/README.md, "How much asynchrony buys")
+        + "    singleton-proxy.singleton-identification-interval = " + SINGLETON_IDENTIFICATION.toMillis() + "ms\n"
         + "  }\n"
         + "  coordinated-shutdown.exit-jvm = off\n"
         // weight streams read in 1 MiB pieces (128 KiB halves their speed: more, smaller pieces per version)
