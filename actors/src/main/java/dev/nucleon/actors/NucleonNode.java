@@ -212,13 +212,13 @@ public final class NucleonNode implements AutoCloseable {
     return finished;
   }
 
+  /** How often a proxy to the coordinator asks for the singleton until it finds it. */
+  static final Duration SINGLETON_IDENTIFICATION = Duration.ofMillis(100);
+
   /**
    * The Pekko part of the node's config: cluster provider, Artery address, roles, seeds. Weights do not travel over
    * Artery (see {@link dev.nucleon.actors.weights.WeightServer}).
    */
-  /** How often a proxy to the coordinator asks for the singleton until it finds it. */
-  static final Duration SINGLETON_IDENTIFICATION = Duration.ofMillis(100);
-
   static Config pekkoConfig(RunSettings s) {
     Duration downAfter = s.config().getDuration("nucleon.cluster.down-unreachable-after");
     if (downAfter.compareTo(Duration.ofSeconds(1)) < 0) {
@@ -253,7 +253,7 @@ public final class NucleonNode implements AutoCloseable {
         + "    retry-unsuccessful-join-after = 2s\n"
         // a node's proxy to the coordinator asks for the singleton until it finds it, by default once a second; the
         // proxy of the node that starts the singleton usually asks before it is up, so runs waited 0.7 s more for
-        // their first work (learner/README.md, "How much asynchrony buys")
+        // their first work (learner/README.md, "Waiting for the coordinator")
         + "    singleton-proxy.singleton-identification-interval = " + SINGLETON_IDENTIFICATION.toMillis() + "ms\n"
         + "  }\n"
         + "  coordinated-shutdown.exit-jvm = off\n"

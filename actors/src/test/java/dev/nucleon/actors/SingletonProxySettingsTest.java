@@ -3,7 +3,6 @@ package dev.nucleon.actors;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import org.apache.pekko.cluster.typed.ClusterSingletonSettings;
 import org.junit.jupiter.api.Test;
 
@@ -16,7 +15,7 @@ class SingletonProxySettingsTest {
 
   @Test
   void aNodesProxyAsksForTheCoordinatorEveryHundredMilliseconds() {
-    Config pekko = NucleonNode.pekkoConfig(TestRuns.settings(TestRuns.small())).withFallback(ConfigFactory.load());
+    Config pekko = NucleonNode.pekkoConfig(TestRuns.settings(TestRuns.small()));
     // the settings ClusterSingleton.init takes from the node's actor system (ClusterSingletonSettings.create)
     ClusterSingletonSettings settings = ClusterSingletonSettings.fromConfig(pekko.getConfig("pekko.cluster"));
     assertEquals(100, settings.singletonIdentificationInterval().toMillis());
