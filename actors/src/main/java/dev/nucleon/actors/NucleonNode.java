@@ -212,9 +212,6 @@ public final class NucleonNode implements AutoCloseable {
     return finished;
   }
 
-  /** How often a proxy to the coordinator asks for the singleton until it finds it. */
-  static final Duration SINGLETON_IDENTIFICATION = Duration.ofMillis(100);
-
   /**
    * The Pekko part of the node's config: cluster provider, Artery address, roles, seeds. Weights do not travel over
    * Artery (see {@link dev.nucleon.actors.weights.WeightServer}).
@@ -254,7 +251,7 @@ public final class NucleonNode implements AutoCloseable {
         // a node's proxy to the coordinator asks for the singleton until it finds it, by default once a second; the
         // proxy of the node that starts the singleton usually asks before it is up, so runs waited 0.7 s more for
         // their first work (learner/README.md, "Waiting for the coordinator")
-        + "    singleton-proxy.singleton-identification-interval = " + SINGLETON_IDENTIFICATION.toMillis() + "ms\n"
+        + "    singleton-proxy.singleton-identification-interval = 100ms\n"
         + "  }\n"
         + "  coordinated-shutdown.exit-jvm = off\n"
         // weight streams read in 1 MiB pieces (128 KiB halves their speed: more, smaller pieces per version)

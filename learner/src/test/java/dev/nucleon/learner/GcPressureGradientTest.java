@@ -119,16 +119,21 @@ class GcPressureGradientTest {
       learner.setProbe(r);
       List<Double> losses = new ArrayList<>();
       for (int s = 0; s < 2; s++) {
-        List<int[]> prompts = new ArrayList<>();
-        List<int[]> targets = new ArrayList<>();
-        for (int i = 0; i < 12; i++) {
-          prompts.add(new int[] {1, 3 + rng.nextInt(20), 3 + rng.nextInt(20)});
-          targets.add(new int[] {3 + rng.nextInt(20), 3 + rng.nextInt(20), 2});
-        }
-        losses.add(learner.supervised(prompts, targets, 4).loss());
+        losses.add(supervisedStep(learner, rng).loss());
       }
       return new Step(r.gradients, losses);
     }
+  }
+
+  /** A supervised step on 12 random prompts of 3 tokens and targets of 3 (the last one 2), in micro-batches of 4. */
+  static StepStats supervisedStep(Learner learner, SplittableRandom rng) {
+    List<int[]> prompts = new ArrayList<>();
+    List<int[]> targets = new ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      prompts.add(new int[] {1, 3 + rng.nextInt(20), 3 + rng.nextInt(20)});
+      targets.add(new int[] {3 + rng.nextInt(20), 3 + rng.nextInt(20), 2});
+    }
+    return learner.supervised(prompts, targets, 4);
   }
 
   private static void assertSame(String name, Step calm, Step stressed) {

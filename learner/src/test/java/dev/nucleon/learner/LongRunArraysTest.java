@@ -9,8 +9,6 @@ import dev.nucleon.model.LiveArrays;
 import dev.nucleon.model.LlamaConfig;
 import dev.nucleon.model.LlamaModel;
 import dev.nucleon.model.TinyModels;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
@@ -60,14 +58,10 @@ class LongRunArraysTest {
             GradSpikeGuard.Settings.DEFAULT, updates, 0.7f, 0)) {
       learner.setSharedPrompts(sharePrompts);
       learner.setRouterAuxLoss(routerAuxLoss);
-      for (int s = 0; s < 3; s++) {
-        learner.train(ExactResumeTest.batch(s, learner.version()));
-      }
+      ExactResumeTest.train(learner, 0, 3);
       Map<String, Integer> before = LiveArrays.byShape();
       assertFalse(before.isEmpty(), "the model's own arrays are live");
-      for (int s = 3; s < 9; s++) {
-        learner.train(ExactResumeTest.batch(s, learner.version()));
-      }
+      ExactResumeTest.train(learner, 3, 9);
       assertEquals(before, LiveArrays.byShape(), name + ": live arrays (shape type = count) before and after six "
           + "more steps");
     }
@@ -79,19 +73,13 @@ class LongRunArraysTest {
     try (NDManager m = NDManager.newBaseManager();
         LlamaModel model = LlamaModel.random(ExactResumeTest.SHAPE, m, 3);
         Learner learner = new Learner(model, null, LossSettings.defaults(), ExactResumeTest.OPTIMIZER, 1f, 0)) {
-      Map<String, Integer> before = null;
-      for (int s = 0; s < 8; s++) {
-        if (s == 3) {
-          before = LiveArrays.byShape();
-          assertFalse(before.isEmpty(), "the model's own arrays are live");
-        }
-        List<int[]> prompts = new ArrayList<>();
-        List<int[]> targets = new ArrayList<>();
-        for (int i = 0; i < 12; i++) {
-          prompts.add(new int[] {1, 3 + rng.nextInt(20), 3 + rng.nextInt(20)});
-          targets.add(new int[] {3 + rng.nextInt(20), 3 + rng.nextInt(20), 2});
-        }
-        learner.supervised(prompts, targets, 4);
+      for (int s = 0; s < 3; s++) {
+        GcPressureGradientTest.supervisedStep(learner, rng);
+      }
+      Map<String, Integer> before = LiveArrays.byShape();
+      assertFalse(before.isEmpty(), "the model's own arrays are live");
+      for (int s = 3; s < 8; s++) {
+        GcPressureGradientTest.supervisedStep(learner, rng);
       }
       assertEquals(before, LiveArrays.byShape(), "live arrays before and after five more supervised steps");
     }
